@@ -1,0 +1,950 @@
+//! The on-disk checkpoint image: the one contract between the runtime that writes it,
+//! the loader that restores it and the `ckpt` command that inspects it.
+//!
+//! A checkpoint file is the restart loader (an ELF executable), padded to a page, then:
+//!
+//! ```text
+//! image_offset: Header                      (HEADER_LEN bytes, own checksum)
+//! meta_offset:  Process                     (PROCESS_LEN bytes)
+//!               Region × nregions           (REGION_LEN bytes each, sorted by address)
+//!               Run × nruns                 (RUN_LEN bytes each, sorted by address)
+//!               strings                     (NUL-separated, referenced by offset)
+//! data_offset:  page-aligned page data of every Run, in Run order
+//! ```
+//!
+//! Everything is little-endian with fixed-width fields and is encoded and decoded
+//! field by field, so the crate needs no `unsafe` and never trusts a length it did not
+//! check: every decode takes `&[u8]` and returns `Result<_, ImageError>`. The loader
+//! validates the whole metadata (header checksum, metadata checksum, every region and
+//! run) before it touches its address space.
+//!
+//! The register records (`RegsX86_64`, `RegsX86`) are also the in-memory layout used
+//! by the assembly in `asm/`: `build.rs` derives the offsets header from them.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+use core::mem::size_of;
+
+/// First bytes of the image header.
+pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
+/// Format version; bumped on any incompatible change.
+pub const VERSION: u32 = 1;
+/// Page size of every supported architecture.
+pub const PAGE_SIZE: u64 = 4096;
+/// `e_machine` of x86_64 images.
+pub const ARCH_X86_64: u32 = 62;
+/// `e_machine` of i386 images.
+pub const ARCH_X86: u32 = 3;
+
+/// Lowest address a region may start at (PR_SET_MM_MAP and mmap_min_addr agree on
+/// nothing lower than one page).
+pub const MIN_ADDR: u64 = PAGE_SIZE;
+
+/// Highest user address + 1 for an architecture (`TASK_SIZE`), or 0 if unknown.
+pub const fn task_size(arch: u32) -> u64 {
+    match arch {
+        ARCH_X86_64 => 0x7fff_ffff_f000,
+        ARCH_X86 => 0xffff_e000,
+        _ => 0,
+    }
+}
+
+/// Round `x` up to a page boundary (saturating).
+pub const fn page_up(x: u64) -> u64 {
+    match x.checked_add(PAGE_SIZE - 1) {
+        Some(v) => v & !(PAGE_SIZE - 1),
+        None => u64::MAX & !(PAGE_SIZE - 1),
+    }
+}
+
+/// 64-bit FNV-1a: small, no tables, good enough to catch corruption of metadata.
+pub fn hash64(bytes: &[u8]) -> u64 {
+    hash64_continue(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// Continue an FNV-1a hash over more bytes.
+pub fn hash64_continue(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Why an image was refused. Carries numbers, never formatted strings, so the loader
+/// can report it without `core::fmt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageError {
+    /// The file ends before the image does.
+    Truncated {
+        /// Bytes the image needs.
+        need: u64,
+        /// Bytes available.
+        have: u64,
+    },
+    /// No image header where one should be: not a checkpoint file.
+    BadMagic,
+    /// The image was written by an incompatible version of ckpt.
+    BadVersion {
+        /// Version found in the file.
+        found: u32,
+    },
+    /// The image is for another architecture.
+    WrongArch {
+        /// `e_machine` found in the file.
+        found: u32,
+    },
+    /// The header checksum does not match: the header is damaged.
+    HeaderChecksum,
+    /// The metadata checksum does not match: region table or registers are damaged.
+    MetaChecksum,
+    /// A length or offset field in the header is inconsistent.
+    BadLayout,
+    /// Region number `index` is malformed (unaligned, overlapping, out of range).
+    BadRegion {
+        /// Index of the region in the table.
+        index: u32,
+    },
+    /// Run number `index` is malformed (outside its region or outside the data).
+    BadRun {
+        /// Index of the run in the table.
+        index: u32,
+    },
+}
+
+impl ImageError {
+    /// A short human description (the numbers are printed separately by the caller).
+    pub fn what(&self) -> &'static str {
+        match self {
+            ImageError::Truncated { .. } => "truncated image",
+            ImageError::BadMagic => "not a ckpt checkpoint image",
+            ImageError::BadVersion { .. } => "image written by an incompatible ckpt version",
+            ImageError::WrongArch { .. } => "image is for another architecture",
+            ImageError::HeaderChecksum => "image header is damaged (checksum mismatch)",
+            ImageError::MetaChecksum => "image metadata is damaged (checksum mismatch)",
+            ImageError::BadLayout => "image header has inconsistent offsets",
+            ImageError::BadRegion { .. } => "image region table is damaged",
+            ImageError::BadRun { .. } => "image page table is damaged",
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl core::fmt::Display for ImageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            ImageError::Truncated { need, have } => {
+                write!(f, "truncated image (need {need} bytes, have {have})")
+            }
+            ImageError::BadVersion { found } => {
+                write!(f, "{} (file has version {found}, this ckpt reads {VERSION})", self.what())
+            }
+            ImageError::WrongArch { found } => write!(f, "{} (e_machine {found})", self.what()),
+            ImageError::BadRegion { index } => write!(f, "{} (entry {index})", self.what()),
+            ImageError::BadRun { index } => write!(f, "{} (entry {index})", self.what()),
+            _ => f.write_str(self.what()),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ImageError {}
+
+/// Little-endian cursor over a byte slice; every read is bounds-checked.
+struct Rd<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Rd<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Rd { b, at: 0 }
+    }
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        // Callers check the total length first, so a short slice yields zeros
+        // rather than a panic; the checksum then refuses the record anyway.
+        let mut out = [0u8; N];
+        if let Some(s) = self.b.get(self.at..self.at + N) {
+            out.copy_from_slice(s);
+        }
+        self.at += N;
+        out
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.bytes::<4>())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.bytes::<8>())
+    }
+}
+
+/// Little-endian writer into a fixed slice.
+struct Wr<'a> {
+    b: &'a mut [u8],
+    at: usize,
+}
+
+impl<'a> Wr<'a> {
+    fn new(b: &'a mut [u8]) -> Self {
+        Wr { b, at: 0 }
+    }
+    fn put(&mut self, v: &[u8]) {
+        self.b[self.at..self.at + v.len()].copy_from_slice(v);
+        self.at += v.len();
+    }
+    fn u32(&mut self, v: u32) {
+        self.put(&v.to_le_bytes())
+    }
+    fn u64(&mut self, v: u64) {
+        self.put(&v.to_le_bytes())
+    }
+}
+
+/// Declares a record of `u64`/`u32` fields with field-by-field LE encode/decode and a
+/// compile-time check that the encoded length is what the format says.
+macro_rules! record {
+    ($(#[$m:meta])* pub struct $name:ident [$len:ident = $n:expr] { $($(#[$fm:meta])* pub $f:ident : $t:ident,)* }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name { $($(#[$fm])* pub $f: $t,)* }
+
+        /// Encoded length of the record in bytes.
+        pub const $len: usize = $n;
+        const _: () = assert!(size_of::<$name>() == $len);
+
+        impl $name {
+            /// Encode into the first `LEN` bytes of `out` (panics if `out` is shorter).
+            pub fn encode(&self, out: &mut [u8]) {
+                let mut w = Wr::new(out);
+                $( w.$t(self.$f); )*
+                debug_assert_eq!(w.at, $len);
+            }
+            /// Decode from `b`, refusing a short slice.
+            pub fn decode(b: &[u8]) -> Result<Self, ImageError> {
+                if b.len() < $len {
+                    return Err(ImageError::Truncated { need: $len as u64, have: b.len() as u64 });
+                }
+                let mut r = Rd::new(b);
+                Ok($name { $($f: r.$t(),)* })
+            }
+        }
+    };
+}
+
+record! {
+    /// The fixed header at `image_offset`.
+    pub struct Header [HEADER_LEN = 128] {
+        /// Always [`MAGIC`] (as a little-endian u64).
+        pub magic: u64,
+        /// [`VERSION`].
+        pub version: u32,
+        /// [`ARCH_X86_64`] or [`ARCH_X86`].
+        pub arch: u32,
+        /// Total length of the checkpoint file.
+        pub file_len: u64,
+        /// File offset of this header (the loader's length rounded up to a page).
+        pub image_offset: u64,
+        /// File offset of the metadata (right after this header).
+        pub meta_offset: u64,
+        /// Length of the metadata in bytes.
+        pub meta_len: u64,
+        /// [`hash64`] of the metadata.
+        pub meta_hash: u64,
+        /// File offset of the page data (page-aligned).
+        pub data_offset: u64,
+        /// Length of the page data in bytes.
+        pub data_len: u64,
+        /// Number of [`Region`] records.
+        pub nregions: u32,
+        /// Number of [`Run`] records.
+        pub nruns: u32,
+        /// Length of the string table in bytes.
+        pub strings_len: u64,
+        /// Bytes of memory the image covers when mapped (sum of region lengths).
+        pub mapped_len: u64,
+        /// Reserved, zero.
+        pub reserved0: u64,
+        /// Reserved, zero.
+        pub reserved1: u64,
+        /// Reserved, zero.
+        pub reserved2: u64,
+        /// [`hash64`] of the 120 bytes before this field.
+        pub header_hash: u64,
+    }
+}
+
+record! {
+    /// Registers at the save point, x86_64. Also the in-memory layout the assembly
+    /// uses: only the callee-saved state of the SysV ABI, because the save point is a
+    /// function call (the interrupted state of an asynchronous checkpoint lives in the
+    /// kernel's signal frame on the saved stack and comes back through rt_sigreturn).
+    pub struct RegsX86_64 [REGS_X86_64_LEN = 88] {
+        /// Stack pointer at entry of the save routine (points at the return address).
+        pub rsp: u64,
+        /// Return address of the save routine.
+        pub rip: u64,
+        /// Callee-saved.
+        pub rbx: u64,
+        /// Callee-saved.
+        pub rbp: u64,
+        /// Callee-saved.
+        pub r12: u64,
+        /// Callee-saved.
+        pub r13: u64,
+        /// Callee-saved.
+        pub r14: u64,
+        /// Callee-saved.
+        pub r15: u64,
+        /// MXCSR control/status (low 32 bits).
+        pub mxcsr: u64,
+        /// x87 control word (low 16 bits).
+        pub fcw: u64,
+        /// fs base (TLS pointer), set by the loader with arch_prctl(ARCH_SET_FS).
+        pub fs_base: u64,
+    }
+}
+
+record! {
+    /// Registers at the save point, i386 (same rules as [`RegsX86_64`]).
+    pub struct RegsX86 [REGS_X86_LEN = 88] {
+        /// Stack pointer at entry of the save routine.
+        pub esp: u64,
+        /// Return address.
+        pub eip: u64,
+        /// Callee-saved.
+        pub ebx: u64,
+        /// Callee-saved.
+        pub ebp: u64,
+        /// Callee-saved.
+        pub esi: u64,
+        /// Callee-saved.
+        pub edi: u64,
+        /// MXCSR (if SSE).
+        pub mxcsr: u64,
+        /// x87 control word.
+        pub fcw: u64,
+        /// TLS GDT entry number (`user_desc.entry_number`).
+        pub tls_entry: u64,
+        /// TLS base address.
+        pub tls_base: u64,
+        /// `%gs` selector.
+        pub gs: u64,
+    }
+}
+
+/// Length of the architecture-specific register area inside [`Process`].
+pub const REGS_WORDS: usize = 11;
+const _: () = assert!(REGS_WORDS * 8 == REGS_X86_64_LEN && REGS_WORDS * 8 == REGS_X86_LEN);
+
+/// Process-wide state the loader needs (everything else is restored by the runtime
+/// from its own memory once the address space is back).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Process {
+    /// Registers at the save point: [`RegsX86_64`] or [`RegsX86`] encoded as words.
+    pub regs: [u64; REGS_WORDS],
+    /// XCR0 when the image was taken (0 if XSAVE is unavailable).
+    pub xcr0: u64,
+    /// CPUID feature words the program's code may rely on: leaf 1 ECX, EDX, leaf 7
+    /// EBX, ECX, EDX, leaf 0x80000001 ECX, EDX (as u32 in u64 slots).
+    pub cpu_features: [u64; 7],
+    /// [vvar], [vvar_vclock], [vdso]: (start, len) pairs; len 0 when absent.
+    pub vdso: [(u64, u64); 3],
+    /// pid of the checkpointed process.
+    pub pid: u64,
+    /// Wall-clock time of the checkpoint (seconds since the epoch).
+    pub time: u64,
+    /// String table offsets/lengths: executable path, argv (NUL-separated), cwd,
+    /// kernel release.
+    pub strings: [(u32, u32); 4],
+}
+
+/// Encoded length of [`Process`].
+pub const PROCESS_LEN: usize = REGS_WORDS * 8 + 8 + 7 * 8 + 3 * 16 + 16 + 4 * 8;
+
+/// Index of each string in [`Process::strings`].
+pub mod strs {
+    /// Executable path.
+    pub const EXE: usize = 0;
+    /// Arguments, NUL-separated.
+    pub const ARGV: usize = 1;
+    /// Working directory at checkpoint time.
+    pub const CWD: usize = 2;
+    /// `uname -r` of the kernel the image was taken on.
+    pub const KERNEL: usize = 3;
+}
+
+impl Process {
+    /// Encode into `out[..PROCESS_LEN]`.
+    pub fn encode(&self, out: &mut [u8]) {
+        let mut w = Wr::new(out);
+        for r in self.regs {
+            w.u64(r);
+        }
+        w.u64(self.xcr0);
+        for f in self.cpu_features {
+            w.u64(f);
+        }
+        for (s, l) in self.vdso {
+            w.u64(s);
+            w.u64(l);
+        }
+        w.u64(self.pid);
+        w.u64(self.time);
+        for (o, l) in self.strings {
+            w.u32(o);
+            w.u32(l);
+        }
+        debug_assert_eq!(w.at, PROCESS_LEN);
+    }
+
+    /// Decode from `b`.
+    pub fn decode(b: &[u8]) -> Result<Self, ImageError> {
+        if b.len() < PROCESS_LEN {
+            return Err(ImageError::Truncated { need: PROCESS_LEN as u64, have: b.len() as u64 });
+        }
+        let mut r = Rd::new(b);
+        let mut p = Process::default();
+        for w in p.regs.iter_mut() {
+            *w = r.u64();
+        }
+        p.xcr0 = r.u64();
+        for f in p.cpu_features.iter_mut() {
+            *f = r.u64();
+        }
+        for v in p.vdso.iter_mut() {
+            *v = (r.u64(), r.u64());
+        }
+        p.pid = r.u64();
+        p.time = r.u64();
+        for s in p.strings.iter_mut() {
+            *s = (r.u32(), r.u32());
+        }
+        Ok(p)
+    }
+}
+
+impl RegsX86_64 {
+    /// As the words stored in [`Process::regs`].
+    pub fn to_words(&self) -> [u64; REGS_WORDS] {
+        let mut b = [0u8; REGS_X86_64_LEN];
+        self.encode(&mut b);
+        words(&b)
+    }
+    /// From the words stored in [`Process::regs`].
+    pub fn from_words(w: &[u64; REGS_WORDS]) -> Self {
+        let mut b = [0u8; REGS_X86_64_LEN];
+        unwords(w, &mut b);
+        // Length is exact, decode cannot fail.
+        Self::decode(&b).unwrap_or_default()
+    }
+}
+
+impl RegsX86 {
+    /// As the words stored in [`Process::regs`].
+    pub fn to_words(&self) -> [u64; REGS_WORDS] {
+        let mut b = [0u8; REGS_X86_LEN];
+        self.encode(&mut b);
+        words(&b)
+    }
+    /// From the words stored in [`Process::regs`].
+    pub fn from_words(w: &[u64; REGS_WORDS]) -> Self {
+        let mut b = [0u8; REGS_X86_LEN];
+        unwords(w, &mut b);
+        Self::decode(&b).unwrap_or_default()
+    }
+}
+
+fn words(b: &[u8]) -> [u64; REGS_WORDS] {
+    let mut w = [0u64; REGS_WORDS];
+    let mut r = Rd::new(b);
+    for x in w.iter_mut() {
+        *x = r.u64();
+    }
+    w
+}
+
+fn unwords(w: &[u64; REGS_WORDS], b: &mut [u8]) {
+    let mut wr = Wr::new(b);
+    for x in w {
+        wr.u64(*x);
+    }
+}
+
+/// Protection bits of a region (`PROT_*` values).
+pub mod prot {
+    /// Readable.
+    pub const READ: u32 = 1;
+    /// Writable.
+    pub const WRITE: u32 = 2;
+    /// Executable.
+    pub const EXEC: u32 = 4;
+    /// All valid bits.
+    pub const ALL: u32 = READ | WRITE | EXEC;
+}
+
+/// What kind of mapping a region was.
+pub mod kind {
+    /// Private anonymous memory (also bss, and file mappings whose file is gone).
+    pub const ANON: u32 = 0;
+    /// Private mapping of a file (text and data of the program and its libraries).
+    pub const FILE: u32 = 1;
+    /// The brk heap.
+    pub const HEAP: u32 = 2;
+    /// The main thread's stack (grows down).
+    pub const STACK: u32 = 3;
+    /// Shared memory (MAP_SHARED); restored as shared anonymous memory.
+    pub const SHARED: u32 = 4;
+    /// Highest valid kind.
+    pub const MAX: u32 = SHARED;
+}
+
+record! {
+    /// One mapping of the address space.
+    pub struct Region [REGION_LEN = 48] {
+        /// First address (page-aligned).
+        pub start: u64,
+        /// One past the last address (page-aligned).
+        pub end: u64,
+        /// [`prot`] bits.
+        pub prot: u32,
+        /// [`kind`].
+        pub kind: u32,
+        /// Index of the first [`Run`] of this region.
+        pub first_run: u32,
+        /// Number of runs (pages outside every run are zero).
+        pub nruns: u32,
+        /// Offset of the mapping's path in the string table (informational).
+        pub name_off: u32,
+        /// Length of the path (0 for none).
+        pub name_len: u32,
+        /// Offset in the mapped file (informational).
+        pub file_offset: u64,
+    }
+}
+
+record! {
+    /// A contiguous run of saved pages.
+    pub struct Run [RUN_LEN = 24] {
+        /// First address (page-aligned, inside its region).
+        pub addr: u64,
+        /// Length in bytes (page multiple, non-zero).
+        pub len: u64,
+        /// Offset of the bytes in the checkpoint file (page-aligned).
+        pub file_off: u64,
+    }
+}
+
+impl Header {
+    /// A header for `arch` with the magic and version filled in.
+    pub fn new(arch: u32) -> Self {
+        Header { magic: u64::from_le_bytes(MAGIC), version: VERSION, arch, ..Default::default() }
+    }
+
+    /// Encode and seal: computes `header_hash` over the first 120 bytes.
+    pub fn seal(&mut self, out: &mut [u8; HEADER_LEN]) {
+        self.header_hash = 0;
+        self.encode(out);
+        self.header_hash = hash64(&out[..HEADER_LEN - 8]);
+        self.encode(out);
+    }
+
+    /// Decode and check the magic, version, architecture, checksum and layout.
+    /// `file_len` is the actual length of the file; `expect_arch` the reader's arch
+    /// (0 accepts any).
+    pub fn parse(b: &[u8], file_len: u64, expect_arch: u32) -> Result<Header, ImageError> {
+        if b.len() < 8 || b[..8] != MAGIC {
+            return Err(if b.len() < 8 {
+                ImageError::Truncated { need: HEADER_LEN as u64, have: b.len() as u64 }
+            } else {
+                ImageError::BadMagic
+            });
+        }
+        let h = Header::decode(b)?;
+        if hash64(&b[..HEADER_LEN - 8]) != h.header_hash {
+            return Err(ImageError::HeaderChecksum);
+        }
+        if h.version != VERSION {
+            return Err(ImageError::BadVersion { found: h.version });
+        }
+        if task_size(h.arch) == 0 || (expect_arch != 0 && h.arch != expect_arch) {
+            return Err(ImageError::WrongArch { found: h.arch });
+        }
+        // Layout: header, then metadata, then page-aligned data ending at file_len.
+        let meta_need = PROCESS_LEN as u64
+            + h.nregions as u64 * REGION_LEN as u64
+            + h.nruns as u64 * RUN_LEN as u64
+            + h.strings_len;
+        let ok = h.image_offset % PAGE_SIZE == 0
+            && h.meta_offset == h.image_offset + HEADER_LEN as u64
+            && h.meta_len == meta_need
+            && h.data_offset % PAGE_SIZE == 0
+            && h.data_offset >= h.meta_offset.saturating_add(h.meta_len)
+            && h.data_len % PAGE_SIZE == 0
+            && h.data_offset.checked_add(h.data_len) == Some(h.file_len)
+            && h.nregions <= 1 << 20
+            && h.nruns <= 1 << 24
+            && h.strings_len <= 1 << 24;
+        if !ok {
+            return Err(ImageError::BadLayout);
+        }
+        if file_len < h.file_len {
+            return Err(ImageError::Truncated { need: h.file_len, have: file_len });
+        }
+        Ok(h)
+    }
+}
+
+/// A validated view of the metadata: process record, regions, runs and strings.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta<'a> {
+    /// The header the metadata belongs to.
+    pub header: Header,
+    /// The process record.
+    pub process: Process,
+    regions: &'a [u8],
+    runs: &'a [u8],
+    strings: &'a [u8],
+}
+
+impl<'a> Meta<'a> {
+    /// Check `meta` (the `meta_len` bytes at `meta_offset`) against `header` and
+    /// validate every record. After this, iteration cannot fail and every run lies
+    /// inside its region and inside the data section of the file.
+    pub fn parse(header: &Header, meta: &'a [u8]) -> Result<Meta<'a>, ImageError> {
+        if (meta.len() as u64) < header.meta_len {
+            return Err(ImageError::Truncated { need: header.meta_len, have: meta.len() as u64 });
+        }
+        let meta = &meta[..header.meta_len as usize];
+        if hash64(meta) != header.meta_hash {
+            return Err(ImageError::MetaChecksum);
+        }
+        let process = Process::decode(meta)?;
+        let r0 = PROCESS_LEN;
+        let r1 = r0 + header.nregions as usize * REGION_LEN;
+        let u1 = r1 + header.nruns as usize * RUN_LEN;
+        let m = Meta {
+            header: *header,
+            process,
+            regions: &meta[r0..r1],
+            runs: &meta[r1..u1],
+            strings: &meta[u1..],
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn validate(&self) -> Result<(), ImageError> {
+        let top = task_size(self.header.arch);
+        let data_end = self.header.data_offset + self.header.data_len;
+        let mut prev_end = 0u64;
+        let mut next_run = 0u32;
+        let mut next_off = self.header.data_offset;
+        let mut mapped = 0u64;
+        for (i, r) in self.regions().enumerate() {
+            let bad = Err(ImageError::BadRegion { index: i as u32 });
+            if r.start % PAGE_SIZE != 0
+                || r.end % PAGE_SIZE != 0
+                || r.start < MIN_ADDR.max(prev_end)
+                || r.end <= r.start
+                || r.end > top
+                || r.prot & !prot::ALL != 0
+                || r.kind > kind::MAX
+                || r.first_run != next_run
+                || r.nruns > self.header.nruns - next_run
+                || (r.name_off as u64 + r.name_len as u64) > self.strings.len() as u64
+            {
+                return bad;
+            }
+            prev_end = r.end;
+            mapped += r.end - r.start;
+            let mut prev_run_end = r.start;
+            for j in r.first_run..r.first_run + r.nruns {
+                let run = self.run(j);
+                let bad = Err(ImageError::BadRun { index: j });
+                if run.addr % PAGE_SIZE != 0
+                    || run.len % PAGE_SIZE != 0
+                    || run.len == 0
+                    || run.addr < prev_run_end
+                    || run.addr.checked_add(run.len).is_none_or(|e| e > r.end)
+                    || run.file_off != next_off
+                    || run.file_off.checked_add(run.len).is_none_or(|e| e > data_end)
+                {
+                    return bad;
+                }
+                prev_run_end = run.addr + run.len;
+                next_off = run.file_off + run.len;
+            }
+            next_run += r.nruns;
+        }
+        if next_run != self.header.nruns || next_off != data_end || mapped != self.header.mapped_len
+        {
+            return Err(ImageError::BadLayout);
+        }
+        for (s, l) in self.process.strings {
+            if s as u64 + l as u64 > self.strings.len() as u64 {
+                return Err(ImageError::BadLayout);
+            }
+        }
+        for (s, l) in self.process.vdso {
+            if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
+                return Err(ImageError::BadLayout);
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of regions.
+    pub fn nregions(&self) -> u32 {
+        self.header.nregions
+    }
+
+    /// Region `i` (validated; panics only if `i` is out of range).
+    pub fn region(&self, i: u32) -> Region {
+        let o = i as usize * REGION_LEN;
+        Region::decode(&self.regions[o..o + REGION_LEN]).unwrap_or_default()
+    }
+
+    /// Run `i`.
+    pub fn run(&self, i: u32) -> Run {
+        let o = i as usize * RUN_LEN;
+        Run::decode(&self.runs[o..o + RUN_LEN]).unwrap_or_default()
+    }
+
+    /// All regions in address order.
+    pub fn regions(&self) -> impl Iterator<Item = Region> + '_ {
+        (0..self.header.nregions).map(move |i| self.region(i))
+    }
+
+    /// The runs of `r`.
+    pub fn runs_of(&self, r: &Region) -> impl Iterator<Item = Run> + '_ {
+        (r.first_run..r.first_run + r.nruns).map(move |i| self.run(i))
+    }
+
+    /// String `(offset, len)` from the string table (empty if out of range).
+    pub fn string(&self, (off, len): (u32, u32)) -> &'a [u8] {
+        self.strings.get(off as usize..off as usize + len as usize).unwrap_or(&[])
+    }
+}
+
+/// Serialises metadata into a caller-provided buffer (the runtime has no allocator).
+pub struct MetaWriter<'a> {
+    buf: &'a mut [u8],
+    nregions: u32,
+    nruns: u32,
+    strings: usize,
+}
+
+/// Room in the [`MetaWriter`] buffer ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoSpace;
+
+impl<'a> MetaWriter<'a> {
+    /// Bytes of metadata needed for the given counts and string bytes.
+    pub const fn len_for(nregions: usize, nruns: usize, strings: usize) -> usize {
+        PROCESS_LEN + nregions * REGION_LEN + nruns * RUN_LEN + strings
+    }
+
+    /// A writer whose region table, run table and strings are laid out in
+    /// `buf` for exactly `nregions` and `nruns` records.
+    pub fn new(buf: &'a mut [u8], nregions: u32, nruns: u32) -> Result<Self, NoSpace> {
+        if buf.len() < Self::len_for(nregions as usize, nruns as usize, 0) {
+            return Err(NoSpace);
+        }
+        Ok(MetaWriter { buf, nregions, nruns, strings: 0 })
+    }
+
+    fn strings_base(&self) -> usize {
+        Self::len_for(self.nregions as usize, self.nruns as usize, 0)
+    }
+
+    /// Store the process record.
+    pub fn process(&mut self, p: &Process) {
+        p.encode(&mut self.buf[..PROCESS_LEN]);
+    }
+
+    /// Store region `i`.
+    pub fn region(&mut self, i: u32, r: &Region) {
+        let o = PROCESS_LEN + i as usize * REGION_LEN;
+        r.encode(&mut self.buf[o..o + REGION_LEN]);
+    }
+
+    /// Store run `i`.
+    pub fn run(&mut self, i: u32, r: &Run) {
+        let o = PROCESS_LEN + self.nregions as usize * REGION_LEN + i as usize * RUN_LEN;
+        r.encode(&mut self.buf[o..o + RUN_LEN]);
+    }
+
+    /// Append a string (a NUL follows it); returns its (offset, len).
+    pub fn string(&mut self, s: &[u8]) -> Result<(u32, u32), NoSpace> {
+        let base = self.strings_base() + self.strings;
+        let end = base + s.len() + 1;
+        if end > self.buf.len() || s.len() > u32::MAX as usize {
+            return Err(NoSpace);
+        }
+        self.buf[base..base + s.len()].copy_from_slice(s);
+        self.buf[base + s.len()] = 0;
+        let off = self.strings as u32;
+        self.strings += s.len() + 1;
+        Ok((off, s.len() as u32))
+    }
+
+    /// Length of the strings so far.
+    pub fn strings_len(&self) -> usize {
+        self.strings
+    }
+
+    /// The finished metadata bytes.
+    pub fn finish(self) -> &'a [u8] {
+        let n = self.strings_base() + self.strings;
+        &self.buf[..n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Build a small valid image (header + meta, data_offset etc.), return bytes and
+    /// the file length it claims.
+    fn sample() -> (Header, Vec<u8>) {
+        let mut buf = vec![0u8; 4096];
+        let mut w = MetaWriter::new(&mut buf, 2, 3).unwrap();
+        let n0 = w.string(b"/bin/x").unwrap();
+        let mut p = Process::default();
+        p.regs = RegsX86_64 { rsp: 0x7ffd_0000_0ff8, rip: 0x5555_0000_1234, ..Default::default() }
+            .to_words();
+        p.strings[strs::EXE] = n0;
+        p.vdso[2] = (0x7fff_f000_0000, 0x2000);
+        w.process(&p);
+        let image_offset = 8192u64;
+        let meta_offset = image_offset + HEADER_LEN as u64;
+        let data_offset = page_up(meta_offset + 4096);
+        w.region(0, &Region { start: 0x10000, end: 0x14000, prot: 5, kind: kind::FILE, first_run: 0, nruns: 2, name_off: n0.0, name_len: n0.1, file_offset: 0 });
+        w.region(1, &Region { start: 0x20000, end: 0x21000, prot: 3, kind: kind::ANON, first_run: 2, nruns: 1, ..Default::default() });
+        w.run(0, &Run { addr: 0x10000, len: 0x1000, file_off: data_offset });
+        w.run(1, &Run { addr: 0x12000, len: 0x2000, file_off: data_offset + 0x1000 });
+        w.run(2, &Run { addr: 0x20000, len: 0x1000, file_off: data_offset + 0x3000 });
+        let strings_len = w.strings_len() as u64;
+        let meta = w.finish().to_vec();
+        let mut h = Header::new(ARCH_X86_64);
+        h.image_offset = image_offset;
+        h.meta_offset = meta_offset;
+        h.meta_len = meta.len() as u64;
+        h.meta_hash = hash64(&meta);
+        h.data_offset = data_offset;
+        h.data_len = 0x4000;
+        h.file_len = data_offset + 0x4000;
+        h.nregions = 2;
+        h.nruns = 3;
+        h.strings_len = strings_len;
+        h.mapped_len = 0x5000;
+        (h, meta)
+    }
+
+    fn sealed(h: &mut Header) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        h.seal(&mut b);
+        b
+    }
+
+    #[test]
+    fn round_trip() {
+        let (mut h, meta) = sample();
+        let hb = sealed(&mut h);
+        let h2 = Header::parse(&hb, h.file_len, ARCH_X86_64).unwrap();
+        assert_eq!(h2, h);
+        let m = Meta::parse(&h2, &meta).unwrap();
+        assert_eq!(m.nregions(), 2);
+        let r: Vec<Region> = m.regions().collect();
+        assert_eq!(r[0].start, 0x10000);
+        assert_eq!(m.runs_of(&r[0]).count(), 2);
+        assert_eq!(m.string(m.process.strings[strs::EXE]), b"/bin/x");
+        let regs = RegsX86_64::from_words(&m.process.regs);
+        assert_eq!(regs.rip, 0x5555_0000_1234);
+    }
+
+    #[test]
+    fn truncated_file_is_refused_with_sizes() {
+        let (mut h, _) = sample();
+        let hb = sealed(&mut h);
+        let e = Header::parse(&hb, h.file_len - 1, ARCH_X86_64).unwrap_err();
+        assert_eq!(e, ImageError::Truncated { need: h.file_len, have: h.file_len - 1 });
+        for n in 0..HEADER_LEN {
+            assert!(Header::parse(&hb[..n], h.file_len, ARCH_X86_64).is_err(), "len {n}");
+        }
+    }
+
+    #[test]
+    fn every_header_bit_flip_is_refused() {
+        let (mut h, _) = sample();
+        let hb = sealed(&mut h);
+        for bit in 0..HEADER_LEN * 8 {
+            let mut b = hb;
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(Header::parse(&b, h.file_len, ARCH_X86_64).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn every_meta_bit_flip_is_refused() {
+        let (mut h, meta) = sample();
+        let _ = sealed(&mut h);
+        for bit in 0..meta.len() * 8 {
+            let mut m = meta.clone();
+            m[bit / 8] ^= 1 << (bit % 8);
+            assert!(Meta::parse(&h, &m).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn wrong_arch_is_refused() {
+        let (mut h, _) = sample();
+        let hb = sealed(&mut h);
+        assert_eq!(
+            Header::parse(&hb, h.file_len, ARCH_X86).unwrap_err(),
+            ImageError::WrongArch { found: ARCH_X86_64 }
+        );
+    }
+
+    /// Structurally bad tables with a correct checksum are still refused.
+    #[test]
+    fn overlapping_regions_are_refused_even_with_good_checksum() {
+        let (mut h, mut meta) = sample();
+        // Make region 1 start inside region 0.
+        let o = PROCESS_LEN + REGION_LEN;
+        meta[o..o + 8].copy_from_slice(&0x13000u64.to_le_bytes());
+        h.meta_hash = hash64(&meta);
+        let hb = sealed(&mut h);
+        let h2 = Header::parse(&hb, h.file_len, ARCH_X86_64).unwrap();
+        assert!(matches!(Meta::parse(&h2, &meta), Err(ImageError::BadRegion { index: 1 })));
+    }
+
+    #[test]
+    fn pseudo_random_metadata_never_panics() {
+        let (mut h, meta) = sample();
+        let _ = sealed(&mut h);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut m = meta.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x as usize) % m.len();
+                m[i] = (x >> 32) as u8;
+            }
+            // Re-seal so the structural checks, not the checksum, are exercised.
+            let mut h2 = h;
+            h2.meta_hash = hash64(&m);
+            let _ = Meta::parse(&h2, &m);
+        }
+    }
+}
