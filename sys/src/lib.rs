@@ -1,1 +1,624 @@
+//! Typed raw Linux syscalls for the ckpt runtime and loader: no libc, no allocation.
+//!
+//! Every syscall ckpt issues has exactly one wrapper here, named after the syscall
+//! and headed by its man(2) prototype. Wrappers take typed arguments and return
+//! `Result<T, Errno>`; the 32-bit differences (`mmap2`, split 64-bit offsets, no
+//! `arch_prctl`) live inside them. This is the one crate where raw `unsafe` is
+//! routine; callers see safe functions wherever the kernel checks the arguments
+//! (pointers it only reads or validates itself), and `unsafe fn` where the call can
+//! change memory the compiler knows about (mapping, unmapping, writing to an address).
+//!
+//! Everything here is async-signal-safe: each call is one system call.
 #![no_std]
+
+mod errno;
+pub mod maps;
+pub mod msg;
+
+use core::ffi::CStr;
+
+pub use errno::{Errno, Result};
+use syscalls::{Sysno, raw_syscall};
+
+/// A file descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fd(pub i32);
+
+impl Fd {
+    /// Standard error.
+    pub const STDERR: Fd = Fd(2);
+    /// `AT_FDCWD`: paths relative to the working directory.
+    pub const CWD: Fd = Fd(-100);
+}
+
+macro_rules! sys {
+    ($($t:tt)*) => { Errno::from_ret(raw_syscall!($($t)*)) };
+}
+
+/// Constants the wrappers take, named as in the kernel's uapi.
+pub mod c {
+    pub use linux_raw_sys::general::{
+        AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED,
+        MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED,
+        MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
+        O_RDONLY, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, SA_ONSTACK,
+        SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE,
+        SS_ONSTACK,
+    };
+    /// `prctl(PR_SET_MM, PR_SET_MM_MAP, ...)`.
+    pub const PR_SET_MM: u32 = 35;
+    /// Sub-option of `PR_SET_MM`.
+    pub const PR_SET_MM_MAP: u32 = 14;
+    /// `prctl(PR_GET_TID_ADDRESS, &addr)` (CONFIG_CHECKPOINT_RESTORE).
+    pub const PR_GET_TID_ADDRESS: u32 = 40;
+    /// `prctl(PR_SET_NAME, name)`.
+    pub const PR_SET_NAME: u32 = 15;
+    /// `prctl(PR_GET_NAME, name)`.
+    pub const PR_GET_NAME: u32 = 16;
+    /// `arch_prctl` codes (x86_64).
+    pub const ARCH_SET_FS: u32 = 0x1002;
+    /// Read the fs base.
+    pub const ARCH_GET_FS: u32 = 0x1003;
+    /// rseq flag for unregistering.
+    pub const RSEQ_FLAG_UNREGISTER: u32 = 1;
+    /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
+    pub const ITIMER_REAL: u32 = 0;
+    /// CPU time of the process in user mode.
+    pub const ITIMER_VIRTUAL: u32 = 1;
+    /// CPU time of the process.
+    pub const ITIMER_PROF: u32 = 2;
+    /// `CLOCK_REALTIME`.
+    pub const CLOCK_REALTIME: u32 = 0;
+    /// `CLOCK_MONOTONIC`.
+    pub const CLOCK_MONOTONIC: u32 = 1;
+    /// `SIGKILL`.
+    pub const SIGKILL: u32 = 9;
+    /// `SIGSTOP`.
+    pub const SIGSTOP: u32 = 19;
+    /// `SIGTSTP`, the default checkpoint trigger.
+    pub const SIGTSTP: u32 = 20;
+}
+
+// ---------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------
+
+/// `ssize_t read(int fd, void *buf, size_t count);`
+pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf, which we own.
+    unsafe { sys!(Sysno::read, fd.0, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// `ssize_t write(int fd, const void *buf, size_t count);`
+pub fn write(fd: Fd, buf: &[u8]) -> Result<usize> {
+    // SAFETY: the kernel only reads buf.
+    unsafe { sys!(Sysno::write, fd.0, buf.as_ptr(), buf.len()) }
+}
+
+/// `write(2)` straight from process memory at `addr`: the kernel copies from the
+/// address and reports `EFAULT` (or a short count) for pages that cannot be read,
+/// instead of the SIGSEGV/SIGBUS a load would raise. That is how the runtime dumps
+/// its own address space without an intermediate copy.
+pub fn write_from(fd: Fd, addr: usize, len: usize) -> Result<usize> {
+    // SAFETY: the kernel only reads user memory and validates the range itself.
+    unsafe { sys!(Sysno::write, fd.0, addr, len) }
+}
+
+/// Write all of `buf`, retrying on short writes and EINTR.
+pub fn write_all(fd: Fd, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `ssize_t pread64(int fd, void *buf, size_t count, off_t offset);`
+pub fn pread(fd: Fd, buf: &mut [u8], off: u64) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf, which we own.
+    unsafe { pread_into(fd, buf.as_mut_ptr() as usize, buf.len(), off) }
+}
+
+/// `pread64(2)` into process memory at `addr` (used to fill restored regions).
+///
+/// # Safety
+/// `addr..addr+len` must be writable memory that no Rust reference covers.
+pub unsafe fn pread_into(fd: Fd, addr: usize, len: usize, off: u64) -> Result<usize> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: per the caller's contract the destination is ours to overwrite.
+    let r = unsafe { sys!(Sysno::pread64, fd.0, addr, len, off) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: as above; i386 passes the 64-bit offset as two registers (lo, hi).
+    let r = unsafe { sys!(Sysno::pread64, fd.0, addr, len, off as u32, (off >> 32) as u32) };
+    r
+}
+
+/// Read exactly `len` bytes at `off` into process memory, or fail with `EIO` at EOF.
+///
+/// # Safety
+/// As [`pread_into`].
+pub unsafe fn pread_exact_into(fd: Fd, mut addr: usize, mut len: usize, mut off: u64) -> Result<()> {
+    while len > 0 {
+        // SAFETY: forwarded contract; each call covers a sub-range of the caller's.
+        match unsafe { pread_into(fd, addr, len, off) } {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => {
+                addr += n;
+                len -= n;
+                off += n as u64;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `int openat(int dirfd, const char *pathname, int flags, mode_t mode);`
+pub fn openat(dir: Fd, path: &CStr, flags: u32, mode: u32) -> Result<Fd> {
+    // SAFETY: path is NUL-terminated; the kernel only reads it.
+    unsafe { sys!(Sysno::openat, dir.0, path.as_ptr(), flags, mode) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int close(int fd);`
+pub fn close(fd: Fd) -> Result<()> {
+    // SAFETY: closing a descriptor touches no memory.
+    unsafe { sys!(Sysno::close, fd.0) }.map(drop)
+}
+
+/// `int fsync(int fd);`
+pub fn fsync(fd: Fd) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::fsync, fd.0) }.map(drop)
+}
+
+/// `int fchmod(int fd, mode_t mode);`
+pub fn fchmod(fd: Fd, mode: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::fchmod, fd.0, mode) }.map(drop)
+}
+
+/// `int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);`
+pub fn renameat2(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: u32) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated and only read.
+    unsafe { sys!(Sysno::renameat2, od.0, old.as_ptr(), nd.0, new.as_ptr(), flags) }.map(drop)
+}
+
+/// `int unlinkat(int dirfd, const char *pathname, int flags);`
+pub fn unlinkat(dir: Fd, path: &CStr, flags: u32) -> Result<()> {
+    // SAFETY: path is NUL-terminated and only read.
+    unsafe { sys!(Sysno::unlinkat, dir.0, path.as_ptr(), flags) }.map(drop)
+}
+
+/// `ssize_t readlinkat(int dirfd, const char *pathname, char *buf, size_t bufsiz);`
+pub fn readlinkat(dir: Fd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    unsafe { sys!(Sysno::readlinkat, dir.0, path.as_ptr(), buf.as_mut_ptr(), buf.len()) }
+}
+
+/// `int getcwd(char *buf, size_t size);` (the raw syscall returns the length
+/// including the NUL).
+pub fn getcwd(buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    unsafe { sys!(Sysno::getcwd, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// `int chdir(const char *path);`
+pub fn chdir(path: &CStr) -> Result<()> {
+    // SAFETY: path is NUL-terminated and only read.
+    unsafe { sys!(Sysno::chdir, path.as_ptr()) }.map(drop)
+}
+
+/// What ckpt needs from `struct statx`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stat {
+    /// File size in bytes.
+    pub size: u64,
+    /// Type and permission bits.
+    pub mode: u32,
+    /// Inode number.
+    pub ino: u64,
+    /// Device major number.
+    pub dev_major: u32,
+    /// Device minor number.
+    pub dev_minor: u32,
+}
+
+/// `int statx(int dirfd, const char *pathname, int flags, unsigned int mask, struct statx *statxbuf);`
+/// With an empty path and `AT_EMPTY_PATH` this is `fstat(dirfd)`.
+pub fn statx(dir: Fd, path: &CStr, flags: u32) -> Result<Stat> {
+    let mut sx = core::mem::MaybeUninit::<linux_raw_sys::general::statx>::zeroed();
+    const STATX_BASIC_STATS: u32 = 0x7ff;
+    // SAFETY: the kernel fills the statx buffer we own; path is NUL-terminated.
+    unsafe { sys!(Sysno::statx, dir.0, path.as_ptr(), flags, STATX_BASIC_STATS, sx.as_mut_ptr()) }?;
+    // SAFETY: zero-initialised plain-old-data, then filled by the kernel.
+    let sx = unsafe { sx.assume_init() };
+    Ok(Stat {
+        size: sx.stx_size,
+        mode: sx.stx_mode as u32,
+        ino: sx.stx_ino,
+        dev_major: sx.stx_dev_major,
+        dev_minor: sx.stx_dev_minor,
+    })
+}
+
+/// `fstat(2)` through statx.
+pub fn fstat(fd: Fd) -> Result<Stat> {
+    statx(fd, c"", c::AT_EMPTY_PATH)
+}
+
+// ---------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------
+
+/// `void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);`
+/// (`mmap2` with the offset in pages on i386).
+///
+/// # Safety
+/// With `MAP_FIXED` the call replaces whatever was mapped at `addr`: no live Rust
+/// reference may point there.
+pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: Fd, off: u64) -> Result<usize> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: forwarded to the caller's contract.
+    let r = unsafe { sys!(Sysno::mmap, addr, len, prot, flags, fd.0, off) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: forwarded to the caller's contract.
+    let r = unsafe { sys!(Sysno::mmap2, addr, len, prot, flags, fd.0, (off / 4096) as usize) };
+    r
+}
+
+/// Anonymous private read-write memory anywhere (a scratch buffer).
+pub fn mmap_anon(len: usize) -> Result<usize> {
+    let (rw, fl) = (c::PROT_READ | c::PROT_WRITE, c::MAP_PRIVATE | c::MAP_ANONYMOUS);
+    // SAFETY: without MAP_FIXED the kernel picks a free range: nothing is replaced.
+    unsafe { mmap(0, len, rw, fl, Fd(-1), 0) }
+}
+
+/// `int munmap(void *addr, size_t length);`
+///
+/// # Safety
+/// No live Rust reference may point into the range.
+pub unsafe fn munmap(addr: usize, len: usize) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { sys!(Sysno::munmap, addr, len) }.map(drop)
+}
+
+/// `int mprotect(void *addr, size_t len, int prot);`
+///
+/// # Safety
+/// Removing access from memory that Rust code still uses makes it fault.
+pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { sys!(Sysno::mprotect, addr, len, prot) }.map(drop)
+}
+
+/// `void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, void *new_address);`
+///
+/// # Safety
+/// As [`munmap`] for the old range and [`mmap`] with `MAP_FIXED` for the new one.
+pub unsafe fn mremap(old: usize, old_len: usize, new_len: usize, flags: u32, new: usize) -> Result<usize> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { sys!(Sysno::mremap, old, old_len, new_len, flags, new) }
+}
+
+/// `int madvise(void *addr, size_t length, int advice);`
+///
+/// # Safety
+/// `MADV_DONTNEED` discards contents: no Rust value may live there.
+pub unsafe fn madvise(addr: usize, len: usize, advice: u32) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { sys!(Sysno::madvise, addr, len, advice) }.map(drop)
+}
+
+/// `brk(2)` as the kernel implements it: returns the (new) break; `brk(0)` reads it.
+pub fn brk(addr: usize) -> usize {
+    // SAFETY: moving the break only affects the heap mapping, which Rust code here
+    // never holds references into (callers pass 0 to read it).
+    unsafe { raw_syscall!(Sysno::brk, addr) }
+}
+
+// ---------------------------------------------------------------------------
+// Signals
+// ---------------------------------------------------------------------------
+
+/// The kernel's `struct sigaction` for `rt_sigaction` (not glibc's).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KSigAction {
+    /// Handler address, or 0 (SIG_DFL) / 1 (SIG_IGN).
+    pub handler: usize,
+    /// `SA_*` flags.
+    pub flags: usize,
+    /// Restorer address (used with `SA_RESTORER`).
+    pub restorer: usize,
+    /// Blocked during the handler (64 signals; two words on i386).
+    pub mask: [usize; 64 / usize::BITS as usize],
+}
+
+/// The kernel's 64-bit signal set.
+pub type SigSet = u64;
+
+impl KSigAction {
+    /// The mask as a 64-bit set.
+    pub fn mask64(&self) -> SigSet {
+        let mut m = 0u64;
+        for (i, w) in self.mask.iter().enumerate() {
+            m |= (*w as u64) << (i as u32 * usize::BITS);
+        }
+        m
+    }
+    /// Set the mask from a 64-bit set.
+    pub fn set_mask64(&mut self, m: SigSet) {
+        for (i, w) in self.mask.iter_mut().enumerate() {
+            *w = (m >> (i as u32 * usize::BITS)) as usize;
+        }
+    }
+}
+
+/// `int rt_sigaction(int signum, const struct sigaction *act, struct sigaction *oldact, size_t sigsetsize);`
+pub fn rt_sigaction(sig: u32, act: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {
+    let a = act.map_or(0, |a| a as *const _ as usize);
+    let o = old.map_or(0, |o| o as *mut _ as usize);
+    // SAFETY: act is only read and oldact written, both typed kernel structs we own.
+    // Installing a handler is safe in itself: running it is the handler's business.
+    unsafe { sys!(Sysno::rt_sigaction, sig, a, o, 8usize) }.map(drop)
+}
+
+/// `int rt_sigprocmask(int how, const sigset_t *set, sigset_t *oldset, size_t sigsetsize);`
+pub fn rt_sigprocmask(how: u32, set: Option<&SigSet>, old: Option<&mut SigSet>) -> Result<()> {
+    let s = set.map_or(0, |s| s as *const _ as usize);
+    let o = old.map_or(0, |o| o as *mut _ as usize);
+    // SAFETY: 8-byte sets we own; the kernel reads one and writes the other.
+    unsafe { sys!(Sysno::rt_sigprocmask, how, s, o, 8usize) }.map(drop)
+}
+
+/// The kernel's `stack_t`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackT {
+    /// Base of the alternate stack.
+    pub sp: usize,
+    /// `SS_ONSTACK` / `SS_DISABLE`.
+    pub flags: i32,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+impl Default for StackT {
+    fn default() -> Self {
+        StackT { sp: 0, flags: c::SS_DISABLE as i32, size: 0 }
+    }
+}
+
+/// `int sigaltstack(const stack_t *ss, stack_t *old_ss);`
+pub fn sigaltstack(ss: Option<&StackT>, old: Option<&mut StackT>) -> Result<()> {
+    let s = ss.map_or(0, |s| s as *const _ as usize);
+    let o = old.map_or(0, |o| o as *mut _ as usize);
+    // SAFETY: typed kernel structs we own; one read, one written.
+    unsafe { sys!(Sysno::sigaltstack, s, o) }.map(drop)
+}
+
+/// `int kill(pid_t pid, int sig);`
+pub fn kill(pid: i32, sig: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::kill, pid, sig) }.map(drop)
+}
+
+// ---------------------------------------------------------------------------
+// Process
+// ---------------------------------------------------------------------------
+
+/// `void exit_group(int status);`
+pub fn exit_group(code: i32) -> ! {
+    // SAFETY: ends the process; nothing after it runs.
+    unsafe { raw_syscall!(Sysno::exit_group, code) };
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+/// `pid_t getpid(void);`
+pub fn getpid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { raw_syscall!(Sysno::getpid) as i32 }
+}
+
+/// `pid_t gettid(void);`
+pub fn gettid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { raw_syscall!(Sysno::gettid) as i32 }
+}
+
+/// The kernel's `struct prctl_mm_map`, with the auxv pointer widened to 64 bits so
+/// the layout is the same for 64-bit and compat callers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrctlMmMap {
+    /// Text start.
+    pub start_code: u64,
+    /// Text end.
+    pub end_code: u64,
+    /// Data start.
+    pub start_data: u64,
+    /// Data end.
+    pub end_data: u64,
+    /// Heap start.
+    pub start_brk: u64,
+    /// Current break.
+    pub brk: u64,
+    /// Where the kernel put argv/envp/auxv (names the [stack] mapping).
+    pub start_stack: u64,
+    /// argv strings.
+    pub arg_start: u64,
+    /// End of argv strings.
+    pub arg_end: u64,
+    /// Environment strings.
+    pub env_start: u64,
+    /// End of environment strings.
+    pub env_end: u64,
+    /// Saved auxiliary vector (pointer).
+    pub auxv: u64,
+    /// Its size in bytes.
+    pub auxv_size: u32,
+    /// New /proc/self/exe, or -1 to keep it.
+    pub exe_fd: u32,
+}
+const _: () = assert!(core::mem::size_of::<PrctlMmMap>() == 104);
+
+/// `prctl(PR_SET_MM, PR_SET_MM_MAP, &map, sizeof map, 0);`
+pub fn prctl_set_mm_map(map: &PrctlMmMap) -> Result<()> {
+    let sz = core::mem::size_of::<PrctlMmMap>();
+    // SAFETY: the kernel reads the struct (and auxv_size bytes at auxv, which it
+    // validates and copies) and changes only mm bookkeeping fields.
+    unsafe { sys!(Sysno::prctl, c::PR_SET_MM, c::PR_SET_MM_MAP, map as *const _, sz, 0) }.map(drop)
+}
+
+/// `prctl(PR_GET_TID_ADDRESS, &addr);` the clear_child_tid address.
+pub fn prctl_get_tid_address() -> Result<usize> {
+    let mut a: usize = 0;
+    // SAFETY: the kernel writes one pointer-sized word into `a`.
+    unsafe { sys!(Sysno::prctl, c::PR_GET_TID_ADDRESS, &mut a as *mut usize) }?;
+    Ok(a)
+}
+
+/// `prctl(PR_GET_NAME, name)`: the 16-byte comm.
+pub fn prctl_get_name() -> Result<[u8; 16]> {
+    let mut n = [0u8; 16];
+    // SAFETY: the kernel writes 16 bytes.
+    unsafe { sys!(Sysno::prctl, c::PR_GET_NAME, n.as_mut_ptr()) }?;
+    Ok(n)
+}
+
+/// `prctl(PR_SET_NAME, name)`.
+pub fn prctl_set_name(n: &[u8; 16]) -> Result<()> {
+    // SAFETY: the kernel reads at most 16 bytes.
+    unsafe { sys!(Sysno::prctl, c::PR_SET_NAME, n.as_ptr()) }.map(drop)
+}
+
+/// `int arch_prctl(ARCH_SET_FS, unsigned long addr);`
+///
+/// # Safety
+/// Changes the thread pointer: every TLS access afterwards uses the new base.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn arch_prctl_set_fs(addr: u64) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { sys!(Sysno::arch_prctl, c::ARCH_SET_FS, addr) }.map(drop)
+}
+
+/// `int arch_prctl(ARCH_GET_FS, unsigned long *addr);`
+#[cfg(target_arch = "x86_64")]
+pub fn arch_prctl_get_fs() -> Result<u64> {
+    let mut a: u64 = 0;
+    // SAFETY: the kernel writes one u64.
+    unsafe { sys!(Sysno::arch_prctl, c::ARCH_GET_FS, &mut a as *mut u64) }?;
+    Ok(a)
+}
+
+/// `long set_robust_list(struct robust_list_head *head, size_t len);`
+pub fn set_robust_list(head: usize, len: usize) -> Result<()> {
+    // SAFETY: the kernel only records the pointer (it is used at thread exit).
+    unsafe { sys!(Sysno::set_robust_list, head, len) }.map(drop)
+}
+
+/// `long get_robust_list(int pid, struct robust_list_head **head_ptr, size_t *len_ptr);`
+pub fn get_robust_list() -> Result<(usize, usize)> {
+    let (mut h, mut l) = (0usize, 0usize);
+    // SAFETY: the kernel writes one pointer and one size into our locals.
+    unsafe { sys!(Sysno::get_robust_list, 0, &mut h as *mut usize, &mut l as *mut usize) }?;
+    Ok((h, l))
+}
+
+/// `pid_t set_tid_address(int *tidptr);`
+pub fn set_tid_address(addr: usize) {
+    // SAFETY: the kernel records the pointer and writes to it at thread exit, which
+    // is glibc's arrangement being restored here.
+    unsafe { raw_syscall!(Sysno::set_tid_address, addr) };
+}
+
+/// `int rseq(struct rseq *rseq, u32 rseq_len, int flags, u32 sig);`
+///
+/// # Safety
+/// Registering makes the kernel write `cpu_id` fields at `area` from now on.
+pub unsafe fn rseq(area: usize, len: u32, flags: u32, sig: u32) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { sys!(Sysno::rseq, area, len, flags, sig) }.map(drop)
+}
+
+/// The kernel's `struct itimerval` (native long layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ITimerVal {
+    /// Interval seconds.
+    pub interval_sec: isize,
+    /// Interval microseconds.
+    pub interval_usec: isize,
+    /// Remaining seconds.
+    pub value_sec: isize,
+    /// Remaining microseconds.
+    pub value_usec: isize,
+}
+
+/// `int getitimer(int which, struct itimerval *curr_value);`
+pub fn getitimer(which: u32) -> Result<ITimerVal> {
+    let mut v = ITimerVal::default();
+    // SAFETY: the kernel fills the struct we own.
+    unsafe { sys!(Sysno::getitimer, which, &mut v as *mut ITimerVal) }?;
+    Ok(v)
+}
+
+/// `int setitimer(int which, const struct itimerval *new_value, struct itimerval *old_value);`
+pub fn setitimer(which: u32, v: &ITimerVal) -> Result<()> {
+    // SAFETY: the kernel reads the struct.
+    unsafe { sys!(Sysno::setitimer, which, v as *const ITimerVal, 0) }.map(drop)
+}
+
+/// `int clock_gettime(clockid_t clockid, struct timespec *tp);` → (sec, nsec).
+pub fn clock_gettime(clock: u32) -> Result<(i64, i64)> {
+    let mut ts = [0isize; 2];
+    // SAFETY: the kernel fills a native `struct timespec` (two longs) we own.
+    unsafe { sys!(Sysno::clock_gettime, clock, ts.as_mut_ptr()) }?;
+    Ok((ts[0] as i64, ts[1] as i64))
+}
+
+/// `struct new_utsname` (six 65-byte fields).
+#[derive(Clone, Copy)]
+pub struct Utsname(pub [[u8; 65]; 6]);
+
+impl Utsname {
+    /// The `release` field up to its NUL.
+    pub fn release(&self) -> &[u8] {
+        let r = &self.0[2];
+        &r[..r.iter().position(|&b| b == 0).unwrap_or(65)]
+    }
+}
+
+/// `int uname(struct utsname *buf);`
+pub fn uname() -> Result<Utsname> {
+    let mut u = Utsname([[0; 65]; 6]);
+    // SAFETY: the kernel fills 6*65 bytes.
+    unsafe { sys!(Sysno::uname, u.0.as_mut_ptr()) }?;
+    Ok(u)
+}
+
+/// Read a whole small file (e.g. under /proc) into `buf`; returns the length read.
+/// Fails with `EOVERFLOW` if the file does not fit.
+pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    let fd = openat(Fd::CWD, path, c::O_RDONLY | c::O_CLOEXEC, 0)?;
+    let mut n = 0;
+    let r = loop {
+        if n == buf.len() {
+            break Err(Errno::EOVERFLOW);
+        }
+        match read(fd, &mut buf[n..]) {
+            Ok(0) => break Ok(n),
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = close(fd);
+    r
+}
