@@ -1,1 +1,373 @@
-fn main() {}
+//! `ckpt`: run a program with the checkpoint runtime preloaded.
+//!
+//! The command does no checkpointing itself. It finds the program, refuses the
+//! ones the runtime could not be loaded into, turns its options into the
+//! `CKPT_*` environment variables the runtime reads, puts the runtime library
+//! in `LD_PRELOAD` and execs the program in its own process (same PID).
+
+mod elf;
+mod error;
+mod program;
+mod signal;
+
+use std::convert::Infallible;
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::Parser;
+
+use crate::error::{CANNOT_EXECUTE, Error, FAILURE};
+
+/// Overrides where the runtime library is taken from (tests, uninstalled builds).
+const RUNTIME_LIB_VAR: &str = "CKPT_RUNTIME_LIB";
+const RUNTIME_LIB_NAME: &str = "libckpt.so";
+const RUNTIME_ARCHIVE_NAME: &str = "libckpt.a";
+
+const LONG_ABOUT: &str = "\
+Run PROG with the checkpoint runtime preloaded, so that it can be
+checkpointed and restarted later. ckpt execs PROG in its own process (the
+PID does not change) with the runtime library added to LD_PRELOAD. When PROG
+receives the checkpoint signal (SIGTSTP, i.e. Ctrl-Z, unless -a says
+otherwise), the runtime writes its state to an executable checkpoint file,
+PROG.ckpt by default, and PROG exits (or keeps running with -c). Running the
+checkpoint file resumes the program where it was.
+
+Options must come before PROG: everything after PROG is passed to it
+unchanged.";
+
+const AFTER_HELP: &str = "See 'ckpt --help' for the environment, exit status and an example.";
+
+const AFTER_LONG_HELP: &str = "\
+Environment:
+  CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL
+      Read by the runtime in PROG. The options above set them; a value
+      inherited from the environment is kept unless an option overrides it,
+      so 'CKPT_NAME=run.ckpt ckpt PROG' works like 'ckpt -n run.ckpt PROG'.
+  LD_PRELOAD
+      The runtime library is put first; libraries already listed are kept.
+  CKPT_RUNTIME_LIB
+      Path of the runtime library to preload instead of the installed one,
+      <ckpt directory>/../lib/libckpt.so.
+
+Exit status:
+  PROG's own status once it runs; otherwise
+  1    the runtime library is missing or unusable
+  2    bad command line
+  126  PROG cannot be run, or cannot be checkpointed (setuid or setgid,
+       statically linked, 32-bit)
+  127  PROG not found
+
+Example:
+  $ ckpt ./counter
+  1 2 3 ^Z                    # or, from elsewhere: kill -TSTP <PID>
+  $ ./counter.ckpt            # counter.ckpt was written; resume from it
+  4 5 6 ...
+
+What is saved: the memory of the process, the registers of its threads and
+its signal state (handlers, mask). What is not: open files other than
+stdin, stdout and stderr are not restored yet.
+
+Refused programs: setuid and setgid programs (the dynamic loader ignores
+LD_PRELOAD for them), statically linked programs (no dynamic loader at all:
+link them with libckpt.a instead) and 32-bit programs.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ckpt",
+    version,
+    about = "Run a program so that it can be checkpointed and restarted",
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    after_long_help = AFTER_LONG_HELP,
+    override_usage = "ckpt [OPTIONS] PROG [ARGS]...",
+)]
+struct Cli {
+    /// Name of the checkpoint file (sets CKPT_NAME)
+    ///
+    /// The default is the base name of PROG followed by .ckpt.
+    #[arg(short, long, value_name = "NAME", verbatim_doc_comment)]
+    name: Option<OsString>,
+
+    /// Keep running after a checkpoint (sets CKPT_CONTINUE=1)
+    ///
+    /// Without it, PROG exits once its checkpoint is written.
+    #[arg(short = 'c', long = "continue", verbatim_doc_comment)]
+    keep_running: bool,
+
+    /// Signal that triggers a checkpoint [default: TSTP] (sets CKPT_ASYNCSIG)
+    ///
+    /// A name, with or without SIG, in any case (TSTP, usr1, SIGUSR2, RTMIN+3,
+    /// RTMAX-1), or a number from 1 to 64. 0 disables signal-triggered
+    /// checkpoints. KILL and STOP cannot be caught, so they are refused.
+    // Hyphen values are let through so that `-a -3` is reported as a bad signal
+    // rather than as a missing value.
+    #[arg(
+        short = 'a',
+        long,
+        value_name = "SIGNAL",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
+    signal: Option<String>,
+
+    /// Checkpoint every SECONDS seconds (reserved; sets CKPT_INTERVAL)
+    ///
+    /// Accepted and passed on, for the periodic checkpoints to come.
+    #[arg(
+        short,
+        long,
+        value_name = "SECONDS",
+        allow_hyphen_values = true,
+        verbatim_doc_comment
+    )]
+    interval: Option<String>,
+
+    /// Program to run, then its arguments
+    ///
+    /// PROG is searched in PATH unless it contains a '/'. Its arguments are
+    /// passed unchanged, even those that look like ckpt options.
+    // One list rather than PROG and ARGS: clap only stops looking for options
+    // once a trailing positional has started, and PROG is what has to start it.
+    #[arg(
+        value_name = "PROG",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        verbatim_doc_comment
+    )]
+    command: Vec<OsString>,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(never) => match never {},
+        Err(err) => {
+            eprintln!("ckpt: {err}");
+            ExitCode::from(err.status)
+        }
+    }
+}
+
+/// Does everything up to the exec, which only returns on failure.
+fn run() -> Result<Infallible, Error> {
+    let cli = parse_command_line()?;
+    let settings = runtime_settings(&cli)?;
+
+    // clap guarantees at least PROG; an error rather than a panic all the same.
+    let Some((prog, args)) = cli.command.split_first() else {
+        return Err(Error::usage("no program given"));
+    };
+    let path = program::find(prog)?;
+    let dist_lib = dist_lib_dir();
+    let archive = dist_lib.as_deref().map_or_else(
+        || PathBuf::from("<dist>/lib").join(RUNTIME_ARCHIVE_NAME),
+        |dir| dir.join(RUNTIME_ARCHIVE_NAME),
+    );
+    program::check_preloadable(&path, &archive)?;
+
+    let library = runtime_library(dist_lib.as_deref())?;
+    let preload = preload_list(&library, env::var_os("LD_PRELOAD").as_deref())?;
+
+    let err = Command::new(&path)
+        // argv[0] as typed, like a shell, for programs that look at their name.
+        .arg0(prog)
+        .args(args)
+        .envs(settings)
+        .env("LD_PRELOAD", preload)
+        // std restores the signal mask and SIGPIPE's default disposition before
+        // exec, so PROG does not inherit the Rust runtime's SIGPIPE ignore.
+        .exec();
+    Err(Error::new(
+        CANNOT_EXECUTE,
+        format!(
+            "cannot execute {}: {}",
+            prog.display(),
+            program::describe(&err)
+        ),
+    ))
+}
+
+/// Parses argv; `--help` and `--version` print and exit here.
+fn parse_command_line() -> Result<Cli, Error> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            // Keep clap's message and usage, but with our `ckpt: ` prefix in
+            // place of its `error: ` so that all our errors look alike.
+            let text = err.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            Err(Error::usage(text.trim_end()))
+        }
+    }
+}
+
+/// The `CKPT_*` variables set by options. Variables without an option on the
+/// command line are left as inherited.
+fn runtime_settings(cli: &Cli) -> Result<Vec<(&'static str, OsString)>, Error> {
+    let mut vars = Vec::new();
+    if let Some(name) = &cli.name {
+        if name.is_empty() {
+            return Err(Error::usage("the checkpoint name must not be empty"));
+        }
+        vars.push(("CKPT_NAME", name.clone()));
+    }
+    if cli.keep_running {
+        vars.push(("CKPT_CONTINUE", "1".into()));
+    }
+    if let Some(sig) = &cli.signal {
+        let number = signal::parse(sig).map_err(|err| Error::usage(err.to_string()))?;
+        vars.push(("CKPT_ASYNCSIG", number.to_string().into()));
+    }
+    if let Some(interval) = &cli.interval {
+        vars.push((
+            "CKPT_INTERVAL",
+            parse_interval(interval)?.to_string().into(),
+        ));
+    }
+    Ok(vars)
+}
+
+/// A positive whole number of seconds, digits only.
+fn parse_interval(arg: &str) -> Result<u32, Error> {
+    let invalid = || {
+        Error::usage(format!(
+            "invalid interval '{arg}' (use a positive whole number of seconds)"
+        ))
+    };
+    if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    match arg.parse() {
+        Ok(0) | Err(_) => Err(invalid()),
+        Ok(seconds) => Ok(seconds),
+    }
+}
+
+/// `<dir of the ckpt executable>/../lib`, from the canonical path of the
+/// executable so that a symlink to `ckpt` (say in ~/bin) still finds the
+/// distribution it belongs to.
+fn dist_lib_dir() -> Option<PathBuf> {
+    let exe = env::current_exe().and_then(|exe| exe.canonicalize()).ok()?;
+    Some(exe.parent()?.parent()?.join("lib"))
+}
+
+/// The absolute path of the runtime library: `$CKPT_RUNTIME_LIB` if set,
+/// otherwise `libckpt.so` in the distribution's lib directory.
+fn runtime_library(dist_lib: Option<&Path>) -> Result<PathBuf, Error> {
+    let (path, origin) = match env::var_os(RUNTIME_LIB_VAR).filter(|v| !v.is_empty()) {
+        Some(path) => (PathBuf::from(path), format!(" (from {RUNTIME_LIB_VAR})")),
+        None => match dist_lib {
+            Some(dir) => (dir.join(RUNTIME_LIB_NAME), String::new()),
+            None => {
+                return Err(Error::new(
+                    FAILURE,
+                    format!(
+                        "cannot locate the runtime library: the path of the ckpt \
+                         executable is unknown; set {RUNTIME_LIB_VAR}"
+                    ),
+                ));
+            }
+        },
+    };
+    let missing = |why: &str| {
+        Error::new(
+            FAILURE,
+            format!(
+                "runtime library {}{origin}: {why}; is the ckpt installation complete? \
+                 ({RUNTIME_LIB_VAR} can name another copy)",
+                path.display()
+            ),
+        )
+    };
+    // Absolute and canonical: PROG may change directory before anything reads
+    // the path again, and a checkpoint may be restarted from elsewhere.
+    let canonical = path
+        .canonicalize()
+        .map_err(|err| missing(&program::describe(&err)))?;
+    if !canonical.is_file() {
+        return Err(missing("not a regular file"));
+    }
+    Ok(canonical)
+}
+
+/// The new `LD_PRELOAD`: the runtime first, then what was already there.
+///
+/// First, because preloaded libraries are loaded and searched in list order:
+/// the runtime is then in place before any other preloaded library and its
+/// symbols take precedence over theirs. Another copy of the same path is
+/// dropped so that nesting `ckpt` does not load it twice.
+fn preload_list(library: &Path, existing: Option<&OsStr>) -> Result<OsString, Error> {
+    let lib = library.as_os_str().as_bytes();
+    // ld.so splits LD_PRELOAD on spaces and colons, with no way to quote them.
+    if lib.iter().any(|&b| b == b' ' || b == b':') {
+        return Err(Error::new(
+            FAILURE,
+            format!(
+                "runtime library path {} contains a space or a colon, which LD_PRELOAD \
+                 cannot express; install ckpt elsewhere or set {RUNTIME_LIB_VAR}",
+                library.display()
+            ),
+        ));
+    }
+    let mut list = lib.to_vec();
+    let others = existing.map(OsStr::as_bytes).unwrap_or_default();
+    for entry in others.split(|&b| b == b' ' || b == b':') {
+        if !entry.is_empty() && entry != lib {
+            list.push(b':');
+            list.extend_from_slice(entry);
+        }
+    }
+    Ok(OsString::from_vec(list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preload(existing: Option<&str>) -> String {
+        preload_list(Path::new("/d/lib/libckpt.so"), existing.map(OsStr::new))
+            .expect("valid path")
+            .into_string()
+            .expect("UTF-8")
+    }
+
+    #[test]
+    fn preload_goes_first_and_keeps_others() {
+        assert_eq!(preload(None), "/d/lib/libckpt.so");
+        assert_eq!(preload(Some("")), "/d/lib/libckpt.so");
+        assert_eq!(preload(Some("/x/y.so")), "/d/lib/libckpt.so:/x/y.so");
+        assert_eq!(
+            preload(Some("a.so b.so::c.so")),
+            "/d/lib/libckpt.so:a.so:b.so:c.so"
+        );
+        assert_eq!(
+            preload(Some("/d/lib/libckpt.so:/x.so")),
+            "/d/lib/libckpt.so:/x.so"
+        );
+    }
+
+    #[test]
+    fn preload_refuses_unrepresentable_paths() {
+        assert!(preload_list(Path::new("/my dir/libckpt.so"), None).is_err());
+        assert!(preload_list(Path::new("/a:b/libckpt.so"), None).is_err());
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("5").ok(), Some(5));
+        for bad in ["0", "", "-1", "+5", "1.5", "x", "99999999999"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

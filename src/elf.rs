@@ -1,0 +1,186 @@
+//! Just enough ELF reading to tell whether `LD_PRELOAD` can work for a program.
+//!
+//! The dynamic loader only runs (and so only honours `LD_PRELOAD`) for programs
+//! with a `PT_INTERP` program header. A static program would run without the
+//! runtime and a checkpoint signal would simply kill or stop it, so we look
+//! before we exec.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// What the first bytes of a program file say about it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `#!` script: the interpreter is what gets the preload.
+    Script,
+    /// 64-bit little-endian executable with an interpreter: preloading works.
+    Dynamic,
+    /// 64-bit executable without `PT_INTERP` (static or static-pie).
+    Static,
+    /// ELFCLASS32: the runtime is 64-bit only.
+    Elf32,
+    /// Anything else (other ELF types, big-endian, malformed, unknown formats):
+    /// the kernel decides, and a failure is reported from exec.
+    Other,
+}
+
+const ELFMAG: &[u8; 4] = b"\x7fELF";
+const ELFCLASS32: u8 = 1;
+const ELFCLASS64: u8 = 2;
+const ELFDATA2LSB: u8 = 1;
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
+const PT_INTERP: u32 = 3;
+/// `e_phnum` value meaning "the real count is in section header 0's `sh_info`".
+const PN_XNUM: u16 = 0xffff;
+/// Size of `Elf64_Ehdr`.
+const EHDR64_SIZE: usize = 64;
+/// Size of `Elf64_Phdr`; a smaller `e_phentsize` is malformed.
+const PHDR64_SIZE: usize = 56;
+/// Offset of `sh_info` in `Elf64_Shdr`.
+const SH_INFO_OFFSET: u64 = 44;
+
+/// Classifies the program at `path`.
+///
+/// A file we may execute but not read (mode `--x`) cannot be inspected; it is
+/// reported as [`Kind::Other`] so that we still try to run it.
+pub fn classify(path: &Path) -> Kind {
+    let Ok(file) = File::open(path) else {
+        return Kind::Other;
+    };
+    classify_file(&file).unwrap_or(Kind::Other)
+}
+
+fn classify_file(file: &File) -> io::Result<Kind> {
+    let mut ehdr = Vec::with_capacity(EHDR64_SIZE);
+    file.take(EHDR64_SIZE as u64).read_to_end(&mut ehdr)?;
+
+    if ehdr.starts_with(b"#!") {
+        return Ok(Kind::Script);
+    }
+    if !ehdr.starts_with(ELFMAG) || ehdr.len() < 6 {
+        return Ok(Kind::Other);
+    }
+    match (ehdr[4], ehdr[5]) {
+        // Checked before anything else: a 32-bit header is shorter and laid out
+        // differently, and we refuse it whatever it contains.
+        (ELFCLASS32, _) => return Ok(Kind::Elf32),
+        (ELFCLASS64, ELFDATA2LSB) if ehdr.len() == EHDR64_SIZE => {}
+        _ => return Ok(Kind::Other),
+    }
+
+    let e_type = u16_at(&ehdr, 16);
+    if e_type != ET_EXEC && e_type != ET_DYN {
+        return Ok(Kind::Other);
+    }
+    let phoff = u64_at(&ehdr, 32);
+    let shoff = u64_at(&ehdr, 40);
+    let phentsize = usize::from(u16_at(&ehdr, 54));
+    let phnum = match u16_at(&ehdr, 56) {
+        PN_XNUM => section0_info(file, shoff)?,
+        n => usize::from(n),
+    };
+    if phentsize < PHDR64_SIZE {
+        return Ok(Kind::Other);
+    }
+
+    let mut table = vec![0; phentsize * phnum];
+    file.read_exact_at(&mut table, phoff)?;
+    let has_interp = table
+        .chunks_exact(phentsize)
+        .any(|phdr| u32_at(phdr, 0) == PT_INTERP);
+    Ok(if has_interp {
+        Kind::Dynamic
+    } else {
+        Kind::Static
+    })
+}
+
+/// `sh_info` of section header 0, where the program header count lives when it
+/// does not fit in `e_phnum`.
+fn section0_info(file: &File, shoff: u64) -> io::Result<usize> {
+    let mut buf = [0; 4];
+    let offset = shoff
+        .checked_add(SH_INFO_OFFSET)
+        .ok_or(io::ErrorKind::InvalidData)?;
+    file.read_exact_at(&mut buf, offset)?;
+    usize::try_from(u32::from_le_bytes(buf)).map_err(|_| io::ErrorKind::InvalidData.into())
+}
+
+// The callers only pass offsets inside buffers whose length they checked.
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify_bytes(name: &str, bytes: &[u8]) -> Kind {
+        let path = std::env::temp_dir().join(format!("ckpt-elf-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).expect("write temp file");
+        let kind = classify(&path);
+        let _ = std::fs::remove_file(&path);
+        kind
+    }
+
+    /// A 64-bit header followed by program headers of the given types.
+    fn elf64(e_type: u16, phdr_types: &[u32]) -> Vec<u8> {
+        let mut b = vec![0; EHDR64_SIZE];
+        b[..4].copy_from_slice(ELFMAG);
+        b[4] = ELFCLASS64;
+        b[5] = ELFDATA2LSB;
+        b[16..18].copy_from_slice(&e_type.to_le_bytes());
+        b[32..40].copy_from_slice(&(EHDR64_SIZE as u64).to_le_bytes());
+        b[54..56].copy_from_slice(&(PHDR64_SIZE as u16).to_le_bytes());
+        b[56..58].copy_from_slice(&(phdr_types.len() as u16).to_le_bytes());
+        for &p_type in phdr_types {
+            let mut phdr = vec![0; PHDR64_SIZE];
+            phdr[..4].copy_from_slice(&p_type.to_le_bytes());
+            b.extend(phdr);
+        }
+        b
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(
+            classify_bytes("dyn", &elf64(ET_DYN, &[6, PT_INTERP, 1])),
+            Kind::Dynamic
+        );
+        assert_eq!(
+            classify_bytes("exec", &elf64(ET_EXEC, &[1, 1])),
+            Kind::Static
+        );
+        assert_eq!(classify_bytes("rel", &elf64(1, &[])), Kind::Other);
+        assert_eq!(classify_bytes("script", b"#!/bin/sh\n"), Kind::Script);
+        assert_eq!(classify_bytes("text", b"hello"), Kind::Other);
+        assert_eq!(classify_bytes("empty", b""), Kind::Other);
+        assert_eq!(classify_bytes("elf32", b"\x7fELF\x01\x01\x01"), Kind::Elf32);
+    }
+
+    #[test]
+    fn truncated_program_headers() {
+        let mut b = elf64(ET_DYN, &[PT_INTERP]);
+        b.truncate(EHDR64_SIZE + 10);
+        assert_eq!(classify_bytes("trunc", &b), Kind::Other);
+    }
+
+    #[test]
+    fn this_test_binary_is_dynamic() {
+        let exe = std::env::current_exe().expect("current_exe");
+        assert_eq!(classify(&exe), Kind::Dynamic);
+    }
+}

@@ -1,0 +1,573 @@
+//! Integration tests of the `ckpt` command line.
+//!
+//! They do not need the real runtime: `CKPT_RUNTIME_LIB` points at an empty
+//! shared library built for the test, which the dynamic loader preloads
+//! harmlessly. Programs are run to completion, so no checkpoint is taken.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const CKPT: &str = env!("CARGO_BIN_EXE_ckpt");
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("ckpt-cli-{}-{n}", std::process::id()));
+        // A leftover from an earlier run with a recycled PID.
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Writes `contents` to `name` with the given mode and returns its path.
+    fn file(&self, name: &str, contents: &[u8], mode: u32) -> PathBuf {
+        let path = self.join(name);
+        fs::write(&path, contents).expect("write temp file");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+        path
+    }
+
+    /// Builds an empty shared library to stand in for the runtime.
+    fn dummy_lib(&self) -> PathBuf {
+        self.dummy_lib_named("libdummy.so")
+    }
+
+    fn dummy_lib_named(&self, name: &str) -> PathBuf {
+        let src = self.file(&format!("{name}.c"), b"int ckpt_test_dummy;\n", 0o644);
+        let lib = self.join(name);
+        compile(&["-shared", "-fPIC", "-o"], &lib, &src);
+        lib
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `cc FLAGS OUT SRC`, failing the test with the compiler's output if it fails.
+fn compile(flags: &[&str], out: &Path, src: &Path) {
+    let output = Command::new("cc")
+        .args(flags)
+        .arg(out)
+        .arg(src)
+        .output()
+        .expect("run cc");
+    assert!(
+        output.status.success(),
+        "cc {flags:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `ckpt` with a clean environment as far as ckpt is concerned.
+fn ckpt() -> Command {
+    let mut cmd = Command::new(CKPT);
+    for var in [
+        "CKPT_NAME",
+        "CKPT_CONTINUE",
+        "CKPT_ASYNCSIG",
+        "CKPT_INTERVAL",
+        "CKPT_RUNTIME_LIB",
+        "LD_PRELOAD",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// `ckpt` preloading `lib` instead of the real runtime.
+fn ckpt_with(lib: &Path) -> Command {
+    let mut cmd = ckpt();
+    cmd.env("CKPT_RUNTIME_LIB", lib);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run ckpt")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+fn success(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "ckpt failed with {}:\n{}",
+        output.status,
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// Asserts exit status `code`, a `ckpt: ` message containing `needle`, and
+/// returns stderr.
+fn failure(output: Output, code: i32, needle: &str) -> String {
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(code), "stderr:\n{err}");
+    assert!(err.starts_with("ckpt: "), "stderr:\n{err}");
+    assert!(
+        err.contains(needle),
+        "expected {needle:?} in stderr:\n{err}"
+    );
+    err
+}
+
+/// The value of `name` in the output of `env`.
+fn env_value<'a>(out: &'a str, name: &str) -> Option<&'a str> {
+    out.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[test]
+fn help_describes_options_and_environment() {
+    let out = success(run(ckpt().arg("--help")));
+    for needle in [
+        "CKPT_NAME",
+        "CKPT_CONTINUE",
+        "CKPT_ASYNCSIG",
+        "CKPT_INTERVAL",
+        "CKPT_RUNTIME_LIB",
+        "LD_PRELOAD",
+        "-n, --name",
+        "-c, --continue",
+        "-a, --signal",
+        "-i, --interval",
+        "ckpt ./counter",
+        "kill -TSTP",
+        "./counter.ckpt",
+        "not restored",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in --help:\n{out}");
+    }
+    // The short help is shorter but still lists the options.
+    let short = success(run(ckpt().arg("-h")));
+    assert!(short.len() < out.len());
+    assert!(short.contains("--signal"));
+}
+
+#[test]
+fn version() {
+    let out = success(run(ckpt().arg("--version")));
+    assert_eq!(
+        out.trim_end(),
+        format!("ckpt {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn options_become_environment_variables() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let out = success(run(ckpt_with(&lib).args([
+        "-n",
+        "foo",
+        "-c",
+        "-a",
+        "USR1",
+        "-i",
+        "30",
+        "/usr/bin/env",
+    ])));
+    let lib = lib.canonicalize().expect("canonical lib path");
+    assert_eq!(env_value(&out, "CKPT_NAME"), Some("foo"));
+    assert_eq!(env_value(&out, "CKPT_CONTINUE"), Some("1"));
+    assert_eq!(env_value(&out, "CKPT_ASYNCSIG"), Some("10"));
+    assert_eq!(env_value(&out, "CKPT_INTERVAL"), Some("30"));
+    assert_eq!(env_value(&out, "LD_PRELOAD"), lib.to_str());
+}
+
+#[test]
+fn long_options() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let out = success(run(ckpt_with(&lib).args([
+        "--name=bar.ckpt",
+        "--continue",
+        "--signal",
+        "sigrtmin",
+        "--interval=5",
+        "env",
+    ])));
+    assert_eq!(env_value(&out, "CKPT_NAME"), Some("bar.ckpt"));
+    assert_eq!(env_value(&out, "CKPT_CONTINUE"), Some("1"));
+    assert_eq!(env_value(&out, "CKPT_ASYNCSIG"), Some("34"));
+    assert_eq!(env_value(&out, "CKPT_INTERVAL"), Some("5"));
+}
+
+#[test]
+fn no_options_set_no_variables() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let out = success(run(ckpt_with(&lib).arg("env")));
+    for var in [
+        "CKPT_NAME",
+        "CKPT_CONTINUE",
+        "CKPT_ASYNCSIG",
+        "CKPT_INTERVAL",
+    ] {
+        assert_eq!(env_value(&out, var), None, "{var} set:\n{out}");
+    }
+}
+
+#[test]
+fn existing_ld_preload_is_kept_after_ours() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib().canonicalize().expect("canonical lib path");
+    // A second real library, so that the loader has nothing to complain about.
+    let other = tmp.dummy_lib_named("libother.so");
+    let existing = format!("{}", other.display());
+    let out = success(run(ckpt_with(&lib).env("LD_PRELOAD", &existing).arg("env")));
+    assert_eq!(
+        env_value(&out, "LD_PRELOAD"),
+        Some(format!("{}:{existing}", lib.display()).as_str())
+    );
+
+    // A path that does not exist is kept too (the loader warns and goes on).
+    let out = success(run(ckpt_with(&lib).env("LD_PRELOAD", "/x/y.so").arg("env")));
+    let preload = env_value(&out, "LD_PRELOAD").expect("LD_PRELOAD set");
+    assert_eq!(
+        preload.split(':').collect::<Vec<_>>(),
+        [lib.to_str().expect("UTF-8"), "/x/y.so"]
+    );
+}
+
+#[test]
+fn inherited_variables_are_kept_unless_overridden() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let out = success(run(ckpt_with(&lib)
+        .env("CKPT_NAME", "inherited")
+        .env("CKPT_ASYNCSIG", "12")
+        .args(["-a", "USR1", "env"])));
+    assert_eq!(env_value(&out, "CKPT_NAME"), Some("inherited"));
+    assert_eq!(env_value(&out, "CKPT_ASYNCSIG"), Some("10"));
+}
+
+#[test]
+fn signal_names_and_numbers() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    for (arg, number) in [
+        ("10", "10"),
+        ("usr1", "10"),
+        ("SIGUSR1", "10"),
+        ("TSTP", "20"),
+        ("RTMIN+2", "36"),
+        ("RTMAX-1", "63"),
+        ("64", "64"),
+        ("0", "0"),
+    ] {
+        let out = success(run(ckpt_with(&lib).args(["-a", arg, "env"])));
+        assert_eq!(env_value(&out, "CKPT_ASYNCSIG"), Some(number), "-a {arg}");
+    }
+}
+
+#[test]
+fn bad_signals_are_usage_errors() {
+    // No runtime library: the command line is checked before anything else.
+    for arg in ["FOO", "65", "-3", "RTMIN+31", "", "SIGSIGUSR1"] {
+        let err = failure(run(ckpt().args(["-a", arg, "true"])), 2, "invalid signal");
+        assert!(err.contains(&format!("'{arg}'")), "{err}");
+        assert!(err.contains("1-64"), "{err}");
+    }
+    for (arg, name) in [
+        ("KILL", "SIGKILL"),
+        ("sigkill", "SIGKILL"),
+        ("9", "SIGKILL"),
+        ("STOP", "SIGSTOP"),
+    ] {
+        let err = failure(run(ckpt().args(["-a", arg, "true"])), 2, "cannot be caught");
+        assert!(err.contains(name), "{err}");
+    }
+}
+
+#[test]
+fn bad_intervals_and_names_are_usage_errors() {
+    for arg in ["0", "-1", "x", "1.5"] {
+        failure(run(ckpt().args(["-i", arg, "true"])), 2, "invalid interval");
+    }
+    failure(run(ckpt().args(["-n", "", "true"])), 2, "must not be empty");
+}
+
+#[test]
+fn usage_errors() {
+    failure(run(&mut ckpt()), 2, "PROG");
+    failure(run(ckpt().args(["--bogus", "true"])), 2, "--bogus");
+    failure(run(ckpt().args(["-a"])), 2, "--signal");
+}
+
+#[test]
+fn program_is_found_in_path() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let out = success(run(ckpt_with(&lib)
+        .env("PATH", "/nonexistent:/usr/bin:/bin")
+        .args(["env"])));
+    assert!(env_value(&out, "LD_PRELOAD").is_some(), "{out}");
+}
+
+#[test]
+fn non_executable_files_in_path_are_skipped() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let dir = tmp.join("bin");
+    fs::create_dir(&dir).expect("mkdir");
+    fs::write(dir.join("env"), "not a program\n").expect("write");
+    let path = format!("{}:/usr/bin:/bin", dir.display());
+    let out = success(run(ckpt_with(&lib).env("PATH", &path).arg("env")));
+    assert!(env_value(&out, "LD_PRELOAD").is_some(), "{out}");
+
+    // Found only as a non-executable file: say so rather than "not found".
+    let path = dir.display().to_string();
+    failure(
+        run(ckpt_with(&lib).env("PATH", &path).arg("env")),
+        126,
+        "Permission denied",
+    );
+}
+
+#[test]
+fn program_not_found() {
+    let err = failure(
+        run(ckpt().args(["ckpt-no-such-command", "x"])),
+        127,
+        "ckpt-no-such-command: command not found",
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    failure(
+        run(ckpt().arg("./ckpt-no-such-file")),
+        127,
+        "./ckpt-no-such-file: No such file or directory",
+    );
+}
+
+#[test]
+fn program_not_executable() {
+    let tmp = TempDir::new();
+    let file = tmp.file("plain", b"#!/bin/sh\necho hi\n", 0o644);
+    let err = failure(run(ckpt().arg(&file)), 126, "Permission denied");
+    assert!(err.contains("not an executable file"), "{err}");
+    failure(run(ckpt().arg(&tmp.0)), 126, "Is a directory");
+}
+
+#[test]
+fn setuid_and_setgid_programs_are_refused() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let prog = tmp.join("true");
+    fs::copy("/usr/bin/true", &prog).expect("copy /usr/bin/true");
+    for (mode, what) in [(0o4755, "setuid"), (0o2755, "setgid")] {
+        fs::set_permissions(&prog, fs::Permissions::from_mode(mode)).expect("chmod");
+        let err = failure(run(ckpt_with(&lib).arg(&prog)), 126, what);
+        assert!(err.contains("LD_PRELOAD"), "{err}");
+    }
+    // Set-group-ID without group execute is not secure execution.
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o2745)).expect("chmod");
+    success(run(ckpt_with(&lib).arg(&prog)));
+}
+
+#[test]
+fn static_programs_are_refused() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let src = tmp.file("main.c", b"int main(void) { return 0; }\n", 0o644);
+    let prog = tmp.join("static");
+    compile(&["-static", "-o"], &prog, &src);
+    let err = failure(run(ckpt_with(&lib).arg(&prog)), 126, "libckpt.a");
+    assert!(err.contains("statically linked"), "{err}");
+
+    // The same program linked dynamically runs.
+    compile(&["-o"], &prog, &src);
+    success(run(ckpt_with(&lib).arg(&prog)));
+}
+
+#[test]
+fn static_pie_programs_are_refused() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let src = tmp.file("main.c", b"int main(void) { return 0; }\n", 0o644);
+    let prog = tmp.join("static-pie");
+    compile(&["-static-pie", "-o"], &prog, &src);
+    failure(run(ckpt_with(&lib).arg(&prog)), 126, "libckpt.a");
+}
+
+#[test]
+fn thirty_two_bit_programs_are_refused() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let prog = tmp.join("prog32");
+    let src = tmp.file("main.c", b"int main(void) { return 0; }\n", 0o644);
+    let built = Command::new("cc")
+        .args(["-m32", "-o"])
+        .arg(&prog)
+        .arg(&src)
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !built {
+        // No multilib: a bare 32-bit ELF header is all the check looks at.
+        tmp.file("prog32", &elf32_header(), 0o755);
+    }
+    failure(
+        run(ckpt_with(&lib).arg(&prog)),
+        126,
+        "32-bit programs are not supported yet",
+    );
+}
+
+/// A valid 52-byte `Elf32_Ehdr` for an i386 executable with no program headers.
+fn elf32_header() -> Vec<u8> {
+    let mut h = Vec::with_capacity(52);
+    h.extend_from_slice(b"\x7fELF");
+    h.extend_from_slice(&[1, 1, 1, 0]); // ELFCLASS32, ELFDATA2LSB, EV_CURRENT, SYSV ABI
+    h.extend_from_slice(&[0; 8]); // rest of e_ident
+    h.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+    h.extend_from_slice(&3u16.to_le_bytes()); // e_machine: EM_386
+    h.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    h.extend_from_slice(&0x0804_8000u32.to_le_bytes()); // e_entry
+    h.extend_from_slice(&0u32.to_le_bytes()); // e_phoff
+    h.extend_from_slice(&0u32.to_le_bytes()); // e_shoff
+    h.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    h.extend_from_slice(&52u16.to_le_bytes()); // e_ehsize
+    h.extend_from_slice(&32u16.to_le_bytes()); // e_phentsize
+    h.extend_from_slice(&0u16.to_le_bytes()); // e_phnum
+    h.extend_from_slice(&40u16.to_le_bytes()); // e_shentsize
+    h.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
+    h.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
+    assert_eq!(h.len(), 52);
+    h
+}
+
+#[test]
+fn options_stop_at_the_program() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    // `-n` is echo's: no newline, and no CKPT_NAME.
+    let out = success(run(ckpt_with(&lib).args([
+        "-c",
+        "/usr/bin/echo",
+        "-n",
+        "hi",
+    ])));
+    assert_eq!(out, "hi");
+    let out = success(run(ckpt_with(&lib).args([
+        "/usr/bin/echo",
+        "-c",
+        "--help",
+        "-a",
+        "KILL",
+    ])));
+    assert_eq!(out, "-c --help -a KILL\n");
+    // env rejects `-n` itself: it reached env, ckpt did not take it.
+    let out = run(ckpt_with(&lib).args(["/usr/bin/env", "-n", "foo"]));
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("env: invalid option"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn double_dash_ends_options() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let out = success(run(ckpt_with(&lib).args(["--", "/usr/bin/echo", "-x"])));
+    assert_eq!(out, "-x\n");
+}
+
+#[test]
+fn exec_keeps_the_pid_and_argv0() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let child = ckpt_with(&lib)
+        .args(["sh", "-c", "echo $$ $0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn ckpt");
+    let pid = child.id();
+    let out = success(child.wait_with_output().expect("wait for ckpt"));
+    // `sh -c` sets $0 to the first argument after the command string, so
+    // check argv[0] separately below.
+    assert_eq!(
+        out.split_whitespace().next(),
+        Some(pid.to_string().as_str())
+    );
+
+    let script = tmp.file("argv0", b"#!/bin/sh\necho \"$0\"\n", 0o755);
+    let out = success(run(ckpt_with(&lib).arg(&script)));
+    assert_eq!(out.trim_end(), script.display().to_string());
+}
+
+#[test]
+fn scripts_run_with_the_preload() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib().canonicalize().expect("canonical lib path");
+    let script = tmp.file("script", b"#!/bin/sh\necho \"$LD_PRELOAD\" \"$@\"\n", 0o755);
+    let out = success(run(ckpt_with(&lib).arg(&script).arg("-c")));
+    assert_eq!(out, format!("{} -c\n", lib.display()));
+}
+
+#[test]
+fn exec_failure_is_reported() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let script = tmp.file("bad-interp", b"#!/nonexistent/interpreter\n", 0o755);
+    failure(
+        run(ckpt_with(&lib).arg(&script)),
+        126,
+        &format!(
+            "cannot execute {}: No such file or directory",
+            script.display()
+        ),
+    );
+}
+
+#[test]
+fn missing_runtime_library_is_named() {
+    // The default library, ../lib/libckpt.so next to the test build of ckpt,
+    // does not exist in the cargo target directory.
+    let exe = Path::new(CKPT).canonicalize().expect("canonical ckpt path");
+    let expected = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("ckpt is two levels down")
+        .join("lib/libckpt.so");
+    assert!(
+        !expected.exists(),
+        "{} exists; this test needs it absent",
+        expected.display()
+    );
+    failure(
+        run(ckpt().arg("/usr/bin/true")),
+        1,
+        &format!("runtime library {}", expected.display()),
+    );
+
+    let missing = Path::new("/nonexistent/libckpt.so");
+    let err = failure(
+        run(ckpt_with(missing).arg("/usr/bin/true")),
+        1,
+        "runtime library /nonexistent/libckpt.so (from CKPT_RUNTIME_LIB)",
+    );
+    assert!(err.contains("No such file or directory"), "{err}");
+}
