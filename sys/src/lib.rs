@@ -12,8 +12,10 @@
 #![no_std]
 
 mod errno;
+pub mod cpu;
 pub mod maps;
 pub mod msg;
+pub mod scratch;
 
 use core::ffi::CStr;
 

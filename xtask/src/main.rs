@@ -1,1 +1,108 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's build tasks, one module each.
+//!
+//! - `build`: loader → checked and spliced → runtime (embeds the loader) → CLI →
+//!   `target/dist/{bin,lib,include}`.
+//! - `test`: checks the prerequisites, builds, and runs the whole test suite
+//!   against the freshly built distribution.
+//! - `demo`: the README's quick example, end to end.
+
+mod build;
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  build            build target/dist (bin/ckpt, lib/libckpt.so, lib/libckpt.a, include/ckpt.h)
+  test [ARGS...]   build, then run every test (ARGS go to `cargo test`)
+  demo             build, then checkpoint and restart a counter program
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("build") => build::dist().map(drop),
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo::run(),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Errors are sentences for the user.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `$CARGO`, or `cargo`.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Run a command, echoing it; fail with its name if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", show(cmd));
+    let st = cmd.status().map_err(|e| format!("cannot run {}: {e}", show(cmd)))?;
+    if st.success() { Ok(()) } else { Err(format!("`{}` failed ({st})", show(cmd))) }
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Check that a C compiler can build what the tests need.
+fn check_prerequisites() -> Result<()> {
+    let dir = root().join("target").join("xtask-probe");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let src = dir.join("probe.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").map_err(|e| e.to_string())?;
+    for (cc, flags) in [("cc", &[][..]), ("c++", &["-x", "c++"][..])] {
+        let ok = Command::new(cc)
+            .args(flags)
+            .arg(&src)
+            .arg("-o")
+            .arg(dir.join("probe"))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!(
+                "`{cc}` cannot build a test program: install the toolchain with \
+                 `sudo apt-get install build-essential` (see README)"
+            ));
+        }
+    }
+    if Command::new("python3").arg("-c").arg("pass").status().is_err() {
+        return Err("python3 is needed by the interpreter test: apt-get install python3".into());
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    check_prerequisites()?;
+    let dist = build::dist()?;
+    run(cargo().current_dir(root()).arg("test").env("CKPT_DIST", &dist).args(extra))
+}

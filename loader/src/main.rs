@@ -1,0 +1,226 @@
+//! The restart loader: the executable head of every checkpoint file.
+//!
+//! `./prog.ckpt` starts here, as a static PIE with no libc, at wherever the kernel
+//! placed it. It works in two phases:
+//!
+//! 1. **Check** (on the kernel's stack, at the kernel's address). Open our own file,
+//!    read the image header and metadata that follow the loader, and validate all of
+//!    it (checksums, every region and run, the CPU, the vDSO layout) *before* the
+//!    address space is touched: a damaged or foreign file is refused with a message
+//!    and exit status 1, and nothing else happens. Then copy the loader, its stack
+//!    and the metadata into a "home" block placed where no saved region will go,
+//!    and continue there.
+//! 2. **Restore** (on the home stack, in the copy). Unmap everything else, move the
+//!    kernel's vDSO/vvar pages to their saved addresses, map every saved region and
+//!    fill it with a few large reads, set the thread pointer and jump back to the
+//!    program's save point. From the first unmap on there is no way back: an error
+//!    is reported and the process exits with status 1.
+//!
+//! All signals stay blocked throughout; the restarted runtime restores the saved
+//! mask, signal handlers and the rest of the kernel state from its own memory and
+//! then unmaps the home block.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+#[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
+#[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
+mod arch;
+mod remap;
+mod vdso;
+
+use ckpt_image::{HEADER_LEN, Header, ImageError, Meta, PAGE_SIZE, page_up};
+use ckpt_sys::{Errno, Fd, c, msg::Msg};
+
+/// How the loader names itself in messages.
+const PREFIX: &str = "ckpt restart: ";
+
+/// Exit status of a refused or failed restart.
+const EXIT_FAILED: i32 = 1;
+
+/// The file name the user ran (argv[0]), kept in the home block for messages.
+#[derive(Clone, Copy)]
+pub struct Name {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Name {
+    fn new(s: &[u8]) -> Name {
+        let mut n = Name { buf: [0; 256], len: s.len().min(256) };
+        n.buf[..n.len].copy_from_slice(&s[..n.len]);
+        n
+    }
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Start a message: `ckpt restart: NAME: `.
+pub fn msg(name: &Name) -> Msg {
+    Msg::new().s(PREFIX).b(name.as_bytes()).s(": ")
+}
+
+/// Report and exit.
+pub fn die(m: Msg) -> ! {
+    m.emit();
+    ckpt_sys::exit_group(EXIT_FAILED)
+}
+
+/// Report a failed step with its errno and exit.
+pub fn die_errno(name: &Name, what: &str, e: Errno) -> ! {
+    die(msg(name).s(what).s(": ").errno(e))
+}
+
+fn die_image(name: &Name, e: ImageError) -> ! {
+    let m = msg(name).s(e.what());
+    let m = match e {
+        ImageError::Truncated { need, have } => {
+            m.s(" (need ").u(need).s(" bytes, have ").u(have).s(")")
+        }
+        ImageError::BadVersion { found } => {
+            m.s(" (file has version ").u(found as u64).s(", this loader reads ")
+                .u(ckpt_image::VERSION as u64).s(")")
+        }
+        ImageError::WrongArch { found } => m.s(" (e_machine ").u(found as u64).s(")"),
+        ImageError::BadRegion { index } | ImageError::BadRun { index } => {
+            m.s(" (entry ").u(index as u64).s(")")
+        }
+        _ => m,
+    };
+    die(m)
+}
+
+/// Everything phase two needs, written into the home block by phase one.
+#[derive(Clone, Copy)]
+pub struct Plan {
+    /// The checkpoint file, open for reading.
+    pub fd: Fd,
+    /// The validated header.
+    pub header: Header,
+    /// The home block: loader copy, stack, metadata copy, buffers.
+    pub home: remap::Home,
+    /// For messages.
+    pub name: Name,
+}
+
+/// Phase one: called by `_start` (through `arch::loader_main`) with the initial
+/// stack pointer.
+pub fn main(sp: usize) -> ! {
+    let name = Name::new(arch::argv0(sp));
+
+    // Nothing may interrupt the restore: the program's handlers are not installed
+    // yet. The runtime restores the saved mask as its last step.
+    let all: u64 = !0;
+    let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), None);
+
+    let fd = ckpt_sys::openat(Fd::CWD, c"/proc/self/exe", c::O_RDONLY | c::O_CLOEXEC, 0)
+        .unwrap_or_else(|e| die_errno(&name, "cannot open /proc/self/exe", e));
+    let file_len = ckpt_sys::fstat(fd)
+        .unwrap_or_else(|e| die_errno(&name, "cannot stat the checkpoint file", e))
+        .size;
+
+    let image_offset = page_up(arch::file_len());
+    let header_end = image_offset + HEADER_LEN as u64;
+    if file_len < header_end {
+        die_image(&name, ImageError::Truncated { need: header_end, have: file_len });
+    }
+    let mut hb = [0u8; HEADER_LEN];
+    read_exact(&name, fd, &mut hb, image_offset);
+    let header = Header::parse(&hb, file_len, arch::ARCH).unwrap_or_else(|e| die_image(&name, e));
+    if header.image_offset != image_offset {
+        die_image(&name, ImageError::BadLayout);
+    }
+
+    // The metadata goes straight into the home block's buffer, but the home block's
+    // place depends on the metadata: read it into a temporary buffer first.
+    let mut tmp = ckpt_sys::scratch::Scratch::new(header.meta_len as usize)
+        .unwrap_or_else(|e| die_errno(&name, "cannot allocate memory for the metadata", e));
+    let meta_bytes = &mut tmp.bytes()[..header.meta_len as usize];
+    read_exact(&name, fd, meta_bytes, header.meta_offset);
+    let meta = Meta::parse(&header, meta_bytes).unwrap_or_else(|e| die_image(&name, e));
+
+    check_cpu(&name, &meta);
+    remap::check_restart_info(&name, &meta);
+    let cur_vdso = vdso::check(&name, &meta.process);
+
+    let home = remap::Home::place(&name, &meta, cur_vdso);
+    let plan = Plan { fd, header, home, name };
+    // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
+    // the home block and switches to it; phase two starts from that copy.
+    remap::enter(&plan, meta_bytes, phase_two as *const () as usize)
+}
+
+/// Phase two, running in the home block on its own stack.
+pub extern "C" fn phase_two(plan: usize) -> ! {
+    let plan: Plan = remap::plan_at(plan);
+    let name = plan.name;
+    let meta_bytes = plan.home.meta();
+    // Already validated in phase one; parsing again only rebuilds the view.
+    let meta = Meta::parse(&plan.header, meta_bytes).unwrap_or_else(|e| die_image(&name, e));
+
+    remap::clear_address_space(&plan);
+    vdso::move_to_saved(&plan, &meta.process);
+    remap::restore_regions(&plan, &meta);
+    let _ = ckpt_sys::close(plan.fd);
+    remap::store_restart_info(&plan, &meta);
+
+    // SAFETY-relevant step lives in arch: set the thread pointer, jump.
+    let e = remap::jump(&meta.process);
+    die_errno(&name, "cannot set the thread pointer", e)
+}
+
+fn read_exact(name: &Name, fd: Fd, buf: &mut [u8], off: u64) {
+    let mut done = 0;
+    while done < buf.len() {
+        match ckpt_sys::pread(fd, &mut buf[done..], off + done as u64) {
+            Ok(0) => die_image(
+                name,
+                ImageError::Truncated { need: off + buf.len() as u64, have: off + done as u64 },
+            ),
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => die_errno(name, "cannot read the checkpoint file", e),
+        }
+    }
+}
+
+/// Refuse to restart on a CPU that lacks something the image's code may use.
+fn check_cpu(name: &Name, meta: &Meta) {
+    let p = &meta.process;
+    let have = ckpt_sys::cpu::features();
+    if let Some((word, bit)) = ckpt_sys::cpu::first_missing(&p.cpu_features, &have) {
+        const WORDS: [&str; 7] = [
+            "CPUID.1:ECX",
+            "CPUID.1:EDX",
+            "CPUID.7:EBX",
+            "CPUID.7:ECX",
+            "CPUID.7:EDX",
+            "CPUID.80000001:ECX",
+            "CPUID.80000001:EDX",
+        ];
+        die(msg(name)
+            .s("this CPU lacks a feature the checkpointed program may use (")
+            .s(WORDS[word])
+            .s(" bit ")
+            .u(bit as u64)
+            .s("); restart it on a machine with the same or a newer CPU"));
+    }
+    let xcr0 = ckpt_sys::cpu::xcr0();
+    if p.xcr0 & !xcr0 != 0 {
+        die(msg(name)
+            .s("this CPU/kernel does not enable register state the image uses (XCR0 saved ")
+            .x(p.xcr0)
+            .s(", here ")
+            .x(xcr0)
+            .s(")"));
+    }
+}
+
+const _: () = assert!(PAGE_SIZE == 4096);
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    Msg::new().s(PREFIX).s("internal error (loader panic)").emit();
+    ckpt_sys::exit_group(127)
+}

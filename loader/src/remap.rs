@@ -1,0 +1,267 @@
+//! The loader's address-space surgery: placing its "home" block where the saved
+//! program will not be, moving into it, unmapping everything else and mapping the
+//! saved regions back.
+//!
+//! # Safety
+//! This module writes through raw addresses: into the home block it mapped itself,
+//! and into regions it has just mapped from the validated metadata. After
+//! `clear_address_space` the only memory left is the home block, the kernel's
+//! special mappings and what `restore_regions` maps; the loader's code and stack
+//! are in the home block, so nothing it uses disappears.
+#![allow(unsafe_code)]
+
+use ckpt_image::{Meta, Process, RESTART_INFO_LEN, RestartInfo, kind, page_up, prot, task_size};
+use ckpt_sys::{Errno, Fd, c};
+
+use crate::{Name, Plan, arch, die, die_errno, msg};
+
+/// Room for the loader's stack in the home block.
+const STACK_LEN: usize = 256 << 10;
+/// Room for `/proc/self/maps` of the loader process (a dozen lines).
+const MAPS_LEN: usize = 64 << 10;
+/// Distance kept from saved regions (a saved stack's guard gap is 1 MiB).
+const GAP: u64 = 1 << 20;
+
+/// The home block: `[base, base+len)`, laid out as loader copy | plan | metadata |
+/// maps buffer | vDSO parking | stack.
+#[derive(Clone, Copy)]
+pub struct Home {
+    base: usize,
+    len: usize,
+    loader_len: usize,
+    plan_off: usize,
+    meta_off: usize,
+    meta_len: usize,
+    maps_off: usize,
+    park_off: usize,
+    park_len: usize,
+    /// Where the kernel put [vvar], [vvar_vclock], [vdso] for this process.
+    pub cur_vdso: [(u64, u64); 3],
+}
+
+impl Home {
+    /// Reserve the home block somewhere no saved region (nor saved vDSO) lies and
+    /// no current mapping is.
+    pub fn place(name: &Name, meta: &Meta, cur_vdso: [(u64, u64); 3]) -> Home {
+        let (ls, le) = arch::loader_range();
+        let loader_len = page_up((le - ls) as u64) as usize;
+        let plan_off = loader_len;
+        let meta_off = plan_off + page_up(core::mem::size_of::<Plan>() as u64) as usize;
+        let meta_len = meta.header.meta_len as usize;
+        let maps_off = meta_off + page_up(meta_len as u64) as usize;
+        let lo = cur_vdso.iter().filter(|v| v.1 != 0).map(|v| v.0).min().unwrap_or(0);
+        let hi = cur_vdso.iter().filter(|v| v.1 != 0).map(|v| v.0 + v.1).max().unwrap_or(0);
+        let park_off = maps_off + MAPS_LEN;
+        let park_len = page_up(hi - lo) as usize;
+        let len = park_off + park_len + STACK_LEN;
+        let mut home = Home {
+            base: 0,
+            len,
+            loader_len,
+            plan_off,
+            meta_off,
+            meta_len,
+            maps_off,
+            park_off,
+            park_len,
+            cur_vdso,
+        };
+        home.base = find_free(name, meta, len as u64) as usize;
+        home
+    }
+
+    /// The metadata copy.
+    pub fn meta(&self) -> &'static [u8] {
+        // SAFETY: [meta_off, meta_off+meta_len) of the home block was filled by
+        // `enter` and the home block stays mapped for the rest of the loader's life.
+        unsafe { core::slice::from_raw_parts((self.base + self.meta_off) as *const u8, self.meta_len) }
+    }
+
+    fn maps_buf(&self) -> &'static mut [u8] {
+        // SAFETY: the maps buffer is part of the home block, used only by
+        // `clear_address_space`, once.
+        unsafe { core::slice::from_raw_parts_mut((self.base + self.maps_off) as *mut u8, MAPS_LEN) }
+    }
+
+    /// The parking area for the vDSO block while it moves.
+    pub fn park(&self) -> (usize, usize) {
+        (self.base + self.park_off, self.park_len)
+    }
+
+    fn contains(&self, a: u64) -> bool {
+        a >= self.base as u64 && a < (self.base + self.len) as u64
+    }
+}
+
+/// True if `[a, a+len)` (with GAP on both sides) meets a saved region or the
+/// saved vDSO block.
+fn collides(meta: &Meta, a: u64, len: u64) -> bool {
+    let (lo, hi) = (a.saturating_sub(GAP), a + len + GAP);
+    let meets = |s: u64, e: u64| s < hi && lo < e;
+    if meta.process.vdso.iter().any(|&(s, l)| l != 0 && meets(s, s + l)) {
+        return true;
+    }
+    // Regions are sorted and disjoint: find the first one ending above `lo`.
+    let n = meta.nregions();
+    let (mut l, mut r) = (0u32, n);
+    while l < r {
+        let m = l + (r - l) / 2;
+        if meta.region(m).end <= lo { l = m + 1 } else { r = m }
+    }
+    l < n && meets(meta.region(l).start, meta.region(l).end)
+}
+
+/// Find and map (RW) a free block of `len` bytes; candidates sit next to saved
+/// regions, so the search is short even with tens of thousands of regions.
+fn find_free(name: &Name, meta: &Meta, len: u64) -> u64 {
+    let top = task_size(meta.header.arch);
+    let flags = c::MAP_PRIVATE | c::MAP_ANONYMOUS | c::MAP_FIXED_NOREPLACE;
+    let rw = c::PROT_READ | c::PROT_WRITE;
+    let candidates = meta
+        .regions()
+        .flat_map(|r| [r.end + GAP, r.start.saturating_sub(len + GAP)])
+        .chain([1 << 24, top / 3, top / 2]);
+    for a in candidates {
+        let a = a & !(ckpt_image::PAGE_SIZE - 1);
+        if a < 1 << 16 || a + len > top || collides(meta, a, len) {
+            continue;
+        }
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+        match unsafe { ckpt_sys::mmap(a as usize, len as usize, rw, flags, Fd(-1), 0) } {
+            Ok(got) if got as u64 == a => return a,
+            Ok(got) => {
+                // Old kernels ignore NOREPLACE and return another address.
+                // SAFETY: the mapping was just made and is not used.
+                let _ = unsafe { ckpt_sys::munmap(got, len as usize) };
+            }
+            Err(Errno::EEXIST) => {}
+            Err(e) => die_errno(name, "cannot reserve memory for the loader", e),
+        }
+    }
+    die(msg(name).s("no room for the loader outside the saved address space"))
+}
+
+/// Move into the home block: copy the loader, the metadata and the plan, then call
+/// `phase_two` (the address of the function in *this* copy) on the home stack.
+pub fn enter(plan: &Plan, meta: &[u8], phase_two: usize) -> ! {
+    let h = &plan.home;
+    let (ls, _) = arch::loader_range();
+    // SAFETY: [base, base+len) is the RW block `find_free` mapped for us alone.
+    unsafe {
+        arch::copy_self(h.base);
+        core::ptr::copy_nonoverlapping(meta.as_ptr(), (h.base + h.meta_off) as *mut u8, meta.len());
+        ((h.base + h.plan_off) as *mut Plan).write(*plan);
+    }
+    let rwx = c::PROT_READ | c::PROT_WRITE | c::PROT_EXEC;
+    // SAFETY: only the loader copy's protection changes (it gains exec).
+    if let Err(e) = unsafe { ckpt_sys::mprotect(h.base, h.loader_len, rwx) } {
+        die_errno(&plan.name, "cannot make the loader copy executable", e);
+    }
+    let f = phase_two - ls + h.base;
+    // SAFETY: the stack top is the end of the home block; `f` is phase_two in the
+    // copy, which is position independent and has no relocations (xtask checks).
+    unsafe { arch::call_on_stack(h.base + h.plan_off, h.base + h.len, f) }
+}
+
+/// The plan `enter` stored at `addr`.
+pub fn plan_at(addr: usize) -> Plan {
+    // SAFETY: `enter` wrote a Plan at exactly this address of the home block.
+    unsafe { (addr as *const Plan).read() }
+}
+
+/// Unmap everything but the home block and the kernel's special mappings.
+pub fn clear_address_space(plan: &Plan) {
+    let h = &plan.home;
+    let buf = h.maps_buf();
+    let n = ckpt_sys::read_file(c"/proc/self/maps", buf)
+        .unwrap_or_else(|e| die_errno(&plan.name, "cannot read /proc/self/maps", e));
+    let (hs, he) = (h.base as u64, (h.base + h.len) as u64);
+    for e in ckpt_sys::maps::parse(&buf[..n]) {
+        if e.is_kernel_special() {
+            continue;
+        }
+        // The kernel may have merged the home block with a neighbour: cut around it.
+        for (s, t) in [(e.start, e.end.min(hs)), (e.start.max(he), e.end)] {
+            if s < t {
+                // SAFETY: nothing the loader still uses lies outside the home block.
+                if let Err(err) = unsafe { ckpt_sys::munmap(s as usize, (t - s) as usize) } {
+                    die_errno(&plan.name, "cannot unmap the loader's old memory", err);
+                }
+            }
+        }
+        debug_assert!(!h.contains(e.start) || e.end <= he || e.start >= hs);
+    }
+}
+
+/// Map every saved region and fill its runs from the file.
+pub fn restore_regions(plan: &Plan, meta: &Meta) {
+    for r in meta.regions() {
+        let len = (r.end - r.start) as usize;
+        let mut flags = c::MAP_FIXED_NOREPLACE | c::MAP_ANONYMOUS;
+        flags |= if r.kind == kind::SHARED { c::MAP_SHARED } else { c::MAP_PRIVATE | c::MAP_NORESERVE };
+        if r.kind == kind::STACK {
+            flags |= c::MAP_GROWSDOWN;
+        }
+        let rw = prot::READ | prot::WRITE;
+        let first = if r.nruns > 0 { rw } else { r.prot };
+        // SAFETY: NOREPLACE: the range was cleared and is not the home block (it
+        // was placed away from every region), so nothing in use is replaced.
+        if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, first, flags, Fd(-1), 0) } {
+            die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end)
+                .s(": ").errno(e));
+        }
+        for run in meta.runs_of(&r) {
+            // SAFETY: the run lies inside the region just mapped read-write
+            // (validated by Meta::parse), which nothing references.
+            let res = unsafe { ckpt_sys::pread_exact_into(plan.fd, run.addr as usize, run.len as usize, run.file_off) };
+            if let Err(e) = res {
+                die(msg(&plan.name).s("cannot read saved memory at ").x(run.addr).s(": ").errno(e));
+            }
+        }
+        if first != r.prot {
+            // SAFETY: the region is the program's, not the loader's.
+            if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, r.prot) } {
+                die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
+            }
+        }
+    }
+}
+
+/// Check in phase one that the runtime's restart-info slot lies in a saved writable
+/// region, so `store_restart_info` cannot fault after the point of no return.
+pub fn check_restart_info(name: &Name, meta: &Meta) {
+    let a = meta.process.restart_info;
+    let ok = a % 8 == 0
+        && meta.regions().any(|r| {
+            r.prot & prot::WRITE != 0 && a >= r.start && a + RESTART_INFO_LEN as u64 <= r.end
+        });
+    if !ok {
+        die(msg(name).s(ckpt_image::ImageError::BadLayout.what()).s(" (restart slot ").x(a).s(")"));
+    }
+}
+
+/// Tell the restarted runtime where the home block is, so it can unmap it.
+pub fn store_restart_info(plan: &Plan, meta: &Meta) {
+    let info = RestartInfo {
+        magic: RestartInfo::MAGIC,
+        loader_start: plan.home.base as u64,
+        loader_len: plan.home.len as u64,
+        reserved: 0,
+    };
+    let mut b = [0u8; RESTART_INFO_LEN];
+    info.encode(&mut b);
+    // SAFETY: checked by `check_restart_info`: 32 bytes inside a restored writable
+    // region (the runtime's own static), which only the runtime reads.
+    unsafe {
+        core::ptr::copy_nonoverlapping(b.as_ptr(), meta.process.restart_info as *mut u8, b.len())
+    };
+}
+
+/// Final jump; returns only the error of setting the thread pointer.
+pub fn jump(p: &Process) -> Errno {
+    // SAFETY: every region is restored; the runtime resumes at its save point.
+    match unsafe { arch::jump(&p.regs, 1) } {
+        Err(e) => e,
+        Ok(()) => Errno::EINVAL,
+    }
+}

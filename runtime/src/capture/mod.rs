@@ -1,0 +1,85 @@
+//! Kernel state of the process that memory alone does not carry, captured just
+//! before the image is written and put back just after a restart, by the runtime
+//! itself (the loader only restores memory, the vDSO and the thread pointer).
+//!
+//! Runs with every signal blocked, on the checkpointing thread.
+
+pub mod maps;
+pub mod mm;
+pub mod signals;
+pub mod tls;
+
+use ckpt_sys::{Result, msg::Msg};
+
+use crate::config::Path;
+
+/// Everything captured; see each module for its part.
+pub struct Kernel {
+    /// Signal dispositions, mask, alternate stack, interval timers.
+    pub signals: signals::Signals,
+    /// mm fields for PR_SET_MM_MAP and the saved auxv.
+    pub mm: mm::Mm,
+    /// Robust futex list and clear-child-tid address.
+    pub tls: tls::Tls,
+    /// glibc's rseq area, if it registered one.
+    pub rseq: Option<usize>,
+    /// Working directory.
+    pub cwd: Path,
+    /// Thread name (comm).
+    pub comm: [u8; 16],
+}
+
+impl Kernel {
+    /// Before the first checkpoint.
+    pub const EMPTY: Kernel = Kernel {
+        signals: signals::Signals::EMPTY,
+        mm: mm::Mm::EMPTY,
+        tls: tls::Tls::EMPTY,
+        rseq: None,
+        cwd: Path::EMPTY,
+        comm: [0; 16],
+    };
+
+    /// Capture everything; `mask` is the signal mask to restore after a restart.
+    pub fn capture(&mut self, mask: ckpt_sys::SigSet) -> Result<()> {
+        self.signals.capture(mask)?;
+        self.mm.capture()?;
+        self.tls.capture()?;
+        self.rseq = crate::arch::rseq_area();
+        let mut buf = [0u8; crate::config::NAME_MAX];
+        let n = ckpt_sys::getcwd(&mut buf)?;
+        self.cwd = Path::new(&buf[..n.saturating_sub(1)]).unwrap_or(Path::EMPTY);
+        self.comm = ckpt_sys::prctl_get_name()?;
+        Ok(())
+    }
+
+    /// Put it all back in a restarted process. Failures are reported and the
+    /// restore goes on: a program with, say, its old cwd gone is still better
+    /// continued than killed. The signal mask comes last, so no handler runs before
+    /// the process is whole.
+    pub fn restore(&self) {
+        report("restore the memory layout (PR_SET_MM_MAP)", self.mm.restore());
+        if let Some(area) = self.rseq {
+            report("register rseq", crate::arch::rseq_register(area));
+        }
+        self.tls.restore();
+        if !self.cwd.is_empty() {
+            let mut p = [0u8; crate::config::NAME_MAX + 1];
+            let b = self.cwd.as_bytes();
+            p[..b.len()].copy_from_slice(b);
+            if let Ok(c) = core::ffi::CStr::from_bytes_until_nul(&p) {
+                report("return to the working directory", ckpt_sys::chdir(c));
+            }
+        }
+        let _ = ckpt_sys::prctl_set_name(&self.comm);
+        report("restore signal handlers", self.signals.restore_handlers());
+        self.signals.restore_mask();
+    }
+}
+
+/// Say what could not be restored (stderr of the restarted process).
+fn report(what: &str, r: Result<()>) {
+    if let Err(e) = r {
+        Msg::new().s("ckpt: warning: after restart, could not ").s(what).s(": ").errno(e).emit();
+    }
+}

@@ -1,0 +1,68 @@
+//! Signal dispositions (all 64), the signal mask, the alternate signal stack and
+//! the three interval timers.
+
+use ckpt_sys::{ITimerVal, KSigAction, Result, SigSet, StackT, c};
+
+/// Captured signal state.
+pub struct Signals {
+    actions: [KSigAction; 65],
+    mask: SigSet,
+    altstack: StackT,
+    timers: [ITimerVal; 3],
+}
+
+const NO_ACTION: KSigAction = KSigAction { handler: 0, flags: 0, restorer: 0, mask: [0; 64 / usize::BITS as usize] };
+const NO_TIMER: ITimerVal = ITimerVal { interval_sec: 0, interval_usec: 0, value_sec: 0, value_usec: 0 };
+
+fn catchable(sig: u32) -> bool {
+    sig != c::SIGKILL && sig != c::SIGSTOP
+}
+
+impl Signals {
+    /// Nothing captured.
+    pub const EMPTY: Signals = Signals {
+        actions: [NO_ACTION; 65],
+        mask: 0,
+        altstack: StackT { sp: 0, flags: c::SS_DISABLE as i32, size: 0 },
+        timers: [NO_TIMER; 3],
+    };
+
+    /// Read everything from the kernel; `mask` is the program's signal mask
+    /// (the checkpoint path has blocked everything by now).
+    pub fn capture(&mut self, mask: SigSet) -> Result<()> {
+        self.mask = mask;
+        for sig in (1..=64).filter(|&s| catchable(s)) {
+            ckpt_sys::rt_sigaction(sig, None, Some(&mut self.actions[sig as usize]))?;
+        }
+        ckpt_sys::sigaltstack(None, Some(&mut self.altstack))?;
+        for (i, t) in self.timers.iter_mut().enumerate() {
+            *t = ckpt_sys::getitimer(i as u32)?;
+        }
+        Ok(())
+    }
+
+    /// Handlers, alternate stack and timers (not the mask: see `restore_mask`).
+    pub fn restore_handlers(&self) -> Result<()> {
+        let mut first_err = Ok(());
+        for sig in (1..=64).filter(|&s| catchable(s)) {
+            let r = ckpt_sys::rt_sigaction(sig, Some(&self.actions[sig as usize]), None);
+            if first_err.is_ok() {
+                first_err = r;
+            }
+        }
+        // SS_ONSTACK is a status, not a setting: we are not on it now.
+        let ss = StackT { flags: self.altstack.flags & !(c::SS_ONSTACK as i32), ..self.altstack };
+        first_err = first_err.and(ckpt_sys::sigaltstack(Some(&ss), None));
+        for (i, t) in self.timers.iter().enumerate() {
+            if *t != NO_TIMER {
+                first_err = first_err.and(ckpt_sys::setitimer(i as u32, t));
+            }
+        }
+        first_err
+    }
+
+    /// The mask the checkpointing thread had.
+    pub fn restore_mask(&self) {
+        let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&self.mask), None);
+    }
+}

@@ -1,0 +1,333 @@
+//! Writing a checkpoint file: `loader | header | metadata | page data`.
+//!
+//! The file is created under a temporary name (`.NAME.tmp.PID.N`, O_EXCL,
+//! O_NOFOLLOW, mode 0700) in the target directory, written, fsynced, renamed over
+//! the final name, and the directory fsynced: a crash or a full disk at any moment
+//! leaves the previous checkpoint file as it was, and a completed one is on disk
+//! when the program is told so. On failure the temporary file is removed.
+//!
+//! Memory is written straight from where it lives with `write(2)`: no copy, and a
+//! page that cannot be read (a file mapping past the end of its file) comes back
+//! as `EFAULT` from the kernel instead of a SIGBUS, and is written as zeros.
+//!
+//! Runs below the save point (see `arch`), with every signal blocked.
+//!
+//! # Safety
+//! One `unsafe` use: temporarily adding read permission to a saved region that has
+//! none (PROT_NONE or write-only memory with data in it) while it is written, then
+//! putting its protection back. No Rust reference points into program memory.
+#![allow(unsafe_code)]
+
+use core::ffi::CStr;
+
+use ckpt_image::{HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, page_up, prot, strs};
+use ckpt_sys::scratch::Scratch;
+use ckpt_sys::{Errno, Fd, c};
+
+use crate::capture::Kernel;
+use crate::capture::maps::{self, Layout};
+use crate::config::{NAME_MAX, Path};
+use crate::{arch, failure::Failure};
+
+/// The restart loader, built for this architecture by `cargo xtask build`.
+static LOADER: &[u8] = include_bytes!(env!("CKPT_LOADER_PATH", "build with: cargo xtask build"));
+
+static ZEROS: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+
+/// A NUL-terminated path in a fixed buffer.
+pub struct CPath {
+    buf: [u8; NAME_MAX + 64],
+    len: usize,
+}
+
+impl CPath {
+    fn from_parts(parts: &[&[u8]]) -> Option<CPath> {
+        let mut p = CPath { buf: [0; NAME_MAX + 64], len: 0 };
+        for s in parts {
+            if p.len + s.len() + 1 > p.buf.len() || s.contains(&0) {
+                return None;
+            }
+            p.buf[p.len..p.len + s.len()].copy_from_slice(s);
+            p.len += s.len();
+        }
+        Some(p)
+    }
+    fn cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.buf[..=self.len]).unwrap_or(c"")
+    }
+    /// The path without NUL.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// One checkpoint being written.
+pub struct Job {
+    fd: Fd,
+    tmp: CPath,
+    dst: CPath,
+    dir: CPath,
+    meta: Scratch,
+    /// Set when `write` fails, for the report.
+    pub failed: Option<Failure>,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Room reserved for the metadata (reserved lazily; only what is used is touched).
+const META_RESERVE: usize = 64 << 20;
+
+impl Job {
+    /// Create the temporary file next to `name`.
+    pub fn create(name: &Path) -> Result<Job, Failure> {
+        let n = name.as_bytes();
+        let (dir, base) = match n.iter().rposition(|&b| b == b'/') {
+            Some(0) => (&b"/"[..], &n[1..]),
+            Some(i) => (&n[..i], &n[i + 1..]),
+            None => (&b"."[..], n),
+        };
+        let bad = || Failure::new("invalid checkpoint file name", Errno::EINVAL, n);
+        if base.is_empty() {
+            return Err(bad());
+        }
+        let dst = CPath::from_parts(&[n]).ok_or_else(bad)?;
+        let dir_c = CPath::from_parts(&[dir]).ok_or_else(bad)?;
+        let meta = Scratch::new(META_RESERVE).map_err(|e| Failure::new("allocating memory", e, n))?;
+        let pid = ckpt_sys::getpid() as u64;
+        let flags = c::O_WRONLY | c::O_CREAT | c::O_EXCL | c::O_NOFOLLOW | c::O_CLOEXEC;
+        let mut attempt = 0u64;
+        loop {
+            let mut num = [0u8; 48];
+            let digits = decimal2(&mut num, pid, attempt);
+            let sep: &[u8] = if dir == b"/" { b"" } else { b"/" };
+            let tmp = CPath::from_parts(&[dir, sep, b".", base, b".tmp.", digits]).ok_or_else(bad)?;
+            match ckpt_sys::openat(Fd::CWD, tmp.cstr(), flags, 0o700) {
+                Ok(fd) => {
+                    let job = Job { fd, tmp, dst, dir: dir_c, meta, failed: None, bytes: 0 };
+                    // The mode given to open is filtered by the umask; the image
+                    // holds the program's memory, so force owner-only.
+                    if let Err(e) = ckpt_sys::fchmod(fd, 0o700) {
+                        return Err(job.abort_with("setting permissions on", e));
+                    }
+                    return Ok(job);
+                }
+                Err(Errno::EEXIST) if attempt < 100 => attempt += 1,
+                Err(e) => return Err(Failure::new("creating", e, tmp.as_bytes())),
+            }
+        }
+    }
+
+    fn fail(&self, step: &'static str, e: Errno) -> Failure {
+        Failure::new(step, e, self.dst.as_bytes())
+    }
+
+    fn abort_with(self, step: &'static str, e: Errno) -> Failure {
+        let f = Failure::new(step, e, self.dst.as_bytes());
+        self.abort();
+        f
+    }
+
+    /// Remove the temporary file after a failure.
+    pub fn abort(self) {
+        let _ = ckpt_sys::close(self.fd);
+        let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+    }
+
+    /// Make the file durable and give it its final name.
+    pub fn commit(self) -> Result<u64, Failure> {
+        if let Err(e) = ckpt_sys::fsync(self.fd) {
+            return Err(self.abort_with("syncing", e));
+        }
+        if let Err(e) = ckpt_sys::close(self.fd) {
+            let f = Failure::new("closing", e, self.dst.as_bytes());
+            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+            return Err(f);
+        }
+        if let Err(e) = ckpt_sys::renameat2(Fd::CWD, self.tmp.cstr(), Fd::CWD, self.dst.cstr(), 0) {
+            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+            return Err(Failure::new("renaming the new image to", e, self.dst.as_bytes()));
+        }
+        // The rename is durable once the directory is: best effort, the file is
+        // complete either way.
+        if let Ok(d) = ckpt_sys::openat(Fd::CWD, self.dir.cstr(), c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0) {
+            let _ = ckpt_sys::fsync(d);
+            let _ = ckpt_sys::close(d);
+        }
+        Ok(self.bytes)
+    }
+
+    /// Walk the address space and write the whole image. Runs below the save
+    /// point: the registers are already in `arch::saved_regs()`.
+    pub fn write(&mut self, kernel: &Kernel) -> Result<(), Failure> {
+        let layout = maps::walk(&[self.meta.range()])
+            .map_err(|e| self.fail("recording the address space for", e))?;
+        let (header, meta_len) = self
+            .compose(&layout, kernel)
+            .map_err(|e| self.fail("describing the address space for", e))?;
+        let mut hb = [0u8; HEADER_LEN];
+        let mut h = header;
+        h.seal(&mut hb);
+
+        let mut w = Out { fd: self.fd, at: 0 };
+        let r = (|| {
+            w.bytes(LOADER)?;
+            w.zeros_to(h.image_offset)?;
+            w.bytes(&hb)?;
+            w.bytes(&self.meta.as_slice()[..meta_len])?;
+            w.zeros_to(h.data_offset)?;
+            write_data(&mut w, &layout)
+        })();
+        r.map_err(|e| self.fail("writing", e))?;
+        self.bytes = w.at;
+        Ok(())
+    }
+
+    /// Fill the metadata buffer; returns the header and the metadata length.
+    fn compose(&mut self, layout: &Layout, kernel: &Kernel) -> Result<(Header, usize), Errno> {
+        let mut exe = [0u8; NAME_MAX];
+        let exe_len = ckpt_sys::readlinkat(Fd::CWD, c"/proc/self/exe", &mut exe).unwrap_or(0);
+        let mut argv = [0u8; 4096];
+        let argv_len = ckpt_sys::read_file(c"/proc/self/cmdline", &mut argv).unwrap_or(argv.len());
+        let uts = ckpt_sys::uname()?;
+        let strings: [&[u8]; 4] = [
+            &exe[..exe_len],
+            argv[..argv_len].strip_suffix(b"\0").unwrap_or(&argv[..argv_len]),
+            kernel.cwd.as_bytes(),
+            uts.release(),
+        ];
+
+        let regions = layout.regions.as_slice();
+        let runs = layout.runs.as_slice();
+        let strings_len: usize = strings.iter().map(|s| s.len() + 1).sum::<usize>()
+            + regions.iter().map(|r| r.name_len as usize + 1).sum::<usize>();
+        let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len);
+        let image_offset = page_up(LOADER.len() as u64);
+        let meta_offset = image_offset + HEADER_LEN as u64;
+        let data_offset = page_up(meta_offset + meta_len as u64);
+
+        let buf = self.meta.bytes();
+        if meta_len > buf.len() {
+            return Err(Errno::ENOMEM);
+        }
+        let mut w = MetaWriter::new(&mut buf[..meta_len], regions.len() as u32, runs.len() as u32)
+            .map_err(|_| Errno::ENOMEM)?;
+        let mut p = Process {
+            regs: arch::saved_regs(),
+            xcr0: ckpt_sys::cpu::xcr0(),
+            cpu_features: ckpt_sys::cpu::features(),
+            vdso: layout.vdso,
+            pid: ckpt_sys::getpid() as u64,
+            time: ckpt_sys::clock_gettime(c::CLOCK_REALTIME).map_or(0, |t| t.0 as u64),
+            strings: [(0, 0); 4],
+            restart_info: arch::restart_info_addr(),
+        };
+        for (i, s) in strings.iter().enumerate() {
+            p.strings[i] = w.string(s).map_err(|_| Errno::ENOMEM)?;
+        }
+        debug_assert_eq!(strs::KERNEL, 3);
+        w.process(&p);
+        for (i, r) in regions.iter().enumerate() {
+            let (off, len) = w.string(layout.name(r)).map_err(|_| Errno::ENOMEM)?;
+            w.region(i as u32, &ckpt_image::Region { name_off: off, name_len: len, ..*r });
+        }
+        for (i, r) in runs.iter().enumerate() {
+            w.run(i as u32, &ckpt_image::Run { file_off: r.file_off + data_offset, ..*r });
+        }
+        let meta = w.finish();
+        let mut h = Header::new(arch::ARCH);
+        h.image_offset = image_offset;
+        h.meta_offset = meta_offset;
+        h.meta_len = meta.len() as u64;
+        h.meta_hash = ckpt_image::hash64(meta);
+        h.data_offset = data_offset;
+        h.data_len = layout.data_len;
+        h.file_len = data_offset + layout.data_len;
+        h.nregions = regions.len() as u32;
+        h.nruns = runs.len() as u32;
+        h.strings_len = strings_len as u64;
+        h.mapped_len = layout.mapped_len;
+        Ok((h, meta_len))
+    }
+}
+
+/// Sequential writer that tracks the file offset.
+struct Out {
+    fd: Fd,
+    at: u64,
+}
+
+impl Out {
+    fn bytes(&mut self, b: &[u8]) -> Result<(), Errno> {
+        ckpt_sys::write_all(self.fd, b)?;
+        self.at += b.len() as u64;
+        Ok(())
+    }
+
+    fn zeros_to(&mut self, off: u64) -> Result<(), Errno> {
+        while self.at < off {
+            let n = ((off - self.at) as usize).min(ZEROS.len());
+            self.bytes(&ZEROS[..n])?;
+        }
+        Ok(())
+    }
+
+    /// Write `len` bytes of process memory at `addr`. Unreadable pages (EFAULT)
+    /// are written as zeros, one page at a time, so the file stays in step with
+    /// the run table.
+    fn memory(&mut self, mut addr: usize, mut len: usize) -> Result<(), Errno> {
+        while len > 0 {
+            match ckpt_sys::write_from(self.fd, addr, len) {
+                Ok(0) => return Err(Errno::EIO),
+                Ok(n) => {
+                    addr += n;
+                    len -= n;
+                    self.at += n as u64;
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EFAULT) => {
+                    // The first page at `addr` cannot be read: write zeros for it.
+                    let page = PAGE_SIZE as usize - (addr % PAGE_SIZE as usize);
+                    let n = page.min(len);
+                    self.bytes(&ZEROS[..n])?;
+                    addr += n;
+                    len -= n;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_data(w: &mut Out, layout: &Layout) -> Result<(), Errno> {
+    let runs = layout.runs.as_slice();
+    for r in layout.regions.as_slice() {
+        if r.nruns == 0 {
+            continue;
+        }
+        let (start, len) = (r.start as usize, (r.end - r.start) as usize);
+        let unreadable = r.prot & prot::READ == 0;
+        if unreadable {
+            // SAFETY: adding read access to program memory cannot invalidate
+            // anything; no Rust reference points into it.
+            unsafe { ckpt_sys::mprotect(start, len, r.prot | prot::READ) }?;
+        }
+        let res = runs[r.first_run as usize..(r.first_run + r.nruns) as usize]
+            .iter()
+            .try_for_each(|run| w.memory(run.addr as usize, run.len as usize));
+        if unreadable {
+            // SAFETY: puts back the protection the program had set.
+            let _ = unsafe { ckpt_sys::mprotect(start, len, r.prot) };
+        }
+        res?;
+    }
+    Ok(())
+}
+
+/// Write "PID.N" into `buf` and return it.
+fn decimal2(buf: &mut [u8; 48], a: u64, b: u64) -> &[u8] {
+    let m = ckpt_sys::msg::Msg::new().u(a).s(".").u(b);
+    let s = m.as_bytes();
+    buf[..s.len()].copy_from_slice(s);
+    &buf[..s.len()]
+}

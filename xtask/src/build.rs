@@ -1,0 +1,126 @@
+//! `cargo xtask build`: the stages, in order.
+//!
+//! 1. The loader (`ckpt-loader`), a static PIE linked with
+//!    `linker-scripts/loader-<arch>.ld`.
+//! 2. Checked with `object`: one loadable segment that starts at file offset 0
+//!    (with the ELF header in it), no PT_INTERP, `_start` is the entry, only
+//!    RELATIVE relocations (which the loader applies to itself), and within the
+//!    size budget. Then spliced: cut to exactly its loaded bytes (section headers
+//!    and debug info dropped), so the image can start at the next page boundary —
+//!    the rule both the runtime (writing) and the loader (reading) follow.
+//! 3. The runtime, which embeds the spliced loader via `CKPT_LOADER_PATH`.
+//! 4. The `ckpt` command.
+//! 5. `target/dist/{bin,lib,include}`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use object::elf;
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::{Object, ObjectSymbol};
+
+use crate::{Result, cargo, root, run};
+
+/// The budget the linker script also asserts.
+const LOADER_BUDGET: u64 = 256 << 10;
+
+struct Arch {
+    triple: &'static str,
+    name: &'static str,
+}
+
+const X86_64: Arch = Arch { triple: "x86_64-unknown-linux-gnu", name: "x86_64" };
+
+/// Build everything; returns the distribution directory.
+pub fn dist() -> Result<PathBuf> {
+    let root = root();
+    let target = root.join("target");
+    let arch = X86_64;
+
+    run(cargo().current_dir(&root).args(["build", "--release", "-p", "ckpt-loader", "--target", arch.triple]))?;
+    let raw = target.join(arch.triple).join("release").join("ckpt-loader");
+    let spliced = target.join("loader").join(format!("loader-{}.bin", arch.name));
+    splice_loader(&raw, &spliced)?;
+
+    run(cargo()
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "ckpt-runtime", "--target", arch.triple])
+        .env("CKPT_LOADER_PATH", &spliced))?;
+    run(cargo().current_dir(&root).args(["build", "--release", "-p", "ckpt", "--bin", "ckpt"]))?;
+
+    let dist = target.join("dist");
+    let rel = target.join(arch.triple).join("release");
+    for d in ["bin", "lib", "include"] {
+        fs::create_dir_all(dist.join(d)).map_err(|e| format!("creating {}: {e}", dist.join(d).display()))?;
+    }
+    copy(&target.join("release").join("ckpt"), &dist.join("bin").join("ckpt"))?;
+    copy(&rel.join("libckpt.so"), &dist.join("lib").join("libckpt.so"))?;
+    copy(&rel.join("libckpt.a"), &dist.join("lib").join("libckpt.a"))?;
+    copy(&root.join("runtime").join("include").join("ckpt.h"), &dist.join("include").join("ckpt.h"))?;
+    eprintln!("xtask: distribution in {}", dist.display());
+    Ok(dist)
+}
+
+/// Copy through a temporary name and rename, so that a running program that has
+/// the old file mapped (a test, a preloaded runtime) never sees it change.
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    let tmp = to.with_extension("tmp");
+    fs::copy(from, &tmp).map_err(|e| format!("copying {} to {}: {e}", from.display(), tmp.display()))?;
+    fs::rename(&tmp, to).map_err(|e| format!("renaming {}: {e}", to.display()))
+}
+
+/// Check the loader ELF and write its loaded bytes to `out`.
+fn splice_loader(raw: &Path, out: &Path) -> Result<()> {
+    let data = fs::read(raw).map_err(|e| format!("reading {}: {e}", raw.display()))?;
+    let file = ElfFile64::<object::Endianness>::parse(&*data)
+        .map_err(|e| format!("{}: not a 64-bit ELF: {e}", raw.display()))?;
+    let endian = file.endian();
+    let hdr = file.elf_header();
+    let bad = |why: &str| Err(format!("loader {}: {why}", raw.display()));
+
+    if hdr.e_type(endian) != elf::ET_DYN {
+        return bad("not a position-independent executable (ET_DYN)");
+    }
+    let phdrs = hdr.program_headers(endian, &*data).map_err(|e| e.to_string())?;
+    if phdrs.iter().any(|p| p.p_type(endian) == elf::PT_INTERP) {
+        return bad("has a PT_INTERP (it must not need a dynamic linker)");
+    }
+    let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD).collect();
+    if loads.len() != 1 || loads[0].p_offset(endian) != 0 || loads[0].p_vaddr(endian) != 0 {
+        return bad("must have exactly one PT_LOAD, at offset 0 and address 0 (see the linker script)");
+    }
+    let file_len = loads[0].p_offset(endian) + loads[0].p_filesz(endian);
+    if loads[0].p_memsz(endian) > LOADER_BUDGET {
+        return bad(&format!("is {} bytes in memory, over the {LOADER_BUDGET}-byte budget", loads[0].p_memsz(endian)));
+    }
+    let start = file.symbols().find(|s| s.name() == Ok("_start"));
+    match start {
+        Some(s) if s.address() == hdr.e_entry(endian) => {}
+        Some(_) => return bad("the entry point is not _start"),
+        None => return bad("has no _start symbol"),
+    }
+    if let Some(relocs) = file.dynamic_relocations() {
+        for (off, r) in relocs {
+            if r.flags() != (object::RelocationFlags::Elf { r_type: elf::R_X86_64_RELATIVE }) {
+                return bad(&format!(
+                    "has a dynamic relocation other than R_X86_64_RELATIVE at {off:#x} ({:?}); \
+                     the loader applies only RELATIVE ones to itself",
+                    r.flags()
+                ));
+            }
+        }
+    }
+
+    let mut bytes = data[..file_len as usize].to_vec();
+    // No section headers: they lie beyond the loaded bytes, which is all we keep.
+    // e_shoff (40..48), e_shnum (60..62), e_shstrndx (62..64) in the ELF64 header.
+    bytes[40..48].fill(0);
+    bytes[60..64].fill(0);
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    fs::write(out, &bytes).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    eprintln!("xtask: loader {} bytes ({} relocations, all RELATIVE)", bytes.len(),
+        file.dynamic_relocations().map_or(0, |r| r.count()));
+    Ok(())
+}
