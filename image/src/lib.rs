@@ -361,10 +361,13 @@ pub struct Process {
     /// String table offsets/lengths: executable path, argv (NUL-separated), cwd,
     /// kernel release.
     pub strings: [(u32, u32); 4],
+    /// Address in the restored memory where the loader stores a [`RestartInfo`]
+    /// before it jumps back (the runtime's own variable).
+    pub restart_info: u64,
 }
 
 /// Encoded length of [`Process`].
-pub const PROCESS_LEN: usize = REGS_WORDS * 8 + 8 + 7 * 8 + 3 * 16 + 16 + 4 * 8;
+pub const PROCESS_LEN: usize = REGS_WORDS * 8 + 8 + 7 * 8 + 3 * 16 + 16 + 4 * 8 + 8;
 
 /// Index of each string in [`Process::strings`].
 pub mod strs {
@@ -399,6 +402,7 @@ impl Process {
             w.u32(o);
             w.u32(l);
         }
+        w.u64(self.restart_info);
         debug_assert_eq!(w.at, PROCESS_LEN);
     }
 
@@ -424,6 +428,7 @@ impl Process {
         for s in p.strings.iter_mut() {
             *s = (r.u32(), r.u32());
         }
+        p.restart_info = r.u64();
         Ok(p)
     }
 }
@@ -525,6 +530,26 @@ record! {
         /// Offset in the mapped file (informational).
         pub file_offset: u64,
     }
+}
+
+record! {
+    /// What the loader hands the restarted runtime: where its own memory (code,
+    /// stack, buffers) is, so the runtime can unmap it.
+    pub struct RestartInfo [RESTART_INFO_LEN = 32] {
+        /// [`RestartInfo::MAGIC`].
+        pub magic: u64,
+        /// Start of the loader's memory block.
+        pub loader_start: u64,
+        /// Length of the loader's memory block.
+        pub loader_len: u64,
+        /// Reserved, zero.
+        pub reserved: u64,
+    }
+}
+
+impl RestartInfo {
+    /// Marks a valid record.
+    pub const MAGIC: u64 = u64::from_le_bytes(*b"CKPTRST\0");
 }
 
 record! {
