@@ -12,9 +12,14 @@
  *
  * Entry:   as the kernel starts a static program: rsp -> argc, argv[], NULL,
  *          envp[], NULL, auxv; rsp % 16 == 0; rdx = 0 (no rtld_fini).
- * Does:    applies the loader's own relocations (the kernel does not: there is no
- *          dynamic linker), then loader_main(initial rsp) with a clean frame
- *          pointer. Never returns.
+ * Does:    1. checks that the file holds the whole loader: a checkpoint file cut
+ *             inside the loader's own bytes would otherwise die of SIGBUS on the
+ *             first access to a page past its end. This step uses only code and
+ *             data of the first page (the linker script asserts it), which the
+ *             kernel maps from the file or zero-fills.
+ *          2. applies the loader's own relocations (the kernel does not: there is
+ *             no dynamic linker);
+ *          3. loader_main(initial rsp) with a clean frame pointer. Never returns.
  * Hazard:  until ckpt_relocate returns, nothing may read a pointer from the GOT or
  *          from data: only this assembly runs, using rip-relative addresses.
  */
@@ -25,6 +30,37 @@ _start:
         xor     ebp, ebp                        /* outermost frame for debuggers */
         mov     r12, rsp                        /* keep the initial stack (callee-saved) */
         and     rsp, -16
+        sub     rsp, 144                        /* struct stat (x86_64: 144 bytes) */
+        lea     rdi, [rip + .Lexe]
+        mov     esi, 0x80000                    /* O_RDONLY | O_CLOEXEC */
+        mov     eax, 2                          /* __NR_open */
+        syscall
+        test    rax, rax
+        js      .Lchecked                       /* cannot tell: loader_main reports */
+        mov     rdi, rax                        /* fd */
+        mov     rsi, rsp
+        mov     eax, 5                          /* __NR_fstat */
+        syscall
+        mov     r13, rax
+        mov     eax, 3                          /* __NR_close (rdi still the fd) */
+        syscall
+        test    r13, r13
+        jnz     .Lchecked
+        lea     rcx, [rip + __file_end]
+        lea     rdx, [rip + __ehdr_start]
+        sub     rcx, rdx                        /* bytes the loader needs in the file */
+        cmp     [rsp + 48], rcx                 /* st_size */
+        jae     .Lchecked
+        mov     edi, 2                          /* stderr */
+        lea     rsi, [rip + .Lshort]
+        mov     edx, .Lshort_end - .Lshort
+        mov     eax, 1                          /* __NR_write */
+        syscall
+        mov     edi, 1
+        mov     eax, 231                        /* __NR_exit_group */
+        syscall
+.Lchecked:
+        add     rsp, 144
         lea     rdi, [rip + __ehdr_start]       /* load base: where the kernel put us */
         lea     rsi, [rip + __rela_start]
         lea     rdx, [rip + __rela_end]
@@ -32,8 +68,15 @@ _start:
         mov     rdi, r12                        /* arg: the initial stack */
         call    loader_main
         ud2
+.Lexe:  .asciz  "/proc/self/exe"
+.Lshort:
+        .ascii  "ckpt restart: truncated image (the file ends inside the restart loader)\n"
+.Lshort_end:
         .size   _start, . - _start
+        .globl  __entry_end
+__entry_end:
 
+        .text
 /*
  * void ckpt_relocate(uintptr_t base, const Elf64_Rela *rela, const Elf64_Rela *end)
  *

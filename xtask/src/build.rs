@@ -99,6 +99,11 @@ fn splice_loader(raw: &Path, out: &Path) -> Result<()> {
         Some(_) => return bad("the entry point is not _start"),
         None => return bad("has no _start symbol"),
     }
+    // _start compares the file size with __file_end before anything else runs.
+    match file.symbols().find(|s| s.name() == Ok("__file_end")) {
+        Some(s) if s.address() == file_len => {}
+        _ => return bad("__file_end must mark the end of the loaded bytes (see the linker script)"),
+    }
     if let Some(relocs) = file.dynamic_relocations() {
         for (off, r) in relocs {
             if r.flags() != (object::RelocationFlags::Elf { r_type: elf::R_X86_64_RELATIVE }) {
