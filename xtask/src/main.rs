@@ -5,9 +5,11 @@
 //! - `test`: checks the prerequisites, builds, and runs the whole test suite
 //!   against the freshly built distribution.
 //! - `demo`: the README's quick example, end to end.
+//! - `setup`: install the system packages the above need (Debian).
 
 mod build;
 mod demo;
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,6 +18,7 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
+  setup            install what building and testing need (Debian packages)
   build            build target/dist (bin/ckpt, lib/libckpt.so, lib/libckpt.a, include/ckpt.h)
   test [ARGS...]   build, then run every test (ARGS go to `cargo test`)
   demo             build, then checkpoint and restart a counter program
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
         Some("build") => build::dist().map(drop),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
+        Some("setup") => setup::run_setup(),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
