@@ -1,0 +1,343 @@
+//! The end-to-end harness: compile a C program from `tests/c`, run it under the
+//! built `ckpt`, checkpoint it at a moment the test does not choose exactly, restart
+//! the image and collect what the continuation printed.
+//!
+//! Test programs speak a small line protocol on stdout (see `tests/c/tick.h`):
+//! `READY` once set up, `TICK n` for each step of work (each step re-verifies the
+//! program's state), `RESTARTED ...` when a step finds itself in a new process,
+//! `FAIL: ...` (and a non-zero exit) when a check fails, `DONE` at the end.
+//!
+//! The distribution comes from `$CKPT_DIST` (set by `cargo xtask test`) or
+//! `target/dist`; build it with `cargo xtask build`.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::hash_map::RandomState;
+use std::fs;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long any one program may run before the test calls it hung.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The distribution directory (`bin/ckpt`, `lib/libckpt.so`, ...).
+pub fn dist() -> PathBuf {
+    let dist = std::env::var_os("CKPT_DIST").map_or_else(|| root().join("target/dist"), PathBuf::from);
+    assert!(
+        dist.join("lib/libckpt.so").is_file() && dist.join("bin/ckpt").is_file(),
+        "no ckpt distribution in {}: run `cargo xtask build` (or `cargo xtask test`)",
+        dist.display()
+    );
+    dist
+}
+
+pub fn ckpt_bin() -> PathBuf {
+    dist().join("bin/ckpt")
+}
+
+/// A random delay in [lo, hi) milliseconds: the test does not pick the instruction
+/// the checkpoint lands on.
+pub fn random_delay(lo: u64, hi: u64) -> Duration {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    Duration::from_millis(lo + h.finish() % (hi - lo))
+}
+
+/// A scratch directory `target/e2e/NAME`, emptied when created and removed when the
+/// test passes (kept for inspection when it fails).
+pub struct Dir(PathBuf);
+
+impl Dir {
+    pub fn new(name: &str) -> Self {
+        let path = root().join("target/e2e").join(name);
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create scratch dir");
+        Dir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+
+    /// Compile `tests/c/SRC` (C or C++ by extension) into this directory as OUT.
+    pub fn compile(&self, src: &str, out: &str, flags: &[&str]) -> PathBuf {
+        let cxx = src.ends_with(".cc") || src.ends_with(".cpp");
+        let exe = self.join(out);
+        let res = Command::new(if cxx { "c++" } else { "cc" })
+            .args(["-O1", "-g", "-Wall", "-o"])
+            .arg(&exe)
+            .arg(root().join("tests/c").join(src))
+            .arg("-I")
+            .arg(root().join("tests/c"))
+            .args(flags)
+            .output()
+            .expect("run the C compiler");
+        assert!(
+            res.status.success(),
+            "compiling {src} failed:\n{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        exe
+    }
+
+    /// Files in the directory whose name starts with `.` and contains `.tmp.`: a
+    /// checkpoint's temporary file left behind.
+    pub fn leftovers(&self) -> Vec<String> {
+        fs::read_dir(&self.0)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with('.') && n.contains(".tmp."))
+            .collect()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// `ckpt ARGS...` in DIR, stdout and stderr captured.
+pub fn ckpt(dir: &Dir, args: &[&str]) -> Command {
+    let mut c = Command::new(ckpt_bin());
+    c.args(args).current_dir(dir.path());
+    c
+}
+
+/// What a finished process printed and how it ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub lines: Vec<String>,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The numbers of the `TICK n` lines, in order.
+    pub fn ticks(&self) -> Vec<u64> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("TICK ")?.trim().parse().ok())
+            .collect()
+    }
+
+    pub fn has(&self, prefix: &str) -> bool {
+        self.lines.iter().any(|l| l.starts_with(prefix))
+    }
+
+    pub fn line(&self, prefix: &str) -> Option<&str> {
+        self.lines.iter().find(|l| l.starts_with(prefix)).map(String::as_str)
+    }
+
+    /// Panic with the transcript unless the process exited 0 with no FAIL line.
+    pub fn assert_ok(&self, what: &str) {
+        assert!(
+            self.status.success() && !self.has("FAIL"),
+            "{what}: {}\n{self}",
+            self.status
+        );
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "--- stdout ---")?;
+        for l in &self.lines {
+            writeln!(f, "{l}")?;
+        }
+        write!(f, "--- stderr ---\n{}", self.stderr)
+    }
+}
+
+/// A running process whose stdout is read line by line.
+pub struct Proc {
+    child: Child,
+    rx: Receiver<String>,
+    lines: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+    started: Instant,
+}
+
+impl Proc {
+    pub fn spawn(cmd: Command) -> Proc {
+        let what = format!("{cmd:?}");
+        Self::try_spawn(cmd).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
+    }
+
+    pub fn try_spawn(mut cmd: Command) -> std::io::Result<Proc> {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Ok(Proc { child, rx, lines: Vec::new(), stderr: Some(stderr), started: Instant::now() })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for a line starting with `prefix`; return it. Panics (with everything
+    /// seen so far) on a FAIL line, end of output or the timeout.
+    pub fn wait_for(&mut self, prefix: &str) -> String {
+        let deadline = self.started + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.lines.push(line.clone());
+                    if line.starts_with("FAIL") {
+                        let o = self.collect();
+                        panic!("program failed while waiting for {prefix:?}\n{o}");
+                    }
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(e) => {
+                    let why = match e {
+                        RecvTimeoutError::Timeout => "timed out",
+                        RecvTimeoutError::Disconnected => "output ended",
+                    };
+                    let _ = self.child.kill();
+                    let o = self.collect();
+                    panic!("{why} waiting for {prefix:?}\n{o}");
+                }
+            }
+        }
+    }
+
+    /// Send a signal by name (`TSTP`, `USR1`, ...).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{sig} failed");
+    }
+
+    /// Wait for the exit (killing the process at the timeout) and collect everything.
+    pub fn finish(mut self) -> Outcome {
+        self.collect()
+    }
+
+    fn collect(&mut self) -> Outcome {
+        let deadline = self.started + TIMEOUT;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let st = self.child.wait().expect("wait");
+                self.lines.push(format!("[killed by the test harness after {TIMEOUT:?}]"));
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // The reader thread ends at EOF; grandchildren holding the pipe are not waited for.
+        let until = Instant::now() + Duration::from_secs(5);
+        while let Ok(l) = self.rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            self.lines.push(l);
+        }
+        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        Outcome { status, lines: std::mem::take(&mut self.lines), stderr }
+    }
+}
+
+/// Run CMD to completion.
+pub fn run(cmd: Command) -> Outcome {
+    Proc::spawn(cmd).finish()
+}
+
+/// Start CMD, wait for `READY`, let it run a random 50..300 ms, send SIGTSTP and
+/// collect the outcome. Checks that it exited 0 and that IMAGE is a complete,
+/// owner-only executable with no temporary file left next to it.
+pub fn checkpoint(cmd: Command, image: &Path) -> Outcome {
+    checkpoint_with(cmd, image, "TSTP", random_delay(50, 300))
+}
+
+pub fn checkpoint_with(cmd: Command, image: &Path, sig: &str, delay: Duration) -> Outcome {
+    let _ = fs::remove_file(image);
+    let mut p = Proc::spawn(cmd);
+    p.wait_for("READY");
+    std::thread::sleep(delay);
+    p.signal(sig);
+    let o = p.finish();
+    o.assert_ok("the checkpointed run");
+    assert!(!o.has("DONE"), "the program finished before the checkpoint (make it run longer)\n{o}");
+    assert_image(image);
+    o
+}
+
+/// IMAGE exists, is an ELF file of mode 0700, and no temporary file sits beside it.
+pub fn assert_image(image: &Path) {
+    let meta = fs::metadata(image).unwrap_or_else(|e| panic!("no checkpoint {}: {e}", image.display()));
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o700, "{} must be mode 0700", image.display());
+    let mut magic = [0u8; 4];
+    fs::File::open(image).unwrap().read_exact(&mut magic).unwrap();
+    assert_eq!(&magic, b"\x7fELF", "{} is not an ELF file", image.display());
+    let dir = image.parent().unwrap();
+    let left: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(left.is_empty(), "temporary files left in {}: {left:?}", dir.display());
+}
+
+/// Run IMAGE from DIR with a scrubbed, different environment (the image must bring
+/// its own back).
+pub fn restart_cmd(image: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(image);
+    c.current_dir(dir).env_clear().env("PATH", "/usr/bin:/bin").env("CKPT_TEST_RESTART_SHELL", "1");
+    c
+}
+
+pub fn restart(image: &Path, dir: &Path) -> Outcome {
+    run(restart_cmd(image, dir))
+}
+
+/// The ticks of FIRST then SECOND are exactly 1..=total: nothing lost, nothing
+/// repeated, and the checkpoint fell strictly inside the run.
+pub fn assert_continues(first: &Outcome, second: &Outcome, total: u64) {
+    let a = first.ticks();
+    let b = second.ticks();
+    let all: Vec<u64> = a.iter().chain(&b).copied().collect();
+    let want: Vec<u64> = (1..=total).collect();
+    assert!(
+        all == want,
+        "ticks do not continue: before {a:?}, after {b:?}\nfirst run:\n{first}\nrestart:\n{second}"
+    );
+    assert!(!b.is_empty(), "nothing ran after the restart\n{second}");
+    assert!(second.has("DONE"), "the restarted program did not finish\n{second}");
+}
