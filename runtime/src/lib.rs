@@ -71,8 +71,16 @@ pub fn checkpoint(name: Option<&[u8]>) -> Result<Outcome, Failure> {
         let (all, mut old) = (!0u64, 0u64);
         ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), Some(&mut old))
             .map_err(|e| Failure::bare("blocking signals", e))?;
+        let pending = ckpt_sys::rt_sigpending().unwrap_or(!0);
         let r = take(st, name, old);
         if !matches!(r, Ok(Outcome::Restarted)) {
+            // Writing past RLIMIT_FSIZE fails with EFBIG and also raises SIGXFSZ,
+            // whose default action would kill the program we just promised to keep
+            // running: a SIGXFSZ that our write raised is ours to drop.
+            let xfsz = 1u64 << (c::SIGXFSZ - 1);
+            if pending & xfsz == 0 {
+                let _ = ckpt_sys::take_pending(xfsz);
+            }
             // (After a restart the captured mask was already put back.)
             let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&old), None);
         }

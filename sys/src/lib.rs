@@ -79,6 +79,8 @@ pub mod c {
     pub const SIGSTOP: u32 = 19;
     /// `SIGTSTP`, the default checkpoint trigger.
     pub const SIGTSTP: u32 = 20;
+    /// `SIGXFSZ`, raised by a write past RLIMIT_FSIZE.
+    pub const SIGXFSZ: u32 = 25;
 }
 
 // ---------------------------------------------------------------------------
@@ -376,6 +378,23 @@ pub fn rt_sigprocmask(how: u32, set: Option<&SigSet>, old: Option<&mut SigSet>) 
     let o = old.map_or(0, |o| o as *mut _ as usize);
     // SAFETY: 8-byte sets we own; the kernel reads one and writes the other.
     unsafe { sys!(Sysno::rt_sigprocmask, how, s, o, 8usize) }.map(drop)
+}
+
+/// `int rt_sigpending(sigset_t *set, size_t sigsetsize);`
+pub fn rt_sigpending() -> Result<SigSet> {
+    let mut set: SigSet = 0;
+    // SAFETY: an 8-byte set we own, written by the kernel.
+    unsafe { sys!(Sysno::rt_sigpending, &mut set as *mut SigSet as usize, 8usize) }.map(|_| set)
+}
+
+/// Take one pending signal of SET off the queue without running any handler
+/// (`rt_sigtimedwait` with a zero timeout); the signal number, or EAGAIN if none is
+/// pending. SET must be blocked, or a handler may have run first.
+pub fn take_pending(set: SigSet) -> Result<u32> {
+    let zero = [0i64; 2];
+    // SAFETY: the set and the timespec are ours and read by the kernel; no siginfo.
+    unsafe { sys!(Sysno::rt_sigtimedwait, &set as *const SigSet as usize, 0usize, zero.as_ptr() as usize, 8usize) }
+        .map(|s| s as u32)
 }
 
 /// The kernel's `stack_t`.
