@@ -8,19 +8,25 @@
 //!
 //! Memory is written straight from where it lives with `write(2)`: no copy, and a
 //! page that cannot be read (a file mapping past the end of its file) comes back
-//! as `EFAULT` from the kernel instead of a SIGBUS, and is written as zeros.
+//! as `EFAULT` from the kernel instead of a SIGBUS, and is written as zeros. Each
+//! chunk is hashed (XXH64, `Header::data_hash`) right after the kernel copied it,
+//! while it is still in the cache, and only once the kernel has shown that it is
+//! readable.
 //!
 //! Runs below the save point (see `arch`), with every signal blocked.
 //!
 //! # Safety
-//! One `unsafe` use: temporarily adding read permission to a saved region that has
+//! Two `unsafe` uses: temporarily adding read permission to a saved region that has
 //! none (PROT_NONE or write-only memory with data in it) while it is written, then
-//! putting its protection back. No Rust reference points into program memory.
+//! putting its protection back; and hashing program memory that `write(2)` has just
+//! read successfully (so it is mapped and readable), through a short-lived slice.
+//! Every signal is blocked and the program has one thread, so nothing changes that
+//! memory while the slice exists.
 #![allow(unsafe_code)]
 
 use core::ffi::CStr;
 
-use ckpt_image::{HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, page_up, prot, strs};
+use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, page_up, prot, strs};
 use ckpt_sys::scratch::Scratch;
 use ckpt_sys::{Errno, Fd, c};
 
@@ -164,18 +170,20 @@ impl Job {
         let (header, meta_len) = self
             .compose(&layout, kernel)
             .map_err(|e| self.fail("describing the address space for", e))?;
-        let mut hb = [0u8; HEADER_LEN];
-        let mut h = header;
-        h.seal(&mut hb);
-
-        let mut w = Out { fd: self.fd, at: 0 };
+        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new() };
+        // The header, which carries the data's hash, goes in last, at its place.
         let r = (|| {
             w.bytes(LOADER)?;
-            w.zeros_to(h.image_offset)?;
-            w.bytes(&hb)?;
+            w.zeros_to(header.meta_offset)?;
             w.bytes(&self.meta.as_slice()[..meta_len])?;
-            w.zeros_to(h.data_offset)?;
-            write_data(&mut w, &layout)
+            w.zeros_to(header.data_offset)?;
+            w.hash = DataHasher::new();
+            write_data(&mut w, &layout)?;
+            let mut hb = [0u8; HEADER_LEN];
+            let mut h = header;
+            h.data_hash = w.hash.finish();
+            h.seal(&mut hb);
+            pwrite_all(self.fd, &hb, header.image_offset)
         })();
         r.map_err(|e| self.fail("writing", e))?;
         self.bytes = w.at;
@@ -250,10 +258,31 @@ impl Job {
     }
 }
 
-/// Sequential writer that tracks the file offset.
+/// Memory is written (and hashed) in pieces of this size: small enough that the
+/// piece the kernel just copied is still in the cache when it is hashed, large
+/// enough that the system calls cost nothing next to the copy.
+const PIECE: usize = 256 << 10;
+
+/// Sequential writer that tracks the file offset and hashes the page data.
 struct Out {
     fd: Fd,
     at: u64,
+    hash: DataHasher,
+}
+
+fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
+    while !b.is_empty() {
+        match ckpt_sys::pwrite(fd, b, off) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => {
+                b = &b[n..];
+                off += n as u64;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl Out {
@@ -276,9 +305,12 @@ impl Out {
     /// the run table.
     fn memory(&mut self, mut addr: usize, mut len: usize) -> Result<(), Errno> {
         while len > 0 {
-            match ckpt_sys::write_from(self.fd, addr, len) {
+            match ckpt_sys::write_from(self.fd, addr, len.min(PIECE)) {
                 Ok(0) => return Err(Errno::EIO),
                 Ok(n) => {
+                    // SAFETY: write(2) just read these n bytes, so they are mapped
+                    // and readable; see the module comment.
+                    self.hash.update(unsafe { core::slice::from_raw_parts(addr as *const u8, n) });
                     addr += n;
                     len -= n;
                     self.at += n as u64;
@@ -289,6 +321,7 @@ impl Out {
                     let page = PAGE_SIZE as usize - (addr % PAGE_SIZE as usize);
                     let n = page.min(len);
                     self.bytes(&ZEROS[..n])?;
+                    self.hash.update(&ZEROS[..n]);
                     addr += n;
                     len -= n;
                 }

@@ -141,6 +141,17 @@ pub unsafe fn pread_into(fd: Fd, addr: usize, len: usize, off: u64) -> Result<us
     r
 }
 
+/// `ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset);`
+pub fn pwrite(fd: Fd, buf: &[u8], off: u64) -> Result<usize> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the kernel only reads buf.
+    let r = unsafe { sys!(Sysno::pwrite64, fd.0, buf.as_ptr(), buf.len(), off) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: as above; i386 passes the 64-bit offset as two registers (lo, hi).
+    let r = unsafe { sys!(Sysno::pwrite64, fd.0, buf.as_ptr(), buf.len(), off as u32, (off >> 32) as u32) };
+    r
+}
+
 /// Read exactly `len` bytes at `off` into process memory, or fail with `EIO` at EOF.
 ///
 /// # Safety
