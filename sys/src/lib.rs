@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod maps;
 pub mod msg;
 pub mod scratch;
+pub mod task;
 
 use core::ffi::CStr;
 

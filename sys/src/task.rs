@@ -1,0 +1,115 @@
+//! Process creation and waiting, futexes, POSIX timers and syscall restart: what
+//! the runtime needs to write a checkpoint from a copy-on-write child and to take
+//! periodic checkpoints.
+
+use syscalls::{Sysno, raw_syscall};
+
+use crate::{Errno, Result};
+
+macro_rules! sys {
+    ($($t:tt)*) => { Errno::from_ret(raw_syscall!($($t)*)) };
+}
+
+/// `CLONE_VM`: share the address space.
+pub const CLONE_VM: usize = 0x100;
+/// `CLONE_VFORK`: suspend the caller until the child exits (or execs).
+pub const CLONE_VFORK: usize = 0x4000;
+/// `P_PID` for `waitid`.
+const P_PID: u32 = 1;
+/// `WEXITED` for `waitid`.
+const WEXITED: u32 = 4;
+/// `__WCLONE`: wait for children whose exit signal is not SIGCHLD.
+const WCLONE: u32 = 0x8000_0000;
+/// `FUTEX_WAIT`, `FUTEX_WAKE` (shared between processes: not the _PRIVATE forms).
+const FUTEX_WAIT: u32 = 0;
+const FUTEX_WAKE: u32 = 1;
+/// `SIGEV_SIGNAL`.
+const SIGEV_SIGNAL: i32 = 0;
+
+/// `pid_t clone(flags = 0, stack = NULL, ...)`: fork without a termination signal.
+/// Returns the child's pid in the parent and 0 in the child, like fork(2); the
+/// child has a copy-on-write copy of the address space and runs on the same stack.
+/// No SIGCHLD reaches the parent when it ends, and the parent's `waitpid` without
+/// `__WALL`/`__WCLONE` does not see it.
+///
+/// # Safety
+/// As fork(2) in a program that may hold locks: the child must only issue system
+/// calls and touch memory it knows is consistent, then `exit_group`.
+pub unsafe fn clone_fork_nosignal() -> Result<i32> {
+    // SAFETY: no CLONE_VM: the child's memory is a copy; both return here.
+    unsafe { sys!(Sysno::clone, 0usize, 0usize, 0usize, 0usize, 0usize) }.map(|p| p as i32)
+}
+
+/// `int waitid(P_PID, pid, NULL, WEXITED | __WCLONE, NULL)`: reap the child `pid`
+/// that was created without a termination signal.
+pub fn waitid_clone(pid: i32) -> Result<()> {
+    // SAFETY: no siginfo or rusage buffers are passed.
+    unsafe { sys!(Sysno::waitid, P_PID, pid, 0usize, WEXITED | WCLONE, 0usize) }.map(drop)
+}
+
+/// `long futex(uint32_t *uaddr, FUTEX_WAIT, uint32_t val, const struct timespec *timeout)`
+/// with a relative timeout in milliseconds. Ok also on a wake-up, a timeout
+/// (ETIMEDOUT), EAGAIN (the value changed) or EINTR: the caller re-checks.
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, val: u32, ms: u64) -> Result<()> {
+    let ts = [(ms / 1000) as i64, ((ms % 1000) * 1_000_000) as i64];
+    // SAFETY: the word is a live atomic the caller owns; the timespec is ours.
+    match unsafe { sys!(Sysno::futex, word.as_ptr() as usize, FUTEX_WAIT, val, ts.as_ptr() as usize) } {
+        Ok(_) | Err(Errno::ETIMEDOUT) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `long futex(uint32_t *uaddr, FUTEX_WAKE, int n)`: wake every waiter.
+pub fn futex_wake(word: &core::sync::atomic::AtomicU32) -> Result<()> {
+    // SAFETY: the word is a live atomic; FUTEX_WAKE only reads the address.
+    unsafe { sys!(Sysno::futex, word.as_ptr() as usize, FUTEX_WAKE, i32::MAX as usize) }.map(drop)
+}
+
+/// The kernel's `struct sigevent` for `SIGEV_SIGNAL` (64 bytes).
+#[repr(C)]
+struct SigEvent {
+    value: usize,
+    signo: i32,
+    notify: i32,
+    pad: [u8; 64 - 16],
+}
+
+/// A POSIX timer id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerId(pub i32);
+
+/// `int timer_create(clockid_t clockid, struct sigevent *sevp, timer_t *timerid);`
+/// with `SIGEV_SIGNAL`: each expiry queues `signo` with `si_code == SI_TIMER` and
+/// `si_value == value`. A POSIX timer is independent of `setitimer`/`alarm`.
+pub fn timer_create(clock: u32, signo: u32, value: usize) -> Result<TimerId> {
+    let ev = SigEvent { value, signo: signo as i32, notify: SIGEV_SIGNAL, pad: [0; 48] };
+    let mut id: i32 = 0;
+    // SAFETY: the sigevent is read and the id written, both ours.
+    unsafe { sys!(Sysno::timer_create, clock, &ev as *const SigEvent as usize, &mut id as *mut i32 as usize) }
+        .map(|_| TimerId(id))
+}
+
+/// `int timer_settime(timer_t timerid, 0, const struct itimerspec *new, NULL);`
+/// first expiry and period both `secs` seconds; 0 disarms.
+pub fn timer_settime(id: TimerId, secs: u64) -> Result<()> {
+    let its = [secs as i64, 0, secs as i64, 0];
+    // SAFETY: the itimerspec is ours and only read.
+    unsafe { sys!(Sysno::timer_settime, id.0, 0usize, its.as_ptr() as usize, 0usize) }.map(drop)
+}
+
+/// `int timer_delete(timer_t timerid);`
+pub fn timer_delete(id: TimerId) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::timer_delete, id.0) }.map(drop)
+}
+
+/// `long restart_syscall(void);`: finish the system call the kernel interrupted
+/// with -ERESTART_RESTARTBLOCK (nanosleep, clock_nanosleep, poll, futex wait...)
+/// for the time it had left. Returns that call's result, or EINTR when there is
+/// nothing to restart.
+pub fn restart_syscall() -> isize {
+    // SAFETY: continues a call the thread itself made, with the kernel's saved
+    // arguments; its buffers (timespec for the remaining time, pollfds) belong to
+    // the interrupted code and are still valid, since that code has not resumed.
+    unsafe { raw_syscall!(Sysno::restart_syscall) as isize }
+}
