@@ -62,7 +62,51 @@ ckpt_sigreturn:
         mov     eax, 15                         /* __NR_rt_sigreturn */
         syscall
         ud2
+        /* A signature after the trampoline: another copy of the runtime in the same
+         * process (libckpt.a linked in, libckpt.so preloaded) recognises the
+         * handler as a ckpt runtime's by reading these bytes, and stays passive. */
+        .ascii  "ckpt-rt1"
         .size   ckpt_sigreturn, . - ckpt_sigreturn
+
+/*
+ * long ckpt_clone_vm(unsigned long flags, void *stack_top, long (*f)(void *), void *arg)
+ *
+ * clone(2) whose child starts on a stack of its own and runs f(arg) there, then
+ * exit(2)s with f's result. The runtime calls it with CLONE_VM | CLONE_VFORK: the
+ * child shares the memory, and the caller sleeps in the kernel until the child
+ * has exited, so the two never run at the same time. (A plain C function cannot
+ * do this: the child would return into the caller's frames, on the caller's stack.)
+ *
+ * Entry:   rdi = clone flags (low byte: the child's termination signal, 0 = none),
+ *          rsi = top of the child's stack (16-byte aligned, at least 32 bytes),
+ *          rdx = f, rcx = arg.
+ * Returns: in the caller, rax = the child's pid or -errno. The child never returns.
+ * Clobbers: rax, rcx, rdx, rsi, r8, r10, r11, flags (all caller-saved).
+ */
+        .globl  ckpt_clone_vm
+        .hidden ckpt_clone_vm
+        .type   ckpt_clone_vm, @function
+ckpt_clone_vm:
+        sub     rsi, 16                         /* f and arg, for the child to pop */
+        mov     [rsi], rdx
+        mov     [rsi + 8], rcx
+        xor     edx, edx                        /* parent_tid */
+        xor     r10d, r10d                      /* child_tid */
+        xor     r8d, r8d                        /* tls (unused without CLONE_SETTLS) */
+        mov     eax, 56                         /* __NR_clone(flags, newsp, ptid, ctid, tls) */
+        syscall
+        test    rax, rax
+        jnz     1f                              /* caller: pid or -errno */
+        pop     rax                             /* child, on its own stack: f */
+        pop     rdi                             /* arg; rsp is stack_top again */
+        xor     ebp, ebp                        /* outermost frame */
+        call    rax
+        mov     edi, eax
+        mov     eax, 60                         /* __NR_exit */
+        syscall
+        ud2
+1:      ret
+        .size   ckpt_clone_vm, . - ckpt_clone_vm
 
 /*
  * const long *ckpt_rseq_offset_ptr(void), const unsigned *ckpt_rseq_size_ptr(void)

@@ -53,12 +53,14 @@ pub struct Config {
     pub signal: u32,
     /// Seconds between periodic checkpoints; 0 = none.
     pub interval: u32,
+    /// Leave our LD_PRELOAD entry to the program's children.
+    pub inherit: bool,
 }
 
 impl Config {
     /// Before the environment is read.
     pub const DEFAULT: Config =
-        Config { name: Path::EMPTY, cont: false, signal: ckpt_sys::c::SIGTSTP, interval: 0 };
+        Config { name: Path::EMPTY, cont: false, signal: ckpt_sys::c::SIGTSTP, interval: 0, inherit: false };
 
     /// Read `environ` (NUL-separated `KEY=VALUE`) and `argv0` for the default name.
     pub fn from_env(environ: &[u8], argv0: &[u8]) -> Config {
@@ -72,10 +74,9 @@ impl Config {
                     Some(p) if !v.is_empty() => c.name = p,
                     _ => invalid(k, v, "a file name"),
                 },
-                b"CKPT_CONTINUE" => match v {
-                    b"" | b"0" | b"no" | b"false" => c.cont = false,
-                    b"1" | b"yes" | b"true" => c.cont = true,
-                    _ => invalid(k, v, "1 or 0"),
+                b"CKPT_CONTINUE" => match parse_bool(v) {
+                    Some(b) => c.cont = b,
+                    None => invalid(k, v, "1 or 0"),
                 },
                 b"CKPT_ASYNCSIG" => match parse_signal(v) {
                     Some(s) => c.signal = s,
@@ -84,6 +85,10 @@ impl Config {
                 b"CKPT_INTERVAL" => match parse_u32(v) {
                     Some(n) => c.interval = n,
                     None => invalid(k, v, "a number of seconds"),
+                },
+                b"CKPT_INHERIT" => match parse_bool(v) {
+                    Some(b) => c.inherit = b,
+                    None => invalid(k, v, "1 or 0"),
                 },
                 _ => {}
             }
@@ -105,6 +110,14 @@ fn default_name(argv0: &[u8]) -> Path {
     buf[..n].copy_from_slice(&base[..n]);
     buf[n..n + 5].copy_from_slice(b".ckpt");
     Path::new(&buf[..n + 5]).unwrap_or(Path::EMPTY)
+}
+
+fn parse_bool(v: &[u8]) -> Option<bool> {
+    match v {
+        b"" | b"0" | b"no" | b"false" => Some(false),
+        b"1" | b"yes" | b"true" => Some(true),
+        _ => None,
+    }
 }
 
 fn parse_u32(v: &[u8]) -> Option<u32> {

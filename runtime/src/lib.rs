@@ -3,10 +3,14 @@
 //!
 //! - `capi`: the load-time constructor and the C API (`ckpt.h`).
 //! - `config`: CKPT_* settings, read once at load.
-//! - `signal`: the asynchronous trigger (SIGTSTP by default).
+//! - `preload`: takes the runtime out of LD_PRELOAD for the program's children.
+//! - `signal`: the asynchronous triggers (a signal, SIGTSTP by default, and the
+//!   periodic timer).
+//! - `hooks`: the program's pre-checkpoint, post-checkpoint and restart hooks.
 //! - `capture`: kernel state that memory does not carry, captured before the image
 //!   is written and restored after a restart.
 //! - `write`: the checkpoint file itself.
+//! - `writer`: continue mode's copy-on-write background writer.
 //! - `arch`: the save point, the thread pointer, rseq (one file per architecture).
 //! - `state`: the single global, serialised.
 //!
@@ -23,9 +27,12 @@ mod capi;
 mod capture;
 mod config;
 mod failure;
+mod hooks;
+mod preload;
 mod signal;
 mod state;
 mod write;
+mod writer;
 
 use ckpt_sys::{Errno, c};
 
@@ -36,16 +43,29 @@ use crate::write::Job;
 
 /// What a checkpoint request came to.
 pub enum Outcome {
-    /// The image is written; `exit` if the program should now end (not -c).
+    /// The image is written (or, from a background writer, being written); `exit`
+    /// if the program should now end.
     Written {
-        /// Continue mode is off.
+        /// Not continuing: the program ends with status 0.
         exit: bool,
     },
     /// This is the restarted process, returning from the checkpoint call.
     Restarted,
 }
 
-/// Load-time set-up: read the configuration and install the trigger.
+/// Who asked for a checkpoint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The program, through the C API: synchronous, the result is reported back.
+    Call,
+    /// The trigger signal: the program goes on (continue mode, from a background
+    /// writer) or exits once the image is written.
+    Signal,
+    /// The periodic timer: always continues, from a background writer.
+    Periodic,
+}
+
+/// Load-time set-up: read the configuration and install the triggers.
 pub fn init() {
     let (env, env_len) = match ckpt_sys::scratch::read_whole(c"/proc/self/environ") {
         Ok(v) => v,
@@ -57,57 +77,130 @@ pub fn init() {
         a.split(|&c| c == 0).next().unwrap_or(b"")
     });
     let cfg = Config::from_env(&env.as_slice()[..env_len], argv0);
+    if signal::other_runtime_active(cfg.signal) {
+        // Another copy of the runtime (preloaded, while this one is linked in)
+        // already handles the trigger: it is the one; this copy stays passive.
+        return;
+    }
+    if !cfg.inherit {
+        preload::remove_own_entry();
+    }
     state::with(|st| st.cfg = cfg);
-    if let Err(e) = signal::install(cfg.signal) {
-        ckpt_sys::msg::Msg::new().s("ckpt: cannot install the checkpoint signal handler: ")
-            .errno(e).emit();
+    if let Err(e) = signal::arm(&cfg, None) {
+        ckpt_sys::msg::Msg::new().s("ckpt: cannot install the checkpoint trigger: ").errno(e).emit();
     }
 }
 
+/// The configuration in force (the default while a checkpoint holds the state,
+/// which cannot happen in a signal handler: signals are blocked meanwhile).
+pub fn config() -> Config {
+    state::with(|st| st.cfg).unwrap_or(Config::DEFAULT)
+}
+
 /// Take a checkpoint now, into `name` or the configured file.
-pub fn checkpoint(name: Option<&[u8]>) -> Result<Outcome, Failure> {
-    state::with(|st| {
-        // Nothing else may run while the image is taken: block every signal.
-        let (all, mut old) = (!0u64, 0u64);
-        ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), Some(&mut old))
-            .map_err(|e| Failure::bare("blocking signals", e))?;
-        let pending = ckpt_sys::rt_sigpending().unwrap_or(!0);
-        let r = take(st, name, old);
-        if !matches!(r, Ok(Outcome::Restarted)) {
-            // Writing past RLIMIT_FSIZE fails with EFBIG and also raises SIGXFSZ,
-            // whose default action would kill the program we just promised to keep
-            // running: a SIGXFSZ that our write raised is ours to drop.
-            let xfsz = 1u64 << (c::SIGXFSZ - 1);
-            if pending & xfsz == 0 {
-                let _ = ckpt_sys::take_pending(xfsz);
+pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
+    // Nothing else may run while the image is taken: block every signal.
+    let (all, mut old) = (!0u64, 0u64);
+    ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), Some(&mut old))
+        .map_err(|e| Failure::bare("blocking signals", e))?;
+    let pending = ckpt_sys::rt_sigpending().unwrap_or(!0);
+    let r = state::with(|st| {
+        // The previous background writer first: images are renamed into place in
+        // the order they were taken, and snapshots do not pile up.
+        writer::wait_idle();
+        hooks::PRE.run(false);
+        let r = take(st, name, trigger);
+        match r {
+            Ok(Outcome::Written { exit: false }) => hooks::POST.run(false),
+            Ok(Outcome::Restarted) => {
+                writer::forget_after_restart();
+                signal::forget_timer();
+                if let Err(e) = signal::arm(&st.cfg, None) {
+                    ckpt_sys::msg::Msg::new()
+                        .s("ckpt: warning: after restart, could not re-arm the checkpoint trigger: ")
+                        .errno(e)
+                        .emit();
+                }
+                hooks::RESTART.run(true);
             }
-            // (After a restart the captured mask was already put back.)
-            let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&old), None);
+            _ => {}
         }
         r
     })
-    .unwrap_or(Err(Failure::bare("another checkpoint is in progress", Errno::EBUSY)))
+    .unwrap_or(Err(Failure::bare("another checkpoint is in progress", Errno::EBUSY)));
+    if !matches!(r, Ok(Outcome::Restarted)) {
+        // Writing past RLIMIT_FSIZE fails with EFBIG and also raises SIGXFSZ,
+        // whose default action would kill the program we just promised to keep
+        // running: a SIGXFSZ that our write raised is ours to drop.
+        let xfsz = 1u64 << (c::SIGXFSZ - 1);
+        if pending & xfsz == 0 {
+            let _ = ckpt_sys::take_pending(xfsz);
+        }
+    }
+    // Last, in the restarted process too (`old` is on the restored stack).
+    let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&old), None);
+    r
 }
 
-fn take(st: &mut state::State, name: Option<&[u8]>, mask: u64) -> Result<Outcome, Failure> {
-    st.kernel.capture(mask).map_err(|e| Failure::bare("reading process state", e))?;
+fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
+    st.kernel.capture().map_err(|e| Failure::bare("reading process state", e))?;
     let path = match name {
         Some(n) => Path::new(n).ok_or(Failure::new("invalid checkpoint file name", Errno::EINVAL, n))?,
         None => st.cfg.name,
     };
+    let background = match trigger {
+        Trigger::Call => false,
+        Trigger::Signal => st.cfg.cont,
+        Trigger::Periodic => true,
+    };
+    let exit = !(st.cfg.cont || trigger == Trigger::Periodic);
     let mut job = Job::create(&path)?;
     let kernel = &st.kernel;
-    let saved = arch::save_context(&mut || match job.write(kernel) {
-        Ok(()) => 0,
-        Err(f) => {
-            job.failed = Some(f);
-            -1
+    let saved = arch::save_context(&mut || {
+        if background {
+            let mut write = |stack: (u64, u64)| {
+                // The background writer process: write, report, and end.
+                let r = match job.write(kernel, &[stack, writer::scratch_ranges()]) {
+                    Ok(()) => job.commit(),
+                    Err(f) => {
+                        job.abort();
+                        Err(f)
+                    }
+                };
+                writer::done();
+                match r {
+                    Ok(_) => ckpt_sys::exit_group(0),
+                    Err(f) => {
+                        f.report();
+                        ckpt_sys::exit_group(1)
+                    }
+                }
+            };
+            match writer::spawn(&mut write) {
+                Ok(()) => 0,
+                Err(e) => {
+                    job.failed = Some(Failure::bare("starting the background writer", e));
+                    -1
+                }
+            }
+        } else {
+            match job.write(kernel, &[]) {
+                Ok(()) => 0,
+                Err(f) => {
+                    job.failed = Some(f);
+                    -1
+                }
+            }
         }
     });
     match saved {
+        Ok(Saved::Wrote(0)) if background => {
+            job.detach();
+            Ok(Outcome::Written { exit: false })
+        }
         Ok(Saved::Wrote(0)) => {
             job.commit()?;
-            Ok(Outcome::Written { exit: !st.cfg.cont })
+            Ok(Outcome::Written { exit })
         }
         Ok(Saved::Wrote(_)) => {
             let f = job.failed.unwrap_or(Failure::bare("writing", Errno::EIO));

@@ -109,7 +109,7 @@ impl Job {
             let tmp = CPath::from_parts(&[dir, sep, b".", base, b".tmp.", digits]).ok_or_else(bad)?;
             match ckpt_sys::openat(Fd::CWD, tmp.cstr(), flags, 0o700) {
                 Ok(fd) => {
-                    let job = Job { fd, tmp, dst, dir: dir_c, meta, failed: None, bytes: 0 };
+                    let mut job = Job { fd, tmp, dst, dir: dir_c, meta, failed: None, bytes: 0 };
                     // The mode given to open is filtered by the umask; the image
                     // holds the program's memory, so force owner-only.
                     if let Err(e) = ckpt_sys::fchmod(fd, 0o700) {
@@ -127,20 +127,26 @@ impl Job {
         Failure::new(step, e, self.dst.as_bytes())
     }
 
-    fn abort_with(self, step: &'static str, e: Errno) -> Failure {
+    fn abort_with(&mut self, step: &'static str, e: Errno) -> Failure {
         let f = Failure::new(step, e, self.dst.as_bytes());
         self.abort();
         f
     }
 
     /// Remove the temporary file after a failure.
-    pub fn abort(self) {
+    pub fn abort(&mut self) {
         let _ = ckpt_sys::close(self.fd);
         let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
     }
 
+    /// Close this process's descriptor and leave the file alone: the background
+    /// writer (which has its own copy of the job) finishes it.
+    pub fn detach(&mut self) {
+        let _ = ckpt_sys::close(self.fd);
+    }
+
     /// Make the file durable and give it its final name.
-    pub fn commit(self) -> Result<u64, Failure> {
+    pub fn commit(&mut self) -> Result<u64, Failure> {
         if let Err(e) = ckpt_sys::fsync(self.fd) {
             return Err(self.abort_with("syncing", e));
         }
@@ -163,9 +169,15 @@ impl Job {
     }
 
     /// Walk the address space and write the whole image. Runs below the save
-    /// point: the registers are already in `arch::saved_regs()`.
-    pub fn write(&mut self, kernel: &Kernel) -> Result<(), Failure> {
-        let layout = maps::walk(&[self.meta.range()])
+    /// point: the registers are already in `arch::saved_regs()`. `exclude` lists
+    /// runtime scratch (the background writer's) to leave out.
+    pub fn write(&mut self, kernel: &Kernel, exclude: &[(u64, u64)]) -> Result<(), Failure> {
+        let mut cut = [(0u64, 0u64); 4];
+        cut[0] = self.meta.range();
+        for (d, s) in cut[1..].iter_mut().zip(exclude) {
+            *d = *s;
+        }
+        let layout = maps::walk(&cut[..1 + exclude.len().min(3)])
             .map_err(|e| self.fail("recording the address space for", e))?;
         let (header, meta_len) = self
             .compose(&layout, kernel)
@@ -224,7 +236,7 @@ impl Job {
             xcr0: ckpt_sys::cpu::xcr0(),
             cpu_features: ckpt_sys::cpu::features(),
             vdso: layout.vdso,
-            pid: ckpt_sys::getpid() as u64,
+            pid: kernel.pid as u64,
             time: ckpt_sys::clock_gettime(c::CLOCK_REALTIME).map_or(0, |t| t.0 as u64),
             strings: [(0, 0); 4],
             restart_info: arch::restart_info_addr(),

@@ -26,6 +26,12 @@ unsafe extern "C" {
         arg: *mut c_void,
     ) -> isize;
     fn ckpt_sigreturn();
+    fn ckpt_clone_vm(
+        flags: usize,
+        stack_top: usize,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+    ) -> isize;
     fn ckpt_rseq_offset_ptr() -> *const isize;
     fn ckpt_rseq_size_ptr() -> *const u32;
 }
@@ -139,4 +145,105 @@ pub fn unmap_loader(info: &RestartInfo) {
     // SAFETY: the block is the loader's (code, stack, buffers), which finished
     // with the jump; the runtime never referenced it.
     let _ = unsafe { ckpt_sys::munmap(info.loader_start as usize, info.loader_len as usize) };
+}
+
+/// `clone(flags)` with a child that runs `f(arg)` on the stack whose top is
+/// `stack_top` and exits with its result (asm/x86_64/save.S). Returns the child's
+/// pid.
+///
+/// # Safety
+/// With `CLONE_VM` the child shares our memory: the caller must also pass
+/// `CLONE_VFORK` (so it is suspended while the child runs), `stack_top` must be
+/// the top of mapped memory nothing else uses, and `f` must only touch memory that
+/// stays valid until the child exits.
+pub unsafe fn clone_vm(
+    flags: usize,
+    stack_top: usize,
+    f: unsafe extern "C" fn(*mut c_void) -> isize,
+    arg: *mut c_void,
+) -> Result<i32> {
+    // SAFETY: forwarded to the caller's contract.
+    let r = unsafe { ckpt_clone_vm(flags, stack_top, f, arg) };
+    Errno::from_ret(r as usize).map(|p| p as i32)
+}
+
+/// Bytes of `ckpt_sigreturn`: its three instructions and the signature after them.
+const RESTORER_LEN: usize = 17;
+
+/// Is `restorer` (a handler's `sa_restorer`) the trampoline of a ckpt runtime,
+/// this one or another copy in the same process?
+pub fn is_ckpt_restorer(restorer: usize) -> bool {
+    if restorer == 0 {
+        return false;
+    }
+    let ours = sigreturn_trampoline();
+    // SAFETY: both addresses are signal return trampolines the kernel jumps to on
+    // every return from a handler, so they are mapped code; we read 17 bytes,
+    // within the trampoline and its signature when it is ours, and within the
+    // instructions that follow any other restorer (at least the syscall and the
+    // function end) otherwise.
+    unsafe {
+        let a = core::slice::from_raw_parts(ours as *const u8, RESTORER_LEN);
+        let b = core::slice::from_raw_parts(restorer as *const u8, RESTORER_LEN);
+        a == b
+    }
+}
+
+/// `si_code` of a signal sent by a POSIX timer.
+const SI_TIMER: i32 = -2;
+
+/// Was this signal sent by a POSIX timer created with `sigev_value == value`?
+///
+/// # Safety
+/// `info` must be the `siginfo_t` the kernel passed to an SA_SIGINFO handler.
+pub unsafe fn siginfo_from_timer(info: *const c_void, value: usize) -> bool {
+    // SAFETY: x86_64 siginfo: si_code at 8; for timers si_value at 24 (after
+    // si_tid and si_overrun).
+    unsafe {
+        let code = core::ptr::read((info as *const u8).add(8) as *const i32);
+        let v = core::ptr::read((info as *const u8).add(24) as *const usize);
+        code == SI_TIMER && v == value
+    }
+}
+
+/// Offsets in the x86_64 `ucontext_t` (uc_mcontext at 40; gregs in the kernel's
+/// `struct sigcontext` order r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip).
+const UC_RAX: usize = 40 + 13 * 8;
+const UC_RIP: usize = 40 + 16 * 8;
+const UC_SIGMASK: usize = 40 + 256;
+/// -EINTR as the kernel leaves it in rax.
+const EINTR_RET: u64 = (-4i64) as u64;
+
+/// If the program was in a sleep the kernel interrupted for our handler
+/// (nanosleep, clock_nanosleep, poll... return -ERESTART_RESTARTBLOCK, which
+/// becomes EINTR once a handler runs, SA_RESTART or not), finish that sleep now,
+/// for the time it had left, and hand its result to the program: a checkpoint
+/// must not make the program's sleeps end early. The program's own signals are
+/// unblocked meanwhile (`keep_blocked` stays blocked), so they interrupt it as
+/// they would have.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` the kernel passed to the running SA_SIGINFO
+/// handler, which returns to it afterwards.
+pub unsafe fn finish_interrupted_sleep(uc: *mut c_void, keep_blocked: u64) {
+    let uc = uc as *mut u8;
+    // SAFETY: the kernel's signal frame: rax, rip and the saved mask are plain
+    // words in it; the two bytes before rip are the end of the instruction the
+    // program executed last, in its mapped code.
+    unsafe {
+        let rax = core::ptr::read(uc.add(UC_RAX) as *const u64);
+        let rip = core::ptr::read(uc.add(UC_RIP) as *const u64) as usize;
+        if rax != EINTR_RET || rip < 2 || core::ptr::read((rip - 2) as *const [u8; 2]) != [0x0f, 0x05] {
+            return;
+        }
+        let mask = core::ptr::read(uc.add(UC_SIGMASK) as *const u64) | keep_blocked;
+        let mut all = 0u64;
+        if ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&mask), Some(&mut all)).is_err() {
+            return;
+        }
+        // With nothing to restart the kernel answers -EINTR, and nothing changes.
+        let r = ckpt_sys::task::restart_syscall();
+        let _ = ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&all), None);
+        core::ptr::write(uc.add(UC_RAX) as *mut u64, r as u64);
+    }
 }

@@ -61,6 +61,16 @@ impl Mm {
     }
 }
 
+/// `[env_start, env_end)`: where the kernel put the environment strings at exec
+/// (proc(5), /proc/self/stat fields 50 and 51).
+pub fn env_range() -> Result<(u64, u64)> {
+    let mut buf = [0u8; 2048];
+    let n = ckpt_sys::read_file(c"/proc/self/stat", &mut buf)?;
+    let f = StatFields::parse(&buf[..n]).ok_or(Errno::EINVAL)?;
+    let (s, e) = (f.get(50), f.get(51));
+    if s == 0 || e <= s { Err(Errno::EINVAL) } else { Ok((s, e)) }
+}
+
 /// The space-separated fields of /proc/self/stat after the `(comm)` field.
 struct StatFields<'a> {
     rest: &'a [u8],

@@ -27,6 +27,8 @@ pub struct Kernel {
     pub cwd: Path,
     /// Thread name (comm).
     pub comm: [u8; 16],
+    /// Process id (the image may be written by another process).
+    pub pid: i32,
 }
 
 impl Kernel {
@@ -38,11 +40,12 @@ impl Kernel {
         rseq: None,
         cwd: Path::EMPTY,
         comm: [0; 16],
+        pid: 0,
     };
 
-    /// Capture everything; `mask` is the signal mask to restore after a restart.
-    pub fn capture(&mut self, mask: ckpt_sys::SigSet) -> Result<()> {
-        self.signals.capture(mask)?;
+    /// Capture everything.
+    pub fn capture(&mut self) -> Result<()> {
+        self.signals.capture()?;
         self.mm.capture()?;
         self.tls.capture()?;
         self.rseq = crate::arch::rseq_area();
@@ -50,13 +53,15 @@ impl Kernel {
         let n = ckpt_sys::getcwd(&mut buf)?;
         self.cwd = Path::new(&buf[..n.saturating_sub(1)]).unwrap_or(Path::EMPTY);
         self.comm = ckpt_sys::prctl_get_name()?;
+        self.pid = ckpt_sys::getpid();
         Ok(())
     }
 
     /// Put it all back in a restarted process. Failures are reported and the
     /// restore goes on: a program with, say, its old cwd gone is still better
-    /// continued than killed. The signal mask comes last, so no handler runs before
-    /// the process is whole.
+    /// continued than killed. The signal mask is left to the caller, which puts
+    /// it back last, after the restart hooks, so no handler runs before the
+    /// process is whole.
     pub fn restore(&self) {
         report("restore the memory layout (PR_SET_MM_MAP)", self.mm.restore());
         if let Some(area) = self.rseq {
@@ -73,7 +78,6 @@ impl Kernel {
         }
         let _ = ckpt_sys::prctl_set_name(&self.comm);
         report("restore signal handlers", self.signals.restore_handlers());
-        self.signals.restore_mask();
     }
 }
 

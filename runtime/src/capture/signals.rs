@@ -1,12 +1,11 @@
-//! Signal dispositions (all 64), the signal mask, the alternate signal stack and
-//! the three interval timers.
+//! Signal dispositions (all 64), the alternate signal stack and the three
+//! interval timers. (The signal mask is put back by `crate::checkpoint`, last.)
 
-use ckpt_sys::{ITimerVal, KSigAction, Result, SigSet, StackT, c};
+use ckpt_sys::{ITimerVal, KSigAction, Result, StackT, c};
 
 /// Captured signal state.
 pub struct Signals {
     actions: [KSigAction; 65],
-    mask: SigSet,
     altstack: StackT,
     timers: [ITimerVal; 3],
 }
@@ -22,15 +21,12 @@ impl Signals {
     /// Nothing captured.
     pub const EMPTY: Signals = Signals {
         actions: [NO_ACTION; 65],
-        mask: 0,
         altstack: StackT { sp: 0, flags: c::SS_DISABLE as i32, size: 0 },
         timers: [NO_TIMER; 3],
     };
 
-    /// Read everything from the kernel; `mask` is the program's signal mask
-    /// (the checkpoint path has blocked everything by now).
-    pub fn capture(&mut self, mask: SigSet) -> Result<()> {
-        self.mask = mask;
+    /// Read everything from the kernel.
+    pub fn capture(&mut self) -> Result<()> {
         for sig in (1..=64).filter(|&s| catchable(s)) {
             ckpt_sys::rt_sigaction(sig, None, Some(&mut self.actions[sig as usize]))?;
         }
@@ -41,7 +37,7 @@ impl Signals {
         Ok(())
     }
 
-    /// Handlers, alternate stack and timers (not the mask: see `restore_mask`).
+    /// Handlers, alternate stack and timers.
     pub fn restore_handlers(&self) -> Result<()> {
         let mut first_err = Ok(());
         for sig in (1..=64).filter(|&s| catchable(s)) {
@@ -59,10 +55,5 @@ impl Signals {
             }
         }
         first_err
-    }
-
-    /// The mask the checkpointing thread had.
-    pub fn restore_mask(&self) {
-        let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&self.mask), None);
     }
 }
