@@ -98,6 +98,17 @@ fn classify_file(file: &File) -> io::Result<Kind> {
     })
 }
 
+/// Name of the section the runtime carries (runtime/src/capi.rs).
+const RUNTIME_SECTION: &str = ".ckpt_runtime";
+
+/// Does the program at `path` have the checkpoint runtime linked in (libckpt.a)?
+/// Section headers survive `strip`, unlike symbols.
+pub fn has_runtime(path: &Path) -> bool {
+    use object::{Object, ObjectSection};
+    let Ok(data) = std::fs::read(path) else { return false };
+    object::File::parse(&*data).is_ok_and(|f| f.sections().any(|s| s.name() == Ok(RUNTIME_SECTION)))
+}
+
 /// `sh_info` of section header 0, where the program header count lives when it
 /// does not fit in `e_phnum`.
 fn section0_info(file: &File, shoff: u64) -> io::Result<usize> {

@@ -43,7 +43,7 @@ const AFTER_HELP: &str = "See 'ckpt --help' for the environment, exit status and
 
 const AFTER_LONG_HELP: &str = "\
 Environment:
-  CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL
+  CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL, CKPT_INHERIT
       Read by the runtime in PROG. The options above set them; a value
       inherited from the environment is kept unless an option overrides it,
       so 'CKPT_NAME=run.ckpt ckpt PROG' works like 'ckpt -n run.ckpt PROG'.
@@ -114,9 +114,11 @@ struct Cli {
     )]
     signal: Option<String>,
 
-    /// Checkpoint every SECONDS seconds (reserved; sets CKPT_INTERVAL)
+    /// Checkpoint every SECONDS seconds (sets CKPT_INTERVAL)
     ///
-    /// Accepted and passed on, for the periodic checkpoints to come.
+    /// Periodic checkpoints keep the program running (as with -c), each one
+    /// replacing the previous file. They use a POSIX timer of their own, so the
+    /// program's alarm() and setitimer() are not disturbed.
     #[arg(
         short,
         long,
@@ -125,6 +127,14 @@ struct Cli {
         verbatim_doc_comment
     )]
     interval: Option<String>,
+
+    /// Leave the runtime preloaded in PROG's children (sets CKPT_INHERIT=1)
+    ///
+    /// By default the runtime takes itself out of LD_PRELOAD once loaded, so
+    /// the programs PROG runs are not checkpointable and do not answer the
+    /// checkpoint signal (they would all write to the same file name).
+    #[arg(long, verbatim_doc_comment)]
+    inherit: bool,
 
     /// Program to run, then its arguments
     ///
@@ -167,17 +177,20 @@ fn run() -> Result<Infallible, Error> {
         || PathBuf::from("<dist>/lib").join(RUNTIME_ARCHIVE_NAME),
         |dir| dir.join(RUNTIME_ARCHIVE_NAME),
     );
-    program::check_preloadable(&path, &archive)?;
+    // A program linked with libckpt.a has the runtime already: one runtime, not two.
+    let runtime_linked = elf::has_runtime(&path);
+    program::check_preloadable(&path, &archive, runtime_linked)?;
 
-    let library = runtime_library(dist_lib.as_deref())?;
-    let preload = preload_list(&library, env::var_os("LD_PRELOAD").as_deref())?;
-
-    let err = Command::new(&path)
+    let mut cmd = Command::new(&path);
+    if !runtime_linked {
+        let library = runtime_library(dist_lib.as_deref())?;
+        cmd.env("LD_PRELOAD", preload_list(&library, env::var_os("LD_PRELOAD").as_deref())?);
+    }
+    let err = cmd
         // argv[0] as typed, like a shell, for programs that look at their name.
         .arg0(prog)
         .args(args)
         .envs(settings)
-        .env("LD_PRELOAD", preload)
         // std restores the signal mask and SIGPIPE's default disposition before
         // exec, so PROG does not inherit the Rust runtime's SIGPIPE ignore.
         .exec();
@@ -222,6 +235,9 @@ fn runtime_settings(cli: &Cli) -> Result<Vec<(&'static str, OsString)>, Error> {
     if let Some(sig) = &cli.signal {
         let number = signal::parse(sig).map_err(|err| Error::usage(err.to_string()))?;
         vars.push(("CKPT_ASYNCSIG", number.to_string().into()));
+    }
+    if cli.inherit {
+        vars.push(("CKPT_INHERIT", "1".into()));
     }
     if let Some(interval) = &cli.interval {
         vars.push((

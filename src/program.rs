@@ -114,7 +114,7 @@ fn is_executable(path: &Path) -> bool {
 /// Refuses programs that would run but could not be checkpointed, because the
 /// dynamic loader would never load the runtime into them. `archive` is where
 /// the static runtime library is, for the hint given about static programs.
-pub fn check_preloadable(path: &Path, archive: &Path) -> Result<(), Error> {
+pub fn check_preloadable(path: &Path, archive: &Path, runtime_linked: bool) -> Result<(), Error> {
     let refuse = |why: String| {
         Err(Error::new(
             CANNOT_EXECUTE,
@@ -134,6 +134,8 @@ pub fn check_preloadable(path: &Path, archive: &Path) -> Result<(), Error> {
     }
 
     match elf::classify(path) {
+        // Linked with libckpt.a: nothing to preload, static or not.
+        Kind::Static | Kind::Dynamic if runtime_linked => Ok(()),
         Kind::Static => refuse(format!(
             "statically linked program (no ELF interpreter), so LD_PRELOAD cannot load \
              the checkpoint runtime into it; link it with libckpt.a instead \

@@ -10,14 +10,15 @@
 //!    the rule both the runtime (writing) and the loader (reading) follow.
 //! 3. The runtime, which embeds the spliced loader via `CKPT_LOADER_PATH`.
 //! 4. The `ckpt` command.
-//! 5. `target/dist/{bin,lib,include}`.
+//! 5. `target/dist/{bin,lib,include}`. `libckpt.a` is not the archive cargo makes
+//!    but one prelinked relocatable object (see `prelink_static`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
-use object::{Object, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::{Result, cargo, root, run};
 
@@ -55,10 +56,79 @@ pub fn dist() -> Result<PathBuf> {
     }
     copy(&target.join("release").join("ckpt"), &dist.join("bin").join("ckpt"))?;
     copy(&rel.join("libckpt.so"), &dist.join("lib").join("libckpt.so"))?;
-    copy(&rel.join("libckpt.a"), &dist.join("lib").join("libckpt.a"))?;
+    prelink_static(&rel.join("libckpt.a"), &dist.join("lib").join("libckpt.a"))?;
     copy(&root.join("runtime").join("include").join("ckpt.h"), &dist.join("include").join("ckpt.h"))?;
     eprintln!("xtask: distribution in {}", dist.display());
     Ok(dist)
+}
+
+/// The C API: the only global symbols of `libckpt.a` (all in runtime/src/capi.rs
+/// and declared in ckpt.h).
+const CAPI: &[&str] = &[
+    "ckpt_checkpoint",
+    "ckpt_ckpt",
+    "ckpt_config",
+    "ckpt_on_preckpt",
+    "ckpt_on_postckpt",
+    "ckpt_on_restart",
+];
+
+/// Turn cargo's static archive into the `libckpt.a` we ship: one relocatable
+/// object (`ld -r`) holding what the C API and the runtime's constructor need.
+///
+/// Why not the archive itself: the linker takes an archive member only to resolve
+/// a symbol the program already uses, and a program that relies on the signal
+/// alone uses none, so `cc -static prog.o libckpt.a` would link no runtime at all
+/// and SIGTSTP would simply stop the program. An object file is always linked
+/// whole, with its `.init_array` constructor; GNU ld takes it by path and through
+/// `-lckpt` alike. Every symbol but the C API is made local, so the runtime's copy
+/// of Rust's `core` cannot clash with another in the same program, and debug info
+/// is dropped (it is most of the size).
+fn prelink_static(archive: &Path, out: &Path) -> Result<()> {
+    let header = fs::read_to_string(root().join("runtime/include/ckpt.h")).map_err(|e| e.to_string())?;
+    if let Some(missing) = CAPI.iter().find(|s| !header.contains(&format!(" {s}("))) {
+        return Err(format!("ckpt.h does not declare {missing}: update CAPI in xtask/src/build.rs"));
+    }
+    let tmp = out.with_extension("o.tmp");
+    let mut ld = std::process::Command::new("ld");
+    // -r: a relocatable object; --gc-sections with the API as roots (-u) keeps
+    // what is reachable from it, plus .init_array/.fini_array, which ld keeps.
+    ld.args(["-r", "--gc-sections", "-o"]).arg(&tmp);
+    for s in CAPI {
+        ld.args(["-u", s]);
+    }
+    run(ld.arg(archive))?;
+    let mut objcopy = std::process::Command::new("objcopy");
+    objcopy.arg("--strip-debug");
+    for s in CAPI {
+        objcopy.arg(format!("--keep-global-symbol={s}"));
+    }
+    run(objcopy.arg(&tmp).arg(out.with_extension("a.tmp")))?;
+    let _ = fs::remove_file(&tmp);
+    check_static_object(&out.with_extension("a.tmp"))?;
+    fs::rename(out.with_extension("a.tmp"), out).map_err(|e| format!("renaming {}: {e}", out.display()))
+}
+
+/// The shipped `libckpt.a` defines exactly the C API and a constructor.
+fn check_static_object(path: &Path) -> Result<()> {
+    use object::read::elf::ElfFile64;
+    let data = fs::read(path).map_err(|e| e.to_string())?;
+    let file = ElfFile64::<object::Endianness>::parse(&*data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut defined: Vec<String> = file
+        .symbols()
+        .filter(|s| s.is_global() && s.is_definition())
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .collect();
+    defined.sort();
+    let mut want: Vec<String> = CAPI.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    if defined != want {
+        return Err(format!("{}: global symbols {defined:?}, expected exactly {want:?}", path.display()));
+    }
+    if !file.sections().any(|s| s.name() == Ok(".init_array")) {
+        return Err(format!("{}: no .init_array: the runtime would never start", path.display()));
+    }
+    Ok(())
 }
 
 /// Copy through a temporary name and rename, so that a running program that has
