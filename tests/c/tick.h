@@ -53,7 +53,7 @@ static int restarted(void) {
 }
 
 /* Sleep MS milliseconds, however often signals interrupt the sleep. */
-static void pause_ms(long ms) {
+__attribute__((unused)) static void pause_ms(long ms) {
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&t, &t) != 0) {
     }

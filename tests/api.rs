@@ -1,0 +1,277 @@
+//! End-to-end tests of the ways to link the runtime (preload by `ckpt`, plain
+//! LD_PRELOAD, -lckpt, static libckpt.a with glibc and musl), the C API of ckpt.h,
+//! continue mode's background writer and periodic checkpoints.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Compile `tests/c/SRC` with `cc_cmd` and extra arguments (ckpt.h on the path).
+fn build(dir: &Dir, cc_cmd: &str, src: &str, out: &str, extra: &[&str]) -> PathBuf {
+    let exe = dir.join(out);
+    let res = Command::new(cc_cmd)
+        .args(["-O1", "-g", "-Wall", "-o"])
+        .arg(&exe)
+        .arg(root().join("tests/c").join(src))
+        .arg("-I")
+        .arg(root().join("tests/c"))
+        .arg("-I")
+        .arg(dist().join("include"))
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cc_cmd}: {e} (cargo xtask setup installs it)"));
+    assert!(res.status.success(), "{cc_cmd} {src} failed:\n{}", String::from_utf8_lossy(&res.stderr));
+    exe
+}
+
+fn lib_dir() -> String {
+    dist().join("lib").display().to_string()
+}
+
+fn archive() -> String {
+    dist().join("lib/libckpt.a").display().to_string()
+}
+
+/// Run `cmd` in DIR with the CKPT_* environment given.
+fn direct(dir: &Dir, prog: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(dir.join(prog));
+    c.args(args).current_dir(dir.path()).envs(env.iter().copied());
+    c
+}
+
+/// The API program: config round trip, hook order, return values; then each of
+/// its two images restarts and reports its own view.
+fn api_cycle(dir: &Dir, run: Command) {
+    let first = run_to_end(run);
+    first.assert_ok("the API program");
+    assert!(first.has("WRITTEN hooks abc123"), "{first}");
+    assert!(first.has("CKPT_CKPT returned hooks abc123"), "{first}");
+    assert_eq!(first.ticks(), (1..=30).collect::<Vec<_>>(), "{first}");
+    assert!(first.stderr.contains("ckpt: checkpoint failed: No such file or directory"), "{}", first.stderr);
+
+    let sync = restart(&dir.join("api-sync.ckpt"), dir.path());
+    sync.assert_ok("restart from ckpt_checkpoint");
+    assert!(sync.has("RESTARTED-CALL hooks abczyx"), "{sync}");
+    assert_eq!(sync.ticks(), (10..=30).collect::<Vec<_>>(), "{sync}");
+    assert!(sync.has("DONE"), "{sync}");
+
+    let old = restart(&dir.join("api-old.ckpt"), dir.path());
+    old.assert_ok("restart from ckpt_ckpt");
+    assert!(old.has("CKPT_CKPT returned hooks abczyx"), "{old}");
+    assert_eq!(old.ticks(), (20..=30).collect::<Vec<_>>(), "{old}");
+}
+
+fn run_to_end(cmd: Command) -> Outcome {
+    let mut p = Proc::spawn(cmd);
+    p.wait_for("READY");
+    p.finish()
+}
+
+/// -lckpt (libckpt.so by its SONAME), run directly: the runtime reads CKPT_* from
+/// the program's own environment.
+#[test]
+fn api_hooks_config_and_return_values_with_lckpt() {
+    let dir = Dir::new("api_dyn");
+    build(&dir, "cc", "api.c", "api", &["-L", &lib_dir(), "-lckpt", &format!("-Wl,-rpath,{}", lib_dir())]);
+    api_cycle(&dir, direct(&dir, "api", &[], &[]));
+}
+
+/// The same program linked statically with libckpt.a (glibc).
+#[test]
+fn api_with_static_glibc() {
+    let dir = Dir::new("api_static");
+    build(&dir, "cc", "api.c", "api", &["-static", &archive()]);
+    api_cycle(&dir, direct(&dir, "api", &[], &[]));
+}
+
+/// A program linked with the runtime and started by `ckpt` has one runtime: the
+/// hooks it registered run, once (they would not with a second, preloaded copy
+/// handling the checkpoints).
+#[test]
+fn api_under_ckpt_has_one_runtime() {
+    for (name, flags) in [("api_one_dyn", vec![archive()]), ("api_one_static", vec!["-static".into(), archive()])] {
+        let dir = Dir::new(name);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        build(&dir, "cc", "api.c", "api", &flags);
+        api_cycle(&dir, ckpt(&dir, &["./api"]));
+    }
+}
+
+/// Asynchronous checkpoints of statically linked programs: `cc -static` with glibc
+/// and `musl-gcc -static`, libckpt.a given by path, the program calling nothing of
+/// the runtime. The configuration comes from CKPT_* in the environment.
+#[test]
+fn static_glibc_and_musl_programs_checkpoint_on_the_signal() {
+    for (name, cc_cmd) in [("static_glibc", "cc"), ("static_musl", "musl-gcc")] {
+        let dir = Dir::new(name);
+        build(&dir, cc_cmd, "counter.c", "counter", &["-static", &archive()]);
+        let image = dir.join("counter.ckpt");
+        let first = checkpoint(direct(&dir, "counter", &[], &[]), &image);
+        let second = restart(&image, dir.path());
+        second.assert_ok(&format!("restart ({name})"));
+        assert_continues(&first, &second, 60);
+        // `ckpt` runs a static program that has the runtime, with its options.
+        let named = dir.join("named.ckpt");
+        let first = checkpoint(ckpt(&dir, &["-n", "named.ckpt", "./counter"]), &named);
+        let second = restart(&named, dir.path());
+        second.assert_ok(&format!("restart under ckpt ({name})"));
+        assert_continues(&first, &second, 60);
+    }
+}
+
+/// Plain `LD_PRELOAD=/abs/libckpt.so prog` with CKPT_NAME in the environment.
+#[test]
+fn ld_preload_without_the_ckpt_command() {
+    let dir = Dir::new("ld_preload");
+    dir.compile("counter.c", "counter", &[]);
+    let image = dir.join("by-env.ckpt");
+    let so = dist().join("lib/libckpt.so").display().to_string();
+    let cmd = direct(&dir, "counter", &[], &[("LD_PRELOAD", &so), ("CKPT_NAME", "by-env.ckpt")]);
+    let first = checkpoint(cmd, &image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
+}
+
+/// The runtime takes itself out of LD_PRELOAD for the program's children, unless
+/// asked to stay (--inherit); other preloaded libraries stay either way.
+#[test]
+fn children_do_not_inherit_the_preload_unless_asked() {
+    let dir = Dir::new("inherit");
+    let script = "echo \"CHILD[$LD_PRELOAD]\"";
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = extra.to_vec();
+        args.extend(["/bin/sh", "-c", script]);
+        let mut c = ckpt(&dir, &args);
+        c.env("LD_PRELOAD", "/lib/x86_64-linux-gnu/libm.so.6");
+        let o = run(c);
+        o.assert_ok("sh");
+        o.line("CHILD[").unwrap_or_else(|| panic!("{o}")).to_string()
+    };
+    // sh itself has the runtime; what it passes to echo's environment is checked.
+    let plain = run(&[]);
+    assert!(!plain.contains("libckpt.so"), "{plain}");
+    assert!(plain.contains("/lib/x86_64-linux-gnu/libm.so.6"), "{plain}");
+    let kept = run(&["--inherit"]);
+    assert!(kept.contains("libckpt.so"), "{kept}");
+}
+
+/// The inode of `p`: a new one each time an image is renamed into place.
+fn inode(p: &Path) -> Option<u64> {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).ok()?).into()
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Children of `pid` (zombies included).
+fn children(pid: u32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+        .split_whitespace().map(str::to_string).collect()
+}
+
+/// 200 checkpoints in a row in continue mode, at random moments: the program never
+/// notices (no SIGCHLD, no child to reap, no EINTR, memory intact), no descriptor
+/// or memory leaks, and every tenth image, kept aside, restarts and finishes.
+#[test]
+fn two_hundred_continue_mode_checkpoints() {
+    let dir = Dir::new("cont200");
+    dir.compile("cont_loop.c", "cont_loop", &[]);
+    let image = dir.join("cont_loop.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./cont_loop", "100000"]));
+    p.wait_for("READY");
+    p.wait_for("TICK 5");
+    let pid = p.pid();
+    let (fds0, rss0) = (fd_count(pid), rss_kib(pid));
+    let mut kept = Vec::new();
+    for n in 1..=200 {
+        std::thread::sleep(random_delay(1, 15));
+        let before = inode(&image);
+        p.signal("TSTP");
+        // Wait for the new image to be renamed into place.
+        let t = Instant::now();
+        while inode(&image) == before {
+            assert!(t.elapsed() < Duration::from_secs(30), "checkpoint {n} never appeared");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if n % 20 == 0 {
+            let keep = dir.join(&format!("kept-{n}.ckpt"));
+            std::fs::hard_link(&image, &keep).unwrap();
+            kept.push(keep);
+        }
+        assert!(children(pid).is_empty(), "after checkpoint {n} the program has children {:?}", children(pid));
+    }
+    let (fds1, rss1) = (fd_count(pid), rss_kib(pid));
+    p.signal("KILL");
+    let o = p.finish();
+    assert!(!o.has("FAIL"), "{o}");
+    assert!(o.stderr.is_empty(), "stderr: {}", o.stderr);
+    assert_eq!(fds0, fds1, "descriptors leaked over 200 checkpoints");
+    assert!(rss1 < rss0 + 4096, "RSS grew from {rss0} KiB to {rss1} KiB over 200 checkpoints");
+    eprintln!("200 checkpoints: fds {fds0} -> {fds1}, RSS {rss0} -> {rss1} KiB");
+    for k in &kept {
+        // Each continues from where it was taken; run it a little, then stop it.
+        let mut r = Proc::spawn(restart_cmd(k, dir.path()));
+        r.wait_for("RESTARTED");
+        r.wait_for("TICK");
+        r.signal("KILL");
+        let o = r.finish();
+        assert!(!o.has("FAIL"), "{}: {o}", k.display());
+        let t = o.ticks();
+        assert!(t.windows(2).all(|w| w[1] == w[0] + 1), "{}: ticks {t:?}", k.display());
+    }
+}
+
+/// `ckpt -i 1`: an image appears every second and is replaced in place while the
+/// program's own 20 ms ITIMER_REAL keeps firing; an early image restarts, its
+/// itimer still fires, and it goes on taking periodic checkpoints.
+#[test]
+fn periodic_checkpoints_leave_the_programs_timers_alone() {
+    let dir = Dir::new("periodic");
+    dir.compile("periodic.c", "periodic", &[]);
+    let image = dir.join("periodic.ckpt");
+    let early = dir.join("early.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["-i", "1", "./periodic", "70"]));
+    p.wait_for("READY");
+    let mut seen = Vec::new();
+    let t = Instant::now();
+    while seen.len() < 3 && t.elapsed() < Duration::from_secs(20) {
+        if let Some(i) = inode(&image)
+            && seen.last() != Some(&i)
+        {
+            if seen.is_empty() {
+                std::fs::hard_link(&image, &early).unwrap();
+            }
+            seen.push(i);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen.len() >= 3, "fewer than 3 periodic images in 20 s: {seen:?}");
+    let first = p.finish();
+    first.assert_ok("the periodically checkpointed run");
+    assert_eq!(first.ticks(), (1..=70).collect::<Vec<_>>(), "{first}");
+    assert_image(&image);
+    // The early image has a couple of seconds left to run: long enough for the
+    // restarted process to take periodic checkpoints of its own.
+    let last = inode(&image);
+    let second = restart(&early, dir.path());
+    second.assert_ok("restart of an early periodic image");
+    assert!(second.has("DONE"), "{second}");
+    let from = second.ticks()[0];
+    assert_eq!(second.ticks(), (from..=70).collect::<Vec<_>>(), "{second}");
+    assert!(from < 50, "the early image was taken late (step {from})");
+    assert_ne!(inode(&image), last, "the restarted process took no periodic checkpoint");
+}
