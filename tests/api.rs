@@ -275,3 +275,39 @@ fn periodic_checkpoints_leave_the_programs_timers_alone() {
     assert!(from < 50, "the early image was taken late (step {from})");
     assert_ne!(inode(&image), last, "the restarted process took no periodic checkpoint");
 }
+
+/// ckpt.h compiles without a warning as strict C99 and as C++, and declares what
+/// the runtime defines (a program using every function links against both
+/// libraries).
+#[test]
+fn header_is_clean_c99_and_cxx() {
+    let dir = Dir::new("header");
+    let src = dir.join("use.c");
+    std::fs::write(
+        &src,
+        "#include <ckpt.h>\n#include <stddef.h>\nstatic void h(void *a) { (void)a; }\n\
+         int main(void) {\n  struct ckptconfig c, o;\n  c.flags = CKPT_SET_NAME | CKPT_SET_ASYNCSIG | \
+         CKPT_SET_CONTINUE | CKPT_SET_INTERVAL;\n  c.name[0] = 0; c.asyncsig = 0; c.continues = 0; \
+         c.interval = 0;\n  ckpt_on_preckpt(h, NULL); ckpt_on_postckpt(h, NULL); ckpt_on_restart(h, NULL);\n  \
+         if (ckpt_config(NULL, &o) != 0) return 1;\n  (void)c;\n  if (o.asyncsig == 12345) { ckpt_ckpt(NULL); \
+         return ckpt_checkpoint(NULL) == CKPT_WRITTEN || CKPT_RESTARTED == 1; }\n  return 0;\n}\n",
+    )
+    .unwrap();
+    let inc = dist().join("include").display().to_string();
+    let (lib, a) = (lib_dir(), archive());
+    for (cc_cmd, lang) in [("cc", &["-std=c99", "-x", "c"][..]), ("c++", &["-std=c++11", "-x", "c++"][..])] {
+        for link in [vec!["-L", lib.as_str(), "-lckpt"], vec![a.as_str()]] {
+            let out = Command::new(cc_cmd)
+                .args(lang)
+                .args(["-Wall", "-Wextra", "-pedantic", "-Werror", "-I", &inc])
+                .arg(&src)
+                .args(["-x", "none"])
+                .args(&link)
+                .arg("-o")
+                .arg(dir.join("use"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{cc_cmd} {lang:?} {link:?}:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

@@ -102,6 +102,11 @@ fn check_prerequisites() -> Result<()> {
     if Command::new("python3").arg("-c").arg("pass").status().is_err() {
         return Err("python3 is needed by the interpreter test: apt-get install python3".into());
     }
+    if !Command::new("musl-gcc").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Err("musl-gcc is needed by the static musl tests: run `cargo xtask setup` \
+                    (apt-get install musl-tools)"
+            .into());
+    }
     Ok(())
 }
 

@@ -12,6 +12,10 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("c++", &["--version"], "g++"),
     ("make", &["--version"], "make"),
     ("python3", &["--version"], "python3"),
+    // `ld -r` and `objcopy` make the shipped libckpt.a (xtask build).
+    ("objcopy", &["--version"], "binutils"),
+    // Static musl programs linked with libckpt.a are part of the test suite.
+    ("musl-gcc", &["--version"], "musl-tools"),
 ];
 
 fn works(cmd: &str, args: &[&str]) -> bool {
@@ -21,7 +25,7 @@ fn works(cmd: &str, args: &[&str]) -> bool {
 pub fn run_setup() -> Result<()> {
     let missing: Vec<&str> = NEEDS.iter().filter(|(c, a, _)| !works(c, a)).map(|n| n.2).collect();
     if missing.is_empty() {
-        eprintln!("xtask setup: cc, c++, make and python3 are present");
+        eprintln!("xtask setup: cc, c++, make, python3, binutils and musl-gcc are present");
         return Ok(());
     }
     let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };
