@@ -88,3 +88,30 @@ fn restart_twice_gives_the_same_continuation() {
     assert_eq!(a.ticks(), b.ticks());
     assert_eq!(std::fs::read(&image).unwrap(), before, "restarting changed the image file");
 }
+
+/// SIGTSTP sent to the process group (as Ctrl-Z does) checkpoints the program, not
+/// the child it forked: the child neither stops nor writes an image, and runs to
+/// its end.
+#[test]
+fn process_group_signal_checkpoints_only_the_program() {
+    let dir = Dir::new("fork_tstp");
+    dir.compile("fork_tstp.c", "fork_tstp", &[]);
+    let image = dir.join("fork_tstp.ckpt");
+    let mut cmd = ckpt(&dir, &["./fork_tstp"]);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut p = Proc::spawn(cmd);
+    p.wait_for("READY");
+    p.wait_for("CHILD 3");
+    std::thread::sleep(random_delay(20, 200));
+    let st = std::process::Command::new("kill").args(["-TSTP", "--"]).arg(format!("-{}", p.pid())).status().unwrap();
+    assert!(st.success());
+    let first = p.finish();
+    first.assert_ok("the program");
+    assert!(first.has("CHILD DONE"), "the child stopped or died\n{first}");
+    assert_image(&image);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    assert_eq!(names.iter().filter(|n| n.ends_with(".ckpt")).count(), 1, "{names:?}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
+}

@@ -77,15 +77,16 @@ pub fn init() {
         a.split(|&c| c == 0).next().unwrap_or(b"")
     });
     let cfg = Config::from_env(&env.as_slice()[..env_len], argv0);
+    state::with(|st| st.cfg = cfg);
     if signal::other_runtime_active(cfg.signal) {
         // Another copy of the runtime (preloaded, while this one is linked in)
-        // already handles the trigger: it is the one; this copy stays passive.
+        // already handles the trigger: it is the one; this copy only serves the
+        // program's own calls.
         return;
     }
     if !cfg.inherit {
         preload::remove_own_entry();
     }
-    state::with(|st| st.cfg = cfg);
     if let Err(e) = signal::arm(&cfg, None) {
         ckpt_sys::msg::Msg::new().s("ckpt: cannot install the checkpoint trigger: ").errno(e).emit();
     }

@@ -32,6 +32,10 @@ const TIMER_VALUE: usize = 0x636b_7074;
 const SIGRTMAX: u32 = 64;
 /// The periodic timer's id + 1 (0: none).
 static TIMER: AtomicI32 = AtomicI32::new(0);
+/// The process the triggers are for. Ctrl-Z sends SIGTSTP to the whole process
+/// group, including children the program forked (they inherit our handler): they
+/// must not write an image of themselves under the program's name.
+static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// The signal the periodic timer sends under `cfg`.
 pub fn timer_signal(cfg: &Config) -> u32 {
@@ -76,6 +80,7 @@ fn uninstall(sig: u32) {
 /// time, and after a restart, where the handlers came back with the rest of the
 /// signal state but the timer did not).
 pub fn arm(cfg: &Config, old: Option<&Config>) -> Result<()> {
+    OWNER.store(ckpt_sys::getpid(), Ordering::Release);
     disarm_timer();
     if let Some(o) = old {
         let keep = our_signals(cfg);
@@ -112,6 +117,9 @@ pub fn forget_timer() {
 }
 
 extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
+    if ckpt_sys::getpid() != OWNER.load(Ordering::Acquire) {
+        return; // a forked child of the program: not ours to checkpoint
+    }
     // SAFETY: the kernel passes the siginfo of an SA_SIGINFO handler.
     let periodic = unsafe { arch::siginfo_from_timer(info, TIMER_VALUE) };
     let cfg = crate::config();
