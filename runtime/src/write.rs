@@ -254,6 +254,11 @@ impl Job {
         h.nruns = runs.len() as u32;
         h.strings_len = strings_len as u64;
         h.mapped_len = layout.mapped_len;
+        // The loader and its padding, as they go into the file (`ckpt verify`).
+        let mut loader = DataHasher::new();
+        loader.update(LOADER);
+        loader.update_zeros(image_offset - LOADER.len() as u64);
+        h.loader_hash = loader.finish();
         Ok((h, meta_len))
     }
 }
