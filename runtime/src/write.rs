@@ -11,7 +11,10 @@
 //! as `EFAULT` from the kernel instead of a SIGBUS, and is written as zeros. Each
 //! chunk is hashed (XXH64, `Header::data_hash`) right after the kernel copied it,
 //! while it is still in the cache, and only once the kernel has shown that it is
-//! readable.
+//! readable. The one exception is the region holding the writer's own stack:
+//! its bytes change while they are written (the writer's frames, the hasher
+//! itself live there), so for it the hash is taken from the bytes the file
+//! received, read back, and no slice ever covers memory that is being modified.
 //!
 //! Runs below the save point (see `arch`), with every signal blocked.
 //!
@@ -20,8 +23,9 @@
 //! none (PROT_NONE or write-only memory with data in it) while it is written, then
 //! putting its protection back; and hashing program memory that `write(2)` has just
 //! read successfully (so it is mapped and readable), through a short-lived slice.
-//! Every signal is blocked and the program has one thread, so nothing changes that
-//! memory while the slice exists.
+//! Every signal is blocked and the program has one thread, and the writer's own
+//! stack region is never hashed from memory, so nothing changes that memory while
+//! the slice exists.
 #![allow(unsafe_code)]
 
 use core::ffi::CStr;
@@ -100,7 +104,8 @@ impl Job {
         let dir_c = CPath::from_parts(&[dir]).ok_or_else(bad)?;
         let meta = Scratch::new(META_RESERVE).map_err(|e| Failure::new("allocating memory", e, n))?;
         let pid = ckpt_sys::getpid() as u64;
-        let flags = c::O_WRONLY | c::O_CREAT | c::O_EXCL | c::O_NOFOLLOW | c::O_CLOEXEC;
+        // Read access too: the stack region's hash is taken from the file.
+        let flags = c::O_RDWR | c::O_CREAT | c::O_EXCL | c::O_NOFOLLOW | c::O_CLOEXEC;
         let mut attempt = 0u64;
         loop {
             let mut num = [0u8; 48];
@@ -170,7 +175,7 @@ impl Job {
         let (header, meta_len) = self
             .compose(&layout, kernel)
             .map_err(|e| self.fail("describing the address space for", e))?;
-        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new() };
+        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), from_file: false };
         // The header, which carries the data's hash, goes in last, at its place.
         let r = (|| {
             w.bytes(LOADER)?;
@@ -273,6 +278,9 @@ struct Out {
     fd: Fd,
     at: u64,
     hash: DataHasher,
+    /// Hash what the file received (read back) rather than memory: set while the
+    /// region holding the writer's own stack is written.
+    from_file: bool,
 }
 
 fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
@@ -312,9 +320,16 @@ impl Out {
         while len > 0 {
             match ckpt_sys::write_from(self.fd, addr, len.min(PIECE)) {
                 Ok(0) => return Err(Errno::EIO),
+                Ok(n) if self.from_file => {
+                    self.hash_back(self.at, n)?;
+                    addr += n;
+                    len -= n;
+                    self.at += n as u64;
+                }
                 Ok(n) => {
                     // SAFETY: write(2) just read these n bytes, so they are mapped
-                    // and readable; see the module comment.
+                    // and readable, and they are not the writer's stack (from_file
+                    // is set for that region); see the module comment.
                     self.hash.update(unsafe { core::slice::from_raw_parts(addr as *const u8, n) });
                     addr += n;
                     len -= n;
@@ -337,12 +352,40 @@ impl Out {
     }
 }
 
+impl Out {
+    /// Hash the `n` bytes just written at `off`, as the file has them.
+    fn hash_back(&mut self, mut off: u64, mut n: usize) -> Result<(), Errno> {
+        // Small: this buffer is on the stack being saved, which may be a
+        // sigaltstack of a few KiB.
+        let mut buf = [0u8; 512];
+        while n > 0 {
+            let k = n.min(buf.len());
+            match ckpt_sys::pread(self.fd, &mut buf[..k], off) {
+                Ok(0) => return Err(Errno::EIO),
+                Ok(got) => {
+                    self.hash.update(&buf[..got]);
+                    off += got as u64;
+                    n -= got;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 fn write_data(w: &mut Out, layout: &Layout) -> Result<(), Errno> {
     let runs = layout.runs.as_slice();
+    // An address in the current stack frame: the region holding it is the stack
+    // this writer runs on (the program's stack, or its sigaltstack).
+    let here = 0u8;
+    let sp = core::ptr::addr_of!(here) as u64;
     for r in layout.regions.as_slice() {
         if r.nruns == 0 {
             continue;
         }
+        w.from_file = (r.start..r.end).contains(&sp);
         let (start, len) = (r.start as usize, (r.end - r.start) as usize);
         let unreadable = r.prot & prot::READ == 0;
         if unreadable {
