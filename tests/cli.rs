@@ -571,3 +571,40 @@ fn missing_runtime_library_is_named() {
     );
     assert!(err.contains("No such file or directory"), "{err}");
 }
+
+/// `verify` and `info` are commands only as the first argument; a program of
+/// that name still runs with `--`, a path, or an option before it.
+#[test]
+fn verify_and_info_are_commands_only_in_first_place() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    for name in ["verify", "info"] {
+        tmp.file(name, format!("#!/bin/sh\necho I am {name} \"$@\"\n").as_bytes(), 0o755);
+    }
+    let path = format!("{}:/usr/bin:/bin", tmp.0.display());
+    let runs = |args: &[&str]| {
+        let mut cmd = ckpt_with(&lib);
+        cmd.args(args).env("PATH", &path).current_dir(&tmp.0);
+        success(run(&mut cmd))
+    };
+    assert_eq!(runs(&["--", "verify", "x"]), "I am verify x\n");
+    assert_eq!(runs(&["./info", "--json", "x"]), "I am info --json x\n");
+    assert_eq!(runs(&["-c", "verify", "x"]), "I am verify x\n");
+    assert_eq!(runs(&["-n", "a.ckpt", "--", "info"]), "I am info\n");
+
+    // As commands they want exactly one FILE.
+    failure(run(ckpt().arg("verify")), 2, "FILE");
+    failure(run(ckpt().args(["info", "a", "b"])), 2, "unexpected argument");
+    // And refuse what is not a checkpoint with status 1.
+    let empty = tmp.file("empty", b"", 0o644);
+    failure(run(ckpt().arg("verify").arg(&empty)), 1, "empty file, not a checkpoint image");
+    failure(run(ckpt().arg("info").arg("/etc/passwd")), 1, "not a checkpoint image");
+    failure(run(ckpt().arg("verify").arg(tmp.join("none"))), 1, "No such file or directory");
+    let elf = std::env::current_exe().expect("current_exe");
+    failure(run(ckpt().arg("verify").arg(&elf)), 1, "not a checkpoint image");
+
+    let help = success(run(ckpt().arg("--help")));
+    for needle in ["ckpt verify FILE", "ckpt info [--json] FILE", "ckpt -- verify"] {
+        assert!(help.contains(needle), "{needle:?} not in --help:\n{help}");
+    }
+}
