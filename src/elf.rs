@@ -109,11 +109,19 @@ pub struct Loader {
 }
 
 /// Reads the loader's ELF header and program headers (32- or 64-bit,
-/// little-endian); `None` if the file does not start with one.
+/// little-endian); `None` if the file does not start with one, an
+/// `UnexpectedEof` error if it ends inside them.
 pub fn loader(file: &File) -> io::Result<Option<Loader>> {
     let mut ehdr = Vec::with_capacity(EHDR64_SIZE);
-    file.take(EHDR64_SIZE as u64).read_to_end(&mut ehdr)?;
-    if !ehdr.starts_with(ELFMAG) || ehdr.len() < 52 || ehdr[5] != ELFDATA2LSB {
+    file.read_at_most(&mut ehdr, EHDR64_SIZE)?;
+    if !ehdr.starts_with(ELFMAG) {
+        return Ok(None);
+    }
+    let need = if ehdr.get(4) == Some(&ELFCLASS32) { 52 } else { EHDR64_SIZE };
+    if ehdr.len() < need {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if ehdr[5] != ELFDATA2LSB {
         return Ok(None);
     }
     // (phoff, phentsize, phnum, p_offset at, p_filesz at, field size)
@@ -141,9 +149,7 @@ pub fn loader(file: &File) -> io::Result<Option<Loader>> {
         return Ok(None);
     }
     let mut table = vec![0; phentsize * phnum];
-    if file.read_exact_at(&mut table, phoff).is_err() {
-        return Ok(None);
-    }
+    file.read_exact_at(&mut table, phoff)?;
     let field = |ph: &[u8], at: usize| {
         if wide {
             u64_at(ph, at)
@@ -160,6 +166,28 @@ pub fn loader(file: &File) -> io::Result<Option<Loader>> {
         machine: u16_at(&ehdr, 18),
         file_end,
     }))
+}
+
+/// Reading the first bytes of a file, from offset 0 whatever its position.
+trait ReadAtMost {
+    fn read_at_most(&self, buf: &mut Vec<u8>, n: usize) -> io::Result<()>;
+}
+
+impl ReadAtMost for File {
+    fn read_at_most(&self, buf: &mut Vec<u8>, n: usize) -> io::Result<()> {
+        buf.resize(n, 0);
+        let mut got = 0;
+        while got < n {
+            match self.read_at(&mut buf[got..], got as u64) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(got);
+        Ok(())
+    }
 }
 
 /// `sh_info` of section header 0, where the program header count lives when it

@@ -79,7 +79,13 @@ impl<'p> Image<'p> {
         if len == 0 {
             return Err(damaged("empty file, not a checkpoint image".into()));
         }
-        let loader = elf::loader(&file).map_err(io_err)?.ok_or_else(|| {
+        let loader = elf::loader(&file).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                damaged("truncated image (the file ends inside the restart loader's ELF headers)".into())
+            }
+            _ => io_err(e),
+        })?;
+        let loader = loader.ok_or_else(|| {
             damaged("not a checkpoint image (it does not start with an ELF restart loader)".into())
         })?;
         let image_offset = page_up(loader.file_end);
