@@ -4,7 +4,10 @@
 //! O_NOFOLLOW, mode 0700) in the target directory, written, fsynced, renamed over
 //! the final name, and the directory fsynced: a crash or a full disk at any moment
 //! leaves the previous checkpoint file as it was, and a completed one is on disk
-//! when the program is told so. On failure the temporary file is removed.
+//! when the program is told so. On failure the temporary file is removed; a
+//! writer killed outright (SIGKILL, power loss) cannot do that, so after each
+//! successful checkpoint the temporary files of the same name left by dead
+//! processes (`.NAME.tmp.PID.N` whose PID no longer exists) are removed.
 //!
 //! Memory is written straight from where it lives with `write(2)`: no copy, and a
 //! page that cannot be read (a file mapping past the end of its file) comes back
@@ -77,6 +80,8 @@ pub struct Job {
     tmp: CPath,
     dst: CPath,
     dir: CPath,
+    /// The final name's last component (`NAME` of `.NAME.tmp.PID.N`).
+    base: CPath,
     meta: Scratch,
     /// Set when `write` fails, for the report.
     pub failed: Option<Failure>,
@@ -102,6 +107,7 @@ impl Job {
         }
         let dst = CPath::from_parts(&[n]).ok_or_else(bad)?;
         let dir_c = CPath::from_parts(&[dir]).ok_or_else(bad)?;
+        let base_c = CPath::from_parts(&[base]).ok_or_else(bad)?;
         let meta = Scratch::new(META_RESERVE).map_err(|e| Failure::new("allocating memory", e, n))?;
         let pid = ckpt_sys::getpid() as u64;
         // Read access too: the stack region's hash is taken from the file.
@@ -114,7 +120,7 @@ impl Job {
             let tmp = CPath::from_parts(&[dir, sep, b".", base, b".tmp.", digits]).ok_or_else(bad)?;
             match ckpt_sys::openat(Fd::CWD, tmp.cstr(), flags, 0o700) {
                 Ok(fd) => {
-                    let job = Job { fd, tmp, dst, dir: dir_c, meta, failed: None, bytes: 0 };
+                    let job = Job { fd, tmp, dst, dir: dir_c, base: base_c, meta, failed: None, bytes: 0 };
                     // The mode given to open is filtered by the umask; the image
                     // holds the program's memory, so force owner-only.
                     if let Err(e) = ckpt_sys::fchmod(fd, 0o700) {
@@ -145,7 +151,7 @@ impl Job {
     }
 
     /// Make the file durable and give it its final name.
-    pub fn commit(self) -> Result<u64, Failure> {
+    pub fn commit(mut self) -> Result<u64, Failure> {
         if let Err(e) = ckpt_sys::fsync(self.fd) {
             return Err(self.abort_with("syncing", e));
         }
@@ -162,9 +168,34 @@ impl Job {
         // complete either way.
         if let Ok(d) = ckpt_sys::openat(Fd::CWD, self.dir.cstr(), c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0) {
             let _ = ckpt_sys::fsync(d);
+            self.remove_stale(d);
             let _ = ckpt_sys::close(d);
         }
         Ok(self.bytes)
+    }
+
+    /// Remove `.NAME.tmp.PID.N` files in `dir` left by writers that were killed
+    /// before they could clean up: only our exact pattern, only PIDs that no
+    /// longer exist (kill(pid, 0) says ESRCH), never our own. Best effort.
+    fn remove_stale(&mut self, dir: Fd) {
+        let me = ckpt_sys::getpid() as u64;
+        // The metadata buffer is free now; its first 64 KiB hold the listing.
+        let buf = &mut self.meta.bytes()[..64 << 10];
+        while let Ok(n) = ckpt_sys::getdents64(dir, buf) {
+            if n == 0 {
+                break;
+            }
+            for name in ckpt_sys::dirent_names(&buf[..n]) {
+                let Some(pid) = stale_pid(name, self.base.as_bytes()) else { continue };
+                if pid != me && pid <= i32::MAX as u64
+                    && ckpt_sys::kill(pid as i32, 0) == Err(Errno::ESRCH)
+                {
+                    if let Some(p) = CPath::from_parts(&[name]) {
+                        let _ = ckpt_sys::unlinkat(dir, p.cstr(), 0);
+                    }
+                }
+            }
+        }
     }
 
     /// Walk the address space and write the whole image. Runs below the save
@@ -403,6 +434,18 @@ fn write_data(w: &mut Out, layout: &Layout) -> Result<(), Errno> {
         res?;
     }
     Ok(())
+}
+
+/// The PID in `name` if it is exactly `.BASE.tmp.PID.N` (decimal PID and N).
+fn stale_pid(name: &[u8], base: &[u8]) -> Option<u64> {
+    let rest = name.strip_prefix(b".")?.strip_prefix(base)?.strip_prefix(b".tmp.")?;
+    let dot = rest.iter().position(|&b| b == b'.')?;
+    let (pid, n) = (&rest[..dot], &rest[dot + 1..]);
+    let digits = |d: &[u8]| !d.is_empty() && d.len() <= 10 && d.iter().all(u8::is_ascii_digit);
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    Some(pid.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64))
 }
 
 /// Write "PID.N" into `buf` and return it.

@@ -209,6 +209,25 @@ pub fn unlinkat(dir: Fd, path: &CStr, flags: u32) -> Result<()> {
     unsafe { sys!(Sysno::unlinkat, dir.0, path.as_ptr(), flags) }.map(drop)
 }
 
+/// `ssize_t getdents64(int fd, void *dirp, size_t count);`
+pub fn getdents64(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes of records into buf.
+    unsafe { sys!(Sysno::getdents64, fd.0, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// The names in the `struct linux_dirent64` records `getdents64` put in `buf`
+/// (`d_ino` u64, `d_off` i64, `d_reclen` u16, `d_type` u8, `d_name` NUL-ended).
+pub fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0usize;
+    core::iter::from_fn(move || {
+        let rec = buf.get(at..)?;
+        let reclen = u16::from_le_bytes([*rec.get(16)?, *rec.get(17)?]) as usize;
+        let name = rec.get(19..reclen.max(19))?;
+        at += reclen.max(1);
+        Some(name.split(|&b| b == 0).next().unwrap_or(name))
+    })
+}
+
 /// `ssize_t readlinkat(int dirfd, const char *pathname, char *buf, size_t bufsiz);`
 pub fn readlinkat(dir: Fd, path: &CStr, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
