@@ -5,7 +5,8 @@
 //! Test programs speak a small line protocol on stdout (see `tests/c/tick.h`):
 //! `READY` once set up, `TICK n` for each step of work (each step re-verifies the
 //! program's state), `RESTARTED ...` when a step finds itself in a new process,
-//! `FAIL: ...` (and a non-zero exit) when a check fails, `DONE` at the end.
+//! `FAIL: ...` (and a non-zero exit) when a check fails, `DONE` at the end. Lines
+//! starting with `#` are padding (to make writes large) and are not kept.
 //!
 //! The distribution comes from `$CKPT_DIST` (set by `cargo xtask test`) or
 //! `target/dist`; build it with `cargo xtask build`.
@@ -180,14 +181,32 @@ impl Proc {
         Self::try_spawn(cmd).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
     }
 
-    pub fn try_spawn(mut cmd: Command) -> std::io::Result<Proc> {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    pub fn try_spawn(cmd: Command) -> std::io::Result<Proc> {
+        Self::try_spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// Like `spawn`, with stdin a pipe the test writes to: take it with `stdin()`.
+    pub fn spawn_with_piped_stdin(cmd: Command) -> Proc {
+        let what = format!("{cmd:?}");
+        Self::try_spawn_with_stdin(cmd, Stdio::piped()).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
+    }
+
+    /// The write end of the program's stdin, if it was spawned with a pipe.
+    pub fn stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    fn try_spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> std::io::Result<Proc> {
+        cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         let out = child.stdout.take().unwrap();
         let mut err = child.stderr.take().unwrap();
         let (tx, rx) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.starts_with('#') {
+                    continue;
+                }
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -243,6 +262,17 @@ impl Proc {
             .status()
             .expect("run kill");
         assert!(st.success(), "kill -{sig} failed");
+    }
+
+    /// The lines seen so far.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
+    /// Kill the process (SIGKILL) and collect what it printed.
+    pub fn kill(mut self) -> Outcome {
+        let _ = self.child.kill();
+        self.collect()
     }
 
     /// Wait for the exit (killing the process at the timeout) and collect everything.
