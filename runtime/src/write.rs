@@ -164,12 +164,20 @@ impl Job {
             let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
             return Err(Failure::new("renaming the new image to", e, self.dst.as_bytes()));
         }
-        // The rename is durable once the directory is: best effort, the file is
-        // complete either way.
+        // The rename is durable once the directory is. A directory we may write
+        // but not read cannot be opened to sync it: the rename is then as durable
+        // as the file system makes it. A file system that cannot sync directories
+        // says EINVAL. Any other error is reported, so the program (which would
+        // otherwise exit) goes on: the new name may not survive a crash, but the
+        // file under either name is complete.
         if let Ok(d) = ckpt_sys::openat(Fd::CWD, self.dir.cstr(), c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0) {
-            let _ = ckpt_sys::fsync(d);
+            let synced = ckpt_sys::fsync(d);
             self.remove_stale(d);
             let _ = ckpt_sys::close(d);
+            match synced {
+                Ok(()) | Err(Errno::EINVAL) => {}
+                Err(e) => return Err(Failure::new("syncing the directory of", e, self.dst.as_bytes())),
+            }
         }
         Ok(self.bytes)
     }
