@@ -59,8 +59,11 @@ fn set_mode(path: &Path, mode: u32) {
 enum Loader {
     /// Refuse it: exit 1, `ckpt restart: FILE: ...` containing the text, nothing run.
     Refuses(&'static str),
-    /// Not an executable at all: exec fails with ENOEXEC, or the loader refuses it.
+    /// Not an executable at all: exec fails with ENOEXEC.
     NotExecutable,
+    /// Cut: exec fails with ENOEXEC (inside the ELF or program headers), or the
+    /// loader refuses it with this text.
+    Cut(&'static str),
     /// Not its business (page data, loader bytes, trailing bytes): not run.
     Skip,
 }
@@ -102,7 +105,7 @@ fn damaged_files_are_refused_by_loader_and_verify() {
     ];
     for cut in cuts {
         let want = if cut < 4 { "not a checkpoint image" } else { "truncated image" };
-        cases.push((format!("cut at {cut}"), good[..cut].to_vec(), want, Loader::NotExecutable));
+        cases.push((format!("cut at {cut}"), good[..cut].to_vec(), want, Loader::Cut("truncated image")));
     }
     let flip = |off: usize, bit: u8| {
         let mut b = good.clone();
@@ -204,7 +207,7 @@ fn damaged_files_are_refused_by_loader_and_verify() {
         assert!(verr.starts_with("ckpt: ") && verr.contains(vmsg), "verify, {what}: want {vmsg:?}, got {verr}");
         let restart = match loader {
             Loader::Skip => "not run".to_string(),
-            Loader::Refuses(_) | Loader::NotExecutable => match Proc::try_spawn(restart_cmd(&bad, dir.path())) {
+            Loader::Refuses(_) | Loader::NotExecutable | Loader::Cut(_) => match Proc::try_spawn(restart_cmd(&bad, dir.path())) {
                 Err(e) => {
                     assert_eq!(e.raw_os_error(), Some(8), "{what}: exec: {e}");
                     assert!(!matches!(loader, Loader::Refuses(_)), "{what}: the loader did not even run");
@@ -216,8 +219,9 @@ fn damaged_files_are_refused_by_loader_and_verify() {
                     assert!(o.ticks().is_empty() && !o.has("RESTARTED"), "{what}: the program ran\n{o}");
                     let msg = o.stderr.lines().next().unwrap_or("").to_string();
                     assert!(msg.starts_with("ckpt restart: "), "{what}: {o}");
-                    if let Loader::Refuses(m) = loader {
-                        assert!(msg.contains(m), "{what}: want {m:?}\n{o}");
+                    match loader {
+                        Loader::Refuses(m) | Loader::Cut(m) => assert!(msg.contains(m), "{what}: want {m:?}\n{o}"),
+                        _ => panic!("{what}: the loader ran\n{o}"),
                     }
                     msg
                 }
