@@ -72,10 +72,11 @@ Checkpoint files:
 
 Exit status:
   PROG's own status once it runs; otherwise
-  1    the runtime library is missing or unusable
+  1    the runtime library is missing or unusable; for verify and info,
+       the file is damaged, not a checkpoint image, or cannot be read
   2    bad command line
   126  PROG cannot be run, or cannot be checkpointed (setuid or setgid,
-       statically linked, 32-bit)
+       file capabilities, statically linked, 32-bit)
   127  PROG not found
 
 Example:
@@ -88,8 +89,9 @@ What is saved: the memory of the process, the registers of its threads and
 its signal state (handlers, mask). What is not: open files other than
 stdin, stdout and stderr are not restored yet.
 
-Refused programs: setuid and setgid programs (the dynamic loader ignores
-LD_PRELOAD for them), statically linked programs (no dynamic loader at all:
+Refused programs: setuid and setgid programs and programs with file
+capabilities (the dynamic loader ignores LD_PRELOAD for them), statically
+linked programs (no dynamic loader at all:
 link them with libckpt.a instead) and 32-bit programs.";
 
 #[derive(Parser, Debug)]

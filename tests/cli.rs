@@ -386,6 +386,30 @@ fn setuid_and_setgid_programs_are_refused() {
     success(run(ckpt_with(&lib).arg(&prog)));
 }
 
+/// A program with file capabilities runs in secure-execution mode like a setuid
+/// one: refused. Needs setcap (libcap2-bin) and the right to use it (root).
+#[test]
+fn programs_with_file_capabilities_are_refused() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let prog = tmp.join("true");
+    fs::copy("/usr/bin/true", &prog).expect("copy /usr/bin/true");
+    let set = Command::new("setcap").arg("cap_net_raw+ep").arg(&prog).output();
+    match set {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!("SKIPPED: setcap failed (needs root): {}", stderr(&o).trim());
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no setcap (apt-get install libcap2-bin): {e}");
+            return;
+        }
+    }
+    let err = failure(run(ckpt_with(&lib).arg(&prog)), 126, "file capabilities");
+    assert!(err.contains("LD_PRELOAD"), "{err}");
+}
+
 #[test]
 fn static_programs_are_refused() {
     let tmp = TempDir::new();
