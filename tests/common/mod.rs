@@ -329,7 +329,8 @@ pub fn checkpoint_with(cmd: Command, image: &Path, sig: &str, delay: Duration) -
     o
 }
 
-/// IMAGE exists, is an ELF file of mode 0700, and no temporary file sits beside it.
+/// IMAGE exists, is an ELF file of mode 0700, no temporary file sits beside it,
+/// and `ckpt verify` finds every byte as its checksums say.
 pub fn assert_image(image: &Path) {
     let meta = fs::metadata(image).unwrap_or_else(|e| panic!("no checkpoint {}: {e}", image.display()));
     assert_eq!(meta.permissions().mode() & 0o7777, 0o700, "{} must be mode 0700", image.display());
@@ -343,6 +344,14 @@ pub fn assert_image(image: &Path) {
         .filter(|n| n.contains(".tmp."))
         .collect();
     assert!(left.is_empty(), "temporary files left in {}: {left:?}", dir.display());
+    let v = Command::new(ckpt_bin()).arg("verify").arg(image).output().expect("run ckpt verify");
+    assert!(
+        v.status.success(),
+        "ckpt verify {}: {}{}",
+        image.display(),
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
 }
 
 /// Run IMAGE from DIR with a scrubbed, different environment (the image must bring
