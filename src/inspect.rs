@@ -47,8 +47,13 @@ pub fn verify(path: &Path) -> Result<(), Error> {
     img.check_bytes()?;
     let meta = img.meta();
     let saved: u64 = img.header.data_len;
+    let unchecked = if img.header.loader_hash == 0 {
+        " (the loader's bytes are not: this image predates their checksum)"
+    } else {
+        ""
+    };
     println!(
-        "{}: ok: {} image of {}, {} regions ({} mapped, {} saved), {} bytes checked",
+        "{}: ok: {} image of {}, {} regions ({} mapped, {} saved), {} bytes checked{unchecked}",
         path.display(),
         arch_name(img.header.arch),
         text(meta.string(meta.process.strings[strs::EXE])),
