@@ -389,9 +389,7 @@ impl Out {
         }
         Ok(())
     }
-}
 
-impl Out {
     /// Hash the `n` bytes just written at `off`, as the file has them.
     fn hash_back(&mut self, mut off: u64, mut n: usize) -> Result<(), Errno> {
         // Small: this buffer is on the stack being saved, which may be a
