@@ -671,3 +671,55 @@ fn checkpoints_at_hostile_moments_are_invisible() {
         assert_eq!(r.line("EINTR"), Some("EINTR read=0 write=0 nanosleep=0"), "{r}");
     }
 }
+
+/// Durable when reported: the image is fsynced before it is renamed to its name,
+/// the directory is fsynced after the rename (which makes the name durable), and
+/// only then does the program exit. Checked on the system calls themselves
+/// (strace); skipped with a message when strace is missing.
+#[test]
+fn image_is_synced_before_rename_and_directory_after() {
+    let dir = Dir::new("rel-durable");
+    dir.compile("counter.c", "counter", &[]);
+    fs::create_dir(dir.join("out")).unwrap();
+    let log = dir.join("strace.log");
+    let mut cmd = Command::new("strace");
+    cmd.arg("-o")
+        .arg(&log)
+        .args(["-e", "trace=openat,fsync,renameat2,exit_group", "--"])
+        .arg(ckpt_bin())
+        .args(["-n", "out/counter.ckpt", "./counter"])
+        .current_dir(dir.path());
+    match Command::new("strace").arg("-V").output() {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            eprintln!("SKIPPED: no strace (apt-get install strace)");
+            return;
+        }
+    }
+    let image = dir.join("out/counter.ckpt");
+    let mut p = Proc::spawn(cmd);
+    p.wait_for("READY");
+    // The signal goes to the traced program, strace's child.
+    let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", p.pid())).unwrap();
+    let child = children.split_whitespace().next().expect("strace's child").to_string();
+    std::thread::sleep(random_delay(50, 300));
+    let st = Command::new("kill").args(["-TSTP", &child]).status().unwrap();
+    assert!(st.success());
+    p.finish().assert_ok("the traced checkpointed run");
+    assert_image(&image);
+    let calls: Vec<String> = fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+    let find = |from: usize, what: &dyn Fn(&str) -> bool, name: &str| -> usize {
+        from + calls[from..].iter().position(|l| what(l)).unwrap_or_else(|| {
+            panic!("no {name} after line {from} of the trace:\n{}", calls.join("\n"))
+        })
+    };
+    let fd_of = |l: &str| l.rsplit("= ").next().unwrap().trim().to_string();
+    let open_tmp = find(0, &|l| l.contains("openat(") && l.contains("out/.counter.ckpt.tmp.") && l.contains("O_EXCL"), "creation of the temporary file");
+    let tmp_fd = fd_of(&calls[open_tmp]);
+    let sync_tmp = find(open_tmp, &|l| l.starts_with(&format!("fsync({tmp_fd})")) && l.ends_with("= 0"), "fsync of the image");
+    let rename = find(sync_tmp, &|l| l.starts_with("renameat2(") && l.contains("\"out/counter.ckpt\"") && l.ends_with("= 0"), "the rename");
+    let open_dir = find(rename, &|l| l.contains("openat(AT_FDCWD, \"out\"") && l.contains("O_DIRECTORY"), "opening the directory");
+    let dir_fd = fd_of(&calls[open_dir]);
+    let sync_dir = find(open_dir, &|l| l.starts_with(&format!("fsync({dir_fd})")) && l.ends_with("= 0"), "fsync of the directory");
+    find(sync_dir, &|l| l.starts_with("exit_group(0)"), "the exit");
+}
