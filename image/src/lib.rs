@@ -825,6 +825,8 @@ impl<'a> Meta<'a> {
         // Words 0 and 1 of the register record are the stack and instruction
         // pointers on every architecture (`RegsX86_64`, `RegsX86`).
         let (sp, ip) = (self.process.regs[0], self.process.regs[1]);
+        // The stack pointer points at a return address: aligned to a word.
+        let word = if self.header.arch == ARCH_X86 { 4 } else { 8 };
         let (mut sp_ok, mut ip_ok) = (false, false);
         for (i, r) in self.regions().enumerate() {
             let bad = Err(ImageError::BadRegion { index: i as u32 });
@@ -846,7 +848,7 @@ impl<'a> Meta<'a> {
             // The save point's return address (at sp) must be readable and
             // writable memory; the code it returns to, executable.
             sp_ok |= (r.start..r.end).contains(&sp)
-                && sp % 8 == 0
+                && sp % word == 0
                 && r.prot & (prot::READ | prot::WRITE) == prot::READ | prot::WRITE;
             ip_ok |= (r.start..r.end).contains(&ip) && r.prot & prot::EXEC != 0;
             let mut prev_run_end = r.start;
