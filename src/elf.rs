@@ -32,6 +32,7 @@ const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
+const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
 /// `e_phnum` value meaning "the real count is in section header 0's `sh_info`".
 const PN_XNUM: u16 = 0xffff;
@@ -107,6 +108,97 @@ pub fn has_runtime(path: &Path) -> bool {
     use object::{Object, ObjectSection};
     let Ok(data) = std::fs::read(path) else { return false };
     object::File::parse(&*data).is_ok_and(|f| f.sections().any(|s| s.name() == Ok(RUNTIME_SECTION)))
+}
+
+/// The ELF executable at the start of a checkpoint file: its `e_machine` and the
+/// end of its furthest `PT_LOAD` contents, which is where the restart loader ends
+/// (the image header follows at the next page, as the loader itself computes).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Loader {
+    pub machine: u16,
+    pub file_end: u64,
+}
+
+/// Reads the loader's ELF header and program headers (32- or 64-bit,
+/// little-endian); `None` if the file does not start with one, an
+/// `UnexpectedEof` error if it ends inside them.
+pub fn loader(file: &File) -> io::Result<Option<Loader>> {
+    let mut ehdr = Vec::with_capacity(EHDR64_SIZE);
+    file.read_at_most(&mut ehdr, EHDR64_SIZE)?;
+    if !ehdr.starts_with(ELFMAG) {
+        return Ok(None);
+    }
+    let need = if ehdr.get(4) == Some(&ELFCLASS32) { 52 } else { EHDR64_SIZE };
+    if ehdr.len() < need {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if ehdr[5] != ELFDATA2LSB {
+        return Ok(None);
+    }
+    // (phoff, phentsize, phnum, p_offset at, p_filesz at, field size)
+    let (phoff, phentsize, phnum, off_at, size_at, wide) = match ehdr[4] {
+        ELFCLASS64 if ehdr.len() == EHDR64_SIZE => (
+            u64_at(&ehdr, 32),
+            usize::from(u16_at(&ehdr, 54)),
+            usize::from(u16_at(&ehdr, 56)),
+            8,
+            32,
+            true,
+        ),
+        ELFCLASS32 => (
+            u64::from(u32_at(&ehdr, 28)),
+            usize::from(u16_at(&ehdr, 42)),
+            usize::from(u16_at(&ehdr, 44)),
+            4,
+            16,
+            false,
+        ),
+        _ => return Ok(None),
+    };
+    let entry_len = if wide { PHDR64_SIZE } else { 32 };
+    if phentsize < entry_len || phnum == 0 || phnum == usize::from(PN_XNUM) {
+        return Ok(None);
+    }
+    let mut table = vec![0; phentsize * phnum];
+    file.read_exact_at(&mut table, phoff)?;
+    let field = |ph: &[u8], at: usize| {
+        if wide {
+            u64_at(ph, at)
+        } else {
+            u64::from(u32_at(ph, at))
+        }
+    };
+    let file_end = table
+        .chunks_exact(phentsize)
+        .filter(|ph| u32_at(ph, 0) == PT_LOAD)
+        .map(|ph| field(ph, off_at).saturating_add(field(ph, size_at)))
+        .max();
+    Ok(file_end.map(|file_end| Loader {
+        machine: u16_at(&ehdr, 18),
+        file_end,
+    }))
+}
+
+/// Reading the first bytes of a file, from offset 0 whatever its position.
+trait ReadAtMost {
+    fn read_at_most(&self, buf: &mut Vec<u8>, n: usize) -> io::Result<()>;
+}
+
+impl ReadAtMost for File {
+    fn read_at_most(&self, buf: &mut Vec<u8>, n: usize) -> io::Result<()> {
+        buf.resize(n, 0);
+        let mut got = 0;
+        while got < n {
+            match self.read_at(&mut buf[got..], got as u64) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(got);
+        Ok(())
+    }
 }
 
 /// `sh_info` of section header 0, where the program header count lives when it

@@ -4,9 +4,14 @@
 //! ones the runtime could not be loaded into, turns its options into the
 //! `CKPT_*` environment variables the runtime reads, puts the runtime library
 //! in `LD_PRELOAD` and execs the program in its own process (same PID).
+//!
+//! Two commands look at a checkpoint file instead: `ckpt verify FILE` and
+//! `ckpt info FILE` (see `inspect`). They are recognised only as the first
+//! argument; a program of that name runs as `ckpt ./verify` or `ckpt -- verify`.
 
 mod elf;
 mod error;
+mod inspect;
 mod program;
 mod signal;
 
@@ -18,7 +23,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::error::{CANNOT_EXECUTE, Error, FAILURE};
 
@@ -37,7 +42,12 @@ PROG.ckpt by default, and PROG exits (or keeps running with -c). Running the
 checkpoint file resumes the program where it was.
 
 Options must come before PROG: everything after PROG is passed to it
-unchanged.";
+unchanged.
+
+'ckpt verify FILE' checks every byte of a checkpoint file and 'ckpt info FILE'
+describes it, without running it. They are commands only as the first
+argument: to run a program named verify or info from PATH, write
+'ckpt -- verify' (or 'ckpt ./verify' for one in the current directory).";
 
 const AFTER_HELP: &str = "See 'ckpt --help' for the environment, exit status and an example.";
 
@@ -53,12 +63,20 @@ Environment:
       Path of the runtime library to preload instead of the installed one,
       <ckpt directory>/../lib/libckpt.so.
 
+Checkpoint files:
+  ckpt verify FILE     check the loader, header, metadata, page data and
+                       length against their checksums; exit 0 and print one
+                       line if all is well, exit 1 naming the damaged part
+  ckpt info FILE       program, arguments, directory, time, kernel, memory
+                       regions and sizes (add --json for a JSON object)
+
 Exit status:
   PROG's own status once it runs; otherwise
-  1    the runtime library is missing or unusable
+  1    the runtime library is missing or unusable; for verify and info,
+       the file is damaged, not a checkpoint image, or cannot be read
   2    bad command line
   126  PROG cannot be run, or cannot be checkpointed (setuid or setgid,
-       statically linked, 32-bit)
+       file capabilities, statically linked, 32-bit)
   127  PROG not found
 
 Example:
@@ -71,8 +89,9 @@ What is saved: the memory of the process, the registers of its threads and
 its signal state (handlers, mask). What is not: open files other than
 stdin, stdout and stderr are not restored yet.
 
-Refused programs: setuid and setgid programs (the dynamic loader ignores
-LD_PRELOAD for them), statically linked programs (no dynamic loader at all:
+Refused programs: setuid and setgid programs and programs with file
+capabilities (the dynamic loader ignores LD_PRELOAD for them), statically
+linked programs (no dynamic loader at all:
 link them with libckpt.a instead) and 32-bit programs.";
 
 #[derive(Parser, Debug)]
@@ -83,9 +102,18 @@ link them with libckpt.a instead) and 32-bit programs.";
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     after_long_help = AFTER_LONG_HELP,
-    override_usage = "ckpt [OPTIONS] PROG [ARGS]...",
+    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE",
+    // A command word is only one when no option came first; PROG is otherwise
+    // required. `help` stays a program name: `ckpt help` runs it.
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    disable_help_subcommand = true,
+    subcommand_help_heading = "Checkpoint files",
 )]
 struct Cli {
+    #[command(subcommand)]
+    tool: Option<Tool>,
+
     /// Name of the checkpoint file (sets CKPT_NAME)
     ///
     /// The default is the base name of PROG followed by .ckpt.
@@ -152,9 +180,43 @@ struct Cli {
     command: Vec<OsString>,
 }
 
+/// The commands that read a checkpoint file instead of running a program.
+#[derive(Subcommand, Debug)]
+enum Tool {
+    /// Check every byte of a checkpoint file, without running it
+    ///
+    /// Reads the whole file: the restart loader, the header, the metadata
+    /// (registers, region table), the page data and the length, each against
+    /// its checksum. Exit status 0 with a one-line summary, 1 with a message
+    /// naming the damaged part.
+    Verify {
+        /// The checkpoint file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Describe a checkpoint file, without running it
+    ///
+    /// Program, arguments, working directory, time, pid, kernel, architecture,
+    /// and each memory region with its size. The header and metadata are
+    /// checked; the page data is not read (that is what verify does).
+    Info {
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+        /// The checkpoint file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
-    match run() {
-        Ok(never) => match never {},
+    let result = parse_command_line().and_then(|cli| match &cli.tool {
+        Some(Tool::Verify { file }) => inspect::verify(file),
+        Some(Tool::Info { file, json }) => inspect::info(file, *json),
+        None => exec_program(&cli).map(|never| match never {}),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ckpt: {err}");
             ExitCode::from(err.status)
@@ -163,9 +225,8 @@ fn main() -> ExitCode {
 }
 
 /// Does everything up to the exec, which only returns on failure.
-fn run() -> Result<Infallible, Error> {
-    let cli = parse_command_line()?;
-    let settings = runtime_settings(&cli)?;
+fn exec_program(cli: &Cli) -> Result<Infallible, Error> {
+    let settings = runtime_settings(cli)?;
 
     // clap guarantees at least PROG; an error rather than a panic all the same.
     let Some((prog, args)) = cli.command.split_first() else {

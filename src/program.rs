@@ -23,6 +23,9 @@ unsafe extern "C" {
     /// access(2) from the C library std already links against. Used rather than
     /// looking at mode bits so that the answer accounts for ownership, root and ACLs.
     fn access(path: *const c_char, mode: c_int) -> c_int;
+    /// getxattr(2), from the same C library: file capabilities live in the
+    /// `security.capability` attribute.
+    fn getxattr(path: *const c_char, name: *const c_char, value: *mut u8, size: usize) -> isize;
 }
 
 /// Finds `prog` the way a shell does: a name containing `/` is a path, anything
@@ -132,6 +135,16 @@ pub fn check_preloadable(path: &Path, archive: &Path, runtime_linked: bool) -> R
              in secure-execution mode, so the checkpoint runtime would silently not be loaded"
         ));
     }
+    // File capabilities are set-ID bits by another name: exec gives the program
+    // privileges, and the dynamic loader runs it in secure-execution mode.
+    if has_file_capabilities(path) {
+        return refuse(
+            "refusing to run a program with file capabilities (see getcap): the dynamic \
+             loader ignores LD_PRELOAD in secure-execution mode, so the checkpoint runtime \
+             would silently not be loaded"
+                .to_owned(),
+        );
+    }
 
     match elf::classify(path) {
         // Linked with libckpt.a: nothing to preload, static or not.
@@ -145,6 +158,17 @@ pub fn check_preloadable(path: &Path, archive: &Path, runtime_linked: bool) -> R
         Kind::Elf32 => refuse("32-bit programs are not supported yet".to_owned()),
         Kind::Script | Kind::Dynamic | Kind::Other => Ok(()),
     }
+}
+
+/// Whether the file carries a `security.capability` attribute (setcap(8)).
+fn has_file_capabilities(path: &Path) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated and outlive the call; with a size
+    // of 0 the kernel only reports the attribute's length and writes nothing.
+    let len = unsafe { getxattr(c_path.as_ptr(), c"security.capability".as_ptr(), std::ptr::null_mut(), 0) };
+    len > 0
 }
 
 /// Which set-ID bits would make exec run the program in secure-execution mode.

@@ -386,6 +386,30 @@ fn setuid_and_setgid_programs_are_refused() {
     success(run(ckpt_with(&lib).arg(&prog)));
 }
 
+/// A program with file capabilities runs in secure-execution mode like a setuid
+/// one: refused. Needs setcap (libcap2-bin) and the right to use it (root).
+#[test]
+fn programs_with_file_capabilities_are_refused() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let prog = tmp.join("true");
+    fs::copy("/usr/bin/true", &prog).expect("copy /usr/bin/true");
+    let set = Command::new("setcap").arg("cap_net_raw+ep").arg(&prog).output();
+    match set {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!("SKIPPED: setcap failed (needs root): {}", stderr(&o).trim());
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no setcap (apt-get install libcap2-bin): {e}");
+            return;
+        }
+    }
+    let err = failure(run(ckpt_with(&lib).arg(&prog)), 126, "file capabilities");
+    assert!(err.contains("LD_PRELOAD"), "{err}");
+}
+
 #[test]
 fn static_programs_are_refused() {
     let tmp = TempDir::new();
@@ -570,4 +594,41 @@ fn missing_runtime_library_is_named() {
         "runtime library /nonexistent/libckpt.so (from CKPT_RUNTIME_LIB)",
     );
     assert!(err.contains("No such file or directory"), "{err}");
+}
+
+/// `verify` and `info` are commands only as the first argument; a program of
+/// that name still runs with `--`, a path, or an option before it.
+#[test]
+fn verify_and_info_are_commands_only_in_first_place() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    for name in ["verify", "info"] {
+        tmp.file(name, format!("#!/bin/sh\necho I am {name} \"$@\"\n").as_bytes(), 0o755);
+    }
+    let path = format!("{}:/usr/bin:/bin", tmp.0.display());
+    let runs = |args: &[&str]| {
+        let mut cmd = ckpt_with(&lib);
+        cmd.args(args).env("PATH", &path).current_dir(&tmp.0);
+        success(run(&mut cmd))
+    };
+    assert_eq!(runs(&["--", "verify", "x"]), "I am verify x\n");
+    assert_eq!(runs(&["./info", "--json", "x"]), "I am info --json x\n");
+    assert_eq!(runs(&["-c", "verify", "x"]), "I am verify x\n");
+    assert_eq!(runs(&["-n", "a.ckpt", "--", "info"]), "I am info\n");
+
+    // As commands they want exactly one FILE.
+    failure(run(ckpt().arg("verify")), 2, "FILE");
+    failure(run(ckpt().args(["info", "a", "b"])), 2, "unexpected argument");
+    // And refuse what is not a checkpoint with status 1.
+    let empty = tmp.file("empty", b"", 0o644);
+    failure(run(ckpt().arg("verify").arg(&empty)), 1, "empty file, not a checkpoint image");
+    failure(run(ckpt().arg("info").arg("/etc/passwd")), 1, "not a checkpoint image");
+    failure(run(ckpt().arg("verify").arg(tmp.join("none"))), 1, "No such file or directory");
+    let elf = std::env::current_exe().expect("current_exe");
+    failure(run(ckpt().arg("verify").arg(&elf)), 1, "not a checkpoint image");
+
+    let help = success(run(ckpt().arg("--help")));
+    for needle in ["ckpt verify FILE", "ckpt info [--json] FILE", "ckpt -- verify"] {
+        assert!(help.contains(needle), "{needle:?} not in --help:\n{help}");
+    }
 }

@@ -247,6 +247,9 @@ pub enum ImageError {
         /// Index of the run in the table.
         index: u32,
     },
+    /// The saved stack pointer is not in writable saved memory, or the saved
+    /// instruction pointer not in executable saved memory.
+    BadRegisters,
 }
 
 impl ImageError {
@@ -262,6 +265,7 @@ impl ImageError {
             ImageError::BadLayout => "image header has inconsistent offsets",
             ImageError::BadRegion { .. } => "image region table is damaged",
             ImageError::BadRun { .. } => "image page table is damaged",
+            ImageError::BadRegisters => "image saved registers point outside the saved memory",
         }
     }
 }
@@ -404,8 +408,11 @@ record! {
         /// as they are in the file. The loader does not check it (a restart must
         /// not read every page twice); `ckpt verify` does.
         pub data_hash: u64,
-        /// Reserved, zero.
-        pub reserved1: u64,
+        /// XXH64 (seed 0, see [`DataHasher`]) of the `image_offset` bytes before
+        /// the header: the restart loader and its zero padding. Checked by
+        /// `ckpt verify`, so that every byte of the file is covered by a checksum;
+        /// 0 in images written before it was introduced (the field was reserved).
+        pub loader_hash: u64,
         /// Reserved, zero.
         pub reserved2: u64,
         /// [`hash64`] of the 120 bytes before this field.
@@ -735,12 +742,13 @@ impl Header {
             return Err(ImageError::WrongArch { found: h.arch });
         }
         // Layout: header, then metadata, then page-aligned data ending at file_len.
-        let meta_need = PROCESS_LEN as u64
+        // Saturating and checked sums: a sealed header may still hold any values.
+        let meta_need = (PROCESS_LEN as u64
             + h.nregions as u64 * REGION_LEN as u64
-            + h.nruns as u64 * RUN_LEN as u64
-            + h.strings_len;
+            + h.nruns as u64 * RUN_LEN as u64)
+            .saturating_add(h.strings_len);
         let ok = h.image_offset % PAGE_SIZE == 0
-            && h.meta_offset == h.image_offset + HEADER_LEN as u64
+            && h.image_offset.checked_add(HEADER_LEN as u64) == Some(h.meta_offset)
             && h.meta_len == meta_need
             && h.data_offset % PAGE_SIZE == 0
             && h.data_offset >= h.meta_offset.saturating_add(h.meta_len)
@@ -775,6 +783,9 @@ impl<'a> Meta<'a> {
     /// Check `meta` (the `meta_len` bytes at `meta_offset`) against `header` and
     /// validate every record. After this, iteration cannot fail and every run lies
     /// inside its region and inside the data section of the file.
+    ///
+    /// `header` should come from [`Header::parse`], but nothing here relies on it:
+    /// any header and any bytes give `Ok` or `Err`, never a panic.
     pub fn parse(header: &Header, meta: &'a [u8]) -> Result<Meta<'a>, ImageError> {
         if (meta.len() as u64) < header.meta_len {
             return Err(ImageError::Truncated { need: header.meta_len, have: meta.len() as u64 });
@@ -783,10 +794,16 @@ impl<'a> Meta<'a> {
         if hash64(meta) != header.meta_hash {
             return Err(ImageError::MetaChecksum);
         }
+        // The table lengths, in u64 so that no count can overflow (also on i386).
+        let r1 = PROCESS_LEN as u64 + header.nregions as u64 * REGION_LEN as u64;
+        let u1 = r1 + header.nruns as u64 * RUN_LEN as u64;
+        if u1.checked_add(header.strings_len) != Some(header.meta_len)
+            || header.data_offset.checked_add(header.data_len).is_none()
+        {
+            return Err(ImageError::BadLayout);
+        }
         let process = Process::decode(meta)?;
-        let r0 = PROCESS_LEN;
-        let r1 = r0 + header.nregions as usize * REGION_LEN;
-        let u1 = r1 + header.nruns as usize * RUN_LEN;
+        let (r0, r1, u1) = (PROCESS_LEN, r1 as usize, u1 as usize);
         let m = Meta {
             header: *header,
             process,
@@ -805,6 +822,12 @@ impl<'a> Meta<'a> {
         let mut next_run = 0u32;
         let mut next_off = self.header.data_offset;
         let mut mapped = 0u64;
+        // Words 0 and 1 of the register record are the stack and instruction
+        // pointers on every architecture (`RegsX86_64`, `RegsX86`).
+        let (sp, ip) = (self.process.regs[0], self.process.regs[1]);
+        // The stack pointer points at a return address: aligned to a word.
+        let word = if self.header.arch == ARCH_X86 { 4 } else { 8 };
+        let (mut sp_ok, mut ip_ok) = (false, false);
         for (i, r) in self.regions().enumerate() {
             let bad = Err(ImageError::BadRegion { index: i as u32 });
             if r.start % PAGE_SIZE != 0
@@ -822,6 +845,12 @@ impl<'a> Meta<'a> {
             }
             prev_end = r.end;
             mapped += r.end - r.start;
+            // The save point's return address (at sp) must be readable and
+            // writable memory; the code it returns to, executable.
+            sp_ok |= (r.start..r.end).contains(&sp)
+                && sp % word == 0
+                && r.prot & (prot::READ | prot::WRITE) == prot::READ | prot::WRITE;
+            ip_ok |= (r.start..r.end).contains(&ip) && r.prot & prot::EXEC != 0;
             let mut prev_run_end = r.start;
             for j in r.first_run..r.first_run + r.nruns {
                 let run = self.run(j);
@@ -849,6 +878,9 @@ impl<'a> Meta<'a> {
             if s as u64 + l as u64 > self.strings.len() as u64 {
                 return Err(ImageError::BadLayout);
             }
+        }
+        if !sp_ok || !ip_ok {
+            return Err(ImageError::BadRegisters);
         }
         for (s, l) in self.process.vdso {
             if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
@@ -887,7 +919,8 @@ impl<'a> Meta<'a> {
 
     /// String `(offset, len)` from the string table (empty if out of range).
     pub fn string(&self, (off, len): (u32, u32)) -> &'a [u8] {
-        self.strings.get(off as usize..off as usize + len as usize).unwrap_or(&[])
+        let end = (off as usize).saturating_add(len as usize);
+        self.strings.get(off as usize..end).unwrap_or(&[])
     }
 }
 
@@ -979,7 +1012,7 @@ mod tests {
         let mut w = MetaWriter::new(&mut buf, 2, 3).unwrap();
         let n0 = w.string(b"/bin/x").unwrap();
         let mut p = Process::default();
-        p.regs = RegsX86_64 { rsp: 0x7ffd_0000_0ff8, rip: 0x5555_0000_1234, ..Default::default() }
+        p.regs = RegsX86_64 { rsp: 0x20ff8, rip: 0x10234, ..Default::default() }
             .to_words();
         p.strings[strs::EXE] = n0;
         p.vdso[2] = (0x7fff_f000_0000, 0x2000);
@@ -1028,7 +1061,7 @@ mod tests {
         assert_eq!(m.runs_of(&r[0]).count(), 2);
         assert_eq!(m.string(m.process.strings[strs::EXE]), b"/bin/x");
         let regs = RegsX86_64::from_words(&m.process.regs);
-        assert_eq!(regs.rip, 0x5555_0000_1234);
+        assert_eq!(regs.rip, 0x10234);
     }
 
     #[test]
@@ -1113,6 +1146,168 @@ mod tests {
         let mut zz = long[..100].to_vec();
         zz.extend(std::iter::repeat_n(0u8, 5000));
         assert_eq!(z.finish(), h(&zz));
+    }
+
+    /// A stack or instruction pointer outside saved memory of the right kind is
+    /// refused even with a good checksum: the loader would jump into nothing.
+    #[test]
+    fn registers_outside_saved_memory_are_refused() {
+        let (h, meta) = sample();
+        for (word, value) in [(0usize, 0x30000u64), (0, 0x10ff8), (0, 0x20ff9), (1, 0x20010), (1, 0)] {
+            let mut m = meta.clone();
+            m[word * 8..word * 8 + 8].copy_from_slice(&value.to_le_bytes());
+            let mut h2 = h;
+            h2.meta_hash = hash64(&m);
+            assert_eq!(Meta::parse(&h2, &m).unwrap_err(), ImageError::BadRegisters, "word {word} = {value:#x}");
+        }
+    }
+
+    /// xorshift64: a deterministic stream, so a failure is reproducible.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        /// A value likely to sit on a boundary the parser must handle.
+        fn interesting(&mut self, orig: u64) -> u64 {
+            match self.below(12) {
+                0 => 0,
+                1 => 1,
+                2 => u64::MAX,
+                3 => u32::MAX as u64,
+                4 => orig.wrapping_add(1),
+                5 => orig.wrapping_sub(1),
+                6 => orig.wrapping_add(PAGE_SIZE),
+                7 => orig.wrapping_sub(PAGE_SIZE),
+                8 => orig ^ (1 << self.below(64)),
+                9 => (self.next() & 0xffff_ffff) * PAGE_SIZE,
+                10 => 1 << self.below(64),
+                _ => self.next(),
+            }
+        }
+    }
+
+    /// The properties a successful parse promises its user (the loader maps and
+    /// fills memory from exactly these numbers without further checks).
+    fn check_promises(h: &Header, file_len: u64, m: &Meta) {
+        assert!(h.file_len <= file_len);
+        let mut prev_end = 0;
+        let mut saved = 0;
+        let mut mapped = 0;
+        for r in m.regions() {
+            assert!(r.start >= MIN_ADDR && r.start >= prev_end && r.start < r.end);
+            assert!(r.end <= task_size(h.arch) && r.start % PAGE_SIZE == 0 && r.end % PAGE_SIZE == 0);
+            prev_end = r.end;
+            mapped += r.end - r.start;
+            let _ = m.string((r.name_off, r.name_len));
+            for run in m.runs_of(&r) {
+                assert!(run.addr >= r.start && run.addr + run.len <= r.end && run.len > 0);
+                assert!(run.file_off >= h.data_offset && run.file_off + run.len <= h.file_len);
+                saved += run.len;
+            }
+        }
+        assert_eq!(mapped, h.mapped_len);
+        assert_eq!(saved, h.data_len);
+        for s in m.process.strings {
+            let _ = m.string(s);
+        }
+    }
+
+    /// The parser the loader runs before it touches memory, fed tens of thousands
+    /// of mutated images: header fields and table entries set to boundary values
+    /// and re-sealed (so the structural checks, not just the checksums, are
+    /// exercised), random bytes, truncations, wrong file lengths, and headers
+    /// that never went through `Header::parse`. No input may panic (debug build:
+    /// overflow checks on), and every accepted input keeps the promises above.
+    #[test]
+    fn mutated_images_never_panic_and_accepted_ones_are_sound() {
+        let (h0, meta0) = sample();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut accepted = 0;
+        const N: usize = 60_000;
+        for _ in 0..N {
+            let mut h = h0;
+            let mut meta = meta0.clone();
+            let mut file_len = h.file_len;
+            let mutations = 1 + rng.below(3);
+            for _ in 0..mutations {
+                match rng.below(6) {
+                    // One header field (16 u64-sized slots; u32 pairs share one).
+                    0 => {
+                        let mut b = [0u8; HEADER_LEN];
+                        h.encode(&mut b);
+                        let slot = rng.below(HEADER_LEN / 8 - 1) * 8;
+                        let v = rng.interesting(le64(&b[slot..]));
+                        b[slot..slot + 8].copy_from_slice(&v.to_le_bytes());
+                        h = Header::decode(&b).unwrap();
+                    }
+                    // One 8-byte word of the metadata, anywhere.
+                    1 if meta.len() >= 8 => {
+                        let at = rng.below(meta.len() / 8) * 8;
+                        let v = rng.interesting(le64(&meta[at..]));
+                        meta[at..at + 8].copy_from_slice(&v.to_le_bytes());
+                    }
+                    // One u32 of a region record (prot, kind, first_run, nruns, name).
+                    2 => {
+                        let at = PROCESS_LEN + rng.below(2) * REGION_LEN + 16 + rng.below(6) * 4;
+                        let v = rng.interesting(0) as u32;
+                        if let Some(w) = meta.get_mut(at..at + 4) {
+                            w.copy_from_slice(&v.to_le_bytes());
+                        }
+                    }
+                    // Random bytes.
+                    3 if !meta.is_empty() => {
+                        let at = rng.below(meta.len());
+                        meta[at] = rng.next() as u8;
+                    }
+                    // Truncate or extend the metadata.
+                    4 => {
+                        let n = rng.below(meta.len() + 64);
+                        meta.resize(n, rng.next() as u8);
+                    }
+                    // The file is shorter or longer than the header says.
+                    5 => file_len = rng.interesting(file_len),
+                    _ => {}
+                }
+            }
+            if rng.below(8) == 0 {
+                // A header that was never validated, straight to Meta::parse.
+                h.meta_hash = hash64(&meta[..(h.meta_len as usize).min(meta.len())]);
+                if let Ok(m) = Meta::parse(&h, &meta) {
+                    for r in m.regions() {
+                        let _ = m.runs_of(&r).count();
+                    }
+                }
+                continue;
+            }
+            // Re-seal most of the time, so the checksums let the values through.
+            if rng.below(4) != 0 {
+                h.meta_hash = hash64(&meta[..(h.meta_len as usize).min(meta.len())]);
+            }
+            let mut hb = [0u8; HEADER_LEN];
+            if rng.below(8) != 0 {
+                h.seal(&mut hb);
+            } else {
+                h.encode(&mut hb);
+            }
+            let cut = if rng.below(16) == 0 { rng.below(HEADER_LEN) } else { HEADER_LEN };
+            let Ok(h2) = Header::parse(&hb[..cut], file_len, 0) else { continue };
+            if let Ok(m) = Meta::parse(&h2, &meta) {
+                check_promises(&h2, file_len, &m);
+                accepted += 1;
+            }
+        }
+        // Some mutations leave the image valid (a string byte, a longer file):
+        // the accepting path must have been exercised too.
+        std::eprintln!("{accepted} of {N} accepted");
+        assert!(accepted > 100 && accepted < N / 2, "{accepted} of {N} accepted");
     }
 
     #[test]

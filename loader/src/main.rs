@@ -109,6 +109,16 @@ pub struct Plan {
 pub fn main(sp: usize) -> ! {
     let name = Name::new(arch::argv0(sp));
 
+    // A checkpoint never gains privileges by being run: were the file made
+    // set-user-ID or set-group-ID (or given file capabilities), the restored
+    // program would run with rights its owner never had when it was saved.
+    // AT_SECURE is how the kernel says so (getauxval(3)).
+    const AT_SECURE: u64 = 23;
+    if arch::auxv(sp, AT_SECURE).unwrap_or(0) != 0 {
+        die(msg(&name).s("refusing to restart with privileges the checkpointed program did not have \
+            (the file is set-user-ID or set-group-ID, or has file capabilities)"));
+    }
+
     // Nothing may interrupt the restore: the program's handlers are not installed
     // yet. The runtime restores the saved mask as its last step.
     let all: u64 = !0;

@@ -149,77 +149,105 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
         Some(n) => Path::new(n).ok_or(Failure::new("invalid checkpoint file name", Errno::EINVAL, n))?,
         None => st.cfg.name,
     };
-    let background = match trigger {
-        Trigger::Call => false,
-        Trigger::Signal => st.cfg.cont,
-        Trigger::Periodic => true,
-    };
-    let exit = !(st.cfg.cont || trigger == Trigger::Periodic);
-    let mut job = Job::create(&path)?;
+    match trigger {
+        Trigger::Signal if st.cfg.cont => take_background(st, &path),
+        Trigger::Periodic => take_background(st, &path),
+        Trigger::Call | Trigger::Signal => {
+            let exit = !st.cfg.cont;
+            take_here(st, &path).map(|()| Outcome::Written { exit }).or_else(|f| match f {
+                Taken::Restarted => Ok(Outcome::Restarted),
+                Taken::Failed(f) => Err(f),
+            })
+        }
+    }
+}
+
+/// How `take_here` can end besides writing.
+enum Taken {
+    Restarted,
+    Failed(Failure),
+}
+
+/// Write the image from this process, below the save point.
+fn take_here(st: &mut state::State, path: &Path) -> Result<(), Taken> {
+    let mut job = Job::create(path).map_err(Taken::Failed)?;
     let kernel = &st.kernel;
-    let saved = arch::save_context(&mut || {
-        if background {
-            let mut write = |stack: (u64, u64)| {
-                // The background writer process: write, report, and end.
-                let r = match job.write(kernel, &[stack, writer::scratch_ranges()]) {
-                    Ok(()) => job.commit(),
-                    Err(f) => {
-                        job.abort();
-                        Err(f)
-                    }
-                };
-                writer::done();
-                match r {
-                    Ok(_) => ckpt_sys::exit_group(0),
-                    Err(f) => {
-                        f.report();
-                        ckpt_sys::exit_group(1)
-                    }
-                }
-            };
-            match writer::spawn(&mut write) {
-                Ok(()) => 0,
-                Err(e) => {
-                    job.failed = Some(Failure::bare("starting the background writer", e));
-                    -1
-                }
-            }
-        } else {
-            match job.write(kernel, &[]) {
-                Ok(()) => 0,
-                Err(f) => {
-                    job.failed = Some(f);
-                    -1
-                }
-            }
+    let saved = arch::save_context(&mut || match job.write(kernel, &[]) {
+        Ok(()) => 0,
+        Err(f) => {
+            job.failed = Some(f);
+            -1
         }
     });
     match saved {
-        Ok(Saved::Wrote(0)) if background => {
-            job.detach();
-            Ok(Outcome::Written { exit: false })
-        }
-        Ok(Saved::Wrote(0)) => {
-            job.commit()?;
-            Ok(Outcome::Written { exit })
-        }
+        Ok(Saved::Wrote(0)) => job.commit().map(drop).map_err(Taken::Failed),
         Ok(Saved::Wrote(_)) => {
             let f = job.failed.unwrap_or(Failure::bare("writing", Errno::EIO));
             job.abort();
-            Err(f)
+            Err(Taken::Failed(f))
         }
         Err(e) => {
             job.abort();
-            Err(Failure::bare("saving registers", e))
+            Err(Taken::Failed(Failure::bare("saving registers", e)))
         }
         Ok(Saved::Restarted(info)) => {
             // The job's descriptor and buffers belong to the old process.
             core::mem::forget(job);
-            arch::unmap_loader(&info);
-            st.kernel.restore();
+            restored(st, &info);
+            Err(Taken::Restarted)
+        }
+    }
+}
+
+/// Have a background writer (see `writer`) write the image of this moment, and
+/// return at once. The writer creates the temporary file itself, so the pid in
+/// its name is the writer's: a writer killed half-way is recognised as dead, and
+/// its file removed, by the next checkpoint of that name. Its failures are
+/// reported on stderr by the writer; the program goes on either way.
+fn take_background(st: &mut state::State, path: &Path) -> Result<Outcome, Failure> {
+    let kernel = &st.kernel;
+    let mut failed = Errno::EIO;
+    let saved = arch::save_context(&mut || {
+        let mut write = |stack: (u64, u64)| {
+            let r = Job::create(path).and_then(|mut job| match job.write(kernel, &[stack, writer::scratch_ranges()]) {
+                Ok(()) => job.commit().map(drop),
+                Err(f) => {
+                    job.abort();
+                    Err(f)
+                }
+            });
+            writer::done();
+            match r {
+                Ok(()) => ckpt_sys::exit_group(0),
+                Err(f) => {
+                    f.report();
+                    ckpt_sys::exit_group(1)
+                }
+            }
+        };
+        match writer::spawn(&mut write) {
+            Ok(()) => 0,
+            Err(e) => {
+                failed = e;
+                -1
+            }
+        }
+    });
+    match saved {
+        Ok(Saved::Wrote(0)) => Ok(Outcome::Written { exit: false }),
+        Ok(Saved::Wrote(_)) => Err(Failure::new("starting the writer of", failed, path.as_bytes())),
+        Err(e) => Err(Failure::bare("saving registers", e)),
+        Ok(Saved::Restarted(info)) => {
+            restored(st, &info);
             Ok(Outcome::Restarted)
         }
     }
+}
+
+/// First steps of the restarted process, back at the save point.
+fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
+    arch::unmap_loader(info);
+    st.kernel.restore();
 }
 
 #[panic_handler]

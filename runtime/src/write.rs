@@ -4,14 +4,20 @@
 //! O_NOFOLLOW, mode 0700) in the target directory, written, fsynced, renamed over
 //! the final name, and the directory fsynced: a crash or a full disk at any moment
 //! leaves the previous checkpoint file as it was, and a completed one is on disk
-//! when the program is told so. On failure the temporary file is removed.
+//! when the program is told so. On failure the temporary file is removed; a
+//! writer killed outright (SIGKILL, power loss) cannot do that, so after each
+//! successful checkpoint the temporary files of the same name left by dead
+//! processes (`.NAME.tmp.PID.N` whose PID no longer exists) are removed.
 //!
 //! Memory is written straight from where it lives with `write(2)`: no copy, and a
 //! page that cannot be read (a file mapping past the end of its file) comes back
 //! as `EFAULT` from the kernel instead of a SIGBUS, and is written as zeros. Each
 //! chunk is hashed (XXH64, `Header::data_hash`) right after the kernel copied it,
 //! while it is still in the cache, and only once the kernel has shown that it is
-//! readable.
+//! readable. The one exception is the region holding the writer's own stack:
+//! its bytes change while they are written (the writer's frames, the hasher
+//! itself live there), so for it the hash is taken from the bytes the file
+//! received, read back, and no slice ever covers memory that is being modified.
 //!
 //! Runs below the save point (see `arch`), with every signal blocked.
 //!
@@ -20,8 +26,9 @@
 //! none (PROT_NONE or write-only memory with data in it) while it is written, then
 //! putting its protection back; and hashing program memory that `write(2)` has just
 //! read successfully (so it is mapped and readable), through a short-lived slice.
-//! Every signal is blocked and the program has one thread, so nothing changes that
-//! memory while the slice exists.
+//! Every signal is blocked and the program has one thread, and the writer's own
+//! stack region is never hashed from memory, so nothing changes that memory while
+//! the slice exists.
 #![allow(unsafe_code)]
 
 use core::ffi::CStr;
@@ -73,6 +80,8 @@ pub struct Job {
     tmp: CPath,
     dst: CPath,
     dir: CPath,
+    /// The final name's last component (`NAME` of `.NAME.tmp.PID.N`).
+    base: CPath,
     meta: Scratch,
     /// Set when `write` fails, for the report.
     pub failed: Option<Failure>,
@@ -98,9 +107,11 @@ impl Job {
         }
         let dst = CPath::from_parts(&[n]).ok_or_else(bad)?;
         let dir_c = CPath::from_parts(&[dir]).ok_or_else(bad)?;
+        let base_c = CPath::from_parts(&[base]).ok_or_else(bad)?;
         let meta = Scratch::new(META_RESERVE).map_err(|e| Failure::new("allocating memory", e, n))?;
         let pid = ckpt_sys::getpid() as u64;
-        let flags = c::O_WRONLY | c::O_CREAT | c::O_EXCL | c::O_NOFOLLOW | c::O_CLOEXEC;
+        // Read access too: the stack region's hash is taken from the file.
+        let flags = c::O_RDWR | c::O_CREAT | c::O_EXCL | c::O_NOFOLLOW | c::O_CLOEXEC;
         let mut attempt = 0u64;
         loop {
             let mut num = [0u8; 48];
@@ -109,7 +120,7 @@ impl Job {
             let tmp = CPath::from_parts(&[dir, sep, b".", base, b".tmp.", digits]).ok_or_else(bad)?;
             match ckpt_sys::openat(Fd::CWD, tmp.cstr(), flags, 0o700) {
                 Ok(fd) => {
-                    let mut job = Job { fd, tmp, dst, dir: dir_c, meta, failed: None, bytes: 0 };
+                    let mut job = Job { fd, tmp, dst, dir: dir_c, base: base_c, meta, failed: None, bytes: 0 };
                     // The mode given to open is filtered by the umask; the image
                     // holds the program's memory, so force owner-only.
                     if let Err(e) = ckpt_sys::fchmod(fd, 0o700) {
@@ -139,12 +150,6 @@ impl Job {
         let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
     }
 
-    /// Close this process's descriptor and leave the file alone: the background
-    /// writer (which has its own copy of the job) finishes it.
-    pub fn detach(&mut self) {
-        let _ = ckpt_sys::close(self.fd);
-    }
-
     /// Make the file durable and give it its final name.
     pub fn commit(&mut self) -> Result<u64, Failure> {
         if let Err(e) = ckpt_sys::fsync(self.fd) {
@@ -159,13 +164,46 @@ impl Job {
             let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
             return Err(Failure::new("renaming the new image to", e, self.dst.as_bytes()));
         }
-        // The rename is durable once the directory is: best effort, the file is
-        // complete either way.
+        // The rename is durable once the directory is. A directory we may write
+        // but not read cannot be opened to sync it: the rename is then as durable
+        // as the file system makes it. A file system that cannot sync directories
+        // says EINVAL. Any other error is reported, so the program (which would
+        // otherwise exit) goes on: the new name may not survive a crash, but the
+        // file under either name is complete.
         if let Ok(d) = ckpt_sys::openat(Fd::CWD, self.dir.cstr(), c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0) {
-            let _ = ckpt_sys::fsync(d);
+            let synced = ckpt_sys::fsync(d);
+            self.remove_stale(d);
             let _ = ckpt_sys::close(d);
+            match synced {
+                Ok(()) | Err(Errno::EINVAL) => {}
+                Err(e) => return Err(Failure::new("syncing the directory of", e, self.dst.as_bytes())),
+            }
         }
         Ok(self.bytes)
+    }
+
+    /// Remove `.NAME.tmp.PID.N` files in `dir` left by writers that were killed
+    /// before they could clean up: only our exact pattern, only PIDs that no
+    /// longer exist (kill(pid, 0) says ESRCH), never our own. Best effort.
+    fn remove_stale(&mut self, dir: Fd) {
+        let me = ckpt_sys::getpid() as u64;
+        // The metadata buffer is free now; its first 64 KiB hold the listing.
+        let buf = &mut self.meta.bytes()[..64 << 10];
+        while let Ok(n) = ckpt_sys::getdents64(dir, buf) {
+            if n == 0 {
+                break;
+            }
+            for name in ckpt_sys::dirent_names(&buf[..n]) {
+                let Some(pid) = stale_pid(name, self.base.as_bytes()) else { continue };
+                if pid != me && pid <= i32::MAX as u64
+                    && ckpt_sys::kill(pid as i32, 0) == Err(Errno::ESRCH)
+                {
+                    if let Some(p) = CPath::from_parts(&[name]) {
+                        let _ = ckpt_sys::unlinkat(dir, p.cstr(), 0);
+                    }
+                }
+            }
+        }
     }
 
     /// Walk the address space and write the whole image. Runs below the save
@@ -182,7 +220,7 @@ impl Job {
         let (header, meta_len) = self
             .compose(&layout, kernel)
             .map_err(|e| self.fail("describing the address space for", e))?;
-        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new() };
+        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), from_file: false };
         // The header, which carries the data's hash, goes in last, at its place.
         let r = (|| {
             w.bytes(LOADER)?;
@@ -266,6 +304,11 @@ impl Job {
         h.nruns = runs.len() as u32;
         h.strings_len = strings_len as u64;
         h.mapped_len = layout.mapped_len;
+        // The loader and its padding, as they go into the file (`ckpt verify`).
+        let mut loader = DataHasher::new();
+        loader.update(LOADER);
+        loader.update_zeros(image_offset - LOADER.len() as u64);
+        h.loader_hash = loader.finish();
         Ok((h, meta_len))
     }
 }
@@ -280,6 +323,9 @@ struct Out {
     fd: Fd,
     at: u64,
     hash: DataHasher,
+    /// Hash what the file received (read back) rather than memory: set while the
+    /// region holding the writer's own stack is written.
+    from_file: bool,
 }
 
 fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
@@ -319,9 +365,16 @@ impl Out {
         while len > 0 {
             match ckpt_sys::write_from(self.fd, addr, len.min(PIECE)) {
                 Ok(0) => return Err(Errno::EIO),
+                Ok(n) if self.from_file => {
+                    self.hash_back(self.at, n)?;
+                    addr += n;
+                    len -= n;
+                    self.at += n as u64;
+                }
                 Ok(n) => {
                     // SAFETY: write(2) just read these n bytes, so they are mapped
-                    // and readable; see the module comment.
+                    // and readable, and they are not the writer's stack (from_file
+                    // is set for that region); see the module comment.
                     self.hash.update(unsafe { core::slice::from_raw_parts(addr as *const u8, n) });
                     addr += n;
                     len -= n;
@@ -342,14 +395,40 @@ impl Out {
         }
         Ok(())
     }
+
+    /// Hash the `n` bytes just written at `off`, as the file has them.
+    fn hash_back(&mut self, mut off: u64, mut n: usize) -> Result<(), Errno> {
+        // Small: this buffer is on the stack being saved, which may be a
+        // sigaltstack of a few KiB.
+        let mut buf = [0u8; 512];
+        while n > 0 {
+            let k = n.min(buf.len());
+            match ckpt_sys::pread(self.fd, &mut buf[..k], off) {
+                Ok(0) => return Err(Errno::EIO),
+                Ok(got) => {
+                    self.hash.update(&buf[..got]);
+                    off += got as u64;
+                    n -= got;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn write_data(w: &mut Out, layout: &Layout) -> Result<(), Errno> {
     let runs = layout.runs.as_slice();
+    // An address in the current stack frame: the region holding it is the stack
+    // this writer runs on (the program's stack, or its sigaltstack).
+    let here = 0u8;
+    let sp = core::ptr::addr_of!(here) as u64;
     for r in layout.regions.as_slice() {
         if r.nruns == 0 {
             continue;
         }
+        w.from_file = (r.start..r.end).contains(&sp);
         let (start, len) = (r.start as usize, (r.end - r.start) as usize);
         let unreadable = r.prot & prot::READ == 0;
         if unreadable {
@@ -367,6 +446,18 @@ fn write_data(w: &mut Out, layout: &Layout) -> Result<(), Errno> {
         res?;
     }
     Ok(())
+}
+
+/// The PID in `name` if it is exactly `.BASE.tmp.PID.N` (decimal PID and N).
+fn stale_pid(name: &[u8], base: &[u8]) -> Option<u64> {
+    let rest = name.strip_prefix(b".")?.strip_prefix(base)?.strip_prefix(b".tmp.")?;
+    let dot = rest.iter().position(|&b| b == b'.')?;
+    let (pid, n) = (&rest[..dot], &rest[dot + 1..]);
+    let digits = |d: &[u8]| !d.is_empty() && d.len() <= 10 && d.iter().all(u8::is_ascii_digit);
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    Some(pid.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64))
 }
 
 /// Write "PID.N" into `buf` and return it.

@@ -38,8 +38,10 @@ use ckpt_sys::{Errno, Result};
 
 use crate::arch;
 
-/// The child's stack: it only calls clone and returns.
-const STACK_LEN: usize = 64 << 10;
+/// The child's stack, which the writer (a copy of the child) goes on using: it
+/// builds the job and walks the address space there, with path buffers of a few
+/// KiB each on it. Pages never touched cost nothing.
+const STACK_LEN: usize = 1 << 20;
 /// The running writer's pid word lives here (0: none).
 static BUSY_PAGE: AtomicUsize = AtomicUsize::new(0);
 /// "A writer is being started": the pid is not known yet.

@@ -44,7 +44,7 @@ pub mod c {
         AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED,
         MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED,
         MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
-        O_RDONLY, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, SA_ONSTACK,
+        O_RDONLY, O_RDWR, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, SA_ONSTACK,
         SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE,
         SS_ONSTACK,
     };
@@ -208,6 +208,25 @@ pub fn renameat2(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: u32) -> Result<(
 pub fn unlinkat(dir: Fd, path: &CStr, flags: u32) -> Result<()> {
     // SAFETY: path is NUL-terminated and only read.
     unsafe { sys!(Sysno::unlinkat, dir.0, path.as_ptr(), flags) }.map(drop)
+}
+
+/// `ssize_t getdents64(int fd, void *dirp, size_t count);`
+pub fn getdents64(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes of records into buf.
+    unsafe { sys!(Sysno::getdents64, fd.0, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// The names in the `struct linux_dirent64` records `getdents64` put in `buf`
+/// (`d_ino` u64, `d_off` i64, `d_reclen` u16, `d_type` u8, `d_name` NUL-ended).
+pub fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0usize;
+    core::iter::from_fn(move || {
+        let rec = buf.get(at..)?;
+        let reclen = u16::from_le_bytes([*rec.get(16)?, *rec.get(17)?]) as usize;
+        let name = rec.get(19..reclen.max(19))?;
+        at += reclen.max(1);
+        Some(name.split(|&b| b == 0).next().unwrap_or(name))
+    })
 }
 
 /// `ssize_t readlinkat(int dirfd, const char *pathname, char *buf, size_t bufsiz);`

@@ -113,3 +113,20 @@ pub fn restart_syscall() -> isize {
     // the interrupted code and are still valid, since that code has not resumed.
     unsafe { raw_syscall!(Sysno::restart_syscall) as isize }
 }
+
+/// A CPU set of up to 1024 CPUs (`cpu_set_t`).
+pub type CpuSet = [u64; 16];
+
+/// `int sched_getaffinity(0, size_t cpusetsize, cpu_set_t *mask);` for the calling
+/// thread; returns the mask and the bytes the kernel filled.
+pub fn sched_getaffinity() -> Result<(CpuSet, usize)> {
+    let mut set: CpuSet = [0; 16];
+    // SAFETY: the kernel writes at most 128 bytes into our set.
+    unsafe { sys!(Sysno::sched_getaffinity, 0usize, 128usize, set.as_mut_ptr() as usize) }.map(|n| (set, n))
+}
+
+/// `int sched_setaffinity(0, size_t cpusetsize, const cpu_set_t *mask);`
+pub fn sched_setaffinity(set: &CpuSet, len: usize) -> Result<()> {
+    // SAFETY: the kernel reads at most `len` (<= 128) bytes of our set.
+    unsafe { sys!(Sysno::sched_setaffinity, 0usize, len.min(128), set.as_ptr() as usize) }.map(drop)
+}

@@ -1,6 +1,7 @@
 /* A large heap (argv[1] MiB, default 1024) of pseudo-random data whose checksum is
- * verified after a restart. The checksum is kept in a variable that was computed
- * before the checkpoint, so a single wrong page after restart is caught. */
+ * verified after a restart; argv[2] TICKs of 50 ms (default 40). The checksum is
+ * kept in a variable that was computed before the checkpoint, so a single wrong
+ * page after restart is caught. */
 #include "tick.h"
 
 #include <stdint.h>
@@ -13,6 +14,7 @@ static uint64_t sum(const uint64_t *p, size_t n) {
 
 int main(int argc, char **argv) {
     size_t mib = argc > 1 ? strtoul(argv[1], 0, 10) : 1024;
+    int ticks = argc > 2 ? atoi(argv[2]) : 40;
     size_t n = mib << 17; /* 8-byte words */
     uint64_t *p = malloc(n * sizeof *p);
     if (!p) FAIL("malloc %zu MiB", mib);
@@ -23,7 +25,7 @@ int main(int argc, char **argv) {
     }
     const uint64_t want = sum(p, n);
     ready();
-    for (int i = 1; i <= 40; i++) {
+    for (int i = 1; i <= ticks; i++) {
         if (restarted()) {
             uint64_t got = sum(p, n);
             if (got != want) FAIL("checksum %016llx, expected %016llx", (unsigned long long)got,

@@ -5,6 +5,7 @@
  *   RESTARTED ...  the first step that runs in a new process (after a restart)
  *   FAIL: ...      a check failed; the program exits 1
  *   DONE           the end
+ *   # ...          padding (large writes); the harness drops these lines
  *
  * A restart is noticed by a change of PID: the restarted process is a new one. */
 #ifndef CKPT_TEST_TICK_H

@@ -5,7 +5,8 @@
 //! Test programs speak a small line protocol on stdout (see `tests/c/tick.h`):
 //! `READY` once set up, `TICK n` for each step of work (each step re-verifies the
 //! program's state), `RESTARTED ...` when a step finds itself in a new process,
-//! `FAIL: ...` (and a non-zero exit) when a check fails, `DONE` at the end.
+//! `FAIL: ...` (and a non-zero exit) when a check fails, `DONE` at the end. Lines
+//! starting with `#` are padding (to make writes large) and are not kept.
 //!
 //! The distribution comes from `$CKPT_DIST` (set by `cargo xtask test`) or
 //! `target/dist`; build it with `cargo xtask build`.
@@ -170,7 +171,9 @@ pub struct Proc {
     child: Child,
     rx: Receiver<String>,
     lines: Vec<String>,
-    stderr: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<()>>,
+    /// Everything read from stderr so far (the program's and its writers').
+    err_text: std::sync::Arc<std::sync::Mutex<String>>,
     started: Instant,
 }
 
@@ -180,29 +183,84 @@ impl Proc {
         Self::try_spawn(cmd).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
     }
 
-    pub fn try_spawn(mut cmd: Command) -> std::io::Result<Proc> {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn()?;
+    pub fn try_spawn(cmd: Command) -> std::io::Result<Proc> {
+        Self::try_spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// Like `spawn`, with stdin a pipe the test writes to: take it with `stdin()`.
+    pub fn spawn_with_piped_stdin(cmd: Command) -> Proc {
+        let what = format!("{cmd:?}");
+        Self::try_spawn_with_stdin(cmd, Stdio::piped()).unwrap_or_else(|e| panic!("cannot start {what}: {e}"))
+    }
+
+    /// The write end of the program's stdin, if it was spawned with a pipe.
+    pub fn stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    fn try_spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> std::io::Result<Proc> {
+        cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // A file this test just wrote can be open for writing in a child another
+        // test thread forked at that moment (until it execs): exec then fails
+        // with ETXTBSY for a few milliseconds. Not the program's doing: retry.
+        let mut tries = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(26) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => break r?,
+            }
+        };
         let out = child.stdout.take().unwrap();
         let mut err = child.stderr.take().unwrap();
         let (tx, rx) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.starts_with('#') {
+                    continue;
+                }
                 if tx.send(line).is_err() {
                     break;
                 }
             }
         });
+        let err_text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = err_text.clone();
         let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
         });
-        Ok(Proc { child, rx, lines: Vec::new(), stderr: Some(stderr), started: Instant::now() })
+        Ok(Proc { child, rx, lines: Vec::new(), stderr: Some(stderr), err_text, started: Instant::now() })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What the process (and any background checkpoint writer) wrote to stderr so far.
+    pub fn stderr_now(&self) -> String {
+        self.err_text.lock().unwrap().clone()
+    }
+
+    /// Take every line printed so far and return the last `TICK n` among them
+    /// (or among earlier ones): where the program is now, not where it was when
+    /// the test last looked.
+    pub fn current_tick(&mut self) -> u64 {
+        while let Ok(l) = self.rx.try_recv() {
+            if l.starts_with("FAIL") {
+                let o = self.collect();
+                panic!("program failed\n{o}");
+            }
+            self.lines.push(l);
+        }
+        self.lines.iter().rev().find_map(|l| l.strip_prefix("TICK ")?.trim().parse().ok()).unwrap_or(0)
     }
 
     /// Wait for a line starting with `prefix`; return it. Panics (with everything
@@ -245,6 +303,17 @@ impl Proc {
         assert!(st.success(), "kill -{sig} failed");
     }
 
+    /// The lines seen so far.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
+    /// Kill the process (SIGKILL) and collect what it printed.
+    pub fn kill(mut self) -> Outcome {
+        let _ = self.child.kill();
+        self.collect()
+    }
+
     /// Wait for the exit (killing the process at the timeout) and collect everything.
     pub fn finish(mut self) -> Outcome {
         self.collect()
@@ -269,7 +338,10 @@ impl Proc {
         while let Ok(l) = self.rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             self.lines.push(l);
         }
-        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        if let Some(h) = self.stderr.take() {
+            let _ = h.join();
+        }
+        let stderr = self.stderr_now();
         Outcome { status, lines: std::mem::take(&mut self.lines), stderr }
     }
 }
@@ -299,7 +371,8 @@ pub fn checkpoint_with(cmd: Command, image: &Path, sig: &str, delay: Duration) -
     o
 }
 
-/// IMAGE exists, is an ELF file of mode 0700, and no temporary file sits beside it.
+/// IMAGE exists, is an ELF file of mode 0700, no temporary file sits beside it,
+/// and `ckpt verify` finds every byte as its checksums say.
 pub fn assert_image(image: &Path) {
     let meta = fs::metadata(image).unwrap_or_else(|e| panic!("no checkpoint {}: {e}", image.display()));
     assert_eq!(meta.permissions().mode() & 0o7777, 0o700, "{} must be mode 0700", image.display());
@@ -313,6 +386,14 @@ pub fn assert_image(image: &Path) {
         .filter(|n| n.contains(".tmp."))
         .collect();
     assert!(left.is_empty(), "temporary files left in {}: {left:?}", dir.display());
+    let v = Command::new(ckpt_bin()).arg("verify").arg(image).output().expect("run ckpt verify");
+    assert!(
+        v.status.success(),
+        "ckpt verify {}: {}{}",
+        image.display(),
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
 }
 
 /// Run IMAGE from DIR with a scrubbed, different environment (the image must bring

@@ -187,6 +187,24 @@ fn splice_loader(raw: &Path, out: &Path) -> Result<()> {
     }
 
     let mut bytes = data[..file_len as usize].to_vec();
+    // Move the program headers after the entry stub (see the linker script): the
+    // kernel refuses a file too short to hold them, so no cut before their end
+    // can run a partial _start.
+    let sym = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address());
+    let (Some(copy), Some(copy_end), Some(entry_end)) =
+        (sym("__phdrs_copy"), sym("__phdrs_copy_end"), sym("__entry_end"))
+    else {
+        return bad("has no __phdrs_copy, __phdrs_copy_end or __entry_end (see the linker script)");
+    };
+    let phoff = hdr.e_phoff(endian) as usize;
+    let table = usize::from(hdr.e_phnum(endian)) * usize::from(hdr.e_phentsize(endian));
+    if copy < entry_end || copy_end - copy < table as u64 || copy_end > file_len {
+        return bad("the room for the program headers is missing, too small or before the entry stub");
+    }
+    let (copy, phdrs) = (copy as usize, data[phoff..phoff + table].to_vec());
+    bytes[copy..copy + table].copy_from_slice(&phdrs);
+    // e_phoff (32..40) in the ELF64 header.
+    bytes[32..40].copy_from_slice(&(copy as u64).to_le_bytes());
     // No section headers: they lie beyond the loaded bytes, which is all we keep.
     // e_shoff (40..48), e_shnum (60..62), e_shstrndx (62..64) in the ELF64 header.
     bytes[40..48].fill(0);

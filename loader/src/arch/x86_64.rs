@@ -47,6 +47,31 @@ pub fn argv0(sp: usize) -> &'static [u8] {
     }
 }
 
+/// The value of auxiliary vector entry `key` (`AT_*`) on the initial stack, if
+/// the kernel put one there.
+pub fn auxv(sp: usize, key: u64) -> Option<u64> {
+    // SAFETY: the initial stack is argc, argv[argc], NULL, envp..., NULL, then
+    // (type, value) pairs up to AT_NULL, all written by the kernel (execve(2)).
+    unsafe {
+        let argc = *(sp as *const usize);
+        let mut p = (sp + 8 * (argc + 2)) as *const u64;
+        while *p != 0 {
+            p = p.add(1);
+        }
+        p = p.add(1);
+        loop {
+            let (k, v) = (*p, *p.add(1));
+            if k == 0 {
+                return None;
+            }
+            if k == key {
+                return Some(v);
+            }
+            p = p.add(2);
+        }
+    }
+}
+
 /// `[start, end)` of the loader in memory: ELF header to the end of its segment.
 pub fn loader_range() -> (usize, usize) {
     // Both symbols are defined by the linker script; only their addresses are taken.

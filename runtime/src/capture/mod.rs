@@ -29,6 +29,8 @@ pub struct Kernel {
     pub comm: [u8; 16],
     /// Process id (the image may be written by another process).
     pub pid: i32,
+    /// CPU affinity of the checkpointing thread, and its length in bytes (0: none).
+    pub affinity: (ckpt_sys::task::CpuSet, usize),
 }
 
 impl Kernel {
@@ -41,6 +43,7 @@ impl Kernel {
         cwd: Path::EMPTY,
         comm: [0; 16],
         pid: 0,
+        affinity: ([0; 16], 0),
     };
 
     /// Capture everything.
@@ -54,6 +57,7 @@ impl Kernel {
         self.cwd = Path::new(&buf[..n.saturating_sub(1)]).unwrap_or(Path::EMPTY);
         self.comm = ckpt_sys::prctl_get_name()?;
         self.pid = ckpt_sys::getpid();
+        self.affinity = ckpt_sys::task::sched_getaffinity().unwrap_or(([0; 16], 0));
         Ok(())
     }
 
@@ -77,6 +81,10 @@ impl Kernel {
             }
         }
         let _ = ckpt_sys::prctl_set_name(&self.comm);
+        if self.affinity.1 != 0 {
+            // EINVAL: none of those CPUs exists here; the program runs anywhere.
+            report("restore the CPU affinity", ckpt_sys::task::sched_setaffinity(&self.affinity.0, self.affinity.1));
+        }
         report("restore signal handlers", self.signals.restore_handlers());
     }
 }

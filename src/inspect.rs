@@ -1,0 +1,422 @@
+//! `ckpt verify FILE` and `ckpt info FILE`: look at a checkpoint file without
+//! running it.
+//!
+//! Both go through the `ckpt-image` parser the loader uses (`Header::parse`,
+//! `Meta::parse`), so they accept exactly the metadata a restart would accept.
+//! `verify` then reads every other byte: the loader against
+//! `Header::loader_hash`, the padding before the page data (zeros), the page
+//! data against `Header::data_hash` (which the loader does not check: a restart
+//! must not read every page twice), and the exact file length. The file is read
+//! in pieces, never whole: images are often several GiB.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use ckpt_image::{
+    ARCH_X86, ARCH_X86_64, DataHasher, HEADER_LEN, Header, ImageError, Meta, Region,
+    kind, page_up, prot, strs,
+};
+
+use crate::elf::{self, Loader};
+use crate::error::{Error, FAILURE};
+
+/// The architectures whose images this build of ckpt restarts.
+const RESTARTABLE: &[u32] = &[ARCH_X86_64];
+
+/// Pieces in which the page data is read and hashed.
+const PIECE: usize = 1 << 20;
+
+/// An open checkpoint file whose loader, header and metadata have been checked.
+struct Image<'p> {
+    path: &'p Path,
+    file: File,
+    len: u64,
+    loader: Loader,
+    header: Header,
+    meta: Vec<u8>,
+}
+
+/// `ckpt verify FILE`: exit 0 with a one-line summary if every byte checks out,
+/// otherwise an error naming the damaged part.
+pub fn verify(path: &Path) -> Result<(), Error> {
+    let img = Image::open(path)?;
+    img.check_bytes()?;
+    let meta = img.meta();
+    let saved: u64 = img.header.data_len;
+    let unchecked = if img.header.loader_hash == 0 {
+        " (the loader's bytes are not: this image predates their checksum)"
+    } else {
+        ""
+    };
+    println!(
+        "{}: ok: {} image of {}, {} regions ({} mapped, {} saved), {} bytes checked{unchecked}",
+        path.display(),
+        arch_name(img.header.arch),
+        text(meta.string(meta.process.strings[strs::EXE])),
+        img.header.nregions,
+        size(img.header.mapped_len),
+        size(saved),
+        img.len,
+    );
+    Ok(())
+}
+
+/// `ckpt info [--json] FILE`: what the image holds, from its checked metadata.
+pub fn info(path: &Path, json: bool) -> Result<(), Error> {
+    let img = Image::open(path)?;
+    let out = if json { img.json() } else { img.human() };
+    print!("{out}");
+    Ok(())
+}
+
+impl<'p> Image<'p> {
+    /// Open `path` and check what a restart checks before touching memory: the
+    /// loader's ELF headers, the image header and the metadata.
+    fn open(path: &'p Path) -> Result<Image<'p>, Error> {
+        let damaged = |what: String| Error::new(FAILURE, format!("{}: {what}", path.display()));
+        let io_err = |e: io::Error| Error::new(FAILURE, format!("cannot read {}: {}", path.display(), describe(&e)));
+        let file = File::open(path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        if len == 0 {
+            return Err(damaged("empty file, not a checkpoint image".into()));
+        }
+        let loader = elf::loader(&file).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                damaged("truncated image (the file ends inside the restart loader's ELF headers)".into())
+            }
+            _ => io_err(e),
+        })?;
+        let loader = loader.ok_or_else(|| {
+            damaged("not a checkpoint image (it does not start with an ELF restart loader)".into())
+        })?;
+        let image_offset = page_up(loader.file_end);
+        let header_end = image_offset.saturating_add(HEADER_LEN as u64);
+        if len < header_end {
+            return Err(damaged(ImageError::Truncated { need: header_end, have: len }.to_string()));
+        }
+        let mut hb = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut hb, image_offset).map_err(io_err)?;
+        let header = match Header::parse(&hb, len, 0) {
+            Ok(h) => h,
+            Err(ImageError::BadMagic) => {
+                return Err(damaged(format!(
+                    "not a checkpoint image (an ELF file, but no image header at offset \
+                     {image_offset} after its {} bytes)",
+                    loader.file_end
+                )));
+            }
+            Err(e) => return Err(damaged(e.to_string())),
+        };
+        if !RESTARTABLE.contains(&header.arch) {
+            return Err(damaged(format!(
+                "image is for another architecture ({}, e_machine {}); this ckpt restarts {} images",
+                arch_name(header.arch),
+                header.arch,
+                RESTARTABLE.iter().map(|&a| arch_name(a)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if u32::from(loader.machine) != header.arch {
+            return Err(damaged(format!(
+                "the restart loader is damaged or foreign (ELF e_machine {}, but the image is {})",
+                loader.machine,
+                arch_name(header.arch)
+            )));
+        }
+        if header.image_offset != image_offset {
+            return Err(damaged(format!(
+                "{} (the loader ends at {}, so the image must start at {image_offset}; the \
+                 header says {})",
+                ImageError::BadLayout.what(),
+                loader.file_end,
+                header.image_offset
+            )));
+        }
+        // Header::parse checked meta_offset + meta_len <= data_offset <= file_len <= len.
+        let mut meta = vec![0u8; header.meta_len as usize];
+        file.read_exact_at(&mut meta, header.meta_offset).map_err(io_err)?;
+        Meta::parse(&header, &meta).map_err(|e| damaged(e.to_string()))?;
+        Ok(Image { path, file, len, loader, header, meta })
+    }
+
+    /// The metadata view (validated in `open`).
+    fn meta(&self) -> Meta<'_> {
+        Meta::parse(&self.header, &self.meta).expect("metadata validated when the file was opened")
+    }
+
+    fn damaged(&self, what: String) -> Error {
+        Error::new(FAILURE, format!("{}: {what}", self.path.display()))
+    }
+
+    /// Every byte `open` did not check: the loader, the padding, the page data,
+    /// and nothing after the end.
+    fn check_bytes(&self) -> Result<(), Error> {
+        let h = &self.header;
+        if self.len != h.file_len {
+            return Err(self.damaged(format!(
+                "{} bytes after the end of the image (the file is {} bytes, the image {})",
+                self.len - h.file_len,
+                self.len,
+                h.file_len
+            )));
+        }
+        let (loader_hash, _) = self.hash(0, h.image_offset)?;
+        if h.loader_hash != 0 && loader_hash != h.loader_hash {
+            return Err(self.damaged(format!(
+                "the restart loader is damaged (XXH64 of bytes 0..{} is {loader_hash:016x}, the \
+                 header says {:016x})",
+                h.image_offset, h.loader_hash
+            )));
+        }
+        let pad = h.meta_offset + h.meta_len;
+        if let (_, Some(at)) = self.hash(pad, h.data_offset - pad)? {
+            return Err(self.damaged(format!(
+                "the padding before the page data is damaged (non-zero byte at offset {at})"
+            )));
+        }
+        let (data_hash, _) = self.hash(h.data_offset, h.data_len)?;
+        if data_hash != h.data_hash {
+            return Err(self.damaged(format!(
+                "the page data is damaged (XXH64 of its {} bytes at offset {} is {data_hash:016x}, \
+                 the header says {:016x})",
+                h.data_len, h.data_offset, h.data_hash
+            )));
+        }
+        Ok(())
+    }
+
+    /// XXH64 of `len` bytes at `off`, read in pieces, and the offset of the first
+    /// non-zero byte among them, if any.
+    fn hash(&self, off: u64, len: u64) -> Result<(u64, Option<u64>), Error> {
+        let mut buf = vec![0u8; PIECE.min(len as usize)];
+        let mut hasher = DataHasher::new();
+        let mut nonzero = None;
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(PIECE as u64) as usize;
+            let at = off + done;
+            self.file.read_exact_at(&mut buf[..n], at).map_err(|e| {
+                let why = if e.kind() == io::ErrorKind::UnexpectedEof {
+                    // The file shrank while we read it.
+                    ImageError::Truncated { need: off + len, have: at }.to_string()
+                } else {
+                    format!("cannot read at offset {at}: {}", describe(&e))
+                };
+                self.damaged(why)
+            })?;
+            hasher.update(&buf[..n]);
+            if nonzero.is_none() {
+                nonzero = buf[..n].iter().position(|&b| b != 0).map(|i| at + i as u64);
+            }
+            done += n as u64;
+        }
+        Ok((hasher.finish(), nonzero))
+    }
+
+    /// The process's strings: executable, argv, cwd, kernel release.
+    fn strings(&self) -> (String, Vec<String>, String, String) {
+        let meta = self.meta();
+        let s = |i: usize| meta.string(meta.process.strings[i]);
+        let argv = s(strs::ARGV);
+        let args = if argv.is_empty() { Vec::new() } else { argv.split(|&b| b == 0).map(text).collect() };
+        (text(s(strs::EXE)), args, text(s(strs::CWD)), text(s(strs::KERNEL)))
+    }
+
+    fn human(&self) -> String {
+        let h = &self.header;
+        let meta = self.meta();
+        let (exe, args, cwd, kernel) = self.strings();
+        let mut o = String::new();
+        let _ = writeln!(o, "file:         {} ({} bytes)", self.path.display(), self.len);
+        let _ = writeln!(o, "image:        version {}, {}, loader {} bytes", h.version, arch_name(h.arch), self.loader.file_end);
+        let _ = writeln!(o, "program:      {exe}");
+        let _ = writeln!(o, "arguments:    {}", args.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" "));
+        let _ = writeln!(o, "directory:    {cwd}");
+        let _ = writeln!(o, "taken:        {} (pid {})", utc(meta.process.time), meta.process.pid);
+        let _ = writeln!(o, "kernel:       Linux {kernel}");
+        let _ = writeln!(
+            o,
+            "memory:       {} mapped in {} regions, {} saved in {} runs",
+            size(h.mapped_len),
+            h.nregions,
+            size(h.data_len),
+            h.nruns
+        );
+        let _ = writeln!(o, "checksums:    header and metadata ok; page data not read (ckpt verify checks it)");
+        let _ = writeln!(o, "regions:");
+        let w = if h.arch == ARCH_X86 { 8 } else { 12 };
+        for r in meta.regions() {
+            let saved: u64 = meta.runs_of(&r).map(|run| run.len).sum();
+            let _ = writeln!(
+                o,
+                "  {:0w$x}-{:0w$x} {} {:<6} {:>10} saved of {:>10}  {}",
+                r.start,
+                r.end,
+                prot_text(&r),
+                kind_name(r.kind),
+                size(saved),
+                size(r.end - r.start),
+                text(meta.string((r.name_off, r.name_len))),
+            );
+        }
+        o
+    }
+
+    fn json(&self) -> String {
+        let h = &self.header;
+        let meta = self.meta();
+        let (exe, args, cwd, kernel) = self.strings();
+        let mut o = String::from("{");
+        let _ = write!(o, "\"file\":{},", json_str(&text(self.path.as_os_str().as_bytes())));
+        let _ = write!(o, "\"file_len\":{},\"version\":{},", self.len, h.version);
+        let _ = write!(o, "\"arch\":{},\"e_machine\":{},", json_str(arch_name(h.arch)), h.arch);
+        let _ = write!(o, "\"program\":{},", json_str(&exe));
+        let _ = write!(o, "\"arguments\":[{}],", args.iter().map(|a| json_str(a)).collect::<Vec<_>>().join(","));
+        let _ = write!(o, "\"directory\":{},\"kernel\":{},", json_str(&cwd), json_str(&kernel));
+        let _ = write!(o, "\"time\":{},\"time_utc\":{},", meta.process.time, json_str(&utc(meta.process.time)));
+        let _ = write!(o, "\"pid\":{},", meta.process.pid);
+        let _ = write!(o, "\"mapped_bytes\":{},\"saved_bytes\":{},", h.mapped_len, h.data_len);
+        let _ = write!(o, "\"data_verified\":false,\"regions\":[");
+        for (i, r) in meta.regions().enumerate() {
+            let saved: u64 = meta.runs_of(&r).map(|run| run.len).sum();
+            let _ = write!(
+                o,
+                "{}{{\"start\":{},\"end\":{},\"prot\":{},\"kind\":{},\"saved_bytes\":{},\"runs\":{},\"name\":{}}}",
+                if i == 0 { "" } else { "," },
+                r.start,
+                r.end,
+                json_str(&prot_text(&r)),
+                json_str(kind_name(r.kind)),
+                saved,
+                r.nruns,
+                json_str(&text(meta.string((r.name_off, r.name_len)))),
+            );
+        }
+        o.push_str("]}\n");
+        o
+    }
+}
+
+fn describe(e: &io::Error) -> String {
+    crate::program::describe(e)
+}
+
+fn arch_name(arch: u32) -> &'static str {
+    match arch {
+        ARCH_X86_64 => "x86_64",
+        ARCH_X86 => "i386",
+        _ => "unknown",
+    }
+}
+
+fn kind_name(k: u32) -> &'static str {
+    match k {
+        kind::ANON => "anon",
+        kind::FILE => "file",
+        kind::HEAP => "heap",
+        kind::STACK => "stack",
+        kind::SHARED => "shared",
+        _ => "?",
+    }
+}
+
+/// `rwxp`/`rwxs`, as /proc/PID/maps writes it.
+fn prot_text(r: &Region) -> String {
+    let bit = |b, c| if r.prot & b != 0 { c } else { '-' };
+    let share = if r.kind == kind::SHARED { 's' } else { 'p' };
+    [bit(prot::READ, 'r'), bit(prot::WRITE, 'w'), bit(prot::EXEC, 'x'), share].iter().collect()
+}
+
+/// Bytes as text; invalid UTF-8 shown with replacement characters.
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A size in the largest binary unit that keeps it at least 1.
+fn size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} bytes") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// An argument as a shell would need it quoted to mean the same.
+fn shell_word(a: &str) -> String {
+    let plain = !a.is_empty()
+        && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain { a.to_string() } else { format!("'{}'", a.replace('\'', "'\\''")) }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian
+/// calendar; days counted in 400-year eras of 146097 days).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Shift the epoch to 0000-03-01 so that leap days fall at the end of a year.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_798_761_599), "2026-12-31 23:59:59 UTC");
+        assert_eq!(utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn sizes_and_words() {
+        assert_eq!(size(1023), "1023 bytes");
+        assert_eq!(size(4095), "4.0 KiB");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(3 << 30), "3.0 GiB");
+        assert_eq!(shell_word("./a.out"), "./a.out");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(json_str("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
+    }
+}
