@@ -79,6 +79,14 @@ fn fork_after_restart() {
     cycle("fork_after", "fork_after.c", &[]);
 }
 
+/// The registers of the interrupted instruction come back from the signal frame:
+/// xmm0-7, the x87 stack and the MXCSR rounding mode, live in a busy loop the
+/// checkpoint lands in.
+#[test]
+fn restart_preserves_sse_and_x87_registers() {
+    cycle("fpu_sse", "fpu_sse.c", &[]);
+}
+
 /// Running the same image twice gives the same continuation, whole each time.
 #[test]
 fn restart_twice_gives_the_same_continuation() {
@@ -138,6 +146,13 @@ fn heap_grows_after_restart_32bit() {
 #[test]
 fn restored_anonymous_memory_zero_fills_after_dontneed_32bit() {
     cycle_bits("anon_dontneed", "anon_dontneed.c", &[], Bits::B32);
+}
+
+/// The i386 signal frame (its FXSAVE/XSAVE area) brings the SSE, x87 and MXCSR
+/// state back.
+#[test]
+fn restart_preserves_sse_and_x87_registers_32bit() {
+    cycle_bits("fpu_sse", "fpu_sse.c", &[], Bits::B32);
 }
 
 /// fork, pipe and waitpid in a restarted 32-bit process.
