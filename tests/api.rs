@@ -101,7 +101,13 @@ fn api_with_static_glibc() {
 /// handling the checkpoints).
 #[test]
 fn api_under_ckpt_has_one_runtime() {
-    for (name, flags) in [("api_one_dyn", vec![archive()]), ("api_one_static", vec!["-static".into(), archive()])] {
+    let m32 = || "-m32".to_string();
+    for (name, flags) in [
+        ("api_one_dyn", vec![archive()]),
+        ("api_one_static", vec!["-static".into(), archive()]),
+        ("api_one_dyn_32", vec![m32(), archive32()]),
+        ("api_one_static_32", vec![m32(), "-static".into(), archive32()]),
+    ] {
         let dir = Dir::new(name);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         build(&dir, "cc", "api.c", "api", &flags);
@@ -166,10 +172,20 @@ fn static_32bit_program_checkpoints_on_the_signal() {
 /// Plain `LD_PRELOAD=/abs/libckpt.so prog` with CKPT_NAME in the environment.
 #[test]
 fn ld_preload_without_the_ckpt_command() {
-    let dir = Dir::new("ld_preload");
-    dir.compile("counter.c", "counter", &[]);
+    ld_preload(Bits::B64);
+}
+
+/// The same with lib32/libckpt.so and a 32-bit program.
+#[test]
+fn ld_preload_without_the_ckpt_command_32bit() {
+    ld_preload(Bits::B32);
+}
+
+fn ld_preload(bits: Bits) {
+    let dir = Dir::new(&format!("ld_preload{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let image = dir.join("by-env.ckpt");
-    let so = dist().join("lib/libckpt.so").display().to_string();
+    let so = bits.lib().join("libckpt.so").display().to_string();
     let cmd = direct(&dir, "counter", &[], &[("LD_PRELOAD", &so), ("CKPT_NAME", "by-env.ckpt")]);
     let first = checkpoint(cmd, &image);
     let second = restart(&image, dir.path());

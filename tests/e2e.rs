@@ -127,10 +127,20 @@ fn chained_checkpoint() {
 /// distribution it ran with (libckpt.so included) are deleted, from another directory.
 #[test]
 fn restart_after_binary_and_runtime_deleted() {
-    let dir = Dir::new("deleted");
+    deleted(Bits::B64);
+}
+
+/// The same for a 32-bit program (its libraries are the 32-bit ones, lib32/).
+#[test]
+fn restart_after_binary_and_runtime_deleted_32bit() {
+    deleted(Bits::B32);
+}
+
+fn deleted(bits: Bits) {
+    let dir = Dir::new(&format!("deleted{}", bits.tag()));
     let bin = dir.join("bin");
     std::fs::create_dir(&bin).unwrap();
-    dir.compile("counter.c", "bin/counter", &[]);
+    dir.compile_bits("counter.c", "bin/counter", &[], bits);
     let copied = dir.join("dist");
     let copy = std::process::Command::new("cp").arg("-a").arg(dist()).arg(&copied).status().unwrap();
     assert!(copy.success());
@@ -153,8 +163,18 @@ fn restart_after_binary_and_runtime_deleted() {
 /// program's working directory).
 #[test]
 fn other_signal_and_name() {
-    let dir = Dir::new("usr1");
-    dir.compile("counter.c", "counter", &[]);
+    other_signal(Bits::B64);
+}
+
+/// The same for a 32-bit program.
+#[test]
+fn other_signal_and_name_32bit() {
+    other_signal(Bits::B32);
+}
+
+fn other_signal(bits: Bits) {
+    let dir = Dir::new(&format!("usr1{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     std::fs::create_dir(dir.join("saved")).unwrap();
     let image = dir.join("saved/state.ckpt");
     let first = checkpoint_with(
@@ -173,8 +193,18 @@ fn other_signal_and_name() {
 /// leaves nothing behind, and the program goes on to the end.
 #[test]
 fn failed_checkpoint_keeps_running() {
-    let dir = Dir::new("fail");
-    dir.compile("counter.c", "counter", &[]);
+    failed_checkpoint(Bits::B64);
+}
+
+/// The same for a 32-bit program.
+#[test]
+fn failed_checkpoint_keeps_running_32bit() {
+    failed_checkpoint(Bits::B32);
+}
+
+fn failed_checkpoint(bits: Bits) {
+    let dir = Dir::new(&format!("fail{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let mut p = Proc::spawn(ckpt(&dir, &["-n", "missing/x.ckpt", "./counter"]));
     p.wait_for("READY");
     std::thread::sleep(random_delay(50, 300));
@@ -235,8 +265,18 @@ fn damaged_image_is_refused() {
 /// next checkpoint succeeds and its image restarts.
 #[test]
 fn failed_write_keeps_previous_image_and_program() {
-    let dir = Dir::new("fsize");
-    dir.compile("counter.c", "counter", &[]);
+    failed_write(Bits::B64);
+}
+
+/// The same for a 32-bit program (EFBIG and SIGXFSZ through the i386 runtime).
+#[test]
+fn failed_write_keeps_previous_image_and_program_32bit() {
+    failed_write(Bits::B32);
+}
+
+fn failed_write(bits: Bits) {
+    let dir = Dir::new(&format!("fsize{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let image = dir.join("counter.ckpt");
     let prlimit = |p: &Proc, limit: &str| {
         let st = std::process::Command::new("prlimit")

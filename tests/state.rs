@@ -90,8 +90,18 @@ fn restart_preserves_sse_and_x87_registers() {
 /// Running the same image twice gives the same continuation, whole each time.
 #[test]
 fn restart_twice_gives_the_same_continuation() {
-    let dir = Dir::new("twice");
-    dir.compile("counter.c", "counter", &[]);
+    twice(Bits::B64);
+}
+
+/// The same for a 32-bit image.
+#[test]
+fn restart_twice_gives_the_same_continuation_32bit() {
+    twice(Bits::B32);
+}
+
+fn twice(bits: Bits) {
+    let dir = Dir::new(&format!("twice{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let image = dir.join("counter.ckpt");
     let first = checkpoint(ckpt(&dir, &["./counter"]), &image);
     let before = std::fs::read(&image).unwrap();
