@@ -11,19 +11,27 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// What the first bytes of a program file say about it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Kind {
     /// `#!` script: the interpreter is what gets the preload.
     Script,
-    /// 64-bit little-endian executable with an interpreter: preloading works.
-    Dynamic,
-    /// 64-bit executable without `PT_INTERP` (static or static-pie).
-    Static,
-    /// ELFCLASS32: the runtime is 64-bit only.
-    Elf32,
-    /// Anything else (other ELF types, big-endian, malformed, unknown formats):
-    /// the kernel decides, and a failure is reported from exec.
+    /// Little-endian executable with an interpreter: preloading works (with the
+    /// runtime of its class).
+    Dynamic(Class),
+    /// Executable without `PT_INTERP` (static or static-pie).
+    Static(Class),
+    /// Anything else (other ELF types, big-endian, malformed, other machines,
+    /// unknown formats): the kernel decides, and a failure is reported from exec.
     Other,
+}
+
+/// The ELF class, which decides the runtime: `lib/` (x86_64) or `lib32/` (i386).
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Class {
+    /// ELFCLASS64 (x86_64).
+    Elf64,
+    /// ELFCLASS32 for EM_386 (i386).
+    Elf32,
 }
 
 const ELFMAG: &[u8; 4] = b"\x7fELF";
@@ -36,12 +44,20 @@ const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
 /// `e_phnum` value meaning "the real count is in section header 0's `sh_info`".
 const PN_XNUM: u16 = 0xffff;
+/// `e_machine` of i386.
+const EM_386: u16 = 3;
 /// Size of `Elf64_Ehdr`.
 const EHDR64_SIZE: usize = 64;
+/// Size of `Elf32_Ehdr`.
+const EHDR32_SIZE: usize = 52;
 /// Size of `Elf64_Phdr`; a smaller `e_phentsize` is malformed.
 const PHDR64_SIZE: usize = 56;
+/// Size of `Elf32_Phdr`.
+const PHDR32_SIZE: usize = 32;
 /// Offset of `sh_info` in `Elf64_Shdr`.
-const SH_INFO_OFFSET: u64 = 44;
+const SH_INFO_OFFSET64: u64 = 44;
+/// Offset of `sh_info` in `Elf32_Shdr`.
+const SH_INFO_OFFSET32: u64 = 28;
 
 /// Classifies the program at `path`.
 ///
@@ -64,26 +80,33 @@ fn classify_file(file: &File) -> io::Result<Kind> {
     if !ehdr.starts_with(ELFMAG) || ehdr.len() < 6 {
         return Ok(Kind::Other);
     }
-    match (ehdr[4], ehdr[5]) {
-        // Checked before anything else: a 32-bit header is shorter and laid out
-        // differently, and we refuse it whatever it contains.
-        (ELFCLASS32, _) => return Ok(Kind::Elf32),
-        (ELFCLASS64, ELFDATA2LSB) if ehdr.len() == EHDR64_SIZE => {}
+    // The two headers are laid out differently past e_ident (addresses and
+    // offsets are 4 or 8 bytes): (class, e_phoff, e_shoff, e_phentsize, e_phnum).
+    let (class, phoff, shoff, phentsize, phnum_raw) = match (ehdr[4], ehdr[5]) {
+        (ELFCLASS64, ELFDATA2LSB) if ehdr.len() == EHDR64_SIZE => {
+            (Class::Elf64, u64_at(&ehdr, 32), u64_at(&ehdr, 40), u16_at(&ehdr, 54), u16_at(&ehdr, 56))
+        }
+        (ELFCLASS32, ELFDATA2LSB) if ehdr.len() >= EHDR32_SIZE && u16_at(&ehdr, 18) == EM_386 => (
+            Class::Elf32,
+            u64::from(u32_at(&ehdr, 28)),
+            u64::from(u32_at(&ehdr, 32)),
+            u16_at(&ehdr, 42),
+            u16_at(&ehdr, 44),
+        ),
         _ => return Ok(Kind::Other),
-    }
+    };
 
     let e_type = u16_at(&ehdr, 16);
     if e_type != ET_EXEC && e_type != ET_DYN {
         return Ok(Kind::Other);
     }
-    let phoff = u64_at(&ehdr, 32);
-    let shoff = u64_at(&ehdr, 40);
-    let phentsize = usize::from(u16_at(&ehdr, 54));
-    let phnum = match u16_at(&ehdr, 56) {
-        PN_XNUM => section0_info(file, shoff)?,
+    let phentsize = usize::from(phentsize);
+    let phnum = match phnum_raw {
+        PN_XNUM => section0_info(file, shoff, class)?,
         n => usize::from(n),
     };
-    if phentsize < PHDR64_SIZE {
+    let min_phentsize = if class == Class::Elf64 { PHDR64_SIZE } else { PHDR32_SIZE };
+    if phentsize < min_phentsize {
         return Ok(Kind::Other);
     }
 
@@ -93,9 +116,9 @@ fn classify_file(file: &File) -> io::Result<Kind> {
         .chunks_exact(phentsize)
         .any(|phdr| u32_at(phdr, 0) == PT_INTERP);
     Ok(if has_interp {
-        Kind::Dynamic
+        Kind::Dynamic(class)
     } else {
-        Kind::Static
+        Kind::Static(class)
     })
 }
 
@@ -203,10 +226,11 @@ impl ReadAtMost for File {
 
 /// `sh_info` of section header 0, where the program header count lives when it
 /// does not fit in `e_phnum`.
-fn section0_info(file: &File, shoff: u64) -> io::Result<usize> {
+fn section0_info(file: &File, shoff: u64, class: Class) -> io::Result<usize> {
     let mut buf = [0; 4];
+    let at = if class == Class::Elf64 { SH_INFO_OFFSET64 } else { SH_INFO_OFFSET32 };
     let offset = shoff
-        .checked_add(SH_INFO_OFFSET)
+        .checked_add(at)
         .ok_or(io::ErrorKind::InvalidData)?;
     file.read_exact_at(&mut buf, offset)?;
     usize::try_from(u32::from_le_bytes(buf)).map_err(|_| io::ErrorKind::InvalidData.into())
@@ -257,21 +281,50 @@ mod tests {
         b
     }
 
+    /// A 32-bit header followed by program headers of the given types.
+    fn elf32(e_type: u16, machine: u16, phdr_types: &[u32]) -> Vec<u8> {
+        let mut b = vec![0; EHDR32_SIZE];
+        b[..4].copy_from_slice(ELFMAG);
+        b[4] = ELFCLASS32;
+        b[5] = ELFDATA2LSB;
+        b[16..18].copy_from_slice(&e_type.to_le_bytes());
+        b[18..20].copy_from_slice(&machine.to_le_bytes());
+        b[28..32].copy_from_slice(&(EHDR32_SIZE as u32).to_le_bytes());
+        b[42..44].copy_from_slice(&(PHDR32_SIZE as u16).to_le_bytes());
+        b[44..46].copy_from_slice(&(phdr_types.len() as u16).to_le_bytes());
+        for &p_type in phdr_types {
+            let mut phdr = vec![0; PHDR32_SIZE];
+            phdr[..4].copy_from_slice(&p_type.to_le_bytes());
+            b.extend(phdr);
+        }
+        b
+    }
+
     #[test]
     fn kinds() {
         assert_eq!(
             classify_bytes("dyn", &elf64(ET_DYN, &[6, PT_INTERP, 1])),
-            Kind::Dynamic
+            Kind::Dynamic(Class::Elf64)
         );
         assert_eq!(
             classify_bytes("exec", &elf64(ET_EXEC, &[1, 1])),
-            Kind::Static
+            Kind::Static(Class::Elf64)
         );
+        assert_eq!(
+            classify_bytes("dyn32", &elf32(ET_DYN, EM_386, &[6, PT_INTERP, 1])),
+            Kind::Dynamic(Class::Elf32)
+        );
+        assert_eq!(
+            classify_bytes("exec32", &elf32(ET_EXEC, EM_386, &[1, 1])),
+            Kind::Static(Class::Elf32)
+        );
+        // 32-bit ARM is not ours to judge.
+        assert_eq!(classify_bytes("arm32", &elf32(ET_EXEC, 40, &[1])), Kind::Other);
         assert_eq!(classify_bytes("rel", &elf64(1, &[])), Kind::Other);
         assert_eq!(classify_bytes("script", b"#!/bin/sh\n"), Kind::Script);
         assert_eq!(classify_bytes("text", b"hello"), Kind::Other);
         assert_eq!(classify_bytes("empty", b""), Kind::Other);
-        assert_eq!(classify_bytes("elf32", b"\x7fELF\x01\x01\x01"), Kind::Elf32);
+        assert_eq!(classify_bytes("elf32-short", b"\x7fELF\x01\x01\x01"), Kind::Other);
     }
 
     #[test]
@@ -284,6 +337,6 @@ mod tests {
     #[test]
     fn this_test_binary_is_dynamic() {
         let exe = std::env::current_exe().expect("current_exe");
-        assert_eq!(classify(&exe), Kind::Dynamic);
+        assert_eq!(classify(&exe), Kind::Dynamic(Class::Elf64));
     }
 }

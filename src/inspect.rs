@@ -25,7 +25,7 @@ use crate::elf::{self, Loader};
 use crate::error::{Error, FAILURE};
 
 /// The architectures whose images this build of ckpt restarts.
-const RESTARTABLE: &[u32] = &[ARCH_X86_64];
+const RESTARTABLE: &[u32] = &[ARCH_X86_64, ARCH_X86];
 
 /// Pieces in which the page data is read and hashed.
 const PIECE: usize = 1 << 20;

@@ -29,6 +29,8 @@ use crate::error::{CANNOT_EXECUTE, Error, FAILURE};
 
 /// Overrides where the runtime library is taken from (tests, uninstalled builds).
 const RUNTIME_LIB_VAR: &str = "CKPT_RUNTIME_LIB";
+/// The same for 32-bit programs.
+const RUNTIME_LIB32_VAR: &str = "CKPT_RUNTIME_LIB32";
 const RUNTIME_LIB_NAME: &str = "libckpt.so";
 const RUNTIME_ARCHIVE_NAME: &str = "libckpt.a";
 
@@ -62,6 +64,9 @@ Environment:
   CKPT_RUNTIME_LIB
       Path of the runtime library to preload instead of the installed one,
       <ckpt directory>/../lib/libckpt.so.
+  CKPT_RUNTIME_LIB32
+      The same for 32-bit (i386) programs, instead of
+      <ckpt directory>/../lib32/libckpt.so.
 
 Checkpoint files:
   ckpt verify FILE     check the loader, header, metadata, page data and
@@ -76,7 +81,7 @@ Exit status:
        the file is damaged, not a checkpoint image, or cannot be read
   2    bad command line
   126  PROG cannot be run, or cannot be checkpointed (setuid or setgid,
-       file capabilities, statically linked, 32-bit)
+       file capabilities, statically linked)
   127  PROG not found
 
 Example:
@@ -91,8 +96,11 @@ stdin, stdout and stderr are not restored yet.
 
 Refused programs: setuid and setgid programs and programs with file
 capabilities (the dynamic loader ignores LD_PRELOAD for them), statically
-linked programs (no dynamic loader at all:
-link them with libckpt.a instead) and 32-bit programs.";
+linked programs without the runtime (no dynamic loader at all: link them
+with libckpt.a instead).
+
+32-bit (i386) programs get the 32-bit runtime, <ckpt directory>/../lib32;
+their checkpoint is a 32-bit executable.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -233,18 +241,26 @@ fn exec_program(cli: &Cli) -> Result<Infallible, Error> {
         return Err(Error::usage("no program given"));
     };
     let path = program::find(prog)?;
-    let dist_lib = dist_lib_dir();
+    let kind = elf::classify(&path);
+    // The runtime of the program's class: lib/ (x86_64) or lib32/ (i386).
+    let class = match kind {
+        elf::Kind::Dynamic(c) | elf::Kind::Static(c) => c,
+        elf::Kind::Script | elf::Kind::Other => elf::Class::Elf64,
+    };
+    let lib_name = if class == elf::Class::Elf32 { "lib32" } else { "lib" };
+    let dist_lib = dist_dir().map(|d| d.join(lib_name));
     let archive = dist_lib.as_deref().map_or_else(
-        || PathBuf::from("<dist>/lib").join(RUNTIME_ARCHIVE_NAME),
+        || PathBuf::from("<dist>").join(lib_name).join(RUNTIME_ARCHIVE_NAME),
         |dir| dir.join(RUNTIME_ARCHIVE_NAME),
     );
     // A program linked with libckpt.a has the runtime already: one runtime, not two.
     let runtime_linked = elf::has_runtime(&path);
-    program::check_preloadable(&path, &archive, runtime_linked)?;
+    program::check_preloadable(&path, kind, &archive, runtime_linked)?;
 
     let mut cmd = Command::new(&path);
     if !runtime_linked {
-        let library = runtime_library(dist_lib.as_deref())?;
+        let var = if class == elf::Class::Elf32 { RUNTIME_LIB32_VAR } else { RUNTIME_LIB_VAR };
+        let library = runtime_library(dist_lib.as_deref(), var)?;
         cmd.env("LD_PRELOAD", preload_list(&library, env::var_os("LD_PRELOAD").as_deref())?);
     }
     let err = cmd
@@ -325,19 +341,20 @@ fn parse_interval(arg: &str) -> Result<u32, Error> {
     }
 }
 
-/// `<dir of the ckpt executable>/../lib`, from the canonical path of the
-/// executable so that a symlink to `ckpt` (say in ~/bin) still finds the
-/// distribution it belongs to.
-fn dist_lib_dir() -> Option<PathBuf> {
+/// `<dir of the ckpt executable>/..` (holding `lib` and `lib32`), from the
+/// canonical path of the executable so that a symlink to `ckpt` (say in ~/bin)
+/// still finds the distribution it belongs to.
+fn dist_dir() -> Option<PathBuf> {
     let exe = env::current_exe().and_then(|exe| exe.canonicalize()).ok()?;
-    Some(exe.parent()?.parent()?.join("lib"))
+    Some(exe.parent()?.parent()?.to_path_buf())
 }
 
-/// The absolute path of the runtime library: `$CKPT_RUNTIME_LIB` if set,
-/// otherwise `libckpt.so` in the distribution's lib directory.
-fn runtime_library(dist_lib: Option<&Path>) -> Result<PathBuf, Error> {
-    let (path, origin) = match env::var_os(RUNTIME_LIB_VAR).filter(|v| !v.is_empty()) {
-        Some(path) => (PathBuf::from(path), format!(" (from {RUNTIME_LIB_VAR})")),
+/// The absolute path of the runtime library: `$VAR` (`CKPT_RUNTIME_LIB` or
+/// `CKPT_RUNTIME_LIB32`) if set, otherwise `libckpt.so` in the distribution's lib
+/// directory of the program's class.
+fn runtime_library(dist_lib: Option<&Path>, var: &str) -> Result<PathBuf, Error> {
+    let (path, origin) = match env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(path) => (PathBuf::from(path), format!(" (from {var})")),
         None => match dist_lib {
             Some(dir) => (dir.join(RUNTIME_LIB_NAME), String::new()),
             None => {
@@ -345,7 +362,7 @@ fn runtime_library(dist_lib: Option<&Path>) -> Result<PathBuf, Error> {
                     FAILURE,
                     format!(
                         "cannot locate the runtime library: the path of the ckpt \
-                         executable is unknown; set {RUNTIME_LIB_VAR}"
+                         executable is unknown; set {var}"
                     ),
                 ));
             }
@@ -356,7 +373,7 @@ fn runtime_library(dist_lib: Option<&Path>) -> Result<PathBuf, Error> {
             FAILURE,
             format!(
                 "runtime library {}{origin}: {why}; is the ckpt installation complete? \
-                 ({RUNTIME_LIB_VAR} can name another copy)",
+                 ({var} can name another copy)",
                 path.display()
             ),
         )

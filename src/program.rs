@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::elf::{self, Kind};
+use crate::elf::{Class, Kind};
 use crate::error::{CANNOT_EXECUTE, Error, NOT_FOUND};
 
 /// Search path used when `PATH` is unset, as `confstr(_CS_PATH)` gives it.
@@ -115,9 +115,10 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// Refuses programs that would run but could not be checkpointed, because the
-/// dynamic loader would never load the runtime into them. `archive` is where
-/// the static runtime library is, for the hint given about static programs.
-pub fn check_preloadable(path: &Path, archive: &Path, runtime_linked: bool) -> Result<(), Error> {
+/// dynamic loader would never load the runtime into them. `kind` is what
+/// `elf::classify` said about the program; `archive` is where the static runtime
+/// library of the program's class is, for the hint given about static programs.
+pub fn check_preloadable(path: &Path, kind: Kind, archive: &Path, runtime_linked: bool) -> Result<(), Error> {
     let refuse = |why: String| {
         Err(Error::new(
             CANNOT_EXECUTE,
@@ -146,17 +147,18 @@ pub fn check_preloadable(path: &Path, archive: &Path, runtime_linked: bool) -> R
         );
     }
 
-    match elf::classify(path) {
+    match kind {
         // Linked with libckpt.a: nothing to preload, static or not.
-        Kind::Static | Kind::Dynamic if runtime_linked => Ok(()),
-        Kind::Static => refuse(format!(
-            "statically linked program (no ELF interpreter), so LD_PRELOAD cannot load \
+        Kind::Static(_) | Kind::Dynamic(_) if runtime_linked => Ok(()),
+        Kind::Static(class) => refuse(format!(
+            "statically linked {}program (no ELF interpreter), so LD_PRELOAD cannot load \
              the checkpoint runtime into it; link it with libckpt.a instead \
-             (cc -static ... {})",
+             (cc {}-static ... {})",
+            if class == Class::Elf32 { "32-bit " } else { "" },
+            if class == Class::Elf32 { "-m32 " } else { "" },
             archive.display()
         )),
-        Kind::Elf32 => refuse("32-bit programs are not supported yet".to_owned()),
-        Kind::Script | Kind::Dynamic | Kind::Other => Ok(()),
+        Kind::Script | Kind::Dynamic(_) | Kind::Other => Ok(()),
     }
 }
 

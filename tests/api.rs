@@ -36,6 +36,14 @@ fn archive() -> String {
     dist().join("lib/libckpt.a").display().to_string()
 }
 
+fn archive32() -> String {
+    dist().join("lib32/libckpt.a").display().to_string()
+}
+
+fn lib32_dir() -> String {
+    dist().join("lib32").display().to_string()
+}
+
 /// Run `cmd` in DIR with the CKPT_* environment given.
 fn direct(dir: &Dir, prog: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut c = Command::new(dir.join(prog));
@@ -93,7 +101,13 @@ fn api_with_static_glibc() {
 /// handling the checkpoints).
 #[test]
 fn api_under_ckpt_has_one_runtime() {
-    for (name, flags) in [("api_one_dyn", vec![archive()]), ("api_one_static", vec!["-static".into(), archive()])] {
+    let m32 = || "-m32".to_string();
+    for (name, flags) in [
+        ("api_one_dyn", vec![archive()]),
+        ("api_one_static", vec!["-static".into(), archive()]),
+        ("api_one_dyn_32", vec![m32(), archive32()]),
+        ("api_one_static_32", vec![m32(), "-static".into(), archive32()]),
+    ] {
         let dir = Dir::new(name);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         build(&dir, "cc", "api.c", "api", &flags);
@@ -123,13 +137,55 @@ fn static_glibc_and_musl_programs_checkpoint_on_the_signal() {
     }
 }
 
+/// The API program in 32 bits: -lckpt from lib32 (dynamic), and statically linked
+/// with lib32/libckpt.a.
+#[test]
+fn api_hooks_config_and_return_values_32bit() {
+    let dir = Dir::new("api_dyn_32");
+    let rpath = format!("-Wl,-rpath,{}", lib32_dir());
+    build(&dir, "cc", "api.c", "api", &["-m32", "-L", &lib32_dir(), "-lckpt", &rpath]);
+    api_cycle(&dir, direct(&dir, "api", &[], &[]));
+    let dir = Dir::new("api_static_32");
+    build(&dir, "cc", "api.c", "api", &["-m32", "-static", &archive32()]);
+    api_cycle(&dir, direct(&dir, "api", &[], &[]));
+}
+
+/// A static 32-bit program (`cc -m32 -static ... lib32/libckpt.a`) checkpoints on
+/// the signal, directly and under `ckpt`; the image restarts.
+#[test]
+fn static_32bit_program_checkpoints_on_the_signal() {
+    let dir = Dir::new("static_glibc_32");
+    build(&dir, "cc", "counter.c", "counter", &["-m32", "-static", &archive32()]);
+    let image = dir.join("counter.ckpt");
+    let first = checkpoint(direct(&dir, "counter", &[], &[]), &image);
+    assert_image_bits(&image, Bits::B32);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart (static, 32-bit)");
+    assert_continues(&first, &second, 60);
+    let named = dir.join("named.ckpt");
+    let first = checkpoint(ckpt(&dir, &["-n", "named.ckpt", "./counter"]), &named);
+    let second = restart(&named, dir.path());
+    second.assert_ok("restart under ckpt (static, 32-bit)");
+    assert_continues(&first, &second, 60);
+}
+
 /// Plain `LD_PRELOAD=/abs/libckpt.so prog` with CKPT_NAME in the environment.
 #[test]
 fn ld_preload_without_the_ckpt_command() {
-    let dir = Dir::new("ld_preload");
-    dir.compile("counter.c", "counter", &[]);
+    ld_preload(Bits::B64);
+}
+
+/// The same with lib32/libckpt.so and a 32-bit program.
+#[test]
+fn ld_preload_without_the_ckpt_command_32bit() {
+    ld_preload(Bits::B32);
+}
+
+fn ld_preload(bits: Bits) {
+    let dir = Dir::new(&format!("ld_preload{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let image = dir.join("by-env.ckpt");
-    let so = dist().join("lib/libckpt.so").display().to_string();
+    let so = bits.lib().join("libckpt.so").display().to_string();
     let cmd = direct(&dir, "counter", &[], &[("LD_PRELOAD", &so), ("CKPT_NAME", "by-env.ckpt")]);
     let first = checkpoint(cmd, &image);
     let second = restart(&image, dir.path());
@@ -188,8 +244,19 @@ fn children(pid: u32) -> Vec<String> {
 /// or memory leaks, and every tenth image, kept aside, restarts and finishes.
 #[test]
 fn two_hundred_continue_mode_checkpoints() {
-    let dir = Dir::new("cont200");
-    dir.compile("cont_loop.c", "cont_loop", &[]);
+    continue_mode_checkpoints(200, Bits::B64);
+}
+
+/// The same in a 32-bit program (the background writer's clone, futex and the
+/// interrupted sleeps finished through the vDSO's int 0x80 landing pad), 60 times.
+#[test]
+fn sixty_continue_mode_checkpoints_32bit() {
+    continue_mode_checkpoints(60, Bits::B32);
+}
+
+fn continue_mode_checkpoints(count: u32, bits: Bits) {
+    let dir = Dir::new(&format!("cont{count}{}", bits.tag()));
+    dir.compile_bits("cont_loop.c", "cont_loop", &[], bits);
     let image = dir.join("cont_loop.ckpt");
     let mut p = Proc::spawn(ckpt(&dir, &["-c", "./cont_loop", "100000"]));
     p.wait_for("READY");
@@ -197,7 +264,7 @@ fn two_hundred_continue_mode_checkpoints() {
     let pid = p.pid();
     let (fds0, rss0) = (fd_count(pid), rss_kib(pid));
     let mut kept = Vec::new();
-    for n in 1..=200 {
+    for n in 1..=count {
         std::thread::sleep(random_delay(1, 15));
         let before = inode(&image);
         p.signal("TSTP");
@@ -219,9 +286,9 @@ fn two_hundred_continue_mode_checkpoints() {
     let o = p.finish();
     assert!(!o.has("FAIL"), "{o}");
     assert!(o.stderr.is_empty(), "stderr: {}", o.stderr);
-    assert_eq!(fds0, fds1, "descriptors leaked over 200 checkpoints");
-    assert!(rss1 < rss0 + 4096, "RSS grew from {rss0} KiB to {rss1} KiB over 200 checkpoints");
-    eprintln!("200 checkpoints: fds {fds0} -> {fds1}, RSS {rss0} -> {rss1} KiB");
+    assert_eq!(fds0, fds1, "descriptors leaked over {count} checkpoints");
+    assert!(rss1 < rss0 + 4096, "RSS grew from {rss0} KiB to {rss1} KiB over {count} checkpoints");
+    eprintln!("{count} checkpoints ({bits:?}): fds {fds0} -> {fds1}, RSS {rss0} -> {rss1} KiB");
     for k in &kept {
         // Each continues from where it was taken; run it a little, then stop it.
         let mut r = Proc::spawn(restart_cmd(k, dir.path()));
@@ -240,8 +307,18 @@ fn two_hundred_continue_mode_checkpoints() {
 /// itimer still fires, and it goes on taking periodic checkpoints.
 #[test]
 fn periodic_checkpoints_leave_the_programs_timers_alone() {
-    let dir = Dir::new("periodic");
-    dir.compile("periodic.c", "periodic", &[]);
+    periodic_checkpoints(Bits::B64);
+}
+
+/// The same in a 32-bit program (POSIX timer, 32-bit itimerspec and siginfo).
+#[test]
+fn periodic_checkpoints_leave_the_programs_timers_alone_32bit() {
+    periodic_checkpoints(Bits::B32);
+}
+
+fn periodic_checkpoints(bits: Bits) {
+    let dir = Dir::new(&format!("periodic{}", bits.tag()));
+    dir.compile_bits("periodic.c", "periodic", &[], bits);
     let image = dir.join("periodic.ckpt");
     let early = dir.join("early.ckpt");
     let mut p = Proc::spawn(ckpt(&dir, &["-i", "1", "./periodic", "70"]));
@@ -273,7 +350,7 @@ fn periodic_checkpoints_leave_the_programs_timers_alone() {
     let from = second.ticks()[0];
     assert_eq!(second.ticks(), (from..=70).collect::<Vec<_>>(), "{second}");
     assert!(from < 50, "the early image was taken late (step {from})");
-    assert_ne!(inode(&image), last, "the restarted process took no periodic checkpoint");
+    assert_ne!(inode(&image), last, "the restarted process (from step {from}) took no periodic checkpoint\n{second}");
 }
 
 /// ckpt.h compiles without a warning as strict C99 and as C++, and declares what

@@ -81,6 +81,7 @@ fn ckpt() -> Command {
         "CKPT_ASYNCSIG",
         "CKPT_INTERVAL",
         "CKPT_RUNTIME_LIB",
+        "CKPT_RUNTIME_LIB32",
         "LD_PRELOAD",
     ] {
         cmd.env_remove(var);
@@ -147,6 +148,7 @@ fn help_describes_options_and_environment() {
         "CKPT_ASYNCSIG",
         "CKPT_INTERVAL",
         "CKPT_RUNTIME_LIB",
+        "CKPT_RUNTIME_LIB32",
         "LD_PRELOAD",
         "-n, --name",
         "-c, --continue",
@@ -435,50 +437,41 @@ fn static_pie_programs_are_refused() {
     failure(run(ckpt_with(&lib).arg(&prog)), 126, "libckpt.a");
 }
 
+/// A 32-bit program gets the 32-bit runtime (`CKPT_RUNTIME_LIB32` here, `lib32/`
+/// of the distribution otherwise), never the 64-bit one.
 #[test]
-fn thirty_two_bit_programs_are_refused() {
+fn thirty_two_bit_programs_get_the_32_bit_runtime() {
     let tmp = TempDir::new();
-    let lib = tmp.dummy_lib();
+    let lib64 = tmp.dummy_lib();
+    let src = tmp.file("lib32.c", b"int ckpt_test_dummy;\n", 0o644);
+    let lib32 = tmp.join("libdummy32.so");
+    compile(&["-m32", "-shared", "-fPIC", "-o"], &lib32, &src);
+    let src = tmp.file(
+        "main.c",
+        b"#include <stdio.h>\n#include <stdlib.h>\nint main(void) { puts(getenv(\"LD_PRELOAD\")); return 0; }\n",
+        0o644,
+    );
     let prog = tmp.join("prog32");
-    let src = tmp.file("main.c", b"int main(void) { return 0; }\n", 0o644);
-    let built = Command::new("cc")
-        .args(["-m32", "-o"])
-        .arg(&prog)
-        .arg(&src)
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !built {
-        // No multilib: a bare 32-bit ELF header is all the check looks at.
-        tmp.file("prog32", &elf32_header(), 0o755);
-    }
-    failure(
-        run(ckpt_with(&lib).arg(&prog)),
-        126,
-        "32-bit programs are not supported yet",
+    compile(&["-m32", "-o"], &prog, &src);
+    let out = success(run(ckpt_with(&lib64).env("CKPT_RUNTIME_LIB32", &lib32).arg(&prog)));
+    assert!(out.contains("libdummy32.so"), "{out}");
+    assert!(!out.contains("libdummy.so"), "{out}");
+    assert!(
+        !stderr(&run(ckpt_with(&lib64).env("CKPT_RUNTIME_LIB32", &lib32).arg(&prog))).contains("wrong ELF class"),
+        "the 64-bit runtime was offered to a 32-bit program"
     );
 }
 
-/// A valid 52-byte `Elf32_Ehdr` for an i386 executable with no program headers.
-fn elf32_header() -> Vec<u8> {
-    let mut h = Vec::with_capacity(52);
-    h.extend_from_slice(b"\x7fELF");
-    h.extend_from_slice(&[1, 1, 1, 0]); // ELFCLASS32, ELFDATA2LSB, EV_CURRENT, SYSV ABI
-    h.extend_from_slice(&[0; 8]); // rest of e_ident
-    h.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
-    h.extend_from_slice(&3u16.to_le_bytes()); // e_machine: EM_386
-    h.extend_from_slice(&1u32.to_le_bytes()); // e_version
-    h.extend_from_slice(&0x0804_8000u32.to_le_bytes()); // e_entry
-    h.extend_from_slice(&0u32.to_le_bytes()); // e_phoff
-    h.extend_from_slice(&0u32.to_le_bytes()); // e_shoff
-    h.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-    h.extend_from_slice(&52u16.to_le_bytes()); // e_ehsize
-    h.extend_from_slice(&32u16.to_le_bytes()); // e_phentsize
-    h.extend_from_slice(&0u16.to_le_bytes()); // e_phnum
-    h.extend_from_slice(&40u16.to_le_bytes()); // e_shentsize
-    h.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
-    h.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
-    assert_eq!(h.len(), 52);
-    h
+/// A static 32-bit program is refused with the 32-bit archive in the hint.
+#[test]
+fn static_thirty_two_bit_programs_are_refused() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let src = tmp.file("main.c", b"int main(void) { return 0; }\n", 0o644);
+    let prog = tmp.join("static32");
+    compile(&["-m32", "-static", "-o"], &prog, &src);
+    let err = failure(run(ckpt_with(&lib).arg(&prog)), 126, "statically linked 32-bit program");
+    assert!(err.contains("lib32/libckpt.a") && err.contains("-m32"), "{err}");
 }
 
 #[test]

@@ -127,10 +127,20 @@ fn chained_checkpoint() {
 /// distribution it ran with (libckpt.so included) are deleted, from another directory.
 #[test]
 fn restart_after_binary_and_runtime_deleted() {
-    let dir = Dir::new("deleted");
+    deleted(Bits::B64);
+}
+
+/// The same for a 32-bit program (its libraries are the 32-bit ones, lib32/).
+#[test]
+fn restart_after_binary_and_runtime_deleted_32bit() {
+    deleted(Bits::B32);
+}
+
+fn deleted(bits: Bits) {
+    let dir = Dir::new(&format!("deleted{}", bits.tag()));
     let bin = dir.join("bin");
     std::fs::create_dir(&bin).unwrap();
-    dir.compile("counter.c", "bin/counter", &[]);
+    dir.compile_bits("counter.c", "bin/counter", &[], bits);
     let copied = dir.join("dist");
     let copy = std::process::Command::new("cp").arg("-a").arg(dist()).arg(&copied).status().unwrap();
     assert!(copy.success());
@@ -153,8 +163,18 @@ fn restart_after_binary_and_runtime_deleted() {
 /// program's working directory).
 #[test]
 fn other_signal_and_name() {
-    let dir = Dir::new("usr1");
-    dir.compile("counter.c", "counter", &[]);
+    other_signal(Bits::B64);
+}
+
+/// The same for a 32-bit program.
+#[test]
+fn other_signal_and_name_32bit() {
+    other_signal(Bits::B32);
+}
+
+fn other_signal(bits: Bits) {
+    let dir = Dir::new(&format!("usr1{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     std::fs::create_dir(dir.join("saved")).unwrap();
     let image = dir.join("saved/state.ckpt");
     let first = checkpoint_with(
@@ -173,8 +193,18 @@ fn other_signal_and_name() {
 /// leaves nothing behind, and the program goes on to the end.
 #[test]
 fn failed_checkpoint_keeps_running() {
-    let dir = Dir::new("fail");
-    dir.compile("counter.c", "counter", &[]);
+    failed_checkpoint(Bits::B64);
+}
+
+/// The same for a 32-bit program.
+#[test]
+fn failed_checkpoint_keeps_running_32bit() {
+    failed_checkpoint(Bits::B32);
+}
+
+fn failed_checkpoint(bits: Bits) {
+    let dir = Dir::new(&format!("fail{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let mut p = Proc::spawn(ckpt(&dir, &["-n", "missing/x.ckpt", "./counter"]));
     p.wait_for("READY");
     std::thread::sleep(random_delay(50, 300));
@@ -235,8 +265,18 @@ fn damaged_image_is_refused() {
 /// next checkpoint succeeds and its image restarts.
 #[test]
 fn failed_write_keeps_previous_image_and_program() {
-    let dir = Dir::new("fsize");
-    dir.compile("counter.c", "counter", &[]);
+    failed_write(Bits::B64);
+}
+
+/// The same for a 32-bit program (EFBIG and SIGXFSZ through the i386 runtime).
+#[test]
+fn failed_write_keeps_previous_image_and_program_32bit() {
+    failed_write(Bits::B32);
+}
+
+fn failed_write(bits: Bits) {
+    let dir = Dir::new(&format!("fsize{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let image = dir.join("counter.ckpt");
     let prlimit = |p: &Proc, limit: &str| {
         let st = std::process::Command::new("prlimit")
@@ -286,4 +326,164 @@ fn failed_write_keeps_previous_image_and_program() {
     assert!(from > n + 3, "restarted at tick {from}, before the last checkpoint\n{second}");
     assert_eq!(after, (from..=100).collect::<Vec<_>>(), "{second}");
     assert!(second.has("DONE"), "{second}");
+}
+
+// 32-bit programs (`cc -m32`): the i386 runtime from lib32/, a 32-bit checkpoint
+// restarted by the i386 loader.
+
+/// The quick example in 32 bits; the checkpoint is a 32-bit ELF executable.
+#[test]
+fn counter_32bit_continues_without_gap_or_repeat() {
+    let dir = Dir::new("counter_32");
+    dir.compile32("counter.c", "counter", &[]);
+    let image = dir.join("counter.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./counter"]), &image);
+    assert_image_bits(&image, Bits::B32);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// A 32-bit C++ program (g++ -m32: libstdc++, exceptions, iostreams).
+#[test]
+fn cxx_program_32bit() {
+    let dir = Dir::new("cxx_32");
+    dir.compile32("cxx.cc", "cxx", &[]);
+    let image = dir.join("cxx.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./cxx"]), &image);
+    assert_image_bits(&image, Bits::B32);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("iostream works after restart"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// 256 MiB of pseudo-random heap in a 32-bit process (its whole address space is
+/// 4 GiB): checksum verified after the restart. Prints the times and the size.
+#[test]
+fn heap_256_mib_checksum_32bit() {
+    let dir = Dir::new("bigheap_32");
+    dir.compile32("bigheap.c", "bigheap", &[]);
+    let image = dir.join("bigheap.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["./bigheap", "256"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 300));
+    let t0 = std::time::Instant::now();
+    p.signal("TSTP");
+    let first = p.finish();
+    let ckpt_time = t0.elapsed();
+    first.assert_ok("the checkpointed run");
+    assert_image(&image);
+    assert_image_bits(&image, Bits::B32);
+    let size = std::fs::metadata(&image).unwrap().len();
+    assert!(size > 256 << 20, "image of {size} bytes cannot hold a 256 MiB heap");
+    let t1 = std::time::Instant::now();
+    let mut p = Proc::spawn(restart_cmd(&image, dir.path()));
+    p.wait_for("RESTARTED");
+    let restart_time = t1.elapsed();
+    let second = p.finish();
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED checksum ok"), "{second}");
+    assert_continues(&first, &second, 40);
+    eprintln!(
+        "256 MiB heap (32-bit): image {size} bytes; checkpoint {ckpt_time:.2?}; \
+         restart to the verified checksum {restart_time:.2?}"
+    );
+}
+
+/// 1 GiB reserved in a 32-bit process, 10 MiB touched: the image stays small and the
+/// loader still finds room for itself in the 4 GiB address space.
+#[test]
+fn sparse_reservation_32bit_image_stays_small() {
+    let dir = Dir::new("sparse_32");
+    dir.compile32("sparse.c", "sparse", &[]);
+    let image = dir.join("sparse.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./sparse"]), &image);
+    let size = std::fs::metadata(&image).unwrap().len();
+    assert!(size < 32 << 20, "image of a 1 GiB reservation with 10 MiB touched is {size} bytes");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED sparse ok"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// A restarted 32-bit process checkpoints again, and that image restarts.
+#[test]
+fn chained_checkpoint_32bit() {
+    let dir = Dir::new("chained_32");
+    dir.compile32("counter.c", "counter", &["-DCHAINED"]);
+    let image = dir.join("counter.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./counter", "100"]), &image);
+    let keep = dir.join("first.ckpt");
+    std::fs::rename(&image, &keep).unwrap();
+    let mut p = Proc::spawn(restart_cmd(&keep, dir.path()));
+    p.wait_for("RESTARTED");
+    std::thread::sleep(random_delay(50, 300));
+    p.signal("TSTP");
+    let second = p.finish();
+    second.assert_ok("the restarted, checkpointed again run");
+    assert_image(&image);
+    let third = restart(&image, dir.path());
+    third.assert_ok("second restart");
+    let all: Vec<u64> = first.ticks().into_iter().chain(second.ticks()).chain(third.ticks()).collect();
+    assert_eq!(all, (1..=100).collect::<Vec<_>>(), "\n{first}\n{second}\n{third}");
+    assert!(!second.ticks().is_empty() && !third.ticks().is_empty() && third.has("DONE"));
+}
+
+/// A damaged 32-bit image is refused by the i386 loader as by the x86_64 one.
+#[test]
+fn damaged_32bit_image_is_refused() {
+    let dir = Dir::new("damaged_32");
+    dir.compile32("counter.c", "counter", &[]);
+    let image = dir.join("counter.ckpt");
+    checkpoint(ckpt(&dir, &["./counter"]), &image);
+    let good = std::fs::read(&image).unwrap();
+    let bad = dir.join("bad.ckpt");
+    let header = good.chunks(4096).position(|c| c.starts_with(b"CKPTIMG\0")).expect("header") * 4096;
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in [5000, header + 64, good.len() / 2, good.len() - 1] {
+        cases.push((format!("cut at {cut}"), good[..cut].to_vec()));
+    }
+    for off in [header + 8, header + 130, header + 1000] {
+        let mut b = good.clone();
+        b[off] ^= 0x10;
+        cases.push((format!("bit flipped at {off}"), b));
+    }
+    for (what, bytes) in cases {
+        std::fs::write(&bad, &bytes).unwrap();
+        std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let o = restart(&bad, dir.path());
+        assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
+        assert!(o.stderr.contains("ckpt restart"), "{what}: no message\n{o}");
+        assert!(o.ticks().is_empty(), "{what}: the program ran\n{o}");
+    }
+}
+
+/// An image given to the loader of the other architecture (a 32-bit image behind
+/// the x86_64 loader, and the reverse) is refused with a clear message before
+/// anything is touched.
+#[test]
+fn image_for_the_other_architecture_is_refused() {
+    let dir = Dir::new("wrong_arch");
+    dir.compile("counter.c", "counter64", &[]);
+    dir.compile32("counter.c", "counter32", &[]);
+    let (i64, i32) = (dir.join("counter64.ckpt"), dir.join("counter32.ckpt"));
+    checkpoint(ckpt(&dir, &["./counter64"]), &i64);
+    checkpoint(ckpt(&dir, &["./counter32"]), &i32);
+    let (a, b) = (std::fs::read(&i64).unwrap(), std::fs::read(&i32).unwrap());
+    let header_at = |f: &[u8]| f.chunks(4096).position(|c| c.starts_with(b"CKPTIMG\0")).unwrap() * 4096;
+    // Loader of one file, image of the other, the image at the offset where that
+    // loader looks for it.
+    for (what, loader, image) in [("64-bit loader, 32-bit image", &a, &b), ("32-bit loader, 64-bit image", &b, &a)] {
+        let mut f = loader[..header_at(loader)].to_vec();
+        f.extend_from_slice(&image[header_at(image)..]);
+        let mixed = dir.join("mixed.ckpt");
+        std::fs::write(&mixed, &f).unwrap();
+        std::fs::set_permissions(&mixed, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let o = restart(&mixed, dir.path());
+        assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
+        assert!(o.stderr.contains("image is for another architecture"), "{what}:\n{o}");
+        assert!(o.ticks().is_empty(), "{what}: the program ran\n{o}");
+    }
 }

@@ -181,18 +181,29 @@ fn damaged_files_are_refused_by_loader_and_verify() {
     cases.push(("text file".into(), b"hello, not a checkpoint\n".repeat(1000), "not a checkpoint image", Loader::NotExecutable));
     cases.push(("random bytes".into(), (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect(), "not a checkpoint image", Loader::NotExecutable));
     cases.push(("an ordinary program".into(), fs::read(dir.join("counter")).unwrap(), "not a checkpoint image", Loader::Skip));
-    // A checkpoint from another architecture: no i386 images exist yet, so this
-    // one says i386 in a correctly sealed header.
+    // A checkpoint from another architecture in a correctly sealed header: an i386
+    // image behind this x86_64 loader (the loader refuses it; verify sees that the
+    // loader does not match), and an architecture ckpt does not know at all.
     {
         let mut b = good.clone();
         let mut h2 = h;
         h2.arch = ARCH_X86;
         reseal(&mut b, hat, h2);
         cases.push((
-            "i386 image".into(),
+            "i386 image behind the x86_64 loader".into(),
             b,
-            "image is for another architecture (i386, e_machine 3); this ckpt restarts x86_64 images",
+            "the restart loader is damaged or foreign (ELF e_machine 62, but the image is i386)",
             Loader::Refuses("image is for another architecture (e_machine 3)"),
+        ));
+        let mut b = good.clone();
+        let mut h3 = h;
+        h3.arch = 40; // EM_ARM
+        reseal(&mut b, hat, h3);
+        cases.push((
+            "ARM image".into(),
+            b,
+            "image is for another architecture (e_machine 40)",
+            Loader::Refuses("image is for another architecture (e_machine 40)"),
         ));
     }
 

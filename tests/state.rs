@@ -1,6 +1,8 @@
 //! End-to-end, one kernel behaviour each: a small C program (tests/c) checks its
 //! own state at every step before and after the restart; the test checkpoints it
 //! at a moment it does not choose exactly and checks the run continued whole.
+//! Each behaviour is checked for the 64-bit program and for the same source built
+//! with `-m32` (the tests whose names end in `_32bit`).
 
 mod common;
 
@@ -9,12 +11,18 @@ use common::*;
 /// Checkpoint `prog` (compiled from `src`) under `ckpt`, restart it from a
 /// scrubbed environment, and check the continuation. Returns both transcripts.
 fn cycle(name: &str, src: &str, env: &[(&str, &str)]) -> (Outcome, Outcome) {
-    let dir = Dir::new(name);
-    dir.compile(src, name, &[]);
+    cycle_bits(name, src, env, Bits::B64)
+}
+
+/// The same for a program of BITS.
+fn cycle_bits(name: &str, src: &str, env: &[(&str, &str)], bits: Bits) -> (Outcome, Outcome) {
+    let dir = Dir::new(&format!("{name}{}", bits.tag()));
+    dir.compile_bits(src, name, &[], bits);
     let image = dir.join(&format!("{name}.ckpt"));
     let mut cmd = ckpt(&dir, &[&format!("./{name}")]);
     cmd.envs(env.iter().copied());
     let first = checkpoint(cmd, &image);
+    assert_image_bits(&image, bits);
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
     assert!(second.has("RESTARTED"), "{second}");
@@ -71,11 +79,29 @@ fn fork_after_restart() {
     cycle("fork_after", "fork_after.c", &[]);
 }
 
+/// The registers of the interrupted instruction come back from the signal frame:
+/// xmm0-7, the x87 stack and the MXCSR rounding mode, live in a busy loop the
+/// checkpoint lands in.
+#[test]
+fn restart_preserves_sse_and_x87_registers() {
+    cycle("fpu_sse", "fpu_sse.c", &[]);
+}
+
 /// Running the same image twice gives the same continuation, whole each time.
 #[test]
 fn restart_twice_gives_the_same_continuation() {
-    let dir = Dir::new("twice");
-    dir.compile("counter.c", "counter", &[]);
+    twice(Bits::B64);
+}
+
+/// The same for a 32-bit image.
+#[test]
+fn restart_twice_gives_the_same_continuation_32bit() {
+    twice(Bits::B32);
+}
+
+fn twice(bits: Bits) {
+    let dir = Dir::new(&format!("twice{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let image = dir.join("counter.ckpt");
     let first = checkpoint(ckpt(&dir, &["./counter"]), &image);
     let before = std::fs::read(&image).unwrap();
@@ -114,4 +140,60 @@ fn process_group_signal_checkpoints_only_the_program() {
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
     assert_continues(&first, &second, 60);
+}
+
+// The same behaviours for 32-bit programs (`cc -m32`, the lib32 runtime, an i386
+// checkpoint restarted by the i386 loader under this 64-bit kernel).
+
+/// Handlers (which return through the vDSO's sigreturn trampoline on i386, since
+/// glibc sets no SA_RESTORER there), mask and alternate stack.
+#[test]
+fn restart_preserves_handlers_mask_and_sigaltstack_32bit() {
+    let (_, second) = cycle_bits("signals", "signals.c", &[], Bits::B32);
+    assert!(second.has("DONE handlers 60"), "{second}");
+}
+
+/// The 32-bit vDSO moved back: glibc's clock_gettime and every system call glibc
+/// makes through `__kernel_vsyscall` (`call *%gs:0x10`) work.
+#[test]
+fn restart_keeps_vdso_clocks_working_32bit() {
+    cycle_bits("vdso_time", "vdso_time.c", &[], Bits::B32);
+}
+
+/// rseq at the %gs base + __rseq_offset is registered again.
+#[test]
+fn restart_reregisters_rseq_32bit() {
+    cycle_bits("rseq_cpu", "rseq_cpu.c", &[], Bits::B32);
+}
+
+/// The original environment of a 32-bit program comes back.
+#[test]
+fn restart_brings_back_the_original_environment_32bit() {
+    cycle_bits("environ", "environ.c", &[("CKPT_TEST_ORIGINAL", "from the first shell")], Bits::B32);
+}
+
+/// PR_SET_MM_MAP from a compat process: brk and [heap] as in 64 bits.
+#[test]
+fn heap_grows_after_restart_32bit() {
+    let (_, second) = cycle_bits("brk_heap", "brk_heap.c", &[], Bits::B32);
+    assert!(second.has("DONE blocks 12000"), "{second}");
+}
+
+/// Restored anonymous memory is anonymous in a 32-bit process too.
+#[test]
+fn restored_anonymous_memory_zero_fills_after_dontneed_32bit() {
+    cycle_bits("anon_dontneed", "anon_dontneed.c", &[], Bits::B32);
+}
+
+/// The i386 signal frame (its FXSAVE/XSAVE area) brings the SSE, x87 and MXCSR
+/// state back.
+#[test]
+fn restart_preserves_sse_and_x87_registers_32bit() {
+    cycle_bits("fpu_sse", "fpu_sse.c", &[], Bits::B32);
+}
+
+/// fork, pipe and waitpid in a restarted 32-bit process.
+#[test]
+fn fork_after_restart_32bit() {
+    cycle_bits("fork_after", "fork_after.c", &[], Bits::B32);
 }

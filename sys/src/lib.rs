@@ -422,7 +422,9 @@ pub fn rt_sigpending() -> Result<SigSet> {
 /// (`rt_sigtimedwait` with a zero timeout); the signal number, or EAGAIN if none is
 /// pending. SET must be blocked, or a handler may have run first.
 pub fn take_pending(set: SigSet) -> Result<u32> {
-    let zero = [0i64; 2];
+    // A native `struct timespec` (two longs: 32-bit on i386, where rt_sigtimedwait
+    // takes the old 32-bit layout).
+    let zero = [0isize; 2];
     // SAFETY: the set and the timespec are ours and read by the kernel; no siginfo.
     unsafe { sys!(Sysno::rt_sigtimedwait, &set as *const SigSet as usize, 0usize, zero.as_ptr() as usize, 8usize) }
         .map(|s| s as u32)
@@ -530,10 +532,12 @@ pub fn prctl_set_mm_map(map: &PrctlMmMap) -> Result<()> {
 
 /// `prctl(PR_GET_TID_ADDRESS, &addr);` the clear_child_tid address.
 pub fn prctl_get_tid_address() -> Result<usize> {
-    let mut a: usize = 0;
-    // SAFETY: the kernel writes one pointer-sized word into `a`.
-    unsafe { sys!(Sysno::prctl, c::PR_GET_TID_ADDRESS, &mut a as *mut usize) }?;
-    Ok(a)
+    // The kernel writes with put_user of its own pointer size: 8 bytes on a 64-bit
+    // kernel even for an i386 (compat) caller, so the buffer is always a u64.
+    let mut a: u64 = 0;
+    // SAFETY: the kernel writes at most 8 bytes into `a`.
+    unsafe { sys!(Sysno::prctl, c::PR_GET_TID_ADDRESS, &mut a as *mut u64) }?;
+    Ok(a as usize)
 }
 
 /// `prctl(PR_GET_NAME, name)`: the 16-byte comm.
@@ -567,6 +571,44 @@ pub fn arch_prctl_get_fs() -> Result<u64> {
     // SAFETY: the kernel writes one u64.
     unsafe { sys!(Sysno::arch_prctl, c::ARCH_GET_FS, &mut a as *mut u64) }?;
     Ok(a)
+}
+
+/// The kernel's `struct user_desc` (i386 TLS descriptors, `set_thread_area(2)`).
+#[cfg(target_arch = "x86")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserDesc {
+    /// GDT entry number (glibc's TLS uses 12: selector 0x63); -1 asks for a free one.
+    pub entry_number: u32,
+    /// Segment base: the thread pointer.
+    pub base_addr: u32,
+    /// Segment limit.
+    pub limit: u32,
+    /// Bit field: seg_32bit, contents (2 bits), read_exec_only, limit_in_pages,
+    /// seg_not_present, useable, in this order from bit 0.
+    pub flags: u32,
+}
+
+/// `int get_thread_area(struct user_desc *u_info);` (u_info->entry_number chosen by
+/// the caller).
+#[cfg(target_arch = "x86")]
+pub fn get_thread_area(entry: u32) -> Result<UserDesc> {
+    let mut d = UserDesc { entry_number: entry, ..Default::default() };
+    // SAFETY: the kernel reads entry_number and fills the rest of the struct we own.
+    unsafe { sys!(Sysno::get_thread_area, &mut d as *mut UserDesc) }?;
+    Ok(d)
+}
+
+/// `int set_thread_area(struct user_desc *u_info);`
+///
+/// # Safety
+/// Changes a TLS descriptor: code that loads its selector into %gs afterwards
+/// sees the new base.
+#[cfg(target_arch = "x86")]
+pub unsafe fn set_thread_area(d: &mut UserDesc) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract; the kernel reads the struct and
+    // writes entry_number back when it was -1.
+    unsafe { sys!(Sysno::set_thread_area, d as *mut UserDesc) }.map(drop)
 }
 
 /// `long set_robust_list(struct robust_list_head *head, size_t len);`

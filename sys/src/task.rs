@@ -51,7 +51,8 @@ pub fn waitid_clone(pid: i32) -> Result<()> {
 /// with a relative timeout in milliseconds. Ok also on a wake-up, a timeout
 /// (ETIMEDOUT), EAGAIN (the value changed) or EINTR: the caller re-checks.
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, val: u32, ms: u64) -> Result<()> {
-    let ts = [(ms / 1000) as i64, ((ms % 1000) * 1_000_000) as i64];
+    // A native `struct timespec` (longs): i386's futex takes the 32-bit layout.
+    let ts = [(ms / 1000) as isize, ((ms % 1000) * 1_000_000) as isize];
     // SAFETY: the word is a live atomic the caller owns; the timespec is ours.
     match unsafe { sys!(Sysno::futex, word.as_ptr() as usize, FUTEX_WAIT, val, ts.as_ptr() as usize) } {
         Ok(_) | Err(Errno::ETIMEDOUT) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(()),
@@ -65,14 +66,16 @@ pub fn futex_wake(word: &core::sync::atomic::AtomicU32) -> Result<()> {
     unsafe { sys!(Sysno::futex, word.as_ptr() as usize, FUTEX_WAKE, i32::MAX as usize) }.map(drop)
 }
 
-/// The kernel's `struct sigevent` for `SIGEV_SIGNAL` (64 bytes).
+/// The kernel's `struct sigevent` for `SIGEV_SIGNAL` (64 bytes on both ABIs).
 #[repr(C)]
 struct SigEvent {
     value: usize,
     signo: i32,
     notify: i32,
-    pad: [u8; 64 - 16],
+    pad: [u8; 64 - 8 - core::mem::size_of::<usize>()],
 }
+
+const _: () = assert!(core::mem::size_of::<SigEvent>() == 64);
 
 /// A POSIX timer id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +85,7 @@ pub struct TimerId(pub i32);
 /// with `SIGEV_SIGNAL`: each expiry queues `signo` with `si_code == SI_TIMER` and
 /// `si_value == value`. A POSIX timer is independent of `setitimer`/`alarm`.
 pub fn timer_create(clock: u32, signo: u32, value: usize) -> Result<TimerId> {
-    let ev = SigEvent { value, signo: signo as i32, notify: SIGEV_SIGNAL, pad: [0; 48] };
+    let ev = SigEvent { value, signo: signo as i32, notify: SIGEV_SIGNAL, pad: [0; 64 - 8 - core::mem::size_of::<usize>()] };
     let mut id: i32 = 0;
     // SAFETY: the sigevent is read and the id written, both ours.
     unsafe { sys!(Sysno::timer_create, clock, &ev as *const SigEvent as usize, &mut id as *mut i32 as usize) }
@@ -92,7 +95,8 @@ pub fn timer_create(clock: u32, signo: u32, value: usize) -> Result<TimerId> {
 /// `int timer_settime(timer_t timerid, 0, const struct itimerspec *new, NULL);`
 /// first expiry and period both `secs` seconds; 0 disarms.
 pub fn timer_settime(id: TimerId, secs: u64) -> Result<()> {
-    let its = [secs as i64, 0, secs as i64, 0];
+    // A native `struct itimerspec` (four longs; 32-bit on i386).
+    let its = [secs as isize, 0, secs as isize, 0];
     // SAFETY: the itimerspec is ours and only read.
     unsafe { sys!(Sysno::timer_settime, id.0, 0usize, its.as_ptr() as usize, 0usize) }.map(drop)
 }

@@ -6,6 +6,7 @@
 #include "tick.h"
 
 #include <stdint.h>
+#include <fcntl.h>
 #include <string.h>
 
 #define PER_STEP 200
@@ -13,18 +14,26 @@
 static uint64_t *blocks[PER_STEP * 1000];
 static int nblocks;
 
+/* Read with read(2) into a static buffer, not stdio: fopen's buffer is malloc'ed
+ * and may grow the heap between the program's sbrk calls. */
 static int heap_in_maps(void) {
-    FILE *f = fopen("/proc/self/maps", "r");
-    CHECK(f != NULL);
-    char line[512];
-    int found = 0;
-    unsigned long lo, hi;
+    static char buf[1 << 16];
+    int fd = open("/proc/self/maps", O_RDONLY);
+    CHECK(fd >= 0);
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0) n += r;
+    close(fd);
+    buf[n] = 0;
+    unsigned long lo, hi, heap_end = 0;
+    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        if (strstr(line, "[heap]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2) heap_end = hi;
+        if (nl) *nl = '\n';
+    }
     uintptr_t brk_now = (uintptr_t)sbrk(0);
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, "[heap]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
-            found = hi == ((brk_now + 4095) & ~4095UL);
-    fclose(f);
-    return found;
+    return heap_end == ((brk_now + 4095) & ~4095UL);
 }
 
 int main(int argc, char **argv) {

@@ -1,18 +1,23 @@
-/* A 4 GiB reservation of which only 10 MiB are touched: the image must stay near
- * the touched size, and the untouched part must still be there (readable, zero,
- * writable) after the restart. */
+/* A 4 GiB reservation (1 GiB in a 32-bit program, whose whole address space is
+ * 4 GiB) of which only 10 MiB are touched: the image must stay near the touched
+ * size, and the untouched part must still be there (readable, zero, writable)
+ * after the restart. */
 #include "tick.h"
 
 #include <stdint.h>
 #include <sys/mman.h>
 
+#if UINTPTR_MAX > 0xffffffffu
 #define RESERVED (4ull << 30)
+#else
+#define RESERVED (1ull << 30)
+#endif
 #define TOUCHED (10ull << 20)
 
 int main(void) {
     unsigned char *p = mmap(0, RESERVED, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) FAIL("mmap 4 GiB");
+    if (p == MAP_FAILED) FAIL("mmap %llu MiB", RESERVED >> 20);
     /* 10 MiB spread over the reservation: 160 chunks of 64 KiB, 25 MiB apart. */
     size_t chunk = 64 << 10, stride = RESERVED / (TOUCHED / chunk);
     for (size_t c = 0; c < TOUCHED / chunk; c++)

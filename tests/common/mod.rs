@@ -10,6 +10,11 @@
 //!
 //! The distribution comes from `$CKPT_DIST` (set by `cargo xtask test`) or
 //! `target/dist`; build it with `cargo xtask build`.
+//!
+//! Every scenario that makes sense in 32 bits also runs for `cc -m32` programs
+//! ([`Bits::B32`]): the same C source, the i386 runtime from `lib32/`, a 32-bit
+//! checkpoint. There is no skipping: a machine without gcc-multilib or the i686
+//! Rust target fails those tests (`cargo xtask setup` installs both).
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -31,7 +36,7 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The distribution directory (`bin/ckpt`, `lib/libckpt.so`, ...).
+/// The distribution directory (`bin/ckpt`, `lib/libckpt.so`, `lib32/libckpt.so`...).
 pub fn dist() -> PathBuf {
     let dist = std::env::var_os("CKPT_DIST").map_or_else(|| root().join("target/dist"), PathBuf::from);
     assert!(
@@ -39,7 +44,63 @@ pub fn dist() -> PathBuf {
         "no ckpt distribution in {}: run `cargo xtask build` (or `cargo xtask test`)",
         dist.display()
     );
+    assert!(
+        dist.join("lib32/libckpt.so").is_file() && dist.join("lib32/libckpt.a").is_file(),
+        "no i386 runtime in {}/lib32: run `cargo xtask setup` (i686 Rust target, \
+         gcc-multilib), then `cargo xtask build`",
+        dist.display()
+    );
     dist
+}
+
+/// Word size of a test program: the same C source is built for both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bits {
+    /// x86_64 (`cc`'s default).
+    B64,
+    /// i386 (`cc -m32`).
+    B32,
+}
+
+impl Bits {
+    /// The compiler flag.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Bits::B64 => "-m64",
+            Bits::B32 => "-m32",
+        }
+    }
+
+    /// The distribution's runtime directory for programs of this size.
+    pub fn lib(self) -> PathBuf {
+        dist().join(match self {
+            Bits::B64 => "lib",
+            Bits::B32 => "lib32",
+        })
+    }
+
+    /// A suffix for scratch directory names.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Bits::B64 => "",
+            Bits::B32 => "_32",
+        }
+    }
+
+    /// `EI_CLASS` of its executables (and checkpoints).
+    pub fn elf_class(self) -> u8 {
+        match self {
+            Bits::B64 => 2,
+            Bits::B32 => 1,
+        }
+    }
+}
+
+/// IMAGE is a checkpoint of the given word size (ELF class of the loader).
+pub fn assert_image_bits(image: &Path, bits: Bits) {
+    let mut ident = [0u8; 5];
+    fs::File::open(image).unwrap().read_exact(&mut ident).unwrap();
+    assert_eq!(ident[4], bits.elf_class(), "{} is not a {bits:?} ELF executable", image.display());
 }
 
 pub fn ckpt_bin() -> PathBuf {
@@ -76,10 +137,20 @@ impl Dir {
 
     /// Compile `tests/c/SRC` (C or C++ by extension) into this directory as OUT.
     pub fn compile(&self, src: &str, out: &str, flags: &[&str]) -> PathBuf {
+        self.compile_bits(src, out, flags, Bits::B64)
+    }
+
+    /// The same with `-m32`.
+    pub fn compile32(&self, src: &str, out: &str, flags: &[&str]) -> PathBuf {
+        self.compile_bits(src, out, flags, Bits::B32)
+    }
+
+    /// Compile for BITS (`-m64` or `-m32`: gcc-multilib and g++-multilib for the latter).
+    pub fn compile_bits(&self, src: &str, out: &str, flags: &[&str], bits: Bits) -> PathBuf {
         let cxx = src.ends_with(".cc") || src.ends_with(".cpp");
         let exe = self.join(out);
         let res = Command::new(if cxx { "c++" } else { "cc" })
-            .args(["-O1", "-g", "-Wall", "-o"])
+            .args([bits.flag(), "-O1", "-g", "-Wall", "-o"])
             .arg(&exe)
             .arg(root().join("tests/c").join(src))
             .arg("-I")
@@ -89,7 +160,9 @@ impl Dir {
             .expect("run the C compiler");
         assert!(
             res.status.success(),
-            "compiling {src} failed:\n{}",
+            "compiling {src} ({}) failed (for -m32: cargo xtask setup installs gcc-multilib \
+             and g++-multilib):\n{}",
+            bits.flag(),
             String::from_utf8_lossy(&res.stderr)
         );
         exe

@@ -1,4 +1,5 @@
-//! `cargo xtask build`: the stages, in order.
+//! `cargo xtask build`: the stages, in order, for each architecture (x86_64, then
+//! i386 as i686):
 //!
 //! 1. The loader (`ckpt-loader`), a static PIE linked with
 //!    `linker-scripts/loader-<arch>.ld`.
@@ -8,16 +9,18 @@
 //!    size budget. Then spliced: cut to exactly its loaded bytes (section headers
 //!    and debug info dropped), so the image can start at the next page boundary —
 //!    the rule both the runtime (writing) and the loader (reading) follow.
-//! 3. The runtime, which embeds the spliced loader via `CKPT_LOADER_PATH`.
-//! 4. The `ckpt` command.
-//! 5. `target/dist/{bin,lib,include}`. `libckpt.a` is not the archive cargo makes
-//!    but one prelinked relocatable object (see `prelink_static`).
+//! 3. The runtime, which embeds the spliced loader of its own architecture via
+//!    `CKPT_LOADER_PATH`.
+//! 4. The `ckpt` command (64-bit; it runs programs of both classes).
+//! 5. `target/dist/{bin,lib,lib32,include}`: `lib` holds the x86_64 runtime,
+//!    `lib32` the i386 one. `libckpt.a` is not the archive cargo makes but one
+//!    prelinked relocatable object (see `prelink_static`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use object::elf;
-use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::read::elf::{ElfFile, ElfFile32, ElfFile64, FileHeader, ProgramHeader};
 use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::{Result, cargo, root, run};
@@ -25,38 +28,67 @@ use crate::{Result, cargo, root, run};
 /// The budget the linker script also asserts.
 const LOADER_BUDGET: u64 = 256 << 10;
 
-struct Arch {
-    triple: &'static str,
-    name: &'static str,
+/// One architecture the runtime and the loader are built for.
+pub struct Arch {
+    /// Rust target triple.
+    pub triple: &'static str,
+    /// `target_arch`, as in file names (`loader-x86.ld`, `asm/x86/`).
+    pub name: &'static str,
+    /// The dist directory of its runtime (`lib`, `lib32`).
+    pub lib: &'static str,
+    /// `ld -m` emulation for the prelinked libckpt.a.
+    ld_emulation: &'static str,
+    /// The one dynamic relocation type the loader may have.
+    relative: elf::RelocationType,
 }
 
-const X86_64: Arch = Arch { triple: "x86_64-unknown-linux-gnu", name: "x86_64" };
+/// The architectures, 64-bit first.
+pub const ARCHES: [Arch; 2] = [
+    Arch {
+        triple: "x86_64-unknown-linux-gnu",
+        name: "x86_64",
+        lib: "lib",
+        ld_emulation: "elf_x86_64",
+        relative: elf::R_X86_64_RELATIVE,
+    },
+    Arch {
+        triple: "i686-unknown-linux-gnu",
+        name: "x86",
+        lib: "lib32",
+        ld_emulation: "elf_i386",
+        relative: elf::R_386_RELATIVE,
+    },
+];
 
 /// Build everything; returns the distribution directory.
 pub fn dist() -> Result<PathBuf> {
     let root = root();
     let target = root.join("target");
-    let arch = X86_64;
+    let dist = target.join("dist");
 
-    run(cargo().current_dir(&root).args(["build", "--release", "-p", "ckpt-loader", "--target", arch.triple]))?;
-    let raw = target.join(arch.triple).join("release").join("ckpt-loader");
-    let spliced = target.join("loader").join(format!("loader-{}.bin", arch.name));
-    splice_loader(&raw, &spliced)?;
+    for arch in &ARCHES {
+        run(cargo().current_dir(&root).args(["build", "--release", "-p", "ckpt-loader", "--target", arch.triple]))?;
+        let raw = target.join(arch.triple).join("release").join("ckpt-loader");
+        let spliced = target.join("loader").join(format!("loader-{}.bin", arch.name));
+        splice_loader(&raw, &spliced, arch)?;
 
-    run(cargo()
-        .current_dir(&root)
-        .args(["build", "--release", "-p", "ckpt-runtime", "--target", arch.triple])
-        .env("CKPT_LOADER_PATH", &spliced))?;
+        run(cargo()
+            .current_dir(&root)
+            .args(["build", "--release", "-p", "ckpt-runtime", "--target", arch.triple])
+            .env("CKPT_LOADER_PATH", &spliced))?;
+    }
     run(cargo().current_dir(&root).args(["build", "--release", "-p", "ckpt", "--bin", "ckpt"]))?;
 
-    let dist = target.join("dist");
-    let rel = target.join(arch.triple).join("release");
-    for d in ["bin", "lib", "include"] {
+    for d in ["bin", "include"].iter().chain(ARCHES.iter().map(|a| &a.lib)) {
         fs::create_dir_all(dist.join(d)).map_err(|e| format!("creating {}: {e}", dist.join(d).display()))?;
     }
     copy(&target.join("release").join("ckpt"), &dist.join("bin").join("ckpt"))?;
-    copy(&rel.join("libckpt.so"), &dist.join("lib").join("libckpt.so"))?;
-    prelink_static(&rel.join("libckpt.a"), &dist.join("lib").join("libckpt.a"))?;
+    for arch in &ARCHES {
+        let rel = target.join(arch.triple).join("release");
+        let lib = dist.join(arch.lib);
+        copy(&rel.join("libckpt.so"), &lib.join("libckpt.so"))?;
+        prelink_static(&rel.join("libckpt.a"), &lib.join("libckpt.a"), arch)?;
+    }
     copy(&root.join("runtime").join("include").join("ckpt.h"), &dist.join("include").join("ckpt.h"))?;
     eprintln!("xtask: distribution in {}", dist.display());
     Ok(dist)
@@ -84,7 +116,7 @@ const CAPI: &[&str] = &[
 /// `-lckpt` alike. Every symbol but the C API is made local, so the runtime's copy
 /// of Rust's `core` cannot clash with another in the same program, and debug info
 /// is dropped (it is most of the size).
-fn prelink_static(archive: &Path, out: &Path) -> Result<()> {
+fn prelink_static(archive: &Path, out: &Path, arch: &Arch) -> Result<()> {
     let header = fs::read_to_string(root().join("runtime/include/ckpt.h")).map_err(|e| e.to_string())?;
     if let Some(missing) = CAPI.iter().find(|s| !header.contains(&format!(" {s}("))) {
         return Err(format!("ckpt.h does not declare {missing}: update CAPI in xtask/src/build.rs"));
@@ -93,7 +125,8 @@ fn prelink_static(archive: &Path, out: &Path) -> Result<()> {
     let mut ld = std::process::Command::new("ld");
     // -r: a relocatable object; --gc-sections with the API as roots (-u) keeps
     // what is reachable from it, plus .init_array/.fini_array, which ld keeps.
-    ld.args(["-r", "--gc-sections", "-o"]).arg(&tmp);
+    // -m: the archive's machine (ld defaults to x86_64 and refuses i386 objects).
+    ld.args(["-m", arch.ld_emulation, "-r", "--gc-sections", "-o"]).arg(&tmp);
     for s in CAPI {
         ld.args(["-u", s]);
     }
@@ -111,9 +144,8 @@ fn prelink_static(archive: &Path, out: &Path) -> Result<()> {
 
 /// The shipped `libckpt.a` defines exactly the C API and a constructor.
 fn check_static_object(path: &Path) -> Result<()> {
-    use object::read::elf::ElfFile64;
     let data = fs::read(path).map_err(|e| e.to_string())?;
-    let file = ElfFile64::<object::Endianness>::parse(&*data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut defined: Vec<String> = file
         .symbols()
         .filter(|s| s.is_global() && s.is_definition())
@@ -140,10 +172,61 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Check the loader ELF and write its loaded bytes to `out`.
-fn splice_loader(raw: &Path, out: &Path) -> Result<()> {
+fn splice_loader(raw: &Path, out: &Path, arch: &Arch) -> Result<()> {
     let data = fs::read(raw).map_err(|e| format!("reading {}: {e}", raw.display()))?;
-    let file = ElfFile64::<object::Endianness>::parse(&*data)
-        .map_err(|e| format!("{}: not a 64-bit ELF: {e}", raw.display()))?;
+    // Checked per class; the byte ranges are e_shoff and (e_shnum, e_shstrndx) in
+    // the ELF32/ELF64 header, cleared below.
+    let (loader, sh_fields) = if arch.name == "x86" {
+        let file = ElfFile32::<object::Endianness>::parse(&*data)
+            .map_err(|e| format!("{}: not a 32-bit ELF: {e}", raw.display()))?;
+        (check_loader(&file, &data, raw, arch)?, [32..36, 48..52])
+    } else {
+        let file = ElfFile64::<object::Endianness>::parse(&*data)
+            .map_err(|e| format!("{}: not a 64-bit ELF: {e}", raw.display()))?;
+        (check_loader(&file, &data, raw, arch)?, [40..48, 60..64])
+    };
+    let Checked { file_len, nrel, phoff, phdrs_len, phdrs_copy } = loader;
+    let mut bytes = data[..file_len as usize].to_vec();
+    // Move the program headers after the entry stub (see the linker script): the
+    // kernel refuses a file too short to hold them, so no cut before their end
+    // can run a partial _start. e_phoff is at 28 (ELF32, 4 bytes) or 32 (ELF64, 8).
+    let table = data[phoff..phoff + phdrs_len].to_vec();
+    bytes[phdrs_copy..phdrs_copy + phdrs_len].copy_from_slice(&table);
+    if arch.name == "x86" {
+        bytes[28..32].copy_from_slice(&(phdrs_copy as u32).to_le_bytes());
+    } else {
+        bytes[32..40].copy_from_slice(&(phdrs_copy as u64).to_le_bytes());
+    }
+    // No section headers: they lie beyond the loaded bytes, which is all we keep.
+    for r in sh_fields {
+        bytes[r].fill(0);
+    }
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    fs::write(out, &bytes).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    eprintln!("xtask: loader ({}) {} bytes ({nrel} relocations, all RELATIVE)", arch.name, bytes.len());
+    Ok(())
+}
+
+/// The checks of stage 2, for either ELF class; returns the length of the loaded
+/// bytes and the number of relocations.
+/// What `check_loader` found: the loaded length, the number of relocations, and
+/// where the program headers are and must be copied to.
+struct Checked {
+    file_len: u64,
+    nrel: usize,
+    phoff: usize,
+    phdrs_len: usize,
+    phdrs_copy: usize,
+}
+
+fn check_loader<'d, E: FileHeader<Endian = object::Endianness>>(
+    file: &ElfFile<'d, E>,
+    data: &'d [u8],
+    raw: &Path,
+    arch: &Arch,
+) -> Result<Checked> {
     let endian = file.endian();
     let hdr = file.elf_header();
     let bad = |why: &str| Err(format!("loader {}: {why}", raw.display()));
@@ -151,21 +234,26 @@ fn splice_loader(raw: &Path, out: &Path) -> Result<()> {
     if hdr.e_type(endian) != elf::ET_DYN {
         return bad("not a position-independent executable (ET_DYN)");
     }
-    let phdrs = hdr.program_headers(endian, &*data).map_err(|e| e.to_string())?;
+    let phdrs = hdr.program_headers(endian, data).map_err(|e| e.to_string())?;
     if phdrs.iter().any(|p| p.p_type(endian) == elf::PT_INTERP) {
         return bad("has a PT_INTERP (it must not need a dynamic linker)");
     }
     let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD).collect();
-    if loads.len() != 1 || loads[0].p_offset(endian) != 0 || loads[0].p_vaddr(endian) != 0 {
+    let (off, vaddr): (u64, u64) = match loads.as_slice() {
+        [l] => (l.p_offset(endian).into(), l.p_vaddr(endian).into()),
+        _ => (1, 1),
+    };
+    if off != 0 || vaddr != 0 {
         return bad("must have exactly one PT_LOAD, at offset 0 and address 0 (see the linker script)");
     }
-    let file_len = loads[0].p_offset(endian) + loads[0].p_filesz(endian);
-    if loads[0].p_memsz(endian) > LOADER_BUDGET {
-        return bad(&format!("is {} bytes in memory, over the {LOADER_BUDGET}-byte budget", loads[0].p_memsz(endian)));
+    let file_len: u64 = loads[0].p_filesz(endian).into();
+    let memsz: u64 = loads[0].p_memsz(endian).into();
+    if memsz > LOADER_BUDGET {
+        return bad(&format!("is {memsz} bytes in memory, over the {LOADER_BUDGET}-byte budget"));
     }
-    let start = file.symbols().find(|s| s.name() == Ok("_start"));
-    match start {
-        Some(s) if s.address() == hdr.e_entry(endian) => {}
+    let entry: u64 = hdr.e_entry(endian).into();
+    match file.symbols().find(|s| s.name() == Ok("_start")) {
+        Some(s) if s.address() == entry => {}
         Some(_) => return bad("the entry point is not _start"),
         None => return bad("has no _start symbol"),
     }
@@ -174,46 +262,29 @@ fn splice_loader(raw: &Path, out: &Path) -> Result<()> {
         Some(s) if s.address() == file_len => {}
         _ => return bad("__file_end must mark the end of the loaded bytes (see the linker script)"),
     }
+    let mut n = 0;
     if let Some(relocs) = file.dynamic_relocations() {
         for (off, r) in relocs {
-            if r.flags() != (object::RelocationFlags::Elf { r_type: elf::R_X86_64_RELATIVE }) {
+            if r.flags() != (object::RelocationFlags::Elf { r_type: arch.relative }) {
                 return bad(&format!(
-                    "has a dynamic relocation other than R_X86_64_RELATIVE at {off:#x} ({:?}); \
+                    "has a dynamic relocation other than RELATIVE at {off:#x} ({:?}); \
                      the loader applies only RELATIVE ones to itself",
                     r.flags()
                 ));
             }
+            n += 1;
         }
     }
-
-    let mut bytes = data[..file_len as usize].to_vec();
-    // Move the program headers after the entry stub (see the linker script): the
-    // kernel refuses a file too short to hold them, so no cut before their end
-    // can run a partial _start.
     let sym = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address());
     let (Some(copy), Some(copy_end), Some(entry_end)) =
         (sym("__phdrs_copy"), sym("__phdrs_copy_end"), sym("__entry_end"))
     else {
         return bad("has no __phdrs_copy, __phdrs_copy_end or __entry_end (see the linker script)");
     };
-    let phoff = hdr.e_phoff(endian) as usize;
+    let phoff: u64 = hdr.e_phoff(endian).into();
     let table = usize::from(hdr.e_phnum(endian)) * usize::from(hdr.e_phentsize(endian));
     if copy < entry_end || copy_end - copy < table as u64 || copy_end > file_len {
         return bad("the room for the program headers is missing, too small or before the entry stub");
     }
-    let (copy, phdrs) = (copy as usize, data[phoff..phoff + table].to_vec());
-    bytes[copy..copy + table].copy_from_slice(&phdrs);
-    // e_phoff (32..40) in the ELF64 header.
-    bytes[32..40].copy_from_slice(&(copy as u64).to_le_bytes());
-    // No section headers: they lie beyond the loaded bytes, which is all we keep.
-    // e_shoff (40..48), e_shnum (60..62), e_shstrndx (62..64) in the ELF64 header.
-    bytes[40..48].fill(0);
-    bytes[60..64].fill(0);
-    if let Some(dir) = out.parent() {
-        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    fs::write(out, &bytes).map_err(|e| format!("writing {}: {e}", out.display()))?;
-    eprintln!("xtask: loader {} bytes ({} relocations, all RELATIVE)", bytes.len(),
-        file.dynamic_relocations().map_or(0, |r| r.count()));
-    Ok(())
+    Ok(Checked { file_len, nrel: n, phoff: phoff as usize, phdrs_len: table, phdrs_copy: copy as usize })
 }

@@ -1,11 +1,12 @@
 //! `cargo xtask <task>`: the project's build tasks, one module each.
 //!
-//! - `build`: loader → checked and spliced → runtime (embeds the loader) → CLI →
-//!   `target/dist/{bin,lib,include}`.
+//! - `build`: loader → checked and spliced → runtime (embeds the loader), for
+//!   x86_64 and i386 → CLI → `target/dist/{bin,lib,lib32,include}`.
 //! - `test`: checks the prerequisites, builds, and runs the whole test suite
 //!   against the freshly built distribution.
 //! - `demo`: the README's quick example, end to end.
-//! - `setup`: install the system packages the above need (Debian).
+//! - `setup`: install the system packages the above need (Debian) and the i686
+//!   Rust target.
 
 mod build;
 mod demo;
@@ -18,8 +19,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  setup            install what building and testing need (Debian packages)
-  build            build target/dist (bin/ckpt, lib/libckpt.so, lib/libckpt.a, include/ckpt.h)
+  setup            install what building and testing need (Debian packages, i686 target)
+  build            build target/dist (bin/ckpt, lib/ and lib32/ {libckpt.so, libckpt.a},
+                   include/ckpt.h)
   test [ARGS...]   build, then run every test (ARGS go to `cargo test`)
   demo             build, then checkpoint and restart a counter program
 ";
@@ -48,6 +50,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The Rust target of the i386 runtime and loader.
+pub const I686: &str = "i686-unknown-linux-gnu";
 
 /// Errors are sentences for the user.
 pub type Result<T> = std::result::Result<T, String>;
@@ -106,6 +111,21 @@ fn check_prerequisites() -> Result<()> {
         return Err("musl-gcc is needed by the static musl tests: run `cargo xtask setup` \
                     (apt-get install musl-tools)"
             .into());
+    }
+    // The i386 half of the suite is not optional: say what is missing, loudly.
+    if !setup::has_i686_target() {
+        return Err(format!(
+            "the Rust target {I686} is not installed (the 32-bit runtime and loader need it): \
+             run `cargo xtask setup` (or `rustup target add {I686}`)"
+        ));
+    }
+    for (cc, lang, pkg) in [("cc", "c", "gcc-multilib"), ("c++", "c++", "g++-multilib")] {
+        if !setup::links_m32(cc, lang) {
+            return Err(format!(
+                "`{cc} -m32` cannot build a 32-bit test program: run `cargo xtask setup` \
+                 (or `sudo apt-get install {pkg}`)"
+            ));
+        }
     }
     Ok(())
 }

@@ -1,12 +1,17 @@
 //! `cargo xtask setup`: install what building and testing need on a fresh Debian
 //! machine of the project's kind, and nothing that is already there. Idempotent;
 //! safe to run every time (CI does).
+//!
+//! Besides the native toolchain, the i386 port needs the i686 Rust target (the
+//! 32-bit runtime and loader) and gcc-multilib/g++-multilib (32-bit crt files and
+//! libraries for the assembly, the link, and the tests' `cc -m32` programs).
 
+use std::path::Path;
 use std::process::Command;
 
-use crate::{Result, run};
+use crate::{I686, Result, run};
 
-/// (command that must work, Debian package that provides it)
+/// (command that must work, its arguments, Debian package that provides it)
 const NEEDS: &[(&str, &[&str], &str)] = &[
     ("cc", &["--version"], "gcc"),
     ("c++", &["--version"], "g++"),
@@ -22,24 +27,67 @@ fn works(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success())
 }
 
-pub fn run_setup() -> Result<()> {
-    let missing: Vec<&str> = NEEDS.iter().filter(|(c, a, _)| !works(c, a)).map(|n| n.2).collect();
-    if missing.is_empty() {
-        eprintln!("xtask setup: cc, c++, make, python3, binutils and musl-gcc are present");
-        return Ok(());
+/// Can `compiler -m32` link a program (`-x c` or `-x c++`)? Needs the multilib
+/// packages, whose absence `--version` cannot show.
+pub fn links_m32(compiler: &str, lang: &str) -> bool {
+    let dir = crate::root().join("target").join("xtask-probe");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return false;
     }
-    let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };
-    let apt = |args: &[&str]| {
-        let mut c = Command::new(sudo.first().copied().unwrap_or("apt-get"));
-        if !sudo.is_empty() {
-            c.arg("apt-get");
-        }
-        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        c
+    let src = dir.join(format!("probe32.{}", if lang == "c++" { "cc" } else { "c" }));
+    let body = if lang == "c++" {
+        "#include <string>\nint main() { return std::string(\"x\").size() - 1; }\n"
+    } else {
+        "#include <stdio.h>\nint main(void) { return puts(\"\") < 0; }\n"
     };
-    run(&mut apt(&["update", "-q"]))?;
-    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
-    run(install.args(&missing))
+    if std::fs::write(&src, body).is_err() {
+        return false;
+    }
+    Command::new(compiler)
+        .args(["-m32", "-o"])
+        .arg(dir.join("probe32"))
+        .arg(&src)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Is the i686 target's standard library installed for the active toolchain?
+pub fn has_i686_target() -> bool {
+    let Ok(out) = Command::new("rustc").args(["--print", "sysroot"]).output() else { return false };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Path::new(&sysroot).join("lib/rustlib").join(I686).join("lib").is_dir()
+}
+
+pub fn run_setup() -> Result<()> {
+    let mut missing: Vec<&str> = NEEDS.iter().filter(|(c, a, _)| !works(c, a)).map(|n| n.2).collect();
+    if !links_m32("cc", "c") {
+        missing.push("gcc-multilib");
+    }
+    if !links_m32("c++", "c++") {
+        missing.push("g++-multilib");
+    }
+    if missing.is_empty() {
+        eprintln!("xtask setup: cc, c++ (both with -m32), make, python3, binutils and musl-gcc are present");
+    } else {
+        let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };
+        let apt = |args: &[&str]| {
+            let mut c = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+            if !sudo.is_empty() {
+                c.arg("apt-get");
+            }
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        run(&mut apt(&["update", "-q"]))?;
+        let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+        run(install.args(&missing))?;
+    }
+    if has_i686_target() {
+        eprintln!("xtask setup: the Rust target {I686} is installed");
+        Ok(())
+    } else {
+        run(Command::new("rustup").args(["target", "add", I686]))
+    }
 }
 
 fn id_is_root() -> bool {

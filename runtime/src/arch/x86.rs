@@ -1,3 +1,286 @@
-//! i386 facts of the runtime (same names as `arch/x86_64.rs`). The i386 port is its
-//! own piece of work.
-compile_error!("the i386 runtime is not implemented yet");
+//! i386 facts of the runtime: the save point, the thread pointer (a TLS segment:
+//! `%gs` selects a GDT entry set with set_thread_area, glibc uses entry 12,
+//! selector 0x63), the signal trampoline and glibc's rseq symbols. Every
+//! architecture module defines the same names (see `arch/x86_64.rs`).
+//!
+//! # Safety
+//! The save point is assembly that returns twice (once after writing the image,
+//! once in the restarted process). It is sound here because the image writer runs
+//! *below* the save point's frame (as the callback of `ckpt_save_context`), so the
+//! frames above it are dumped exactly as they are when the call returns, and
+//! callee-saved registers come back from the saved context.
+#![allow(unsafe_code)]
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+
+use ckpt_image::{ARCH_X86, REGS_WORDS, RESTART_INFO_LEN, RegsX86, RestartInfo};
+use ckpt_sys::{Errno, Result};
+
+/// `e_machine` of the images this runtime writes.
+pub const ARCH: u32 = ARCH_X86;
+
+unsafe extern "C" {
+    fn ckpt_save_context(
+        ctx: *mut RegsX86,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+    ) -> isize;
+    fn ckpt_sigreturn();
+    fn ckpt_clone_vm(
+        flags: usize,
+        stack_top: usize,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+    ) -> isize;
+    fn ckpt_rseq_offset_ptr() -> *const isize;
+    fn ckpt_rseq_size_ptr() -> *const u32;
+}
+
+/// A cell written only on the checkpoint path, which `crate::state` serialises.
+/// 32-byte aligned: the loader requires the 32-byte restart slot to lie inside
+/// one writable mapping, and i386 aligns u64 to 4 only (a static program's slot
+/// was seen straddling its .data and .bss mappings).
+#[repr(align(32))]
+struct Slot<T>(UnsafeCell<T>);
+// SAFETY: accessed only by the single thread holding `crate::state`'s busy flag.
+unsafe impl<T> Sync for Slot<T> {}
+
+static CTX: Slot<RegsX86> = Slot(UnsafeCell::new(RegsX86 {
+    esp: 0, eip: 0, ebx: 0, ebp: 0, esi: 0, edi: 0, mxcsr: 0, fcw: 0, tls_entry: 0, tls_base: 0, gs: 0,
+}));
+
+/// The `%gs` selector of the calling thread.
+fn gs() -> u32 {
+    let sel: u32;
+    // SAFETY: reading a segment register has no side effect.
+    unsafe { core::arch::asm!("mov {0:e}, gs", out(reg) sel, options(nomem, nostack, preserves_flags)) };
+    sel & 0xffff
+}
+
+/// The thread pointer: the base of the GDT entry `%gs` selects (`(entry, base)`),
+/// or None when `%gs` holds no TLS selector (a program without TLS).
+fn thread_pointer() -> Result<Option<(u32, u32)>> {
+    let sel = gs();
+    // A GDT selector (TI bit clear) of privilege 3; anything else is not TLS.
+    if sel & 7 != 3 {
+        return Ok(None);
+    }
+    let d = ckpt_sys::get_thread_area(sel >> 3)?;
+    Ok(Some((sel >> 3, d.base_addr)))
+}
+
+/// Where the loader leaves a `RestartInfo` before it jumps back.
+static RESTART_INFO: Slot<[u64; RESTART_INFO_LEN / 8]> = Slot(UnsafeCell::new([0; 4]));
+
+/// How `save_context` came back.
+pub enum Saved {
+    /// First pass: the callback's result.
+    Wrote(isize),
+    /// The process was restarted from the image; the loader left this record.
+    Restarted(RestartInfo),
+}
+
+/// Record the save point and run `f` below it; see the module comment.
+/// `f` returns a non-negative value or `-errno`; the restart value is 1, so `f`
+/// must not return 1 itself (use 0 for success).
+pub fn save_context<F: FnMut() -> isize>(f: &mut F) -> Result<Saved> {
+    unsafe extern "C" fn tramp<F: FnMut() -> isize>(arg: *mut c_void) -> isize {
+        // SAFETY: `arg` is the `&mut F` passed below, live for the whole call.
+        let f = unsafe { &mut *(arg as *mut F) };
+        let r = f();
+        debug_assert!(r != 1);
+        r
+    }
+    // The loader sets the same GDT entry to the same base and reloads %gs (which
+    // the assembly records) before it jumps back.
+    let (tls_entry, tls_base) = thread_pointer()?.unwrap_or((0, 0));
+    // SAFETY: the busy flag of crate::state gives us CTX and RESTART_INFO alone.
+    unsafe {
+        *CTX.0.get() = RegsX86 { tls_entry: tls_entry as u64, tls_base: tls_base as u64, ..Default::default() };
+        *RESTART_INFO.0.get() = [0; 4];
+    }
+    // SAFETY: see the module comment; CTX is a static that outlives the call.
+    let r = unsafe { ckpt_save_context(CTX.0.get(), tramp::<F>, f as *mut F as *mut c_void) };
+    if r != 1 {
+        return Ok(Saved::Wrote(r));
+    }
+    // SAFETY: the loader wrote the slot before jumping here; volatile because the
+    // compiler cannot know that memory changed under it.
+    let w = unsafe { core::ptr::read_volatile(RESTART_INFO.0.get()) };
+    let mut b = [0u8; RESTART_INFO_LEN];
+    for (i, x) in w.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&x.to_le_bytes());
+    }
+    let info = RestartInfo::decode(&b).map_err(|_| Errno::EINVAL)?;
+    if info.magic != RestartInfo::MAGIC {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Saved::Restarted(info))
+}
+
+/// The registers recorded by the current `save_context` (valid inside `f`).
+pub fn saved_regs() -> [u64; REGS_WORDS] {
+    // SAFETY: written by the assembly before `f` runs; read on the same thread.
+    unsafe { (*CTX.0.get()).to_words() }
+}
+
+/// Address of the restart-info slot (goes into the image).
+pub fn restart_info_addr() -> u64 {
+    RESTART_INFO.0.get() as u64
+}
+
+/// The `SA_RESTORER` trampoline for the runtime's own handlers.
+pub fn sigreturn_trampoline() -> usize {
+    ckpt_sigreturn as *const () as usize
+}
+
+/// glibc's rseq area of the calling thread and the length to register it with, if
+/// glibc registered one (`__rseq_size > 0` and `cpu_id >= 0`).
+pub fn rseq_area() -> Option<usize> {
+    // SAFETY: the functions return the addresses of glibc's exported constants or
+    // NULL (weak references); the constants are read-only data.
+    let (off, size) = unsafe { (ckpt_rseq_offset_ptr(), ckpt_rseq_size_ptr()) };
+    if off.is_null() || size.is_null() {
+        return None;
+    }
+    // SAFETY: both non-null, pointing at glibc's constants.
+    let (off, size) = unsafe { (*off, *size) };
+    if size == 0 {
+        return None;
+    }
+    let tp = thread_pointer().ok()??.1 as isize;
+    let area = tp.wrapping_add(off) as usize;
+    // SAFETY: glibc places the rseq area inside the thread control block at the
+    // %gs base.
+    // `cpu_id` is the second u32 of struct rseq; -1/-2 mean "not registered".
+    let cpu_id = unsafe { core::ptr::read_volatile((area + 4) as *const i32) };
+    (cpu_id >= 0).then_some(area)
+}
+
+/// Register glibc's rseq `area` for the calling thread after a restart (a new
+/// process has no registration). Length 32 is what the kernel registers (the
+/// original `struct rseq`), not `__rseq_size`; 0x53053053 is glibc's x86 signature.
+pub fn rseq_register(area: usize) -> Result<()> {
+    // SAFETY: the area is glibc's, inside the restored thread control block, and
+    // stays there for the thread's life; the kernel only updates its cpu fields,
+    // which is exactly what glibc registered it for.
+    unsafe { ckpt_sys::rseq(area, 32, 0, 0x5305_3053) }
+}
+
+/// Unmap the loader's home block in the restarted process.
+pub fn unmap_loader(info: &RestartInfo) {
+    // SAFETY: the block is the loader's (code, stack, buffers), which finished
+    // with the jump; the runtime never referenced it.
+    let _ = unsafe { ckpt_sys::munmap(info.loader_start as usize, info.loader_len as usize) };
+}
+
+/// `clone(flags)` with a child that runs `f(arg)` on the stack whose top is
+/// `stack_top` and exits with its result (asm/x86/save.S). Returns the child's
+/// pid.
+///
+/// # Safety
+/// With `CLONE_VM` the child shares our memory: the caller must also pass
+/// `CLONE_VFORK` (so it is suspended while the child runs), `stack_top` must be
+/// the top of mapped memory nothing else uses, and `f` must only touch memory that
+/// stays valid until the child exits.
+pub unsafe fn clone_vm(
+    flags: usize,
+    stack_top: usize,
+    f: unsafe extern "C" fn(*mut c_void) -> isize,
+    arg: *mut c_void,
+) -> Result<i32> {
+    // SAFETY: forwarded to the caller's contract.
+    let r = unsafe { ckpt_clone_vm(flags, stack_top, f, arg) };
+    Errno::from_ret(r as usize).map(|p| p as i32)
+}
+
+/// Bytes of `ckpt_sigreturn`: its three instructions (mov eax, 173; int 0x80;
+/// ud2) and the signature after them.
+const RESTORER_LEN: usize = 17;
+
+/// Is `restorer` (a handler's `sa_restorer`) the trampoline of a ckpt runtime,
+/// this one or another copy in the same process?
+pub fn is_ckpt_restorer(restorer: usize) -> bool {
+    if restorer == 0 {
+        return false;
+    }
+    let ours = sigreturn_trampoline();
+    // SAFETY: both addresses are signal return trampolines the kernel jumps to on
+    // every return from a handler, so they are mapped code; we read 17 bytes,
+    // within the trampoline and its signature when it is ours, and within the
+    // instructions that follow any other restorer (at least the syscall and the
+    // function end) otherwise.
+    unsafe {
+        let a = core::slice::from_raw_parts(ours as *const u8, RESTORER_LEN);
+        let b = core::slice::from_raw_parts(restorer as *const u8, RESTORER_LEN);
+        a == b
+    }
+}
+
+/// `si_code` of a signal sent by a POSIX timer.
+const SI_TIMER: i32 = -2;
+
+/// Was this signal sent by a POSIX timer created with `sigev_value == value`?
+///
+/// # Safety
+/// `info` must be the `siginfo_t` the kernel passed to an SA_SIGINFO handler.
+pub unsafe fn siginfo_from_timer(info: *const c_void, value: usize) -> bool {
+    // SAFETY: i386 siginfo: si_code at 8, the union at 12; for timers si_value at
+    // 20 (after si_tid and si_overrun).
+    unsafe {
+        let code = core::ptr::read((info as *const u8).add(8) as *const i32);
+        let v = core::ptr::read((info as *const u8).add(20) as *const usize);
+        code == SI_TIMER && v == value
+    }
+}
+
+/// Offsets in the i386 `ucontext_t` (uc_flags, uc_link, a 12-byte uc_stack, then
+/// uc_mcontext at 20: the kernel's `struct sigcontext_32`, 22 words in the order
+/// gs, fs, es, ds, edi, esi, ebp, esp, ebx, edx, ecx, eax, trapno, err, eip, cs,
+/// eflags, esp_at_signal, ss, fpstate, oldmask, cr2; then the 8-byte uc_sigmask).
+const UC_EAX: usize = 20 + 11 * 4;
+const UC_EIP: usize = 20 + 14 * 4;
+const UC_SIGMASK: usize = 20 + 22 * 4;
+/// -EINTR as the kernel leaves it in eax.
+const EINTR_RET: u32 = (-4i32) as u32;
+/// `int 0x80`. glibc enters the kernel through the vDSO's `__kernel_vsyscall`
+/// (sysenter or syscall), but a 64-bit kernel reports every interrupted compat
+/// fast system call at the vDSO's int 0x80 landing pad, right after an `int 0x80`
+/// instruction: the same two bytes as an inline `int 0x80` leaves before eip.
+const INT80: [u8; 2] = [0xcd, 0x80];
+
+/// If the program was in a sleep the kernel interrupted for our handler
+/// (nanosleep, clock_nanosleep, poll... return -ERESTART_RESTARTBLOCK, which
+/// becomes EINTR once a handler runs, SA_RESTART or not), finish that sleep now,
+/// for the time it had left, and hand its result to the program: a checkpoint
+/// must not make the program's sleeps end early. The program's own signals are
+/// unblocked meanwhile (`keep_blocked` stays blocked), so they interrupt it as
+/// they would have.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` the kernel passed to the running SA_SIGINFO
+/// handler, which returns to it afterwards.
+pub unsafe fn finish_interrupted_sleep(uc: *mut c_void, keep_blocked: u64) {
+    let uc = uc as *mut u8;
+    // SAFETY: the kernel's signal frame: eax, eip and the saved mask are plain
+    // words in it (the mask 4-byte aligned: read unaligned); the two bytes before
+    // eip are the end of the instruction the program executed last, in its mapped
+    // code or the vDSO.
+    unsafe {
+        let eax = core::ptr::read(uc.add(UC_EAX) as *const u32);
+        let eip = core::ptr::read(uc.add(UC_EIP) as *const u32) as usize;
+        if eax != EINTR_RET || eip < 2 || core::ptr::read((eip - 2) as *const [u8; 2]) != INT80 {
+            return;
+        }
+        let mask = core::ptr::read_unaligned(uc.add(UC_SIGMASK) as *const u64) | keep_blocked;
+        let mut all = 0u64;
+        if ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&mask), Some(&mut all)).is_err() {
+            return;
+        }
+        // With nothing to restart the kernel answers -EINTR, and nothing changes.
+        let r = ckpt_sys::task::restart_syscall();
+        let _ = ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&all), None);
+        core::ptr::write(uc.add(UC_EAX) as *mut u32, r as u32);
+    }
+}

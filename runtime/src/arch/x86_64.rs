@@ -37,6 +37,9 @@ unsafe extern "C" {
 }
 
 /// A cell written only on the checkpoint path, which `crate::state` serialises.
+/// 32-byte aligned: the loader requires the 32-byte restart slot to lie inside
+/// one writable mapping, which an aligned slot cannot straddle.
+#[repr(align(32))]
 struct Slot<T>(UnsafeCell<T>);
 // SAFETY: accessed only by the single thread holding `crate::state`'s busy flag.
 unsafe impl<T> Sync for Slot<T> {}

@@ -51,7 +51,15 @@ impl Signals {
         first_err = first_err.and(ckpt_sys::sigaltstack(Some(&ss), None));
         for (i, t) in self.timers.iter().enumerate() {
             if *t != NO_TIMER {
-                first_err = first_err.and(ckpt_sys::setitimer(i as u32, t));
+                // A periodic timer that had just expired reads as 0 remaining: the
+                // kernel re-arms it only when its signal is taken, and the
+                // checkpoint had every signal blocked. Setting 0 would disarm it;
+                // the expiry that was due happens now instead.
+                let mut t = *t;
+                if t.value_sec == 0 && t.value_usec == 0 {
+                    t.value_usec = 1;
+                }
+                first_err = first_err.and(ckpt_sys::setitimer(i as u32, &t));
             }
         }
         first_err
