@@ -8,10 +8,22 @@ use common::*;
 /// The quick example: `ckpt ./counter`, SIGTSTP, `./counter.ckpt` continues.
 #[test]
 fn counter_continues_without_gap_or_repeat() {
-    let dir = Dir::new("counter");
-    dir.compile("counter.c", "counter", &[]);
+    counter(Bits::B64);
+}
+
+/// The quick example in 32 bits (`cc -m32`: the i386 runtime from lib32/); the
+/// checkpoint is a 32-bit ELF executable, restarted by the i386 loader.
+#[test]
+fn counter_32bit_continues_without_gap_or_repeat() {
+    counter(Bits::B32);
+}
+
+fn counter(bits: Bits) {
+    let dir = Dir::new(&format!("counter{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
     let image = dir.join("counter.ckpt");
     let first = checkpoint(ckpt(&dir, &["./counter"]), &image);
+    assert_image_bits(&image, bits);
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
     assert!(second.has("RESTARTED"), "{second}");
@@ -21,15 +33,181 @@ fn counter_continues_without_gap_or_repeat() {
 /// A C++ program (libstdc++: containers, streams, exceptions, virtual calls).
 #[test]
 fn cxx_program() {
-    let dir = Dir::new("cxx");
-    dir.compile("cxx.cc", "cxx", &[]);
+    cxx(Bits::B64);
+}
+
+/// The same, `g++ -m32`.
+#[test]
+fn cxx_program_32bit() {
+    cxx(Bits::B32);
+}
+
+fn cxx(bits: Bits) {
+    let dir = Dir::new(&format!("cxx{}", bits.tag()));
+    dir.compile_bits("cxx.cc", "cxx", &[], bits);
     let image = dir.join("cxx.ckpt");
     let first = checkpoint(ckpt(&dir, &["./cxx"]), &image);
+    assert_image_bits(&image, bits);
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
     assert!(second.has("iostream works after restart"), "{second}");
     assert_continues(&first, &second, 60);
 }
+
+/// 1 GiB of pseudo-random heap: checksum verified after the restart. Prints the
+/// checkpoint time, the restart time and the image size.
+#[test]
+fn one_gib_heap_checksum() {
+    big_heap(Bits::B64, 1024);
+}
+
+/// 256 MiB in a 32-bit process (its whole address space is 4 GiB).
+#[test]
+fn heap_256_mib_checksum_32bit() {
+    big_heap(Bits::B32, 256);
+}
+
+fn big_heap(bits: Bits, mib: u64) {
+    let dir = Dir::new(&format!("bigheap{}", bits.tag()));
+    dir.compile_bits("bigheap.c", "bigheap", &[], bits);
+    let image = dir.join("bigheap.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["./bigheap", &mib.to_string()]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 300));
+    let t0 = std::time::Instant::now();
+    p.signal("TSTP");
+    let first = p.finish();
+    let ckpt_time = t0.elapsed();
+    first.assert_ok("the checkpointed run");
+    assert_image(&image);
+    assert_image_bits(&image, bits);
+    let size = std::fs::metadata(&image).unwrap().len();
+    assert!(size > mib << 20, "image of {size} bytes cannot hold a {mib} MiB heap");
+    let t1 = std::time::Instant::now();
+    let mut p = Proc::spawn(restart_cmd(&image, dir.path()));
+    p.wait_for("RESTARTED");
+    let restart_time = t1.elapsed();
+    let second = p.finish();
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED checksum ok"), "{second}");
+    assert_continues(&first, &second, 40);
+    eprintln!(
+        "{mib} MiB heap ({bits:?}): image {size} bytes; checkpoint (signal to exit, incl. fsync) \
+         {ckpt_time:.2?}; restart to the verified checksum {restart_time:.2?}"
+    );
+}
+
+/// 4 GiB reserved, 10 MiB touched: untouched pages cost nothing in the image, and
+/// are still there after the restart.
+#[test]
+fn sparse_reservation_image_stays_small() {
+    sparse(Bits::B64);
+}
+
+/// 1 GiB reserved in a 32-bit process: the image stays small and the loader still
+/// finds room for itself in the 4 GiB address space.
+#[test]
+fn sparse_reservation_32bit_image_stays_small() {
+    sparse(Bits::B32);
+}
+
+fn sparse(bits: Bits) {
+    let dir = Dir::new(&format!("sparse{}", bits.tag()));
+    dir.compile_bits("sparse.c", "sparse", &[], bits);
+    let image = dir.join("sparse.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./sparse"]), &image);
+    let size = std::fs::metadata(&image).unwrap().len();
+    // 10 MiB of data plus the program, libc and the runtime (about 2.5 MiB).
+    assert!(size < 32 << 20, "image of a large reservation with 10 MiB touched is {size} bytes");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED sparse ok"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// A restarted process checkpoints again; the second image continues from there.
+#[test]
+fn chained_checkpoint() {
+    chained(Bits::B64);
+}
+
+/// The same for a 32-bit process.
+#[test]
+fn chained_checkpoint_32bit() {
+    chained(Bits::B32);
+}
+
+fn chained(bits: Bits) {
+    let dir = Dir::new(&format!("chained{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &["-DCHAINED"], bits);
+    let image = dir.join("counter.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./counter", "100"]), &image);
+    // The restarted process writes counter.ckpt again (same name, same directory).
+    let keep = dir.join("first.ckpt");
+    std::fs::rename(&image, &keep).unwrap();
+    let mut p = Proc::spawn(restart_cmd(&keep, dir.path()));
+    p.wait_for("RESTARTED");
+    std::thread::sleep(random_delay(50, 300));
+    p.signal("TSTP");
+    let second = p.finish();
+    second.assert_ok("the restarted, checkpointed again run");
+    assert_image(&image);
+    let third = restart(&image, dir.path());
+    third.assert_ok("second restart");
+    let all: Vec<u64> = first.ticks().into_iter().chain(second.ticks()).chain(third.ticks()).collect();
+    assert_eq!(all, (1..=100).collect::<Vec<_>>(), "\n{first}\n{second}\n{third}");
+    assert!(!second.ticks().is_empty() && !third.ticks().is_empty() && third.has("DONE"));
+}
+
+/// A damaged image is refused with a message and exit status 1: never a crash, a
+/// hang, or a half-restored process.
+#[test]
+fn damaged_image_is_refused() {
+    damaged(Bits::B64);
+}
+
+/// The i386 loader refuses a damaged 32-bit image as the x86_64 one does.
+#[test]
+fn damaged_32bit_image_is_refused() {
+    damaged(Bits::B32);
+}
+
+fn damaged(bits: Bits) {
+    let dir = Dir::new(&format!("damaged{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
+    let image = dir.join("counter.ckpt");
+    checkpoint(ckpt(&dir, &["./counter"]), &image);
+    let good = std::fs::read(&image).unwrap();
+    let bad = dir.join("bad.ckpt");
+    // The header follows the loader at the first page boundary past it.
+    let header = good.chunks(4096).position(|c| c.starts_with(b"CKPTIMG\0")).expect("header") * 4096;
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in [100, 4096, 5000, 70_000, header + 64, good.len() / 2, good.len() - 1] {
+        cases.push((format!("cut at {cut}"), good[..cut].to_vec()));
+    }
+    for off in [header, header + 8, header + 40, header + 130, header + 1000] {
+        let mut b = good.clone();
+        b[off] ^= 0x10;
+        cases.push((format!("bit flipped at {off}"), b));
+    }
+    for (what, bytes) in cases {
+        std::fs::write(&bad, &bytes).unwrap();
+        std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        // A file cut inside its ELF headers is already refused by the kernel's exec.
+        let o = match Proc::try_spawn(restart_cmd(&bad, dir.path())) {
+            Ok(p) => p.finish(),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(8), "{what}: {e}");
+                continue;
+            }
+        };
+        assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
+        assert!(o.stderr.contains("ckpt restart"), "{what}: no message\n{o}");
+        assert!(o.ticks().is_empty(), "{what}: the program ran\n{o}");
+    }
+}
+
+
 
 /// The real `python3` interpreter running a counter with dict state.
 #[test]
@@ -50,78 +228,8 @@ fn python_interpreter() {
     assert_continues(&first, &second, 60);
 }
 
-/// 1 GiB of pseudo-random heap: checksum verified after the restart. Prints the
-/// checkpoint time, the restart time and the image size.
-#[test]
-fn one_gib_heap_checksum() {
-    let dir = Dir::new("bigheap");
-    dir.compile("bigheap.c", "bigheap", &[]);
-    let image = dir.join("bigheap.ckpt");
-    let mut p = Proc::spawn(ckpt(&dir, &["./bigheap", "1024"]));
-    p.wait_for("READY");
-    std::thread::sleep(random_delay(50, 300));
-    let t0 = std::time::Instant::now();
-    p.signal("TSTP");
-    let first = p.finish();
-    let ckpt_time = t0.elapsed();
-    first.assert_ok("the checkpointed run");
-    assert_image(&image);
-    let size = std::fs::metadata(&image).unwrap().len();
-    assert!(size > 1 << 30, "image of {size} bytes cannot hold a 1 GiB heap");
-    let t1 = std::time::Instant::now();
-    let mut p = Proc::spawn(restart_cmd(&image, dir.path()));
-    p.wait_for("RESTARTED");
-    let restart_time = t1.elapsed();
-    let second = p.finish();
-    second.assert_ok("restart");
-    assert!(second.has("RESTARTED checksum ok"), "{second}");
-    assert_continues(&first, &second, 40);
-    eprintln!(
-        "1 GiB heap: image {size} bytes; checkpoint (signal to exit, incl. fsync) {ckpt_time:.2?}; \
-         restart to the verified checksum {restart_time:.2?}"
-    );
-}
 
-/// 4 GiB reserved, 10 MiB touched: untouched pages cost nothing in the image, and
-/// are still there after the restart.
-#[test]
-fn sparse_reservation_image_stays_small() {
-    let dir = Dir::new("sparse");
-    dir.compile("sparse.c", "sparse", &[]);
-    let image = dir.join("sparse.ckpt");
-    let first = checkpoint(ckpt(&dir, &["./sparse"]), &image);
-    let size = std::fs::metadata(&image).unwrap().len();
-    // 10 MiB of data plus the program, libc and the runtime (about 2.5 MiB).
-    assert!(size < 32 << 20, "image of a 4 GiB reservation with 10 MiB touched is {size} bytes");
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert!(second.has("RESTARTED sparse ok"), "{second}");
-    assert_continues(&first, &second, 60);
-}
 
-/// A restarted process checkpoints again; the second image continues from there.
-#[test]
-fn chained_checkpoint() {
-    let dir = Dir::new("chained");
-    dir.compile("counter.c", "counter", &["-DCHAINED"]);
-    let image = dir.join("counter.ckpt");
-    let first = checkpoint(ckpt(&dir, &["./counter", "100"]), &image);
-    // The restarted process writes counter.ckpt again (same name, same directory).
-    let keep = dir.join("first.ckpt");
-    std::fs::rename(&image, &keep).unwrap();
-    let mut p = Proc::spawn(restart_cmd(&keep, dir.path()));
-    p.wait_for("RESTARTED");
-    std::thread::sleep(random_delay(50, 300));
-    p.signal("TSTP");
-    let second = p.finish();
-    second.assert_ok("the restarted, checkpointed again run");
-    assert_image(&image);
-    let third = restart(&image, dir.path());
-    third.assert_ok("second restart");
-    let all: Vec<u64> = first.ticks().into_iter().chain(second.ticks()).chain(third.ticks()).collect();
-    assert_eq!(all, (1..=100).collect::<Vec<_>>(), "\n{first}\n{second}\n{third}");
-    assert!(!second.ticks().is_empty() && !third.ticks().is_empty() && third.has("DONE"));
-}
 
 /// The image is self-contained: it restarts after the program and the ckpt
 /// distribution it ran with (libckpt.so included) are deleted, from another directory.
@@ -221,43 +329,6 @@ fn failed_checkpoint(bits: Bits) {
     assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
 }
 
-/// A damaged image is refused with a message and exit status 1: never a crash, a
-/// hang, or a half-restored process.
-#[test]
-fn damaged_image_is_refused() {
-    let dir = Dir::new("damaged");
-    dir.compile("counter.c", "counter", &[]);
-    let image = dir.join("counter.ckpt");
-    checkpoint(ckpt(&dir, &["./counter"]), &image);
-    let good = std::fs::read(&image).unwrap();
-    let bad = dir.join("bad.ckpt");
-    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
-    for cut in [100, 4096, 5000, 70_000, good.len() / 2, good.len() - 1] {
-        cases.push((format!("cut at {cut}"), good[..cut].to_vec()));
-    }
-    // The header follows the loader at the first page boundary past it.
-    let header = good.chunks(4096).position(|c| c.starts_with(b"CKPTIMG\0")).expect("header") * 4096;
-    for off in [header, header + 8, header + 40, header + 130, header + 1000] {
-        let mut b = good.clone();
-        b[off] ^= 0x10;
-        cases.push((format!("bit flipped at {off}"), b));
-    }
-    for (what, bytes) in cases {
-        std::fs::write(&bad, &bytes).unwrap();
-        std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        // A file cut inside its ELF headers is already refused by the kernel's exec.
-        let o = match Proc::try_spawn(restart_cmd(&bad, dir.path())) {
-            Ok(p) => p.finish(),
-            Err(e) => {
-                assert_eq!(e.raw_os_error(), Some(8), "{what}: {e}");
-                continue;
-            }
-        };
-        assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
-        assert!(o.stderr.contains("ckpt restart"), "{what}: no message\n{o}");
-        assert!(o.ticks().is_empty(), "{what}: the program ran\n{o}");
-    }
-}
 
 /// In continue mode, a checkpoint that fails half-way (the file size limit, as with
 /// `ulimit -f`, makes write fail with EFBIG and raise SIGXFSZ) leaves the previous
@@ -328,137 +399,11 @@ fn failed_write(bits: Bits) {
     assert!(second.has("DONE"), "{second}");
 }
 
-// 32-bit programs (`cc -m32`): the i386 runtime from lib32/, a 32-bit checkpoint
-// restarted by the i386 loader.
 
-/// The quick example in 32 bits; the checkpoint is a 32-bit ELF executable.
-#[test]
-fn counter_32bit_continues_without_gap_or_repeat() {
-    let dir = Dir::new("counter_32");
-    dir.compile32("counter.c", "counter", &[]);
-    let image = dir.join("counter.ckpt");
-    let first = checkpoint(ckpt(&dir, &["./counter"]), &image);
-    assert_image_bits(&image, Bits::B32);
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert!(second.has("RESTARTED"), "{second}");
-    assert_continues(&first, &second, 60);
-}
 
-/// A 32-bit C++ program (g++ -m32: libstdc++, exceptions, iostreams).
-#[test]
-fn cxx_program_32bit() {
-    let dir = Dir::new("cxx_32");
-    dir.compile32("cxx.cc", "cxx", &[]);
-    let image = dir.join("cxx.ckpt");
-    let first = checkpoint(ckpt(&dir, &["./cxx"]), &image);
-    assert_image_bits(&image, Bits::B32);
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert!(second.has("iostream works after restart"), "{second}");
-    assert_continues(&first, &second, 60);
-}
 
-/// 256 MiB of pseudo-random heap in a 32-bit process (its whole address space is
-/// 4 GiB): checksum verified after the restart. Prints the times and the size.
-#[test]
-fn heap_256_mib_checksum_32bit() {
-    let dir = Dir::new("bigheap_32");
-    dir.compile32("bigheap.c", "bigheap", &[]);
-    let image = dir.join("bigheap.ckpt");
-    let mut p = Proc::spawn(ckpt(&dir, &["./bigheap", "256"]));
-    p.wait_for("READY");
-    std::thread::sleep(random_delay(50, 300));
-    let t0 = std::time::Instant::now();
-    p.signal("TSTP");
-    let first = p.finish();
-    let ckpt_time = t0.elapsed();
-    first.assert_ok("the checkpointed run");
-    assert_image(&image);
-    assert_image_bits(&image, Bits::B32);
-    let size = std::fs::metadata(&image).unwrap().len();
-    assert!(size > 256 << 20, "image of {size} bytes cannot hold a 256 MiB heap");
-    let t1 = std::time::Instant::now();
-    let mut p = Proc::spawn(restart_cmd(&image, dir.path()));
-    p.wait_for("RESTARTED");
-    let restart_time = t1.elapsed();
-    let second = p.finish();
-    second.assert_ok("restart");
-    assert!(second.has("RESTARTED checksum ok"), "{second}");
-    assert_continues(&first, &second, 40);
-    eprintln!(
-        "256 MiB heap (32-bit): image {size} bytes; checkpoint {ckpt_time:.2?}; \
-         restart to the verified checksum {restart_time:.2?}"
-    );
-}
 
-/// 1 GiB reserved in a 32-bit process, 10 MiB touched: the image stays small and the
-/// loader still finds room for itself in the 4 GiB address space.
-#[test]
-fn sparse_reservation_32bit_image_stays_small() {
-    let dir = Dir::new("sparse_32");
-    dir.compile32("sparse.c", "sparse", &[]);
-    let image = dir.join("sparse.ckpt");
-    let first = checkpoint(ckpt(&dir, &["./sparse"]), &image);
-    let size = std::fs::metadata(&image).unwrap().len();
-    assert!(size < 32 << 20, "image of a 1 GiB reservation with 10 MiB touched is {size} bytes");
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert!(second.has("RESTARTED sparse ok"), "{second}");
-    assert_continues(&first, &second, 60);
-}
 
-/// A restarted 32-bit process checkpoints again, and that image restarts.
-#[test]
-fn chained_checkpoint_32bit() {
-    let dir = Dir::new("chained_32");
-    dir.compile32("counter.c", "counter", &["-DCHAINED"]);
-    let image = dir.join("counter.ckpt");
-    let first = checkpoint(ckpt(&dir, &["./counter", "100"]), &image);
-    let keep = dir.join("first.ckpt");
-    std::fs::rename(&image, &keep).unwrap();
-    let mut p = Proc::spawn(restart_cmd(&keep, dir.path()));
-    p.wait_for("RESTARTED");
-    std::thread::sleep(random_delay(50, 300));
-    p.signal("TSTP");
-    let second = p.finish();
-    second.assert_ok("the restarted, checkpointed again run");
-    assert_image(&image);
-    let third = restart(&image, dir.path());
-    third.assert_ok("second restart");
-    let all: Vec<u64> = first.ticks().into_iter().chain(second.ticks()).chain(third.ticks()).collect();
-    assert_eq!(all, (1..=100).collect::<Vec<_>>(), "\n{first}\n{second}\n{third}");
-    assert!(!second.ticks().is_empty() && !third.ticks().is_empty() && third.has("DONE"));
-}
-
-/// A damaged 32-bit image is refused by the i386 loader as by the x86_64 one.
-#[test]
-fn damaged_32bit_image_is_refused() {
-    let dir = Dir::new("damaged_32");
-    dir.compile32("counter.c", "counter", &[]);
-    let image = dir.join("counter.ckpt");
-    checkpoint(ckpt(&dir, &["./counter"]), &image);
-    let good = std::fs::read(&image).unwrap();
-    let bad = dir.join("bad.ckpt");
-    let header = good.chunks(4096).position(|c| c.starts_with(b"CKPTIMG\0")).expect("header") * 4096;
-    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
-    for cut in [5000, header + 64, good.len() / 2, good.len() - 1] {
-        cases.push((format!("cut at {cut}"), good[..cut].to_vec()));
-    }
-    for off in [header + 8, header + 130, header + 1000] {
-        let mut b = good.clone();
-        b[off] ^= 0x10;
-        cases.push((format!("bit flipped at {off}"), b));
-    }
-    for (what, bytes) in cases {
-        std::fs::write(&bad, &bytes).unwrap();
-        std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        let o = restart(&bad, dir.path());
-        assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
-        assert!(o.stderr.contains("ckpt restart"), "{what}: no message\n{o}");
-        assert!(o.ticks().is_empty(), "{what}: the program ran\n{o}");
-    }
-}
 
 /// An image given to the loader of the other architecture (a 32-bit image behind
 /// the x86_64 loader, and the reverse) is refused with a clear message before

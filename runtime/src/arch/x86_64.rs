@@ -13,11 +13,16 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 
-use ckpt_image::{ARCH_X86_64, REGS_WORDS, RESTART_INFO_LEN, RegsX86_64, RestartInfo};
+use ckpt_image::{ARCH_X86_64, RESTART_INFO_LEN, RegsX86_64, RestartInfo};
 use ckpt_sys::{Errno, Result};
 
 /// `e_machine` of the images this runtime writes.
 pub const ARCH: u32 = ARCH_X86_64;
+
+#[path = "shared.rs"]
+mod shared;
+pub use shared::*;
+use shared::{RESTART_INFO, SI_TIMER, Slot};
 
 unsafe extern "C" {
     fn ckpt_save_context(
@@ -25,31 +30,14 @@ unsafe extern "C" {
         f: unsafe extern "C" fn(*mut c_void) -> isize,
         arg: *mut c_void,
     ) -> isize;
-    fn ckpt_sigreturn();
-    fn ckpt_clone_vm(
-        flags: usize,
-        stack_top: usize,
-        f: unsafe extern "C" fn(*mut c_void) -> isize,
-        arg: *mut c_void,
-    ) -> isize;
     fn ckpt_rseq_offset_ptr() -> *const isize;
     fn ckpt_rseq_size_ptr() -> *const u32;
 }
 
-/// A cell written only on the checkpoint path, which `crate::state` serialises.
-/// 32-byte aligned: the loader requires the 32-byte restart slot to lie inside
-/// one writable mapping, which an aligned slot cannot straddle.
-#[repr(align(32))]
-struct Slot<T>(UnsafeCell<T>);
-// SAFETY: accessed only by the single thread holding `crate::state`'s busy flag.
-unsafe impl<T> Sync for Slot<T> {}
-
+/// The save point's registers (asm/<arch>/save.S writes them).
 static CTX: Slot<RegsX86_64> = Slot(UnsafeCell::new(RegsX86_64 {
     rsp: 0, rip: 0, rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, mxcsr: 0, fcw: 0, fs_base: 0,
 }));
-
-/// Where the loader leaves a `RestartInfo` before it jumps back.
-static RESTART_INFO: Slot<[u64; RESTART_INFO_LEN / 8]> = Slot(UnsafeCell::new([0; 4]));
 
 /// How `save_context` came back.
 pub enum Saved {
@@ -96,21 +84,8 @@ pub fn save_context<F: FnMut() -> isize>(f: &mut F) -> Result<Saved> {
 }
 
 /// The registers recorded by the current `save_context` (valid inside `f`).
-pub fn saved_regs() -> [u64; REGS_WORDS] {
-    // SAFETY: written by the assembly before `f` runs; read on the same thread.
-    unsafe { (*CTX.0.get()).to_words() }
-}
-
 /// Address of the restart-info slot (goes into the image).
-pub fn restart_info_addr() -> u64 {
-    RESTART_INFO.0.get() as u64
-}
-
 /// The `SA_RESTORER` trampoline for the runtime's own handlers.
-pub fn sigreturn_trampoline() -> usize {
-    ckpt_sigreturn as *const () as usize
-}
-
 /// glibc's rseq area of the calling thread and the length to register it with, if
 /// glibc registered one (`__rseq_size > 0` and `cpu_id >= 0`).
 pub fn rseq_area() -> Option<usize> {
@@ -136,20 +111,7 @@ pub fn rseq_area() -> Option<usize> {
 /// Register glibc's rseq `area` for the calling thread after a restart (a new
 /// process has no registration). Length 32 is what the kernel registers (the
 /// original `struct rseq`), not `__rseq_size`; 0x53053053 is glibc's x86 signature.
-pub fn rseq_register(area: usize) -> Result<()> {
-    // SAFETY: the area is glibc's, inside the restored thread control block, and
-    // stays there for the thread's life; the kernel only updates its cpu fields,
-    // which is exactly what glibc registered it for.
-    unsafe { ckpt_sys::rseq(area, 32, 0, 0x5305_3053) }
-}
-
 /// Unmap the loader's home block in the restarted process.
-pub fn unmap_loader(info: &RestartInfo) {
-    // SAFETY: the block is the loader's (code, stack, buffers), which finished
-    // with the jump; the runtime never referenced it.
-    let _ = unsafe { ckpt_sys::munmap(info.loader_start as usize, info.loader_len as usize) };
-}
-
 /// `clone(flags)` with a child that runs `f(arg)` on the stack whose top is
 /// `stack_top` and exits with its result (asm/x86_64/save.S). Returns the child's
 /// pid.
@@ -159,42 +121,10 @@ pub fn unmap_loader(info: &RestartInfo) {
 /// `CLONE_VFORK` (so it is suspended while the child runs), `stack_top` must be
 /// the top of mapped memory nothing else uses, and `f` must only touch memory that
 /// stays valid until the child exits.
-pub unsafe fn clone_vm(
-    flags: usize,
-    stack_top: usize,
-    f: unsafe extern "C" fn(*mut c_void) -> isize,
-    arg: *mut c_void,
-) -> Result<i32> {
-    // SAFETY: forwarded to the caller's contract.
-    let r = unsafe { ckpt_clone_vm(flags, stack_top, f, arg) };
-    Errno::from_ret(r as usize).map(|p| p as i32)
-}
-
 /// Bytes of `ckpt_sigreturn`: its three instructions and the signature after them.
-const RESTORER_LEN: usize = 17;
-
 /// Is `restorer` (a handler's `sa_restorer`) the trampoline of a ckpt runtime,
 /// this one or another copy in the same process?
-pub fn is_ckpt_restorer(restorer: usize) -> bool {
-    if restorer == 0 {
-        return false;
-    }
-    let ours = sigreturn_trampoline();
-    // SAFETY: both addresses are signal return trampolines the kernel jumps to on
-    // every return from a handler, so they are mapped code; we read 17 bytes,
-    // within the trampoline and its signature when it is ours, and within the
-    // instructions that follow any other restorer (at least the syscall and the
-    // function end) otherwise.
-    unsafe {
-        let a = core::slice::from_raw_parts(ours as *const u8, RESTORER_LEN);
-        let b = core::slice::from_raw_parts(restorer as *const u8, RESTORER_LEN);
-        a == b
-    }
-}
-
 /// `si_code` of a signal sent by a POSIX timer.
-const SI_TIMER: i32 = -2;
-
 /// Was this signal sent by a POSIX timer created with `sigev_value == value`?
 ///
 /// # Safety
