@@ -6,6 +6,7 @@
 //! - for the loader, passes its linker script and the flags that make it a
 //!   self-contained static PIE (each flag explained below);
 //! - emits `rerun-if-changed` lines.
+//!
 //! No nested cargo, no network.
 
 use std::env;

@@ -57,7 +57,7 @@ pub const fn task_size(arch: u32) -> u64 {
 pub const fn page_up(x: u64) -> u64 {
     match x.checked_add(PAGE_SIZE - 1) {
         Some(v) => v & !(PAGE_SIZE - 1),
-        None => u64::MAX & !(PAGE_SIZE - 1),
+        None => !(PAGE_SIZE - 1),
     }
 }
 
@@ -855,8 +855,8 @@ impl<'a> Meta<'a> {
             for j in r.first_run..r.first_run + r.nruns {
                 let run = self.run(j);
                 let bad = Err(ImageError::BadRun { index: j });
-                if run.addr % PAGE_SIZE != 0
-                    || run.len % PAGE_SIZE != 0
+                if !run.addr.is_multiple_of(PAGE_SIZE)
+                    || !run.len.is_multiple_of(PAGE_SIZE)
                     || run.len == 0
                     || run.addr < prev_run_end
                     || run.addr.checked_add(run.len).is_none_or(|e| e > r.end)
