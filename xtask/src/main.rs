@@ -5,8 +5,10 @@
 //! - `test`: checks the prerequisites, builds, and runs the whole test suite
 //!   against the freshly built distribution.
 //! - `demo`: the README's quick example, end to end.
+//! - `bench`: checkpoint/restart times against the machine's physical limits.
 //! - `setup`: install the system packages the above need (Debian).
 
+mod bench;
 mod build;
 mod demo;
 mod setup;
@@ -22,6 +24,9 @@ tasks:
   build            build target/dist (bin/ckpt, lib/libckpt.so, lib/libckpt.a, include/ckpt.h)
   test [ARGS...]   build, then run every test (ARGS go to `cargo test`)
   demo             build, then checkpoint and restart a counter program
+  bench [--sizes MIB,...]
+                   build, then measure checkpoint, restart, continue mode and overhead
+                   (table on stdout, JSON in target/bench/bench.json; a few minutes)
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +35,7 @@ fn main() -> ExitCode {
         Some("build") => build::dist().map(drop),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("setup") => setup::run_setup(),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
