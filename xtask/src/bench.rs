@@ -9,7 +9,11 @@
 //!   image is written, fsynced, renamed and the directory fsynced);
 //! - **write reference**: the same number of bytes written to a file in the same
 //!   directory with plain write(2) calls of 8 MiB, then fsync, rename and directory
-//!   fsync (the durability work the checkpoint does), right after the checkpoint;
+//!   fsync (the durability work the checkpoint does). Measured twice per run, just
+//!   before the signal (the program alive and asleep, with the byte count of the
+//!   previous run's image) and just after the exit, because on this VM the cost of
+//!   fresh page-cache pages depends on what memory was freed just before (PLATFORM.md
+//!   §10): the reference is the median of all those samples;
 //! - **read reference**: the image file read from the page cache into fresh
 //!   anonymous memory (what a new process must fill) with reads of 64 MiB;
 //! - **restart**: `./bench.ckpt` spawned → the restored program's first loop
@@ -178,8 +182,8 @@ fn field(line: &str, key: &str) -> Result<u64> {
 struct Sample {
     image: u64,
     ckpt: f64,
-    ref_write: f64,
-    ref_fsync: f64,
+    /// (write only, write + durability) samples: after, and before when known.
+    refs: Vec<(f64, f64)>,
     first: f64,
     heartbeat: f64,
     ref_read: f64,
@@ -265,13 +269,17 @@ impl Env {
         c
     }
 
-    fn checkpoint_run(&self, mib: u64, mode: &str) -> Result<Sample> {
+    fn checkpoint_run(&self, mib: u64, mode: &str, prev_size: Option<u64>) -> Result<Sample> {
         let image = self.image();
         let _ = fs::remove_file(&image);
         let mut p = Prog::spawn(&mut self.heap_cmd(mib, mode, false))?;
         p.expect("READY")?;
         // Let the program settle into its loop (and the fill's page faults end).
         std::thread::sleep(Duration::from_millis(100));
+        let mut refs = Vec::new();
+        if let Some(len) = prev_size {
+            refs.push(write_reference(&self.dir, len, &self.noise)?);
+        }
         let t0 = mono_ns();
         signal(p.pid(), SIGTSTP)?;
         let ok = p.wait()?;
@@ -280,7 +288,7 @@ impl Env {
             return Err(format!("checkpoint of the {mib} MiB {mode} program failed (see stderr)"));
         }
         let size = fs::metadata(&image).map_err(|e| e.to_string())?.len();
-        let (ref_write, ref_fsync) = write_reference(&self.dir, size, &self.noise)?;
+        refs.push(write_reference(&self.dir, size, &self.noise)?);
         let ref_read = read_reference(&image)?;
 
         let t0 = mono_ns();
@@ -294,8 +302,7 @@ impl Env {
         Ok(Sample {
             image: size,
             ckpt,
-            ref_write,
-            ref_fsync,
+            refs,
             first: ms(first.saturating_sub(t0)),
             heartbeat: ms(beat.saturating_sub(t0)),
             ref_read,
@@ -306,7 +313,7 @@ impl Env {
     fn continue_run(&self, mib: u64) -> Result<(f64, f64)> {
         let image = self.image();
         let _ = fs::remove_file(&image);
-        let mut p = Prog::spawn(&mut self.heap_cmd(mib, "rand", true))?;
+        let mut p = Prog::spawn(self.heap_cmd(mib, "rand", true).arg("spin"))?;
         p.expect("READY")?;
         std::thread::sleep(Duration::from_millis(100));
         // Start a fresh gap window just before the checkpoint.
@@ -358,6 +365,10 @@ struct Row {
     first: f64,
     heartbeat: f64,
     ref_read: f64,
+    ckpt_samples: Vec<f64>,
+    ref_samples: Vec<f64>,
+    first_samples: Vec<f64>,
+    read_samples: Vec<f64>,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -384,19 +395,30 @@ pub fn run(args: &[String]) -> Result<()> {
             if size.mib == 0 && mode == "half" {
                 continue;
             }
-            let mut s = Vec::new();
+            let mut s: Vec<Sample> = Vec::new();
             for _ in 0..size.runs {
-                s.push(env.checkpoint_run(size.mib, mode)?);
+                let x = env.checkpoint_run(size.mib, mode, s.last().map(|x| x.image))?;
+                eprintln!(
+                    "bench: {} MiB {mode}: image {} B, checkpoint {:.1} ms, references {:?} ms, \
+                     restart first {:.1} ms, heartbeat {:.1} ms, read reference {:.1} ms",
+                    size.mib, x.image, x.ckpt, x.refs, x.first, x.heartbeat, x.ref_read
+                );
+                s.push(x);
             }
             let med = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+            let refs = |f: fn(&(f64, f64)) -> f64| median(s.iter().flat_map(|x| x.refs.iter().map(f)).collect());
             let row = Row {
                 mib: size.mib,
                 mode,
                 nonzero_mib: if mode == "half" { size.mib / 2 } else { size.mib },
                 image_mib: med(|x| x.image as f64) / (1 << 20) as f64,
                 ckpt: med(|x| x.ckpt),
-                ref_fsync: med(|x| x.ref_fsync),
-                ref_write: med(|x| x.ref_write),
+                ref_fsync: refs(|r| r.1),
+                ref_write: refs(|r| r.0),
+                ckpt_samples: s.iter().map(|x| x.ckpt).collect(),
+                ref_samples: s.iter().flat_map(|x| x.refs.iter().map(|r| r.1)).collect(),
+                first_samples: s.iter().map(|x| x.first).collect(),
+                read_samples: s.iter().map(|x| x.ref_read).collect(),
                 first: med(|x| x.first),
                 heartbeat: med(|x| x.heartbeat),
                 ref_read: med(|x| x.ref_read),
@@ -563,7 +585,9 @@ fn json(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) -> 
             "    {{\"memory_mib\": {}, \"content\": \"{}\", \"nonzero_mib\": {}, \"image_mib\": {:.3}, \
              \"checkpoint_ms\": {:.3}, \"ref_write_fsync_ms\": {:.3}, \"checkpoint_ratio\": {:.4}, \
              \"ref_write_ms\": {:.3}, \"restart_first_instruction_ms\": {:.3}, \
-             \"restart_heartbeat_ms\": {:.3}, \"ref_read_ms\": {:.3}, \"restart_ratio\": {:.4}}}{}",
+             \"restart_heartbeat_ms\": {:.3}, \"ref_read_ms\": {:.3}, \"restart_ratio\": {:.4}, \
+             \"samples\": {{\"checkpoint_ms\": {:?}, \"ref_write_fsync_ms\": {:?}, \
+             \"restart_first_instruction_ms\": {:?}, \"ref_read_ms\": {:?}}}}}{}",
             r.mib,
             r.mode,
             r.nonzero_mib,
@@ -576,6 +600,10 @@ fn json(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) -> 
             r.heartbeat,
             r.ref_read,
             r.first / r.ref_read,
+            r.ckpt_samples,
+            r.ref_samples,
+            r.first_samples,
+            r.read_samples,
             if i + 1 < rows.len() { "," } else { "" }
         );
     }
