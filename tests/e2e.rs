@@ -287,3 +287,23 @@ fn failed_write_keeps_previous_image_and_program() {
     assert_eq!(after, (from..=100).collect::<Vec<_>>(), "{second}");
     assert!(second.has("DONE"), "{second}");
 }
+
+/// The header's `data_hash` is the XXH64 of the page data exactly as it is in the
+/// file, although the checkpoint's own stack (and the rseq area) change while the
+/// data is written: `ckpt verify` relies on it.
+#[test]
+fn image_data_hash_matches_the_file() {
+    let dir = Dir::new("datahash");
+    dir.compile("counter.c", "counter", &[]);
+    let image = dir.join("counter.ckpt");
+    checkpoint(ckpt(&dir, &["./counter"]), &image);
+    let b = std::fs::read(&image).unwrap();
+    let at = (0..b.len())
+        .step_by(ckpt_image::PAGE_SIZE as usize)
+        .find(|&o| b[o..].starts_with(&ckpt_image::MAGIC))
+        .expect("an image header at a page boundary");
+    let h = ckpt_image::Header::parse(&b[at..], b.len() as u64, 0).unwrap();
+    let mut x = ckpt_image::DataHasher::new();
+    x.update(&b[h.data_offset as usize..(h.data_offset + h.data_len) as usize]);
+    assert_eq!(x.finish(), h.data_hash, "data_hash differs from the XXH64 of the data in the file");
+}

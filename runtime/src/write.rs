@@ -21,20 +21,30 @@
 //! checkpoint then takes about as long as the slower of the copy and the disk,
 //! not their sum.
 //!
+//! Two places change while the image is written, and are written from a copy
+//! taken first, so that the hash describes exactly the bytes in the file: the
+//! stack below the save point, where this code runs (its frames, the hasher
+//! itself), and the page of glibc's rseq area, which the kernel rewrites when the
+//! process moves to another CPU. What the copy holds there does not matter for
+//! the restart (dead frames below the save point; cpu fields the restarted
+//! runtime registers afresh), only that file and hash agree.
+//!
 //! Runs below the save point (see `arch`), with every signal blocked.
 //!
 //! # Safety
-//! Two `unsafe` uses: temporarily adding read permission to a saved region that has
-//! none (PROT_NONE or write-only memory with data in it) while it is written, then
-//! putting its protection back; and hashing program memory that `write(2)` has just
-//! read successfully (so it is mapped and readable), through a short-lived slice.
-//! Every signal is blocked and the program has one thread, so nothing changes that
-//! memory while the slice exists.
+//! Three `unsafe` uses: temporarily adding read permission to a saved region that
+//! has none (PROT_NONE or write-only memory with data in it) while it is written,
+//! then putting its protection back; hashing program memory that `writev(2)` has
+//! just read successfully (so it is mapped and readable), through a short-lived
+//! slice; and copying pages of a run inside a volatile range (present pages of
+//! the stack or of the thread's TLS block, readable) into the snapshot buffer.
+//! Every signal is blocked and the program has one thread, so nothing but this
+//! code and the kernel's rseq updates changes that memory meanwhile.
 #![allow(unsafe_code)]
 
 use core::ffi::CStr;
 
-use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, page_up, prot, strs};
+use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, kind, page_up, prot, strs};
 use ckpt_sys::scratch::Scratch;
 use ckpt_sys::{Errno, Fd, IoVec, c};
 
@@ -173,7 +183,10 @@ impl Job {
     /// Walk the address space and write the whole image. Runs below the save
     /// point: the registers are already in `arch::saved_regs()`.
     pub fn write(&mut self, kernel: &Kernel) -> Result<(), Failure> {
-        let layout = maps::walk(&[self.meta.range()])
+        let volatile = volatile_ranges(kernel);
+        let snap_len = volatile.iter().map(|v| (v.1 - v.0) as usize).max().unwrap_or(0);
+        let mut snap = Scratch::new(snap_len).map_err(|e| self.fail("allocating memory for", e))?;
+        let layout = maps::walk(&[self.meta.range(), snap.range()])
             .map_err(|e| self.fail("recording the address space for", e))?;
         let (header, meta_len) = self
             .compose(&layout, kernel)
@@ -186,7 +199,7 @@ impl Job {
             w.bytes(&self.meta.as_slice()[..meta_len])?;
             w.zeros_to(header.data_offset)?;
             w.hash = DataHasher::new();
-            write_data(&mut w, &layout)?;
+            write_data(&mut w, &layout, &volatile, snap.bytes())?;
             let mut hb = [0u8; HEADER_LEN];
             let mut h = header;
             h.data_hash = w.hash.finish();
@@ -315,6 +328,30 @@ impl Out {
         Ok(())
     }
 
+    /// Count `n` bytes of page data written; start write-out every SYNC_EVERY.
+    fn advance(&mut self, n: usize) {
+        self.at += n as u64;
+        if self.at - self.synced >= SYNC_EVERY {
+            // Only a head start: errors, if any, come back from fsync.
+            let len = self.at - self.synced;
+            let _ = ckpt_sys::sync_file_range(self.fd, self.synced, len, ckpt_sys::SYNC_FILE_RANGE_WRITE);
+            self.synced = self.at;
+        }
+    }
+
+    /// Write `len` bytes at `addr` from a copy taken into `snap` first (memory that
+    /// changes while the checkpoint runs; see the module comment).
+    fn snapshot(&mut self, addr: u64, len: usize, snap: &mut [u8]) -> Result<(), Errno> {
+        let copy = &mut snap[..len];
+        // SAFETY: present pages of a readable region (see the module comment);
+        // `snap` is a scratch mapping of our own, disjoint from program memory.
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, copy.as_mut_ptr(), len) };
+        ckpt_sys::write_all(self.fd, copy)?;
+        self.hash.update(copy);
+        self.advance(len);
+        Ok(())
+    }
+
     /// Write the memory of `runs` (in order, back to back in the file). Unreadable
     /// pages (EFAULT) are written as zeros, one page at a time, so the file stays
     /// in step with the run table.
@@ -350,12 +387,7 @@ impl Out {
                             break;
                         }
                     }
-                    self.at += k as u64;
-                    if self.at - self.synced >= SYNC_EVERY {
-                        // Only a head start: errors, if any, come back from fsync.
-                        let _ = ckpt_sys::sync_file_range(self.fd, self.synced, self.at - self.synced, ckpt_sys::SYNC_FILE_RANGE_WRITE);
-                        self.synced = self.at;
-                    }
+                    self.advance(k);
                     k as u64
                 }
                 Err(Errno::EINTR) => 0,
@@ -385,7 +417,39 @@ impl Out {
     }
 }
 
-fn write_data(w: &mut Out, layout: &Layout) -> Result<(), Errno> {
+/// The address ranges this checkpoint itself changes while it writes: the stack
+/// from a margin below the current frame up to the page of the save point, and
+/// the page of the rseq area. Each as `[start, end)`, page-aligned.
+fn volatile_ranges(kernel: &Kernel) -> [(u64, u64); 2] {
+    // Deeper than anything the writing code below this frame uses (a few KiB).
+    const MARGIN: u64 = 64 << 10;
+    let here = core::hint::black_box(&0u8) as *const u8 as u64;
+    let save_point = arch::saved_regs()[0];
+    let page_down = |a: u64| a & !(PAGE_SIZE - 1);
+    let stack = (page_down(here.saturating_sub(MARGIN)), page_down(save_point.max(here)) + PAGE_SIZE);
+    let rseq = kernel.rseq.map_or((0, 0), |a| (page_down(a as u64), page_down(a as u64) + PAGE_SIZE));
+    [stack, rseq]
+}
+
+/// Split `run` at the volatile ranges: calls `f(addr, len, volatile)` in order.
+fn split(run: &Run, volatile: &[(u64, u64); 2], mut f: impl FnMut(u64, u64, bool) -> Result<(), Errno>) -> Result<(), Errno> {
+    let (mut at, end) = (run.addr, run.addr + run.len);
+    while at < end {
+        // The volatile range containing `at`, or the nearest one above it.
+        let inside = volatile.iter().filter(|v| v.0 <= at && at < v.1).map(|v| v.1).max();
+        let next = volatile.iter().filter(|v| v.0 > at && v.0 < end).map(|v| v.0).min();
+        let (stop, vol) = match (inside, next) {
+            (Some(e), _) => (e.min(end), true),
+            (None, Some(s)) => (s, false),
+            (None, None) => (end, false),
+        };
+        f(at, stop - at, vol)?;
+        at = stop;
+    }
+    Ok(())
+}
+
+fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64); 2], snap: &mut [u8]) -> Result<(), Errno> {
     let runs = layout.runs.as_slice();
     for r in layout.regions.as_slice() {
         if r.nruns == 0 {
@@ -398,7 +462,30 @@ fn write_data(w: &mut Out, layout: &Layout) -> Result<(), Errno> {
             // anything; no Rust reference points into it.
             unsafe { ckpt_sys::mprotect(start, len, r.prot | prot::READ) }?;
         }
-        let res = w.memory(&runs[r.first_run as usize..(r.first_run + r.nruns) as usize]);
+        let mine = &runs[r.first_run as usize..(r.first_run + r.nruns) as usize];
+        // File mappings are left alone: a page past the end of the file cannot be
+        // copied (SIGBUS), and neither the stack nor the TLS block lives there.
+        let touches = |run: &Run| {
+            r.kind != kind::FILE && volatile.iter().any(|v| v.0 < run.addr + run.len && run.addr < v.1)
+        };
+        let res = (|| {
+            let mut from = 0;
+            for (i, run) in mine.iter().enumerate() {
+                if !touches(run) {
+                    continue;
+                }
+                w.memory(&mine[from..i])?;
+                split(run, volatile, |addr, len, vol| {
+                    if vol {
+                        w.snapshot(addr, len as usize, snap)
+                    } else {
+                        w.memory(&[Run { addr, len, file_off: 0 }])
+                    }
+                })?;
+                from = i + 1;
+            }
+            w.memory(&mine[from..])
+        })();
         if unreadable {
             // SAFETY: puts back the protection the program had set.
             let _ = unsafe { ckpt_sys::mprotect(start, len, r.prot) };
