@@ -24,7 +24,7 @@ tasks:
   build            build target/dist (bin/ckpt, lib/libckpt.so, lib/libckpt.a, include/ckpt.h)
   test [ARGS...]   build, then run every test (ARGS go to `cargo test`)
   demo             build, then checkpoint and restart a counter program
-  bench [--sizes MIB,...]
+  bench [--sizes MIB,...] [--only checkpoint|continue|overhead]
                    build, then measure checkpoint, restart, continue mode and overhead
                    (table on stdout, JSON in target/bench/bench.json; a few minutes)
 ";
