@@ -307,3 +307,20 @@ fn image_data_hash_matches_the_file() {
     x.update(&b[h.data_offset as usize..(h.data_offset + h.data_len) as usize]);
     assert_eq!(x.finish(), h.data_hash, "data_hash differs from the XXH64 of the data in the file");
 }
+
+/// 64 MiB of all-zero pages (half written with zeros, half only read) around 4 MiB
+/// of data: the image holds the data, not the zeros, and the zeros come back.
+#[test]
+fn zero_pages_cost_nothing_and_come_back_as_zero() {
+    let dir = Dir::new("zero_pages");
+    dir.compile("zero_pages.c", "zero_pages", &[]);
+    let image = dir.join("zero_pages.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./zero_pages"]), &image);
+    let size = std::fs::metadata(&image).unwrap().len();
+    // 4 MiB of data plus the program, libc and the runtime (about 2.5 MiB).
+    assert!(size < 10 << 20, "image of 4 MiB of data among 64 MiB of zero pages is {size} bytes");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED zero pages ok"), "{second}");
+    assert_continues(&first, &second, 60);
+}

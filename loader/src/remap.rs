@@ -213,7 +213,10 @@ fn mapped_from_image(meta: &Meta, r: &Region) -> Option<u64> {
 ///   anonymous, so that it stays anonymous memory: MADV_DONTNEED must zero-fill it,
 ///   not bring back the image's content. Its runs are contiguous in the file, so
 ///   they are read with one `preadv` per `IOV_MAX` runs (a whole region of runs,
-///   usually), straight into place; pages outside every run stay zero.
+///   usually), straight into place; pages outside every run stay zero. Nothing is
+///   populated first: on this kernel, 1 GiB filled by pread into fresh memory took
+///   425 ms, against 445-455 ms with MAP_POPULATE or MADV_POPULATE_WRITE before the
+///   read (each page is zeroed at the fault either way).
 pub fn restore_regions(plan: &Plan, meta: &Meta) {
     let mut iov = [IoVec::default(); ckpt_sys::IOV_MAX];
     for r in meta.regions() {
