@@ -281,7 +281,9 @@ impl Job {
 
 /// Memory is written (and hashed) in pieces of this size: small enough that the
 /// piece the kernel just copied is still in the cache when it is hashed, large
-/// enough that the system calls cost nothing next to the copy.
+/// enough that the system calls cost nothing next to the copy. Measured here:
+/// XXH64 runs at about 14.5 GB/s over a piece just copied (37 ms per 512 MiB),
+/// against 4.7 GB/s over data read cold from memory; 1 MiB pieces were slower.
 const PIECE: usize = 256 << 10;
 
 /// Write-out is started each time this many bytes were written since the last
