@@ -399,12 +399,6 @@ fn failed_write(bits: Bits) {
     assert!(second.has("DONE"), "{second}");
 }
 
-
-
-
-
-
-
 /// An image given to the loader of the other architecture (a 32-bit image behind
 /// the x86_64 loader, and the reverse) is refused with a clear message before
 /// anything is touched.
@@ -431,4 +425,41 @@ fn image_for_the_other_architecture_is_refused() {
         assert!(o.stderr.contains("image is for another architecture"), "{what}:\n{o}");
         assert!(o.ticks().is_empty(), "{what}: the program ran\n{o}");
     }
+}
+
+/// The header's `data_hash` is the XXH64 of the page data exactly as it is in the
+/// file, although the checkpoint's own stack (and the rseq area) change while the
+/// data is written: `ckpt verify` relies on it.
+#[test]
+fn image_data_hash_matches_the_file() {
+    let dir = Dir::new("datahash");
+    dir.compile("counter.c", "counter", &[]);
+    let image = dir.join("counter.ckpt");
+    checkpoint(ckpt(&dir, &["./counter"]), &image);
+    let b = std::fs::read(&image).unwrap();
+    let at = (0..b.len())
+        .step_by(ckpt_image::PAGE_SIZE as usize)
+        .find(|&o| b[o..].starts_with(&ckpt_image::MAGIC))
+        .expect("an image header at a page boundary");
+    let h = ckpt_image::Header::parse(&b[at..], b.len() as u64, 0).unwrap();
+    let mut x = ckpt_image::DataHasher::new();
+    x.update(&b[h.data_offset as usize..(h.data_offset + h.data_len) as usize]);
+    assert_eq!(x.finish(), h.data_hash, "data_hash differs from the XXH64 of the data in the file");
+}
+
+/// 64 MiB of all-zero pages (half written with zeros, half only read) around 4 MiB
+/// of data: the image holds the data, not the zeros, and the zeros come back.
+#[test]
+fn zero_pages_cost_nothing_and_come_back_as_zero() {
+    let dir = Dir::new("zero_pages");
+    dir.compile("zero_pages.c", "zero_pages", &[]);
+    let image = dir.join("zero_pages.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./zero_pages"]), &image);
+    let size = std::fs::metadata(&image).unwrap().len();
+    // 4 MiB of data plus the program, libc and the runtime (about 2.5 MiB).
+    assert!(size < 10 << 20, "image of 4 MiB of data among 64 MiB of zero pages is {size} bytes");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED zero pages ok"), "{second}");
+    assert_continues(&first, &second, 60);
 }

@@ -10,8 +10,8 @@
 //! are in the home block, so nothing it uses disappears.
 #![allow(unsafe_code)]
 
-use ckpt_image::{Meta, Process, RESTART_INFO_LEN, RestartInfo, kind, page_up, prot, task_size};
-use ckpt_sys::{Errno, Fd, c};
+use ckpt_image::{Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
+use ckpt_sys::{Errno, Fd, IoVec, c};
 
 use crate::{Name, Plan, arch, die, die_errno, msg};
 
@@ -193,10 +193,44 @@ pub fn clear_address_space(plan: &Plan) {
     }
 }
 
+/// The file offset of `r`'s data if it is a private file mapping saved whole (one
+/// run covering it): such a region is mapped straight from the checkpoint file.
+fn mapped_from_image(meta: &Meta, r: &Region) -> Option<u64> {
+    let run = meta.runs_of(r).next()?;
+    (r.kind == kind::FILE && r.nruns == 1 && run.addr == r.start && run.addr + run.len == r.end)
+        .then_some(run.file_off)
+}
+
 /// Map every saved region and fill its runs from the file.
+///
+/// - A private file mapping saved whole (program and library text and data) is
+///   mapped from the checkpoint file itself, MAP_PRIVATE at its data's offset,
+///   with its own protection: no copy, pages only read stay shared with the page
+///   cache, written ones are copied on write, as in the original process. The
+///   image is page-aligned for this, and never rewritten in place (a new
+///   checkpoint is a new file renamed over the name), so the mapping stays valid.
+/// - Everything else (anonymous memory, heap, stack, shared memory) is mapped
+///   anonymous, so that it stays anonymous memory: MADV_DONTNEED must zero-fill it,
+///   not bring back the image's content. Its runs are contiguous in the file, so
+///   they are read with one `preadv` per `IOV_MAX` runs (a whole region of runs,
+///   usually), straight into place; pages outside every run stay zero. Nothing is
+///   populated first: on this kernel, 1 GiB filled by pread into fresh memory took
+///   425 ms, against 445-455 ms with MAP_POPULATE or MADV_POPULATE_WRITE before the
+///   read (each page is zeroed at the fault either way).
 pub fn restore_regions(plan: &Plan, meta: &Meta) {
+    let mut iov = [IoVec::default(); ckpt_sys::IOV_MAX];
     for r in meta.regions() {
         let len = (r.end - r.start) as usize;
+        if let Some(off) = mapped_from_image(meta, &r) {
+            let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
+            // SAFETY: NOREPLACE, and the range is cleared and not the home block,
+            // as below; the run was validated to lie in the file's data.
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, r.prot, flags, plan.fd, off) } {
+                die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end)
+                    .s(" from the image: ").errno(e));
+            }
+            continue;
+        }
         let mut flags = c::MAP_FIXED_NOREPLACE | c::MAP_ANONYMOUS;
         flags |= if r.kind == kind::SHARED { c::MAP_SHARED } else { c::MAP_PRIVATE | c::MAP_NORESERVE };
         if r.kind == kind::STACK {
@@ -210,12 +244,26 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end)
                 .s(": ").errno(e));
         }
-        for run in meta.runs_of(&r) {
-            // SAFETY: the run lies inside the region just mapped read-write
-            // (validated by Meta::parse), which nothing references.
-            let res = unsafe { ckpt_sys::pread_exact_into(plan.fd, run.addr as usize, run.len as usize, run.file_off) };
-            if let Err(e) = res {
-                die(msg(&plan.name).s("cannot read saved memory at ").x(run.addr).s(": ").errno(e));
+        let mut runs = meta.runs_of(&r);
+        loop {
+            let (mut n, mut off) = (0, 0);
+            for run in runs.by_ref().take(iov.len()) {
+                if n == 0 {
+                    off = run.file_off;
+                }
+                iov[n] = IoVec { base: run.addr as usize, len: run.len as usize };
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            let at = iov[0].base as u64;
+            // SAFETY: every run lies inside the region just mapped read-write
+            // (validated by Meta::parse), which nothing references; the runs of a
+            // region follow each other in the file (also validated), so they are
+            // read from the first one's offset on.
+            if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut iov[..n], off) } {
+                die(msg(&plan.name).s("cannot read saved memory at ").x(at).s(": ").errno(e));
             }
         }
         if first != r.prot {

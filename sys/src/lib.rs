@@ -174,6 +174,79 @@ pub unsafe fn pread_exact_into(fd: Fd, mut addr: usize, mut len: usize, mut off:
     Ok(())
 }
 
+/// The kernel's `struct iovec`: one piece of a vectored read or write.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoVec {
+    /// Start address.
+    pub base: usize,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+/// Most iovecs one `readv`/`writev`-family call takes (`IOV_MAX`, `UIO_MAXIOV`).
+pub const IOV_MAX: usize = 1024;
+
+/// `ssize_t writev(int fd, const struct iovec *iov, int iovcnt);`
+///
+/// Like [`write_from`], the pieces may be any process memory: the kernel reads it,
+/// and an unreadable piece ends the call with a short count, or `EFAULT` if it is
+/// the first.
+pub fn writev(fd: Fd, iov: &[IoVec]) -> Result<usize> {
+    // SAFETY: the kernel reads the iovec array (ours, iov.len() entries) and the
+    // memory it names, validating every range itself.
+    unsafe { sys!(Sysno::writev, fd.0, iov.as_ptr(), iov.len().min(IOV_MAX)) }
+}
+
+/// `ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset);`
+/// (the raw syscall takes the offset as two longs, low then high: on x86_64 the
+/// high part is 0; on i386 it is the upper 32 bits.)
+///
+/// # Safety
+/// Every piece must be writable memory that no Rust reference covers.
+pub unsafe fn preadv(fd: Fd, iov: &[IoVec], off: u64) -> Result<usize> {
+    let n = iov.len().min(IOV_MAX);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: per the caller's contract the destinations are ours to overwrite.
+    let r = unsafe { sys!(Sysno::preadv, fd.0, iov.as_ptr(), n, off, 0usize) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: as above.
+    let r = unsafe { sys!(Sysno::preadv, fd.0, iov.as_ptr(), n, off as u32, (off >> 32) as u32) };
+    r
+}
+
+/// Fill every piece of `iov` from the file at `off` on, with as few `preadv` calls
+/// as the kernel allows (`IOV_MAX` pieces and about 2 GiB per call), or fail with
+/// `EIO` at the end of the file. `iov` is used as working space.
+///
+/// # Safety
+/// As [`preadv`].
+pub unsafe fn preadv_exact(fd: Fd, mut iov: &mut [IoVec], mut off: u64) -> Result<()> {
+    while !iov.is_empty() {
+        // SAFETY: forwarded contract; `iov` only ever shrinks to unread parts.
+        match unsafe { preadv(fd, iov, off) } {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(mut n) => {
+                off += n as u64;
+                while n > 0 && n >= iov[0].len {
+                    n -= iov[0].len;
+                    iov = &mut iov[1..];
+                }
+                if n > 0 {
+                    iov[0].base += n;
+                    iov[0].len -= n;
+                }
+                while !iov.is_empty() && iov[0].len == 0 {
+                    iov = &mut iov[1..];
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// `int openat(int dirfd, const char *pathname, int flags, mode_t mode);`
 pub fn openat(dir: Fd, path: &CStr, flags: u32, mode: u32) -> Result<Fd> {
     // SAFETY: path is NUL-terminated; the kernel only reads it.
@@ -190,6 +263,23 @@ pub fn close(fd: Fd) -> Result<()> {
 pub fn fsync(fd: Fd) -> Result<()> {
     // SAFETY: no memory involved.
     unsafe { sys!(Sysno::fsync, fd.0) }.map(drop)
+}
+
+/// `SYNC_FILE_RANGE_WRITE`: start write-out of the dirty pages, do not wait.
+pub const SYNC_FILE_RANGE_WRITE: u32 = 2;
+
+/// `int sync_file_range(int fd, off64_t offset, off64_t nbytes, unsigned int flags);`
+/// (i386 passes each 64-bit argument as two registers, low then high.)
+pub fn sync_file_range(fd: Fd, off: u64, len: u64, flags: u32) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: no memory involved.
+    let r = unsafe { sys!(Sysno::sync_file_range, fd.0, off, len, flags) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: no memory involved.
+    let r = unsafe {
+        sys!(Sysno::sync_file_range, fd.0, off as u32, (off >> 32) as u32, len as u32, (len >> 32) as u32, flags)
+    };
+    r.map(drop)
 }
 
 /// `int fchmod(int fd, mode_t mode);`
@@ -347,6 +437,79 @@ pub unsafe fn mremap(old: usize, old_len: usize, new_len: usize, flags: u32, new
 pub unsafe fn madvise(addr: usize, len: usize, advice: u32) -> Result<()> {
     // SAFETY: forwarded to the caller's contract.
     unsafe { sys!(Sysno::madvise, addr, len, advice) }.map(drop)
+}
+
+/// The kernel's `struct page_region` (linux/fs.h, 6.7): a range of pages that
+/// `PAGEMAP_SCAN` found, with their `PAGE_IS_*` categories (masked by
+/// `return_mask`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageRegion {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// `PAGE_IS_*` bits.
+    pub categories: u64,
+}
+
+/// The kernel's `struct pm_scan_arg` (linux/fs.h, 6.7). Debian's uapi headers
+/// predate it, so it is written out here. Pages match when, after XOR with
+/// `category_inverted`, they have every bit of `category_mask` and (if non-zero)
+/// at least one bit of `category_anyof_mask`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PmScanArg {
+    /// `sizeof(struct pm_scan_arg)`.
+    pub size: u64,
+    /// `PM_SCAN_*` flags (0: only report).
+    pub flags: u64,
+    /// First address to scan.
+    pub start: u64,
+    /// End of the scan.
+    pub end: u64,
+    /// Set by the kernel: where the walk stopped.
+    pub walk_end: u64,
+    /// Address of a `PageRegion` array.
+    pub vec: u64,
+    /// Its length.
+    pub vec_len: u64,
+    /// Stop after this many pages (0: no limit).
+    pub max_pages: u64,
+    /// Categories inverted before matching.
+    pub category_inverted: u64,
+    /// Categories every matching page must have.
+    pub category_mask: u64,
+    /// A matching page has at least one of these.
+    pub category_anyof_mask: u64,
+    /// Categories reported (and that split regions).
+    pub return_mask: u64,
+}
+const _: () = assert!(core::mem::size_of::<PmScanArg>() == 96);
+
+/// `PAGE_IS_*` categories of `PAGEMAP_SCAN` (linux/fs.h).
+pub mod page_is {
+    /// Present in memory.
+    pub const PRESENT: u64 = 1 << 3;
+    /// Swapped out.
+    pub const SWAPPED: u64 = 1 << 4;
+    /// Mapped to the kernel's shared zero page (read but never written).
+    pub const PFNZERO: u64 = 1 << 5;
+}
+
+/// `ioctl(pagemap_fd, PAGEMAP_SCAN, &arg)` on an open `/proc/PID/pagemap`
+/// (Linux 6.7): fills `out` with the matching page ranges of
+/// `[arg.start, arg.end)`; returns how many it filled. `arg.vec`/`vec_len` are set
+/// from `out` here. Older kernels fail with `ENOTTY` (or `EINVAL`).
+pub fn ioctl_pagemap_scan(fd: Fd, arg: &mut PmScanArg, out: &mut [PageRegion]) -> Result<usize> {
+    // _IOWR('f', 16, struct pm_scan_arg): dir 3 << 30 | size << 16 | 'f' << 8 | 16.
+    const PAGEMAP_SCAN: u32 = (3 << 30) | (96 << 16) | ((b'f' as u32) << 8) | 16;
+    arg.size = core::mem::size_of::<PmScanArg>() as u64;
+    arg.vec = out.as_mut_ptr() as u64;
+    arg.vec_len = out.len() as u64;
+    // SAFETY: the kernel reads and updates `arg` (ours) and writes at most
+    // vec_len page_region records into `out` (ours); it only reads page tables.
+    unsafe { sys!(Sysno::ioctl, fd.0, PAGEMAP_SCAN, arg as *mut PmScanArg) }
 }
 
 /// `brk(2)` as the kernel implements it: returns the (new) break; `brk(0)` reads it.

@@ -5,9 +5,11 @@
 //! - `test`: checks the prerequisites, builds, and runs the whole test suite
 //!   against the freshly built distribution.
 //! - `demo`: the README's quick example, end to end.
+//! - `bench`: checkpoint/restart times against the machine's physical limits.
 //! - `setup`: install the system packages the above need (Debian) and the i686
 //!   Rust target.
 
+mod bench;
 mod build;
 mod demo;
 mod setup;
@@ -24,6 +26,9 @@ tasks:
                    include/ckpt.h)
   test [ARGS...]   build, then run every test (ARGS go to `cargo test`)
   demo             build, then checkpoint and restart a counter program
+  bench [--sizes MIB,...] [--only checkpoint|continue|overhead]
+                   build, then measure checkpoint, restart, continue mode and overhead
+                   (table on stdout, JSON in target/bench/bench.json; a few minutes)
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +37,7 @@ fn main() -> ExitCode {
         Some("build") => build::dist().map(drop),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("setup") => setup::run_setup(),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

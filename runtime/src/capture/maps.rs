@@ -6,8 +6,15 @@
 //!   page, because a page never touched *is* the file's content, and the file may
 //!   be gone at restart;
 //! - shared mappings: every page (another process may have filled them);
-//! - anonymous memory, heap and stack: only pages present or swapped according to
-//!   /proc/self/pagemap; a page never touched reads as zero and costs nothing;
+//! - anonymous memory, heap and stack: only pages that are present or swapped and
+//!   hold something other than zeros. The kernel says which pages are present
+//!   (`PAGEMAP_SCAN`, which also tells the shared zero page apart: read but never
+//!   written; `/proc/self/pagemap` on kernels before 6.7); each readable page it
+//!   names is then looked at, and one that holds only zeros is left out too. That
+//!   look is cheap where it matters: a page of real data ends it at its first
+//!   word. A page left out of anonymous memory comes back as zero, because the
+//!   loader maps anonymous memory fresh. (Never for a private *file* mapping: a
+//!   page missing there would come back as the file's content.)
 //! - unreadable private file mappings (the gaps ld.so reserves between a library's
 //!   segments): nothing, they are restored as inaccessible anonymous memory;
 //! - [vvar], [vvar_vclock], [vdso]: recorded by address only, never as data (the
@@ -15,11 +22,19 @@
 //!
 //! The runtime's own scratch buffers are cut out of the regions: they are not part
 //! of the program and the restarted runtime never uses them.
+//!
+//! # Safety
+//! One `unsafe` use: reading a page of the program's memory to see whether it is
+//! all zeros. Only pages the kernel just reported present or swapped, in a mapping
+//! that /proc/self/maps shows readable, are read, so the load cannot fault (a
+//! swapped page is read back in, as write(2) would). Every signal is blocked and
+//! the program has one thread, so nothing changes the page while it is read.
+#![allow(unsafe_code)]
 
 use ckpt_image::{PAGE_SIZE, Region, Run, kind};
 use ckpt_sys::maps::{self, MapEntry};
 use ckpt_sys::scratch::{Scratch, Table};
-use ckpt_sys::{Errno, Fd, Result, c};
+use ckpt_sys::{Errno, Fd, PageRegion, PmScanArg, Result, c, page_is};
 
 /// Most regions an image may have (the kernel's default vm.max_map_count is 65530).
 const MAX_REGIONS: usize = 1 << 17;
@@ -70,6 +85,7 @@ pub fn walk(exclude: &[(u64, u64)]) -> Result<Layout> {
     cut.sort_unstable();
 
     let pagemap = ckpt_sys::openat(Fd::CWD, c"/proc/self/pagemap", c::O_RDONLY | c::O_CLOEXEC, 0)?;
+    let mut scan = Scan { pagemap, has_scan_ioctl: true };
     let (mut vdso, mut data_len, mut mapped_len) = ([(0u64, 0u64); 3], 0u64, 0u64);
     let text = &maps_text.as_slice()[..maps_len];
     let base = text.as_ptr() as usize;
@@ -85,7 +101,7 @@ pub fn walk(exclude: &[(u64, u64)]) -> Result<Layout> {
                 for (s, t) in pieces(e.start, e.end, cut) {
                     let piece = MapEntry { start: s, end: t, ..e };
                     let bufs = (pm_buf.bytes(), &mut regions, &mut runs, &mut data_len);
-                    result = add_region(&piece, name_off, pagemap, bufs);
+                    result = add_region(&piece, name_off, &mut scan, bufs);
                     if result.is_err() {
                         break 'walk;
                     }
@@ -140,7 +156,7 @@ fn kind_of(e: &MapEntry) -> u32 {
 /// The walk's output tables: pagemap buffer, regions, runs, data length so far.
 type Tables<'a> = (&'a mut [u8], &'a mut Table<Region>, &'a mut Table<Run>, &'a mut u64);
 
-fn add_region(e: &MapEntry, name_off: u32, pagemap: Fd, t: Tables) -> Result<()> {
+fn add_region(e: &MapEntry, name_off: u32, scan: &mut Scan, t: Tables) -> Result<()> {
     let (pm_buf, regions, runs, data_len) = t;
     let k = kind_of(e);
     let first_run = runs.len() as u32;
@@ -161,7 +177,10 @@ fn add_region(e: &MapEntry, name_off: u32, pagemap: Fd, t: Tables) -> Result<()>
     match k {
         kind::FILE if !readable => {}
         kind::FILE | kind::SHARED => add(e.start, e.end - e.start, runs)?,
-        _ => scan_present(e.start, e.end, pagemap, pm_buf, |a, l| add(a, l, runs))?,
+        // Unreadable anonymous memory (PROT_NONE with data in it): every used page,
+        // as the kernel reports them; looking inside would need a protection change.
+        _ if !readable => scan.used(e.start, e.end, pm_buf, |a, l| add(a, l, runs))?,
+        _ => scan.used(e.start, e.end, pm_buf, |a, l| nonzero_pages(a, l, |a, l| add(a, l, runs)))?,
     }
     regions.push(Region {
         start: e.start,
@@ -176,7 +195,93 @@ fn add_region(e: &MapEntry, name_off: u32, pagemap: Fd, t: Tables) -> Result<()>
     })
 }
 
-/// Call `f(addr, len)` for each maximal run of present-or-swapped pages.
+/// Whether the readable, present page at `addr` holds only zeros.
+fn page_is_zero(addr: u64) -> bool {
+    // SAFETY: see the module comment: a present (or swapped) page of a readable
+    // mapping, read while nothing else runs.
+    let words = unsafe { core::slice::from_raw_parts(addr as *const u64, PAGE_SIZE as usize / 8) };
+    // The first word decides for almost every page of real data; the rest goes a
+    // cache line at a time, which the compiler turns into vector ORs.
+    words[0] == 0 && words.chunks_exact(8).all(|l| l.iter().fold(0, |a, &w| a | w) == 0)
+}
+
+/// Call `f(addr, len)` for each maximal run of pages in `[start, start+len)` that
+/// are not all zeros.
+fn nonzero_pages(start: u64, len: u64, mut f: impl FnMut(u64, u64) -> Result<()>) -> Result<()> {
+    let mut run = None::<u64>;
+    let end = start + len;
+    let mut a = start;
+    while a < end {
+        match (page_is_zero(a), run) {
+            (false, None) => run = Some(a),
+            (true, Some(s)) => {
+                f(s, a - s)?;
+                run = None;
+            }
+            _ => {}
+        }
+        a += PAGE_SIZE;
+    }
+    if let Some(s) = run {
+        f(s, end - s)?;
+    }
+    Ok(())
+}
+
+/// How the walk asks the kernel which pages of anonymous memory are in use.
+struct Scan {
+    /// `/proc/self/pagemap`, open.
+    pagemap: Fd,
+    /// False once `PAGEMAP_SCAN` turned out to be missing (kernel before 6.7).
+    has_scan_ioctl: bool,
+}
+
+impl Scan {
+    /// Call `f(addr, len)` for each run of pages in `[start, end)` that are present
+    /// or swapped, leaving out the shared zero page where the kernel can say so.
+    fn used(&mut self, start: u64, end: u64, buf: &mut [u8], mut f: impl FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        if self.has_scan_ioctl {
+            match self.scan_ioctl(start, end, &mut f) {
+                Err(Errno::ENOTTY | Errno::EINVAL) => self.has_scan_ioctl = false,
+                r => return r,
+            }
+        }
+        scan_present(start, end, self.pagemap, buf, f)
+    }
+
+    /// `PAGEMAP_SCAN`: matching pages are (PRESENT or SWAPPED) and not PFNZERO, in
+    /// ranges the kernel already merged. It fails before reporting anything if the
+    /// kernel lacks it, so the caller can fall back on the same range.
+    fn scan_ioctl(&mut self, start: u64, end: u64, f: &mut impl FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        let mut out = [PageRegion::default(); 256];
+        let mut at = start;
+        while at < end {
+            let mut arg = PmScanArg {
+                start: at,
+                end,
+                category_inverted: page_is::PFNZERO,
+                category_mask: page_is::PFNZERO,
+                category_anyof_mask: page_is::PRESENT | page_is::SWAPPED,
+                return_mask: page_is::PRESENT | page_is::SWAPPED,
+                ..Default::default()
+            };
+            let n = ckpt_sys::ioctl_pagemap_scan(self.pagemap, &mut arg, &mut out)?;
+            for r in &out[..n] {
+                f(r.start, r.end - r.start)?;
+            }
+            if n < out.len() {
+                break;
+            }
+            // The array filled up: go on after the last range (walk_end is not
+            // always where the ranges stop, see PLATFORM.md §5).
+            at = out[n - 1].end;
+        }
+        Ok(())
+    }
+}
+
+/// Call `f(addr, len)` for each maximal run of present-or-swapped pages, from
+/// `/proc/self/pagemap` (kernels without `PAGEMAP_SCAN`).
 fn scan_present(
     start: u64,
     end: u64,
@@ -214,4 +319,3 @@ fn scan_present(
     }
     Ok(())
 }
-

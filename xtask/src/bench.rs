@@ -1,0 +1,718 @@
+//! `cargo xtask bench`: how fast checkpoint and restart are, next to the physical
+//! limits of this machine, as a table on stdout and `target/bench/bench.json`.
+//!
+//! The target program is `tests/c/bench.c` (its header documents the line
+//! protocol). For each memory size and content (pseudo-random, or half the pages
+//! zero) a fresh program is started under `ckpt`, and on the same run:
+//!
+//! - **checkpoint**: SIGTSTP sent → the process is gone (it exits only after the
+//!   image is written, fsynced, renamed and the directory fsynced);
+//! - **write reference**: the same number of bytes written to a file in the same
+//!   directory with plain write(2) calls of 8 MiB, then fsync, rename and directory
+//!   fsync (the durability work the checkpoint does). Measured twice per run, just
+//!   before the signal (the program alive and asleep, with the byte count of the
+//!   previous run's image) and just after the exit, because on this VM the cost of
+//!   fresh page-cache pages depends on what memory was freed just before (PLATFORM.md
+//!   §10): the reference is the median of all those samples. The checkpoint
+//!   starts the disk while it still copies (sync_file_range), which plain
+//!   write+fsync does not; so a second reference does the same with plain write(2)
+//!   calls (`sync_file_range(SYNC_FILE_RANGE_WRITE)` every 32 MiB, then fsync):
+//!   the best this disk does, the limit the checkpoint is really up against;
+//! - **read reference**: the image file read from the page cache into fresh
+//!   anonymous memory (what a new process must fill) with reads of 64 MiB;
+//! - **restart**: `./bench.ckpt` spawned → the restored program's first loop
+//!   iteration (`FIRST`), and → its heartbeat after it summed its whole memory again
+//!   and found the checksum it had before (`HEARTBEAT`). Both times come from
+//!   CLOCK_MONOTONIC, which is system-wide, read by the harness and the program.
+//!
+//! Continue mode (`ckpt -c`): the program's loop records the largest gap between
+//! two iterations; the harness asks for it (SIGUSR1) before the checkpoint and
+//! after the new image was renamed into place, so the pause is measured the same
+//! way whatever continue mode does internally. Running overhead: a CPU-bound loop
+//! under `ckpt` and without it, and the start-up of `ckpt PROG` against `PROG`.
+//!
+//! Every figure is the median of several runs: the machine is shared and its
+//! timings are noisy (PLATFORM.md §10). The whole benchmark runs in a few minutes.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use crate::{Result, build, root};
+
+/// How long any single step may take before the benchmark gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(90);
+/// Chunk of the reference write(2) calls.
+const WRITE_CHUNK: usize = 8 << 20;
+/// Chunk of the reference read(2) calls.
+const READ_CHUNK: usize = 64 << 20;
+
+/// One memory size of the checkpoint/restart table, with its number of runs.
+struct Size {
+    mib: u64,
+    runs: usize,
+}
+
+const SIZES: [Size; 4] = [
+    Size { mib: 0, runs: 5 },
+    Size { mib: 64, runs: 5 },
+    Size { mib: 512, runs: 5 },
+    Size { mib: 2048, runs: 5 },
+];
+
+/// Iterations of `bench work` (about half a second on this machine).
+const WORK_ITERS: &str = "250000";
+
+// The C library std already links: what std does not expose (a signal other than
+// SIGKILL, the raw CLOCK_MONOTONIC the target program also reads).
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+    fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
+    fn sync_file_range(fd: i32, offset: i64, nbytes: i64, flags: u32) -> i32;
+}
+const SYNC_FILE_RANGE_WRITE: u32 = 2;
+/// What the runtime uses too (runtime/src/write.rs, `SYNC_EVERY`).
+const SYNC_EVERY: usize = 32 << 20;
+const CLOCK_MONOTONIC: i32 = 1;
+const SIGUSR1: i32 = 10;
+const SIGTSTP: i32 = 20;
+
+/// CLOCK_MONOTONIC in ns (comparable with the program's `t=` values).
+fn mono_ns() -> u64 {
+    let mut ts = [0i64; 2];
+    // SAFETY: clock_gettime writes one `struct timespec` (two longs on x86_64)
+    // into the array we own.
+    unsafe { clock_gettime(CLOCK_MONOTONIC, &mut ts) };
+    ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+}
+
+fn signal(pid: u32, sig: i32) -> Result<()> {
+    // SAFETY: kill(2) touches no memory of ours.
+    if unsafe { kill(pid as i32, sig) } != 0 {
+        return Err(format!("kill({pid}, {sig}): {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::min)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A running target program whose stdout lines arrive on a channel.
+struct Prog {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Prog {
+    fn spawn(cmd: &mut Command) -> Result<Prog> {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+        let out = child.stdout.take().expect("piped");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Prog { child, lines: rx, seen: Vec::new() })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line starting with `prefix` (lines before it are kept for errors).
+    fn expect(&mut self, prefix: &str) -> Result<String> {
+        loop {
+            match self.lines.recv_timeout(STEP_TIMEOUT) {
+                Ok(l) if l.starts_with(prefix) => return Ok(l),
+                Ok(l) if l.starts_with("FAIL") => {
+                    return Err(format!("the bench program failed: {l}"));
+                }
+                Ok(l) => self.seen.push(l),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(format!("no {prefix:?} line from the bench program; saw {:?}", self.seen));
+                }
+            }
+        }
+    }
+
+    /// Wait for the exit; `Ok(true)` if it exited with status 0.
+    fn wait(&mut self) -> Result<bool> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            if let Some(st) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(st.success());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err("the bench program did not exit".into());
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=VALUE` from a protocol line.
+fn field(line: &str, key: &str) -> Result<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no {key}= in {line:?}"))
+}
+
+/// One checkpoint/restart run.
+struct Sample {
+    image: u64,
+    ckpt: f64,
+    /// (write only, write + durability) samples: after, and before when known.
+    refs: Vec<(f64, f64)>,
+    /// The same with write-out started as the data is written.
+    best: Vec<f64>,
+    first: f64,
+    heartbeat: f64,
+    ref_read: f64,
+}
+
+/// Pseudo-random bytes for the reference writes (the program's data are
+/// incompressible too; nothing here compresses, but neither side gets a bonus),
+/// as many as the largest image: written from a smaller buffer, the reference
+/// would copy from the CPU cache while the checkpoint copies from memory.
+fn noise(len: usize) -> Vec<u8> {
+    const BLOCK: usize = 64 << 20;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut v = Vec::with_capacity(len.max(BLOCK));
+    while v.len() < BLOCK {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    // The rest repeats the block (xtask runs unoptimised; memcpy is fast anyway):
+    // what matters is that every byte written comes from its own place in memory.
+    while v.len() < len {
+        let n = (len - v.len()).min(BLOCK);
+        v.extend_from_within(..n);
+    }
+    v
+}
+
+/// Write `len` bytes to DIR/ref.tmp with 8 MiB write(2) calls, fsync, rename,
+/// fsync the directory: (write time, total with the durability work) in ms.
+/// With `overlap`, write-out is started every 32 MiB as the checkpoint does.
+fn write_reference(dir: &Path, len: u64, src: &[u8], overlap: bool) -> Result<(f64, f64)> {
+    use std::os::fd::AsRawFd;
+    let tmp = dir.join(".ref.tmp");
+    let io = |e: std::io::Error| format!("reference write in {}: {e}", dir.display());
+    let t0 = mono_ns();
+    let mut f = fs::File::create(&tmp).map_err(io)?;
+    let (mut done, mut synced) = (0usize, 0usize);
+    while done < len as usize {
+        let n = (len as usize - done).min(WRITE_CHUNK);
+        let from = done % (src.len() - WRITE_CHUNK);
+        f.write_all(&src[from..from + n]).map_err(io)?;
+        done += n;
+        if overlap && done - synced >= SYNC_EVERY {
+            // SAFETY: no memory involved; the descriptor is open for writing.
+            unsafe { sync_file_range(f.as_raw_fd(), synced as i64, (done - synced) as i64, SYNC_FILE_RANGE_WRITE) };
+            synced = done;
+        }
+    }
+    let t1 = mono_ns();
+    f.sync_all().map_err(io)?;
+    drop(f);
+    fs::rename(&tmp, dir.join("ref.out")).map_err(io)?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    let t2 = mono_ns();
+    let _ = fs::remove_file(dir.join("ref.out"));
+    Ok((ms(t1 - t0), ms(t2 - t0)))
+}
+
+/// Read FILE (warm in the page cache) into fresh anonymous memory; ms.
+fn read_reference(file: &Path) -> Result<f64> {
+    let io = |e: std::io::Error| format!("reference read of {}: {e}", file.display());
+    let len = fs::metadata(file).map_err(io)?.len() as usize;
+    let t0 = mono_ns();
+    // A zeroed Vec this large comes straight from mmap: untouched pages, as in a
+    // process that restores its memory.
+    let mut buf = vec![0u8; len];
+    let mut f = fs::File::open(file).map_err(io)?;
+    let mut at = 0;
+    while at < len {
+        let n = f.read(&mut buf[at..(at + READ_CHUNK).min(len)]).map_err(io)?;
+        if n == 0 {
+            return Err(format!("{} shrank while being read", file.display()));
+        }
+        at += n;
+    }
+    let t = mono_ns() - t0;
+    drop(buf);
+    Ok(ms(t))
+}
+
+struct Env {
+    ckpt: PathBuf,
+    prog: PathBuf,
+    dir: PathBuf,
+    noise: Vec<u8>,
+}
+
+impl Env {
+    fn image(&self) -> PathBuf {
+        self.dir.join("bench.ckpt")
+    }
+
+    fn heap_cmd(&self, mib: u64, mode: &str, cont: bool) -> Command {
+        let mut c = Command::new(&self.ckpt);
+        if cont {
+            c.arg("-c");
+        }
+        c.arg(&self.prog).args(["heap", &mib.to_string(), mode]).current_dir(&self.dir);
+        c
+    }
+
+    fn checkpoint_run(&self, mib: u64, mode: &str, prev_size: Option<u64>) -> Result<Sample> {
+        let image = self.image();
+        let _ = fs::remove_file(&image);
+        let mut p = Prog::spawn(&mut self.heap_cmd(mib, mode, false))?;
+        p.expect("READY")?;
+        // Let the program settle into its loop (and the fill's page faults end).
+        std::thread::sleep(Duration::from_millis(100));
+        let (mut refs, mut best) = (Vec::new(), Vec::new());
+        if let Some(len) = prev_size {
+            refs.push(write_reference(&self.dir, len, &self.noise, false)?);
+            best.push(write_reference(&self.dir, len, &self.noise, true)?.1);
+        }
+        let t0 = mono_ns();
+        signal(p.pid(), SIGTSTP)?;
+        let ok = p.wait()?;
+        let ckpt = ms(mono_ns() - t0);
+        if !ok || !image.exists() {
+            return Err(format!("checkpoint of the {mib} MiB {mode} program failed (see stderr)"));
+        }
+        let size = fs::metadata(&image).map_err(|e| e.to_string())?.len();
+        best.push(write_reference(&self.dir, size, &self.noise, true)?.1);
+        refs.push(write_reference(&self.dir, size, &self.noise, false)?);
+        let ref_read = read_reference(&image)?;
+
+        let t0 = mono_ns();
+        let mut r = Prog::spawn(Command::new(&image).current_dir(&self.dir))?;
+        let first = field(&r.expect("FIRST")?, "t")?;
+        let beat = field(&r.expect("HEARTBEAT ok")?, "t")?;
+        if !r.wait()? {
+            return Err(format!("the restarted {mib} MiB {mode} program failed"));
+        }
+        let _ = fs::remove_file(&image);
+        Ok(Sample {
+            image: size,
+            ckpt,
+            refs,
+            best,
+            first: ms(first.saturating_sub(t0)),
+            heartbeat: ms(beat.saturating_sub(t0)),
+            ref_read,
+        })
+    }
+
+    /// Continue mode: (pause, signal → image renamed into place) in ms.
+    fn continue_run(&self, mib: u64) -> Result<(f64, f64)> {
+        let image = self.image();
+        let _ = fs::remove_file(&image);
+        let mut p = Prog::spawn(self.heap_cmd(mib, "rand", true).arg("spin"))?;
+        p.expect("READY")?;
+        std::thread::sleep(Duration::from_millis(100));
+        // Start a fresh gap window just before the checkpoint.
+        signal(p.pid(), SIGUSR1)?;
+        p.expect("GAP")?;
+        // The program resets its gap record just after printing: a signal that
+        // came before that reset would be forgotten with it.
+        std::thread::sleep(Duration::from_millis(20));
+        let t0 = mono_ns();
+        signal(p.pid(), SIGTSTP)?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        while !image.exists() {
+            if Instant::now() > deadline {
+                p.kill();
+                return Err("continue mode: no image appeared".into());
+            }
+            std::thread::sleep(Duration::from_micros(250));
+        }
+        let full = ms(mono_ns() - t0);
+        signal(p.pid(), SIGUSR1)?;
+        let gap = p.expect("GAP")?;
+        let pause = ms(field(&gap, "max")?);
+        eprintln!("bench: {mib} MiB continue mode: {gap} (ns), image renamed after {full:.1} ms");
+        p.kill();
+        let _ = fs::remove_file(&image);
+        Ok((pause, full))
+    }
+
+    /// Wall time of spawn → exit, in ms, and the program's `WORK ns=` if any.
+    fn timed(&self, cmd: &mut Command) -> Result<(f64, Option<f64>)> {
+        let t0 = mono_ns();
+        let mut p = Prog::spawn(cmd.current_dir(&self.dir))?;
+        let mut work = None;
+        if cmd.get_args().any(|a| a == "work") {
+            work = Some(ms(field(&p.expect("WORK")?, "ns")?));
+        }
+        let ok = p.wait()?;
+        let t = ms(mono_ns() - t0);
+        if !ok {
+            return Err(format!("{cmd:?} failed"));
+        }
+        Ok((t, work))
+    }
+}
+
+struct Row {
+    mib: u64,
+    mode: &'static str,
+    nonzero_mib: u64,
+    image_mib: f64,
+    ckpt: f64,
+    ref_fsync: f64,
+    ref_write: f64,
+    ref_best: f64,
+    first: f64,
+    heartbeat: f64,
+    ref_read: f64,
+    best_samples: Vec<f64>,
+    ckpt_samples: Vec<f64>,
+    ref_samples: Vec<f64>,
+    first_samples: Vec<f64>,
+    read_samples: Vec<f64>,
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead]";
+    let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.next()) {
+            ("--sizes", Some(list)) => {
+                only = Some(list.split(',').map(|s| s.parse().map_err(|_| format!("bad size {s:?}"))).collect::<Result<_>>()?)
+            }
+            ("--only", Some(p)) if ["checkpoint", "continue", "overhead"].contains(&p.as_str()) => part = Some(p.clone()),
+            _ => return Err(usage.into()),
+        }
+    }
+    let doing = |p: &str| part.as_deref().is_none_or(|x| x == p);
+    let dist = build::dist()?;
+    let out = root().join("target").join("bench");
+    let dir = out.join("run");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let prog = dir.join("bench");
+    crate::run(Command::new("cc").args(["-O2", "-Wall", "-o"]).arg(&prog).arg(root().join("tests/c/bench.c")))?;
+    let largest = SIZES.iter().filter(|s| only.as_ref().is_none_or(|o| o.contains(&s.mib))).map(|s| s.mib).max();
+    let noise = noise(((largest.unwrap_or(0) + 64) << 20) as usize);
+    let env = Env { ckpt: dist.join("bin").join("ckpt"), prog, dir: dir.clone(), noise };
+    let started = Instant::now();
+
+    let mut rows = Vec::new();
+    for size in SIZES.iter().filter(|s| doing("checkpoint") && only.as_ref().is_none_or(|o| o.contains(&s.mib))) {
+        for mode in ["rand", "half"] {
+            if size.mib == 0 && mode == "half" {
+                continue;
+            }
+            let mut s: Vec<Sample> = Vec::new();
+            for _ in 0..size.runs {
+                let x = env.checkpoint_run(size.mib, mode, s.last().map(|x| x.image))?;
+                eprintln!(
+                    "bench: {} MiB {mode}: image {} B, checkpoint {:.1} ms, references {:?} ms, \
+                     overlapped {:?} ms, restart first {:.1} ms, heartbeat {:.1} ms, read reference {:.1} ms",
+                    size.mib, x.image, x.ckpt, x.refs, x.best, x.first, x.heartbeat, x.ref_read
+                );
+                s.push(x);
+            }
+            let med = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+            let refs = |f: fn(&(f64, f64)) -> f64| median(s.iter().flat_map(|x| x.refs.iter().map(f)).collect());
+            let row = Row {
+                mib: size.mib,
+                mode,
+                nonzero_mib: if mode == "half" { size.mib / 2 } else { size.mib },
+                image_mib: med(|x| x.image as f64) / (1 << 20) as f64,
+                ckpt: med(|x| x.ckpt),
+                ref_fsync: refs(|r| r.1),
+                ref_write: refs(|r| r.0),
+                ref_best: median(s.iter().flat_map(|x| x.best.iter().copied()).collect()),
+                best_samples: s.iter().flat_map(|x| x.best.iter().copied()).collect(),
+                ckpt_samples: s.iter().map(|x| x.ckpt).collect(),
+                ref_samples: s.iter().flat_map(|x| x.refs.iter().map(|r| r.1)).collect(),
+                first_samples: s.iter().map(|x| x.first).collect(),
+                read_samples: s.iter().map(|x| x.ref_read).collect(),
+                first: med(|x| x.first),
+                heartbeat: med(|x| x.heartbeat),
+                ref_read: med(|x| x.ref_read),
+            };
+            eprintln!(
+                "bench: {} MiB {mode}: checkpoint {:.0} ms (reference {:.0}), restart {:.1} ms (reference {:.1})",
+                row.mib, row.ckpt, row.ref_fsync, row.first, row.ref_read
+            );
+            rows.push(row);
+        }
+    }
+
+    let mut cont = Vec::new();
+    for size in SIZES.iter().filter(|s| doing("continue") && s.mib >= 512 && only.as_ref().is_none_or(|o| o.contains(&s.mib))) {
+        let (mut pause, mut full) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let (p, f) = env.continue_run(size.mib)?;
+            pause.push(p);
+            full.push(f);
+        }
+        cont.push((size.mib, median(pause), median(full)));
+    }
+
+    // Overhead: alternate with and without, so drifts of the machine hit both.
+    let (mut work_with, mut work_without, mut start_with, mut start_without, mut start_preload) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let runtime_lib = dist.join("lib").join("libckpt.so");
+    let (overhead_runs, startup_runs) = if doing("overhead") { (9, 21) } else { (0, 0) };
+    for _ in 0..overhead_runs {
+        let mut w = Command::new(&env.ckpt);
+        w.arg(&env.prog).args(["work", WORK_ITERS]);
+        work_with.push(env.timed(&mut w)?.1.unwrap_or(f64::NAN));
+        let mut wo = Command::new(&env.prog);
+        wo.args(["work", WORK_ITERS]);
+        work_without.push(env.timed(&mut wo)?.1.unwrap_or(f64::NAN));
+    }
+    for _ in 0..startup_runs {
+        start_with.push(env.timed(Command::new(&env.ckpt).arg(&env.prog).arg("true"))?.0);
+        start_without.push(env.timed(Command::new(&env.prog).arg("true"))?.0);
+        // The runtime's own share: preloaded without the `ckpt` command's exec.
+        start_preload.push(env.timed(Command::new(&env.prog).arg("true").env("LD_PRELOAD", &runtime_lib))?.0);
+    }
+    let overhead = Overhead {
+        work_with: median(work_with),
+        work_without: median(work_without),
+        start_with: median(start_with),
+        start_without: median(start_without),
+        start_preload: median(start_preload),
+    };
+
+    let machine = machine();
+    let table = table(&machine, &rows, &cont, &overhead);
+    print!("{table}");
+    let json = json(&machine, &rows, &cont, &overhead);
+    fs::write(out.join("bench.json"), json).map_err(|e| format!("writing bench.json: {e}"))?;
+    let _ = fs::remove_dir_all(&dir);
+    eprintln!("bench: done in {:.0?}; {}", started.elapsed(), out.join("bench.json").display());
+    Ok(())
+}
+
+struct Overhead {
+    work_with: f64,
+    work_without: f64,
+    start_with: f64,
+    start_without: f64,
+    start_preload: f64,
+}
+
+/// One line describing the machine: CPU, cores, kernel, filesystem of target/.
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
+        .map_or("unknown CPU".to_string(), |s| s.trim().to_string());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem_kib: u64 = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or(0);
+    let fs_type = filesystem_of(&root().join("target")).unwrap_or_else(|| "?".into());
+    format!(
+        "{cpus} vCPU {model}, {:.0} GiB RAM, Linux {}, {fs_type}",
+        mem_kib as f64 / (1 << 20) as f64,
+        kernel.trim()
+    )
+}
+
+/// "ext4 on /dev/vda": the mount of `path` from /proc/self/mounts (longest prefix).
+fn filesystem_of(path: &Path) -> Option<String> {
+    let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
+    let path = path.canonicalize().ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3 && path.starts_with(f[1])).then(|| (f[1].len(), format!("{} on {}", f[2], f[0])))
+        })
+        .max()
+        .map(|(_, s)| s)
+}
+
+fn table(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "\nckpt benchmark on {machine}; medians, page cache warm.\n");
+    let _ = writeln!(
+        t,
+        "| memory | content | image | checkpoint | write+fsync ref | ratio | overlapped ref | ratio | restart: first instr. | restart: heartbeat | read ref | ratio |"
+    );
+    let _ = writeln!(t, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let content = match r.mode {
+            "half" => "half zero pages",
+            _ if r.mib == 0 => "(program only)",
+            _ => "random",
+        };
+        let _ = writeln!(
+            t,
+            "| {} MiB | {content} | {:.1} MiB (non-zero data {} MiB) | {:.0} ms | {:.0} ms | {:.2} | {:.0} ms | {:.2} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} |",
+            r.mib,
+            r.image_mib,
+            r.nonzero_mib,
+            r.ckpt,
+            r.ref_fsync,
+            r.ckpt / r.ref_fsync,
+            r.ref_best,
+            r.ckpt / r.ref_best,
+            r.first,
+            r.heartbeat,
+            r.ref_read,
+            r.first / r.ref_read,
+        );
+    }
+    let _ = writeln!(t, "\nThe same, best run of each (minimum: the noise of this VM only ever adds time).\n");
+    let _ = writeln!(t, "| memory | content | checkpoint | write+fsync ref | ratio | overlapped ref | ratio | restart: first instr. | read ref | ratio |");
+    let _ = writeln!(t, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let content = if r.mode == "half" { "half zero pages" } else if r.mib == 0 { "(program only)" } else { "random" };
+        let (c, p, b) = (min(&r.ckpt_samples), min(&r.ref_samples), min(&r.best_samples));
+        let (f, rd) = (min(&r.first_samples), min(&r.read_samples));
+        let _ = writeln!(
+            t,
+            "| {} MiB | {content} | {c:.0} ms | {p:.0} ms | {:.2} | {b:.0} ms | {:.2} | {f:.1} ms | {rd:.1} ms | {:.2} |",
+            r.mib,
+            c / p,
+            c / b,
+            f / rd
+        );
+    }
+    if !cont.is_empty() {
+        let _ = writeln!(t, "\n| continue mode (`ckpt -c`) | program paused | signal → image renamed | pause / full |");
+        let _ = writeln!(t, "|---:|---:|---:|---:|");
+        for (mib, pause, full) in cont {
+            let _ = writeln!(t, "| {mib} MiB random | {pause:.1} ms | {full:.0} ms | {:.1} % |", 100.0 * pause / full);
+        }
+    }
+    if o.work_with.is_nan() {
+        return t; // not measured (--only)
+    }
+    let _ = writeln!(t, "\n| running overhead | under `ckpt` | without | difference |");
+    let _ = writeln!(t, "|---|---:|---:|---:|");
+    let pct = |a: f64, b: f64| 100.0 * (a - b) / b;
+    let _ = writeln!(
+        t,
+        "| CPU-bound loop (`bench work {WORK_ITERS}`) | {:.1} ms | {:.1} ms | {:+.1} % |",
+        o.work_with,
+        o.work_without,
+        pct(o.work_with, o.work_without)
+    );
+    let _ = writeln!(
+        t,
+        "| start-up to exit (`bench true`) | {:.2} ms | {:.2} ms | {:+.2} ms |",
+        o.start_with,
+        o.start_without,
+        o.start_with - o.start_without
+    );
+    let _ = writeln!(
+        t,
+        "| start-up, runtime only (`LD_PRELOAD=libckpt.so bench true`) | {:.2} ms | {:.2} ms | {:+.2} ms |",
+        o.start_preload,
+        o.start_without,
+        o.start_preload - o.start_without
+    );
+    t
+}
+
+fn json(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut j = String::new();
+    let _ = writeln!(j, "{{\n  \"machine\": \"{}\",", esc(machine));
+    let _ = writeln!(j, "  \"unit\": \"ms, MiB; medians\",\n  \"checkpoint_restart\": [");
+    for (i, r) in rows.iter().enumerate() {
+        let _ = writeln!(
+            j,
+            "    {{\"memory_mib\": {}, \"content\": \"{}\", \"nonzero_mib\": {}, \"image_mib\": {:.3}, \
+             \"checkpoint_ms\": {:.3}, \"ref_write_fsync_ms\": {:.3}, \"checkpoint_ratio\": {:.4}, \
+             \"ref_write_ms\": {:.3}, \"ref_overlapped_fsync_ms\": {:.3}, \"checkpoint_ratio_overlapped\": {:.4}, \
+             \"restart_first_instruction_ms\": {:.3}, \
+             \"restart_heartbeat_ms\": {:.3}, \"ref_read_ms\": {:.3}, \"restart_ratio\": {:.4}, \
+             \"samples\": {{\"checkpoint_ms\": {:?}, \"ref_write_fsync_ms\": {:?}, \"ref_overlapped_fsync_ms\": {:?}, \
+             \"restart_first_instruction_ms\": {:?}, \"ref_read_ms\": {:?}}}}}{}",
+            r.mib,
+            r.mode,
+            r.nonzero_mib,
+            r.image_mib,
+            r.ckpt,
+            r.ref_fsync,
+            r.ckpt / r.ref_fsync,
+            r.ref_write,
+            r.ref_best,
+            r.ckpt / r.ref_best,
+            r.first,
+            r.heartbeat,
+            r.ref_read,
+            r.first / r.ref_read,
+            r.ckpt_samples,
+            r.ref_samples,
+            r.best_samples,
+            r.first_samples,
+            r.read_samples,
+            if i + 1 < rows.len() { "," } else { "" }
+        );
+    }
+    let _ = writeln!(j, "  ],\n  \"continue_mode\": [");
+    for (i, (mib, pause, full)) in cont.iter().enumerate() {
+        let _ = writeln!(
+            j,
+            "    {{\"memory_mib\": {mib}, \"pause_ms\": {pause:.3}, \"full_ms\": {full:.3}, \"pause_fraction\": {:.4}}}{}",
+            pause / full,
+            if i + 1 < cont.len() { "," } else { "" }
+        );
+    }
+    if o.work_with.is_nan() {
+        let _ = writeln!(j, "  ],\n  \"overhead\": null\n}}");
+        return j;
+    }
+    let _ = writeln!(
+        j,
+        "  ],\n  \"overhead\": {{\"work_with_ms\": {:.3}, \"work_without_ms\": {:.3}, \
+         \"startup_with_ms\": {:.3}, \"startup_without_ms\": {:.3}, \"startup_preload_only_ms\": {:.3}}}\n}}",
+        o.work_with, o.work_without, o.start_with, o.start_without, o.start_preload
+    );
+    j
+}
