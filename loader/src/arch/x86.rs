@@ -18,6 +18,10 @@ use ckpt_sys::{Errno, UserDesc};
 /// `e_machine` of the images this loader restores.
 pub const ARCH: u32 = ARCH_X86;
 
+#[path = "stack.rs"]
+mod stack;
+pub use stack::{argv0, auxv};
+
 unsafe extern "C" {
     static __ehdr_start: u8;
     static __loader_end: u8;
@@ -34,50 +38,7 @@ extern "C" fn loader_main(sp: usize) -> ! {
     crate::main(sp)
 }
 
-/// argv[0] from the initial stack (`sp` as `_start` found it), or an empty slice.
-pub fn argv0(sp: usize) -> &'static [u8] {
-    // SAFETY: the kernel starts the process with argc at sp and the argv pointer
-    // array after it (4-byte words); argv[0] is a NUL-terminated string on the same
-    // stack (or NULL when argc is 0). The stack outlives every use.
-    unsafe {
-        let argc = *(sp as *const usize);
-        let p = *((sp + 4) as *const *const u8);
-        if argc == 0 || p.is_null() {
-            return &[];
-        }
-        let mut n = 0;
-        while *p.add(n) != 0 && n < 4096 {
-            n += 1;
-        }
-        core::slice::from_raw_parts(p, n)
-    }
-}
 
-/// The value of auxiliary vector entry `key` (`AT_*`) on the initial stack, if
-/// the kernel put one there.
-pub fn auxv(sp: usize, key: u64) -> Option<u64> {
-    // SAFETY: the initial stack is argc, argv[argc], NULL, envp..., NULL, then
-    // (type, value) pairs up to AT_NULL, all 4-byte words written by the kernel
-    // (execve(2)).
-    unsafe {
-        let argc = *(sp as *const usize);
-        let mut p = (sp + 4 * (argc + 2)) as *const u32;
-        while *p != 0 {
-            p = p.add(1);
-        }
-        p = p.add(1);
-        loop {
-            let (k, v) = (*p as u64, *p.add(1) as u64);
-            if k == 0 {
-                return None;
-            }
-            if k == key {
-                return Some(v);
-            }
-            p = p.add(2);
-        }
-    }
-}
 
 /// `[start, end)` of the loader in memory: ELF header to the end of its segment.
 pub fn loader_range() -> (usize, usize) {
