@@ -144,11 +144,20 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fail
 }
 
 fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
-    st.kernel.capture().map_err(|e| Failure::bare("reading process state", e))?;
     let path = match name {
         Some(n) => Path::new(n).ok_or(Failure::new("invalid checkpoint file name", Errno::EINVAL, n))?,
         None => st.cfg.name,
     };
+    // The other threads' registers and kernel state are not saved yet: an image
+    // would restart with this thread alone. Refuse rather than write that.
+    if capture::mm::thread_count().unwrap_or(1) > 1 {
+        return Err(Failure::new(
+            "only single-threaded programs can be checkpointed yet; not writing",
+            Errno::EOPNOTSUPP,
+            path.as_bytes(),
+        ));
+    }
+    st.kernel.capture().map_err(|e| Failure::bare("reading process state", e))?;
     match trigger {
         Trigger::Signal if st.cfg.cont => take_background(st, &path),
         Trigger::Periodic => take_background(st, &path),

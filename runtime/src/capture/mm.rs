@@ -71,6 +71,13 @@ pub fn env_range() -> Result<(u64, u64)> {
     if s == 0 || e <= s { Err(Errno::EINVAL) } else { Ok((s, e)) }
 }
 
+/// The number of threads in the process (proc(5), /proc/self/stat field 20).
+pub fn thread_count() -> Result<u64> {
+    let mut buf = [0u8; 2048];
+    let n = ckpt_sys::read_file(c"/proc/self/stat", &mut buf)?;
+    StatFields::parse(&buf[..n]).map(|f| f.get(20)).ok_or(Errno::EINVAL)
+}
+
 /// The space-separated fields of /proc/self/stat after the `(comm)` field.
 struct StatFields<'a> {
     rest: &'a [u8],
