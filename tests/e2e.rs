@@ -494,3 +494,38 @@ fn multithreaded_program_is_refused_not_half_saved() {
         assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
     }
 }
+
+/// An image whose saved [vdso] differs in size from this kernel's (as after a
+/// kernel upgrade; forged here, checksums resealed) is refused with a message
+/// before the address space is touched: glibc keeps pointers into the vDSO, so a
+/// different one cannot be moved into its place.
+#[test]
+fn image_from_another_kernels_vdso_is_refused() {
+    use ckpt_image::{HEADER_LEN, Header, PAGE_SIZE, PROCESS_LEN, Process, hash64};
+    let dir = Dir::new("vdso_differs");
+    dir.compile("counter.c", "counter", &[]);
+    let image = dir.join("counter.ckpt");
+    checkpoint(ckpt(&dir, &["./counter"]), &image);
+    let mut b = std::fs::read(&image).unwrap();
+    let at = (0..b.len()).step_by(PAGE_SIZE as usize).find(|&o| b[o..].starts_with(&ckpt_image::MAGIC)).unwrap();
+    let mut h = Header::parse(&b[at..], b.len() as u64, 0).unwrap();
+    let (m0, m1) = (h.meta_offset as usize, (h.meta_offset + h.meta_len) as usize);
+    let mut p = Process::decode(&b[m0..m1]).unwrap();
+    assert!(p.vdso[2].1 != 0, "the image records no [vdso]");
+    p.vdso[2].1 += PAGE_SIZE;
+    p.encode(&mut b[m0..m0 + PROCESS_LEN]);
+    h.meta_hash = hash64(&b[m0..m1]);
+    let mut hb = [0u8; HEADER_LEN];
+    h.seal(&mut hb);
+    b[at..at + HEADER_LEN].copy_from_slice(&hb);
+    let forged = dir.join("forged.ckpt");
+    std::fs::write(&forged, &b).unwrap();
+    std::fs::set_permissions(&forged, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let o = restart(&forged, dir.path());
+    assert_eq!(o.status.code(), Some(1), "{o}");
+    assert!(o.stderr.contains("this kernel's vDSO differs from the one the checkpoint was taken on"), "{o}");
+    assert!(o.ticks().is_empty(), "the program ran\n{o}");
+    // The untouched image still restarts.
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the original image");
+}
