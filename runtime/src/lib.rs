@@ -161,25 +161,14 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
     match trigger {
         Trigger::Signal if st.cfg.cont => take_background(st, &path),
         Trigger::Periodic => take_background(st, &path),
-        Trigger::Call | Trigger::Signal => {
-            let exit = !st.cfg.cont;
-            take_here(st, &path).map(|()| Outcome::Written { exit }).or_else(|f| match f {
-                Taken::Restarted => Ok(Outcome::Restarted),
-                Taken::Failed(f) => Err(f),
-            })
-        }
+        Trigger::Call | Trigger::Signal => take_here(st, &path, !st.cfg.cont),
     }
 }
 
-/// How `take_here` can end besides writing.
-enum Taken {
-    Restarted,
-    Failed(Failure),
-}
-
-/// Write the image from this process, below the save point.
-fn take_here(st: &mut state::State, path: &Path) -> Result<(), Taken> {
-    let mut job = Job::create(path).map_err(Taken::Failed)?;
+/// Write the image from this process, below the save point; `exit` goes into
+/// the outcome (not continuing: the program ends once the file is written).
+fn take_here(st: &mut state::State, path: &Path, exit: bool) -> Result<Outcome, Failure> {
+    let mut job = Job::create(path)?;
     let kernel = &st.kernel;
     let saved = arch::save_context(&mut || match job.write(kernel, &[]) {
         Ok(()) => 0,
@@ -189,21 +178,21 @@ fn take_here(st: &mut state::State, path: &Path) -> Result<(), Taken> {
         }
     });
     match saved {
-        Ok(Saved::Wrote(0)) => job.commit().map(drop).map_err(Taken::Failed),
+        Ok(Saved::Wrote(0)) => job.commit().map(|_| Outcome::Written { exit }),
         Ok(Saved::Wrote(_)) => {
             let f = job.failed.unwrap_or(Failure::bare("writing", Errno::EIO));
             job.abort();
-            Err(Taken::Failed(f))
+            Err(f)
         }
         Err(e) => {
             job.abort();
-            Err(Taken::Failed(Failure::bare("saving registers", e)))
+            Err(Failure::bare("saving registers", e))
         }
         Ok(Saved::Restarted(info)) => {
             // The job's descriptor and buffers belong to the old process.
             core::mem::forget(job);
             restored(st, &info);
-            Err(Taken::Restarted)
+            Ok(Outcome::Restarted)
         }
     }
 }

@@ -153,27 +153,6 @@ pub fn pwrite(fd: Fd, buf: &[u8], off: u64) -> Result<usize> {
     r
 }
 
-/// Read exactly `len` bytes at `off` into process memory, or fail with `EIO` at EOF.
-///
-/// # Safety
-/// As [`pread_into`].
-pub unsafe fn pread_exact_into(fd: Fd, mut addr: usize, mut len: usize, mut off: u64) -> Result<()> {
-    while len > 0 {
-        // SAFETY: forwarded contract; each call covers a sub-range of the caller's.
-        match unsafe { pread_into(fd, addr, len, off) } {
-            Ok(0) => return Err(Errno::EIO),
-            Ok(n) => {
-                addr += n;
-                len -= n;
-                off += n as u64;
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// The kernel's `struct iovec`: one piece of a vectored read or write.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -394,13 +373,6 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: Fd, off: 
     // SAFETY: forwarded to the caller's contract.
     let r = unsafe { sys!(Sysno::mmap2, addr, len, prot, flags, fd.0, (off / 4096) as usize) };
     r
-}
-
-/// Anonymous private read-write memory anywhere (a scratch buffer).
-pub fn mmap_anon(len: usize) -> Result<usize> {
-    let (rw, fl) = (c::PROT_READ | c::PROT_WRITE, c::MAP_PRIVATE | c::MAP_ANONYMOUS);
-    // SAFETY: without MAP_FIXED the kernel picks a free range: nothing is replaced.
-    unsafe { mmap(0, len, rw, fl, Fd(-1), 0) }
 }
 
 /// `int munmap(void *addr, size_t length);`
