@@ -112,14 +112,8 @@ fn classify_file(file: &File) -> io::Result<Kind> {
 
     let mut table = vec![0; phentsize * phnum];
     file.read_exact_at(&mut table, phoff)?;
-    let has_interp = table
-        .chunks_exact(phentsize)
-        .any(|phdr| u32_at(phdr, 0) == PT_INTERP);
-    Ok(if has_interp {
-        Kind::Dynamic(class)
-    } else {
-        Kind::Static(class)
-    })
+    let has_interp = table.chunks_exact(phentsize).any(|phdr| u32_at(phdr, 0) == PT_INTERP);
+    Ok(if has_interp { Kind::Dynamic(class) } else { Kind::Static(class) })
 }
 
 /// Name of the section the runtime carries (runtime/src/capi.rs).
@@ -160,22 +154,12 @@ pub fn loader(file: &File) -> io::Result<Option<Loader>> {
     }
     // (phoff, phentsize, phnum, p_offset at, p_filesz at, field size)
     let (phoff, phentsize, phnum, off_at, size_at, wide) = match ehdr[4] {
-        ELFCLASS64 if ehdr.len() == EHDR64_SIZE => (
-            u64_at(&ehdr, 32),
-            usize::from(u16_at(&ehdr, 54)),
-            usize::from(u16_at(&ehdr, 56)),
-            8,
-            32,
-            true,
-        ),
-        ELFCLASS32 => (
-            u64::from(u32_at(&ehdr, 28)),
-            usize::from(u16_at(&ehdr, 42)),
-            usize::from(u16_at(&ehdr, 44)),
-            4,
-            16,
-            false,
-        ),
+        ELFCLASS64 if ehdr.len() == EHDR64_SIZE => {
+            (u64_at(&ehdr, 32), usize::from(u16_at(&ehdr, 54)), usize::from(u16_at(&ehdr, 56)), 8, 32, true)
+        }
+        ELFCLASS32 => {
+            (u64::from(u32_at(&ehdr, 28)), usize::from(u16_at(&ehdr, 42)), usize::from(u16_at(&ehdr, 44)), 4, 16, false)
+        }
         _ => return Ok(None),
     };
     let entry_len = if wide { PHDR64_SIZE } else { 32 };
@@ -185,21 +169,14 @@ pub fn loader(file: &File) -> io::Result<Option<Loader>> {
     let mut table = vec![0; phentsize * phnum];
     file.read_exact_at(&mut table, phoff)?;
     let field = |ph: &[u8], at: usize| {
-        if wide {
-            u64_at(ph, at)
-        } else {
-            u64::from(u32_at(ph, at))
-        }
+        if wide { u64_at(ph, at) } else { u64::from(u32_at(ph, at)) }
     };
     let file_end = table
         .chunks_exact(phentsize)
         .filter(|ph| u32_at(ph, 0) == PT_LOAD)
         .map(|ph| field(ph, off_at).saturating_add(field(ph, size_at)))
         .max();
-    Ok(file_end.map(|file_end| Loader {
-        machine: u16_at(&ehdr, 18),
-        file_end,
-    }))
+    Ok(file_end.map(|file_end| Loader { machine: u16_at(&ehdr, 18), file_end }))
 }
 
 /// Reading the first bytes of a file, from offset 0 whatever its position.
@@ -229,9 +206,7 @@ impl ReadAtMost for File {
 fn section0_info(file: &File, shoff: u64, class: Class) -> io::Result<usize> {
     let mut buf = [0; 4];
     let at = if class == Class::Elf64 { SH_INFO_OFFSET64 } else { SH_INFO_OFFSET32 };
-    let offset = shoff
-        .checked_add(at)
-        .ok_or(io::ErrorKind::InvalidData)?;
+    let offset = shoff.checked_add(at).ok_or(io::ErrorKind::InvalidData)?;
     file.read_exact_at(&mut buf, offset)?;
     usize::try_from(u32::from_le_bytes(buf)).map_err(|_| io::ErrorKind::InvalidData.into())
 }
@@ -302,22 +277,10 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(
-            classify_bytes("dyn", &elf64(ET_DYN, &[6, PT_INTERP, 1])),
-            Kind::Dynamic(Class::Elf64)
-        );
-        assert_eq!(
-            classify_bytes("exec", &elf64(ET_EXEC, &[1, 1])),
-            Kind::Static(Class::Elf64)
-        );
-        assert_eq!(
-            classify_bytes("dyn32", &elf32(ET_DYN, EM_386, &[6, PT_INTERP, 1])),
-            Kind::Dynamic(Class::Elf32)
-        );
-        assert_eq!(
-            classify_bytes("exec32", &elf32(ET_EXEC, EM_386, &[1, 1])),
-            Kind::Static(Class::Elf32)
-        );
+        assert_eq!(classify_bytes("dyn", &elf64(ET_DYN, &[6, PT_INTERP, 1])), Kind::Dynamic(Class::Elf64));
+        assert_eq!(classify_bytes("exec", &elf64(ET_EXEC, &[1, 1])), Kind::Static(Class::Elf64));
+        assert_eq!(classify_bytes("dyn32", &elf32(ET_DYN, EM_386, &[6, PT_INTERP, 1])), Kind::Dynamic(Class::Elf32));
+        assert_eq!(classify_bytes("exec32", &elf32(ET_EXEC, EM_386, &[1, 1])), Kind::Static(Class::Elf32));
         // 32-bit ARM is not ours to judge.
         assert_eq!(classify_bytes("arm32", &elf32(ET_EXEC, 40, &[1])), Kind::Other);
         assert_eq!(classify_bytes("rel", &elf64(1, &[])), Kind::Other);

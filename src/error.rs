@@ -20,10 +20,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(status: u8, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
+        Self { status, message: message.into() }
     }
 
     pub fn usage(message: impl Into<String>) -> Self {

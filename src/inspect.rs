@@ -17,8 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use ckpt_image::{
-    ARCH_X86, ARCH_X86_64, DataHasher, HEADER_LEN, Header, ImageError, Meta, Region,
-    kind, page_up, prot, strs,
+    ARCH_X86, ARCH_X86_64, DataHasher, HEADER_LEN, Header, ImageError, Meta, Region, kind, page_up, prot, strs,
 };
 
 use crate::elf::{self, Loader};
@@ -90,9 +89,8 @@ impl<'p> Image<'p> {
             }
             _ => io_err(e),
         })?;
-        let loader = loader.ok_or_else(|| {
-            damaged("not a checkpoint image (it does not start with an ELF restart loader)".into())
-        })?;
+        let loader = loader
+            .ok_or_else(|| damaged("not a checkpoint image (it does not start with an ELF restart loader)".into()))?;
         let image_offset = page_up(loader.file_end);
         let header_end = image_offset.saturating_add(HEADER_LEN as u64);
         if len < header_end {
@@ -173,9 +171,9 @@ impl<'p> Image<'p> {
         }
         let pad = h.meta_offset + h.meta_len;
         if let (_, Some(at)) = self.hash(pad, h.data_offset - pad)? {
-            return Err(self.damaged(format!(
-                "the padding before the page data is damaged (non-zero byte at offset {at})"
-            )));
+            return Err(
+                self.damaged(format!("the padding before the page data is damaged (non-zero byte at offset {at})"))
+            );
         }
         let (data_hash, _) = self.hash(h.data_offset, h.data_len)?;
         if data_hash != h.data_hash {
@@ -231,7 +229,13 @@ impl<'p> Image<'p> {
         let (exe, args, cwd, kernel) = self.strings();
         let mut o = String::new();
         let _ = writeln!(o, "file:         {} ({} bytes)", self.path.display(), self.len);
-        let _ = writeln!(o, "image:        version {}, {}, loader {} bytes", h.version, arch_name(h.arch), self.loader.file_end);
+        let _ = writeln!(
+            o,
+            "image:        version {}, {}, loader {} bytes",
+            h.version,
+            arch_name(h.arch),
+            self.loader.file_end
+        );
         let _ = writeln!(o, "program:      {exe}");
         let _ = writeln!(o, "arguments:    {}", args.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" "));
         let _ = writeln!(o, "directory:    {cwd}");
@@ -349,8 +353,7 @@ fn size(n: u64) -> String {
 
 /// An argument as a shell would need it quoted to mean the same.
 fn shell_word(a: &str) -> String {
-    let plain = !a.is_empty()
-        && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    let plain = !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain { a.to_string() } else { format!("'{}'", a.replace('\'', "'\\''")) }
 }
 
@@ -388,12 +391,7 @@ fn utc(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -141,13 +141,7 @@ struct Cli {
     /// checkpoints. KILL and STOP cannot be caught, so they are refused.
     // Hyphen values are let through so that `-a -3` is reported as a bad signal
     // rather than as a missing value.
-    #[arg(
-        short = 'a',
-        long,
-        value_name = "SIGNAL",
-        allow_hyphen_values = true,
-        verbatim_doc_comment
-    )]
+    #[arg(short = 'a', long, value_name = "SIGNAL", allow_hyphen_values = true, verbatim_doc_comment)]
     signal: Option<String>,
 
     /// Checkpoint every SECONDS seconds (sets CKPT_INTERVAL)
@@ -155,13 +149,7 @@ struct Cli {
     /// Periodic checkpoints keep the program running (as with -c), each one
     /// replacing the previous file. They use a POSIX timer of their own, so the
     /// program's alarm() and setitimer() are not disturbed.
-    #[arg(
-        short,
-        long,
-        value_name = "SECONDS",
-        allow_hyphen_values = true,
-        verbatim_doc_comment
-    )]
+    #[arg(short, long, value_name = "SECONDS", allow_hyphen_values = true, verbatim_doc_comment)]
     interval: Option<String>,
 
     /// Leave the runtime preloaded in PROG's children (sets CKPT_INHERIT=1)
@@ -271,14 +259,7 @@ fn exec_program(cli: &Cli) -> Result<Infallible, Error> {
         // std restores the signal mask and SIGPIPE's default disposition before
         // exec, so PROG does not inherit the Rust runtime's SIGPIPE ignore.
         .exec();
-    Err(Error::new(
-        CANNOT_EXECUTE,
-        format!(
-            "cannot execute {}: {}",
-            prog.display(),
-            program::describe(&err)
-        ),
-    ))
+    Err(Error::new(CANNOT_EXECUTE, format!("cannot execute {}: {}", prog.display(), program::describe(&err))))
 }
 
 /// Parses argv; `--help` and `--version` print and exit here.
@@ -317,21 +298,14 @@ fn runtime_settings(cli: &Cli) -> Result<Vec<(&'static str, OsString)>, Error> {
         vars.push(("CKPT_INHERIT", "1".into()));
     }
     if let Some(interval) = &cli.interval {
-        vars.push((
-            "CKPT_INTERVAL",
-            parse_interval(interval)?.to_string().into(),
-        ));
+        vars.push(("CKPT_INTERVAL", parse_interval(interval)?.to_string().into()));
     }
     Ok(vars)
 }
 
 /// A positive whole number of seconds, digits only.
 fn parse_interval(arg: &str) -> Result<u32, Error> {
-    let invalid = || {
-        Error::usage(format!(
-            "invalid interval '{arg}' (use a positive whole number of seconds)"
-        ))
-    };
+    let invalid = || Error::usage(format!("invalid interval '{arg}' (use a positive whole number of seconds)"));
     if arg.is_empty() || !arg.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid());
     }
@@ -380,9 +354,7 @@ fn runtime_library(dist_lib: Option<&Path>, var: &str) -> Result<PathBuf, Error>
     };
     // Absolute and canonical: PROG may change directory before anything reads
     // the path again, and a checkpoint may be restarted from elsewhere.
-    let canonical = path
-        .canonicalize()
-        .map_err(|err| missing(&program::describe(&err)))?;
+    let canonical = path.canonicalize().map_err(|err| missing(&program::describe(&err)))?;
     if !canonical.is_file() {
         return Err(missing("not a regular file"));
     }
@@ -435,14 +407,8 @@ mod tests {
         assert_eq!(preload(None), "/d/lib/libckpt.so");
         assert_eq!(preload(Some("")), "/d/lib/libckpt.so");
         assert_eq!(preload(Some("/x/y.so")), "/d/lib/libckpt.so:/x/y.so");
-        assert_eq!(
-            preload(Some("a.so b.so::c.so")),
-            "/d/lib/libckpt.so:a.so:b.so:c.so"
-        );
-        assert_eq!(
-            preload(Some("/d/lib/libckpt.so:/x.so")),
-            "/d/lib/libckpt.so:/x.so"
-        );
+        assert_eq!(preload(Some("a.so b.so::c.so")), "/d/lib/libckpt.so:a.so:b.so:c.so");
+        assert_eq!(preload(Some("/d/lib/libckpt.so:/x.so")), "/d/lib/libckpt.so:/x.so");
     }
 
     #[test]

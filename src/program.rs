@@ -47,11 +47,7 @@ fn search_path(prog: &OsStr) -> Result<PathBuf, Error> {
     let mut not_executable = None;
     // An empty `PATH` entry traditionally means the current directory.
     for dir in env::split_paths(&path_var) {
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         // `dir/prog` always contains a `/`, so exec will not search `PATH` again.
         let candidate = dir.join(prog);
         match fs::metadata(&candidate) {
@@ -64,28 +60,18 @@ fn search_path(prog: &OsStr) -> Result<PathBuf, Error> {
     }
     match not_executable {
         Some(path) => Err(not_executable_error(&path)),
-        None => Err(Error::new(
-            NOT_FOUND,
-            format!("{}: command not found", prog.display()),
-        )),
+        None => Err(Error::new(NOT_FOUND, format!("{}: command not found", prog.display()))),
     }
 }
 
 /// Checks an explicit path: it must exist, be a regular file and be executable by us.
 fn check_executable(path: &Path) -> Result<(), Error> {
     let meta = fs::metadata(path).map_err(|err| {
-        let status = if err.kind() == io::ErrorKind::NotFound {
-            NOT_FOUND
-        } else {
-            CANNOT_EXECUTE
-        };
+        let status = if err.kind() == io::ErrorKind::NotFound { NOT_FOUND } else { CANNOT_EXECUTE };
         Error::new(status, format!("{}: {}", path.display(), describe(&err)))
     })?;
     if meta.is_dir() {
-        return Err(Error::new(
-            CANNOT_EXECUTE,
-            format!("{}: Is a directory", path.display()),
-        ));
+        return Err(Error::new(CANNOT_EXECUTE, format!("{}: Is a directory", path.display())));
     }
     if !meta.is_file() || !is_executable(path) {
         return Err(not_executable_error(path));
@@ -94,13 +80,7 @@ fn check_executable(path: &Path) -> Result<(), Error> {
 }
 
 fn not_executable_error(path: &Path) -> Error {
-    Error::new(
-        CANNOT_EXECUTE,
-        format!(
-            "{}: Permission denied (not an executable file)",
-            path.display()
-        ),
-    )
+    Error::new(CANNOT_EXECUTE, format!("{}: Permission denied (not an executable file)", path.display()))
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -119,12 +99,7 @@ fn is_executable(path: &Path) -> bool {
 /// `elf::classify` said about the program; `archive` is where the static runtime
 /// library of the program's class is, for the hint given about static programs.
 pub fn check_preloadable(path: &Path, kind: Kind, archive: &Path, runtime_linked: bool) -> Result<(), Error> {
-    let refuse = |why: String| {
-        Err(Error::new(
-            CANNOT_EXECUTE,
-            format!("{}: {why}", path.display()),
-        ))
-    };
+    let refuse = |why: String| Err(Error::new(CANNOT_EXECUTE, format!("{}: {why}", path.display())));
 
     // `check_executable`/`search_path` already succeeded on this path, so a
     // failure here is a race with someone changing the file; exec will tell.

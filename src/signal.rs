@@ -66,18 +66,13 @@ pub enum SignalError {
 impl fmt::Display for SignalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Invalid(s) => write!(
-                f,
-                "invalid signal '{s}' (use a name like USR1 or a number 1-64)"
-            ),
-            Self::Uncatchable(name) => write!(
-                f,
-                "{name} cannot be caught, so it cannot trigger a checkpoint; choose another signal"
-            ),
-            Self::Reserved(n) => write!(
-                f,
-                "signal {n} is reserved by the C library for threads; choose another signal"
-            ),
+            Self::Invalid(s) => write!(f, "invalid signal '{s}' (use a name like USR1 or a number 1-64)"),
+            Self::Uncatchable(name) => {
+                write!(f, "{name} cannot be caught, so it cannot trigger a checkpoint; choose another signal")
+            }
+            Self::Reserved(n) => {
+                write!(f, "signal {n} is reserved by the C library for threads; choose another signal")
+            }
         }
     }
 }
@@ -168,9 +163,7 @@ mod tests {
         assert_eq!(parse("RTMAX"), Ok(64));
         assert_eq!(parse("RTMAX-1"), Ok(63));
         assert_eq!(parse("RTMAX-30"), Ok(34));
-        for bad in [
-            "RTMIN+31", "RTMAX-31", "RTMIN-1", "RTMAX+1", "RTMIN+", "RTMINX",
-        ] {
+        for bad in ["RTMIN+31", "RTMAX-31", "RTMIN-1", "RTMAX+1", "RTMIN+", "RTMINX"] {
             assert!(matches!(parse(bad), Err(SignalError::Invalid(_))), "{bad}");
         }
     }
@@ -178,11 +171,7 @@ mod tests {
     #[test]
     fn rejected() {
         for bad in ["FOO", "65", "-3", "+10", "", "SIG", " 10", "SIGSIGUSR1"] {
-            assert_eq!(
-                parse(bad),
-                Err(SignalError::Invalid(bad.to_owned())),
-                "{bad}"
-            );
+            assert_eq!(parse(bad), Err(SignalError::Invalid(bad.to_owned())), "{bad}");
         }
         assert_eq!(parse("KILL"), Err(SignalError::Uncatchable("SIGKILL")));
         assert_eq!(parse("9"), Err(SignalError::Uncatchable("SIGKILL")));

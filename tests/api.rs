@@ -235,8 +235,11 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Children of `pid` (zombies included).
 fn children(pid: u32) -> Vec<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
-        .split_whitespace().map(str::to_string).collect()
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// 200 checkpoints in a row in continue mode, at random moments: the program never

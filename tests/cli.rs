@@ -59,17 +59,8 @@ impl Drop for TempDir {
 
 /// Runs `cc FLAGS OUT SRC`, failing the test with the compiler's output if it fails.
 fn compile(flags: &[&str], out: &Path, src: &Path) {
-    let output = Command::new("cc")
-        .args(flags)
-        .arg(out)
-        .arg(src)
-        .output()
-        .expect("run cc");
-    assert!(
-        output.status.success(),
-        "cc {flags:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = Command::new("cc").args(flags).arg(out).arg(src).output().expect("run cc");
+    assert!(output.status.success(), "cc {flags:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// `ckpt` with a clean environment as far as ckpt is concerned.
@@ -111,12 +102,7 @@ fn stderr(output: &Output) -> String {
 
 /// Asserts success and returns stdout.
 fn success(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "ckpt failed with {}:\n{}",
-        output.status,
-        stderr(&output)
-    );
+    assert!(output.status.success(), "ckpt failed with {}:\n{}", output.status, stderr(&output));
     stdout(&output)
 }
 
@@ -126,17 +112,13 @@ fn failure(output: Output, code: i32, needle: &str) -> String {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(code), "stderr:\n{err}");
     assert!(err.starts_with("ckpt: "), "stderr:\n{err}");
-    assert!(
-        err.contains(needle),
-        "expected {needle:?} in stderr:\n{err}"
-    );
+    assert!(err.contains(needle), "expected {needle:?} in stderr:\n{err}");
     err
 }
 
 /// The value of `name` in the output of `env`.
 fn env_value<'a>(out: &'a str, name: &str) -> Option<&'a str> {
-    out.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+    out.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
 }
 
 #[test]
@@ -170,26 +152,14 @@ fn help_describes_options_and_environment() {
 #[test]
 fn version() {
     let out = success(run(ckpt().arg("--version")));
-    assert_eq!(
-        out.trim_end(),
-        format!("ckpt {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(out.trim_end(), format!("ckpt {}", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
 fn options_become_environment_variables() {
     let tmp = TempDir::new();
     let lib = tmp.dummy_lib();
-    let out = success(run(ckpt_with(&lib).args([
-        "-n",
-        "foo",
-        "-c",
-        "-a",
-        "USR1",
-        "-i",
-        "30",
-        "/usr/bin/env",
-    ])));
+    let out = success(run(ckpt_with(&lib).args(["-n", "foo", "-c", "-a", "USR1", "-i", "30", "/usr/bin/env"])));
     let lib = lib.canonicalize().expect("canonical lib path");
     assert_eq!(env_value(&out, "CKPT_NAME"), Some("foo"));
     assert_eq!(env_value(&out, "CKPT_CONTINUE"), Some("1"));
@@ -221,12 +191,7 @@ fn no_options_set_no_variables() {
     let tmp = TempDir::new();
     let lib = tmp.dummy_lib();
     let out = success(run(ckpt_with(&lib).arg("env")));
-    for var in [
-        "CKPT_NAME",
-        "CKPT_CONTINUE",
-        "CKPT_ASYNCSIG",
-        "CKPT_INTERVAL",
-    ] {
+    for var in ["CKPT_NAME", "CKPT_CONTINUE", "CKPT_ASYNCSIG", "CKPT_INTERVAL"] {
         assert_eq!(env_value(&out, var), None, "{var} set:\n{out}");
     }
 }
@@ -239,18 +204,12 @@ fn existing_ld_preload_is_kept_after_ours() {
     let other = tmp.dummy_lib_named("libother.so");
     let existing = format!("{}", other.display());
     let out = success(run(ckpt_with(&lib).env("LD_PRELOAD", &existing).arg("env")));
-    assert_eq!(
-        env_value(&out, "LD_PRELOAD"),
-        Some(format!("{}:{existing}", lib.display()).as_str())
-    );
+    assert_eq!(env_value(&out, "LD_PRELOAD"), Some(format!("{}:{existing}", lib.display()).as_str()));
 
     // A path that does not exist is kept too (the loader warns and goes on).
     let out = success(run(ckpt_with(&lib).env("LD_PRELOAD", "/x/y.so").arg("env")));
     let preload = env_value(&out, "LD_PRELOAD").expect("LD_PRELOAD set");
-    assert_eq!(
-        preload.split(':').collect::<Vec<_>>(),
-        [lib.to_str().expect("UTF-8"), "/x/y.so"]
-    );
+    assert_eq!(preload.split(':').collect::<Vec<_>>(), [lib.to_str().expect("UTF-8"), "/x/y.so"]);
 }
 
 #[test]
@@ -292,12 +251,7 @@ fn bad_signals_are_usage_errors() {
         assert!(err.contains(&format!("'{arg}'")), "{err}");
         assert!(err.contains("1-64"), "{err}");
     }
-    for (arg, name) in [
-        ("KILL", "SIGKILL"),
-        ("sigkill", "SIGKILL"),
-        ("9", "SIGKILL"),
-        ("STOP", "SIGSTOP"),
-    ] {
+    for (arg, name) in [("KILL", "SIGKILL"), ("sigkill", "SIGKILL"), ("9", "SIGKILL"), ("STOP", "SIGSTOP")] {
         let err = failure(run(ckpt().args(["-a", arg, "true"])), 2, "cannot be caught");
         assert!(err.contains(name), "{err}");
     }
@@ -322,9 +276,7 @@ fn usage_errors() {
 fn program_is_found_in_path() {
     let tmp = TempDir::new();
     let lib = tmp.dummy_lib();
-    let out = success(run(ckpt_with(&lib)
-        .env("PATH", "/nonexistent:/usr/bin:/bin")
-        .args(["env"])));
+    let out = success(run(ckpt_with(&lib).env("PATH", "/nonexistent:/usr/bin:/bin").args(["env"])));
     assert!(env_value(&out, "LD_PRELOAD").is_some(), "{out}");
 }
 
@@ -341,26 +293,14 @@ fn non_executable_files_in_path_are_skipped() {
 
     // Found only as a non-executable file: say so rather than "not found".
     let path = dir.display().to_string();
-    failure(
-        run(ckpt_with(&lib).env("PATH", &path).arg("env")),
-        126,
-        "Permission denied",
-    );
+    failure(run(ckpt_with(&lib).env("PATH", &path).arg("env")), 126, "Permission denied");
 }
 
 #[test]
 fn program_not_found() {
-    let err = failure(
-        run(ckpt().args(["ckpt-no-such-command", "x"])),
-        127,
-        "ckpt-no-such-command: command not found",
-    );
+    let err = failure(run(ckpt().args(["ckpt-no-such-command", "x"])), 127, "ckpt-no-such-command: command not found");
     assert_eq!(err.lines().count(), 1, "{err}");
-    failure(
-        run(ckpt().arg("./ckpt-no-such-file")),
-        127,
-        "./ckpt-no-such-file: No such file or directory",
-    );
+    failure(run(ckpt().arg("./ckpt-no-such-file")), 127, "./ckpt-no-such-file: No such file or directory");
 }
 
 #[test]
@@ -479,29 +419,14 @@ fn options_stop_at_the_program() {
     let tmp = TempDir::new();
     let lib = tmp.dummy_lib();
     // `-n` is echo's: no newline, and no CKPT_NAME.
-    let out = success(run(ckpt_with(&lib).args([
-        "-c",
-        "/usr/bin/echo",
-        "-n",
-        "hi",
-    ])));
+    let out = success(run(ckpt_with(&lib).args(["-c", "/usr/bin/echo", "-n", "hi"])));
     assert_eq!(out, "hi");
-    let out = success(run(ckpt_with(&lib).args([
-        "/usr/bin/echo",
-        "-c",
-        "--help",
-        "-a",
-        "KILL",
-    ])));
+    let out = success(run(ckpt_with(&lib).args(["/usr/bin/echo", "-c", "--help", "-a", "KILL"])));
     assert_eq!(out, "-c --help -a KILL\n");
     // env rejects `-n` itself: it reached env, ckpt did not take it.
     let out = run(ckpt_with(&lib).args(["/usr/bin/env", "-n", "foo"]));
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("env: invalid option"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("env: invalid option"), "{}", stderr(&out));
 }
 
 #[test]
@@ -516,19 +441,12 @@ fn double_dash_ends_options() {
 fn exec_keeps_the_pid_and_argv0() {
     let tmp = TempDir::new();
     let lib = tmp.dummy_lib();
-    let child = ckpt_with(&lib)
-        .args(["sh", "-c", "echo $$ $0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn ckpt");
+    let child = ckpt_with(&lib).args(["sh", "-c", "echo $$ $0"]).stdout(Stdio::piped()).spawn().expect("spawn ckpt");
     let pid = child.id();
     let out = success(child.wait_with_output().expect("wait for ckpt"));
     // `sh -c` sets $0 to the first argument after the command string, so
     // check argv[0] separately below.
-    assert_eq!(
-        out.split_whitespace().next(),
-        Some(pid.to_string().as_str())
-    );
+    assert_eq!(out.split_whitespace().next(), Some(pid.to_string().as_str()));
 
     let script = tmp.file("argv0", b"#!/bin/sh\necho \"$0\"\n", 0o755);
     let out = success(run(ckpt_with(&lib).arg(&script)));
@@ -552,10 +470,7 @@ fn exec_failure_is_reported() {
     failure(
         run(ckpt_with(&lib).arg(&script)),
         126,
-        &format!(
-            "cannot execute {}: No such file or directory",
-            script.display()
-        ),
+        &format!("cannot execute {}: No such file or directory", script.display()),
     );
 }
 
@@ -564,21 +479,9 @@ fn missing_runtime_library_is_named() {
     // The default library, ../lib/libckpt.so next to the test build of ckpt,
     // does not exist in the cargo target directory.
     let exe = Path::new(CKPT).canonicalize().expect("canonical ckpt path");
-    let expected = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("ckpt is two levels down")
-        .join("lib/libckpt.so");
-    assert!(
-        !expected.exists(),
-        "{} exists; this test needs it absent",
-        expected.display()
-    );
-    failure(
-        run(ckpt().arg("/usr/bin/true")),
-        1,
-        &format!("runtime library {}", expected.display()),
-    );
+    let expected = exe.parent().and_then(Path::parent).expect("ckpt is two levels down").join("lib/libckpt.so");
+    assert!(!expected.exists(), "{} exists; this test needs it absent", expected.display());
+    failure(run(ckpt().arg("/usr/bin/true")), 1, &format!("runtime library {}", expected.display()));
 
     let missing = Path::new("/nonexistent/libckpt.so");
     let err = failure(

@@ -207,8 +207,6 @@ fn damaged(bits: Bits) {
     }
 }
 
-
-
 /// The real `python3` interpreter running a counter with dict state.
 #[test]
 fn python_interpreter() {
@@ -227,9 +225,6 @@ fn python_interpreter() {
     assert!(second.has("RESTARTED"), "{second}");
     assert_continues(&first, &second, 60);
 }
-
-
-
 
 /// The image is self-contained: it restarts after the program and the ckpt
 /// distribution it ran with (libckpt.so included) are deleted, from another directory.
@@ -321,14 +316,9 @@ fn failed_checkpoint(bits: Bits) {
     o.assert_ok("a program whose checkpoint failed");
     assert!(o.has("DONE"), "{o}");
     assert_eq!(o.ticks(), (1..=60).collect::<Vec<_>>(), "{o}");
-    assert!(
-        o.stderr.contains("ckpt: checkpoint failed: No such file or directory"),
-        "stderr: {}",
-        o.stderr
-    );
+    assert!(o.stderr.contains("ckpt: checkpoint failed: No such file or directory"), "stderr: {}", o.stderr);
     assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
 }
-
 
 /// In continue mode, a checkpoint that fails half-way (the file size limit, as with
 /// `ulimit -f`, makes write fail with EFBIG and raise SIGXFSZ) leaves the previous
@@ -381,12 +371,7 @@ fn failed_write(bits: Bits) {
     o.assert_ok("a program with a failed checkpoint in between");
     assert!(o.has("DONE"), "{o}");
     assert_eq!(o.ticks(), (1..=100).collect::<Vec<_>>(), "{o}");
-    assert_eq!(
-        o.stderr.matches("ckpt: checkpoint failed: File too large").count(),
-        1,
-        "stderr: {}",
-        o.stderr
-    );
+    assert_eq!(o.stderr.matches("ckpt: checkpoint failed: File too large").count(), 1, "stderr: {}", o.stderr);
     assert_image(&image);
     assert_ne!(std::fs::read(&image).unwrap(), good, "the last checkpoint was not written");
     let second = restart(&image, dir.path());

@@ -95,12 +95,51 @@ fn damaged_files_are_refused_by_loader_and_verify() {
 
     let mut cases: Vec<(String, Vec<u8>, &str, Loader)> = Vec::new();
     let cuts = [
-        1, 4, 16, 52, 63, 64, 100, 120, 200, 1000, 4095, 4096, 4097, 8192, 12000, 16384, 20000,
-        24576, 30000, hat - 1, hat, hat + 1, hat + 64, hat + 127, hat + 128, meta + 100,
-        regions + 10, runs + 10, strings + 1, meta_end - 1, meta_end, data - 1, data, data + 1,
-        data + 4096, data + (len - data) / 4, data + (len - data) / 2,
-        data + 3 * (len - data) / 4, len - 8192, len - 4097, len - 4096, len - 4095, len - 100,
-        len - 2, len - 1,
+        1,
+        4,
+        16,
+        52,
+        63,
+        64,
+        100,
+        120,
+        200,
+        1000,
+        4095,
+        4096,
+        4097,
+        8192,
+        12000,
+        16384,
+        20000,
+        24576,
+        30000,
+        hat - 1,
+        hat,
+        hat + 1,
+        hat + 64,
+        hat + 127,
+        hat + 128,
+        meta + 100,
+        regions + 10,
+        runs + 10,
+        strings + 1,
+        meta_end - 1,
+        meta_end,
+        data - 1,
+        data,
+        data + 1,
+        data + 4096,
+        data + (len - data) / 4,
+        data + (len - data) / 2,
+        data + 3 * (len - data) / 4,
+        len - 8192,
+        len - 4097,
+        len - 4096,
+        len - 4095,
+        len - 100,
+        len - 2,
+        len - 1,
     ];
     for cut in cuts {
         let want = if cut < 4 { "not a checkpoint image" } else { "truncated image" };
@@ -136,7 +175,12 @@ fn damaged_files_are_refused_by_loader_and_verify() {
         ("string table", strings + 3),
         ("last metadata byte", meta_end - 1),
     ] {
-        cases.push((format!("bit flipped in the {what}"), flip(off, 5), meta_msg, Loader::Refuses("image metadata is damaged")));
+        cases.push((
+            format!("bit flipped in the {what}"),
+            flip(off, 5),
+            meta_msg,
+            Loader::Refuses("image metadata is damaged"),
+        ));
     }
     // Structural damage with good checksums: the parser itself must refuse it.
     {
@@ -145,13 +189,23 @@ fn damaged_files_are_refused_by_loader_and_verify() {
         let r0_end = u64::from_le_bytes(b[regions + 8..regions + 16].try_into().unwrap());
         b[regions + REGION_LEN..regions + REGION_LEN + 8].copy_from_slice(&(r0_end - 4096).to_le_bytes());
         reseal_meta(&mut b);
-        cases.push(("re-sealed overlapping regions".into(), b, "image region table is damaged (entry 1)", Loader::Refuses("image region table is damaged (entry 1)")));
+        cases.push((
+            "re-sealed overlapping regions".into(),
+            b,
+            "image region table is damaged (entry 1)",
+            Loader::Refuses("image region table is damaged (entry 1)"),
+        ));
         let mut b = good.clone();
         // Run 2 points outside the data.
         let r = runs + 2 * RUN_LEN + 16;
         b[r..r + 8].copy_from_slice(&(len as u64 + 4096).to_le_bytes());
         reseal_meta(&mut b);
-        cases.push(("re-sealed run outside the file".into(), b, "image page table is damaged", Loader::Refuses("image page table is damaged")));
+        cases.push((
+            "re-sealed run outside the file".into(),
+            b,
+            "image page table is damaged",
+            Loader::Refuses("image page table is damaged"),
+        ));
         let mut b = good.clone();
         b[meta + 8..meta + 16].copy_from_slice(&0x1000u64.to_le_bytes());
         reseal_meta(&mut b);
@@ -163,7 +217,12 @@ fn damaged_files_are_refused_by_loader_and_verify() {
         h2.file_len -= 4096;
         b.truncate(len - 4096);
         reseal(&mut b, hat, h2);
-        cases.push(("re-sealed header one page short".into(), b, "image page table is damaged", Loader::Refuses("image page table is damaged")));
+        cases.push((
+            "re-sealed header one page short".into(),
+            b,
+            "image page table is damaged",
+            Loader::Refuses("image page table is damaged"),
+        ));
     }
     // Page data: only verify reads it (a restart must not read every page twice).
     for off in [data, data + 4095, data + (len - data) / 3, len - 1] {
@@ -171,15 +230,35 @@ fn damaged_files_are_refused_by_loader_and_verify() {
     }
     cases.push(("loader byte 20000".into(), flip(20000, 6), "the restart loader is damaged", Loader::Skip));
     if data - meta_end > 0 {
-        cases.push(("padding byte".into(), flip(meta_end + (data - meta_end) / 2, 1), "the padding before the page data is damaged", Loader::Skip));
+        cases.push((
+            "padding byte".into(),
+            flip(meta_end + (data - meta_end) / 2, 1),
+            "the padding before the page data is damaged",
+            Loader::Skip,
+        ));
     }
     let mut longer = good.clone();
     longer.extend_from_slice(&[0u8; 10]);
     cases.push(("10 bytes appended".into(), longer, "10 bytes after the end of the image", Loader::Skip));
     cases.push(("empty file".into(), Vec::new(), "empty file, not a checkpoint image", Loader::NotExecutable));
-    cases.push(("text file".into(), b"hello, not a checkpoint\n".repeat(1000), "not a checkpoint image", Loader::NotExecutable));
-    cases.push(("random bytes".into(), (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect(), "not a checkpoint image", Loader::NotExecutable));
-    cases.push(("an ordinary program".into(), fs::read(dir.join("counter")).unwrap(), "not a checkpoint image", Loader::Skip));
+    cases.push((
+        "text file".into(),
+        b"hello, not a checkpoint\n".repeat(1000),
+        "not a checkpoint image",
+        Loader::NotExecutable,
+    ));
+    cases.push((
+        "random bytes".into(),
+        (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect(),
+        "not a checkpoint image",
+        Loader::NotExecutable,
+    ));
+    cases.push((
+        "an ordinary program".into(),
+        fs::read(dir.join("counter")).unwrap(),
+        "not a checkpoint image",
+        Loader::Skip,
+    ));
     // A checkpoint from another architecture in a correctly sealed header: an i386
     // image behind this x86_64 loader (the loader refuses it; verify sees that the
     // loader does not match), and an architecture ckpt does not know at all.
@@ -217,25 +296,27 @@ fn damaged_files_are_refused_by_loader_and_verify() {
         assert!(verr.starts_with("ckpt: ") && verr.contains(vmsg), "verify, {what}: want {vmsg:?}, got {verr}");
         let restart = match loader {
             Loader::Skip => "not run".to_string(),
-            Loader::Refuses(_) | Loader::NotExecutable | Loader::Cut(_) => match Proc::try_spawn(restart_cmd(&bad, dir.path())) {
-                Err(e) => {
-                    assert_eq!(e.raw_os_error(), Some(8), "{what}: exec: {e}");
-                    assert!(!matches!(loader, Loader::Refuses(_)), "{what}: the loader did not even run");
-                    "exec: ENOEXEC".to_string()
-                }
-                Ok(p) => {
-                    let o = p.finish();
-                    assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
-                    assert!(o.ticks().is_empty() && !o.has("RESTARTED"), "{what}: the program ran\n{o}");
-                    let msg = o.stderr.lines().next().unwrap_or("").to_string();
-                    assert!(msg.starts_with("ckpt restart: "), "{what}: {o}");
-                    match loader {
-                        Loader::Refuses(m) | Loader::Cut(m) => assert!(msg.contains(m), "{what}: want {m:?}\n{o}"),
-                        _ => panic!("{what}: the loader ran\n{o}"),
+            Loader::Refuses(_) | Loader::NotExecutable | Loader::Cut(_) => {
+                match Proc::try_spawn(restart_cmd(&bad, dir.path())) {
+                    Err(e) => {
+                        assert_eq!(e.raw_os_error(), Some(8), "{what}: exec: {e}");
+                        assert!(!matches!(loader, Loader::Refuses(_)), "{what}: the loader did not even run");
+                        "exec: ENOEXEC".to_string()
                     }
-                    msg
+                    Ok(p) => {
+                        let o = p.finish();
+                        assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
+                        assert!(o.ticks().is_empty() && !o.has("RESTARTED"), "{what}: the program ran\n{o}");
+                        let msg = o.stderr.lines().next().unwrap_or("").to_string();
+                        assert!(msg.starts_with("ckpt restart: "), "{what}: {o}");
+                        match loader {
+                            Loader::Refuses(m) | Loader::Cut(m) => assert!(msg.contains(m), "{what}: want {m:?}\n{o}"),
+                            _ => panic!("{what}: the loader ran\n{o}"),
+                        }
+                        msg
+                    }
                 }
-            },
+            }
         };
         table.push(format!("{what:40} | {} | {restart}", verr.trim_end()));
     }
@@ -308,10 +389,7 @@ impl Tmpfs {
             .output()
             .expect("run mount");
         if !o.status.success() {
-            eprintln!(
-                "SKIPPED: cannot mount a tmpfs (needs root): {}",
-                text(&o.stderr).trim()
-            );
+            eprintln!("SKIPPED: cannot mount a tmpfs (needs root): {}", text(&o.stderr).trim());
             return None;
         }
         Some(Tmpfs(at))
@@ -523,9 +601,7 @@ fn image_is_owner_only_whatever_the_umask() {
     for umask in ["000", "022", "077", "777"] {
         let image = dir.join("counter.ckpt");
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", &format!("umask {umask} && exec \"$0\" ./counter")])
-            .arg(ckpt_bin())
-            .current_dir(dir.path());
+        cmd.args(["-c", &format!("umask {umask} && exec \"$0\" ./counter")]).arg(ckpt_bin()).current_dir(dir.path());
         // checkpoint() asserts mode 0700 exactly (no setuid, setgid or sticky bit).
         checkpoint(cmd, &image);
         let m = fs::metadata(&image).unwrap();
@@ -589,9 +665,8 @@ fn image_gives_no_privileges() {
 fn idle_runtime_is_invisible() {
     let dir = Dir::new("rel-idle");
     dir.compile("idle.c", "idle", &[]);
-    let report = |o: &Outcome, key: &str| -> String {
-        o.line(key).unwrap_or_else(|| panic!("no {key} line\n{o}")).to_string()
-    };
+    let report =
+        |o: &Outcome, key: &str| -> String { o.line(key).unwrap_or_else(|| panic!("no {key} line\n{o}")).to_string() };
     let mut plain = Command::new(dir.join("idle"));
     plain.current_dir(dir.path());
     let base = run(plain);
@@ -730,17 +805,29 @@ fn image_is_synced_before_rename_and_directory_after() {
     assert_image(&image);
     let calls: Vec<String> = fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
     let find = |from: usize, what: &dyn Fn(&str) -> bool, name: &str| -> usize {
-        from + calls[from..].iter().position(|l| what(l)).unwrap_or_else(|| {
-            panic!("no {name} after line {from} of the trace:\n{}", calls.join("\n"))
-        })
+        from + calls[from..]
+            .iter()
+            .position(|l| what(l))
+            .unwrap_or_else(|| panic!("no {name} after line {from} of the trace:\n{}", calls.join("\n")))
     };
     let fd_of = |l: &str| l.rsplit("= ").next().unwrap().trim().to_string();
-    let open_tmp = find(0, &|l| l.contains("openat(") && l.contains("out/.counter.ckpt.tmp.") && l.contains("O_EXCL"), "creation of the temporary file");
+    let open_tmp = find(
+        0,
+        &|l| l.contains("openat(") && l.contains("out/.counter.ckpt.tmp.") && l.contains("O_EXCL"),
+        "creation of the temporary file",
+    );
     let tmp_fd = fd_of(&calls[open_tmp]);
-    let sync_tmp = find(open_tmp, &|l| l.starts_with(&format!("fsync({tmp_fd})")) && l.ends_with("= 0"), "fsync of the image");
-    let rename = find(sync_tmp, &|l| l.starts_with("renameat2(") && l.contains("\"out/counter.ckpt\"") && l.ends_with("= 0"), "the rename");
-    let open_dir = find(rename, &|l| l.contains("openat(AT_FDCWD, \"out\"") && l.contains("O_DIRECTORY"), "opening the directory");
+    let sync_tmp =
+        find(open_tmp, &|l| l.starts_with(&format!("fsync({tmp_fd})")) && l.ends_with("= 0"), "fsync of the image");
+    let rename = find(
+        sync_tmp,
+        &|l| l.starts_with("renameat2(") && l.contains("\"out/counter.ckpt\"") && l.ends_with("= 0"),
+        "the rename",
+    );
+    let open_dir =
+        find(rename, &|l| l.contains("openat(AT_FDCWD, \"out\"") && l.contains("O_DIRECTORY"), "opening the directory");
     let dir_fd = fd_of(&calls[open_dir]);
-    let sync_dir = find(open_dir, &|l| l.starts_with(&format!("fsync({dir_fd})")) && l.ends_with("= 0"), "fsync of the directory");
+    let sync_dir =
+        find(open_dir, &|l| l.starts_with(&format!("fsync({dir_fd})")) && l.ends_with("= 0"), "fsync of the directory");
     find(sync_dir, &|l| l.starts_with("exit_group(0)"), "the exit");
 }

@@ -135,7 +135,8 @@ fn process_group_signal_checkpoints_only_the_program() {
     first.assert_ok("the program");
     assert!(first.has("CHILD DONE"), "the child stopped or died\n{first}");
     assert_image(&image);
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    let names: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     assert_eq!(names.iter().filter(|n| n.ends_with(".ckpt")).count(), 1, "{names:?}");
     let second = restart(&image, dir.path());
     second.assert_ok("restart");

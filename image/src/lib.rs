@@ -120,12 +120,7 @@ impl Default for DataHasher {
 impl DataHasher {
     /// A hasher with nothing fed.
     pub const fn new() -> Self {
-        DataHasher {
-            acc: [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)],
-            buf: [0; 32],
-            buffered: 0,
-            total: 0,
-        }
+        DataHasher { acc: [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)], buf: [0; 32], buffered: 0, total: 0 }
     }
 
     fn stripes(&mut self, b: &[u8]) {
@@ -175,7 +170,8 @@ impl DataHasher {
     pub fn finish(&self) -> u64 {
         let [a0, a1, a2, a3] = self.acc;
         let mut h = if self.total >= 32 {
-            let h = a0.rotate_left(1)
+            let h = a0
+                .rotate_left(1)
                 .wrapping_add(a1.rotate_left(7))
                 .wrapping_add(a2.rotate_left(12))
                 .wrapping_add(a3.rotate_left(18));
@@ -743,9 +739,7 @@ impl Header {
         }
         // Layout: header, then metadata, then page-aligned data ending at file_len.
         // Saturating and checked sums: a sealed header may still hold any values.
-        let meta_need = (PROCESS_LEN as u64
-            + h.nregions as u64 * REGION_LEN as u64
-            + h.nruns as u64 * RUN_LEN as u64)
+        let meta_need = (PROCESS_LEN as u64 + h.nregions as u64 * REGION_LEN as u64 + h.nruns as u64 * RUN_LEN as u64)
             .saturating_add(h.strings_len);
         let ok = h.image_offset % PAGE_SIZE == 0
             && h.image_offset.checked_add(HEADER_LEN as u64) == Some(h.meta_offset)
@@ -804,13 +798,7 @@ impl<'a> Meta<'a> {
         }
         let process = Process::decode(meta)?;
         let (r0, r1, u1) = (PROCESS_LEN, r1 as usize, u1 as usize);
-        let m = Meta {
-            header: *header,
-            process,
-            regions: &meta[r0..r1],
-            runs: &meta[r1..u1],
-            strings: &meta[u1..],
-        };
+        let m = Meta { header: *header, process, regions: &meta[r0..r1], runs: &meta[r1..u1], strings: &meta[u1..] };
         m.validate()?;
         Ok(m)
     }
@@ -870,8 +858,7 @@ impl<'a> Meta<'a> {
             }
             next_run += r.nruns;
         }
-        if next_run != self.header.nruns || next_off != data_end || mapped != self.header.mapped_len
-        {
+        if next_run != self.header.nruns || next_off != data_end || mapped != self.header.mapped_len {
             return Err(ImageError::BadLayout);
         }
         for (s, l) in self.process.strings {
@@ -1011,17 +998,42 @@ mod tests {
         let mut buf = vec![0u8; 4096];
         let mut w = MetaWriter::new(&mut buf, 2, 3).unwrap();
         let n0 = w.string(b"/bin/x").unwrap();
-        let mut p = Process::default();
-        p.regs = RegsX86_64 { rsp: 0x20ff8, rip: 0x10234, ..Default::default() }
-            .to_words();
+        let mut p = Process {
+            regs: RegsX86_64 { rsp: 0x20ff8, rip: 0x10234, ..Default::default() }.to_words(),
+            ..Default::default()
+        };
         p.strings[strs::EXE] = n0;
         p.vdso[2] = (0x7fff_f000_0000, 0x2000);
         w.process(&p);
         let image_offset = 8192u64;
         let meta_offset = image_offset + HEADER_LEN as u64;
         let data_offset = page_up(meta_offset + 4096);
-        w.region(0, &Region { start: 0x10000, end: 0x14000, prot: 5, kind: kind::FILE, first_run: 0, nruns: 2, name_off: n0.0, name_len: n0.1, file_offset: 0 });
-        w.region(1, &Region { start: 0x20000, end: 0x21000, prot: 3, kind: kind::ANON, first_run: 2, nruns: 1, ..Default::default() });
+        w.region(
+            0,
+            &Region {
+                start: 0x10000,
+                end: 0x14000,
+                prot: 5,
+                kind: kind::FILE,
+                first_run: 0,
+                nruns: 2,
+                name_off: n0.0,
+                name_len: n0.1,
+                file_offset: 0,
+            },
+        );
+        w.region(
+            1,
+            &Region {
+                start: 0x20000,
+                end: 0x21000,
+                prot: 3,
+                kind: kind::ANON,
+                first_run: 2,
+                nruns: 1,
+                ..Default::default()
+            },
+        );
         w.run(0, &Run { addr: 0x10000, len: 0x1000, file_off: data_offset });
         w.run(1, &Run { addr: 0x12000, len: 0x2000, file_off: data_offset + 0x1000 });
         w.run(2, &Run { addr: 0x20000, len: 0x1000, file_off: data_offset + 0x3000 });
@@ -1101,10 +1113,7 @@ mod tests {
     fn wrong_arch_is_refused() {
         let (mut h, _) = sample();
         let hb = sealed(&mut h);
-        assert_eq!(
-            Header::parse(&hb, h.file_len, ARCH_X86).unwrap_err(),
-            ImageError::WrongArch { found: ARCH_X86_64 }
-        );
+        assert_eq!(Header::parse(&hb, h.file_len, ARCH_X86).unwrap_err(), ImageError::WrongArch { found: ARCH_X86_64 });
     }
 
     /// Structurally bad tables with a correct checksum are still refused.

@@ -75,17 +75,12 @@ pub fn die_errno(name: &Name, what: &str, e: Errno) -> ! {
 fn die_image(name: &Name, e: ImageError) -> ! {
     let m = msg(name).s(e.what());
     let m = match e {
-        ImageError::Truncated { need, have } => {
-            m.s(" (need ").u(need).s(" bytes, have ").u(have).s(")")
-        }
+        ImageError::Truncated { need, have } => m.s(" (need ").u(need).s(" bytes, have ").u(have).s(")"),
         ImageError::BadVersion { found } => {
-            m.s(" (file has version ").u(found as u64).s(", this loader reads ")
-                .u(ckpt_image::VERSION as u64).s(")")
+            m.s(" (file has version ").u(found as u64).s(", this loader reads ").u(ckpt_image::VERSION as u64).s(")")
         }
         ImageError::WrongArch { found } => m.s(" (e_machine ").u(found as u64).s(")"),
-        ImageError::BadRegion { index } | ImageError::BadRun { index } => {
-            m.s(" (entry ").u(index as u64).s(")")
-        }
+        ImageError::BadRegion { index } | ImageError::BadRun { index } => m.s(" (entry ").u(index as u64).s(")"),
         _ => m,
     };
     die(m)
@@ -126,9 +121,7 @@ pub fn main(sp: usize) -> ! {
 
     let fd = ckpt_sys::openat(Fd::CWD, c"/proc/self/exe", c::O_RDONLY | c::O_CLOEXEC, 0)
         .unwrap_or_else(|e| die_errno(&name, "cannot open /proc/self/exe", e));
-    let file_len = ckpt_sys::fstat(fd)
-        .unwrap_or_else(|e| die_errno(&name, "cannot stat the checkpoint file", e))
-        .size;
+    let file_len = ckpt_sys::fstat(fd).unwrap_or_else(|e| die_errno(&name, "cannot stat the checkpoint file", e)).size;
 
     let image_offset = page_up(arch::file_len());
     let header_end = image_offset + HEADER_LEN as u64;
@@ -184,10 +177,7 @@ fn read_exact(name: &Name, fd: Fd, buf: &mut [u8], off: u64) {
     let mut done = 0;
     while done < buf.len() {
         match ckpt_sys::pread(fd, &mut buf[done..], off + done as u64) {
-            Ok(0) => die_image(
-                name,
-                ImageError::Truncated { need: off + buf.len() as u64, have: off + done as u64 },
-            ),
+            Ok(0) => die_image(name, ImageError::Truncated { need: off + buf.len() as u64, have: off + done as u64 }),
             Ok(n) => done += n,
             Err(Errno::EINTR) => {}
             Err(e) => die_errno(name, "cannot read the checkpoint file", e),

@@ -54,18 +54,8 @@ impl Home {
         let park_off = maps_off + MAPS_LEN;
         let park_len = page_up(hi - lo) as usize;
         let len = park_off + park_len + STACK_LEN;
-        let mut home = Home {
-            base: 0,
-            len,
-            loader_len,
-            plan_off,
-            meta_off,
-            meta_len,
-            maps_off,
-            park_off,
-            park_len,
-            cur_vdso,
-        };
+        let mut home =
+            Home { base: 0, len, loader_len, plan_off, meta_off, meta_len, maps_off, park_off, park_len, cur_vdso };
         home.base = find_free(name, meta, len as u64) as usize;
         home
     }
@@ -117,10 +107,11 @@ fn find_free(name: &Name, meta: &Meta, len: u64) -> u64 {
     let top = task_size(meta.header.arch);
     let flags = c::MAP_PRIVATE | c::MAP_ANONYMOUS | c::MAP_FIXED_NOREPLACE;
     let rw = c::PROT_READ | c::PROT_WRITE;
-    let candidates = meta
-        .regions()
-        .flat_map(|r| [r.end + GAP, r.start.saturating_sub(len + GAP)])
-        .chain([1 << 24, top / 3, top / 2]);
+    let candidates = meta.regions().flat_map(|r| [r.end + GAP, r.start.saturating_sub(len + GAP)]).chain([
+        1 << 24,
+        top / 3,
+        top / 2,
+    ]);
     for a in candidates {
         let a = a & !(ckpt_image::PAGE_SIZE - 1);
         if a < 1 << 16 || a + len > top || collides(meta, a, len) {
@@ -197,8 +188,7 @@ pub fn clear_address_space(plan: &Plan) {
 /// run covering it): such a region is mapped straight from the checkpoint file.
 fn mapped_from_image(meta: &Meta, r: &Region) -> Option<u64> {
     let run = meta.runs_of(r).next()?;
-    (r.kind == kind::FILE && r.nruns == 1 && run.addr == r.start && run.addr + run.len == r.end)
-        .then_some(run.file_off)
+    (r.kind == kind::FILE && r.nruns == 1 && run.addr == r.start && run.addr + run.len == r.end).then_some(run.file_off)
 }
 
 /// Map every saved region and fill its runs from the file.
@@ -226,8 +216,13 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
             // as below; the run was validated to lie in the file's data.
             if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, r.prot, flags, plan.fd, off) } {
-                die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end)
-                    .s(" from the image: ").errno(e));
+                die(msg(&plan.name)
+                    .s("cannot map saved region ")
+                    .x(r.start)
+                    .s("-")
+                    .x(r.end)
+                    .s(" from the image: ")
+                    .errno(e));
             }
             continue;
         }
@@ -241,8 +236,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         // SAFETY: NOREPLACE: the range was cleared and is not the home block (it
         // was placed away from every region), so nothing in use is replaced.
         if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, first, flags, Fd(-1), 0) } {
-            die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end)
-                .s(": ").errno(e));
+            die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end).s(": ").errno(e));
         }
         let mut runs = meta.runs_of(&r);
         loop {
@@ -279,10 +273,8 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
 /// region, so `store_restart_info` cannot fault after the point of no return.
 pub fn check_restart_info(name: &Name, meta: &Meta) {
     let a = meta.process.restart_info;
-    let ok = a % 8 == 0
-        && meta.regions().any(|r| {
-            r.prot & prot::WRITE != 0 && a >= r.start && a + RESTART_INFO_LEN as u64 <= r.end
-        });
+    let ok = a.is_multiple_of(8)
+        && meta.regions().any(|r| r.prot & prot::WRITE != 0 && a >= r.start && a + RESTART_INFO_LEN as u64 <= r.end);
     if !ok {
         die(msg(name).s(ckpt_image::ImageError::BadLayout.what()).s(" (restart slot ").x(a).s(")"));
     }
@@ -300,9 +292,7 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
     info.encode(&mut b);
     // SAFETY: checked by `check_restart_info`: 32 bytes inside a restored writable
     // region (the runtime's own static), which only the runtime reads.
-    unsafe {
-        core::ptr::copy_nonoverlapping(b.as_ptr(), meta.process.restart_info as *mut u8, b.len())
-    };
+    unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), meta.process.restart_info as *mut u8, b.len()) };
 }
 
 /// Final jump; returns only the error of setting the thread pointer.

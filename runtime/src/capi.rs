@@ -86,8 +86,7 @@ pub extern "C" fn ckpt_ckpt(name: *const c_char) {
 fn add_hook(t: &hooks::Table, kind: &str, f: Option<extern "C" fn(*mut c_void)>, arg: *mut c_void) {
     let Some(f) = f else { return };
     if !t.add(f, arg as usize) {
-        Msg::new().s("ckpt: ignoring a ").s(kind).s(" hook: at most ").u(hooks::MAX as u64)
-            .s(" of each kind").emit();
+        Msg::new().s("ckpt: ignoring a ").s(kind).s(" hook: at most ").u(hooks::MAX as u64).s(" of each kind").emit();
     }
 }
 

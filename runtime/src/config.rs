@@ -98,8 +98,7 @@ impl Config {
 }
 
 fn invalid(k: &[u8], v: &[u8], want: &str) {
-    Msg::new().s("ckpt: ignoring ").b(k).s("='").b(v).s("': expected ").s(want)
-        .s("; keeping the default").emit();
+    Msg::new().s("ckpt: ignoring ").b(k).s("='").b(v).s("': expected ").s(want).s("; keeping the default").emit();
 }
 
 /// `basename(argv0) + ".ckpt"`, or `"a.out.ckpt"` if argv0 is empty.
@@ -131,10 +130,9 @@ fn parse_u32(v: &[u8]) -> Option<u32> {
 /// RTMAX-n). SIGKILL and SIGSTOP cannot be caught and are refused.
 pub fn parse_signal(v: &[u8]) -> Option<u32> {
     const NAMES: [&[u8]; 31] = [
-        b"HUP", b"INT", b"QUIT", b"ILL", b"TRAP", b"ABRT", b"BUS", b"FPE", b"KILL", b"USR1",
-        b"SEGV", b"USR2", b"PIPE", b"ALRM", b"TERM", b"STKFLT", b"CHLD", b"CONT", b"STOP",
-        b"TSTP", b"TTIN", b"TTOU", b"URG", b"XCPU", b"XFSZ", b"VTALRM", b"PROF", b"WINCH",
-        b"IO", b"PWR", b"SYS",
+        b"HUP", b"INT", b"QUIT", b"ILL", b"TRAP", b"ABRT", b"BUS", b"FPE", b"KILL", b"USR1", b"SEGV", b"USR2", b"PIPE",
+        b"ALRM", b"TERM", b"STKFLT", b"CHLD", b"CONT", b"STOP", b"TSTP", b"TTIN", b"TTOU", b"URG", b"XCPU", b"XFSZ",
+        b"VTALRM", b"PROF", b"WINCH", b"IO", b"PWR", b"SYS",
     ];
     let n = if let Some(n) = parse_u32(v) {
         n

@@ -19,6 +19,9 @@
 //! Memory comes from `mmap`, diagnostics from `ckpt_sys::msg`.
 #![no_std]
 #![deny(unsafe_code)]
+// `Failure` carries the file name inline (there is no allocator to box it in) and
+// travels only up the few frames of a failed checkpoint: its size is the point.
+#![allow(clippy::result_large_err)]
 
 #[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
 #[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]

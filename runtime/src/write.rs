@@ -208,12 +208,12 @@ impl Job {
             }
             for name in ckpt_sys::dirent_names(&buf[..n]) {
                 let Some(pid) = stale_pid(name, self.base.as_bytes()) else { continue };
-                if pid != me && pid <= i32::MAX as u64
+                if pid != me
+                    && pid <= i32::MAX as u64
                     && ckpt_sys::kill(pid as i32, 0) == Err(Errno::ESRCH)
+                    && let Some(p) = CPath::from_parts(&[name])
                 {
-                    if let Some(p) = CPath::from_parts(&[name]) {
-                        let _ = ckpt_sys::unlinkat(dir, p.cstr(), 0);
-                    }
+                    let _ = ckpt_sys::unlinkat(dir, p.cstr(), 0);
                 }
             }
         }
@@ -234,9 +234,8 @@ impl Job {
         }
         let layout = maps::walk(&cut[..2 + exclude.len().min(3)])
             .map_err(|e| self.fail("recording the address space for", e))?;
-        let (header, meta_len) = self
-            .compose(&layout, kernel)
-            .map_err(|e| self.fail("describing the address space for", e))?;
+        let (header, meta_len) =
+            self.compose(&layout, kernel).map_err(|e| self.fail("describing the address space for", e))?;
         let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), synced: 0 };
         // The header, which carries the data's hash, goes in last, at its place.
         let r = (|| {
@@ -488,7 +487,11 @@ fn volatile_ranges(kernel: &Kernel) -> [(u64, u64); 2] {
 }
 
 /// Split `run` at the volatile ranges: calls `f(addr, len, volatile)` in order.
-fn split(run: &Run, volatile: &[(u64, u64); 2], mut f: impl FnMut(u64, u64, bool) -> Result<(), Errno>) -> Result<(), Errno> {
+fn split(
+    run: &Run,
+    volatile: &[(u64, u64); 2],
+    mut f: impl FnMut(u64, u64, bool) -> Result<(), Errno>,
+) -> Result<(), Errno> {
     let (mut at, end) = (run.addr, run.addr + run.len);
     while at < end {
         // The volatile range containing `at`, or the nearest one above it.
@@ -521,9 +524,8 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64); 2], snap: &m
         let mine = &runs[r.first_run as usize..(r.first_run + r.nruns) as usize];
         // File mappings are left alone: a page past the end of the file cannot be
         // copied (SIGBUS), and neither the stack nor the TLS block lives there.
-        let touches = |run: &Run| {
-            r.kind != kind::FILE && volatile.iter().any(|v| v.0 < run.addr + run.len && run.addr < v.1)
-        };
+        let touches =
+            |run: &Run| r.kind != kind::FILE && volatile.iter().any(|v| v.0 < run.addr + run.len && run.addr < v.1);
         let res = (|| {
             let mut from = 0;
             for (i, run) in mine.iter().enumerate() {
@@ -532,11 +534,7 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64); 2], snap: &m
                 }
                 w.memory(&mine[from..i])?;
                 split(run, volatile, |addr, len, vol| {
-                    if vol {
-                        w.snapshot(addr, len as usize, snap)
-                    } else {
-                        w.memory(&[Run { addr, len, file_off: 0 }])
-                    }
+                    if vol { w.snapshot(addr, len as usize, snap) } else { w.memory(&[Run { addr, len, file_off: 0 }]) }
                 })?;
                 from = i + 1;
             }

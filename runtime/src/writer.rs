@@ -141,7 +141,7 @@ pub fn spawn<F: FnMut((u64, u64))>(write: &mut F) -> Result<()> {
     let pid = unsafe {
         arch::clone_vm(CLONE_VM | CLONE_VFORK, hi as usize, child::<F>, &mut ctx as *mut Ctx<F> as *mut c_void)
     };
-    let r = pid.and_then(|pid| ckpt_sys::task::waitid_clone(pid));
+    let r = pid.and_then(ckpt_sys::task::waitid_clone);
     drop(stack);
     let started = r.and(if ctx.result < 0 { Err(Errno(-ctx.result as u16)) } else { Ok(()) });
     if started.is_err() {

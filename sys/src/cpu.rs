@@ -3,9 +3,9 @@
 //! the loader refuses to restart on a CPU that lacks a feature the image saw.
 
 #[cfg(target_arch = "x86")]
-use core::arch::x86::{CpuidResult, __cpuid_count};
+use core::arch::x86::{__cpuid_count, CpuidResult};
 #[cfg(target_arch = "x86_64")]
-use core::arch::x86_64::{CpuidResult, __cpuid_count};
+use core::arch::x86_64::{__cpuid_count, CpuidResult};
 
 /// The feature words recorded in an image: leaf 1 ECX, EDX; leaf 7 EBX, ECX, EDX;
 /// leaf 0x8000_0001 ECX, EDX.

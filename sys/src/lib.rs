@@ -11,8 +11,8 @@
 //! Everything here is async-signal-safe: each call is one system call.
 #![no_std]
 
-mod errno;
 pub mod cpu;
+mod errno;
 pub mod maps;
 pub mod msg;
 pub mod scratch;
@@ -41,12 +41,10 @@ macro_rules! sys {
 /// Constants the wrappers take, named as in the kernel's uapi.
 pub mod c {
     pub use linux_raw_sys::general::{
-        AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED,
-        MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED,
-        MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
-        O_RDONLY, O_RDWR, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, SA_ONSTACK,
-        SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE,
-        SS_ONSTACK,
+        AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
+        MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT,
+        O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
+        SA_ONSTACK, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_ONSTACK,
     };
     /// `prctl(PR_SET_MM, PR_SET_MM_MAP, ...)`.
     pub const PR_SET_MM: u32 = 35;

@@ -85,7 +85,8 @@ pub struct TimerId(pub i32);
 /// with `SIGEV_SIGNAL`: each expiry queues `signo` with `si_code == SI_TIMER` and
 /// `si_value == value`. A POSIX timer is independent of `setitimer`/`alarm`.
 pub fn timer_create(clock: u32, signo: u32, value: usize) -> Result<TimerId> {
-    let ev = SigEvent { value, signo: signo as i32, notify: SIGEV_SIGNAL, pad: [0; 64 - 8 - core::mem::size_of::<usize>()] };
+    let ev =
+        SigEvent { value, signo: signo as i32, notify: SIGEV_SIGNAL, pad: [0; 64 - 8 - core::mem::size_of::<usize>()] };
     let mut id: i32 = 0;
     // SAFETY: the sigevent is read and the id written, both ours.
     unsafe { sys!(Sysno::timer_create, clock, &ev as *const SigEvent as usize, &mut id as *mut i32 as usize) }

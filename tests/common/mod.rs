@@ -205,10 +205,7 @@ pub struct Outcome {
 impl Outcome {
     /// The numbers of the `TICK n` lines, in order.
     pub fn ticks(&self) -> Vec<u64> {
-        self.lines
-            .iter()
-            .filter_map(|l| l.strip_prefix("TICK ")?.trim().parse().ok())
-            .collect()
+        self.lines.iter().filter_map(|l| l.strip_prefix("TICK ")?.trim().parse().ok()).collect()
     }
 
     pub fn has(&self, prefix: &str) -> bool {
@@ -221,11 +218,7 @@ impl Outcome {
 
     /// Panic with the transcript unless the process exited 0 with no FAIL line.
     pub fn assert_ok(&self, what: &str) {
-        assert!(
-            self.status.success() && !self.has("FAIL"),
-            "{what}: {}\n{self}",
-            self.status
-        );
+        assert!(self.status.success() && !self.has("FAIL"), "{what}: {}\n{self}", self.status);
     }
 }
 
@@ -368,11 +361,7 @@ impl Proc {
 
     /// Send a signal by name (`TSTP`, `USR1`, ...).
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
+        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("run kill");
         assert!(st.success(), "kill -{sig} failed");
     }
 
@@ -488,10 +477,7 @@ pub fn assert_continues(first: &Outcome, second: &Outcome, total: u64) {
     let b = second.ticks();
     let all: Vec<u64> = a.iter().chain(&b).copied().collect();
     let want: Vec<u64> = (1..=total).collect();
-    assert!(
-        all == want,
-        "ticks do not continue: before {a:?}, after {b:?}\nfirst run:\n{first}\nrestart:\n{second}"
-    );
+    assert!(all == want, "ticks do not continue: before {a:?}, after {b:?}\nfirst run:\n{first}\nrestart:\n{second}");
     assert!(!b.is_empty(), "nothing ran after the restart\n{second}");
     assert!(second.has("DONE"), "the restarted program did not finish\n{second}");
 }

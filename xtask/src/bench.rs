@@ -57,12 +57,8 @@ struct Size {
     runs: usize,
 }
 
-const SIZES: [Size; 4] = [
-    Size { mib: 0, runs: 5 },
-    Size { mib: 64, runs: 5 },
-    Size { mib: 512, runs: 5 },
-    Size { mib: 2048, runs: 5 },
-];
+const SIZES: [Size; 4] =
+    [Size { mib: 0, runs: 5 }, Size { mib: 64, runs: 5 }, Size { mib: 512, runs: 5 }, Size { mib: 2048, runs: 5 }];
 
 /// Iterations of `bench work` (about half a second on this machine).
 const WORK_ITERS: &str = "250000";
@@ -419,9 +415,13 @@ pub fn run(args: &[String]) -> Result<()> {
     while let Some(a) = it.next() {
         match (a.as_str(), it.next()) {
             ("--sizes", Some(list)) => {
-                only = Some(list.split(',').map(|s| s.parse().map_err(|_| format!("bad size {s:?}"))).collect::<Result<_>>()?)
+                only = Some(
+                    list.split(',').map(|s| s.parse().map_err(|_| format!("bad size {s:?}"))).collect::<Result<_>>()?,
+                )
             }
-            ("--only", Some(p)) if ["checkpoint", "continue", "overhead"].contains(&p.as_str()) => part = Some(p.clone()),
+            ("--only", Some(p)) if ["checkpoint", "continue", "overhead"].contains(&p.as_str()) => {
+                part = Some(p.clone())
+            }
             _ => return Err(usage.into()),
         }
     }
@@ -483,7 +483,9 @@ pub fn run(args: &[String]) -> Result<()> {
     }
 
     let mut cont = Vec::new();
-    for size in SIZES.iter().filter(|s| doing("continue") && s.mib >= 512 && only.as_ref().is_none_or(|o| o.contains(&s.mib))) {
+    for size in
+        SIZES.iter().filter(|s| doing("continue") && s.mib >= 512 && only.as_ref().is_none_or(|o| o.contains(&s.mib)))
+    {
         let (mut pause, mut full) = (Vec::new(), Vec::new());
         for _ in 0..3 {
             let (p, f) = env.continue_run(size.mib)?;
@@ -553,11 +555,7 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse().ok())
         .unwrap_or(0);
     let fs_type = filesystem_of(&root().join("target")).unwrap_or_else(|| "?".into());
-    format!(
-        "{cpus} vCPU {model}, {:.0} GiB RAM, Linux {}, {fs_type}",
-        mem_kib as f64 / (1 << 20) as f64,
-        kernel.trim()
-    )
+    format!("{cpus} vCPU {model}, {:.0} GiB RAM, Linux {}, {fs_type}", mem_kib as f64 / (1 << 20) as f64, kernel.trim())
 }
 
 /// "ext4 on /dev/vda": the mount of `path` from /proc/self/mounts (longest prefix).
@@ -606,10 +604,19 @@ fn table(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) ->
         );
     }
     let _ = writeln!(t, "\nThe same, best run of each (minimum: the noise of this VM only ever adds time).\n");
-    let _ = writeln!(t, "| memory | content | checkpoint | write+fsync ref | ratio | overlapped ref | ratio | restart: first instr. | read ref | ratio |");
+    let _ = writeln!(
+        t,
+        "| memory | content | checkpoint | write+fsync ref | ratio | overlapped ref | ratio | restart: first instr. | read ref | ratio |"
+    );
     let _ = writeln!(t, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
-        let content = if r.mode == "half" { "half zero pages" } else if r.mib == 0 { "(program only)" } else { "random" };
+        let content = if r.mode == "half" {
+            "half zero pages"
+        } else if r.mib == 0 {
+            "(program only)"
+        } else {
+            "random"
+        };
         let (c, p, b) = (min(&r.ckpt_samples), min(&r.ref_samples), min(&r.best_samples));
         let (f, rd) = (min(&r.first_samples), min(&r.read_samples));
         let _ = writeln!(

@@ -67,11 +67,7 @@ pub fn dist() -> Result<PathBuf> {
     let dist = target.join("dist");
 
     for arch in &ARCHES {
-        run(cargo().current_dir(&root).args(["build", "--release", "-p", "ckpt-loader", "--target", arch.triple]))?;
-        let raw = target.join(arch.triple).join("release").join("ckpt-loader");
-        let spliced = target.join("loader").join(format!("loader-{}.bin", arch.name));
-        splice_loader(&raw, &spliced, arch)?;
-
+        let spliced = loader(arch)?;
         run(cargo()
             .current_dir(&root)
             .args(["build", "--release", "-p", "ckpt-runtime", "--target", arch.triple])
@@ -94,16 +90,22 @@ pub fn dist() -> Result<PathBuf> {
     Ok(dist)
 }
 
+/// Stages 1 and 2 for `arch`: build the loader, check it, splice it; returns the
+/// spliced file the runtime embeds.
+pub fn loader(arch: &Arch) -> Result<PathBuf> {
+    let root = root();
+    let target = root.join("target");
+    run(cargo().current_dir(&root).args(["build", "--release", "-p", "ckpt-loader", "--target", arch.triple]))?;
+    let raw = target.join(arch.triple).join("release").join("ckpt-loader");
+    let spliced = target.join("loader").join(format!("loader-{}.bin", arch.name));
+    splice_loader(&raw, &spliced, arch)?;
+    Ok(spliced)
+}
+
 /// The C API: the only global symbols of `libckpt.a` (all in runtime/src/capi.rs
 /// and declared in ckpt.h).
-const CAPI: &[&str] = &[
-    "ckpt_checkpoint",
-    "ckpt_ckpt",
-    "ckpt_config",
-    "ckpt_on_preckpt",
-    "ckpt_on_postckpt",
-    "ckpt_on_restart",
-];
+const CAPI: &[&str] =
+    &["ckpt_checkpoint", "ckpt_ckpt", "ckpt_config", "ckpt_on_preckpt", "ckpt_on_postckpt", "ckpt_on_restart"];
 
 /// Turn cargo's static archive into the `libckpt.a` we ship: one relocatable
 /// object (`ld -r`) holding what the C API and the runtime's constructor need.

@@ -6,12 +6,14 @@
 //!   against the freshly built distribution.
 //! - `demo`: the README's quick example, end to end.
 //! - `bench`: checkpoint/restart times against the machine's physical limits.
+//! - `lint`: rustfmt and clippy (warnings are errors) on every crate and target.
 //! - `setup`: install the system packages the above need (Debian) and the i686
 //!   Rust target.
 
 mod bench;
 mod build;
 mod demo;
+mod lint;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ tasks:
   build            build target/dist (bin/ckpt, lib/ and lib32/ {libckpt.so, libckpt.a},
                    include/ckpt.h)
   test [ARGS...]   build, then run every test (ARGS go to `cargo test`)
+  lint             rustfmt --check, and clippy -D warnings on the std crates and on the
+                   runtime and loader for x86_64 and i386 (CI runs it)
   demo             build, then checkpoint and restart a counter program
   bench [--sizes MIB,...] [--only checkpoint|continue|overhead]
                    build, then measure checkpoint, restart, continue mode and overhead
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Some("build") => build::dist().map(drop),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(),
+        Some("lint") => lint::run_lint(),
         Some("bench") => bench::run(&args[1..]),
         Some("setup") => setup::run_setup(),
         Some("-h" | "--help" | "help") => {
@@ -96,13 +101,8 @@ fn check_prerequisites() -> Result<()> {
     let src = dir.join("probe.c");
     std::fs::write(&src, "int main(void) { return 0; }\n").map_err(|e| e.to_string())?;
     for (cc, flags) in [("cc", &[][..]), ("c++", &["-x", "c++"][..])] {
-        let ok = Command::new(cc)
-            .args(flags)
-            .arg(&src)
-            .arg("-o")
-            .arg(dir.join("probe"))
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok =
+            Command::new(cc).args(flags).arg(&src).arg("-o").arg(dir.join("probe")).status().is_ok_and(|s| s.success());
         if !ok {
             return Err(format!(
                 "`{cc}` cannot build a test program: install the toolchain with \

@@ -38,8 +38,6 @@ extern "C" fn loader_main(sp: usize) -> ! {
     crate::main(sp)
 }
 
-
-
 /// `[start, end)` of the loader in memory: ELF header to the end of its segment.
 pub fn loader_range() -> (usize, usize) {
     // Both symbols are defined by the linker script; only their addresses are taken.

@@ -26,18 +26,24 @@ pub use shared::*;
 use shared::{RESTART_INFO, SI_TIMER, Slot};
 
 unsafe extern "C" {
-    fn ckpt_save_context(
-        ctx: *mut RegsX86,
-        f: unsafe extern "C" fn(*mut c_void) -> isize,
-        arg: *mut c_void,
-    ) -> isize;
+    fn ckpt_save_context(ctx: *mut RegsX86, f: unsafe extern "C" fn(*mut c_void) -> isize, arg: *mut c_void) -> isize;
     fn ckpt_rseq_offset_ptr() -> *const isize;
     fn ckpt_rseq_size_ptr() -> *const u32;
 }
 
 /// The save point's registers (asm/<arch>/save.S writes them).
 static CTX: Slot<RegsX86> = Slot(UnsafeCell::new(RegsX86 {
-    esp: 0, eip: 0, ebx: 0, ebp: 0, esi: 0, edi: 0, mxcsr: 0, fcw: 0, tls_entry: 0, tls_base: 0, gs: 0,
+    esp: 0,
+    eip: 0,
+    ebx: 0,
+    ebp: 0,
+    esi: 0,
+    edi: 0,
+    mxcsr: 0,
+    fcw: 0,
+    tls_entry: 0,
+    tls_base: 0,
+    gs: 0,
 }));
 
 /// The `%gs` selector of the calling thread.

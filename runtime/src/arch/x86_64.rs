@@ -36,7 +36,17 @@ unsafe extern "C" {
 
 /// The save point's registers (asm/<arch>/save.S writes them).
 static CTX: Slot<RegsX86_64> = Slot(UnsafeCell::new(RegsX86_64 {
-    rsp: 0, rip: 0, rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, mxcsr: 0, fcw: 0, fs_base: 0,
+    rsp: 0,
+    rip: 0,
+    rbx: 0,
+    rbp: 0,
+    r12: 0,
+    r13: 0,
+    r14: 0,
+    r15: 0,
+    mxcsr: 0,
+    fcw: 0,
+    fs_base: 0,
 }));
 
 /// How `save_context` came back.

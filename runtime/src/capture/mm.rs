@@ -17,9 +17,20 @@ impl Mm {
     /// Nothing captured.
     pub const EMPTY: Mm = Mm {
         map: PrctlMmMap {
-            start_code: 0, end_code: 0, start_data: 0, end_data: 0, start_brk: 0, brk: 0,
-            start_stack: 0, arg_start: 0, arg_end: 0, env_start: 0, env_end: 0, auxv: 0,
-            auxv_size: 0, exe_fd: u32::MAX,
+            start_code: 0,
+            end_code: 0,
+            start_data: 0,
+            end_data: 0,
+            start_brk: 0,
+            brk: 0,
+            start_stack: 0,
+            arg_start: 0,
+            arg_end: 0,
+            env_start: 0,
+            env_end: 0,
+            auxv: 0,
+            auxv_size: 0,
+            exe_fd: u32::MAX,
         },
         auxv: [0; 128],
     };
@@ -94,9 +105,8 @@ impl<'a> StatFields<'a> {
     fn get(&self, k: usize) -> u64 {
         let mut it = self.rest.split(|&c| c == b' ' || c == b'\n');
         let Some(f) = it.nth(k - 3) else { return 0 };
-        f.iter().try_fold(0u64, |a, &d| {
-            d.is_ascii_digit().then(|| a.wrapping_mul(10).wrapping_add((d - b'0') as u64))
-        })
-        .unwrap_or(0)
+        f.iter()
+            .try_fold(0u64, |a, &d| d.is_ascii_digit().then(|| a.wrapping_mul(10).wrapping_add((d - b'0') as u64)))
+            .unwrap_or(0)
     }
 }
