@@ -53,6 +53,9 @@ pub mod tag {
     pub const TREE: u32 = 7;
     /// The parent image of an incremental image.
     pub const PARENT: u32 = 8;
+    /// Checksums of the page data piece by piece, checked by the loader as it
+    /// reads (the header's `data_hash` covers the whole data for `ckpt verify`).
+    pub const DATA_HASHES: u32 = 9;
 }
 
 /// A human name for a section tag (`ckpt info`).
@@ -66,6 +69,7 @@ pub fn name(t: u32) -> &'static str {
         tag::SHARED => "shared",
         tag::TREE => "tree",
         tag::PARENT => "parent",
+        tag::DATA_HASHES => "data hashes",
         _ => "unknown",
     }
 }
