@@ -3,7 +3,8 @@
 //! Each kind of state adds an arm to [`describe`] that lists its records, one line
 //! each, saying how each will come back at restart.
 
-use ckpt_image::section::{self, Section};
+use ckpt_image::files::{FileRec, Files, fkind, how, why};
+use ckpt_image::section::{self, Section, tag};
 
 /// Human lines for one section (indented by the caller), after its title line.
 pub fn describe(s: &Section) -> Vec<String> {
@@ -11,8 +12,133 @@ pub fn describe(s: &Section) -> Vec<String> {
         t if section::name(t) == "unknown" => {
             vec!["(a kind of state this ckpt does not know; the image's own loader restores it)".to_string()]
         }
+        tag::FILES => match Files::parse(s.data) {
+            Ok(f) => files(&f),
+            Err(e) => vec![format!("damaged: {e}")],
+        },
         _ => Vec::new(),
     }
+}
+
+/// Extra JSON members of a section object (`"files":[...]` for FILES), or "".
+pub fn json(s: &Section, json_str: impl Fn(&str) -> String) -> String {
+    let Ok(f) = (if s.tag == tag::FILES { Files::parse(s.data) } else { return String::new() }) else {
+        return String::new();
+    };
+    let fds: Vec<String> = f
+        .files()
+        .map(|r| {
+            format!(
+                "{{\"fd\":{},\"kind\":{},\"path\":{},\"flags\":{},\"offset\":{},\"cloexec\":{},\"restart\":{}}}",
+                r.fd,
+                json_str(kind(r.kind)),
+                json_str(&String::from_utf8_lossy(f.path(&r))),
+                json_str(&access(r.flags)),
+                r.pos,
+                r.cloexec != 0,
+                json_str(&restart(&f, &r)),
+            )
+        })
+        .collect();
+    let maps: Vec<String> = f
+        .maps()
+        .map(|m| {
+            format!(
+                "{{\"start\":{},\"end\":{},\"offset\":{},\"path\":{}}}",
+                m.start,
+                m.end,
+                m.offset,
+                json_str(&String::from_utf8_lossy(f.map_path(&m)))
+            )
+        })
+        .collect();
+    format!(",\"files\":[{}],\"shared_file_mappings\":[{}]", fds.join(","), maps.join(","))
+}
+
+fn kind(k: u32) -> &'static str {
+    match k {
+        fkind::REG => "file",
+        fkind::DIR => "directory",
+        fkind::CHR => "device",
+        fkind::TTY => "terminal",
+        fkind::PIPE => "pipe",
+        fkind::FIFO => "fifo",
+        fkind::SOCKET => "socket",
+        fkind::DELETED => "deleted file",
+        fkind::ANON => "anon inode",
+        _ => "special",
+    }
+}
+
+fn access(flags: u32) -> String {
+    const O_APPEND: u32 = 0o2000;
+    const O_PATH: u32 = 0o10000000;
+    let mut a = String::from(match flags & 3 {
+        0 => "r",
+        1 => "w",
+        _ => "rw",
+    });
+    if flags & O_APPEND != 0 {
+        a.push_str(",append");
+    }
+    if flags & O_PATH != 0 {
+        a = "path".to_string();
+    }
+    a
+}
+
+/// How record `r` comes back, in words.
+fn restart(f: &Files, r: &FileRec) -> String {
+    match r.how {
+        how::REOPEN if r.kind == fkind::TTY => "reopened as the restarting terminal (/dev/tty)".to_string(),
+        how::REOPEN if matches!(r.kind, fkind::REG | fkind::DIR) => format!(
+            "reopened by path at offset {} (a warning if it is gone, replaced or shorter; --refuse-changed refuses)",
+            r.pos
+        ),
+        how::REOPEN => "reopened by path".to_string(),
+        how::SHELL => format!("the restarting shell's descriptor {}", r.fd),
+        how::CONTENT => format!("a new unlinked file with the {} saved bytes, at offset {}", r.data_len, r.pos),
+        how::DUP => {
+            format!("shares one open file description with fd {}", f.file(r.share as usize).map_or(0, |s| s.fd))
+        }
+        _ => format!(
+            "NOT RESTORED: a placeholder that fails every operation (EBADF): {}",
+            match r.why {
+                why::TOO_BIG => "deleted file over the 32 MiB the image keeps",
+                why::UNREADABLE => "deleted file that could not be read",
+                _ => "this kind of descriptor is not restored yet",
+            }
+        ),
+    }
+}
+
+fn files(f: &Files) -> Vec<String> {
+    let mut v = Vec::new();
+    if f.nfiles() == 0 {
+        v.push("no open descriptors (every descriptor of the restarting shell is closed)".to_string());
+    }
+    for r in f.files() {
+        let ce = if r.cloexec != 0 { " cloexec" } else { "" };
+        v.push(format!(
+            "fd {:<4} {:<12} {:<9} {}{}: {}",
+            r.fd,
+            kind(r.kind),
+            access(r.flags),
+            String::from_utf8_lossy(f.path(&r)),
+            ce,
+            restart(f, &r)
+        ));
+    }
+    for m in f.maps() {
+        v.push(format!(
+            "shared mapping {:x}-{:x} of {} at offset {}: mapped again from the file (the restart is refused if it is gone)",
+            m.start,
+            m.end,
+            String::from_utf8_lossy(f.map_path(&m)),
+            m.offset
+        ));
+    }
+    v
 }
 
 /// The title line of a section: its name, version and size.

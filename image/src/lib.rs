@@ -392,6 +392,7 @@ macro_rules! record {
     };
 }
 
+pub mod files;
 pub mod section;
 pub use section::{Section, Sections};
 

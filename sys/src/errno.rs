@@ -68,6 +68,7 @@ errnos! {
     EOVERFLOW = 75, "Value too large for defined data type";
     EOPNOTSUPP = 95, "Operation not supported";
     ETIMEDOUT = 110, "Connection timed out";
+    ESTALE = 116, "Stale file handle";
     EDQUOT = 122, "Disk quota exceeded";
 }
 

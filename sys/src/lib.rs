@@ -80,6 +80,36 @@ pub mod c {
     pub const SIGTSTP: u32 = 20;
     /// `SIGXFSZ`, raised by a write past RLIMIT_FSIZE.
     pub const SIGXFSZ: u32 = 25;
+    /// `fcntl` commands (fcntl(2)).
+    pub const F_GETFD: u32 = 1;
+    /// Set the descriptor flags.
+    pub const F_SETFD: u32 = 2;
+    /// Get the file status flags.
+    pub const F_GETFL: u32 = 3;
+    /// Set the file status flags.
+    pub const F_SETFL: u32 = 4;
+    /// Duplicate to the lowest free number at or above the argument, close-on-exec.
+    pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    /// The close-on-exec descriptor flag.
+    pub const FD_CLOEXEC: u32 = 1;
+    /// `O_APPEND`.
+    pub const O_APPEND: u32 = 0o2000;
+    /// `O_NONBLOCK`.
+    pub const O_NONBLOCK: u32 = 0o4000;
+    /// `O_TRUNC`.
+    pub const O_TRUNC: u32 = 0o1000;
+    /// `O_NOCTTY`.
+    pub const O_NOCTTY: u32 = 0o400;
+    /// `O_PATH`: a descriptor that only names a file; read and write fail with EBADF.
+    pub const O_PATH: u32 = 0o10000000;
+    /// `O_TMPFILE` (with O_DIRECTORY's bit, as the kernel wants it).
+    pub const O_TMPFILE: u32 = 0o20200000;
+    /// `O_ACCMODE`.
+    pub const O_ACCMODE: u32 = 3;
+    /// `SEEK_SET`.
+    pub const SEEK_SET: u32 = 0;
+    /// `kcmp` type: the two descriptors refer to one open file description.
+    pub const KCMP_FILE: u32 = 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -236,6 +266,53 @@ pub fn close(fd: Fd) -> Result<()> {
     unsafe { sys!(Sysno::close, fd.0) }.map(drop)
 }
 
+/// `int close_range(unsigned int first, unsigned int last, unsigned int flags);`
+pub fn close_range(first: u32, last: u32, flags: u32) -> Result<()> {
+    // SAFETY: closing descriptors touches no memory.
+    unsafe { sys!(Sysno::close_range, first, last, flags) }.map(drop)
+}
+
+/// `int dup3(int oldfd, int newfd, int flags);`
+pub fn dup3(old: Fd, new: Fd, flags: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::dup3, old.0, new.0, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int fcntl(int fd, int cmd, ... /* int arg */);` for the commands whose
+/// argument is an integer (`F_DUPFD_CLOEXEC`, `F_GETFD`, `F_SETFD`, `F_GETFL`,
+/// `F_SETFL`); `fcntl64` on i386.
+pub fn fcntl(fd: Fd, cmd: u32, arg: usize) -> Result<usize> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: integer commands only: the kernel reads no memory.
+    let r = unsafe { sys!(Sysno::fcntl, fd.0, cmd, arg) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: as above.
+    let r = unsafe { sys!(Sysno::fcntl64, fd.0, cmd, arg) };
+    r
+}
+
+/// `off_t lseek(int fd, off_t offset, int whence);` (`_llseek` on i386, so that
+/// offsets past 2 GiB work there too). Returns the new offset.
+pub fn lseek(fd: Fd, off: u64, whence: u32) -> Result<u64> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: no memory involved.
+    let r = unsafe { sys!(Sysno::lseek, fd.0, off, whence) }.map(|o| o as u64);
+    #[cfg(target_arch = "x86")]
+    let r = {
+        let mut res = 0u64;
+        // SAFETY: the kernel writes the 64-bit result into `res`, ours.
+        unsafe { sys!(Sysno::_llseek, fd.0, (off >> 32) as u32, off as u32, &mut res as *mut u64, whence) }.map(|_| res)
+    };
+    r
+}
+
+/// `int kcmp(pid_t pid1, pid_t pid2, int type, unsigned long idx1, unsigned long idx2);`
+/// Returns 0 when equal, 1 or 2 for an order, 3 when different but unordered.
+pub fn kcmp(pid1: i32, pid2: i32, kind: u32, a: usize, b: usize) -> Result<usize> {
+    // SAFETY: integer arguments for KCMP_FILE: no memory involved.
+    unsafe { sys!(Sysno::kcmp, pid1, pid2, kind, a, b) }
+}
+
 /// `int fsync(int fd);`
 pub fn fsync(fd: Fd) -> Result<()> {
     // SAFETY: no memory involved.
@@ -328,6 +405,41 @@ pub struct Stat {
     pub dev_major: u32,
     /// Device minor number.
     pub dev_minor: u32,
+    /// Number of hard links (0: the file was deleted while open).
+    pub nlink: u32,
+    /// For a device file, the device's major number.
+    pub rdev_major: u32,
+    /// For a device file, the device's minor number.
+    pub rdev_minor: u32,
+}
+
+impl Stat {
+    /// The file type bits of `mode` (`S_IFMT`).
+    pub fn kind(&self) -> u32 {
+        self.mode & 0o170000
+    }
+    /// `dev` as one number (major << 32 | minor), the way the image stores it.
+    pub fn dev(&self) -> u64 {
+        (self.dev_major as u64) << 32 | self.dev_minor as u64
+    }
+}
+
+/// File types of `Stat::kind` (`S_IF*`, inode(7)).
+pub mod s_if {
+    /// Regular file.
+    pub const REG: u32 = 0o100000;
+    /// Directory.
+    pub const DIR: u32 = 0o040000;
+    /// Character device.
+    pub const CHR: u32 = 0o020000;
+    /// Block device.
+    pub const BLK: u32 = 0o060000;
+    /// FIFO (named or anonymous pipe).
+    pub const FIFO: u32 = 0o010000;
+    /// Socket.
+    pub const SOCK: u32 = 0o140000;
+    /// Symbolic link.
+    pub const LNK: u32 = 0o120000;
 }
 
 /// `int statx(int dirfd, const char *pathname, int flags, unsigned int mask, struct statx *statxbuf);`
@@ -345,6 +457,9 @@ pub fn statx(dir: Fd, path: &CStr, flags: u32) -> Result<Stat> {
         ino: sx.stx_ino,
         dev_major: sx.stx_dev_major,
         dev_minor: sx.stx_dev_minor,
+        nlink: sx.stx_nlink,
+        rdev_major: sx.stx_rdev_major,
+        rdev_minor: sx.stx_rdev_minor,
     })
 }
 

@@ -4,6 +4,7 @@
 //!
 //! Runs with every signal blocked, on the checkpointing thread.
 
+pub mod files;
 pub mod maps;
 pub mod mm;
 pub mod signals;
@@ -31,6 +32,9 @@ pub struct Kernel {
     pub pid: i32,
     /// CPU affinity of the checkpointing thread, and its length in bytes (0: none).
     pub affinity: (ckpt_sys::task::CpuSet, usize),
+    /// The descriptor table and shared file mappings (the FILES section; the
+    /// loader restores them).
+    pub files: files::Files,
 }
 
 impl Kernel {
@@ -44,6 +48,7 @@ impl Kernel {
         comm: [0; 16],
         pid: 0,
         affinity: ([0; 16], 0),
+        files: files::Files::EMPTY,
     };
 
     /// Capture everything.
@@ -58,13 +63,14 @@ impl Kernel {
         self.comm = ckpt_sys::prctl_get_name()?;
         self.pid = ckpt_sys::getpid();
         self.affinity = ckpt_sys::task::sched_getaffinity().unwrap_or(([0; 16], 0));
+        self.files.capture()?;
         Ok(())
     }
 
     /// The state that goes into image sections (`ckpt_image::section`), in the
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
-        let all: [&dyn Section; 0] = [];
+        let all: [&dyn Section; 1] = [&self.files];
         all.into_iter()
     }
 
@@ -73,8 +79,12 @@ impl Kernel {
     /// continued than killed. The signal mask is left to the caller, which puts
     /// it back last, after the restart hooks, so no handler runs before the
     /// process is whole.
-    pub fn restore(&self, sections: &ckpt_image::Sections) {
+    pub fn restore(&mut self, sections: &ckpt_image::Sections) {
         let _ = sections; // read by the kinds of state that have a section
+        // The descriptors are already back (the loader restores them from the
+        // FILES section before it replaces the address space); the captured
+        // payload's memory was left out of the image.
+        self.files.forget_after_restart();
         report("restore the memory layout (PR_SET_MM_MAP)", self.mm.restore());
         if let Some(area) = self.rseq {
             report("register rseq", crate::arch::rseq_register(area));

@@ -1,0 +1,351 @@
+//! The FILES section: the descriptor table at checkpoint time, and the shared
+//! file mappings to map again from their files (see docs/files.md).
+//!
+//! ```text
+//! FilesHeader                      (FILES_HEADER_LEN bytes: counts, blob length)
+//! FileRec * nfiles                 (ascending descriptor numbers)
+//! MapRec  * nmaps                  (MAP_SHARED mappings of files)
+//! blob                             (paths, and the content of deleted files)
+//! ```
+//!
+//! Each descriptor says *what it was* ([`fkind`]) and *how it comes back*
+//! ([`how`]); the runtime decides the second at checkpoint time (so `ckpt info`
+//! can say it), the loader may still turn a reopen into a placeholder at restart
+//! when the file is gone (and says so).
+
+use crate::section::tag;
+use crate::{ImageError, Rd, Wr};
+
+/// What a descriptor referred to at checkpoint time.
+pub mod fkind {
+    /// A regular file with a name.
+    pub const REG: u32 = 1;
+    /// A directory.
+    pub const DIR: u32 = 2;
+    /// A character device that is not a terminal (/dev/null, /dev/zero, /dev/urandom...).
+    pub const CHR: u32 = 3;
+    /// A terminal (the console, a pty, /dev/tty).
+    pub const TTY: u32 = 4;
+    /// An anonymous pipe.
+    pub const PIPE: u32 = 5;
+    /// A named pipe (FIFO).
+    pub const FIFO: u32 = 6;
+    /// A socket.
+    pub const SOCKET: u32 = 7;
+    /// A regular file deleted while open (or a memfd): no name to reopen.
+    pub const DELETED: u32 = 8;
+    /// An anonymous inode (eventfd, epoll, timerfd, signalfd, inotify...).
+    pub const ANON: u32 = 9;
+    /// Anything else (a block device, an O_PATH descriptor of a special file...).
+    pub const OTHER: u32 = 10;
+    /// Highest valid kind.
+    pub const MAX: u32 = OTHER;
+}
+
+/// How a descriptor comes back at restart.
+pub mod how {
+    /// Opened again by path, with its flags, at its offset.
+    pub const REOPEN: u32 = 1;
+    /// Standard input, output or error that was a terminal, pipe, socket or
+    /// device: the restarting shell's descriptor of that number.
+    pub const SHELL: u32 = 2;
+    /// A new unlinked file with the content saved in the image, at its offset.
+    pub const CONTENT: u32 = 3;
+    /// Shares the open file description of the earlier record `share` (dup).
+    pub const DUP: u32 = 4;
+    /// A placeholder that fails every operation (`why` says what it was).
+    pub const PLACEHOLDER: u32 = 5;
+    /// Highest valid value.
+    pub const MAX: u32 = PLACEHOLDER;
+}
+
+/// Why a descriptor is a placeholder (`FileRec::why`).
+pub mod why {
+    /// Not a placeholder.
+    pub const NONE: u32 = 0;
+    /// A kind of descriptor this version does not restore.
+    pub const KIND: u32 = 1;
+    /// A deleted file larger than [`super::MAX_CONTENT`] (or over the image's total).
+    pub const TOO_BIG: u32 = 2;
+    /// A deleted file whose content could not be read.
+    pub const UNREADABLE: u32 = 3;
+}
+
+/// Most bytes of deleted-file content one image carries (all files together):
+/// the content lives in the metadata, which the loader holds in memory.
+pub const MAX_CONTENT: u64 = 32 << 20;
+
+/// `FileRec::share` when the description is not shared with an earlier record.
+pub const NO_SHARE: u32 = u32::MAX;
+
+record! {
+    /// The counts of the FILES section.
+    pub struct FilesHeader [FILES_HEADER_LEN = 32] {
+        /// Number of [`FileRec`].
+        pub nfiles: u64,
+        /// Number of [`MapRec`].
+        pub nmaps: u64,
+        /// Bytes of the blob after the records.
+        pub blob_len: u64,
+        /// Reserved, zero.
+        pub reserved: u64,
+    }
+}
+
+record! {
+    /// One open descriptor.
+    pub struct FileRec [FILE_REC_LEN = 88] {
+        /// The descriptor number.
+        pub fd: u32,
+        /// [`fkind`].
+        pub kind: u32,
+        /// [`how`].
+        pub how: u32,
+        /// The file status flags (`O_*`, from /proc/self/fdinfo), without O_CLOEXEC.
+        pub flags: u32,
+        /// 1 if close-on-exec.
+        pub cloexec: u32,
+        /// Index of the record whose open file description this one shares, or
+        /// [`NO_SHARE`].
+        pub share: u32,
+        /// The file offset.
+        pub pos: u64,
+        /// Device of the file (major << 32 | minor).
+        pub dev: u64,
+        /// Inode number.
+        pub ino: u64,
+        /// Size in bytes at checkpoint time.
+        pub size: u64,
+        /// Mode (type and permissions).
+        pub mode: u32,
+        /// [`why`], for a placeholder.
+        pub why: u32,
+        /// The path (or the kernel's name, `pipe:[123]`) in the blob.
+        pub path_off: u32,
+        /// Its length.
+        pub path_len: u32,
+        /// The saved content (deleted files) in the blob.
+        pub data_off: u64,
+        /// Its length.
+        pub data_len: u64,
+    }
+}
+
+record! {
+    /// A MAP_SHARED mapping of a file, mapped again from that file at restart.
+    pub struct MapRec [MAP_REC_LEN = 48] {
+        /// First address.
+        pub start: u64,
+        /// One past the last address.
+        pub end: u64,
+        /// Offset in the file.
+        pub offset: u64,
+        /// Device (major << 32 | minor).
+        pub dev: u64,
+        /// Inode number.
+        pub ino: u64,
+        /// The path in the blob.
+        pub path_off: u32,
+        /// Its length.
+        pub path_len: u32,
+    }
+}
+
+/// A validated FILES section.
+#[derive(Clone, Copy, Debug)]
+pub struct Files<'a> {
+    /// The counts.
+    pub header: FilesHeader,
+    files: &'a [u8],
+    maps: &'a [u8],
+    blob: &'a [u8],
+}
+
+impl<'a> Files<'a> {
+    /// Bytes a section with these counts takes.
+    pub const fn len_for(nfiles: usize, nmaps: usize, blob: usize) -> usize {
+        FILES_HEADER_LEN + nfiles * FILE_REC_LEN + nmaps * MAP_REC_LEN + blob
+    }
+
+    /// Check the whole payload: lengths, every record's ranges and values.
+    pub fn parse(data: &'a [u8]) -> Result<Files<'a>, ImageError> {
+        let bad = ImageError::BadSection { tag: tag::FILES };
+        let h = FilesHeader::decode(data).map_err(|_| bad)?;
+        if h.nfiles > 1 << 20 || h.nmaps > 1 << 20 || h.blob_len > 1 << 30 {
+            return Err(bad);
+        }
+        let (nf, nm, nb) = (h.nfiles as usize, h.nmaps as usize, h.blob_len as usize);
+        if data.len() != Self::len_for(nf, nm, nb) {
+            return Err(bad);
+        }
+        let f0 = FILES_HEADER_LEN;
+        let m0 = f0 + nf * FILE_REC_LEN;
+        let b0 = m0 + nm * MAP_REC_LEN;
+        let files = Files { header: h, files: &data[f0..m0], maps: &data[m0..b0], blob: &data[b0..] };
+        let in_blob = |off: u64, len: u64| off.checked_add(len).is_some_and(|e| e <= h.blob_len);
+        let mut prev_fd = None::<u32>;
+        let mut content = 0u64;
+        for (i, r) in files.files().enumerate() {
+            let ok = prev_fd.is_none_or(|p| r.fd > p)
+                && r.fd < 1 << 30
+                && (1..=fkind::MAX).contains(&r.kind)
+                && (1..=how::MAX).contains(&r.how)
+                && r.cloexec <= 1
+                && r.why <= why::UNREADABLE
+                && in_blob(r.path_off as u64, r.path_len as u64)
+                && in_blob(r.data_off, r.data_len)
+                && (r.how == how::CONTENT || r.data_len == 0)
+                && match r.how {
+                    how::DUP => {
+                        (r.share as usize) < i && files.file(r.share as usize).is_some_and(|s| s.how != how::DUP)
+                    }
+                    _ => r.share == NO_SHARE,
+                }
+                && (r.how == how::PLACEHOLDER) == (r.why != why::NONE);
+            if !ok {
+                return Err(bad);
+            }
+            content += r.data_len;
+            prev_fd = Some(r.fd);
+        }
+        if content > MAX_CONTENT {
+            return Err(bad);
+        }
+        for m in files.maps() {
+            if m.start >= m.end || !in_blob(m.path_off as u64, m.path_len as u64) || m.path_len == 0 {
+                return Err(bad);
+            }
+        }
+        Ok(files)
+    }
+
+    /// Number of descriptors.
+    pub fn nfiles(&self) -> usize {
+        self.header.nfiles as usize
+    }
+
+    /// Record `i`.
+    pub fn file(&self, i: usize) -> Option<FileRec> {
+        let o = i.checked_mul(FILE_REC_LEN)?;
+        FileRec::decode(self.files.get(o..o + FILE_REC_LEN)?).ok()
+    }
+
+    /// Every descriptor, ascending.
+    pub fn files(&self) -> impl Iterator<Item = FileRec> + 'a {
+        let t = *self;
+        (0..t.nfiles()).filter_map(move |i| t.file(i))
+    }
+
+    /// Every shared file mapping.
+    pub fn maps(&self) -> impl Iterator<Item = MapRec> + 'a {
+        let t = *self;
+        (0..t.header.nmaps as usize)
+            .filter_map(move |i| MapRec::decode(t.maps.get(i * MAP_REC_LEN..(i + 1) * MAP_REC_LEN)?).ok())
+    }
+
+    /// The shared file mapping that starts at `start`, if any.
+    pub fn map_at(&self, start: u64) -> Option<MapRec> {
+        self.maps().find(|m| m.start == start)
+    }
+
+    /// Bytes `(off, len)` of the blob (empty if out of range: validated anyway).
+    pub fn blob(&self, off: u64, len: u64) -> &'a [u8] {
+        let (o, l) = (off as usize, len as usize);
+        self.blob.get(o..o.saturating_add(l)).unwrap_or(&[])
+    }
+
+    /// The path of a descriptor.
+    pub fn path(&self, r: &FileRec) -> &'a [u8] {
+        self.blob(r.path_off as u64, r.path_len as u64)
+    }
+
+    /// The path of a mapping.
+    pub fn map_path(&self, m: &MapRec) -> &'a [u8] {
+        self.blob(m.path_off as u64, m.path_len as u64)
+    }
+
+    /// The saved content of a deleted file.
+    pub fn content(&self, r: &FileRec) -> &'a [u8] {
+        self.blob(r.data_off, r.data_len)
+    }
+}
+
+/// Lays a FILES section out in a caller's buffer (the runtime has no allocator):
+/// the counts are fixed first, records and blob bytes are then put in place.
+pub struct FilesWriter<'a> {
+    buf: &'a mut [u8],
+    nfiles: usize,
+    nmaps: usize,
+    blob: usize,
+}
+
+impl<'a> FilesWriter<'a> {
+    /// A writer for at most `nfiles` and `nmaps` records in `buf` (the rest of
+    /// `buf` is room for the blob).
+    pub fn new(buf: &'a mut [u8], nfiles: usize, nmaps: usize) -> Option<Self> {
+        (buf.len() >= Files::len_for(nfiles, nmaps, 0)).then_some(FilesWriter { buf, nfiles, nmaps, blob: 0 })
+    }
+
+    fn blob0(&self) -> usize {
+        Files::len_for(self.nfiles, self.nmaps, 0)
+    }
+
+    /// Append bytes to the blob; returns their offset.
+    pub fn blob(&mut self, b: &[u8]) -> Option<u64> {
+        let at = self.blob0() + self.blob;
+        let end = at.checked_add(b.len())?;
+        self.buf.get_mut(at..end)?.copy_from_slice(b);
+        self.blob += b.len();
+        Some((at - self.blob0()) as u64)
+    }
+
+    /// Room left in the blob.
+    pub fn room(&self) -> usize {
+        self.buf.len() - self.blob0() - self.blob
+    }
+
+    /// A mutable window of `len` blob bytes, appended (filled by the caller);
+    /// returns its offset and the window.
+    pub fn blob_window(&mut self, len: usize) -> Option<(u64, &mut [u8])> {
+        let at = self.blob0() + self.blob;
+        let end = at.checked_add(len)?;
+        if end > self.buf.len() {
+            return None;
+        }
+        self.blob += len;
+        let off = (at - self.blob0()) as u64;
+        Some((off, &mut self.buf[at..end]))
+    }
+
+    /// Give back the last `len` blob bytes (a window not filled after all).
+    pub fn unblob(&mut self, len: usize) {
+        self.blob -= len.min(self.blob);
+    }
+
+    /// Store descriptor record `i`.
+    pub fn file(&mut self, i: usize, r: &FileRec) {
+        let o = FILES_HEADER_LEN + i * FILE_REC_LEN;
+        r.encode(&mut self.buf[o..o + FILE_REC_LEN]);
+    }
+
+    /// Store mapping record `i`.
+    pub fn map(&mut self, i: usize, m: &MapRec) {
+        let o = FILES_HEADER_LEN + self.nfiles * FILE_REC_LEN + i * MAP_REC_LEN;
+        m.encode(&mut self.buf[o..o + MAP_REC_LEN]);
+    }
+
+    /// Finish with the actual counts (`nfiles`/`nmaps` at most those given to
+    /// `new`; records beyond them are squeezed out): the payload's length.
+    pub fn finish(self, nfiles: usize, nmaps: usize) -> usize {
+        let (nf, nm) = (nfiles.min(self.nfiles), nmaps.min(self.nmaps));
+        let m_from = FILES_HEADER_LEN + self.nfiles * FILE_REC_LEN;
+        let b_from = self.blob0();
+        let m_to = FILES_HEADER_LEN + nf * FILE_REC_LEN;
+        let b_to = m_to + nm * MAP_REC_LEN;
+        self.buf.copy_within(m_from..m_from + nm * MAP_REC_LEN, m_to);
+        self.buf.copy_within(b_from..b_from + self.blob, b_to);
+        let h = FilesHeader { nfiles: nf as u64, nmaps: nm as u64, blob_len: self.blob as u64, reserved: 0 };
+        h.encode(self.buf);
+        b_to + self.blob
+    }
+}

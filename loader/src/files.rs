@@ -1,0 +1,377 @@
+//! Descriptors at restart, from the image's FILES section (`ckpt_image::files`;
+//! the design and the policy are in docs/files.md).
+//!
+//! Runs in phase one, on the kernel's stack, before the address space is
+//! touched: descriptors do not depend on memory, and a restart refused because a
+//! file changed (`--refuse-changed`) must leave nothing half done. After
+//! [`restore`] the process holds exactly the saved descriptor numbers, each
+//! reopened, recreated, shared again, taken from the restarting shell (standard
+//! input, output and error that were a terminal, pipe or socket) or a placeholder
+//! that fails every operation, plus the loader's own descriptor on the image,
+//! moved above them (close-on-exec; closed before the jump). Everything else the
+//! restarting shell passed in is closed.
+//!
+//! The shared file mappings of the section are checked here (the file must still
+//! be there, the same inode) and mapped in phase two by `remap::restore_regions`.
+
+use core::ffi::CStr;
+
+use ckpt_image::Meta;
+use ckpt_image::files::{FileRec, Files, MapRec, fkind, how, why};
+use ckpt_image::section::tag;
+use ckpt_sys::{Errno, Fd, c};
+
+use crate::{Name, arch, die, msg};
+
+/// Restart options, from the command line of the checkpoint file or the
+/// environment of the restarting shell.
+#[derive(Clone, Copy, Default)]
+pub struct Opts {
+    /// `--shell-stdio` / `CKPT_STDIO=shell`: descriptors 0, 1 and 2 are always
+    /// the restarting shell's.
+    pub shell_stdio: bool,
+    /// `--refuse-changed` / `CKPT_CHANGED=refuse`: a file that is gone, replaced
+    /// or shorter than its saved offset refuses the restart instead of a warning.
+    pub refuse_changed: bool,
+}
+
+impl Opts {
+    /// Read the options from the initial stack.
+    pub fn from_stack(sp: usize) -> Opts {
+        let mut o = Opts {
+            shell_stdio: arch::env(sp, b"CKPT_STDIO") == Some(b"shell"),
+            refuse_changed: arch::env(sp, b"CKPT_CHANGED") == Some(b"refuse"),
+        };
+        let mut i = 1;
+        while let Some(a) = arch::arg(sp, i) {
+            match a {
+                b"--shell-stdio" => o.shell_stdio = true,
+                b"--refuse-changed" => o.refuse_changed = true,
+                _ => {}
+            }
+            i += 1;
+        }
+        o
+    }
+}
+
+/// The FILES section of `meta` (validated by `Meta::parse`), if the image has one.
+pub fn section<'a>(meta: &Meta<'a>) -> Option<Files<'a>> {
+    Files::parse(meta.sections.get(tag::FILES)?.data).ok()
+}
+
+/// A path from the image as a C string.
+struct CPath {
+    buf: [u8; 4096 + 64],
+    len: usize,
+}
+
+impl CPath {
+    fn new(parts: &[&[u8]]) -> Option<CPath> {
+        let mut p = CPath { buf: [0; 4096 + 64], len: 0 };
+        for s in parts {
+            if p.len + s.len() >= p.buf.len() || s.contains(&0) {
+                return None;
+            }
+            p.buf[p.len..p.len + s.len()].copy_from_slice(s);
+            p.len += s.len();
+        }
+        Some(p)
+    }
+    fn cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.buf[..=self.len]).unwrap_or(c"")
+    }
+}
+
+/// What is wrong with a file to reopen, found before anything changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    Gone(Errno),
+    Replaced,
+    Shorter(u64),
+}
+
+fn change_of(files: &Files, r: &FileRec) -> Change {
+    if r.how != how::REOPEN || !matches!(r.kind, fkind::REG | fkind::DIR) {
+        return Change::None;
+    }
+    let Some(p) = CPath::new(&[files.path(r)]) else { return Change::Gone(Errno::ENAMETOOLONG) };
+    match ckpt_sys::statx(Fd::CWD, p.cstr(), 0) {
+        Err(e) => Change::Gone(e),
+        Ok(s) if s.ino != r.ino || s.dev() != r.dev => Change::Replaced,
+        Ok(s) if r.kind == fkind::REG && s.size < r.pos => Change::Shorter(s.size),
+        Ok(_) => Change::None,
+    }
+}
+
+/// `ckpt restart: NAME: descriptor N (PATH): `
+fn fd_msg(name: &Name, files: &Files, r: &FileRec) -> ckpt_sys::msg::Msg {
+    msg(name).s("descriptor ").u(r.fd as u64).s(" (").b(files.path(r)).s("): ")
+}
+
+fn say_change(name: &Name, files: &Files, r: &FileRec, ch: Change, refuse: bool) {
+    let m = fd_msg(name, files, r);
+    let m = if refuse { m } else { m.s("warning: ") };
+    let m = match ch {
+        Change::Gone(e) => m.s("the file is gone (").errno(e).s(")"),
+        Change::Replaced => m.s("another file is at that path now"),
+        Change::Shorter(s) => m.s("the file is now ").u(s).s(" bytes, shorter than the saved offset ").u(r.pos),
+        Change::None => return,
+    };
+    let m = match (refuse, ch) {
+        (true, _) => m.s("; not restarting (--refuse-changed)"),
+        (false, Change::Gone(_)) => m.s("; it is a placeholder that fails every operation (EBADF)"),
+        (false, Change::Replaced) => m.s("; reopened that file (--refuse-changed refuses instead)"),
+        (false, _) => m.s("; reopened at the saved offset (--refuse-changed refuses instead)"),
+    };
+    m.emit();
+}
+
+/// Check the shared file mappings: each file must still be there, the same inode,
+/// or the restart is refused (the program's writes would go elsewhere).
+pub fn check_maps(name: &Name, files: &Files) {
+    for m in files.maps() {
+        let p = CPath::new(&[files.map_path(&m)]);
+        let st = p.as_ref().ok_or(Errno::ENAMETOOLONG).and_then(|p| ckpt_sys::statx(Fd::CWD, p.cstr(), 0));
+        let why = match st {
+            Err(_) => "is gone",
+            Ok(s) if s.ino != m.ino || s.dev() != m.dev => "was replaced by another file",
+            Ok(_) => continue,
+        };
+        die(msg(name)
+            .s("the file of the shared mapping ")
+            .x(m.start)
+            .s("-")
+            .x(m.end)
+            .s(" (")
+            .b(files.map_path(&m))
+            .s(") ")
+            .s(why)
+            .s("; its writes would no longer reach it: not restarting"));
+    }
+}
+
+/// Open the file of shared mapping `m` for phase two: read-write if it can be
+/// (an mprotect to writable must keep working), else read-only.
+pub fn open_map_file(files: &Files, m: &MapRec) -> Result<Fd, Errno> {
+    let p = CPath::new(&[files.map_path(m)]).ok_or(Errno::ENAMETOOLONG)?;
+    let fd = ckpt_sys::openat(Fd::CWD, p.cstr(), c::O_RDWR | c::O_CLOEXEC, 0)
+        .or_else(|_| ckpt_sys::openat(Fd::CWD, p.cstr(), c::O_RDONLY | c::O_CLOEXEC, 0))?;
+    match ckpt_sys::fstat(fd) {
+        Ok(s) if s.ino == m.ino && s.dev() == m.dev => Ok(fd),
+        _ => {
+            let _ = ckpt_sys::close(fd);
+            Err(Errno::ESTALE)
+        }
+    }
+}
+
+/// Put `t` at number `fd` with the close-on-exec flag `cloexec`.
+fn place(t: Fd, fd: u32, cloexec: u32) -> Result<(), Errno> {
+    let target = Fd(fd as i32);
+    if t == target {
+        return ckpt_sys::fcntl(t, c::F_SETFD, cloexec as usize).map(drop);
+    }
+    let r = ckpt_sys::dup3(t, target, if cloexec != 0 { c::O_CLOEXEC } else { 0 });
+    let _ = ckpt_sys::close(t);
+    r.map(drop)
+}
+
+/// The placeholder: an O_PATH descriptor of /dev/null. read, write, ioctl, mmap
+/// and the rest fail with EBADF; it is not a directory (fchdir fails) and names
+/// no file of the program.
+fn placeholder() -> Result<Fd, Errno> {
+    ckpt_sys::openat(Fd::CWD, c"/dev/null", c::O_PATH | c::O_CLOEXEC, 0)
+}
+
+/// Flags to reopen with: the saved status flags without the ones that create or
+/// truncate.
+fn open_flags(r: &FileRec) -> u32 {
+    (r.flags & !(c::O_CREAT | c::O_EXCL | c::O_TRUNC)) | c::O_NOCTTY | c::O_CLOEXEC
+}
+
+fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+    let path = if r.kind == fkind::TTY { &b"/dev/tty"[..] } else { files.path(r) };
+    let p = CPath::new(&[path]).ok_or(Errno::ENAMETOOLONG)?;
+    const O_DIRECT: u32 = 0o40000;
+    let t = match ckpt_sys::openat(Fd::CWD, p.cstr(), open_flags(r), 0) {
+        // A file system that refuses O_DIRECT now: the same file without it.
+        Err(Errno::EINVAL) if r.flags & O_DIRECT != 0 => {
+            ckpt_sys::openat(Fd::CWD, p.cstr(), open_flags(r) & !O_DIRECT, 0)?
+        }
+        x => x?,
+    };
+    if r.pos != 0 && r.flags & c::O_PATH == 0 && matches!(r.kind, fkind::REG | fkind::DIR) {
+        if let Err(e) = ckpt_sys::lseek(t, r.pos, c::SEEK_SET) {
+            let _ = ckpt_sys::close(t);
+            return Err(e);
+        }
+    }
+    Ok(t)
+}
+
+/// A new unlinked file holding the saved content of a deleted file, opened with
+/// the saved flags at the saved offset.
+fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+    let path = files.path(r);
+    let path = path.strip_suffix(b" (deleted)").unwrap_or(path);
+    let dir = match path.iter().rposition(|&b| b == b'/') {
+        Some(0) | None => &b"/"[..],
+        Some(i) => &path[..i],
+    };
+    let mode = r.mode & 0o7777;
+    let mut tmp = Err(Errno::ENOENT);
+    for d in [dir, &b"/tmp"[..], &b"/dev/shm"[..]] {
+        let Some(p) = CPath::new(&[d]) else { continue };
+        tmp = ckpt_sys::openat(Fd::CWD, p.cstr(), c::O_TMPFILE | c::O_RDWR | c::O_CLOEXEC, mode | 0o600);
+        if tmp.is_ok() {
+            break;
+        }
+    }
+    let tmp = tmp?;
+    let fill = (|| {
+        ckpt_sys::write_all(tmp, files.content(r))?;
+        // The file's size as it was (the content may be cut at the saved length).
+        let _ = ckpt_sys::fchmod(tmp, mode);
+        // Its own description with the saved flags (O_APPEND, write-only...).
+        let mut num = [0u8; 32];
+        let m = ckpt_sys::msg::Msg::new().u(tmp.0 as u64);
+        let digits = m.as_bytes();
+        num[..digits.len()].copy_from_slice(digits);
+        let p = CPath::new(&[b"/proc/self/fd/", &num[..digits.len()]]).ok_or(Errno::ENAMETOOLONG)?;
+        let t = ckpt_sys::openat(Fd::CWD, p.cstr(), open_flags(r), 0)?;
+        if let Err(e) = ckpt_sys::lseek(t, r.pos, c::SEEK_SET) {
+            let _ = ckpt_sys::close(t);
+            return Err(e);
+        }
+        Ok(t)
+    })();
+    let _ = ckpt_sys::close(tmp);
+    fill
+}
+
+/// Whether `fd` is open in this process.
+fn is_open(fd: u32) -> bool {
+    ckpt_sys::fcntl(Fd(fd as i32), c::F_GETFD, 0).is_ok()
+}
+
+/// Restore the descriptor table. `image` is the loader's descriptor on the
+/// checkpoint file; returns its new number (above every saved descriptor).
+pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
+    let shell = |r: &FileRec| r.how == how::SHELL || (opts.shell_stdio && r.fd <= 2);
+    // First every line the user should see, while descriptor 2 is still the
+    // restarting shell's; and the refusal, before anything changes.
+    let mut refused = false;
+    for r in files.files() {
+        let ch = change_of(files, &r);
+        if shell(&r) {
+            if !is_open(r.fd) {
+                fd_msg(name, files, &r)
+                    .s("warning: the restarting shell has no descriptor ")
+                    .u(r.fd as u64)
+                    .s(" to give; it is a placeholder that fails every operation (EBADF)")
+                    .emit();
+            }
+        } else if ch != Change::None {
+            say_change(name, files, &r, ch, opts.refuse_changed);
+            refused |= opts.refuse_changed;
+        } else if r.how == how::PLACEHOLDER {
+            let what = match r.why {
+                why::TOO_BIG => "a deleted file too large for the image",
+                why::UNREADABLE => "a deleted file that could not be read",
+                _ => kind_name(r.kind),
+            };
+            fd_msg(name, files, &r)
+                .s("warning: ")
+                .s(what)
+                .s(", not restored: it is a placeholder that fails every operation (EBADF)")
+                .emit();
+        }
+    }
+    if refused {
+        die(msg(name).s("files changed since the checkpoint; not restarting"));
+    }
+    check_maps(name, files);
+
+    // The image descriptor goes above every saved number.
+    let top = files.files().last().map_or(2, |r| r.fd.max(2));
+    let img = match ckpt_sys::fcntl(image, c::F_DUPFD_CLOEXEC, top as usize + 1) {
+        Ok(n) => Fd(n as i32),
+        Err(e) => die(msg(name)
+            .s("the program had descriptor ")
+            .u(top as u64)
+            .s(" open, above this shell's limit of open files (ulimit -n): ")
+            .errno(e)),
+    };
+    let _ = ckpt_sys::close(image);
+
+    // Nothing foreign: close everything but the shell's standard descriptors the
+    // program takes over, and the image.
+    for fd in 0..=2u32 {
+        let keep = opts.shell_stdio || files.files().any(|r| r.fd == fd && shell(&r));
+        if !keep {
+            let _ = ckpt_sys::close(Fd(fd as i32));
+        }
+    }
+    let _ = ckpt_sys::close_range(3, img.0 as u32 - 1, 0);
+    let _ = ckpt_sys::close_range(img.0 as u32 + 1, u32::MAX, 0);
+
+    // Then each descriptor in place. A failure here that the checks above could
+    // not foresee is said on the descriptor 2 of the moment (the program's own,
+    // once it is back).
+    for r in files.files() {
+        let fail = |what: &str, e: Errno| {
+            fd_msg(name, files, &r)
+                .s("warning: ")
+                .s(what)
+                .s(": ")
+                .errno(e)
+                .s("; it is a placeholder that fails every operation (EBADF)")
+                .emit();
+        };
+        let got = if shell(&r) {
+            if is_open(r.fd) {
+                let _ = ckpt_sys::fcntl(Fd(r.fd as i32), c::F_SETFD, r.cloexec as usize);
+                continue;
+            }
+            placeholder()
+        } else {
+            match r.how {
+                how::REOPEN => match change_of(files, &r) {
+                    Change::Gone(_) => placeholder(),
+                    _ => reopen(files, &r).or_else(|e| {
+                        fail("cannot open it again", e);
+                        placeholder()
+                    }),
+                },
+                how::CONTENT => recreate(files, &r).or_else(|e| {
+                    fail("cannot recreate the deleted file", e);
+                    placeholder()
+                }),
+                how::DUP => {
+                    let first = files.file(r.share as usize).map_or(0, |s| s.fd);
+                    ckpt_sys::fcntl(Fd(first as i32), c::F_DUPFD_CLOEXEC, 0).map(|n| Fd(n as i32))
+                }
+                _ => placeholder(),
+            }
+        };
+        match got.and_then(|t| place(t, r.fd, r.cloexec)) {
+            Ok(()) => {}
+            Err(e) => die(fd_msg(name, files, &r).s("cannot put the descriptor in place: ").errno(e)),
+        }
+    }
+    img
+}
+
+/// What a kind is called in messages.
+fn kind_name(k: u32) -> &'static str {
+    match k {
+        fkind::PIPE => "a pipe",
+        fkind::FIFO => "a FIFO",
+        fkind::SOCKET => "a socket",
+        fkind::ANON => "an eventfd, epoll, timerfd, signalfd or inotify descriptor",
+        fkind::TTY => "a terminal",
+        _ => "a special file",
+    }
+}

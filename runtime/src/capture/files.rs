@@ -1,0 +1,406 @@
+//! The descriptor table and the shared file mappings, captured into the FILES
+//! section (`ckpt_image::files`; the design is in docs/files.md). The loader
+//! restores them before it replaces the address space.
+//!
+//! Runs in `Kernel::capture`, with every signal blocked, on the checkpointing
+//! thread, *before* the image file is created and before a continue-mode writer
+//! is forked: the only descriptor of the runtime's own open meanwhile is the one
+//! on /proc/self/fd that lists them, and it is left out. Memory comes from one
+//! scratch mapping, kept until the next capture and left out of the image.
+//!
+//! For each descriptor: its name (`readlink /proc/self/fd/N`), its offset and
+//! status flags (`/proc/self/fdinfo/N`), close-on-exec (`F_GETFD`), what it is
+//! (`fstat`), and whether it shares its open file description with an earlier
+//! one (`kcmp(KCMP_FILE)` for descriptors of the same inode). A file deleted while
+//! open has its content copied into the section (at most
+//! `ckpt_image::files::MAX_CONTENT` bytes in all).
+
+use core::ffi::CStr;
+
+use ckpt_image::files::{self as f, FileRec, Files as FilesView, FilesWriter, MapRec, fkind, how, why};
+use ckpt_image::section::tag;
+use ckpt_sys::scratch::{Scratch, Table};
+use ckpt_sys::{Errno, Fd, Result, c, msg::Msg, s_if};
+
+/// Longest path kept (PATH_MAX).
+const PATH_MAX: usize = 4096;
+/// Most descriptors recorded (above RLIMIT_NOFILE's usual hard limits).
+const MAX_FDS: usize = 1 << 20;
+
+/// The captured section payload.
+pub struct Files {
+    buf: Option<Scratch>,
+    len: usize,
+}
+
+impl Files {
+    /// Before the first capture.
+    pub const EMPTY: Files = Files { buf: None, len: 0 };
+
+    /// The scratch memory holding the payload (left out of the image).
+    pub fn range(&self) -> (u64, u64) {
+        self.buf.as_ref().map_or((0, 0), |b| b.range())
+    }
+
+    /// After a restart the payload's memory is not there any more (it was left
+    /// out of the image): forget it without unmapping what might be there now.
+    pub fn forget_after_restart(&mut self) {
+        if let Some(b) = self.buf.take() {
+            core::mem::forget(b);
+        }
+        self.len = 0;
+    }
+
+    /// Capture the descriptor table and the shared file mappings.
+    pub fn capture(&mut self) -> Result<()> {
+        self.buf = None;
+        self.len = 0;
+        let (maps_text, maps_len) = ckpt_sys::scratch::read_whole(c"/proc/self/maps")?;
+        let maps = &maps_text.as_slice()[..maps_len];
+        let mut nmaps = 0;
+        for e in ckpt_sys::maps::parse(maps) {
+            if e.name.starts_with(b"/[aio]") {
+                Msg::new()
+                    .s("ckpt: the program has an AIO context (io_setup); ckpt cannot restore it: not checkpointing")
+                    .emit();
+                return Err(Errno::EOPNOTSUPP);
+            }
+            nmaps += (e.shared && e.inode != 0) as usize;
+        }
+        let fds = list_fds()?;
+        let n = fds.len();
+        let room = FilesView::len_for(n, nmaps, 0) + (n + nmaps) * PATH_MAX + f::MAX_CONTENT as usize;
+        let mut buf = Scratch::new(room)?;
+        let pid = ckpt_sys::getpid();
+        let mut w = FilesWriter::new(buf.bytes(), n, nmaps).ok_or(Errno::ENOMEM)?;
+        // The records so far, for dup detection (the writer's copy is write-only).
+        let mut recs = Table::<FileRec>::with_capacity(n.max(1))?;
+        let mut content_left = f::MAX_CONTENT;
+        for &fd in fds.as_slice() {
+            let Some(r) = describe(fd, &mut w, &recs, pid, &mut content_left)? else { continue };
+            w.file(recs.len(), &r);
+            recs.push(r)?;
+        }
+        let mut m = 0;
+        for e in ckpt_sys::maps::parse(maps) {
+            if !(e.shared && e.inode != 0) || m == nmaps {
+                continue;
+            }
+            // Only a file that is still the one mapped can be mapped again; a
+            // deleted file, a memfd, /dev/zero or SysV memory stay what they were:
+            // shared anonymous memory with the saved content.
+            let dev = (e.dev_major as u64) << 32 | e.dev_minor as u64;
+            let same = path_cstr(e.name, |p| ckpt_sys::statx(Fd::CWD, p, 0))
+                .and_then(|s| s.ok())
+                .is_some_and(|s| s.ino == e.inode && s.dev() == dev && s.kind() == s_if::REG);
+            if !same || e.name.ends_with(b" (deleted)") {
+                continue;
+            }
+            let Some(off) = w.blob(e.name) else { continue };
+            let rec = MapRec {
+                start: e.start,
+                end: e.end,
+                offset: e.offset,
+                dev,
+                ino: e.inode,
+                path_off: off as u32,
+                path_len: e.name.len() as u32,
+            };
+            w.map(m, &rec);
+            m += 1;
+        }
+        self.len = w.finish(recs.len(), m);
+        if let Ok(view) = FilesView::parse(&buf.as_slice()[..self.len]) {
+            view.files().for_each(|r| warn_placeholder(&r, &view));
+        }
+        self.buf = Some(buf);
+        Ok(())
+    }
+}
+
+impl super::Section for Files {
+    fn tag(&self) -> u32 {
+        tag::FILES
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn encode(&self, out: &mut [u8]) {
+        if let Some(b) = &self.buf {
+            out.copy_from_slice(&b.as_slice()[..self.len]);
+        }
+    }
+}
+
+/// The open descriptors, ascending, without the one that lists them.
+fn list_fds() -> Result<Table<u32>> {
+    let mut fds = Table::<u32>::with_capacity(MAX_FDS)?;
+    let dir = ckpt_sys::openat(Fd::CWD, c"/proc/self/fd", c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0)?;
+    let mut buf = [0u8; 4096];
+    let r = (|| {
+        loop {
+            let n = ckpt_sys::getdents64(dir, &mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            for name in ckpt_sys::dirent_names(&buf[..n]) {
+                if let Some(fd) = decimal(name)
+                    && fd != dir.0 as u64
+                    && fd < u32::MAX as u64
+                {
+                    fds.push(fd as u32)?;
+                }
+            }
+        }
+    })();
+    let _ = ckpt_sys::close(dir);
+    r?;
+    fds.as_mut_slice().sort_unstable();
+    Ok(fds)
+}
+
+fn decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64))
+}
+
+/// `/proc/self/<dir>/<fd>` as a C string in `buf`.
+fn proc_path<'b>(buf: &'b mut [u8; 48], dir: &str, fd: u32) -> &'b CStr {
+    let m = Msg::new().s("/proc/self/").s(dir).s("/").u(fd as u64);
+    let s = m.as_bytes();
+    buf[..s.len()].copy_from_slice(s);
+    buf[s.len()] = 0;
+    CStr::from_bytes_until_nul(&buf[..=s.len()]).unwrap_or(c"")
+}
+
+/// Call `f` with `p` as a C string (None if it does not fit or holds a NUL).
+fn path_cstr<T>(p: &[u8], f: impl FnOnce(&CStr) -> T) -> Option<T> {
+    let mut b = [0u8; PATH_MAX + 1];
+    if p.len() >= b.len() || p.contains(&0) {
+        return None;
+    }
+    b[..p.len()].copy_from_slice(p);
+    Some(f(CStr::from_bytes_until_nul(&b[..=p.len()]).ok()?))
+}
+
+/// The offset and status flags from `/proc/self/fdinfo/FD` (`pos:` and `flags:`,
+/// the first two lines, proc(5)).
+fn fdinfo(fd: u32) -> Result<(u64, u32)> {
+    let mut pb = [0u8; 48];
+    let p = proc_path(&mut pb, "fdinfo", fd);
+    let h = ckpt_sys::openat(Fd::CWD, p, c::O_RDONLY | c::O_CLOEXEC, 0)?;
+    let mut buf = [0u8; 512];
+    let n = ckpt_sys::read(h, &mut buf);
+    let _ = ckpt_sys::close(h);
+    let text = &buf[..n?];
+    let (mut pos, mut flags) = (0u64, 0u32);
+    for line in text.split(|&b| b == b'\n') {
+        if let Some(v) = line.strip_prefix(b"pos:") {
+            pos = v.trim_ascii().iter().fold(0u64, |a, &d| a * 10 + (d.wrapping_sub(b'0') as u64 % 10));
+        } else if let Some(v) = line.strip_prefix(b"flags:") {
+            flags = v.trim_ascii().iter().fold(0u32, |a, &d| a * 8 + (d.wrapping_sub(b'0') as u32 % 8));
+        }
+    }
+    Ok((pos, flags))
+}
+
+/// Whether a character device is a terminal (devices.txt: 4 = tty and ttyS, 5/0
+/// /dev/tty, 5/1 the console, 136-143 pseudo-terminals).
+fn is_tty(major: u32, minor: u32) -> bool {
+    major == 4 || (major == 5 && minor <= 1) || (136..=143).contains(&major)
+}
+
+/// Build the record of `fd` (None if it was closed meanwhile).
+fn describe(
+    fd: u32,
+    w: &mut FilesWriter,
+    recs: &Table<FileRec>,
+    pid: i32,
+    content_left: &mut u64,
+) -> Result<Option<FileRec>> {
+    let mut pb = [0u8; 48];
+    let link = proc_path(&mut pb, "fd", fd);
+    let mut name = [0u8; PATH_MAX];
+    let name_len = match ckpt_sys::readlinkat(Fd::CWD, link, &mut name) {
+        Ok(n) => n,
+        Err(Errno::ENOENT | Errno::EBADF) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let name = &name[..name_len];
+    let st = match ckpt_sys::fstat(Fd(fd as i32)) {
+        Ok(s) => s,
+        Err(Errno::EBADF) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (pos, flags) = fdinfo(fd)?;
+    let cloexec = ckpt_sys::fcntl(Fd(fd as i32), c::F_GETFD, 0)? as u32 & c::FD_CLOEXEC;
+    let deleted = name.ends_with(b" (deleted)");
+    let kind = if name.starts_with(b"anon_inode:") {
+        if name == b"anon_inode:[io_uring]" {
+            Msg::new()
+                .s("ckpt: descriptor ")
+                .u(fd as u64)
+                .s(" is an io_uring instance; ckpt cannot restore it: not checkpointing")
+                .emit();
+            return Err(Errno::EOPNOTSUPP);
+        }
+        fkind::ANON
+    } else {
+        match st.kind() {
+            s_if::REG if deleted || st.nlink == 0 => fkind::DELETED,
+            s_if::REG => fkind::REG,
+            s_if::DIR => fkind::DIR,
+            s_if::CHR if is_tty(st.rdev_major, st.rdev_minor) => fkind::TTY,
+            s_if::CHR => fkind::CHR,
+            s_if::FIFO if name.starts_with(b"pipe:") => fkind::PIPE,
+            s_if::FIFO => fkind::FIFO,
+            s_if::SOCK => fkind::SOCKET,
+            _ => fkind::OTHER,
+        }
+    };
+    let path_off = w.blob(name).ok_or(Errno::ENOMEM)?;
+    let mut r = FileRec {
+        fd,
+        kind,
+        how: how::PLACEHOLDER,
+        flags: flags & !c::O_CLOEXEC,
+        cloexec,
+        share: f::NO_SHARE,
+        pos,
+        dev: st.dev(),
+        ino: st.ino,
+        size: st.size,
+        mode: st.mode,
+        why: why::KIND,
+        path_off: path_off as u32,
+        path_len: name.len() as u32,
+        data_off: 0,
+        data_len: 0,
+    };
+    let stdio_like = matches!(kind, fkind::TTY | fkind::PIPE | fkind::SOCKET | fkind::CHR | fkind::FIFO);
+    // A descriptor sharing its open file description with an earlier one: one
+    // description again at restart (one offset, one set of status flags).
+    let shared = recs.as_slice().iter().enumerate().find(|(_, o)| {
+        o.dev == r.dev
+            && o.ino == r.ino
+            && o.how != how::DUP
+            && !(o.how == how::SHELL && fd <= 2)
+            && match ckpt_sys::kcmp(pid, pid, c::KCMP_FILE, o.fd as usize, fd as usize) {
+                Ok(v) => v == 0,
+                // No kcmp here: the same inode, offset and flags is the best guess.
+                Err(_) => o.pos == r.pos && o.flags == r.flags,
+            }
+    });
+    if let Some((i, _)) = shared {
+        r.how = how::DUP;
+        r.share = i as u32;
+        r.why = why::NONE;
+        return Ok(Some(r));
+    }
+    let path_ok = r.flags & c::O_PATH != 0 && !deleted && kind != fkind::ANON;
+    (r.how, r.why) = match kind {
+        _ if fd <= 2 && (stdio_like || kind == fkind::ANON || kind == fkind::OTHER) => (how::SHELL, why::NONE),
+        fkind::REG | fkind::DIR | fkind::CHR | fkind::TTY if !deleted => (how::REOPEN, why::NONE),
+        fkind::DELETED if r.flags & c::O_PATH == 0 => match save_content(fd, &st, w, content_left) {
+            Ok((off, len)) => {
+                (r.data_off, r.data_len) = (off, len);
+                (how::CONTENT, why::NONE)
+            }
+            Err(y) => (how::PLACEHOLDER, y),
+        },
+        _ if path_ok => (how::REOPEN, why::NONE),
+        _ => (how::PLACEHOLDER, why::KIND),
+    };
+    Ok(Some(r))
+}
+
+/// Copy the content of deleted file `fd` into the blob; the reason why not otherwise.
+fn save_content(
+    fd: u32,
+    st: &ckpt_sys::Stat,
+    w: &mut FilesWriter,
+    left: &mut u64,
+) -> core::result::Result<(u64, u64), u32> {
+    if st.size > *left || st.size as usize > w.room() {
+        return Err(why::TOO_BIG);
+    }
+    // Through a new read-only description of the same inode, so that a
+    // write-only descriptor can be read too and its offset does not move.
+    let mut pb = [0u8; 48];
+    let link = proc_path(&mut pb, "fd", fd);
+    let src = ckpt_sys::openat(Fd::CWD, link, c::O_RDONLY | c::O_CLOEXEC, 0).map_err(|_| why::UNREADABLE)?;
+    let len = st.size as usize;
+    let r = match w.blob_window(len) {
+        None => Err(why::TOO_BIG),
+        Some((off, win)) => {
+            let mut done = 0;
+            loop {
+                if done == len {
+                    break Ok((off, len as u64));
+                }
+                match ckpt_sys::pread(src, &mut win[done..], done as u64) {
+                    Ok(0) => {
+                        // Shorter than fstat said (truncated meanwhile): zeros.
+                        win[done..].fill(0);
+                        done = len;
+                    }
+                    Ok(k) => done += k,
+                    Err(Errno::EINTR) => {}
+                    Err(_) => break Err(why::UNREADABLE),
+                }
+            }
+        }
+    };
+    let _ = ckpt_sys::close(src);
+    match r {
+        Ok(v) => {
+            *left -= v.1;
+            Ok(v)
+        }
+        Err(y) => {
+            if y == why::UNREADABLE {
+                w.unblob(len);
+            }
+            Err(y)
+        }
+    }
+}
+
+/// Say at checkpoint time what will not come back (`ckpt info` says it too).
+fn warn_placeholder(r: &FileRec, files: &FilesView) {
+    if r.how != how::PLACEHOLDER {
+        return;
+    }
+    let what = match r.why {
+        why::TOO_BIG => "a deleted file too large to keep in the image (over 32 MiB in all)",
+        why::UNREADABLE => "a deleted file whose content cannot be read",
+        _ => kind_name(r.kind),
+    };
+    Msg::new()
+        .s("ckpt: warning: descriptor ")
+        .u(r.fd as u64)
+        .s(" (")
+        .b(files.path(r))
+        .s("): ")
+        .s(what)
+        .s(", not restored: after a restart it is a placeholder that fails every operation (EBADF)")
+        .emit();
+}
+
+/// What a kind is called in messages.
+pub fn kind_name(k: u32) -> &'static str {
+    match k {
+        fkind::REG => "a regular file",
+        fkind::DIR => "a directory",
+        fkind::CHR => "a device",
+        fkind::TTY => "a terminal",
+        fkind::PIPE => "a pipe",
+        fkind::FIFO => "a FIFO",
+        fkind::SOCKET => "a socket",
+        fkind::DELETED => "a deleted file",
+        fkind::ANON => "an anonymous-inode descriptor (eventfd, epoll, timerfd, signalfd, inotify...)",
+        _ => "a special file",
+    }
+}
