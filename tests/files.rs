@@ -369,3 +369,33 @@ fn shared_file_mapping_writes_reach_the_file() {
 fn shared_file_mapping_32bit() {
     shared_map(Bits::B32);
 }
+
+fn kinds(bits: Bits) {
+    let dir = Dir::new(&format!("files_kinds{}", bits.tag()));
+    dir.compile_bits("files_kinds.c", "files_kinds", &[], bits);
+    fs::create_dir(dir.join("d")).unwrap();
+    for k in 0..100 {
+        fs::write(dir.join(&format!("d/e{k:03}")), b"").unwrap();
+    }
+    let image = dir.join("files_kinds.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./files_kinds", "d"]), &image);
+    assert!(first.stderr.contains("the other end of this pipe is outside the process"), "{first}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.stderr.contains("the other end of this pipe was outside the process"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// A pipe with both ends in the process comes back with its queued bytes; one
+/// whose other end was outside comes back closed (EOF, with a warning); /dev/null,
+/// /dev/zero, /dev/urandom; a directory continues at its readdir position.
+#[test]
+fn pipes_devices_and_directories_come_back() {
+    kinds(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn pipes_devices_and_directories_come_back_32bit() {
+    kinds(Bits::B32);
+}

@@ -55,8 +55,14 @@ pub mod how {
     pub const DUP: u32 = 4;
     /// A placeholder that fails every operation (`why` says what it was).
     pub const PLACEHOLDER: u32 = 5;
+    /// An end of a pipe. The first record of a pipe (`share` = [`super::NO_SHARE`])
+    /// creates it, with the queued bytes in `data` when both ends were in the
+    /// process, or with its other end closed (`why` = [`super::why::OUTSIDE`]:
+    /// reads see EOF, writes EPIPE); the other records of that pipe (`share` = the
+    /// first's index) open its other end again.
+    pub const PIPE: u32 = 6;
     /// Highest valid value.
-    pub const MAX: u32 = PLACEHOLDER;
+    pub const MAX: u32 = PIPE;
 }
 
 /// Why a descriptor is a placeholder (`FileRec::why`).
@@ -69,6 +75,11 @@ pub mod why {
     pub const TOO_BIG: u32 = 2;
     /// A deleted file whose content could not be read.
     pub const UNREADABLE: u32 = 3;
+    /// A pipe whose other end was outside the process (not a placeholder: the
+    /// pipe comes back with that end closed).
+    pub const OUTSIDE: u32 = 4;
+    /// Highest valid value.
+    pub const MAX: u32 = OUTSIDE;
 }
 
 /// Most bytes of deleted-file content one image carries (all files together):
@@ -191,17 +202,25 @@ impl<'a> Files<'a> {
                 && (1..=fkind::MAX).contains(&r.kind)
                 && (1..=how::MAX).contains(&r.how)
                 && r.cloexec <= 1
-                && r.why <= why::UNREADABLE
+                && r.why <= why::MAX
                 && in_blob(r.path_off as u64, r.path_len as u64)
                 && in_blob(r.data_off, r.data_len)
-                && (r.how == how::CONTENT || r.data_len == 0)
+                && (r.how == how::CONTENT || (r.how == how::PIPE && r.share == NO_SHARE) || r.data_len == 0)
                 && match r.how {
                     how::DUP => {
                         (r.share as usize) < i && files.file(r.share as usize).is_some_and(|s| s.how != how::DUP)
                     }
+                    how::PIPE if r.share != NO_SHARE => {
+                        (r.share as usize) < i
+                            && files.file(r.share as usize).is_some_and(|s| s.how == how::PIPE && s.share == NO_SHARE)
+                    }
                     _ => r.share == NO_SHARE,
                 }
-                && (r.how == how::PLACEHOLDER) == (r.why != why::NONE);
+                && match r.how {
+                    how::PLACEHOLDER => r.why != why::NONE && r.why != why::OUTSIDE,
+                    how::PIPE => r.why == why::NONE || r.why == why::OUTSIDE,
+                    _ => r.why == why::NONE,
+                };
             if !ok {
                 return Err(bad);
             }

@@ -251,6 +251,57 @@ fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     fill
 }
 
+/// `/proc/self/fd/N`.
+fn proc_fd(fd: u32) -> Option<CPath> {
+    let m = ckpt_sys::msg::Msg::new().u(fd as u64);
+    CPath::new(&[b"/proc/self/fd/", m.as_bytes()])
+}
+
+/// A descriptor for pipe record `r`: the first record of a pipe makes a new
+/// pipe (with the saved bytes queued in it) and keeps its own end; the others
+/// open the pipe again through the first one's descriptor, which is already in
+/// place (an anonymous pipe opens like a FIFO through /proc). The saved status
+/// flags (O_NONBLOCK...) are set last.
+fn pipe_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
+    let acc = r.flags & c::O_ACCMODE;
+    let t = if r.share == ckpt_image::files::NO_SHARE {
+        let (pr, pw) = ckpt_sys::pipe2(c::O_CLOEXEC | c::O_NONBLOCK)?;
+        // Above every saved number, so that placing one end cannot close the other.
+        let (pr, pw) = (lift(pr, top)?, lift(pw, top)?);
+        let data = files.content(r);
+        if data.len() > 65536 {
+            let _ = ckpt_sys::fcntl(pw, c::F_SETPIPE_SZ, data.len());
+        }
+        let queued = ckpt_sys::write_all(pw, data);
+        let (mine, other) = if acc == c::O_RDONLY { (pr, pw) } else { (pw, pr) };
+        let _ = ckpt_sys::close(other);
+        if let Err(e) = queued {
+            let _ = ckpt_sys::close(mine);
+            return Err(e);
+        }
+        mine
+    } else {
+        let first = files.file(r.share as usize).map_or(0, |s| s.fd);
+        let p = proc_fd(first).ok_or(Errno::ENAMETOOLONG)?;
+        ckpt_sys::openat(Fd::CWD, p.cstr(), acc | c::O_NONBLOCK | c::O_CLOEXEC, 0)?
+    };
+    if let Err(e) = ckpt_sys::fcntl(t, c::F_SETFL, (r.flags & !c::O_ACCMODE) as usize) {
+        let _ = ckpt_sys::close(t);
+        return Err(e);
+    }
+    Ok(t)
+}
+
+/// Move `t` above `top` (so that no saved number is taken meanwhile).
+fn lift(t: Fd, top: u32) -> Result<Fd, Errno> {
+    if t.0 as u32 > top {
+        return Ok(t);
+    }
+    let n = ckpt_sys::fcntl(t, c::F_DUPFD_CLOEXEC, top as usize + 1);
+    let _ = ckpt_sys::close(t);
+    n.map(|n| Fd(n as i32))
+}
+
 /// Whether `fd` is open in this process.
 fn is_open(fd: u32) -> bool {
     ckpt_sys::fcntl(Fd(fd as i32), c::F_GETFD, 0).is_ok()
@@ -276,6 +327,11 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
         } else if ch != Change::None {
             say_change(name, files, &r, ch, opts.refuse_changed);
             refused |= opts.refuse_changed;
+        } else if r.how == how::PIPE && r.why == why::OUTSIDE {
+            fd_msg(name, files, &r)
+                .s("warning: the other end of this pipe was outside the process: it is closed \
+                    (reads see end of file, writes fail with EPIPE)")
+                .emit();
         } else if r.how == how::PLACEHOLDER {
             let what = match r.why {
                 why::TOO_BIG => "a deleted file too large for the image",
@@ -347,6 +403,10 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
                 },
                 how::CONTENT => recreate(files, &r).or_else(|e| {
                     fail("cannot recreate the deleted file", e);
+                    placeholder()
+                }),
+                how::PIPE => pipe_end(files, &r, top).or_else(|e| {
+                    fail("cannot make the pipe again", e);
                     placeholder()
                 }),
                 how::DUP => {

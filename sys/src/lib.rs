@@ -90,6 +90,8 @@ pub mod c {
     pub const F_SETFL: u32 = 4;
     /// Duplicate to the lowest free number at or above the argument, close-on-exec.
     pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    /// Set a pipe's capacity.
+    pub const F_SETPIPE_SZ: u32 = 1031;
     /// The close-on-exec descriptor flag.
     pub const FD_CLOEXEC: u32 = 1;
     /// `O_APPEND`.
@@ -270,6 +272,14 @@ pub fn close(fd: Fd) -> Result<()> {
 pub fn close_range(first: u32, last: u32, flags: u32) -> Result<()> {
     // SAFETY: closing descriptors touches no memory.
     unsafe { sys!(Sysno::close_range, first, last, flags) }.map(drop)
+}
+
+/// `int pipe2(int pipefd[2], int flags);` Returns (read end, write end).
+pub fn pipe2(flags: u32) -> Result<(Fd, Fd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: the kernel writes two ints into `fds`, ours.
+    unsafe { sys!(Sysno::pipe2, fds.as_mut_ptr(), flags) }?;
+    Ok((Fd(fds[0]), Fd(fds[1])))
 }
 
 /// `int dup3(int oldfd, int newfd, int flags);`

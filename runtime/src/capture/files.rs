@@ -78,8 +78,11 @@ impl Files {
         let mut content_left = f::MAX_CONTENT;
         for &fd in fds.as_slice() {
             let Some(r) = describe(fd, &mut w, &recs, pid, &mut content_left)? else { continue };
-            w.file(recs.len(), &r);
             recs.push(r)?;
+        }
+        pipes(recs.as_mut_slice(), &mut w, &mut content_left);
+        for (i, r) in recs.as_slice().iter().enumerate() {
+            w.file(i, r);
         }
         let mut m = 0;
         for e in ckpt_sys::maps::parse(maps) {
@@ -303,6 +306,7 @@ fn describe(
     (r.how, r.why) = match kind {
         _ if fd <= 2 && (stdio_like || kind == fkind::ANON || kind == fkind::OTHER) => (how::SHELL, why::NONE),
         fkind::REG | fkind::DIR | fkind::CHR | fkind::TTY if !deleted => (how::REOPEN, why::NONE),
+        fkind::PIPE => (how::PIPE, why::NONE),
         fkind::DELETED if r.flags & c::O_PATH == 0 => match save_content(fd, &st, w, content_left) {
             Ok((off, len)) => {
                 (r.data_off, r.data_len) = (off, len);
@@ -314,6 +318,69 @@ fn describe(
         _ => (how::PLACEHOLDER, why::KIND),
     };
     Ok(Some(r))
+}
+
+/// Link the ends of each pipe (see `ckpt_image::files::how::PIPE`): the first
+/// record of a pipe inode owns it, the others point at it. A pipe with both a
+/// read and a write end in the process has its queued bytes saved with the
+/// owner: read through a new non-blocking description of the read end, and
+/// written straight back through one of the write end, so the pipe holds them
+/// again for a program that goes on (continue mode). A pipe with one end only
+/// is marked `why::OUTSIDE`.
+fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
+    for i in 0..recs.len() {
+        if recs[i].how != how::PIPE {
+            continue;
+        }
+        if let Some(o) = (0..i).find(|&j| recs[j].how == how::PIPE && recs[j].ino == recs[i].ino) {
+            recs[i].share = o as u32;
+            continue;
+        }
+        let ino = recs[i].ino;
+        let end = |acc: u32| recs.iter().find(|r| r.ino == ino && r.how == how::PIPE && r.flags & c::O_ACCMODE == acc);
+        let (Some(rd), Some(wr)) = (end(c::O_RDONLY).map(|r| r.fd), end(c::O_WRONLY).map(|r| r.fd)) else {
+            recs[i].why = why::OUTSIDE;
+            continue;
+        };
+        if let Some((off, len)) = drain_and_refill(rd, wr, w, left) {
+            (recs[i].data_off, recs[i].data_len) = (off, len);
+        }
+    }
+}
+
+/// Most bytes a pipe can hold (`/proc/sys/fs/pipe-max-size`'s default).
+const PIPE_MAX: usize = 1 << 20;
+
+fn drain_and_refill(rd: u32, wr: u32, w: &mut FilesWriter, left: &mut u64) -> Option<(u64, u64)> {
+    let room = (*left as usize).min(w.room()).min(PIPE_MAX);
+    let (mut pb, mut qb) = ([0u8; 48], [0u8; 48]);
+    let r =
+        ckpt_sys::openat(Fd::CWD, proc_path(&mut pb, "fd", rd), c::O_RDONLY | c::O_NONBLOCK | c::O_CLOEXEC, 0).ok()?;
+    let wfd = ckpt_sys::openat(Fd::CWD, proc_path(&mut qb, "fd", wr), c::O_WRONLY | c::O_NONBLOCK | c::O_CLOEXEC, 0);
+    let Ok(wfd) = wfd else {
+        let _ = ckpt_sys::close(r);
+        return None;
+    };
+    let mut got = None;
+    if let Some((off, win)) = w.blob_window(room) {
+        let mut n = 0;
+        while n < win.len() {
+            match ckpt_sys::read(r, &mut win[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        // Back in the pipe, in order (it held them, so they fit).
+        if ckpt_sys::write_all(wfd, &win[..n]).is_err() {
+            Msg::new().s("ckpt: warning: could not put the bytes read from a pipe back into it").emit();
+        }
+        w.unblob(room - n);
+        *left -= n as u64;
+        got = (n > 0).then_some((off, n as u64));
+    }
+    let _ = ckpt_sys::close(r);
+    let _ = ckpt_sys::close(wfd);
+    got
 }
 
 /// Copy the content of deleted file `fd` into the blob; the reason why not otherwise.
@@ -370,6 +437,17 @@ fn save_content(
 
 /// Say at checkpoint time what will not come back (`ckpt info` says it too).
 fn warn_placeholder(r: &FileRec, files: &FilesView) {
+    if r.how == how::PIPE && r.why == why::OUTSIDE {
+        Msg::new()
+            .s("ckpt: warning: descriptor ")
+            .u(r.fd as u64)
+            .s(" (")
+            .b(files.path(r))
+            .s("): the other end of this pipe is outside the process: after a restart that end is closed \
+                (reads see end of file, writes fail with EPIPE)")
+            .emit();
+        return;
+    }
     if r.how != how::PLACEHOLDER {
         return;
     }
