@@ -66,6 +66,10 @@ fn kind(k: u32) -> &'static str {
         fkind::SOCKET => "socket",
         fkind::DELETED => "deleted file",
         fkind::ANON => "anon inode",
+        fkind::EVENTFD => "eventfd",
+        fkind::TIMERFD => "timerfd",
+        fkind::SIGNALFD => "signalfd",
+        fkind::EPOLL => "epoll",
         _ => "special",
     }
 }
@@ -98,6 +102,27 @@ fn restart(f: &Files, r: &FileRec) -> String {
         how::REOPEN => "reopened by path".to_string(),
         how::SHELL => format!("the restarting shell's descriptor {}", r.fd),
         how::CONTENT => format!("a new unlinked file with the {} saved bytes, at offset {}", r.data_len, r.pos),
+        how::PIPE if r.share != ckpt_image::files::NO_SHARE => {
+            format!("the other end of the pipe of fd {}", f.file(r.share as usize).map_or(0, |s| s.fd))
+        }
+        how::PIPE if r.why == why::OUTSIDE => {
+            "a new pipe whose other end (outside the process) is closed: reads see EOF, writes EPIPE".to_string()
+        }
+        how::PIPE => format!("a new pipe with both ends, {} queued bytes back in it", r.data_len),
+        how::NEW => match r.kind {
+            fkind::EVENTFD => format!("a new eventfd with counter {}", f.word(r, 0)),
+            fkind::TIMERFD => format!(
+                "a new timerfd (clock {}), {}.{:09} s left, interval {}.{:09} s, {} expirations unread",
+                f.word(r, 0),
+                f.word(r, 4),
+                f.word(r, 5),
+                f.word(r, 2),
+                f.word(r, 3),
+                f.word(r, 1)
+            ),
+            fkind::SIGNALFD => format!("a new signalfd for mask {:#x}", f.word(r, 0)),
+            _ => format!("a new epoll instance watching {} descriptors again", r.data_len / 24),
+        },
         how::DUP => {
             format!("shares one open file description with fd {}", f.file(r.share as usize).map_or(0, |s| s.fd))
         }

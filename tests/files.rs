@@ -399,3 +399,29 @@ fn pipes_devices_and_directories_come_back() {
 fn pipes_devices_and_directories_come_back_32bit() {
     kinds(Bits::B32);
 }
+
+fn anon(bits: Bits) {
+    let dir = Dir::new(&format!("files_anon{}", bits.tag()));
+    dir.compile_bits("files_anon.c", "files_anon", &[], bits);
+    let image = dir.join("files_anon.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./files_anon"]), &image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
+    let info = Command::new(ckpt_bin()).arg("info").arg(&image).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("a new epoll instance watching 1 descriptors again"), "{text}");
+}
+
+/// eventfd (its counter), timerfd (armed, the remaining time; periodic), signalfd
+/// (its mask) and epoll (the same interest list with the same data) come back.
+#[test]
+fn eventfd_timerfd_signalfd_epoll_come_back() {
+    anon(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn eventfd_timerfd_signalfd_epoll_come_back_32bit() {
+    anon(Bits::B32);
+}

@@ -38,8 +38,18 @@ pub mod fkind {
     pub const ANON: u32 = 9;
     /// Anything else (a block device, an O_PATH descriptor of a special file...).
     pub const OTHER: u32 = 10;
+    /// An eventfd; `data`: its counter, 1 if EFD_SEMAPHORE (two u64).
+    pub const EVENTFD: u32 = 11;
+    /// A timerfd; `data`: clock id, expirations not yet read, interval (s, ns),
+    /// remaining time (s, ns) (six u64).
+    pub const TIMERFD: u32 = 12;
+    /// A signalfd; `data`: its signal mask (one u64).
+    pub const SIGNALFD: u32 = 13;
+    /// An epoll instance; `data`: its interest list, (descriptor, events, data)
+    /// triples of u64.
+    pub const EPOLL: u32 = 14;
     /// Highest valid kind.
-    pub const MAX: u32 = OTHER;
+    pub const MAX: u32 = EPOLL;
 }
 
 /// How a descriptor comes back at restart.
@@ -61,8 +71,11 @@ pub mod how {
     /// reads see EOF, writes EPIPE); the other records of that pipe (`share` = the
     /// first's index) open its other end again.
     pub const PIPE: u32 = 6;
+    /// Made anew from the parameters in `data` (eventfd, timerfd, signalfd,
+    /// epoll: see [`super::fkind`]).
+    pub const NEW: u32 = 7;
     /// Highest valid value.
-    pub const MAX: u32 = PIPE;
+    pub const MAX: u32 = NEW;
 }
 
 /// Why a descriptor is a placeholder (`FileRec::why`).
@@ -205,7 +218,17 @@ impl<'a> Files<'a> {
                 && r.why <= why::MAX
                 && in_blob(r.path_off as u64, r.path_len as u64)
                 && in_blob(r.data_off, r.data_len)
-                && (r.how == how::CONTENT || (r.how == how::PIPE && r.share == NO_SHARE) || r.data_len == 0)
+                && (matches!(r.how, how::CONTENT | how::NEW)
+                    || (r.how == how::PIPE && r.share == NO_SHARE)
+                    || r.data_len == 0)
+                && (r.how != how::NEW
+                    || match r.kind {
+                        fkind::EVENTFD => r.data_len == 16,
+                        fkind::TIMERFD => r.data_len == 48,
+                        fkind::SIGNALFD => r.data_len == 8,
+                        fkind::EPOLL => r.data_len % 24 == 0,
+                        _ => false,
+                    })
                 && match r.how {
                     how::DUP => {
                         (r.share as usize) < i && files.file(r.share as usize).is_some_and(|s| s.how != how::DUP)
@@ -283,9 +306,16 @@ impl<'a> Files<'a> {
         self.blob(m.path_off as u64, m.path_len as u64)
     }
 
-    /// The saved content of a deleted file.
+    /// The saved content of a deleted file, a pipe's queued bytes, or the
+    /// parameters of a descriptor made anew.
     pub fn content(&self, r: &FileRec) -> &'a [u8] {
         self.blob(r.data_off, r.data_len)
+    }
+
+    /// Word `i` of the parameters of a descriptor made anew (0 past the end).
+    pub fn word(&self, r: &FileRec, i: usize) -> u64 {
+        let b = self.content(r);
+        b.get(i * 8..i * 8 + 8).map_or(0, |w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
     }
 }
 

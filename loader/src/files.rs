@@ -405,6 +405,10 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
                     fail("cannot recreate the deleted file", e);
                     placeholder()
                 }),
+                how::NEW => make_new(name, files, &r).or_else(|e| {
+                    fail("cannot make it again", e);
+                    placeholder()
+                }),
                 how::PIPE => pipe_end(files, &r, top).or_else(|e| {
                     fail("cannot make the pipe again", e);
                     placeholder()
@@ -421,7 +425,70 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
             Err(e) => die(fd_msg(name, files, &r).s("cannot put the descriptor in place: ").errno(e)),
         }
     }
+    // The interest lists last, once every descriptor they name is in place.
+    for r in files.files().filter(|r| r.how == how::NEW && r.kind == fkind::EPOLL) {
+        for k in 0..r.data_len as usize / 24 {
+            let (tfd, events, data) = (files.word(&r, 3 * k), files.word(&r, 3 * k + 1), files.word(&r, 3 * k + 2));
+            let ev = ckpt_sys::EpollEvent { events: events as u32, data };
+            const EPOLL_CTL_ADD: u32 = 1;
+            if let Err(e) = ckpt_sys::epoll_ctl(Fd(r.fd as i32), EPOLL_CTL_ADD, Fd(tfd as i32), &ev) {
+                fd_msg(name, files, &r)
+                    .s("warning: cannot watch descriptor ")
+                    .u(tfd)
+                    .s(" again: ")
+                    .errno(e)
+                    .s("; this epoll instance no longer reports it")
+                    .emit();
+            }
+        }
+    }
     img
+}
+
+/// An eventfd, timerfd, signalfd or (empty: its interest list comes last) epoll
+/// instance made anew from its saved parameters, with its saved flags.
+fn make_new(name: &Name, files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+    let w = |i| files.word(r, i);
+    let flags = c::O_CLOEXEC | (r.flags & c::O_NONBLOCK);
+    let t = match r.kind {
+        fkind::EVENTFD => {
+            const EFD_SEMAPHORE: u32 = 1;
+            let t = ckpt_sys::eventfd2(0, flags | if w(1) != 0 { EFD_SEMAPHORE } else { 0 })?;
+            if w(0) != 0 {
+                ckpt_sys::write_all(t, &w(0).to_le_bytes())?;
+            }
+            t
+        }
+        fkind::TIMERFD => {
+            let t = ckpt_sys::timerfd_create(w(0) as u32, flags)?;
+            // The remaining time from now (the time between checkpoint and
+            // restart does not count, as for the program's other timers).
+            let mut its = [w(2) as i64, w(3) as i64, w(4) as i64, w(5) as i64];
+            // A periodic timer whose last expiry is unread is not running (the
+            // kernel re-arms it on read) and shows no time left: due again one
+            // interval on.
+            if its[2] == 0 && its[3] == 0 {
+                (its[2], its[3]) = (its[0], its[1]);
+            }
+            if its[2] != 0 || its[3] != 0 {
+                ckpt_sys::timerfd_settime(t, 0, &its)?;
+            }
+            if w(1) != 0 && ckpt_sys::ioctl_tfd_set_ticks(t, w(1)).is_err() {
+                // A 32-bit process cannot set them (no compat ioctl): the
+                // expirations come back as one, due at once.
+                let _ = ckpt_sys::timerfd_settime(t, 0, &[its[0], its[1], 0, 1]);
+                fd_msg(name, files, r)
+                    .s("warning: its ")
+                    .u(w(1))
+                    .s(" unread expirations come back as one (TFD_IOC_SET_TICKS is refused here)")
+                    .emit();
+            }
+            t
+        }
+        fkind::SIGNALFD => ckpt_sys::signalfd4(Fd(-1), w(0), flags)?,
+        _ => ckpt_sys::epoll_create1(c::O_CLOEXEC)?,
+    };
+    Ok(t)
 }
 
 /// What a kind is called in messages.

@@ -282,6 +282,67 @@ pub fn pipe2(flags: u32) -> Result<(Fd, Fd)> {
     Ok((Fd(fds[0]), Fd(fds[1])))
 }
 
+/// `int eventfd2(unsigned int initval, int flags);`
+pub fn eventfd2(initval: u32, flags: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::eventfd2, initval, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int signalfd4(int fd, const sigset_t *mask, size_t sizemask, int flags);`
+pub fn signalfd4(fd: Fd, mask: u64, flags: u32) -> Result<Fd> {
+    // SAFETY: the kernel reads the 8-byte mask, ours.
+    unsafe { sys!(Sysno::signalfd4, fd.0, &mask as *const u64, 8usize, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int timerfd_create(int clockid, int flags);`
+pub fn timerfd_create(clock: u32, flags: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::timerfd_create, clock, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int timerfd_settime(int fd, int flags, const struct itimerspec *new, NULL);`
+/// with `[interval_sec, interval_nsec, value_sec, value_nsec]` (64-bit times:
+/// `timerfd_settime64` on i386).
+pub fn timerfd_settime(fd: Fd, flags: u32, its: &[i64; 4]) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the kernel reads the itimerspec (four 64-bit words), ours.
+    let r = unsafe { sys!(Sysno::timerfd_settime, fd.0, flags, its.as_ptr(), 0usize) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: as above; __kernel_itimerspec has 64-bit fields on every arch.
+    let r = unsafe { sys!(Sysno::timerfd_settime64, fd.0, flags, its.as_ptr(), 0usize) };
+    r.map(drop)
+}
+
+/// `ioctl(fd, TFD_IOC_SET_TICKS, &ticks)`: the expirations a timerfd has to
+/// report (CONFIG_CHECKPOINT_RESTORE).
+pub fn ioctl_tfd_set_ticks(fd: Fd, ticks: u64) -> Result<()> {
+    const TFD_IOC_SET_TICKS: u32 = 0x4008_5400;
+    // SAFETY: the kernel reads the u64, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
+}
+
+/// `int epoll_create1(int flags);`
+pub fn epoll_create1(flags: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::epoll_create1, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// The kernel's `struct epoll_event` (packed on x86: 12 bytes).
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EpollEvent {
+    /// EPOLLIN, EPOLLOUT, EPOLLET...
+    pub events: u32,
+    /// The program's data word.
+    pub data: u64,
+}
+
+/// `int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);`
+pub fn epoll_ctl(epfd: Fd, op: u32, fd: Fd, ev: &EpollEvent) -> Result<()> {
+    // SAFETY: the kernel reads the event, ours.
+    unsafe { sys!(Sysno::epoll_ctl, epfd.0, op, fd.0, ev as *const EpollEvent) }.map(drop)
+}
+
 /// `int dup3(int oldfd, int newfd, int flags);`
 pub fn dup3(old: Fd, new: Fd, flags: u32) -> Result<Fd> {
     // SAFETY: no memory involved.

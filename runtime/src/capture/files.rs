@@ -76,8 +76,10 @@ impl Files {
         // The records so far, for dup detection (the writer's copy is write-only).
         let mut recs = Table::<FileRec>::with_capacity(n.max(1))?;
         let mut content_left = f::MAX_CONTENT;
+        // fdinfo texts (an epoll instance lists every target: up to ~12000 in 1 MiB).
+        let mut info = Scratch::new(1 << 20)?;
         for &fd in fds.as_slice() {
-            let Some(r) = describe(fd, &mut w, &recs, pid, &mut content_left)? else { continue };
+            let Some(r) = describe(fd, &mut w, &recs, pid, &mut content_left, info.bytes())? else { continue };
             recs.push(r)?;
         }
         pipes(recs.as_mut_slice(), &mut w, &mut content_left);
@@ -113,9 +115,13 @@ impl Files {
             m += 1;
         }
         self.len = w.finish(recs.len(), m);
-        if let Ok(view) = FilesView::parse(&buf.as_slice()[..self.len]) {
-            view.files().for_each(|r| warn_placeholder(&r, &view));
-        }
+        // The loader would refuse a section its own image crate finds damaged:
+        // better no image than one that cannot restart.
+        let Ok(view) = FilesView::parse(&buf.as_slice()[..self.len]) else {
+            Msg::new().s("ckpt: internal error: the descriptor table does not encode; not checkpointing").emit();
+            return Err(Errno::EINVAL);
+        };
+        view.files().for_each(|r| warn_placeholder(&r, &view));
         self.buf = Some(buf);
         Ok(())
     }
@@ -188,25 +194,104 @@ fn path_cstr<T>(p: &[u8], f: impl FnOnce(&CStr) -> T) -> Option<T> {
     Some(f(CStr::from_bytes_until_nul(&b[..=p.len()]).ok()?))
 }
 
-/// The offset and status flags from `/proc/self/fdinfo/FD` (`pos:` and `flags:`,
-/// the first two lines, proc(5)).
-fn fdinfo(fd: u32) -> Result<(u64, u32)> {
+/// The text of `/proc/self/fdinfo/FD` (proc(5)) in `buf` (cut at its size).
+fn fdinfo(fd: u32, buf: &mut [u8]) -> Result<usize> {
     let mut pb = [0u8; 48];
     let p = proc_path(&mut pb, "fdinfo", fd);
     let h = ckpt_sys::openat(Fd::CWD, p, c::O_RDONLY | c::O_CLOEXEC, 0)?;
-    let mut buf = [0u8; 512];
-    let n = ckpt_sys::read(h, &mut buf);
-    let _ = ckpt_sys::close(h);
-    let text = &buf[..n?];
-    let (mut pos, mut flags) = (0u64, 0u32);
-    for line in text.split(|&b| b == b'\n') {
-        if let Some(v) = line.strip_prefix(b"pos:") {
-            pos = v.trim_ascii().iter().fold(0u64, |a, &d| a * 10 + (d.wrapping_sub(b'0') as u64 % 10));
-        } else if let Some(v) = line.strip_prefix(b"flags:") {
-            flags = v.trim_ascii().iter().fold(0u32, |a, &d| a * 8 + (d.wrapping_sub(b'0') as u32 % 8));
+    let mut n = 0;
+    let r = loop {
+        if n == buf.len() {
+            break Ok(n);
         }
+        match ckpt_sys::read(h, &mut buf[n..]) {
+            Ok(0) => break Ok(n),
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = ckpt_sys::close(h);
+    r
+}
+
+/// The value of the `key` line of an fdinfo text (after the key, trimmed).
+fn field<'t>(text: &'t [u8], key: &[u8]) -> Option<&'t [u8]> {
+    text.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(key)).map(|v| v.trim_ascii())
+}
+
+/// A number in `radix` at the start of `v` (after an optional `0x`).
+fn num(v: &[u8], radix: u64) -> u64 {
+    let v = v.strip_prefix(b"0x").unwrap_or(v);
+    let mut n = 0u64;
+    for &d in v {
+        let x = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => break,
+        } as u64;
+        if x >= radix {
+            break;
+        }
+        n = n.wrapping_mul(radix).wrapping_add(x);
     }
-    Ok((pos, flags))
+    n
+}
+
+/// `(a, b)` of a timerfd `it_value:` / `it_interval:` line.
+fn pair(v: &[u8]) -> (u64, u64) {
+    let v = v.strip_prefix(b"(").unwrap_or(v);
+    let mut it = v.split(|&b| b == b',');
+    let a = it.next().map_or(0, |x| num(x.trim_ascii(), 10));
+    let b = it.next().map_or(0, |x| num(x.trim_ascii(), 10));
+    (a, b)
+}
+
+/// The parameters of an eventfd, timerfd, signalfd or epoll (see
+/// `ckpt_image::files::fkind`), from its fdinfo text, into the blob.
+fn params(kind: u32, text: &[u8], w: &mut FilesWriter) -> Option<(u64, u64)> {
+    let mut words = [0u64; 6];
+    let n = match kind {
+        fkind::EVENTFD => {
+            words[0] = num(field(text, b"eventfd-count:")?, 16);
+            words[1] = field(text, b"eventfd-semaphore:").map_or(0, |v| num(v, 10));
+            2
+        }
+        fkind::TIMERFD => {
+            words[0] = num(field(text, b"clockid:")?, 10);
+            words[1] = num(field(text, b"ticks:")?, 10);
+            (words[2], words[3]) = pair(field(text, b"it_interval:")?);
+            (words[4], words[5]) = pair(field(text, b"it_value:")?);
+            6
+        }
+        fkind::SIGNALFD => {
+            words[0] = num(field(text, b"sigmask:")?, 16);
+            1
+        }
+        _ => {
+            // epoll: one `tfd: N events: X data: D ...` line per target.
+            let start = w.blob(&[])?;
+            for l in text.split(|&b| b == b'\n') {
+                let Some(rest) = l.strip_prefix(b"tfd:") else { continue };
+                let mut t = rest.split(|&b| b == b' ' || b == b'\t').filter(|x| !x.is_empty());
+                let tfd = num(t.next()?, 10);
+                let (_, ev) = (t.next()?, num(t.next()?, 16));
+                let (_, data) = (t.next()?, num(t.next()?, 16));
+                for v in [tfd, ev, data] {
+                    w.blob(&v.to_le_bytes())?;
+                }
+            }
+            let end = w.blob(&[])?;
+            return Some((start, end - start));
+        }
+    };
+    let mut b = [0u8; 48];
+    for (i, v) in words[..n].iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    let off = w.blob(&b[..n * 8])?;
+    Some((off, n as u64 * 8))
 }
 
 /// Whether a character device is a terminal (devices.txt: 4 = tty and ttyS, 5/0
@@ -222,6 +307,7 @@ fn describe(
     recs: &Table<FileRec>,
     pid: i32,
     content_left: &mut u64,
+    info: &mut [u8],
 ) -> Result<Option<FileRec>> {
     let mut pb = [0u8; 48];
     let link = proc_path(&mut pb, "fd", fd);
@@ -237,7 +323,10 @@ fn describe(
         Err(Errno::EBADF) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let (pos, flags) = fdinfo(fd)?;
+    let info_len = fdinfo(fd, info)?;
+    let text = &info[..info_len];
+    let pos = field(text, b"pos:").map_or(0, |v| num(v, 10));
+    let flags = field(text, b"flags:").map_or(0, |v| num(v, 8)) as u32;
     let cloexec = ckpt_sys::fcntl(Fd(fd as i32), c::F_GETFD, 0)? as u32 & c::FD_CLOEXEC;
     let deleted = name.ends_with(b" (deleted)");
     let kind = if name.starts_with(b"anon_inode:") {
@@ -249,7 +338,13 @@ fn describe(
                 .emit();
             return Err(Errno::EOPNOTSUPP);
         }
-        fkind::ANON
+        match name {
+            b"anon_inode:[eventfd]" => fkind::EVENTFD,
+            b"anon_inode:[timerfd]" => fkind::TIMERFD,
+            b"anon_inode:[signalfd]" => fkind::SIGNALFD,
+            b"anon_inode:[eventpoll]" => fkind::EPOLL,
+            _ => fkind::ANON,
+        }
     } else {
         match st.kind() {
             s_if::REG if deleted || st.nlink == 0 => fkind::DELETED,
@@ -307,6 +402,14 @@ fn describe(
         _ if fd <= 2 && (stdio_like || kind == fkind::ANON || kind == fkind::OTHER) => (how::SHELL, why::NONE),
         fkind::REG | fkind::DIR | fkind::CHR | fkind::TTY if !deleted => (how::REOPEN, why::NONE),
         fkind::PIPE => (how::PIPE, why::NONE),
+        fkind::EVENTFD | fkind::TIMERFD | fkind::SIGNALFD | fkind::EPOLL => match params(kind, text, w) {
+            Some((off, len)) => {
+                (r.data_off, r.data_len) = (off, len);
+                *content_left = content_left.saturating_sub(len);
+                (how::NEW, why::NONE)
+            }
+            None => (how::PLACEHOLDER, why::KIND),
+        },
         fkind::DELETED if r.flags & c::O_PATH == 0 => match save_content(fd, &st, w, content_left) {
             Ok((off, len)) => {
                 (r.data_off, r.data_len) = (off, len);
@@ -478,7 +581,7 @@ pub fn kind_name(k: u32) -> &'static str {
         fkind::FIFO => "a FIFO",
         fkind::SOCKET => "a socket",
         fkind::DELETED => "a deleted file",
-        fkind::ANON => "an anonymous-inode descriptor (eventfd, epoll, timerfd, signalfd, inotify...)",
+        fkind::ANON => "an anonymous-inode descriptor (inotify, fanotify, pidfd, userfaultfd...)",
         _ => "a special file",
     }
 }
