@@ -100,8 +100,16 @@ fn restart(f: &Files, r: &FileRec) -> String {
             r.pos
         ),
         how::REOPEN => "reopened by path".to_string(),
+        how::SHELL if r.kind == fkind::TTY && r.data_len > 0 => format!(
+            "the restarting shell's descriptor {} (its terminal gets the saved settings{})",
+            r.fd,
+            if f.content(r).get(48) == Some(&1) { "; the program is its foreground again" } else { "" }
+        ),
         how::SHELL => format!("the restarting shell's descriptor {}", r.fd),
         how::CONTENT => format!("a new unlinked file with the {} saved bytes, at offset {}", r.data_len, r.pos),
+        how::PIPE if r.kind == fkind::FIFO => {
+            format!("the FIFO opened by path again (without blocking), {} queued bytes back in it", r.data_len)
+        }
         how::PIPE if r.share != ckpt_image::files::NO_SHARE => {
             format!("the other end of the pipe of fd {}", f.file(r.share as usize).map_or(0, |s| s.fd))
         }

@@ -9,6 +9,7 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -387,7 +388,8 @@ fn kinds(bits: Bits) {
 }
 
 /// A pipe with both ends in the process comes back with its queued bytes; one
-/// whose other end was outside comes back closed (EOF, with a warning); /dev/null,
+/// whose other end was outside comes back closed (EOF, with a warning); a FIFO by
+/// its path, with its queued bytes; /dev/null,
 /// /dev/zero, /dev/urandom; a directory continues at its readdir position.
 #[test]
 fn pipes_devices_and_directories_come_back() {
@@ -424,4 +426,78 @@ fn eventfd_timerfd_signalfd_epoll_come_back() {
 #[test]
 fn eventfd_timerfd_signalfd_epoll_come_back_32bit() {
     anon(Bits::B32);
+}
+
+/// Checkpoint a program with `n` open files; returns (checkpoint time, restart
+/// time to the first step, the dir).
+fn many(n: usize, tag: &str) -> (Duration, Duration, Dir) {
+    let dir = Dir::new(&format!("files_many_{tag}"));
+    dir.compile("files_many.c", "files_many", &[]);
+    fs::create_dir(dir.join("d")).unwrap();
+    for k in 0..n {
+        fs::write(dir.join(&format!("d/f{k}")), format!("file {k}\n")).unwrap();
+    }
+    let image = dir.join("files_many.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["./files_many", "d", &n.to_string()]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 200));
+    let t0 = Instant::now();
+    p.signal("TSTP");
+    let first = p.finish();
+    let ckpt_time = t0.elapsed();
+    first.assert_ok("the checkpointed run");
+    assert_image(&image);
+    let mut r = Proc::spawn(restart_cmd(&image, dir.path()));
+    let t1 = Instant::now();
+    r.wait_for("RESTARTED");
+    let restart_time = t1.elapsed();
+    let second = r.finish();
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 40);
+    (ckpt_time, restart_time, dir)
+}
+
+/// A thousand open files all come back, each the same file at its own offset;
+/// prints the checkpoint and restart times against the same program with none
+/// (the cost per descriptor). Timing only reported: the machine is shared.
+#[test]
+fn a_thousand_open_files_come_back() {
+    let (c0, r0, _d0) = many(0, "0");
+    let (c1, r1, _d1) = many(1000, "1000");
+    eprintln!(
+        "open files: checkpoint {c0:.2?} with 0, {c1:.2?} with 1000 ({:.1} us per descriptor); \
+         restart to the first step {r0:.2?} with 0, {r1:.2?} with 1000 ({:.1} us per descriptor)",
+        (c1.as_secs_f64() - c0.as_secs_f64()) * 1e6 / 1000.0,
+        (r1.as_secs_f64() - r0.as_secs_f64()) * 1e6 / 1000.0
+    );
+}
+
+/// A program whose stdin is a terminal (a pty made by `script`) in raw mode: it
+/// is restarted in another terminal (another `script`), which gets the saved
+/// settings (no echo, no canonical input), with the program in its foreground.
+#[test]
+fn terminal_settings_and_foreground_come_back() {
+    let dir = Dir::new("files_tty");
+    dir.compile("files_tty.c", "files_tty", &[]);
+    let image = dir.join("files_tty.ckpt");
+    let ckpt = ckpt_bin();
+    let mut c = Command::new("script");
+    c.args(["-qfec", &format!("{} ./files_tty", ckpt.display()), "/dev/null"]).current_dir(dir.path());
+    let mut p = Proc::spawn_with_piped_stdin(c);
+    let _keep = p.stdin();
+    let pid = p.wait_for("PID ").trim_start_matches("PID ").trim().to_string();
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 300));
+    assert!(Command::new("kill").args(["-TSTP", &pid]).status().unwrap().success());
+    let first = p.finish();
+    assert!(!first.has("FAIL"), "{first}");
+    assert_image(&image);
+    let mut c = Command::new("script");
+    c.args(["-qfec", "./files_tty.ckpt", "/dev/null"]).current_dir(dir.path());
+    let mut r = Proc::spawn_with_piped_stdin(c);
+    let _keep = r.stdin();
+    r.wait_for("DONE");
+    let second = r.finish();
+    assert!(!second.has("FAIL") && second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
 }

@@ -24,7 +24,10 @@ pub mod fkind {
     pub const DIR: u32 = 2;
     /// A character device that is not a terminal (/dev/null, /dev/zero, /dev/urandom...).
     pub const CHR: u32 = 3;
-    /// A terminal (the console, a pty, /dev/tty).
+    /// A terminal (the console, a pty, /dev/tty); `data` (56 bytes, when the
+    /// settings could be read): its `struct termios` (36 bytes, then 4 zero), its
+    /// window size (four u16), and a u64 that is 1 if the process group was the
+    /// terminal's foreground group.
     pub const TTY: u32 = 4;
     /// An anonymous pipe.
     pub const PIPE: u32 = 5;
@@ -98,6 +101,9 @@ pub mod why {
 /// Most bytes of deleted-file content one image carries (all files together):
 /// the content lives in the metadata, which the loader holds in memory.
 pub const MAX_CONTENT: u64 = 32 << 20;
+
+/// Bytes of a terminal's saved settings (see [`fkind::TTY`]).
+pub const TTY_DATA_LEN: u64 = 56;
 
 /// `FileRec::share` when the description is not shared with an earlier record.
 pub const NO_SHARE: u32 = u32::MAX;
@@ -220,6 +226,7 @@ impl<'a> Files<'a> {
                 && in_blob(r.data_off, r.data_len)
                 && (matches!(r.how, how::CONTENT | how::NEW)
                     || (r.how == how::PIPE && r.share == NO_SHARE)
+                    || (r.kind == fkind::TTY && r.data_len == TTY_DATA_LEN)
                     || r.data_len == 0)
                 && (r.how != how::NEW
                     || match r.kind {
@@ -396,5 +403,42 @@ impl<'a> FilesWriter<'a> {
         let h = FilesHeader { nfiles: nf as u64, nmaps: nm as u64, blob_len: self.blob as u64, reserved: 0 };
         h.encode(self.buf);
         b_to + self.blob
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table with each kind of record parses; damage is refused.
+    #[test]
+    fn round_trip_and_checks() {
+        let mut buf = [0u8; 4096];
+        let mut w = FilesWriter::new(&mut buf, 3, 1).unwrap();
+        let p = w.blob(b"/dev/pts/0").unwrap();
+        let d = w.blob(&[0u8; TTY_DATA_LEN as usize]).unwrap();
+        let tty = FileRec {
+            fd: 0,
+            kind: fkind::TTY,
+            how: how::SHELL,
+            share: NO_SHARE,
+            path_off: p as u32,
+            path_len: 10,
+            data_off: d,
+            data_len: TTY_DATA_LEN,
+            ..Default::default()
+        };
+        w.file(0, &tty);
+        w.file(1, &FileRec { fd: 1, data_len: 0, data_off: 0, ..tty });
+        w.file(2, &FileRec { fd: 2, how: how::DUP, share: 0, ..tty });
+        w.map(0, &MapRec { start: 0x1000, end: 0x2000, path_off: p as u32, path_len: 10, ..Default::default() });
+        let n = w.finish(3, 1);
+        let f = Files::parse(&buf[..n]).unwrap();
+        assert_eq!(f.files().count(), 3);
+        assert_eq!(f.path(&f.file(0).unwrap()), b"/dev/pts/0");
+        assert!(Files::parse(&buf[..n - 1]).is_err());
+        let mut bad = buf;
+        bad[FILES_HEADER_LEN + 8] = 99; // how of record 0
+        assert!(Files::parse(&bad[..n]).is_err());
     }
 }

@@ -264,7 +264,9 @@ fn proc_fd(fd: u32) -> Option<CPath> {
 /// flags (O_NONBLOCK...) are set last.
 fn pipe_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
     let acc = r.flags & c::O_ACCMODE;
-    let t = if r.share == ckpt_image::files::NO_SHARE {
+    let t = if r.kind == fkind::FIFO {
+        fifo_end(files, r, top)?
+    } else if r.share == ckpt_image::files::NO_SHARE {
         let (pr, pw) = ckpt_sys::pipe2(c::O_CLOEXEC | c::O_NONBLOCK)?;
         // Above every saved number, so that placing one end cannot close the other.
         let (pr, pw) = (lift(pr, top)?, lift(pw, top)?);
@@ -290,6 +292,36 @@ fn pipe_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
         return Err(e);
     }
     Ok(t)
+}
+
+/// An end of a FIFO, opened by its path without blocking: a write end with no
+/// reader yet gets a reader of our own for the moment of the open (the program's
+/// reader, if it had one, comes with its own record). The first record of the
+/// FIFO puts the saved bytes back through a writer.
+fn fifo_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
+    let acc = r.flags & c::O_ACCMODE;
+    let p = CPath::new(&[files.path(r)]).ok_or(Errno::ENAMETOOLONG)?;
+    let open =
+        |a: u32| ckpt_sys::openat(Fd::CWD, p.cstr(), a | c::O_NONBLOCK | c::O_CLOEXEC, 0).and_then(|t| lift(t, top));
+    let reader = open(c::O_RDONLY)?;
+    let t = if acc == c::O_RDONLY { Ok(reader) } else { open(acc) };
+    let data = files.content(r);
+    if t.is_ok() && !data.is_empty() {
+        let w = if acc == c::O_RDONLY { open(c::O_WRONLY) } else { t };
+        if let Ok(w) = w {
+            if data.len() > 65536 {
+                let _ = ckpt_sys::fcntl(w, c::F_SETPIPE_SZ, data.len());
+            }
+            let _ = ckpt_sys::write_all(w, data);
+            if acc == c::O_RDONLY {
+                let _ = ckpt_sys::close(w);
+            }
+        }
+    }
+    if acc != c::O_RDONLY {
+        let _ = ckpt_sys::close(reader);
+    }
+    t
 }
 
 /// Move `t` above `top` (so that no saved number is taken meanwhile).
@@ -425,6 +457,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
             Err(e) => die(fd_msg(name, files, &r).s("cannot put the descriptor in place: ").errno(e)),
         }
     }
+    terminals(name, files);
     // The interest lists last, once every descriptor they name is in place.
     for r in files.files().filter(|r| r.how == how::NEW && r.kind == fkind::EPOLL) {
         for k in 0..r.data_len as usize / 24 {
@@ -443,6 +476,40 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
         }
     }
     img
+}
+
+/// The terminal settings (raw mode, echo...) put back on each terminal
+/// descriptor that is a terminal again (the restarting one), the process group
+/// made the foreground group again if it was (it can then read the terminal, and
+/// Ctrl-C and Ctrl-Z reach it), and a SIGWINCH queued if the window size differs
+/// (delivered once the program's handlers and mask are back).
+fn terminals(name: &Name, files: &Files) {
+    let mut resized = false;
+    for r in files.files().filter(|r| r.kind == fkind::TTY && r.data_len == ckpt_image::files::TTY_DATA_LEN) {
+        let fd = Fd(r.fd as i32);
+        if ckpt_sys::ioctl_tcgets(fd).is_err() {
+            continue;
+        }
+        let d = files.content(&r);
+        let mut t = [0u8; 36];
+        t.copy_from_slice(&d[..36]);
+        if let Err(e) = ckpt_sys::ioctl_tcsets(fd, &t) {
+            fd_msg(name, files, &r).s("warning: cannot restore the terminal settings: ").errno(e).emit();
+        }
+        let saved = [0, 1, 2, 3].map(|k| u16::from_le_bytes([d[40 + 2 * k], d[41 + 2 * k]]));
+        resized |= ckpt_sys::ioctl_tiocgwinsz(fd).is_ok_and(|now| now != saved);
+        if d[48] != 0
+            && let Ok(g) = ckpt_sys::getpgid(0)
+            && ckpt_sys::ioctl_tiocgpgrp(fd).ok() != Some(g)
+        {
+            // Every signal is blocked, so SIGTTOU does not stop us here.
+            let _ = ckpt_sys::ioctl_tiocspgrp(fd, g);
+        }
+    }
+    if resized {
+        const SIGWINCH: u32 = 28;
+        let _ = ckpt_sys::kill(ckpt_sys::getpid(), SIGWINCH);
+    }
 }
 
 /// An eventfd, timerfd, signalfd or (empty: its interest list comes last) epoll

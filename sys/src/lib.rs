@@ -321,6 +321,52 @@ pub fn ioctl_tfd_set_ticks(fd: Fd, ticks: u64) -> Result<()> {
     unsafe { sys!(Sysno::ioctl, fd.0, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
 }
 
+/// The kernel's `struct termios` (TCGETS/TCSETS: 36 bytes on x86).
+pub type Termios = [u8; 36];
+
+/// `ioctl(fd, TCGETS, &termios)`: the terminal settings (fails with ENOTTY if
+/// `fd` is not a terminal).
+pub fn ioctl_tcgets(fd: Fd) -> Result<Termios> {
+    let mut t = [0u8; 36];
+    // SAFETY: the kernel writes 36 bytes into `t`, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x5401u32, t.as_mut_ptr()) }?;
+    Ok(t)
+}
+
+/// `ioctl(fd, TCSETS, &termios)`.
+pub fn ioctl_tcsets(fd: Fd, t: &Termios) -> Result<()> {
+    // SAFETY: the kernel reads 36 bytes from `t`.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x5402u32, t.as_ptr()) }.map(drop)
+}
+
+/// `ioctl(fd, TIOCGWINSZ, &ws)`: rows, columns, x and y pixels (four u16).
+pub fn ioctl_tiocgwinsz(fd: Fd) -> Result<[u16; 4]> {
+    let mut w = [0u16; 4];
+    // SAFETY: the kernel writes 8 bytes into `w`, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x5413u32, w.as_mut_ptr()) }?;
+    Ok(w)
+}
+
+/// `ioctl(fd, TIOCGPGRP, &pgrp)`: the terminal's foreground process group.
+pub fn ioctl_tiocgpgrp(fd: Fd) -> Result<i32> {
+    let mut g = 0i32;
+    // SAFETY: the kernel writes an int into `g`, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x540fu32, &mut g as *mut i32) }?;
+    Ok(g)
+}
+
+/// `ioctl(fd, TIOCSPGRP, &pgrp)`: make `pgrp` the terminal's foreground group.
+pub fn ioctl_tiocspgrp(fd: Fd, pgrp: i32) -> Result<()> {
+    // SAFETY: the kernel reads an int from `pgrp`.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x5410u32, &pgrp as *const i32) }.map(drop)
+}
+
+/// `pid_t getpgid(pid_t pid);`
+pub fn getpgid(pid: i32) -> Result<i32> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::getpgid, pid) }.map(|g| g as i32)
+}
+
 /// `int epoll_create1(int flags);`
 pub fn epoll_create1(flags: u32) -> Result<Fd> {
     // SAFETY: no memory involved.

@@ -3,6 +3,7 @@
  *   2 read per step: the backlog grows and must come back in order);
  * - a pipe whose write end is held by a child (outside the image): after the
  *   restart its read end sees end of file (before: EAGAIN);
+ * - a FIFO (DIR/../fifo, made here) open at both ends, bytes queued in it;
  * - /dev/null, /dev/zero and /dev/urandom;
  * - a directory read one entry per step with getdents64 (the readdir position);
  *   at the end every entry was seen exactly once.
@@ -16,6 +17,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -39,6 +41,13 @@ int main(int argc, char **argv) {
     int urandom = open("/dev/urandom", O_RDONLY);
     int dir = open(argv[1], O_RDONLY | O_DIRECTORY);
     CHECK(null >= 0 && zero >= 0 && urandom >= 0 && dir >= 0);
+    char fifo[4200];
+    snprintf(fifo, sizeof fifo, "%s/../fifo", argv[1]);
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    int fr = open(fifo, O_RDONLY | O_NONBLOCK), fw = open(fifo, O_WRONLY);
+    CHECK(fr >= 0 && fw >= 0);
+    unsigned char fifo_w = 0, fifo_r = 0;
     char seen[ENTRIES] = {0};
     int nseen = 0;
     ready();
@@ -56,6 +65,11 @@ int main(int argc, char **argv) {
         if (b[0] != next_r || b[1] != (unsigned char)(next_r + 1))
             FAIL("step %d: pipe gave %d %d, want %d %d", i, b[0], b[1], next_r, next_r + 1);
         next_r += 2;
+        unsigned char f2[2] = {fifo_w, (unsigned char)(fifo_w + 1)};
+        if (write(fw, f2, 2) != 2) FAIL("step %d: fifo write: %s", i, strerror(errno));
+        fifo_w += 2;
+        if (read(fr, f2, 1) != 1 || f2[0] != fifo_r) FAIL("step %d: fifo gave %d, want %d (%s)", i, f2[0], fifo_r, strerror(errno));
+        fifo_r++;
         char c;
         ssize_t n = read(q[0], &c, 1);
         if (restarts == 0 && !(n < 0 && errno == EAGAIN)) FAIL("step %d: outside pipe: %zd %s", i, n, strerror(errno));

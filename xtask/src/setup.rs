@@ -21,6 +21,10 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("objcopy", &["--version"], "binutils"),
     // Static musl programs linked with libckpt.a are part of the test suite.
     ("musl-gcc", &["--version"], "musl-tools"),
+    // Real tools the open-files tests checkpoint (tests/files.rs).
+    ("sqlite3", &["--version"], "sqlite3"),
+    ("gzip", &["--version"], "gzip"),
+    ("script", &["--version"], "bsdutils"),
 ];
 
 fn works(cmd: &str, args: &[&str]) -> bool {

@@ -391,6 +391,23 @@ fn describe(
                 Err(_) => o.pos == r.pos && o.flags == r.flags,
             }
     });
+    // A terminal's settings, window size and whether we are its foreground.
+    if kind == fkind::TTY
+        && let Ok(t) = ckpt_sys::ioctl_tcgets(Fd(fd as i32))
+    {
+        let mut b = [0u8; f::TTY_DATA_LEN as usize];
+        b[..36].copy_from_slice(&t);
+        if let Ok(ws) = ckpt_sys::ioctl_tiocgwinsz(Fd(fd as i32)) {
+            for (k, v) in ws.iter().enumerate() {
+                b[40 + 2 * k..42 + 2 * k].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        let fg = ckpt_sys::ioctl_tiocgpgrp(Fd(fd as i32)).ok() == ckpt_sys::getpgid(0).ok();
+        b[48] = fg as u8;
+        if let Some(off) = w.blob(&b) {
+            (r.data_off, r.data_len) = (off, f::TTY_DATA_LEN);
+        }
+    }
     if let Some((i, _)) = shared {
         r.how = how::DUP;
         r.share = i as u32;
@@ -402,6 +419,9 @@ fn describe(
         _ if fd <= 2 && (stdio_like || kind == fkind::ANON || kind == fkind::OTHER) => (how::SHELL, why::NONE),
         fkind::REG | fkind::DIR | fkind::CHR | fkind::TTY if !deleted => (how::REOPEN, why::NONE),
         fkind::PIPE => (how::PIPE, why::NONE),
+        // A FIFO is a pipe with a name: its ends are linked like a pipe's (and
+        // its queued bytes kept when both are here); it is opened by path again.
+        fkind::FIFO if !deleted && r.flags & c::O_PATH == 0 => (how::PIPE, why::NONE),
         fkind::EVENTFD | fkind::TIMERFD | fkind::SIGNALFD | fkind::EPOLL => match params(kind, text, w) {
             Some((off, len)) => {
                 (r.data_off, r.data_len) = (off, len);
@@ -442,7 +462,11 @@ fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
         let ino = recs[i].ino;
         let end = |acc: u32| recs.iter().find(|r| r.ino == ino && r.how == how::PIPE && r.flags & c::O_ACCMODE == acc);
         let (Some(rd), Some(wr)) = (end(c::O_RDONLY).map(|r| r.fd), end(c::O_WRONLY).map(|r| r.fd)) else {
-            recs[i].why = why::OUTSIDE;
+            // A FIFO's other end is found again by its name (whoever opens it);
+            // an anonymous pipe's is gone.
+            if recs[i].kind == fkind::PIPE {
+                recs[i].why = why::OUTSIDE;
+            }
             continue;
         };
         if let Some((off, len)) = drain_and_refill(rd, wr, w, left) {
