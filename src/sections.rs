@@ -129,6 +129,15 @@ fn restart(f: &Files, r: &FileRec) -> String {
                 f.word(r, 1)
             ),
             fkind::SIGNALFD => format!("a new signalfd for mask {:#x}", f.word(r, 0)),
+            fkind::SOCKET => match f.word(r, 3) {
+                1 => "a new socket listening on the same address, with its options (queued connections are lost)"
+                    .to_string(),
+                2 => "NOT RESTORED: its peer is not in the image: a socket that fails like a dropped connection \
+                      (EOF, EPIPE)"
+                    .to_string(),
+                _ => "a new socket bound (and, for datagrams, connected) to the same addresses, with its options"
+                    .to_string(),
+            },
             _ => format!("a new epoll instance watching {} descriptors again", r.data_len / 24),
         },
         how::DUP => {

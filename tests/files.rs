@@ -501,3 +501,30 @@ fn terminal_settings_and_foreground_come_back() {
     assert!(!second.has("FAIL") && second.has("RESTARTED"), "{second}");
     assert_continues(&first, &second, 60);
 }
+
+fn sockets(bits: Bits) {
+    let dir = Dir::new(&format!("files_sock{}", bits.tag()));
+    dir.compile_bits("files_sock.c", "files_sock", &[], bits);
+    let image = dir.join("files_sock.ckpt");
+    let d = dir.path().to_str().unwrap().to_string();
+    let first = checkpoint(ckpt(&dir, &["./files_sock", &d]), &image);
+    assert!(first.stderr.contains("a connected socket whose peer is not restored"), "{first}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.stderr.contains("fails like a dropped connection"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// Listening TCP and UNIX sockets come back on the same address with their
+/// options, a bound UDP socket is bound again, and a connected socket whose peer
+/// is outside comes back as a dropped connection (end of file), with a warning.
+#[test]
+fn listening_and_udp_sockets_come_back() {
+    sockets(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn listening_and_udp_sockets_come_back_32bit() {
+    sockets(Bits::B32);
+}

@@ -33,7 +33,11 @@ pub mod fkind {
     pub const PIPE: u32 = 5;
     /// A named pipe (FIFO).
     pub const FIFO: u32 = 6;
-    /// A socket.
+    /// A socket. Made anew (how [`super::how::NEW`]) with `data`: [`super::SOCKET_DATA_LEN`]
+    /// bytes: eleven u64 (domain, type, protocol, state: 0 plain / 1 listening /
+    /// 2 connected to a peer that is not restored, SO_REUSEADDR, SO_REUSEPORT,
+    /// SO_KEEPALIVE, TCP_NODELAY, SO_RCVBUF, address length, peer address
+    /// length), then its address (128 bytes) and its peer's (128 bytes).
     pub const SOCKET: u32 = 7;
     /// A regular file deleted while open (or a memfd): no name to reopen.
     pub const DELETED: u32 = 8;
@@ -101,6 +105,9 @@ pub mod why {
 /// Most bytes of deleted-file content one image carries (all files together):
 /// the content lives in the metadata, which the loader holds in memory.
 pub const MAX_CONTENT: u64 = 32 << 20;
+
+/// Bytes of a socket's saved parameters (see [`fkind::SOCKET`]).
+pub const SOCKET_DATA_LEN: u64 = 11 * 8 + 256;
 
 /// Bytes of a terminal's saved settings (see [`fkind::TTY`]).
 pub const TTY_DATA_LEN: u64 = 56;
@@ -234,6 +241,7 @@ impl<'a> Files<'a> {
                         fkind::TIMERFD => r.data_len == 48,
                         fkind::SIGNALFD => r.data_len == 8,
                         fkind::EPOLL => r.data_len % 24 == 0,
+                        fkind::SOCKET => r.data_len == SOCKET_DATA_LEN,
                         _ => false,
                     })
                 && match r.how {

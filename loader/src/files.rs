@@ -364,6 +364,11 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
                 .s("warning: the other end of this pipe was outside the process: it is closed \
                     (reads see end of file, writes fail with EPIPE)")
                 .emit();
+        } else if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(&r, 3) == 2 {
+            fd_msg(name, files, &r)
+                .s("warning: a connected socket whose peer is not restored: it fails like a dropped connection \
+                    (reads see end of file, writes fail with EPIPE)")
+                .emit();
         } else if r.how == how::PLACEHOLDER {
             let what = match r.why {
                 why::TOO_BIG => "a deleted file too large for the image",
@@ -478,6 +483,80 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
     img
 }
 
+/// A socket made anew (see `ckpt_image::files::fkind::SOCKET`): a listening one
+/// bound to its address again (a UNIX socket's stale file of the same inode is
+/// removed first) and listening; a plain or datagram one with its options, bound
+/// (and a datagram one connected) again; a connected stream socket whose peer is
+/// not restored becomes one end of a socket pair whose other end is closed, so it
+/// fails like a dropped connection (reads see end of file, writes EPIPE).
+fn socket(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+    const SOL_SOCKET: u32 = 1;
+    const SOCK_NONBLOCK: u32 = 0o4000;
+    const SOCK_CLOEXEC: u32 = 0o2000000;
+    let w = |i| files.word(r, i);
+    let d = files.content(r);
+    let (addr, peer) = (&d[88..88 + (w(9) as usize).min(128)], &d[216..216 + (w(10) as usize).min(128)]);
+    let flags = SOCK_CLOEXEC | if r.flags & c::O_NONBLOCK != 0 { SOCK_NONBLOCK } else { 0 };
+    let (domain, ty, proto, state) = (w(0) as u32, w(1) as u32, w(2) as u32, w(3));
+    if state == 2 {
+        let (a, b) = ckpt_sys::socketpair(1, ty | flags, 0)?;
+        let _ = ckpt_sys::close(b);
+        return Ok(a);
+    }
+    let s = ckpt_sys::socket(domain, ty | flags, proto)?;
+    let r2 = (|| {
+        for (name, v) in [(2u32, w(4)), (15, w(5)), (9, w(6))] {
+            if v != 0 {
+                ckpt_sys::setsockopt_int(s, SOL_SOCKET, name, v as i32)?;
+            }
+        }
+        if w(7) != 0 {
+            ckpt_sys::setsockopt_int(s, 6, 1, 1)?; // TCP_NODELAY
+        }
+        if w(8) != 0 {
+            // The kernel reports twice what was asked (socket(7)).
+            let _ = ckpt_sys::setsockopt_int(s, SOL_SOCKET, 8, (w(8) / 2) as i32);
+        }
+        if bound(domain, addr) {
+            if domain == 1 && addr.len() > 2 && addr[2] != 0 {
+                // A UNIX socket file left by the checkpointed process.
+                let path = &addr[2..];
+                let path = &path[..path.iter().position(|&b| b == 0).unwrap_or(path.len())];
+                if let Some(p) = CPath::new(&[path])
+                    && ckpt_sys::statx(Fd::CWD, p.cstr(), c::AT_SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| st.kind() == ckpt_sys::s_if::SOCK)
+                {
+                    let _ = ckpt_sys::unlinkat(Fd::CWD, p.cstr(), 0);
+                }
+            }
+            ckpt_sys::bind(s, addr)?;
+        }
+        if state == 1 {
+            ckpt_sys::listen(s, 4096)?;
+        } else if !peer.is_empty() {
+            ckpt_sys::connect(s, peer)?;
+        }
+        Ok(())
+    })();
+    match r2 {
+        Ok(()) => Ok(s),
+        Err(e) => {
+            let _ = ckpt_sys::close(s);
+            Err(e)
+        }
+    }
+}
+
+/// Whether a socket address names something (a port, a path, an abstract name),
+/// rather than the unbound wildcard.
+fn bound(domain: u32, a: &[u8]) -> bool {
+    match domain {
+        1 => a.len() > 2,
+        2 => a.len() >= 4 && (a[2] != 0 || a[3] != 0),
+        _ => a.len() >= 4 && (a[2] != 0 || a[3] != 0),
+    }
+}
+
 /// The terminal settings (raw mode, echo...) put back on each terminal
 /// descriptor that is a terminal again (the restarting one), the process group
 /// made the foreground group again if it was (it can then read the terminal, and
@@ -553,6 +632,7 @@ fn make_new(name: &Name, files: &Files, r: &FileRec) -> Result<Fd, Errno> {
             t
         }
         fkind::SIGNALFD => ckpt_sys::signalfd4(Fd(-1), w(0), flags)?,
+        fkind::SOCKET => socket(files, r)?,
         _ => ckpt_sys::epoll_create1(c::O_CLOEXEC)?,
     };
     Ok(t)

@@ -321,6 +321,71 @@ pub fn ioctl_tfd_set_ticks(fd: Fd, ticks: u64) -> Result<()> {
     unsafe { sys!(Sysno::ioctl, fd.0, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
 }
 
+/// `int socket(int domain, int type, int protocol);`
+pub fn socket(domain: u32, ty: u32, proto: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::socket, domain, ty, proto) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int socketpair(int domain, int type, int protocol, int sv[2]);`
+pub fn socketpair(domain: u32, ty: u32, proto: u32) -> Result<(Fd, Fd)> {
+    let mut sv = [0i32; 2];
+    // SAFETY: the kernel writes two ints into `sv`, ours.
+    unsafe { sys!(Sysno::socketpair, domain, ty, proto, sv.as_mut_ptr()) }?;
+    Ok((Fd(sv[0]), Fd(sv[1])))
+}
+
+/// `int bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen);`
+pub fn bind(fd: Fd, addr: &[u8]) -> Result<()> {
+    // SAFETY: the kernel reads addr.len() bytes.
+    unsafe { sys!(Sysno::bind, fd.0, addr.as_ptr(), addr.len()) }.map(drop)
+}
+
+/// `int connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);`
+pub fn connect(fd: Fd, addr: &[u8]) -> Result<()> {
+    // SAFETY: the kernel reads addr.len() bytes.
+    unsafe { sys!(Sysno::connect, fd.0, addr.as_ptr(), addr.len()) }.map(drop)
+}
+
+/// `int listen(int sockfd, int backlog);`
+pub fn listen(fd: Fd, backlog: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::listen, fd.0, backlog) }.map(drop)
+}
+
+/// `int getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen);`
+/// Returns the address length (the kernel's, possibly more than `buf` holds).
+pub fn getsockname(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    let mut len = buf.len() as u32;
+    // SAFETY: the kernel writes at most `len` bytes into buf and the length into `len`.
+    unsafe { sys!(Sysno::getsockname, fd.0, buf.as_mut_ptr(), &mut len as *mut u32) }?;
+    Ok(len as usize)
+}
+
+/// `int getpeername(int sockfd, struct sockaddr *addr, socklen_t *addrlen);`
+pub fn getpeername(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    let mut len = buf.len() as u32;
+    // SAFETY: as getsockname.
+    unsafe { sys!(Sysno::getpeername, fd.0, buf.as_mut_ptr(), &mut len as *mut u32) }?;
+    Ok(len as usize)
+}
+
+/// `int getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen);`
+/// for an `int` option.
+pub fn getsockopt_int(fd: Fd, level: u32, name: u32) -> Result<i32> {
+    let (mut v, mut len) = (0i32, 4u32);
+    // SAFETY: the kernel writes at most 4 bytes into `v` and the length into `len`.
+    unsafe { sys!(Sysno::getsockopt, fd.0, level, name, &mut v as *mut i32, &mut len as *mut u32) }?;
+    Ok(v)
+}
+
+/// `int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen);`
+/// for an `int` option.
+pub fn setsockopt_int(fd: Fd, level: u32, name: u32, v: i32) -> Result<()> {
+    // SAFETY: the kernel reads 4 bytes from `v`.
+    unsafe { sys!(Sysno::setsockopt, fd.0, level, name, &v as *const i32, 4usize) }.map(drop)
+}
+
 /// The kernel's `struct termios` (TCGETS/TCSETS: 36 bytes on x86).
 pub type Termios = [u8; 36];
 

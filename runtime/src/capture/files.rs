@@ -294,6 +294,65 @@ fn params(kind: u32, text: &[u8], w: &mut FilesWriter) -> Option<(u64, u64)> {
     Some((off, n as u64 * 8))
 }
 
+/// The parameters of a socket (see `ckpt_image::files::fkind::SOCKET`): IPv4,
+/// IPv6 and UNIX sockets, stream, datagram or seqpacket. A connected stream
+/// socket's peer is not restored (state 2): it comes back as a dropped
+/// connection.
+fn socket_params(fd: u32, w: &mut FilesWriter) -> Option<(u64, u64)> {
+    const SOL_SOCKET: u32 = 1;
+    const SO_REUSEADDR: u32 = 2;
+    const SO_TYPE: u32 = 3;
+    const SO_KEEPALIVE: u32 = 9;
+    const SO_RCVBUF: u32 = 8;
+    const SO_REUSEPORT: u32 = 15;
+    const SO_ACCEPTCONN: u32 = 30;
+    const SO_PROTOCOL: u32 = 38;
+    const SO_DOMAIN: u32 = 39;
+    const IPPROTO_TCP: u32 = 6;
+    const TCP_NODELAY: u32 = 1;
+    const SOCK_DGRAM: u64 = 2;
+    let s = Fd(fd as i32);
+    let opt = |l, n| ckpt_sys::getsockopt_int(s, l, n).map(|v| v as u64);
+    let domain = opt(SOL_SOCKET, SO_DOMAIN).ok()?;
+    if !matches!(domain, 1 | 2 | 10) {
+        return None; // AF_UNIX, AF_INET, AF_INET6 only (no netlink, packet...)
+    }
+    let ty = opt(SOL_SOCKET, SO_TYPE).ok()?;
+    let proto = opt(SOL_SOCKET, SO_PROTOCOL).unwrap_or(0);
+    let mut addr = [0u8; 128];
+    let mut peer = [0u8; 128];
+    let alen = ckpt_sys::getsockname(s, &mut addr).ok()?.min(128);
+    let plen = ckpt_sys::getpeername(s, &mut peer).map_or(0, |n| n.min(128));
+    let listening = opt(SOL_SOCKET, SO_ACCEPTCONN).unwrap_or(0) != 0;
+    let state = match () {
+        _ if listening => 1,
+        _ if plen > 0 && ty != SOCK_DGRAM => 2,
+        _ => 0,
+    };
+    let nodelay =
+        if domain != 1 && proto == IPPROTO_TCP as u64 { opt(IPPROTO_TCP, TCP_NODELAY).unwrap_or(0) } else { 0 };
+    let words = [
+        domain,
+        ty,
+        proto,
+        state,
+        opt(SOL_SOCKET, SO_REUSEADDR).unwrap_or(0),
+        opt(SOL_SOCKET, SO_REUSEPORT).unwrap_or(0),
+        opt(SOL_SOCKET, SO_KEEPALIVE).unwrap_or(0),
+        nodelay,
+        opt(SOL_SOCKET, SO_RCVBUF).unwrap_or(0),
+        alen as u64,
+        plen as u64,
+    ];
+    let off = w.blob(&[])?;
+    for v in words {
+        w.blob(&v.to_le_bytes())?;
+    }
+    w.blob(&addr)?;
+    w.blob(&peer)?;
+    Some((off, f::SOCKET_DATA_LEN))
+}
+
 /// Whether a character device is a terminal (devices.txt: 4 = tty and ttyS, 5/0
 /// /dev/tty, 5/1 the console, 136-143 pseudo-terminals).
 fn is_tty(major: u32, minor: u32) -> bool {
@@ -422,6 +481,13 @@ fn describe(
         // A FIFO is a pipe with a name: its ends are linked like a pipe's (and
         // its queued bytes kept when both are here); it is opened by path again.
         fkind::FIFO if !deleted && r.flags & c::O_PATH == 0 => (how::PIPE, why::NONE),
+        fkind::SOCKET => match socket_params(fd, w) {
+            Some((off, len)) => {
+                (r.data_off, r.data_len) = (off, len);
+                (how::NEW, why::NONE)
+            }
+            None => (how::PLACEHOLDER, why::KIND),
+        },
         fkind::EVENTFD | fkind::TIMERFD | fkind::SIGNALFD | fkind::EPOLL => match params(kind, text, w) {
             Some((off, len)) => {
                 (r.data_off, r.data_len) = (off, len);
@@ -564,6 +630,17 @@ fn save_content(
 
 /// Say at checkpoint time what will not come back (`ckpt info` says it too).
 fn warn_placeholder(r: &FileRec, files: &FilesView) {
+    if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 3) == 2 {
+        Msg::new()
+            .s("ckpt: warning: descriptor ")
+            .u(r.fd as u64)
+            .s(" (")
+            .b(files.path(r))
+            .s("): a connected socket whose peer is not restored: after a restart it fails like a dropped \
+                connection (end of file, EPIPE)")
+            .emit();
+        return;
+    }
     if r.how == how::PIPE && r.why == why::OUTSIDE {
         Msg::new()
             .s("ckpt: warning: descriptor ")
