@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::*;
 
 /// The quick example: `ckpt ./counter`, SIGTSTP, `./counter.ckpt` continues.
@@ -290,6 +292,44 @@ fn other_signal(bits: Bits) {
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
     assert_continues(&first, &second, 60);
+}
+
+/// The command and the runtime answer the same about a trigger signal: glibc's
+/// reserved 32 and 33 are refused by both (`ckpt -a` as a usage error, the runtime
+/// reading `CKPT_ASYNCSIG` by keeping SIGTSTP and saying so), 34 (`RTMIN`) and the
+/// `CLD` alias are accepted by both.
+#[test]
+fn cli_and_runtime_agree_on_signals() {
+    let dir = Dir::new("signals-agree");
+    dir.compile("counter.c", "counter", &[]);
+    for refused in ["32", "33", "SIGRTMAX-31", "KILL"] {
+        let o = ckpt(&dir, &["-a", refused, "./counter", "1"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "ckpt -a {refused}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new(dir.join("counter"))
+            .arg("1")
+            .current_dir(dir.path())
+            .env("LD_PRELOAD", Bits::B64.lib().join("libckpt.so"))
+            .env("CKPT_ASYNCSIG", refused)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "CKPT_ASYNCSIG={refused}: {err}");
+        assert!(err.contains(&format!("ckpt: ignoring CKPT_ASYNCSIG='{refused}'")), "CKPT_ASYNCSIG={refused}: {err}");
+    }
+    for accepted in ["34", "RTMIN", "CLD", "sigpoll"] {
+        let o = ckpt(&dir, &["-a", accepted, "./counter", "1"]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && !err.contains("ignoring"), "ckpt -a {accepted}: {err}");
+        let o = Command::new(dir.join("counter"))
+            .arg("1")
+            .current_dir(dir.path())
+            .env("LD_PRELOAD", Bits::B64.lib().join("libckpt.so"))
+            .env("CKPT_ASYNCSIG", accepted)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && err.is_empty(), "CKPT_ASYNCSIG={accepted}: {err}");
+    }
 }
 
 /// A checkpoint that cannot be written (its directory does not exist) is reported,

@@ -16,6 +16,7 @@ mod errno;
 pub mod maps;
 pub mod msg;
 pub mod scratch;
+pub mod signame;
 pub mod task;
 
 use core::ffi::CStr;
