@@ -16,13 +16,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use ckpt_image::{
-    ARCH_X86, ARCH_X86_64, DataHasher, HEADER_LEN, Header, ImageError, Meta, Region, kind, page_up, prot, strs,
-};
+use ckpt_image::loader::{self, LoaderElf, LoaderError};
+use ckpt_image::{ARCH_X86, ARCH_X86_64, DataHasher, HEADER_LEN, Header, ImageError, Meta, Region, kind, prot, strs};
 
 use serde::Serialize;
 
-use crate::elf::{self, Loader};
 use crate::error::{Error, FAILURE};
 
 /// The architectures whose images this build of ckpt restarts.
@@ -36,7 +34,7 @@ struct Image<'p> {
     path: &'p Path,
     file: File,
     len: u64,
-    loader: Loader,
+    loader: LoaderElf,
     header: Header,
     meta: Vec<u8>,
 }
@@ -85,15 +83,15 @@ impl<'p> Image<'p> {
         if len == 0 {
             return Err(damaged("empty file, not a checkpoint image".into()));
         }
-        let loader = elf::loader(&file).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => {
+        let loader = read_loader(&file, len).map_err(io_err)?.map_err(|e| match e {
+            LoaderError::Truncated { .. } => {
                 damaged("truncated image (the file ends inside the restart loader's ELF headers)".into())
             }
-            _ => io_err(e),
+            LoaderError::NotLoader => {
+                damaged("not a checkpoint image (it does not start with an ELF restart loader)".into())
+            }
         })?;
-        let loader = loader
-            .ok_or_else(|| damaged("not a checkpoint image (it does not start with an ELF restart loader)".into()))?;
-        let image_offset = page_up(loader.file_end);
+        let image_offset = loader::image_offset(loader.file_end);
         let header_end = image_offset.saturating_add(HEADER_LEN as u64);
         if len < header_end {
             return Err(damaged(ImageError::Truncated { need: header_end, have: len }.to_string()));
@@ -346,6 +344,25 @@ struct RegionJson {
     saved_bytes: u64,
     runs: u32,
     name: String,
+}
+
+/// The restart loader's ELF headers at the start of `file` (`len` bytes long),
+/// read in one go in the usual case, in two when its program headers lie further.
+fn read_loader(file: &File, len: u64) -> io::Result<Result<LoaderElf, LoaderError>> {
+    /// Enough for the headers of the loader ckpt builds (they are in its first page).
+    const FIRST: u64 = 4096;
+    /// More is not a loader's: `e_phoff` + 65535 entries of 56 bytes stays far below.
+    const MOST: u64 = 16 << 20;
+    let mut buf = vec![0u8; len.min(FIRST) as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    match loader::parse(&buf) {
+        Err(LoaderError::Truncated { need }) if need <= len.min(MOST) && need > buf.len() as u64 => {
+            buf.resize(need as usize, 0);
+            file.read_exact_at(&mut buf, 0)?;
+            Ok(loader::parse(&buf))
+        }
+        r => Ok(r),
+    }
 }
 
 fn describe(e: &io::Error) -> String {

@@ -29,6 +29,8 @@ extern crate std;
 
 use core::mem::size_of;
 
+pub mod loader;
+
 /// First bytes of the image header.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// Format version; bumped on any incompatible change (2: `Header::data_hash`).

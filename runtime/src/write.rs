@@ -275,7 +275,9 @@ impl Job {
         let strings_len: usize = strings.iter().map(|s| s.len() + 1).sum::<usize>()
             + regions.iter().map(|r| r.name_len as usize + 1).sum::<usize>();
         let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len);
-        let image_offset = page_up(LOADER.len() as u64);
+        // The loader is spliced to its loaded bytes (xtask checks it), so they end
+        // where its program headers say.
+        let image_offset = ckpt_image::loader::image_offset(LOADER.len() as u64);
         let meta_offset = image_offset + HEADER_LEN as u64;
         let data_offset = page_up(meta_offset + meta_len as u64);
 

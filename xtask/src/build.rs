@@ -203,6 +203,12 @@ fn splice_loader(raw: &Path, out: &Path, arch: &Arch) -> Result<()> {
     for r in sh_fields {
         bytes[r].fill(0);
     }
+    // What the CLI and the runtime take for the loader's end (ckpt_image::loader)
+    // must be these bytes' end.
+    match ckpt_image::loader::parse(&bytes) {
+        Ok(l) if l.file_end == bytes.len() as u64 => {}
+        r => return Err(format!("loader {}: spliced to {} bytes, but it reads as {r:?}", raw.display(), bytes.len())),
+    }
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
