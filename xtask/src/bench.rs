@@ -12,7 +12,7 @@
 //!   fsync (the durability work the checkpoint does). Measured twice per run, just
 //!   before the signal (the program alive and asleep, with the byte count of the
 //!   previous run's image) and just after the exit, because on this VM the cost of
-//!   fresh page-cache pages depends on what memory was freed just before (PLATFORM.md
+//!   fresh page-cache pages depends on what memory was freed just before (docs/kernel.md
 //!   §10): the reference is the median of all those samples. The checkpoint
 //!   starts the disk while it still copies (sync_file_range), which plain
 //!   write+fsync does not; so a second reference does the same with plain write(2)
@@ -32,7 +32,7 @@
 //! under `ckpt` and without it, and the start-up of `ckpt PROG` against `PROG`.
 //!
 //! Every figure is the median of several runs: the machine is shared and its
-//! timings are noisy (PLATFORM.md §10). The whole benchmark runs in a few minutes.
+//! timings are noisy (docs/kernel.md §10). The whole benchmark runs in a few minutes.
 
 use std::fmt::Write as _;
 use std::fs;

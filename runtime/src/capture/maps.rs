@@ -273,7 +273,7 @@ impl Scan {
                 break;
             }
             // The array filled up: go on after the last range (walk_end is not
-            // always where the ranges stop, see PLATFORM.md §5).
+            // always where the ranges stop, see docs/kernel.md §5).
             at = out[n - 1].end;
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! PR_SET_MM_MAP puts the program's back, which makes `brk`/`sbrk` grow the
 //! restored heap, names `[heap]` and `[stack]` in /proc/PID/maps again, and makes
 //! /proc/PID/cmdline and /proc/PID/environ show the program's own strings.
-//! It works unprivileged with `exe_fd = -1` (see shared/PLATFORM.md §2).
+//! It works unprivileged with `exe_fd = -1` (see docs/kernel.md §2).
 
 use ckpt_sys::{Errno, PrctlMmMap, Result};
 
