@@ -554,3 +554,51 @@ fn image_from_another_kernels_vdso_is_refused() {
     let second = restart(&image, dir.path());
     second.assert_ok("restart of the original image");
 }
+
+/// The distribution ships stripped (`bin/ckpt`, both `libckpt.so`: no debug
+/// sections, no symbol table; `libckpt.a`: no debug info, no LLVM bitcode), and
+/// each stripped file names its debug info in `dist-debug/` beside the
+/// distribution through a `.gnu_debuglink` whose CRC matches that file.
+#[test]
+fn distribution_is_stripped_with_debug_info_beside() {
+    use object::{Object, ObjectSection};
+    let dist = dist();
+    let debug = dist.parent().unwrap().join("dist-debug");
+    for name in ["bin/ckpt", "lib/libckpt.so", "lib32/libckpt.so"] {
+        let data = std::fs::read(dist.join(name)).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        for s in file.sections() {
+            let sname = s.name().unwrap();
+            // .debug_gdb_scripts is loaded (a few bytes naming rustc's pretty-printers).
+            let debug = sname.starts_with(".debug") && sname != ".debug_gdb_scripts";
+            assert!(!debug && sname != ".symtab", "{name} ships {sname}");
+        }
+        let (link, crc) = file.gnu_debuglink().unwrap().unwrap_or_else(|| panic!("{name}: no .gnu_debuglink"));
+        let base = name.rsplit('/').next().unwrap();
+        assert_eq!(link, format!("{base}.debug").as_bytes(), "{name}");
+        let dbg = std::fs::read(debug.join(format!("{name}.debug"))).unwrap();
+        assert_eq!(crc32(&dbg), crc, "{name}: the debug file is not this build's");
+        let dbg = object::File::parse(&*dbg).unwrap();
+        assert!(dbg.section_by_name(".debug_info").is_some(), "{name}.debug has no .debug_info");
+    }
+    for name in ["lib/libckpt.a", "lib32/libckpt.a"] {
+        let data = std::fs::read(dist.join(name)).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        for s in file.sections() {
+            let sname = s.name().unwrap();
+            assert!(!sname.starts_with(".debug") && sname != ".llvmbc", "{name} ships {sname}");
+        }
+    }
+}
+
+/// CRC-32 (IEEE, reflected), as `.gnu_debuglink` records it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
