@@ -250,6 +250,18 @@ impl<'p> Image<'p> {
             h.nruns
         );
         let _ = writeln!(o, "checksums:    header and metadata ok; page data not read (ckpt verify checks it)");
+        let sections: Vec<_> = meta.sections.iter().collect();
+        if sections.is_empty() {
+            let _ = writeln!(o, "sections:     none (memory, registers and the runtime's own record only)");
+        } else {
+            let _ = writeln!(o, "sections:");
+            for sec in &sections {
+                let _ = writeln!(o, "  {}", crate::sections::title(sec));
+                for line in crate::sections::describe(sec) {
+                    let _ = writeln!(o, "    {line}");
+                }
+            }
+        }
         let _ = writeln!(o, "regions:");
         let w = if h.arch == ARCH_X86 { 8 } else { 12 };
         for r in meta.regions() {
@@ -301,6 +313,16 @@ impl<'p> Image<'p> {
             mapped_bytes: h.mapped_len,
             saved_bytes: h.data_len,
             data_verified: false,
+            sections: meta
+                .sections
+                .iter()
+                .map(|sec| SectionJson {
+                    tag: sec.tag,
+                    name: ckpt_image::section::name(sec.tag),
+                    version: sec.version,
+                    bytes: sec.data.len(),
+                })
+                .collect(),
             regions,
         };
         let mut o = serde_json::to_string(&info).expect("plain data serializes");
@@ -330,7 +352,17 @@ struct InfoJson {
     saved_bytes: u64,
     /// Always false: `info` does not read the page data (`ckpt verify` does).
     data_verified: bool,
+    sections: Vec<SectionJson>,
     regions: Vec<RegionJson>,
+}
+
+/// One section of `ckpt info --json`: its tag, name, version and size.
+#[derive(Serialize)]
+struct SectionJson {
+    tag: u32,
+    name: &'static str,
+    version: u32,
+    bytes: usize,
 }
 
 /// One memory region of `ckpt info --json`.
