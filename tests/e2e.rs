@@ -555,6 +555,58 @@ fn image_from_another_kernels_vdso_is_refused() {
     second.assert_ok("restart of the original image");
 }
 
+/// `CKPT_DEBUG=1` on the restart prints each restore step on stderr, in order,
+/// the loader's and then the restored runtime's, and the program continues as
+/// without it; without it, a restart prints nothing.
+#[test]
+fn debug_trace_names_every_restore_step() {
+    debug_trace(Bits::B64);
+}
+
+/// The same for a 32-bit program.
+#[test]
+fn debug_trace_names_every_restore_step_32bit() {
+    debug_trace(Bits::B32);
+}
+
+fn debug_trace(bits: Bits) {
+    let dir = Dir::new(&format!("trace{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
+    let image = dir.join("counter.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./counter"]), &image);
+    let mut cmd = restart_cmd(&image, dir.path());
+    cmd.env("CKPT_DEBUG", "1");
+    let second = run(cmd);
+    second.assert_ok("traced restart");
+    assert_continues(&first, &second, 60);
+    let steps = [
+        "ckpt restart: trace: checking the image",
+        "ckpt restart: trace: header and metadata valid",
+        "ckpt restart: trace: moving to the home block",
+        "ckpt restart: trace: address space cleared",
+        "ckpt restart: trace: vDSO moved to its saved address",
+        "ckpt restart: trace: memory regions mapped and read",
+        "ckpt restart: trace: jumping to the program's save point",
+        "ckpt: trace: back at the save point in the restarted process",
+        "ckpt: trace: restore the memory layout (PR_SET_MM_MAP)",
+        "ckpt: trace: restore signal handlers",
+        "ckpt: trace: the loader's home block unmapped",
+        "ckpt: trace: signal mask restored; the program continues",
+    ];
+    let lines: Vec<&str> = second.stderr.lines().collect();
+    let mut at = 0;
+    for step in steps {
+        let found = lines[at..].iter().position(|l| *l == step);
+        at += found.unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{}", second.stderr)) + 1;
+    }
+    assert!(lines.iter().all(|l| l.contains(" trace: ")), "not a trace line in:\n{}", second.stderr);
+
+    // The same image, no variable: not a word.
+    let third = restart(&image, dir.path());
+    third.assert_ok("quiet restart");
+    assert!(third.stderr.is_empty(), "a restart without CKPT_DEBUG said:\n{}", third.stderr);
+}
+
 /// The distribution ships stripped (`bin/ckpt`, both `libckpt.so`: no debug
 /// sections, no symbol table; `libckpt.a`: no debug info, no LLVM bitcode), and
 /// each stripped file names its debug info in `dist-debug/` beside the

@@ -714,14 +714,18 @@ record! {
         pub sections_addr: u64,
         /// Its length in bytes (0: no sections).
         pub sections_len: u64,
-        /// Reserved, zero.
-        pub reserved: u64,
+        /// What the restart was asked for ([`RestartInfo::TRACE`]); unknown bits are
+        /// ignored (this word was "reserved, zero" before it had a use).
+        pub flags: u64,
     }
 }
 
 impl RestartInfo {
     /// Marks a valid record.
     pub const MAGIC: u64 = u64::from_le_bytes(*b"CKPTRST\0");
+    /// [`RestartInfo::flags`]: `CKPT_DEBUG=1` was set for the restart; the runtime
+    /// traces its restore steps too.
+    pub const TRACE: u64 = 1;
 }
 
 record! {

@@ -288,7 +288,7 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
         loader_len: plan.home.len as u64,
         sections_addr: meta.sections.as_bytes().as_ptr() as u64,
         sections_len: meta.sections.as_bytes().len() as u64,
-        reserved: 0,
+        flags: if ckpt_sys::trace::on() { RestartInfo::TRACE } else { 0 },
     };
     let mut b = [0u8; RESTART_INFO_LEN];
     info.encode(&mut b);

@@ -18,6 +18,7 @@ pub mod msg;
 pub mod scratch;
 pub mod signame;
 pub mod task;
+pub mod trace;
 
 use core::ffi::CStr;
 
