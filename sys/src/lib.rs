@@ -11,6 +11,21 @@
 //! Everything here is async-signal-safe: each call is one system call.
 #![no_std]
 
+/// Compile-time proof that a kernel structure written out here has the layout
+/// linux-raw-sys gives it for the target (same size and alignment, each field at
+/// the same offset). The structures are written out rather than used directly for
+/// their types (`usize` addresses, plain flag words, `Default`), never for a
+/// layout of their own.
+macro_rules! same_layout {
+    ($ours:ty, $theirs:ty, { $($a:ident => $($b:ident).+),* $(,)? }) => {
+        const _: () = {
+            assert!(core::mem::size_of::<$ours>() == core::mem::size_of::<$theirs>());
+            assert!(core::mem::align_of::<$ours>() == core::mem::align_of::<$theirs>());
+            $(assert!(core::mem::offset_of!($ours, $a) == core::mem::offset_of!($theirs, $($b).+));)*
+        };
+    };
+}
+
 pub mod cpu;
 mod errno;
 pub mod maps;
@@ -43,45 +58,21 @@ macro_rules! sys {
 /// Constants the wrappers take, named as in the kernel's uapi.
 pub mod c {
     pub use linux_raw_sys::general::{
+        ARCH_SET_FS, CLOCK_MONOTONIC, CLOCK_REALTIME, ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, SIGKILL, SIGSTOP,
+        SIGTSTP, SIGXFSZ,
+    };
+    pub use linux_raw_sys::general::{
         AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
         MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT,
         O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
         SA_ONSTACK, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_ONSTACK,
     };
-    /// `prctl(PR_SET_MM, PR_SET_MM_MAP, ...)`.
-    pub const PR_SET_MM: u32 = 35;
-    /// Sub-option of `PR_SET_MM`.
-    pub const PR_SET_MM_MAP: u32 = 14;
-    /// `prctl(PR_GET_TID_ADDRESS, &addr)` (CONFIG_CHECKPOINT_RESTORE).
-    pub const PR_GET_TID_ADDRESS: u32 = 40;
-    /// `prctl(PR_SET_NAME, name)`.
-    pub const PR_SET_NAME: u32 = 15;
-    /// `prctl(PR_GET_NAME, name)`.
-    pub const PR_GET_NAME: u32 = 16;
-    /// `arch_prctl` codes (x86_64).
-    pub const ARCH_SET_FS: u32 = 0x1002;
-    /// Read the fs base.
+    pub use linux_raw_sys::prctl::{PR_GET_NAME, PR_GET_TID_ADDRESS, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME};
+    /// `arch_prctl(ARCH_GET_FS, &base)`: read the fs base (asm/prctl.h; not in
+    /// linux-raw-sys).
     pub const ARCH_GET_FS: u32 = 0x1003;
-    /// rseq flag for unregistering.
+    /// `RSEQ_FLAG_UNREGISTER` (linux/rseq.h; an enum there, not a constant).
     pub const RSEQ_FLAG_UNREGISTER: u32 = 1;
-    /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
-    pub const ITIMER_REAL: u32 = 0;
-    /// CPU time of the process in user mode.
-    pub const ITIMER_VIRTUAL: u32 = 1;
-    /// CPU time of the process.
-    pub const ITIMER_PROF: u32 = 2;
-    /// `CLOCK_REALTIME`.
-    pub const CLOCK_REALTIME: u32 = 0;
-    /// `CLOCK_MONOTONIC`.
-    pub const CLOCK_MONOTONIC: u32 = 1;
-    /// `SIGKILL`.
-    pub const SIGKILL: u32 = 9;
-    /// `SIGSTOP`.
-    pub const SIGSTOP: u32 = 19;
-    /// `SIGTSTP`, the default checkpoint trigger.
-    pub const SIGTSTP: u32 = 20;
-    /// `SIGXFSZ`, raised by a write past RLIMIT_FSIZE.
-    pub const SIGXFSZ: u32 = 25;
 }
 
 // ---------------------------------------------------------------------------
@@ -162,6 +153,8 @@ pub struct IoVec {
     /// Length in bytes.
     pub len: usize,
 }
+
+same_layout!(IoVec, linux_raw_sys::general::iovec, { base => iov_base, len => iov_len });
 
 /// Most iovecs one `readv`/`writev`-family call takes (`IOV_MAX`, `UIO_MAXIOV`).
 pub const IOV_MAX: usize = 1024;
@@ -245,7 +238,7 @@ pub fn fsync(fd: Fd) -> Result<()> {
 }
 
 /// `SYNC_FILE_RANGE_WRITE`: start write-out of the dirty pages, do not wait.
-pub const SYNC_FILE_RANGE_WRITE: u32 = 2;
+pub use linux_raw_sys::general::SYNC_FILE_RANGE_WRITE;
 
 /// `int sync_file_range(int fd, off64_t offset, off64_t nbytes, unsigned int flags);`
 /// (i386 passes each 64-bit argument as two registers, low then high.)
@@ -336,7 +329,7 @@ pub struct Stat {
 /// With an empty path and `AT_EMPTY_PATH` this is `fstat(dirfd)`.
 pub fn statx(dir: Fd, path: &CStr, flags: u32) -> Result<Stat> {
     let mut sx = core::mem::MaybeUninit::<linux_raw_sys::general::statx>::zeroed();
-    const STATX_BASIC_STATS: u32 = 0x7ff;
+    use linux_raw_sys::general::STATX_BASIC_STATS;
     // SAFETY: the kernel fills the statx buffer we own; path is NUL-terminated.
     unsafe { sys!(Sysno::statx, dir.0, path.as_ptr(), flags, STATX_BASIC_STATS, sx.as_mut_ptr()) }?;
     // SAFETY: zero-initialised plain-old-data, then filled by the kernel.
@@ -360,7 +353,9 @@ pub fn fstat(fd: Fd) -> Result<Stat> {
 // ---------------------------------------------------------------------------
 
 /// `void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);`
-/// (`mmap2` with the offset in pages on i386).
+/// (`mmap2` with the offset in 4096-byte units on i386: an offset that is not a
+/// multiple of the page is `EINVAL`, as on x86_64, and one past 2^44 bytes, which
+/// that unit cannot express, `EOVERFLOW`, never a wrong mapping).
 ///
 /// # Safety
 /// With `MAP_FIXED` the call replaces whatever was mapped at `addr`: no live Rust
@@ -370,8 +365,14 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: Fd, off: 
     // SAFETY: forwarded to the caller's contract.
     let r = unsafe { sys!(Sysno::mmap, addr, len, prot, flags, fd.0, off) };
     #[cfg(target_arch = "x86")]
-    // SAFETY: forwarded to the caller's contract.
-    let r = unsafe { sys!(Sysno::mmap2, addr, len, prot, flags, fd.0, (off / 4096) as usize) };
+    let r = {
+        if !off.is_multiple_of(4096) {
+            return Err(Errno::EINVAL);
+        }
+        let pages = u32::try_from(off / 4096).map_err(|_| Errno::EOVERFLOW)?;
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { sys!(Sysno::mmap2, addr, len, prot, flags, fd.0, pages) }
+    };
     r
 }
 
@@ -458,6 +459,12 @@ pub struct PmScanArg {
     pub return_mask: u64,
 }
 const _: () = assert!(core::mem::size_of::<PmScanArg>() == 96);
+same_layout!(PageRegion, linux_raw_sys::general::page_region, { start => start, end => end, categories => categories });
+same_layout!(PmScanArg, linux_raw_sys::general::pm_scan_arg, {
+    size => size, flags => flags, start => start, end => end, walk_end => walk_end, vec => vec, vec_len => vec_len,
+    max_pages => max_pages, category_inverted => category_inverted, category_mask => category_mask,
+    category_anyof_mask => category_anyof_mask, return_mask => return_mask,
+});
 
 /// `PAGE_IS_*` categories of `PAGEMAP_SCAN` (linux/fs.h).
 pub mod page_is {
@@ -508,6 +515,10 @@ pub struct KSigAction {
     /// Blocked during the handler (64 signals; two words on i386).
     pub mask: [usize; 64 / usize::BITS as usize],
 }
+
+same_layout!(KSigAction, linux_raw_sys::general::kernel_sigaction, {
+    handler => sa_handler_kernel, flags => sa_flags, restorer => sa_restorer, mask => sa_mask,
+});
 
 /// The kernel's 64-bit signal set.
 pub type SigSet = u64;
@@ -576,6 +587,8 @@ pub struct StackT {
     /// Size in bytes.
     pub size: usize,
 }
+
+same_layout!(StackT, linux_raw_sys::general::stack_t, { sp => ss_sp, flags => ss_flags, size => ss_size });
 
 impl Default for StackT {
     fn default() -> Self {
@@ -656,6 +669,14 @@ pub struct PrctlMmMap {
     pub exe_fd: u32,
 }
 const _: () = assert!(core::mem::size_of::<PrctlMmMap>() == 104);
+// On i386 linux-raw-sys describes a 32-bit kernel's struct (a 4-byte auxv
+// pointer); the 64-bit kernel a compat process calls reads the 64-bit one.
+#[cfg(target_arch = "x86_64")]
+same_layout!(PrctlMmMap, linux_raw_sys::prctl::prctl_mm_map, {
+    start_code => start_code, end_code => end_code, start_data => start_data, end_data => end_data,
+    start_brk => start_brk, brk => brk, start_stack => start_stack, arg_start => arg_start, arg_end => arg_end,
+    env_start => env_start, env_end => env_end, auxv => auxv, auxv_size => auxv_size, exe_fd => exe_fd,
+});
 
 /// `prctl(PR_SET_MM, PR_SET_MM_MAP, &map, sizeof map, 0);`
 pub fn prctl_set_mm_map(map: &PrctlMmMap) -> Result<()> {
@@ -724,6 +745,11 @@ pub struct UserDesc {
     pub flags: u32,
 }
 
+#[cfg(target_arch = "x86")]
+same_layout!(UserDesc, linux_raw_sys::general::user_desc, {
+    entry_number => entry_number, base_addr => base_addr, limit => limit, flags => _bitfield_1,
+});
+
 /// `int get_thread_area(struct user_desc *u_info);` (u_info->entry_number chosen by
 /// the caller).
 #[cfg(target_arch = "x86")]
@@ -789,6 +815,11 @@ pub struct ITimerVal {
     /// Remaining microseconds.
     pub value_usec: isize,
 }
+
+same_layout!(ITimerVal, linux_raw_sys::general::itimerval, {
+    interval_sec => it_interval.tv_sec, interval_usec => it_interval.tv_usec,
+    value_sec => it_value.tv_sec, value_usec => it_value.tv_usec,
+});
 
 /// `int getitimer(int which, struct itimerval *curr_value);`
 pub fn getitimer(which: u32) -> Result<ITimerVal> {
