@@ -62,10 +62,10 @@ pub mod c {
         SIGTSTP, SIGXFSZ,
     };
     pub use linux_raw_sys::general::{
-        AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
-        MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT,
-        O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
-        SA_ONSTACK, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_ONSTACK,
+        AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN,
+        MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
+        O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, SA_ONSTACK, SA_RESTART,
+        SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_ONSTACK,
     };
     pub use linux_raw_sys::prctl::{PR_GET_NAME, PR_GET_TID_ADDRESS, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME};
     /// `arch_prctl(ARCH_GET_FS, &base)`: read the fs base (asm/prctl.h; not in
@@ -89,15 +89,6 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
 pub fn write(fd: Fd, buf: &[u8]) -> Result<usize> {
     // SAFETY: the kernel only reads buf.
     unsafe { sys!(Sysno::write, fd.0, buf.as_ptr(), buf.len()) }
-}
-
-/// `write(2)` straight from process memory at `addr`: the kernel copies from the
-/// address and reports `EFAULT` (or a short count) for pages that cannot be read,
-/// instead of the SIGSEGV/SIGBUS a load would raise. That is how the runtime dumps
-/// its own address space without an intermediate copy.
-pub fn write_from(fd: Fd, addr: usize, len: usize) -> Result<usize> {
-    // SAFETY: the kernel only reads user memory and validates the range itself.
-    unsafe { sys!(Sysno::write, fd.0, addr, len) }
 }
 
 /// Write all of `buf`, retrying on short writes and EINTR.
@@ -161,9 +152,10 @@ pub const IOV_MAX: usize = 1024;
 
 /// `ssize_t writev(int fd, const struct iovec *iov, int iovcnt);`
 ///
-/// Like [`write_from`], the pieces may be any process memory: the kernel reads it,
-/// and an unreadable piece ends the call with a short count, or `EFAULT` if it is
-/// the first.
+/// The pieces may be any process memory, not only Rust values: the kernel reads
+/// it, and an unreadable piece ends the call with a short count, or `EFAULT` if it
+/// is the first (instead of the SIGSEGV/SIGBUS a load would raise). That is how
+/// the runtime dumps its own address space without an intermediate copy.
 pub fn writev(fd: Fd, iov: &[IoVec]) -> Result<usize> {
     // SAFETY: the kernel reads the iovec array (ours, iov.len() entries) and the
     // memory it names, validating every range itself.
@@ -403,15 +395,6 @@ pub unsafe fn mremap(old: usize, old_len: usize, new_len: usize, flags: u32, new
     unsafe { sys!(Sysno::mremap, old, old_len, new_len, flags, new) }
 }
 
-/// `int madvise(void *addr, size_t length, int advice);`
-///
-/// # Safety
-/// `MADV_DONTNEED` discards contents: no Rust value may live there.
-pub unsafe fn madvise(addr: usize, len: usize, advice: u32) -> Result<()> {
-    // SAFETY: forwarded to the caller's contract.
-    unsafe { sys!(Sysno::madvise, addr, len, advice) }.map(drop)
-}
-
 /// The kernel's `struct page_region` (linux/fs.h, 6.7): a range of pages that
 /// `PAGEMAP_SCAN` found, with their `PAGE_IS_*` categories (masked by
 /// `return_mask`).
@@ -492,10 +475,19 @@ pub fn ioctl_pagemap_scan(fd: Fd, arg: &mut PmScanArg, out: &mut [PageRegion]) -
 }
 
 /// `brk(2)` as the kernel implements it: returns the (new) break; `brk(0)` reads it.
-pub fn brk(addr: usize) -> usize {
-    // SAFETY: moving the break only affects the heap mapping, which Rust code here
-    // never holds references into (callers pass 0 to read it).
+///
+/// # Safety
+/// Moving the break down unmaps the end of the heap: no live value (the C
+/// library's allocator's included) may be there. `brk(0)` ([`brk_now`]) is safe.
+pub unsafe fn brk(addr: usize) -> usize {
+    // SAFETY: forwarded to the caller's contract.
     unsafe { raw_syscall!(Sysno::brk, addr) }
+}
+
+/// The current break (`brk(0)`, which moves nothing).
+pub fn brk_now() -> usize {
+    // SAFETY: an address of 0 is below any heap: the kernel changes nothing.
+    unsafe { brk(0) }
 }
 
 // ---------------------------------------------------------------------------
@@ -541,12 +533,26 @@ impl KSigAction {
 }
 
 /// `int rt_sigaction(int signum, const struct sigaction *act, struct sigaction *oldact, size_t sigsetsize);`
-pub fn rt_sigaction(sig: u32, act: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {
+///
+/// # Safety
+/// With `act`, the kernel will jump to `act.handler` (and return through
+/// `act.restorer`) on the next such signal, at any instruction: both must be
+/// functions fit to run there (async-signal-safe, of the handler's signature), or
+/// `SIG_DFL`/`SIG_IGN`. Reading the current action ([`rt_sigaction_get`]) is safe.
+pub unsafe fn rt_sigaction(sig: u32, act: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {
     let a = act.map_or(0, |a| a as *const _ as usize);
     let o = old.map_or(0, |o| o as *mut _ as usize);
-    // SAFETY: act is only read and oldact written, both typed kernel structs we own.
-    // Installing a handler is safe in itself: running it is the handler's business.
+    // SAFETY: act is only read and oldact written, both typed kernel structs we own;
+    // what the kernel does with the handler is the caller's contract.
     unsafe { sys!(Sysno::rt_sigaction, sig, a, o, 8usize) }.map(drop)
+}
+
+/// The action installed for `sig` (`rt_sigaction` without `act`).
+pub fn rt_sigaction_get(sig: u32) -> Result<KSigAction> {
+    let mut old = KSigAction::default();
+    // SAFETY: no new action: the kernel only writes the current one into `old`.
+    unsafe { rt_sigaction(sig, None, Some(&mut old)) }?;
+    Ok(old)
 }
 
 /// `int rt_sigprocmask(int how, const sigset_t *set, sigset_t *oldset, size_t sigsetsize);`
@@ -597,11 +603,25 @@ impl Default for StackT {
 }
 
 /// `int sigaltstack(const stack_t *ss, stack_t *old_ss);`
-pub fn sigaltstack(ss: Option<&StackT>, old: Option<&mut StackT>) -> Result<()> {
+///
+/// # Safety
+/// With `ss` (and not `SS_DISABLE`), the kernel writes signal frames into
+/// `ss.sp..ss.sp + ss.size` from now on: memory nothing else uses, and mapped as
+/// long as it is installed. Reading the current one ([`sigaltstack_get`]) is safe.
+pub unsafe fn sigaltstack(ss: Option<&StackT>, old: Option<&mut StackT>) -> Result<()> {
     let s = ss.map_or(0, |s| s as *const _ as usize);
     let o = old.map_or(0, |o| o as *mut _ as usize);
-    // SAFETY: typed kernel structs we own; one read, one written.
+    // SAFETY: typed kernel structs we own; one read, one written; the stack itself
+    // is the caller's contract.
     unsafe { sys!(Sysno::sigaltstack, s, o) }.map(drop)
+}
+
+/// The alternate signal stack in force (`sigaltstack` without `ss`).
+pub fn sigaltstack_get() -> Result<StackT> {
+    let mut old = StackT::default();
+    // SAFETY: no new stack: the kernel only writes the current one into `old`.
+    unsafe { sigaltstack(None, Some(&mut old)) }?;
+    Ok(old)
 }
 
 /// `int kill(pid_t pid, int sig);`
@@ -626,12 +646,6 @@ pub fn exit_group(code: i32) -> ! {
 pub fn getpid() -> i32 {
     // SAFETY: no arguments, cannot fail.
     unsafe { raw_syscall!(Sysno::getpid) as i32 }
-}
-
-/// `pid_t gettid(void);`
-pub fn gettid() -> i32 {
-    // SAFETY: no arguments, cannot fail.
-    unsafe { raw_syscall!(Sysno::gettid) as i32 }
 }
 
 /// The kernel's `struct prctl_mm_map`, with the auxv pointer widened to 64 bits so
@@ -679,10 +693,16 @@ same_layout!(PrctlMmMap, linux_raw_sys::prctl::prctl_mm_map, {
 });
 
 /// `prctl(PR_SET_MM, PR_SET_MM_MAP, &map, sizeof map, 0);`
-pub fn prctl_set_mm_map(map: &PrctlMmMap) -> Result<()> {
+///
+/// # Safety
+/// The new `start_brk`/`brk` decide where later `brk` calls grow and shrink the
+/// heap: they must be the bounds of the heap the program's allocator uses (the
+/// ones it had when they were read), or a later `brk` unmaps live memory.
+pub unsafe fn prctl_set_mm_map(map: &PrctlMmMap) -> Result<()> {
     let sz = core::mem::size_of::<PrctlMmMap>();
     // SAFETY: the kernel reads the struct (and auxv_size bytes at auxv, which it
-    // validates and copies) and changes only mm bookkeeping fields.
+    // validates and copies) and changes only mm bookkeeping fields; the heap
+    // bounds are the caller's contract.
     unsafe { sys!(Sysno::prctl, c::PR_SET_MM, c::PR_SET_MM_MAP, map as *const _, sz, 0) }.map(drop)
 }
 
@@ -773,8 +793,13 @@ pub unsafe fn set_thread_area(d: &mut UserDesc) -> Result<()> {
 }
 
 /// `long set_robust_list(struct robust_list_head *head, size_t len);`
-pub fn set_robust_list(head: usize, len: usize) -> Result<()> {
-    // SAFETY: the kernel only records the pointer (it is used at thread exit).
+///
+/// # Safety
+/// At thread exit the kernel walks the list at `head` and writes to the futex
+/// words it names: it must be this thread's list (glibc's, as it was saved).
+pub unsafe fn set_robust_list(head: usize, len: usize) -> Result<()> {
+    // SAFETY: the kernel only records the pointer now; its use at exit is the
+    // caller's contract.
     unsafe { sys!(Sysno::set_robust_list, head, len) }.map(drop)
 }
 
@@ -787,9 +812,13 @@ pub fn get_robust_list() -> Result<(usize, usize)> {
 }
 
 /// `pid_t set_tid_address(int *tidptr);`
-pub fn set_tid_address(addr: usize) {
-    // SAFETY: the kernel records the pointer and writes to it at thread exit, which
-    // is glibc's arrangement being restored here.
+///
+/// # Safety
+/// At thread exit the kernel writes 0 to `addr` (and wakes a futex there): it must
+/// be a word that stays this thread's (glibc's `tid` field, as it was saved).
+pub unsafe fn set_tid_address(addr: usize) {
+    // SAFETY: the kernel only records the pointer now; its use at exit is the
+    // caller's contract.
     unsafe { raw_syscall!(Sysno::set_tid_address, addr) };
 }
 
