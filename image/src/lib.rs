@@ -519,7 +519,7 @@ pub struct Process {
     /// CPUID feature words the program's code may rely on: leaf 1 ECX, EDX, leaf 7
     /// EBX, ECX, EDX, leaf 0x80000001 ECX, EDX (as u32 in u64 slots).
     pub cpu_features: [u64; 7],
-    /// [vvar], [vvar_vclock], [vdso]: (start, len) pairs; len 0 when absent.
+    /// `[vvar]`, `[vvar_vclock]`, `[vdso]`: (start, len) pairs; len 0 when absent.
     pub vdso: [(u64, u64); 3],
     /// pid of the checkpointed process.
     pub pid: u64,

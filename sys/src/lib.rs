@@ -665,7 +665,7 @@ pub struct PrctlMmMap {
     pub start_brk: u64,
     /// Current break.
     pub brk: u64,
-    /// Where the kernel put argv/envp/auxv (names the [stack] mapping).
+    /// Where the kernel put argv/envp/auxv (names the `[stack]` mapping).
     pub start_stack: u64,
     /// argv strings.
     pub arg_start: u64,

@@ -258,8 +258,6 @@ fn splice_loader(raw: &Path, out: &Path, arch: &Arch) -> Result<()> {
     Ok(())
 }
 
-/// The checks of stage 2, for either ELF class; returns the length of the loaded
-/// bytes and the number of relocations.
 /// What `check_loader` found: the loaded length, the number of relocations, and
 /// where the program headers are and must be copied to.
 struct Checked {
@@ -270,6 +268,7 @@ struct Checked {
     phdrs_copy: usize,
 }
 
+/// The checks of stage 2, for either ELF class.
 fn check_loader<'d, E: FileHeader<Endian = object::Endianness>>(
     file: &ElfFile<'d, E>,
     data: &'d [u8],
