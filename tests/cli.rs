@@ -24,6 +24,7 @@ fn help_describes_options_and_environment() {
         "CKPT_INTERVAL",
         "CKPT_RUNTIME_LIB",
         "CKPT_RUNTIME_LIB32",
+        "CKPT_DEBUG",
         "LD_PRELOAD",
         "-n, --name",
         "-c, --continue",

@@ -55,18 +55,79 @@ macro_rules! sys {
     ($($t:tt)*) => { Errno::from_ret(raw_syscall!($($t)*)) };
 }
 
+/// A flag word of one kind: a `u32` newtype that combines with `|` only with its
+/// own kind, so an `O_*` flag cannot be passed where a `MAP_*` one is wanted. The
+/// values are the kernel's (`c::O_RDONLY`...); `.0` is the raw word.
+macro_rules! flags {
+    ($($(#[$m:meta])* $name:ident;)*) => {$(
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            /// No flag.
+            pub const EMPTY: $name = $name(0);
+            /// Are all of `other`'s flags set?
+            pub const fn contains(self, other: $name) -> bool {
+                self.0 & other.0 == other.0
+            }
+        }
+
+        impl core::ops::BitOr for $name {
+            type Output = $name;
+            fn bitor(self, o: $name) -> $name {
+                $name(self.0 | o.0)
+            }
+        }
+
+        impl core::ops::BitOrAssign for $name {
+            fn bitor_assign(&mut self, o: $name) {
+                self.0 |= o.0;
+            }
+        }
+    )*};
+}
+
+flags! {
+    /// `O_*`: how `openat` opens a file.
+    OFlags;
+    /// `PROT_*`: the access of a mapping (`mmap`, `mprotect`).
+    ProtFlags;
+    /// `MAP_*`: the kind of a mapping (`mmap`).
+    MapFlags;
+    /// `MREMAP_*` (`mremap`).
+    MremapFlags;
+    /// `AT_*`: how a path relative to a directory is resolved (`statx`, `unlinkat`).
+    AtFlags;
+    /// `RENAME_*` (`renameat2`).
+    RenameFlags;
+}
+
 /// Constants the wrappers take, named as in the kernel's uapi.
 pub mod c {
+    use super::{AtFlags, MapFlags, MremapFlags, OFlags, ProtFlags};
+    use linux_raw_sys::general as g;
     pub use linux_raw_sys::general::{
         ARCH_SET_FS, CLOCK_MONOTONIC, CLOCK_REALTIME, ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, SIGKILL, SIGSTOP,
         SIGTSTP, SIGXFSZ,
     };
+
     pub use linux_raw_sys::general::{
-        AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN,
-        MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
-        O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, SA_ONSTACK, SA_RESTART,
-        SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_ONSTACK,
+        SA_ONSTACK, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_ONSTACK,
     };
+
+    /// Typed copies of linux-raw-sys's constants, as the wrappers take them.
+    macro_rules! typed {
+        ($t:ident: $($name:ident),* $(,)?) => {$(
+            #[doc = concat!("`", stringify!($name), "`.")]
+            pub const $name: $t = $t(g::$name);
+        )*};
+    }
+    typed!(OFlags: O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY);
+    typed!(ProtFlags: PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE);
+    typed!(MapFlags: MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED);
+    typed!(MremapFlags: MREMAP_FIXED, MREMAP_MAYMOVE);
+    typed!(AtFlags: AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW);
     pub use linux_raw_sys::prctl::{PR_GET_NAME, PR_GET_TID_ADDRESS, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME};
     /// `arch_prctl(ARCH_GET_FS, &base)`: read the fs base (asm/prctl.h; not in
     /// linux-raw-sys).
@@ -212,9 +273,9 @@ pub unsafe fn preadv_exact(fd: Fd, mut iov: &mut [IoVec], mut off: u64) -> Resul
 }
 
 /// `int openat(int dirfd, const char *pathname, int flags, mode_t mode);`
-pub fn openat(dir: Fd, path: &CStr, flags: u32, mode: u32) -> Result<Fd> {
+pub fn openat(dir: Fd, path: &CStr, flags: OFlags, mode: u32) -> Result<Fd> {
     // SAFETY: path is NUL-terminated; the kernel only reads it.
-    unsafe { sys!(Sysno::openat, dir.0, path.as_ptr(), flags, mode) }.map(|fd| Fd(fd as i32))
+    unsafe { sys!(Sysno::openat, dir.0, path.as_ptr(), flags.0, mode) }.map(|fd| Fd(fd as i32))
 }
 
 /// `int close(int fd);`
@@ -253,15 +314,15 @@ pub fn fchmod(fd: Fd, mode: u32) -> Result<()> {
 }
 
 /// `int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);`
-pub fn renameat2(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: u32) -> Result<()> {
+pub fn renameat2(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: RenameFlags) -> Result<()> {
     // SAFETY: both paths are NUL-terminated and only read.
-    unsafe { sys!(Sysno::renameat2, od.0, old.as_ptr(), nd.0, new.as_ptr(), flags) }.map(drop)
+    unsafe { sys!(Sysno::renameat2, od.0, old.as_ptr(), nd.0, new.as_ptr(), flags.0) }.map(drop)
 }
 
 /// `int unlinkat(int dirfd, const char *pathname, int flags);`
-pub fn unlinkat(dir: Fd, path: &CStr, flags: u32) -> Result<()> {
+pub fn unlinkat(dir: Fd, path: &CStr, flags: AtFlags) -> Result<()> {
     // SAFETY: path is NUL-terminated and only read.
-    unsafe { sys!(Sysno::unlinkat, dir.0, path.as_ptr(), flags) }.map(drop)
+    unsafe { sys!(Sysno::unlinkat, dir.0, path.as_ptr(), flags.0) }.map(drop)
 }
 
 /// `ssize_t getdents64(int fd, void *dirp, size_t count);`
@@ -319,11 +380,11 @@ pub struct Stat {
 
 /// `int statx(int dirfd, const char *pathname, int flags, unsigned int mask, struct statx *statxbuf);`
 /// With an empty path and `AT_EMPTY_PATH` this is `fstat(dirfd)`.
-pub fn statx(dir: Fd, path: &CStr, flags: u32) -> Result<Stat> {
+pub fn statx(dir: Fd, path: &CStr, flags: AtFlags) -> Result<Stat> {
     let mut sx = core::mem::MaybeUninit::<linux_raw_sys::general::statx>::zeroed();
     use linux_raw_sys::general::STATX_BASIC_STATS;
     // SAFETY: the kernel fills the statx buffer we own; path is NUL-terminated.
-    unsafe { sys!(Sysno::statx, dir.0, path.as_ptr(), flags, STATX_BASIC_STATS, sx.as_mut_ptr()) }?;
+    unsafe { sys!(Sysno::statx, dir.0, path.as_ptr(), flags.0, STATX_BASIC_STATS, sx.as_mut_ptr()) }?;
     // SAFETY: zero-initialised plain-old-data, then filled by the kernel.
     let sx = unsafe { sx.assume_init() };
     Ok(Stat {
@@ -352,10 +413,10 @@ pub fn fstat(fd: Fd) -> Result<Stat> {
 /// # Safety
 /// With `MAP_FIXED` the call replaces whatever was mapped at `addr`: no live Rust
 /// reference may point there.
-pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: Fd, off: u64) -> Result<usize> {
+pub unsafe fn mmap(addr: usize, len: usize, prot: ProtFlags, flags: MapFlags, fd: Fd, off: u64) -> Result<usize> {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded to the caller's contract.
-    let r = unsafe { sys!(Sysno::mmap, addr, len, prot, flags, fd.0, off) };
+    let r = unsafe { sys!(Sysno::mmap, addr, len, prot.0, flags.0, fd.0, off) };
     #[cfg(target_arch = "x86")]
     let r = {
         if !off.is_multiple_of(4096) {
@@ -363,7 +424,7 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: Fd, off: 
         }
         let pages = u32::try_from(off / 4096).map_err(|_| Errno::EOVERFLOW)?;
         // SAFETY: forwarded to the caller's contract.
-        unsafe { sys!(Sysno::mmap2, addr, len, prot, flags, fd.0, pages) }
+        unsafe { sys!(Sysno::mmap2, addr, len, prot.0, flags.0, fd.0, pages) }
     };
     r
 }
@@ -381,18 +442,18 @@ pub unsafe fn munmap(addr: usize, len: usize) -> Result<()> {
 ///
 /// # Safety
 /// Removing access from memory that Rust code still uses makes it fault.
-pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<()> {
+pub unsafe fn mprotect(addr: usize, len: usize, prot: ProtFlags) -> Result<()> {
     // SAFETY: forwarded to the caller's contract.
-    unsafe { sys!(Sysno::mprotect, addr, len, prot) }.map(drop)
+    unsafe { sys!(Sysno::mprotect, addr, len, prot.0) }.map(drop)
 }
 
 /// `void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, void *new_address);`
 ///
 /// # Safety
 /// As [`munmap`] for the old range and [`mmap`] with `MAP_FIXED` for the new one.
-pub unsafe fn mremap(old: usize, old_len: usize, new_len: usize, flags: u32, new: usize) -> Result<usize> {
+pub unsafe fn mremap(old: usize, old_len: usize, new_len: usize, flags: MremapFlags, new: usize) -> Result<usize> {
     // SAFETY: forwarded to the caller's contract.
-    unsafe { sys!(Sysno::mremap, old, old_len, new_len, flags, new) }
+    unsafe { sys!(Sysno::mremap, old, old_len, new_len, flags.0, new) }
 }
 
 /// The kernel's `struct page_region` (linux/fs.h, 6.7): a range of pages that
