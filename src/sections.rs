@@ -20,39 +20,38 @@ pub fn describe(s: &Section) -> Vec<String> {
     }
 }
 
-/// Extra JSON members of a section object (`"files":[...]` for FILES), or "".
-pub fn json(s: &Section, json_str: impl Fn(&str) -> String) -> String {
-    let Ok(f) = (if s.tag == tag::FILES { Files::parse(s.data) } else { return String::new() }) else {
-        return String::new();
-    };
-    let fds: Vec<String> = f
+/// The FILES section for `ckpt info --json`: (descriptors, shared file mappings).
+pub fn json(s: &Section) -> Option<(serde_json::Value, serde_json::Value)> {
+    if s.tag != tag::FILES {
+        return None;
+    }
+    let f = Files::parse(s.data).ok()?;
+    let fds: Vec<serde_json::Value> = f
         .files()
         .map(|r| {
-            format!(
-                "{{\"fd\":{},\"kind\":{},\"path\":{},\"flags\":{},\"offset\":{},\"cloexec\":{},\"restart\":{}}}",
-                r.fd,
-                json_str(kind(r.kind)),
-                json_str(&String::from_utf8_lossy(f.path(&r))),
-                json_str(&access(r.flags)),
-                r.pos,
-                r.cloexec != 0,
-                json_str(&restart(&f, &r)),
-            )
+            serde_json::json!({
+                "fd": r.fd,
+                "kind": kind(r.kind),
+                "path": String::from_utf8_lossy(f.path(&r)),
+                "flags": access(r.flags),
+                "offset": r.pos,
+                "cloexec": r.cloexec != 0,
+                "restart": restart(&f, &r),
+            })
         })
         .collect();
-    let maps: Vec<String> = f
+    let maps: Vec<serde_json::Value> = f
         .maps()
         .map(|m| {
-            format!(
-                "{{\"start\":{},\"end\":{},\"offset\":{},\"path\":{}}}",
-                m.start,
-                m.end,
-                m.offset,
-                json_str(&String::from_utf8_lossy(f.map_path(&m)))
-            )
+            serde_json::json!({
+                "start": m.start,
+                "end": m.end,
+                "offset": m.offset,
+                "path": String::from_utf8_lossy(f.map_path(&m)),
+            })
         })
         .collect();
-    format!(",\"files\":[{}],\"shared_file_mappings\":[{}]", fds.join(","), maps.join(","))
+    Some((fds.into(), maps.into()))
 }
 
 fn kind(k: u32) -> &'static str {

@@ -142,7 +142,10 @@ fn info_lists_every_descriptor() {
     }
     let o = Command::new(ckpt_bin()).args(["info", "--json"]).arg(&image).output().unwrap();
     let json = String::from_utf8_lossy(&o.stdout);
-    assert!(json.contains("\"files\":[{\"fd\":0,"), "{json}");
+    assert!(
+        json.contains("\"files\":[{") && json.contains("\"restart\":\"the restarting shell's descriptor 0\""),
+        "{json}"
+    );
 }
 
 /// Run `tool` under ckpt with its stdin/stdout as given, checkpoint after a

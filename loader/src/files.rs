@@ -19,7 +19,7 @@ use core::ffi::CStr;
 use ckpt_image::Meta;
 use ckpt_image::files::{FileRec, Files, MapRec, fkind, how, why};
 use ckpt_image::section::tag;
-use ckpt_sys::{Errno, Fd, c};
+use ckpt_sys::{AtFlags, Errno, Fd, OFlags, c};
 
 use crate::{Name, arch, die, msg};
 
@@ -97,7 +97,7 @@ fn change_of(files: &Files, r: &FileRec) -> Change {
         return Change::None;
     }
     let Some(p) = CPath::new(&[files.path(r)]) else { return Change::Gone(Errno::ENAMETOOLONG) };
-    match ckpt_sys::statx(Fd::CWD, p.cstr(), 0) {
+    match ckpt_sys::statx(Fd::CWD, p.cstr(), AtFlags(0)) {
         Err(e) => Change::Gone(e),
         Ok(s) if s.ino != r.ino || s.dev() != r.dev => Change::Replaced,
         Ok(s) if r.kind == fkind::REG && s.size < r.pos => Change::Shorter(s.size),
@@ -133,7 +133,7 @@ fn say_change(name: &Name, files: &Files, r: &FileRec, ch: Change, refuse: bool)
 pub fn check_maps(name: &Name, files: &Files) {
     for m in files.maps() {
         let p = CPath::new(&[files.map_path(&m)]);
-        let st = p.as_ref().ok_or(Errno::ENAMETOOLONG).and_then(|p| ckpt_sys::statx(Fd::CWD, p.cstr(), 0));
+        let st = p.as_ref().ok_or(Errno::ENAMETOOLONG).and_then(|p| ckpt_sys::statx(Fd::CWD, p.cstr(), AtFlags(0)));
         let why = match st {
             Err(_) => "is gone",
             Ok(s) if s.ino != m.ino || s.dev() != m.dev => "was replaced by another file",
@@ -173,7 +173,7 @@ fn place(t: Fd, fd: u32, cloexec: u32) -> Result<(), Errno> {
     if t == target {
         return ckpt_sys::fcntl(t, c::F_SETFD, cloexec as usize).map(drop);
     }
-    let r = ckpt_sys::dup3(t, target, if cloexec != 0 { c::O_CLOEXEC } else { 0 });
+    let r = ckpt_sys::dup3(t, target, if cloexec != 0 { c::O_CLOEXEC } else { OFlags(0) });
     let _ = ckpt_sys::close(t);
     r.map(drop)
 }
@@ -187,8 +187,8 @@ fn placeholder() -> Result<Fd, Errno> {
 
 /// Flags to reopen with: the saved status flags without the ones that create or
 /// truncate.
-fn open_flags(r: &FileRec) -> u32 {
-    (r.flags & !(c::O_CREAT | c::O_EXCL | c::O_TRUNC)) | c::O_NOCTTY | c::O_CLOEXEC
+fn open_flags(r: &FileRec) -> OFlags {
+    OFlags(r.flags & !(c::O_CREAT | c::O_EXCL | c::O_TRUNC).0) | c::O_NOCTTY | c::O_CLOEXEC
 }
 
 fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
@@ -198,11 +198,11 @@ fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     let t = match ckpt_sys::openat(Fd::CWD, p.cstr(), open_flags(r), 0) {
         // A file system that refuses O_DIRECT now: the same file without it.
         Err(Errno::EINVAL) if r.flags & O_DIRECT != 0 => {
-            ckpt_sys::openat(Fd::CWD, p.cstr(), open_flags(r) & !O_DIRECT, 0)?
+            ckpt_sys::openat(Fd::CWD, p.cstr(), OFlags(open_flags(r).0 & !O_DIRECT), 0)?
         }
         x => x?,
     };
-    if r.pos != 0 && r.flags & c::O_PATH == 0 && matches!(r.kind, fkind::REG | fkind::DIR) {
+    if r.pos != 0 && r.flags & c::O_PATH.0 == 0 && matches!(r.kind, fkind::REG | fkind::DIR) {
         if let Err(e) = ckpt_sys::lseek(t, r.pos, c::SEEK_SET) {
             let _ = ckpt_sys::close(t);
             return Err(e);
@@ -263,7 +263,7 @@ fn proc_fd(fd: u32) -> Option<CPath> {
 /// place (an anonymous pipe opens like a FIFO through /proc). The saved status
 /// flags (O_NONBLOCK...) are set last.
 fn pipe_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
-    let acc = r.flags & c::O_ACCMODE;
+    let acc = r.flags & c::O_ACCMODE.0;
     let t = if r.kind == fkind::FIFO {
         fifo_end(files, r, top)?
     } else if r.share == ckpt_image::files::NO_SHARE {
@@ -275,7 +275,7 @@ fn pipe_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
             let _ = ckpt_sys::fcntl(pw, c::F_SETPIPE_SZ, data.len());
         }
         let queued = ckpt_sys::write_all(pw, data);
-        let (mine, other) = if acc == c::O_RDONLY { (pr, pw) } else { (pw, pr) };
+        let (mine, other) = if acc == c::O_RDONLY.0 { (pr, pw) } else { (pw, pr) };
         let _ = ckpt_sys::close(other);
         if let Err(e) = queued {
             let _ = ckpt_sys::close(mine);
@@ -285,9 +285,9 @@ fn pipe_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
     } else {
         let first = files.file(r.share as usize).map_or(0, |s| s.fd);
         let p = proc_fd(first).ok_or(Errno::ENAMETOOLONG)?;
-        ckpt_sys::openat(Fd::CWD, p.cstr(), acc | c::O_NONBLOCK | c::O_CLOEXEC, 0)?
+        ckpt_sys::openat(Fd::CWD, p.cstr(), OFlags(acc) | c::O_NONBLOCK | c::O_CLOEXEC, 0)?
     };
-    if let Err(e) = ckpt_sys::fcntl(t, c::F_SETFL, (r.flags & !c::O_ACCMODE) as usize) {
+    if let Err(e) = ckpt_sys::fcntl(t, c::F_SETFL, (r.flags & !c::O_ACCMODE.0) as usize) {
         let _ = ckpt_sys::close(t);
         return Err(e);
     }
@@ -299,26 +299,27 @@ fn pipe_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
 /// reader, if it had one, comes with its own record). The first record of the
 /// FIFO puts the saved bytes back through a writer.
 fn fifo_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
-    let acc = r.flags & c::O_ACCMODE;
+    let acc = r.flags & c::O_ACCMODE.0;
     let p = CPath::new(&[files.path(r)]).ok_or(Errno::ENAMETOOLONG)?;
-    let open =
-        |a: u32| ckpt_sys::openat(Fd::CWD, p.cstr(), a | c::O_NONBLOCK | c::O_CLOEXEC, 0).and_then(|t| lift(t, top));
-    let reader = open(c::O_RDONLY)?;
-    let t = if acc == c::O_RDONLY { Ok(reader) } else { open(acc) };
+    let open = |a: u32| {
+        ckpt_sys::openat(Fd::CWD, p.cstr(), OFlags(a) | c::O_NONBLOCK | c::O_CLOEXEC, 0).and_then(|t| lift(t, top))
+    };
+    let reader = open(c::O_RDONLY.0)?;
+    let t = if acc == c::O_RDONLY.0 { Ok(reader) } else { open(acc) };
     let data = files.content(r);
     if t.is_ok() && !data.is_empty() {
-        let w = if acc == c::O_RDONLY { open(c::O_WRONLY) } else { t };
+        let w = if acc == c::O_RDONLY.0 { open(c::O_WRONLY.0) } else { t };
         if let Ok(w) = w {
             if data.len() > 65536 {
                 let _ = ckpt_sys::fcntl(w, c::F_SETPIPE_SZ, data.len());
             }
             let _ = ckpt_sys::write_all(w, data);
-            if acc == c::O_RDONLY {
+            if acc == c::O_RDONLY.0 {
                 let _ = ckpt_sys::close(w);
             }
         }
     }
-    if acc != c::O_RDONLY {
+    if acc != c::O_RDONLY.0 {
         let _ = ckpt_sys::close(reader);
     }
     t
@@ -496,7 +497,7 @@ fn socket(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     let w = |i| files.word(r, i);
     let d = files.content(r);
     let (addr, peer) = (&d[88..88 + (w(9) as usize).min(128)], &d[216..216 + (w(10) as usize).min(128)]);
-    let flags = SOCK_CLOEXEC | if r.flags & c::O_NONBLOCK != 0 { SOCK_NONBLOCK } else { 0 };
+    let flags = SOCK_CLOEXEC | if r.flags & c::O_NONBLOCK.0 != 0 { SOCK_NONBLOCK } else { 0 };
     let (domain, ty, proto, state) = (w(0) as u32, w(1) as u32, w(2) as u32, w(3));
     if state == 2 {
         let (a, b) = ckpt_sys::socketpair(1, ty | flags, 0)?;
@@ -526,7 +527,7 @@ fn socket(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
                     && ckpt_sys::statx(Fd::CWD, p.cstr(), c::AT_SYMLINK_NOFOLLOW)
                         .is_ok_and(|st| st.kind() == ckpt_sys::s_if::SOCK)
                 {
-                    let _ = ckpt_sys::unlinkat(Fd::CWD, p.cstr(), 0);
+                    let _ = ckpt_sys::unlinkat(Fd::CWD, p.cstr(), AtFlags(0));
                 }
             }
             ckpt_sys::bind(s, addr)?;
@@ -595,7 +596,7 @@ fn terminals(name: &Name, files: &Files) {
 /// instance made anew from its saved parameters, with its saved flags.
 fn make_new(name: &Name, files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     let w = |i| files.word(r, i);
-    let flags = c::O_CLOEXEC | (r.flags & c::O_NONBLOCK);
+    let flags = (c::O_CLOEXEC | c::O_NONBLOCK).0 & (r.flags | c::O_CLOEXEC.0);
     let t = match r.kind {
         fkind::EVENTFD => {
             const EFD_SEMAPHORE: u32 = 1;
@@ -633,7 +634,7 @@ fn make_new(name: &Name, files: &Files, r: &FileRec) -> Result<Fd, Errno> {
         }
         fkind::SIGNALFD => ckpt_sys::signalfd4(Fd(-1), w(0), flags)?,
         fkind::SOCKET => socket(files, r)?,
-        _ => ckpt_sys::epoll_create1(c::O_CLOEXEC)?,
+        _ => ckpt_sys::epoll_create1(c::O_CLOEXEC.0)?,
     };
     Ok(t)
 }

@@ -95,7 +95,7 @@ impl Files {
             // deleted file, a memfd, /dev/zero or SysV memory stay what they were:
             // shared anonymous memory with the saved content.
             let dev = (e.dev_major as u64) << 32 | e.dev_minor as u64;
-            let same = path_cstr(e.name, |p| ckpt_sys::statx(Fd::CWD, p, 0))
+            let same = path_cstr(e.name, |p| ckpt_sys::statx(Fd::CWD, p, ckpt_sys::AtFlags(0)))
                 .and_then(|s| s.ok())
                 .is_some_and(|s| s.ino == e.inode && s.dev() == dev && s.kind() == s_if::REG);
             if !same || e.name.ends_with(b" (deleted)") {
@@ -422,7 +422,7 @@ fn describe(
         fd,
         kind,
         how: how::PLACEHOLDER,
-        flags: flags & !c::O_CLOEXEC,
+        flags: flags & !c::O_CLOEXEC.0,
         cloexec,
         share: f::NO_SHARE,
         pos,
@@ -473,14 +473,14 @@ fn describe(
         r.why = why::NONE;
         return Ok(Some(r));
     }
-    let path_ok = r.flags & c::O_PATH != 0 && !deleted && kind != fkind::ANON;
+    let path_ok = r.flags & c::O_PATH.0 != 0 && !deleted && kind != fkind::ANON;
     (r.how, r.why) = match kind {
         _ if fd <= 2 && (stdio_like || kind == fkind::ANON || kind == fkind::OTHER) => (how::SHELL, why::NONE),
         fkind::REG | fkind::DIR | fkind::CHR | fkind::TTY if !deleted => (how::REOPEN, why::NONE),
         fkind::PIPE => (how::PIPE, why::NONE),
         // A FIFO is a pipe with a name: its ends are linked like a pipe's (and
         // its queued bytes kept when both are here); it is opened by path again.
-        fkind::FIFO if !deleted && r.flags & c::O_PATH == 0 => (how::PIPE, why::NONE),
+        fkind::FIFO if !deleted && r.flags & c::O_PATH.0 == 0 => (how::PIPE, why::NONE),
         fkind::SOCKET => match socket_params(fd, w) {
             Some((off, len)) => {
                 (r.data_off, r.data_len) = (off, len);
@@ -496,7 +496,7 @@ fn describe(
             }
             None => (how::PLACEHOLDER, why::KIND),
         },
-        fkind::DELETED if r.flags & c::O_PATH == 0 => match save_content(fd, &st, w, content_left) {
+        fkind::DELETED if r.flags & c::O_PATH.0 == 0 => match save_content(fd, &st, w, content_left) {
             Ok((off, len)) => {
                 (r.data_off, r.data_len) = (off, len);
                 (how::CONTENT, why::NONE)
@@ -526,8 +526,9 @@ fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
             continue;
         }
         let ino = recs[i].ino;
-        let end = |acc: u32| recs.iter().find(|r| r.ino == ino && r.how == how::PIPE && r.flags & c::O_ACCMODE == acc);
-        let (Some(rd), Some(wr)) = (end(c::O_RDONLY).map(|r| r.fd), end(c::O_WRONLY).map(|r| r.fd)) else {
+        let end =
+            |acc: u32| recs.iter().find(|r| r.ino == ino && r.how == how::PIPE && r.flags & c::O_ACCMODE.0 == acc);
+        let (Some(rd), Some(wr)) = (end(c::O_RDONLY.0).map(|r| r.fd), end(c::O_WRONLY.0).map(|r| r.fd)) else {
             // A FIFO's other end is found again by its name (whoever opens it);
             // an anonymous pipe's is gone.
             if recs[i].kind == fkind::PIPE {
