@@ -95,8 +95,12 @@ fn restart(f: &Files, r: &FileRec) -> String {
     match r.how {
         how::REOPEN if r.kind == fkind::TTY => "reopened as the restarting terminal (/dev/tty)".to_string(),
         how::REOPEN if matches!(r.kind, fkind::REG | fkind::DIR) => format!(
-            "reopened by path at offset {} (a warning if it is gone, replaced or shorter; --refuse-changed refuses)",
-            r.pos
+            "reopened by path at offset {}{} (a warning if it is gone, replaced or shorter; --refuse-changed refuses)",
+            r.pos,
+            match r.data_len / 24 {
+                0 => String::new(),
+                n => format!(", its {n} lock(s) taken again"),
+            }
         ),
         how::REOPEN => "reopened by path".to_string(),
         how::SHELL if r.kind == fkind::TTY && r.data_len > 0 => format!(

@@ -531,3 +531,33 @@ fn listening_and_udp_sockets_come_back() {
 fn listening_and_udp_sockets_come_back_32bit() {
     sockets(Bits::B32);
 }
+
+fn locks(bits: Bits) {
+    let dir = Dir::new(&format!("files_locks{}", bits.tag()));
+    dir.compile_bits("files_locks.c", "files_locks", &[], bits);
+    let image = dir.join("files_locks.ckpt");
+    let d = dir.path().to_str().unwrap().to_string();
+    let first = checkpoint(ckpt(&dir, &["./files_locks", &d]), &image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 40);
+    // Held by someone else at restart: said, and the program goes on.
+    let mut holder = Command::new("flock");
+    holder.arg(dir.join("a")).args(["sleep", "3"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let o = restart(&image, dir.path());
+    assert!(o.stderr.contains("a): warning: could not take its flock lock again"), "{o}");
+}
+
+/// flock and POSIX record locks are taken again at restart (a child process
+/// cannot take them); one that another process holds meanwhile is said.
+#[test]
+fn file_locks_are_taken_again() {
+    locks(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn file_locks_are_taken_again_32bit() {
+    locks(Bits::B32);
+}

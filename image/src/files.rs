@@ -61,7 +61,10 @@ pub mod fkind {
 
 /// How a descriptor comes back at restart.
 pub mod how {
-    /// Opened again by path, with its flags, at its offset.
+    /// Opened again by path, with its flags, at its offset; `data`, if any: the
+    /// locks it held, (kind, start, end) triples of u64: kind 1 flock, 2 POSIX
+    /// record lock, 3 open-file-description lock, plus 0x100 for a write
+    /// (exclusive) lock; end inclusive, `u64::MAX` for the end of the file.
     pub const REOPEN: u32 = 1;
     /// Standard input, output or error that was a terminal, pipe, socket or
     /// device: the restarting shell's descriptor of that number.
@@ -234,6 +237,7 @@ impl<'a> Files<'a> {
                 && (matches!(r.how, how::CONTENT | how::NEW)
                     || (r.how == how::PIPE && r.share == NO_SHARE)
                     || (r.kind == fkind::TTY && r.data_len == TTY_DATA_LEN)
+                    || (r.how == how::REOPEN && r.kind != fkind::TTY && r.data_len % 24 == 0)
                     || r.data_len == 0)
                 && (r.how != how::NEW
                     || match r.kind {

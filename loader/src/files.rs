@@ -251,6 +251,32 @@ fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     fill
 }
 
+/// Take the saved locks of `r` again (they went with the old process); say each
+/// one that cannot be (another process holds it now).
+fn relock(name: &Name, files: &Files, r: &FileRec) {
+    let fd = Fd(r.fd as i32);
+    for k in 0..r.data_len as usize / 24 {
+        let (kind, start, end) = (files.word(r, 3 * k), files.word(r, 3 * k + 1), files.word(r, 3 * k + 2));
+        let write = kind & 0x100 != 0;
+        let res = match kind & 0xff {
+            1 => ckpt_sys::flock(fd, (if write { 2 } else { 1 }) | 4), // LOCK_EX / LOCK_SH, LOCK_NB
+            k => {
+                let len = if end == u64::MAX { 0 } else { end.saturating_sub(start) + 1 };
+                ckpt_sys::fcntl_setlk(fd, k == 3, write as u16, start, len)
+            }
+        };
+        if let Err(e) = res {
+            fd_msg(name, files, r)
+                .s("warning: could not take its ")
+                .s(if kind & 0xff == 1 { "flock" } else { "record" })
+                .s(" lock again: ")
+                .errno(e)
+                .s("; the program goes on without it")
+                .emit();
+        }
+    }
+}
+
 /// `/proc/self/fd/N`.
 fn proc_fd(fd: u32) -> Option<CPath> {
     let m = ckpt_sys::msg::Msg::new().u(fd as u64);
@@ -459,6 +485,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
             }
         };
         match got.and_then(|t| place(t, r.fd, r.cloexec)) {
+            Ok(()) if r.how == how::REOPEN && r.data_len > 0 => relock(name, files, &r),
             Ok(()) => {}
             Err(e) => die(fd_msg(name, files, &r).s("cannot put the descriptor in place: ").errno(e)),
         }

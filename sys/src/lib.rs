@@ -358,6 +358,40 @@ pub fn ioctl_tfd_set_ticks(fd: Fd, ticks: u64) -> Result<()> {
     unsafe { sys!(Sysno::ioctl, fd.0, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
 }
 
+/// `int flock(int fd, int operation);`
+pub fn flock(fd: Fd, op: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::flock, fd.0, op) }.map(drop)
+}
+
+/// `fcntl(fd, F_SETLK / F_OFD_SETLK, &struct flock)`: take a record lock of
+/// `kind` (F_RDLCK 0, F_WRLCK 1) on `[start, start+len)` (`len` 0: to the end),
+/// without waiting. `ofd`: an open-file-description lock (F_OFD_SETLK).
+/// (`fcntl64` with the 64-bit `struct flock64` on i386.)
+pub fn fcntl_setlk(fd: Fd, ofd: bool, kind: u16, start: u64, len: u64) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // struct flock: short l_type, l_whence; off_t l_start, l_len; pid_t l_pid (+ pad).
+        #[repr(C)]
+        struct Flock(u16, u16, u64, u64, i32, i32);
+        let l = Flock(kind, 0, start, len, 0, 0);
+        let cmd: u32 = if ofd { 37 } else { 6 };
+        // SAFETY: the kernel reads the struct, ours.
+        unsafe { sys!(Sysno::fcntl, fd.0, cmd, &l as *const Flock) }.map(drop)
+    }
+    #[cfg(target_arch = "x86")]
+    {
+        // struct flock64 on i386: short, short, then two 64-bit offsets at 4-byte
+        // alignment, then pid_t: 24 bytes.
+        #[repr(C, packed(4))]
+        struct Flock64(u16, u16, u64, u64, i32);
+        let l = Flock64(kind, 0, start, len, 0);
+        let cmd: u32 = if ofd { 37 } else { 13 }; // F_OFD_SETLK, F_SETLK64
+        // SAFETY: the kernel reads the struct, ours.
+        unsafe { sys!(Sysno::fcntl64, fd.0, cmd, &l as *const Flock64) }.map(drop)
+    }
+}
+
 /// `int socket(int domain, int type, int protocol);`
 pub fn socket(domain: u32, ty: u32, proto: u32) -> Result<Fd> {
     // SAFETY: no memory involved.

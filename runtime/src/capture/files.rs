@@ -294,6 +294,36 @@ fn params(kind: u32, text: &[u8], w: &mut FilesWriter) -> Option<(u64, u64)> {
     Some((off, n as u64 * 8))
 }
 
+/// The locks of an fdinfo text (`lock:\t1: FLOCK  ADVISORY  WRITE pid dev:ino
+/// start end` lines, proc(5)) as (kind, start, end) triples in the blob (see
+/// `ckpt_image::files::how::REOPEN`); None if there are none.
+fn locks(text: &[u8], w: &mut FilesWriter) -> Option<(u64, u64)> {
+    let start = w.blob(&[])?;
+    for l in text.split(|&b| b == b'\n') {
+        let Some(rest) = l.strip_prefix(b"lock:") else { continue };
+        let mut t = rest.split(|&b| b == b' ' || b == b'\t').filter(|x| !x.is_empty()).skip(1);
+        let kind = match t.next()? {
+            b"FLOCK" => 1u64,
+            b"POSIX" => 2,
+            b"OFDLCK" => 3,
+            _ => continue,
+        };
+        let _advisory = t.next()?;
+        let write = if t.next()? == b"WRITE" { 0x100 } else { 0 };
+        let (_pid, _id) = (t.next()?, t.next()?);
+        let from = num(t.next()?, 10);
+        let to = match t.next()? {
+            b"EOF" => u64::MAX,
+            v => num(v, 10),
+        };
+        for v in [kind | write, from, to] {
+            w.blob(&v.to_le_bytes())?;
+        }
+    }
+    let end = w.blob(&[])?;
+    (end > start).then_some((start, end - start))
+}
+
 /// The parameters of a socket (see `ckpt_image::files::fkind::SOCKET`): IPv4,
 /// IPv6 and UNIX sockets, stream, datagram or seqpacket. A connected stream
 /// socket's peer is not restored (state 2): it comes back as a dropped
@@ -474,6 +504,12 @@ fn describe(
         return Ok(Some(r));
     }
     let path_ok = r.flags & c::O_PATH.0 != 0 && !deleted && kind != fkind::ANON;
+    if kind == fkind::REG
+        && !deleted
+        && let Some((off, len)) = locks(text, w)
+    {
+        (r.data_off, r.data_len) = (off, len);
+    }
     (r.how, r.why) = match kind {
         _ if fd <= 2 && (stdio_like || kind == fkind::ANON || kind == fkind::OTHER) => (how::SHELL, why::NONE),
         fkind::REG | fkind::DIR | fkind::CHR | fkind::TTY if !deleted => (how::REOPEN, why::NONE),
