@@ -543,9 +543,11 @@ fn locks(bits: Bits) {
     assert_continues(&first, &second, 40);
     // Held by someone else at restart: said, and the program goes on.
     let mut holder = Command::new("flock");
-    holder.arg(dir.join("a")).args(["sleep", "3"]).spawn().unwrap();
+    let mut held = holder.arg(dir.join("a")).args(["sleep", "3"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let o = restart(&image, dir.path());
+    let _ = held.kill();
+    let _ = held.wait();
     assert!(o.stderr.contains("a): warning: could not take its flock lock again"), "{o}");
 }
 

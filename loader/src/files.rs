@@ -202,11 +202,13 @@ fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
         }
         x => x?,
     };
-    if r.pos != 0 && r.flags & c::O_PATH.0 == 0 && matches!(r.kind, fkind::REG | fkind::DIR) {
-        if let Err(e) = ckpt_sys::lseek(t, r.pos, c::SEEK_SET) {
-            let _ = ckpt_sys::close(t);
-            return Err(e);
-        }
+    if r.pos != 0
+        && r.flags & c::O_PATH.0 == 0
+        && matches!(r.kind, fkind::REG | fkind::DIR)
+        && let Err(e) = ckpt_sys::lseek(t, r.pos, c::SEEK_SET)
+    {
+        let _ = ckpt_sys::close(t);
+        return Err(e);
     }
     Ok(t)
 }

@@ -519,6 +519,9 @@ pub struct EpollEvent {
     pub data: u64,
 }
 
+// The kernel's struct epoll_event is packed on x86 (both word sizes): 12 bytes.
+const _: () = assert!(core::mem::size_of::<EpollEvent>() == 12);
+
 /// `int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);`
 pub fn epoll_ctl(epfd: Fd, op: u32, fd: Fd, ev: &EpollEvent) -> Result<()> {
     // SAFETY: the kernel reads the event, ours.
