@@ -563,3 +563,22 @@ fn file_locks_are_taken_again() {
 fn file_locks_are_taken_again_32bit() {
     locks(Bits::B32);
 }
+
+/// io_uring instances and AIO contexts cannot be restored: the checkpoint is
+/// refused with a message naming them, no image is written, the program goes on.
+#[test]
+fn io_uring_and_aio_refuse_the_checkpoint() {
+    for (what, msg) in [("uring", "is an io_uring instance"), ("aio", "has an AIO context")] {
+        let dir = Dir::new(&format!("files_refuse_{what}"));
+        dir.compile("files_refuse.c", "files_refuse", &[]);
+        let mut p = Proc::spawn(ckpt(&dir, &["./files_refuse", what]));
+        p.wait_for("READY");
+        std::thread::sleep(random_delay(50, 300));
+        p.signal("TSTP");
+        let o = p.finish();
+        o.assert_ok(what);
+        assert!(o.has("DONE"), "{o}");
+        assert!(o.stderr.contains(msg) && o.stderr.contains("not checkpointing"), "{o}");
+        assert!(!dir.join("files_refuse.ckpt").exists(), "an image was written for {what}");
+    }
+}

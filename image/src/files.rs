@@ -156,7 +156,8 @@ record! {
         pub ino: u64,
         /// Size in bytes at checkpoint time.
         pub size: u64,
-        /// Mode (type and permissions).
+        /// Mode (type and permissions); for a memfd (a deleted file whose path
+        /// starts with `/memfd:`), bits 16-23 hold its seals (F_GET_SEALS).
         pub mode: u32,
         /// [`why`], for a placeholder.
         pub why: u32,

@@ -224,7 +224,17 @@ fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     };
     let mode = r.mode & 0o7777;
     let mut tmp = Err(Errno::ENOENT);
+    // A memfd comes back as a memfd of the same name, with its seals.
+    let memfd = files.path(r).strip_prefix(b"/memfd:").map(|n| n.strip_suffix(b" (deleted)").unwrap_or(n));
+    if let Some(n) = memfd.and_then(|n| CPath::new(&[n])) {
+        const MFD_CLOEXEC: u32 = 1;
+        const MFD_ALLOW_SEALING: u32 = 2;
+        tmp = ckpt_sys::memfd_create(n.cstr(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    }
     for d in [dir, &b"/tmp"[..], &b"/dev/shm"[..]] {
+        if tmp.is_ok() {
+            break;
+        }
         let Some(p) = CPath::new(&[d]) else { continue };
         tmp = ckpt_sys::openat(Fd::CWD, p.cstr(), c::O_TMPFILE | c::O_RDWR | c::O_CLOEXEC, mode | 0o600);
         if tmp.is_ok() {
@@ -246,6 +256,10 @@ fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
         if let Err(e) = ckpt_sys::lseek(t, r.pos, c::SEEK_SET) {
             let _ = ckpt_sys::close(t);
             return Err(e);
+        }
+        let seals = (r.mode >> 16) & 0xff;
+        if memfd.is_some() && seals != 0 {
+            let _ = ckpt_sys::fcntl(t, c::F_ADD_SEALS, seals as usize);
         }
         Ok(t)
     })();

@@ -146,6 +146,10 @@ pub mod c {
     pub const F_DUPFD_CLOEXEC: u32 = 1030;
     /// Set a pipe's capacity.
     pub const F_SETPIPE_SZ: u32 = 1031;
+    /// Add seals to a memfd.
+    pub const F_ADD_SEALS: u32 = 1033;
+    /// Read a memfd's seals.
+    pub const F_GET_SEALS: u32 = 1034;
     /// The close-on-exec descriptor flag.
     pub const FD_CLOEXEC: u32 = 1;
     // O_PATH: a descriptor that only names a file (read and write fail with
@@ -356,6 +360,12 @@ pub fn ioctl_tfd_set_ticks(fd: Fd, ticks: u64) -> Result<()> {
     const TFD_IOC_SET_TICKS: u32 = 0x4008_5400;
     // SAFETY: the kernel reads the u64, ours.
     unsafe { sys!(Sysno::ioctl, fd.0, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
+}
+
+/// `int memfd_create(const char *name, unsigned int flags);`
+pub fn memfd_create(name: &CStr, flags: u32) -> Result<Fd> {
+    // SAFETY: name is NUL-terminated and only read.
+    unsafe { sys!(Sysno::memfd_create, name.as_ptr(), flags) }.map(|fd| Fd(fd as i32))
 }
 
 /// `int flock(int fd, int operation);`

@@ -1,8 +1,10 @@
-/* eventfd, timerfd, signalfd and epoll across a restart: the eventfd's counter
+/* eventfd, timerfd, signalfd, epoll and memfd across a restart: the eventfd's counter
  * (added to each step, read every fifth), a one-hour timerfd still armed with
  * about its remaining time and a 10 ms periodic one still firing, a signalfd
  * that still reads SIGUSR2 (blocked), and an epoll instance that still reports
- * the eventfd with the program's data word. */
+ * the eventfd with the program's data word, and a sealed memfd with its name,
+ * content and seals. */
+#define _GNU_SOURCE
 #include "tick.h"
 
 #include <errno.h>
@@ -10,7 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -29,6 +33,9 @@ int main(void) {
     int ep = epoll_create1(0);
     struct epoll_event e = {.events = EPOLLIN, .data.u64 = 0xabcdef0123456789ULL};
     CHECK(sig >= 0 && ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) == 0);
+    int mfd = memfd_create("ckpt-test", MFD_ALLOW_SEALING);
+    CHECK(mfd >= 0 && write(mfd, "memfd content", 13) == 13);
+    CHECK(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
     ready();
     uint64_t added = 0;
     for (int i = 1; i <= 60; i++) {
@@ -58,6 +65,11 @@ int main(void) {
         kill(getpid(), SIGUSR2);
         struct signalfd_siginfo si;
         if (read(sig, &si, sizeof si) != sizeof si || si.ssi_signo != SIGUSR2) FAIL("step %d: signalfd: %s", i, strerror(errno));
+        char mc[16] = "", link[64], lp[64] = "";
+        if (pread(mfd, mc, 13, 0) != 13 || memcmp(mc, "memfd content", 13) != 0) FAIL("step %d: memfd content", i);
+        if (fcntl(mfd, F_GET_SEALS) != (F_SEAL_SHRINK | F_SEAL_GROW)) FAIL("step %d: memfd seals %d", i, fcntl(mfd, F_GET_SEALS));
+        snprintf(link, sizeof link, "/proc/self/fd/%d", mfd);
+        if (readlink(link, lp, sizeof lp - 1) < 0 || strncmp(lp, "/memfd:ckpt-test", 16) != 0) FAIL("step %d: memfd is %s", i, lp);
         say("TICK %d", i);
     }
     say("DONE");

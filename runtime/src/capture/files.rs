@@ -534,6 +534,11 @@ fn describe(
         },
         fkind::DELETED if r.flags & c::O_PATH.0 == 0 => match save_content(fd, &st, w, content_left) {
             Ok((off, len)) => {
+                if name.starts_with(b"/memfd:")
+                    && let Ok(seals) = ckpt_sys::fcntl(Fd(fd as i32), c::F_GET_SEALS, 0)
+                {
+                    r.mode = (r.mode & 0xffff) | ((seals as u32 & 0xff) << 16);
+                }
                 (r.data_off, r.data_len) = (off, len);
                 (how::CONTENT, why::NONE)
             }
