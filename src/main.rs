@@ -13,6 +13,7 @@ mod elf;
 mod error;
 mod inspect;
 mod program;
+mod sections;
 mod signal;
 
 use std::convert::Infallible;
