@@ -299,12 +299,13 @@ impl<'p> Image<'p> {
         for (i, sec) in meta.sections.iter().enumerate() {
             let _ = write!(
                 o,
-                "{}{{\"tag\":{},\"name\":{},\"version\":{},\"bytes\":{}}}",
+                "{}{{\"tag\":{},\"name\":{},\"version\":{},\"bytes\":{}{}}}",
                 if i == 0 { "" } else { "," },
                 sec.tag,
                 json_str(ckpt_image::section::name(sec.tag)),
                 sec.version,
-                sec.data.len()
+                sec.data.len(),
+                crate::sections::json_fields(&sec)
             );
         }
         let _ = write!(o, "],\"regions\":[");

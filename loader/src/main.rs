@@ -151,6 +151,7 @@ pub fn main(sp: usize) -> ! {
 
     check_cpu(&name, &meta);
     remap::check_restart_info(&name, &meta);
+    remap::check_kernel_support(&name, &meta);
     let cur_vdso = vdso::check(&name, &meta.process);
 
     let home = remap::Home::place(&name, &meta, cur_vdso);

@@ -162,7 +162,10 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
             path.as_bytes(),
         ));
     }
-    st.kernel.capture().map_err(|e| Failure::bare("reading process state", e))?;
+    if let Some(f) = capture::maps::unsaveable() {
+        return Err(f.for_path(path.as_bytes()));
+    }
+    st.kernel.capture().map_err(|f| f.for_path(path.as_bytes()))?;
     match trigger {
         Trigger::Signal if st.cfg.cont => take_background(st, &path),
         Trigger::Periodic => take_background(st, &path),

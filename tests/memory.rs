@@ -1,0 +1,246 @@
+//! Memory a checkpoint must read with care (see docs/memory.md), each for 64- and
+//! 32-bit programs: guard pages and truncated file mappings checkpoint and come
+//! back (also from continue mode's background writer); two views of one shared
+//! object share again after the restart; memory registered with userfaultfd is
+//! refused with a message instead of hanging the program; and refusals for a
+//! non-dumpable process or a deleted working directory say what and why, the
+//! program going on and checkpointing once it has put things right.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Checkpoint `./NAME ARGS` (built from SRC) with SIGTSTP, restart it, check the
+/// count continues.
+fn cycle(name: &str, src: &str, args: &[&str], bits: Bits) -> (Outcome, Outcome) {
+    let dir = Dir::new(&format!("{name}{}", bits.tag()));
+    dir.compile_bits(src, name, &[], bits);
+    let image = dir.join(&format!("{name}.ckpt"));
+    let prog = format!("./{name}");
+    let mut all = vec![prog.as_str()];
+    all.extend(args);
+    let first = checkpoint(ckpt(&dir, &all), &image);
+    assert_image_bits(&image, bits);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
+    (first, second)
+}
+
+/// Guard pages in anonymous, PROT_NONE, shared and file memory, and mappings of
+/// a file truncated under them: the checkpoint neither kills the program (it
+/// used to: SIGSEGV reading a guard page) nor reads the guards, and the restart
+/// installs them again (the program checks pagemap bit 58 and EFAULT at every
+/// step) with the data around them intact.
+#[test]
+fn guard_pages_and_truncated_files_checkpoint_and_come_back() {
+    let (first, _) = cycle("guard", "guard.c", &[], Bits::B64);
+    assert!(!first.stderr.contains("ckpt:"), "{first}");
+}
+
+#[test]
+fn guard_pages_and_truncated_files_checkpoint_and_come_back_32bit() {
+    cycle("guard", "guard.c", &[], Bits::B32);
+}
+
+/// The same, written by continue mode's background writer (a fork of the
+/// program: it must see the guards too).
+fn guard_continue(bits: Bits) {
+    let dir = Dir::new(&format!("guard_c{}", bits.tag()));
+    dir.compile_bits("guard.c", "guard", &[], bits);
+    let image = dir.join("guard.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./guard"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 300));
+    p.signal("TSTP");
+    let until = Instant::now() + Duration::from_secs(20);
+    while (!image.exists() || !dir.leftovers().is_empty()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let first = p.finish();
+    first.assert_ok("the program");
+    assert!(first.has("DONE") && !first.stderr.contains("ckpt:"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    let b = second.ticks();
+    assert!(!b.is_empty() && b == (b[0]..=60).collect::<Vec<_>>() && second.has("DONE"), "{second}");
+}
+
+#[test]
+fn guard_pages_checkpoint_in_continue_mode() {
+    guard_continue(Bits::B64);
+}
+
+#[test]
+fn guard_pages_checkpoint_in_continue_mode_32bit() {
+    guard_continue(Bits::B32);
+}
+
+/// A memfd mapped twice (the second view at an offset), a MAP_SHARED|
+/// MAP_ANONYMOUS region and its mremap alias, a POSIX shm object mapped twice:
+/// after the restart a write through one view shows in the other (it used to
+/// come back as independent copies, silently), and `ckpt info` lists the views.
+fn shared(bits: Bits) {
+    let (_, second) = cycle("shared_views", "shared_views.c", &[], bits);
+    assert!(!second.stderr.contains("ckpt"), "{second}");
+}
+
+#[test]
+fn shared_views_share_again_after_restart() {
+    shared(Bits::B64);
+    let dir = Dir::new("shared_views_info");
+    dir.compile("shared_views.c", "shared_views", &[]);
+    let image = dir.join("shared_views.ckpt");
+    checkpoint(ckpt(&dir, &["./shared_views"]), &image);
+    let info = Command::new(ckpt_bin()).arg("info").arg(&image).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{text}");
+    // Three objects, two views each (the memfd's second one at offset 0x1000).
+    assert_eq!(text.matches("shared object ").count(), 6, "{text}");
+    assert_eq!(text.matches("shared object 2 ").count(), 2, "{text}");
+    assert!(text.contains("at offset 0x1000"), "{text}");
+    let json = Command::new(ckpt_bin()).args(["info", "--json"]).arg(&image).output().unwrap();
+    let json = String::from_utf8_lossy(&json.stdout);
+    assert_eq!(json.matches("\"object\":").count(), 6, "{json}");
+}
+
+#[test]
+fn shared_views_share_again_after_restart_32bit() {
+    shared(Bits::B32);
+}
+
+/// Memory registered with userfaultfd (missing mode): SIGTSTP is refused with a
+/// message naming the mapping, the program neither hangs nor dies, nothing is
+/// written; once the program unregistered the range, a checkpoint works and
+/// restarts.
+fn uffd(bits: Bits) {
+    let dir = Dir::new(&format!("uffd{}", bits.tag()));
+    dir.compile_bits("uffd.c", "uffd", &[], bits);
+    let image = dir.join("uffd.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["./uffd", "25"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(20, 200));
+    p.signal("TSTP");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !p.stderr_now().contains("checkpoint failed") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let err = p.stderr_now();
+    assert!(
+        err.contains("ckpt: checkpoint failed: Operation not supported (not writing uffd.ckpt): the mapping at 0x")
+            && err.contains("is registered with userfaultfd"),
+        "{err}"
+    );
+    assert!(!image.exists() && dir.leftovers().is_empty());
+    p.wait_for("UNREGISTERED");
+    std::thread::sleep(random_delay(20, 200));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_ok("the program");
+    assert!(!first.has("DONE"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
+}
+
+#[test]
+fn userfaultfd_memory_is_refused_not_hung() {
+    uffd(Bits::B64);
+}
+
+#[test]
+fn userfaultfd_memory_is_refused_not_hung_32bit() {
+    uffd(Bits::B32);
+}
+
+fn real_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `./refusals MODE 25 [ARG]`: SIGTSTP before step 25 is refused with `reason`
+/// (the program goes on, nothing is written); after it, the checkpoint works.
+/// The dumpable case runs as `nobody` when the test runs as root (root may read
+/// a non-dumpable process's /proc files).
+fn refused(mode: &str, reason: &[&str], image_name: &str, bits: Bits) {
+    let dir = Dir::new(&format!("refusals_{mode}{}", bits.tag()));
+    dir.compile_bits("refusals.c", "refusals", &[], bits);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join(image_name);
+    let dpath = dir.path().to_str().unwrap().to_string();
+    let mut cmd = if mode == "dumpable" && real_uid() == 0 {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", "exec \"$0\" \"$@\""])
+            .arg(ckpt_bin())
+            .args(["./refusals", mode, "25"])
+            .current_dir(dir.path());
+        c
+    } else {
+        ckpt(&dir, &["./refusals", mode, "25", &dpath])
+    };
+    if mode == "cwd" {
+        cmd.env("CKPT_NAME", &image);
+    }
+    let mut p = Proc::spawn(cmd);
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(20, 200));
+    p.signal("TSTP");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !p.stderr_now().contains("checkpoint failed") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let err = p.stderr_now();
+    for r in reason {
+        assert!(err.contains(r), "expected {r:?} in:\n{err}");
+    }
+    assert!(!image.exists() && dir.leftovers().is_empty());
+    p.wait_for("FIXED");
+    std::thread::sleep(random_delay(20, 200));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_ok("the program");
+    assert!(!first.has("DONE"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
+}
+
+const NOT_DUMPABLE: &[&str] = &[
+    "ckpt: checkpoint failed: Permission denied (reading /proc/self/",
+    " for refusals.ckpt): the process is not dumpable",
+    "prctl(PR_SET_DUMPABLE, 1)",
+];
+
+const CWD_GONE: &[&str] = &[
+    "ckpt: checkpoint failed: No such file or directory (reading the working directory (getcwd) for /",
+    "the program's working directory was deleted",
+    "have it chdir to a directory that exists",
+];
+
+#[test]
+fn non_dumpable_process_is_refused_with_the_reason() {
+    refused("dumpable", NOT_DUMPABLE, "refusals.ckpt", Bits::B64);
+}
+
+#[test]
+fn non_dumpable_process_is_refused_with_the_reason_32bit() {
+    refused("dumpable", NOT_DUMPABLE, "refusals.ckpt", Bits::B32);
+}
+
+#[test]
+fn deleted_working_directory_is_refused_with_the_reason() {
+    refused("cwd", CWD_GONE, "cwd.ckpt", Bits::B64);
+}
+
+#[test]
+fn deleted_working_directory_is_refused_with_the_reason_32bit() {
+    refused("cwd", CWD_GONE, "cwd.ckpt", Bits::B32);
+}
