@@ -314,11 +314,11 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         let _ = ckpt_sys::close(Fd(fd));
     }
     for g in guard_ranges(meta).iter().flat_map(|t| t.iter()) {
+        let (at, len) = (g.start as usize, (g.end - g.start) as usize);
         // SAFETY: validated to lie inside a restored region (`memory::check_against`);
         // guard pages only make that memory fault, and nothing references it.
-        if let Err(e) =
-            unsafe { ckpt_sys::madvise(g.start as usize, (g.end - g.start) as usize, c::MADV_GUARD_INSTALL) }
-        {
+        let r = unsafe { ckpt_sys::madvise(at, len, c::MADV_GUARD_INSTALL) };
+        if let Err(e) = r {
             die(msg(&plan.name).s("cannot install guard pages at ").x(g.start).s("-").x(g.end).s(": ").errno(e));
         }
     }
