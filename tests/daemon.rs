@@ -235,3 +235,48 @@ fn forked_worker_checkpoints_on_a_signal_queued_to_it_alone() {
 fn forked_worker_checkpoints_on_a_signal_queued_to_it_alone_32bit() {
     worker_queued(Bits::B32);
 }
+
+/// `ckpt -c -i 1`: the daemon has no timer of its own (timers do not survive
+/// fork); once it answered a `kill -TSTP` it takes periodic checkpoints into its
+/// own file, which restarts.
+fn daemon_periodic(bits: Bits) {
+    let dir = Dir::new(&format!("daemon_periodic{}", bits.tag()));
+    dir.compile_bits("daemon.c", "daemon", &[], bits);
+    let mut p = Proc::spawn(ckpt(&dir, &["-c", "-i", "1", "./daemon", "setsid", "200"]));
+    let pid = number(&p.wait_for("DAEMON"), "DAEMON");
+    p.wait_for("TICK 2");
+    let image = dir.join(&format!("daemon.{pid}.ckpt"));
+    kill(&["-TSTP", &pid.to_string()]);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !image.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(image.exists(), "no image from the daemon\n{}", p.stderr_now());
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::remove_file(&image).unwrap();
+    // The next one comes from the daemon's own timer.
+    let until = Instant::now() + Duration::from_secs(5);
+    while !image.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(image.exists(), "no periodic image from the daemon\n{}", p.stderr_now());
+    let first = p.finish();
+    first.assert_ok("the daemon");
+    assert!(first.has("DONE"), "{first}");
+    assert_eq!(images(dir.path()), vec![format!("daemon.{pid}.ckpt")]);
+    assert_image_bits(&image, bits);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    let b = second.ticks();
+    assert!(!b.is_empty() && b == (b[0]..=200).collect::<Vec<_>>() && second.has("DONE"), "{second}");
+}
+
+#[test]
+fn daemon_takes_periodic_checkpoints_once_it_answered() {
+    daemon_periodic(Bits::B64);
+}
+
+#[test]
+fn daemon_takes_periodic_checkpoints_once_it_answered_32bit() {
+    daemon_periodic(Bits::B32);
+}
