@@ -244,3 +244,66 @@ fn deleted_working_directory_is_refused_with_the_reason() {
 fn deleted_working_directory_is_refused_with_the_reason_32bit() {
     refused("cwd", CWD_GONE, "cwd.ckpt", Bits::B32);
 }
+
+/// Where section TAG's payload starts in IMAGE (after its 16-byte header).
+fn section_payload(image: &[u8], tag: u32) -> usize {
+    use ckpt_image::{HEADER_LEN, Header};
+    let at = image.chunks(4096).position(|c| c.starts_with(b"CKPTIMG\0")).unwrap() * 4096;
+    let h = Header::decode(&image[at..at + HEADER_LEN]).unwrap();
+    let mut o = (h.meta_offset + h.meta_len - h.sections_len) as usize;
+    let end = (h.meta_offset + h.meta_len) as usize;
+    while o < end {
+        let t = u32::from_le_bytes(image[o..o + 4].try_into().unwrap());
+        let len = u64::from_le_bytes(image[o + 8..o + 16].try_into().unwrap()) as usize;
+        if t == tag {
+            return o + 16;
+        }
+        o += 16 + len;
+    }
+    panic!("no section {tag}");
+}
+
+/// Seal the metadata and header checksums again after an edit.
+fn reseal(image: &mut [u8]) {
+    use ckpt_image::{HEADER_LEN, Header, hash64};
+    let at = image.chunks(4096).position(|c| c.starts_with(b"CKPTIMG\0")).unwrap() * 4096;
+    let mut h = Header::decode(&image[at..at + HEADER_LEN]).unwrap();
+    let m = h.meta_offset as usize;
+    h.meta_hash = hash64(&image[m..m + h.meta_len as usize]);
+    let mut b = [0u8; HEADER_LEN];
+    h.seal(&mut b);
+    image[at..at + HEADER_LEN].copy_from_slice(&b);
+}
+
+/// A guard range moved outside every saved region, or a shared view pointed at a
+/// region that is not shared memory (checksums sealed again, so only the
+/// validation can tell): the loader refuses before it touches anything, `ckpt
+/// verify` names the section.
+#[test]
+fn forged_guard_and_view_records_are_refused() {
+    let dir = Dir::new("forged_memory_sections");
+    dir.compile("guard.c", "guard", &[]);
+    dir.compile("shared_views.c", "shared_views", &[]);
+    for (prog, tag, name) in [("guard", 5u32, "guards"), ("shared_views", 6, "shared")] {
+        let image = dir.join(&format!("{prog}.ckpt"));
+        checkpoint(ckpt(&dir, &[&format!("./{prog}")]), &image);
+        let mut b = std::fs::read(&image).unwrap();
+        let p = section_payload(&b, tag) + 8; // the first record
+        if tag == 5 {
+            b[p..p + 8].copy_from_slice(&0x10000u64.to_le_bytes());
+            b[p + 8..p + 16].copy_from_slice(&0x11000u64.to_le_bytes());
+        } else {
+            b[p..p + 4].copy_from_slice(&0u32.to_le_bytes()); // region 0: the program's text
+        }
+        reseal(&mut b);
+        let bad = dir.join(&format!("{prog}-forged.ckpt"));
+        std::fs::write(&bad, &b).unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let o = restart(&bad, dir.path());
+        let want = format!("image section is damaged (tag {tag}, {name})");
+        assert_eq!(o.status.code(), Some(1), "{o}");
+        assert!(o.stderr.contains(&want) && o.lines.is_empty(), "{o}");
+        let v = Command::new(ckpt_bin()).arg("verify").arg(&bad).output().unwrap();
+        assert!(!v.status.success() && String::from_utf8_lossy(&v.stderr).contains(&want), "{v:?}");
+    }
+}
