@@ -119,7 +119,9 @@ fn twice(bits: Bits) {
 /// the child it forked: the child writes no image and stops, as it would without
 /// ckpt. The program then exits, which leaves the stopped child alone in an
 /// orphaned process group: the kernel sends it SIGHUP and SIGCONT (POSIX job
-/// control), and it ends instead of staying stopped forever.
+/// control), and it ends instead of staying stopped forever. (That the child does
+/// stop, stays stopped and goes on when continued is checked in continue mode,
+/// below, where the program stays.)
 #[test]
 fn process_group_signal_checkpoints_only_the_program() {
     process_group_signal(Bits::B64, false);
@@ -190,7 +192,10 @@ fn process_group_signal(bits: Bits, cont: bool) {
     if cont {
         assert!(first.has("CHILD DONE") && first.has("DONE"), "the child did not go on after SIGCONT\n{first}");
     } else {
-        assert!(!first.has("CHILD DONE"), "the child went on\n{first}");
+        // Stopped, then hung up when the program's exit orphaned its group; or,
+        // if it took the signal only after that (a loaded machine), not stopped
+        // at all: the kernel discards SIGTSTP in an orphaned group, as it would
+        // without ckpt. Either way it is not left stopped.
         assert!(within_5s(|| proc_state(child).is_none()), "the child was left behind: {:?}", proc_state(child));
     }
     assert!(!first.stderr.contains("ckpt:"), "{first}");
