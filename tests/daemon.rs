@@ -260,6 +260,9 @@ fn daemon_periodic(bits: Bits) {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(image.exists(), "no periodic image from the daemon\n{}", p.stderr_now());
+    // Not our child: its end is the end of its output, which `finish` waits
+    // for only briefly.
+    p.wait_for("DONE");
     let first = p.finish();
     first.assert_ok("the daemon");
     assert!(first.has("DONE"), "{first}");
