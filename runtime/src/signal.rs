@@ -43,7 +43,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicI32, Ordering};
 
 use ckpt_sys::task::TimerId;
-use ckpt_sys::{KSigAction, Result, c};
+use ckpt_sys::{Errno, KSigAction, Result, c};
 
 use crate::config::{Config, Path};
 use crate::{Outcome, Trigger, arch};
@@ -181,8 +181,12 @@ fn is_zombie(pid: i32) -> bool {
     }
     path[..p.len()].copy_from_slice(p);
     let Ok(cpath) = core::ffi::CStr::from_bytes_until_nul(&path) else { return false };
-    let mut buf = [0u8; 512];
-    let Ok(n) = ckpt_sys::read_file(cpath, &mut buf) else { return true };
+    let mut buf = [0u8; 2048];
+    let n = match ckpt_sys::read_file(cpath, &mut buf) {
+        Ok(n) => n,
+        Err(Errno::ENOENT | Errno::ESRCH) => return true, // reaped meanwhile
+        Err(_) => return false,
+    };
     // "pid (comm) S ...": the state follows the last ')'.
     let b = &buf[..n];
     b.iter().rposition(|&c| c == b')').and_then(|i| b.get(i + 2)).is_some_and(|s| matches!(s, b'Z' | b'X'))
