@@ -48,6 +48,7 @@
 use core::ffi::CStr;
 
 use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, kind, page_up, prot, strs};
+use ckpt_sys::msg::Msg;
 use ckpt_sys::scratch::Scratch;
 use ckpt_sys::{Errno, Fd, IoVec, c};
 
@@ -236,7 +237,7 @@ impl Job {
             .map_err(|(step, e)| crate::failure::explained(self.fail(step, e)))?;
         let (header, meta_len) =
             self.compose(&layout, kernel).map_err(|e| self.fail("describing the address space for", e))?;
-        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), synced: 0 };
+        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), synced: 0, unreadable: (0, 0) };
         // The header, which carries the data's hash, goes in last, at its place.
         let r = (|| {
             w.bytes(LOADER)?;
@@ -253,6 +254,20 @@ impl Job {
         })();
         r.map_err(|e| self.fail("writing", e))?;
         self.bytes = w.at;
+        if w.unreadable.1 != 0 {
+            // Said once, at checkpoint time: the restart cannot tell.
+            let (at, n) = w.unreadable;
+            let r = layout.regions.as_slice().iter().find(|r| r.start <= at && at < r.end);
+            let m = Msg::new().s("ckpt: warning: ").u(n).s(" bytes of memory could not be read, first at ").x(at);
+            let m = match r {
+                Some(r) if !layout.name(r).is_empty() => m.s(" (").b(layout.name(r)).s(")"),
+                _ => m,
+            };
+            m.s(", and are saved as zeros in ")
+                .b(self.dst.as_bytes())
+                .s(" (typically pages of a file mapping past the end of its file: they raise SIGBUS now, and read as zeros after a restart)")
+                .emit();
+        }
         Ok(())
     }
 
@@ -359,6 +374,9 @@ struct Out {
     hash: DataHasher,
     /// Write-out was started for `[0, synced)`.
     synced: u64,
+    /// Memory `writev` could not read (EFAULT), saved as zeros: the first
+    /// address and the byte count.
+    unreadable: (u64, u64),
 }
 
 fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
@@ -459,6 +477,10 @@ impl Out {
                     let addr = runs[i].addr + off;
                     let page = PAGE_SIZE - addr % PAGE_SIZE;
                     let m = page.min(runs[i].len - off) as usize;
+                    if self.unreadable.1 == 0 {
+                        self.unreadable.0 = addr;
+                    }
+                    self.unreadable.1 += m as u64;
                     self.bytes(&ZEROS[..m])?;
                     self.hash.update(&ZEROS[..m]);
                     m as u64
