@@ -270,8 +270,9 @@ fn daemon_periodic(bits: Bits) {
     assert_image_bits(&image, bits);
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
+    // The last periodic image may have been taken after the last step.
     let b = second.ticks();
-    assert!(!b.is_empty() && b == (b[0]..=200).collect::<Vec<_>>() && second.has("DONE"), "{second}");
+    assert!((b.is_empty() || b == (b[0]..=200).collect::<Vec<_>>()) && second.has("DONE"), "{second}");
 }
 
 #[test]
