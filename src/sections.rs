@@ -52,36 +52,37 @@ pub fn title(s: &Section) -> String {
     format!("{} (tag {}, version {}, {} bytes)", section::name(s.tag), s.tag, s.version, s.data.len())
 }
 
-/// The records of a known section as JSON fields to append inside its object
-/// (`,"guards":[...]`), or nothing.
-pub fn json_fields(s: &Section) -> String {
+/// The records of a known section for `ckpt info --json`, under their own key
+/// (`"guards": [...]`, `"views": [...]`), or nothing.
+pub fn json_records(s: &Section) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut m = serde_json::Map::new();
     match s.tag {
         section::tag::GUARDS => {
-            let items: Vec<String> = memory::guards(s)
-                .map(|t| t.iter().map(|g| format!("{{\"start\":{},\"end\":{}}}", g.start, g.end)).collect())
+            let items: Vec<Value> = memory::guards(s)
+                .map(|t| t.iter().map(|g| json!({"start": g.start, "end": g.end})).collect())
                 .unwrap_or_default();
-            format!(",\"guards\":[{}]", items.join(","))
+            m.insert("guards".into(), Value::Array(items));
         }
         section::tag::SHARED => {
-            let items: Vec<String> = memory::views(s)
+            let items: Vec<Value> = memory::views(s)
                 .map(|t| {
                     t.iter()
                         .map(|v| {
-                            format!(
-                                "{{\"region\":{},\"object\":{},\"offset\":{},\"dev\":\"{}:{}\",\"inode\":{}}}",
-                                v.region,
-                                v.object,
-                                v.offset,
-                                v.dev >> 32,
-                                v.dev & 0xffff_ffff,
-                                v.inode
-                            )
+                            json!({
+                                "region": v.region,
+                                "object": v.object,
+                                "offset": v.offset,
+                                "dev": format!("{}:{}", v.dev >> 32, v.dev & 0xffff_ffff),
+                                "inode": v.inode,
+                            })
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            format!(",\"views\":[{}]", items.join(","))
+            m.insert("views".into(), Value::Array(items));
         }
-        _ => String::new(),
+        _ => {}
     }
+    m
 }
