@@ -316,16 +316,12 @@ impl<'p> Image<'p> {
             sections: meta
                 .sections
                 .iter()
-                .map(|sec| {
-                    let (files, shared_file_mappings) = crate::sections::json(&sec).unzip();
-                    SectionJson {
-                        tag: sec.tag,
-                        name: ckpt_image::section::name(sec.tag),
-                        version: sec.version,
-                        bytes: sec.data.len(),
-                        files,
-                        shared_file_mappings,
-                    }
+                .map(|sec| SectionJson {
+                    tag: sec.tag,
+                    name: ckpt_image::section::name(sec.tag),
+                    version: sec.version,
+                    bytes: sec.data.len(),
+                    records: crate::sections::json_records(&sec),
                 })
                 .collect(),
             regions,
@@ -368,12 +364,9 @@ struct SectionJson {
     name: &'static str,
     version: u32,
     bytes: usize,
-    /// FILES: every descriptor and how it comes back.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    files: Option<serde_json::Value>,
-    /// FILES: the MAP_SHARED file mappings mapped again from their files.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shared_file_mappings: Option<serde_json::Value>,
+    /// A known section's records, under its own key (`guards`, `views`).
+    #[serde(flatten)]
+    records: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One memory region of `ckpt info --json`.
