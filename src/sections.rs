@@ -11,6 +11,14 @@ pub fn describe(s: &Section) -> Vec<String> {
         t if section::name(t) == "unknown" => {
             vec!["(a kind of state this ckpt does not know; the image's own loader restores it)".to_string()]
         }
+        section::tag::DATA_HASHES => match ckpt_image::hashes::DataHashes::parse(s.data) {
+            Ok(h) => vec![format!(
+                "{} pieces of {} KiB, each checked by the loader as it reads (or maps) it",
+                h.hashes.len(),
+                h.piece >> 10
+            )],
+            Err(e) => vec![format!("damaged: {e}")],
+        },
         _ => Vec::new(),
     }
 }
