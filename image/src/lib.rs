@@ -393,6 +393,7 @@ macro_rules! record {
 }
 
 pub mod hashes;
+pub mod process;
 pub mod section;
 pub use section::{Section, Sections};
 

@@ -165,6 +165,7 @@ impl<'a> Sections<'a> {
 pub fn validate(s: &Section) -> Result<(), ImageError> {
     match s.tag {
         tag::DATA_HASHES => crate::hashes::validate(s),
+        tag::PROCESS => crate::process::validate(s),
         _ => Ok(()),
     }
 }

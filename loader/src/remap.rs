@@ -11,6 +11,7 @@
 #![allow(unsafe_code)]
 
 use ckpt_image::hashes::DataHashes;
+use ckpt_image::process::{ProcessState, vm};
 use ckpt_image::{DataHasher, Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
 use ckpt_sys::{Errno, Fd, IoVec, c};
 
@@ -265,8 +266,12 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
     let mut orig = [IoVec::default(); ckpt_sys::IOV_MAX];
     // Validated by Meta::parse, count included.
     let mut check = Check { hashes: meta.data_hashes().ok().flatten(), next: 0 };
+    // The mapping flags (validated by Meta::parse); images without them get the
+    // flags this loader always gave.
+    let pstate = meta.sections.get(ckpt_image::section::tag::PROCESS).and_then(|s| ProcessState::parse(s.data).ok());
     for r in meta.regions() {
         let len = (r.end - r.start) as usize;
+        let vmf = pstate.map_or(vm::NORESERVE, |p| p.map_flags(r.start));
         if let Some(off) = mapped_from_image(meta, &r) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
             let verify = CHECK_MAPPED && check.hashes.is_some();
@@ -299,11 +304,17 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             } else if check.hashes.is_some() {
                 check.next += ckpt_image::hashes::pieces_of(len as u64, check.limit());
             }
+            apply_flags(plan, &r, vmf);
             continue;
         }
         let mut flags = c::MAP_FIXED_NOREPLACE | c::MAP_ANONYMOUS;
-        flags |= if r.kind == kind::SHARED { c::MAP_SHARED } else { c::MAP_PRIVATE | c::MAP_NORESERVE };
-        if r.kind == kind::STACK {
+        flags |= if r.kind == kind::SHARED { c::MAP_SHARED } else { c::MAP_PRIVATE };
+        // Only where the program had it: a mapping without it is charged against
+        // the commit limit, as it was.
+        if vmf & vm::NORESERVE != 0 && r.kind != kind::SHARED {
+            flags |= c::MAP_NORESERVE;
+        }
+        if r.kind == kind::STACK || vmf & vm::GROWSDOWN != 0 {
             flags |= c::MAP_GROWSDOWN;
         }
         let rw = prot::READ | prot::WRITE;
@@ -352,6 +363,45 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
                 die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
             }
         }
+        apply_flags(plan, &r, vmf);
+    }
+}
+
+/// `madvise` advice values (include/uapi/asm-generic/mman-common.h).
+const MADV_DONTFORK: u32 = 10;
+const MADV_HUGEPAGE: u32 = 14;
+const MADV_NOHUGEPAGE: u32 = 15;
+const MADV_WIPEONFORK: u32 = 18;
+
+/// Give a restored region the flags the program had set on it (VmFlags of
+/// smaps): MADV_DONTFORK, MADV_WIPEONFORK, MADV_HUGEPAGE / NOHUGEPAGE, mlock.
+/// A failure is a warning (the memory is right; a property of it is not).
+fn apply_flags(plan: &Plan, r: &Region, vmf: u64) {
+    let len = (r.end - r.start) as usize;
+    let advice = [
+        (vm::DONTFORK, MADV_DONTFORK, "MADV_DONTFORK"),
+        (vm::WIPEONFORK, MADV_WIPEONFORK, "MADV_WIPEONFORK"),
+        (vm::HUGEPAGE, MADV_HUGEPAGE, "MADV_HUGEPAGE"),
+        (vm::NOHUGEPAGE, MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"),
+    ];
+    for (bit, adv, name) in advice {
+        if vmf & bit != 0 {
+            // SAFETY: these advices change how the region is inherited or backed,
+            // never its content.
+            if let Err(e) = unsafe { ckpt_sys::madvise(r.start as usize, len, adv) } {
+                msg(&plan.name).s("warning: could not restore ").s(name).s(" on ").x(r.start).s(": ").errno(e).emit();
+            }
+        }
+    }
+    if vmf & vm::LOCKED != 0
+        && let Err(e) = ckpt_sys::settings::mlock2(r.start as usize, len, 0)
+    {
+        msg(&plan.name)
+            .s("warning: could not lock region ")
+            .x(r.start)
+            .s(" in memory again (mlock, RLIMIT_MEMLOCK of the restarting shell): ")
+            .errno(e)
+            .emit();
     }
 }
 

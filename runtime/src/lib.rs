@@ -160,7 +160,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
             path.as_bytes(),
         ));
     }
-    st.kernel.capture().map_err(|e| Failure::bare("reading process state", e))?;
+    st.kernel.capture(signal::our_signals(&st.cfg)).map_err(|e| Failure::bare("reading process state", e))?;
     match trigger {
         Trigger::Signal if st.cfg.cont => take_background(st, &path),
         Trigger::Periodic => take_background(st, &path),

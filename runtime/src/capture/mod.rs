@@ -6,6 +6,7 @@
 
 pub mod maps;
 pub mod mm;
+pub mod process;
 pub mod signals;
 pub mod tls;
 
@@ -31,6 +32,8 @@ pub struct Kernel {
     pub pid: i32,
     /// CPU affinity of the checkpointing thread, and its length in bytes (0: none).
     pub affinity: (ckpt_sys::task::CpuSet, usize),
+    /// Settings, rlimits, pending signals, mapping flags (section PROCESS).
+    pub process: process::Process,
 }
 
 impl Kernel {
@@ -44,10 +47,12 @@ impl Kernel {
         comm: [0; 16],
         pid: 0,
         affinity: ([0; 16], 0),
+        process: process::Process::EMPTY,
     };
 
-    /// Capture everything.
-    pub fn capture(&mut self) -> Result<()> {
+    /// Capture everything; `skip`: the runtime's own signals (left pending, not
+    /// saved).
+    pub fn capture(&mut self, skip: u64) -> Result<()> {
         self.signals.capture()?;
         self.mm.capture()?;
         self.tls.capture()?;
@@ -58,13 +63,13 @@ impl Kernel {
         self.comm = ckpt_sys::prctl_get_name()?;
         self.pid = ckpt_sys::getpid();
         self.affinity = ckpt_sys::task::sched_getaffinity().unwrap_or(([0; 16], 0));
-        Ok(())
+        self.process.capture(skip)
     }
 
     /// The state that goes into image sections (`ckpt_image::section`), in the
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
-        let all: [&dyn Section; 0] = [];
+        let all: [&dyn Section; 1] = [&self.process];
         all.into_iter()
     }
 
@@ -74,7 +79,6 @@ impl Kernel {
     /// it back last, after the restart hooks, so no handler runs before the
     /// process is whole.
     pub fn restore(&self, sections: &ckpt_image::Sections) {
-        let _ = sections; // read by the kinds of state that have a section
         report("restore the memory layout (PR_SET_MM_MAP)", self.mm.restore());
         if let Some(area) = self.rseq {
             report("register rseq", crate::arch::rseq_register(area));
@@ -94,6 +98,8 @@ impl Kernel {
             report("restore the CPU affinity", ckpt_sys::task::sched_setaffinity(&self.affinity.0, self.affinity.1));
         }
         report("restore signal handlers", self.signals.restore_handlers());
+        // After the handlers, before the mask (restored last by the caller).
+        process::Process::restore(sections);
     }
 }
 

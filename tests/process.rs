@@ -1,0 +1,45 @@
+//! The rest of a process's state (issue 13): pending signals, the per-process
+//! settings and limits, the flags of each mapping. Each C program records its
+//! state before the checkpoint and checks it at every step after the restart;
+//! the test checkpoints it at a moment it does not choose exactly. Each for the
+//! 64-bit program and the same source built with `-m32`.
+
+mod common;
+
+use common::*;
+
+/// Checkpoint `name` (from `src`) under `ckpt`, restart it, check the continuation.
+fn cycle_bits(name: &str, src: &str, bits: Bits) -> (Outcome, Outcome) {
+    let dir = Dir::new(&format!("proc-{name}{}", bits.tag()));
+    dir.compile_bits(src, name, &[], bits);
+    let image = dir.join(&format!("{name}.ckpt"));
+    let first = checkpoint(ckpt(&dir, &[&format!("./{name}")]), &image);
+    assert_image_bits(&image, bits);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
+    (first, second)
+}
+
+fn pending(bits: Bits) {
+    let (first, second) = cycle_bits("pending_signals", "pending_signals.c", bits);
+    assert!(!first.stderr.contains("warning"), "{first}");
+    assert!(second.has("PENDING ok") && second.has("DONE pending"), "{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+}
+
+/// A blocked SIGUSR2 (kill), two SIGRTMIN+1 with sigqueue values in order and a
+/// SIGRTMIN+2, process-wide; a SIGWINCH (tgkill) and a SIGRTMIN+3 queued for the
+/// thread: all pending again after the restart, each in its queue, with its
+/// siginfo (code, sender pid and uid, value).
+#[test]
+fn pending_signals_come_back_with_their_siginfo() {
+    pending(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn pending_signals_come_back_with_their_siginfo_32bit() {
+    pending(Bits::B32);
+}
