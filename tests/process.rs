@@ -43,3 +43,27 @@ fn pending_signals_come_back_with_their_siginfo() {
 fn pending_signals_come_back_with_their_siginfo_32bit() {
     pending(Bits::B32);
 }
+
+fn settings(bits: Bits) {
+    let (first, second) = cycle_bits("proc_settings", "proc_settings.c", bits);
+    assert!(first.has("SETTINGS"), "{first}");
+    assert!(second.has("DONE settings"), "{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+}
+
+/// umask, nice, every rlimit (soft and hard, lowered), personality,
+/// no_new_privs, the parent-death signal, dumpable, timer slack, the
+/// child-subreaper flag, oom_score_adj, THP_DISABLE, a membarrier registration,
+/// supplementary groups, and the flags of six mappings (mlock, MADV_DONTFORK,
+/// MADV_WIPEONFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_GROWSDOWN) are as they
+/// were after the restart, and a plain mapping has not gained MAP_NORESERVE.
+#[test]
+fn process_settings_and_mapping_flags_come_back() {
+    settings(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn process_settings_and_mapping_flags_come_back_32bit() {
+    settings(Bits::B32);
+}
