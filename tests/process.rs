@@ -67,3 +67,24 @@ fn process_settings_and_mapping_flags_come_back() {
 fn process_settings_and_mapping_flags_come_back_32bit() {
     settings(Bits::B32);
 }
+
+fn timers(bits: Bits) {
+    let (_, second) = cycle_bits("posix_timers", "posix_timers.c", bits);
+    assert!(second.has("TIMER a fired") && second.has("DONE timers"), "{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+}
+
+/// Five POSIX timers (MONOTONIC periodic with a signal and a value, REALTIME to
+/// the thread, BOOTTIME and the process CPU clock without a signal, one never
+/// armed) keep their ids, clocks, intervals and remaining time across the
+/// restart, and the periodic one keeps sending its signal with its siginfo.
+#[test]
+fn posix_timers_come_back_with_their_ids() {
+    timers(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn posix_timers_come_back_with_their_ids_32bit() {
+    timers(Bits::B32);
+}

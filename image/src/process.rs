@@ -10,6 +10,7 @@
 //! u64 count, PendingSignal…      in the order they were queued, per signal
 //! u64 count, Group…              supplementary group ids
 //! u64 count, MapFlags…           mappings with a flag to put back, by address
+//! u64 count, Timer…              POSIX timers (timer_create), by id
 //! ```
 //!
 //! Per-thread state (the pending signals of other threads) belongs in the
@@ -226,6 +227,49 @@ pub mod vm {
 }
 
 record! {
+    /// One POSIX timer (timer_create(2)), as /proc/self/timers and
+    /// timer_gettime(2) show it.
+    pub struct Timer [TIMER_LEN = 48] {
+        /// The kernel's timer id (what the program's timer_t holds).
+        pub id: u32,
+        /// Clock id (negative CPU-time clocks as their two's complement).
+        pub clock: u32,
+        /// sigev_signo.
+        pub signo: u32,
+        /// sigev_notify: SIGEV_SIGNAL (0), SIGEV_NONE (1), SIGEV_THREAD_ID (4).
+        pub notify: u32,
+        /// sigev_value.
+        pub value: u64,
+        /// it_interval in ns.
+        pub interval_ns: u64,
+        /// it_value (time to the next expiry) in ns; 0: disarmed.
+        pub remaining_ns: u64,
+        /// Bits of [`timer_flags`].
+        pub flags: u64,
+    }
+}
+
+/// Bits of [`Timer::flags`].
+pub mod timer_flags {
+    /// Armed: the next expiry was due (it_value read 0 with an interval set,
+    /// the signal not taken yet) or `remaining_ns` is set.
+    pub const ARMED: u64 = 1;
+    /// The clock is a CPU-time clock of this process or thread whose id encodes
+    /// the old pid/tid: re-encoded with the new one at restart.
+    pub const CPU_CLOCK_OF_SELF: u64 = 2;
+}
+
+/// Values of [`Timer::notify`].
+pub mod notify {
+    /// SIGEV_SIGNAL.
+    pub const SIGNAL: u32 = 0;
+    /// SIGEV_NONE.
+    pub const NONE: u32 = 1;
+    /// SIGEV_THREAD_ID (to the checkpointing thread).
+    pub const THREAD_ID: u32 = 4;
+}
+
+record! {
     /// One supplementary group id.
     pub struct Group [GROUP_LEN = 8] {
         /// The gid.
@@ -246,6 +290,8 @@ pub struct ProcessState<'a> {
     pub groups: Table<'a, Group>,
     /// Mapping flags, sorted by address, disjoint.
     pub maps: Table<'a, MapFlags>,
+    /// POSIX timers.
+    pub timers: Table<'a, Timer>,
 }
 
 /// Split one table off the front of `b`.
@@ -274,6 +320,15 @@ impl<'a> ProcessState<'a> {
         let pending: Table<PendingSignal> = table(&mut rest)?;
         let groups: Table<Group> = table(&mut rest)?;
         let maps: Table<MapFlags> = table(&mut rest)?;
+        let timers: Table<Timer> = table(&mut rest)?;
+        if timers.iter().any(|t| {
+            t.signo > 64
+                || ![notify::SIGNAL, notify::NONE, notify::THREAD_ID].contains(&t.notify)
+                || t.flags & !3 != 0
+                || (t.notify != notify::NONE && t.signo == 0)
+        }) {
+            return Err(bad);
+        }
         if !rest.is_empty()
             || settings.have & !have::ALL != 0
             || settings.oom_adj > 2000
@@ -295,7 +350,7 @@ impl<'a> ProcessState<'a> {
             }
             prev = m.end;
         }
-        Ok(ProcessState { settings, rlimits, pending, groups, maps })
+        Ok(ProcessState { settings, rlimits, pending, groups, maps, timers })
     }
 
     /// The flags recorded for the mapping that contains `addr` (0: none).
@@ -314,23 +369,32 @@ impl<'a> ProcessState<'a> {
 }
 
 /// Payload length for tables of the given sizes.
-pub const fn len_for(rlimits: usize, pending: usize, groups: usize, maps: usize) -> usize {
-    SETTINGS_LEN
+pub const fn len_for(rlimits: usize, pending: usize, groups: usize, maps: usize, timers: usize) -> usize {
+    Table::<Timer>::len_for(timers)
+        + SETTINGS_LEN
         + Table::<Rlimit>::len_for(rlimits)
         + Table::<PendingSignal>::len_for(pending)
         + Table::<Group>::len_for(groups)
         + Table::<MapFlags>::len_for(maps)
 }
 
+/// The tables of a payload, in order.
+pub struct Tables<'x> {
+    /// Resource limits.
+    pub rlimits: &'x [Rlimit],
+    /// Pending signals.
+    pub pending: &'x [PendingSignal],
+    /// Supplementary groups.
+    pub groups: &'x [Group],
+    /// Mapping flags.
+    pub maps: &'x [MapFlags],
+    /// POSIX timers.
+    pub timers: &'x [Timer],
+}
+
 /// Encode a payload (`out` exactly `len_for(...)` bytes).
-pub fn encode(
-    s: &Settings,
-    rl: &[Rlimit],
-    pending: &[PendingSignal],
-    groups: &[Group],
-    maps: &[MapFlags],
-    out: &mut [u8],
-) {
+pub fn encode(s: &Settings, t: &Tables, out: &mut [u8]) {
+    let (rl, pending, groups, maps) = (t.rlimits, t.pending, t.groups, t.maps);
     s.encode(out);
     let mut at = SETTINGS_LEN;
     let n = Table::<Rlimit>::len_for(rl.len());
@@ -344,6 +408,9 @@ pub fn encode(
     at += n;
     let n = Table::<MapFlags>::len_for(maps.len());
     Table::encode(maps, &mut out[at..at + n]);
+    at += n;
+    let n = Table::<Timer>::len_for(t.timers.len());
+    Table::encode(t.timers, &mut out[at..at + n]);
 }
 
 /// The section validator (`section::validate`).

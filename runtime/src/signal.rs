@@ -96,9 +96,11 @@ pub fn arm(cfg: &Config, old: Option<&Config>) -> Result<()> {
         }
     }
     if cfg.interval != 0 {
-        let id = ckpt_sys::task::timer_create(c::CLOCK_MONOTONIC, timer_signal(cfg), TIMER_VALUE)?;
+        let ev = ckpt_sys::task::TimerEvent::signal(timer_signal(cfg), TIMER_VALUE);
+        let id = ckpt_sys::task::timer_create(c::CLOCK_MONOTONIC, &ev, 0)?;
         TIMER.store(id.0 + 1, Ordering::Release);
-        ckpt_sys::task::timer_settime(id, cfg.interval as u64)?;
+        let ns = cfg.interval as u64 * 1_000_000_000;
+        ckpt_sys::task::timer_settime(id, ns, ns)?;
     }
     Ok(())
 }
@@ -114,6 +116,13 @@ fn disarm_timer() {
 /// A restarted process has no timer: the id saved in memory is the old process's.
 pub fn forget_timer() {
     TIMER.store(0, Ordering::Release);
+}
+
+/// The kernel id of the runtime's own periodic timer, if armed (it is not the
+/// program's: not saved, re-created after a restart).
+pub fn own_timer() -> Option<i32> {
+    let t = TIMER.load(Ordering::Acquire);
+    (t != 0).then_some(t - 1)
 }
 
 extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {

@@ -21,10 +21,12 @@
 //! program's own handlers once it is whole. Each failure is reported in one line.
 
 use ckpt_image::process::{
-    self, Group, MapFlags, PendingSignal, ProcessState, RLIMIT_MAX, Rlimit, Settings, have, scope, vm,
+    self, Group, MapFlags, PendingSignal, ProcessState, RLIMIT_MAX, Rlimit, Settings, Timer, have, notify, scope,
+    timer_flags, vm,
 };
 use ckpt_image::section::tag;
 use ckpt_sys::settings::{self as s, pr};
+use ckpt_sys::task::{TimerEvent, TimerId};
 use ckpt_sys::{Errno, Fd, Result, c, msg::Msg};
 
 /// Pending signal instances kept (RLIMIT_SIGPENDING allows more: the rest are
@@ -34,6 +36,11 @@ pub const MAX_PENDING: usize = 256;
 const MAX_GROUPS: usize = 256;
 /// Mappings with flags kept.
 const MAX_MAPS: usize = 512;
+/// POSIX timers kept.
+const MAX_TIMERS: usize = 64;
+/// `PR_TIMER_CREATE_RESTORE_IDS` (Linux 6.14): while on, timer_create takes the
+/// id to use from `*timerid`.
+const PR_TIMER_CREATE_RESTORE_IDS: u32 = 77;
 
 /// `MEMBARRIER_CMD_GET_REGISTRATIONS` (Linux 6.3).
 const MEMBARRIER_CMD_GET_REGISTRATIONS: u32 = 1 << 9;
@@ -52,6 +59,8 @@ pub struct Process {
     ngroups: usize,
     maps: [MapFlags; MAX_MAPS],
     nmaps: usize,
+    timers: [Timer; MAX_TIMERS],
+    ntimers: usize,
 }
 
 const ZERO_PENDING: PendingSignal = PendingSignal {
@@ -112,6 +121,9 @@ impl Process {
         ngroups: 0,
         maps: [MapFlags { start: 0, end: 0, flags: 0 }; MAX_MAPS],
         nmaps: 0,
+        timers: [Timer { id: 0, clock: 0, signo: 0, notify: 0, value: 0, interval_ns: 0, remaining_ns: 0, flags: 0 };
+            MAX_TIMERS],
+        ntimers: 0,
     };
 
     /// Read it all; `skip`: signals that are the runtime's own (the trigger), left
@@ -126,6 +138,7 @@ impl Process {
             }
         }
         self.capture_maps();
+        self.capture_timers();
         self.npending = 0;
         self.capture_thread_pending(skip, true)
     }
@@ -230,6 +243,67 @@ impl Process {
         }
         if lost > 0 {
             warn(Msg::new().s("flags of ").u(lost).s(" mappings not saved (more than 512 have some)"));
+        }
+    }
+
+    /// The program's POSIX timers (not the runtime's own periodic one), from
+    /// /proc/self/timers and timer_gettime.
+    fn capture_timers(&mut self) {
+        self.ntimers = 0;
+        let Ok((mut buf, n)) = ckpt_sys::scratch::read_whole(c"/proc/self/timers") else { return };
+        let own = crate::signal::own_timer();
+        let (pid, tid) = (ckpt_sys::getpid() as i64, ckpt_sys::gettid() as i64);
+        let mut t: Option<Timer> = None;
+        let mut lost = 0u64;
+        // Blocks of "ID:", "signal: SIG/VALUE", "notify: KIND/pid.N", "ClockID:".
+        let lines = buf.bytes()[..n].split(|&b| b == b'\n').chain(core::iter::once(&b"ID: end"[..]));
+        for line in lines {
+            if let Some(v) = line.strip_prefix(b"ID: ") {
+                if let Some(mut done) = t.take()
+                    && Some(done.id as i32) != own
+                {
+                    match ckpt_sys::task::timer_gettime(TimerId(done.id as i32)) {
+                        Ok((interval, remaining)) => {
+                            done.interval_ns = interval;
+                            done.remaining_ns = remaining;
+                            if remaining != 0 || interval != 0 {
+                                done.flags |= timer_flags::ARMED;
+                            }
+                            if self.ntimers < MAX_TIMERS {
+                                self.timers[self.ntimers] = done;
+                                self.ntimers += 1;
+                            } else {
+                                lost += 1;
+                            }
+                        }
+                        Err(e) => warn(Msg::new().s("POSIX timer ").u(done.id as u64).s(" not saved: ").errno(e)),
+                    }
+                }
+                t = parse_int(v).map(|id| Timer { id: id as u32, ..Default::default() });
+            } else if let (Some(x), Some(v)) = (t.as_mut(), line.strip_prefix(b"signal: ")) {
+                let slash = v.iter().position(|&c| c == b'/').unwrap_or(v.len());
+                x.signo = parse_int(&v[..slash]).unwrap_or(0) as u32;
+                x.value = v.get(slash + 1..).and_then(hex).unwrap_or(0);
+            } else if let (Some(x), Some(v)) = (t.as_mut(), line.strip_prefix(b"notify: ")) {
+                x.notify = if v.starts_with(b"none/") {
+                    notify::NONE
+                } else if v.starts_with(b"signal/tid.") {
+                    notify::THREAD_ID
+                } else {
+                    notify::SIGNAL
+                };
+            } else if let (Some(x), Some(v)) = (t.as_mut(), line.strip_prefix(b"ClockID: ")) {
+                let clock = parse_int(v).unwrap_or(0);
+                x.clock = clock as i32 as u32;
+                // CPU-time clocks: ~pid << 3 | type (bit 2: a thread's).
+                let who = !(clock >> 3);
+                if clock < 0 && (who == pid || (clock & 4 != 0 && who == tid)) {
+                    x.flags |= timer_flags::CPU_CLOCK_OF_SELF;
+                }
+            }
+        }
+        if lost > 0 {
+            warn(Msg::new().u(lost).s(" POSIX timers not saved (more than 64)"));
         }
     }
 
@@ -360,6 +434,7 @@ impl Process {
         if has(have::GROUPS) {
             restore_groups(&p);
         }
+        restore_timers(&p);
         let mut failed = (0u64, Errno::EINVAL);
         for sig in p.pending.iter() {
             if let Err(e) = queue(&sig) {
@@ -382,17 +457,17 @@ impl super::Section for Process {
         tag::PROCESS
     }
     fn len(&self) -> usize {
-        process::len_for(self.nrlimits, self.npending, self.ngroups, self.nmaps)
+        process::len_for(self.nrlimits, self.npending, self.ngroups, self.nmaps, self.ntimers)
     }
     fn encode(&self, out: &mut [u8]) {
-        process::encode(
-            &self.settings,
-            &self.rlimits[..self.nrlimits],
-            &self.pending[..self.npending],
-            &self.groups[..self.ngroups],
-            &self.maps[..self.nmaps],
-            out,
-        )
+        let t = process::Tables {
+            rlimits: &self.rlimits[..self.nrlimits],
+            pending: &self.pending[..self.npending],
+            groups: &self.groups[..self.ngroups],
+            maps: &self.maps[..self.nmaps],
+            timers: &self.timers[..self.ntimers],
+        };
+        process::encode(&self.settings, &t, out)
     }
 }
 
@@ -435,6 +510,48 @@ fn restore_rlimit(r: &Rlimit) {
             .s(": ")
             .errno(e)
             .emit(),
+    }
+}
+
+/// Re-create each timer with its id (PR_TIMER_CREATE_RESTORE_IDS), clock,
+/// signal, value and notification, and arm it for the time it had left.
+fn restore_timers(p: &ProcessState) {
+    if p.timers.is_empty() {
+        return;
+    }
+    let restore_ids = s::prctl_value(PR_TIMER_CREATE_RESTORE_IDS, 1);
+    super::report("keep the ids of POSIX timers (PR_TIMER_CREATE_RESTORE_IDS)", restore_ids.map(drop));
+    let (pid, tid) = (ckpt_sys::getpid(), ckpt_sys::gettid());
+    for t in p.timers.iter() {
+        let mut clock = t.clock as i32;
+        if t.flags & timer_flags::CPU_CLOCK_OF_SELF != 0 {
+            let who = if clock & 4 != 0 { tid } else { pid };
+            clock = (!who << 3) | (clock & 7);
+        }
+        let ev = TimerEvent { notify: t.notify as i32, signo: t.signo, value: t.value as usize, tid };
+        let r = ckpt_sys::task::timer_create(clock as u32, &ev, t.id as i32).and_then(|id| {
+            if id.0 != t.id as i32 {
+                let _ = ckpt_sys::task::timer_delete(id);
+                return Err(Errno::EBUSY);
+            }
+            if t.flags & timer_flags::ARMED != 0 {
+                // Due already (its signal not taken yet): expire now instead.
+                let left = if t.remaining_ns == 0 { 1 } else { t.remaining_ns };
+                ckpt_sys::task::timer_settime(id, t.interval_ns, left)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            Msg::new()
+                .s("ckpt: warning: after restart, could not re-create POSIX timer ")
+                .u(t.id as u64)
+                .s(" with the same id: ")
+                .errno(e)
+                .emit();
+        }
+    }
+    if restore_ids.is_ok() {
+        let _ = s::prctl_value(PR_TIMER_CREATE_RESTORE_IDS, 0);
     }
 }
 
@@ -491,11 +608,19 @@ fn parse_int(b: &[u8]) -> Option<i64> {
         Some(d) => (true, d),
         None => (false, b),
     };
-    if d.is_empty() || d.len() > 6 || !d.iter().all(u8::is_ascii_digit) {
+    if d.is_empty() || d.len() > 18 || !d.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let v = d.iter().fold(0i64, |a, &c| a * 10 + (c - b'0') as i64);
     Some(if neg { -v } else { v })
+}
+
+/// A hexadecimal number (no prefix).
+fn hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |a, &c| Some(a << 4 | (c as char).to_digit(16)? as u64))
 }
 
 /// `start-end ` at the head of an smaps mapping line.
