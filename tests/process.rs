@@ -88,3 +88,18 @@ fn posix_timers_come_back_with_their_ids() {
 fn posix_timers_come_back_with_their_ids_32bit() {
     timers(Bits::B32);
 }
+
+/// A sleep of each kind (nanosleep with and without rem, clock_nanosleep
+/// absolute and relative, poll, select, ppoll) that the checkpoint
+/// interrupts neither returns EINTR nor returns early in the restarted process.
+/// Four checkpoints at random moments; the kinds they fell into are printed.
+#[test]
+fn interrupted_sleeps_finish_after_restart() {
+    let mut across = Vec::new();
+    for _ in 0..4 {
+        let (_, second) = cycle_bits("sleeps", "sleeps.c", Bits::B64);
+        assert!(second.has("DONE sleeps"), "{second}");
+        across.push(second.line("RESTARTED").unwrap_or("").to_string());
+    }
+    eprintln!("checkpoints fell: {across:?}");
+}

@@ -33,6 +33,7 @@ mod failure;
 mod hooks;
 mod preload;
 mod signal;
+mod sleep;
 mod state;
 mod write;
 mod writer;

@@ -136,17 +136,25 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
         return; // SIGRTMAX kept for the timer, sent by someone else
     }
     let trigger = if periodic { Trigger::Periodic } else { Trigger::Signal };
+    // A local: on the program's stack, so in the image, back after a restart.
+    // SAFETY: `uc` is this handler's ucontext.
+    let interrupted = unsafe { crate::sleep::note(uc) };
     match crate::checkpoint(None, trigger) {
         Ok(Outcome::Written { exit: true }) => ckpt_sys::exit_group(0),
-        Ok(Outcome::Restarted) => {}
+        Ok(Outcome::Restarted) => {
+            if let Some(it) = &interrupted {
+                // SAFETY: as above; the frame came back with the stack.
+                unsafe { crate::sleep::finish_after_restart(uc, it, our_signals(&crate::config())) }
+            }
+        }
         Ok(Outcome::Written { exit: false }) => {
             // SAFETY: `uc` is this handler's ucontext.
-            unsafe { arch::finish_interrupted_sleep(uc, our_signals(&cfg)) }
+            unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), our_signals(&cfg)) }
         }
         Err(f) => {
             f.report();
             // SAFETY: as above.
-            unsafe { arch::finish_interrupted_sleep(uc, our_signals(&cfg)) }
+            unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), our_signals(&cfg)) }
         }
     }
 }

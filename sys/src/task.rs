@@ -176,3 +176,15 @@ pub fn sched_setaffinity(set: &CpuSet, len: usize) -> Result<()> {
     // SAFETY: the kernel reads at most `len` (<= 128) bytes of our set.
     unsafe { sys!(Sysno::sched_setaffinity, 0usize, len.min(128), set.as_ptr() as usize) }.map(drop)
 }
+
+/// `long syscall(long number, ...)` with six arguments: re-issue a system call the
+/// program made and a checkpoint interrupted, with the program's own arguments
+/// (see the runtime's `sleep.rs`). Returns the raw result (-errno on failure).
+///
+/// # Safety
+/// `nr` and `args` must be exactly a call the program itself was making, whose
+/// pointers still refer to its live memory.
+pub unsafe fn reissue_syscall(nr: usize, a: [usize; 6]) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { raw_syscall!(nr, a[0], a[1], a[2], a[3], a[4], a[5]) as isize }
+}
