@@ -344,14 +344,14 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             }
             let Some(off) = off else { break };
             let at = iov[0].base as u64;
-            // SAFETY: every run lies inside the region just mapped read-write
-            // (validated by Meta::parse), which nothing references; the runs of a
-            // region follow each other in the file (also validated), so they are
-            // read from the first one's offset on.
             // preadv_exact trims the entries it has read: hash from a copy.
             if check.hashes.is_some() {
                 orig[..n].copy_from_slice(&iov[..n]);
             }
+            // SAFETY: every run lies inside the region just mapped read-write
+            // (validated by Meta::parse), which nothing references; the runs of a
+            // region follow each other in the file (also validated), so they are
+            // read from the first one's offset on.
             if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut iov[..n], off) } {
                 die(msg(&plan.name).s("cannot read saved memory at ").x(at).s(": ").errno(e));
             }
