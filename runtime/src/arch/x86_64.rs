@@ -170,11 +170,13 @@ pub unsafe fn interrupted_call(uc: *mut c_void) -> Option<(usize, [usize; 6])> {
         unsafe { core::ptr::read(uc.add(40 + i * 8) as *const u64) }
     };
     let rip = reg(16) as usize;
-    if reg(13) != EINTR_RET || rip < 7 {
+    // The 7 bytes must lie in the page of the `syscall` itself, which is mapped:
+    // the page before may not be.
+    if reg(13) != EINTR_RET || rip < 7 || (rip - 7) / 4096 != (rip - 1) / 4096 {
         return None;
     }
     // SAFETY: the 7 bytes before rip end the instruction the program executed
-    // last, in its mapped code (the kernel stopped right after it).
+    // last, in its mapped code (the kernel stopped right after it), on its page.
     let code = unsafe { core::ptr::read((rip - 7) as *const [u8; 7]) };
     if code[0] != 0xb8 || code[5..] != [0x0f, 0x05] {
         return None;
