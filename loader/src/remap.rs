@@ -13,7 +13,7 @@
 use ckpt_image::hashes::DataHashes;
 use ckpt_image::process::{ProcessState, vm};
 use ckpt_image::{DataHasher, Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
-use ckpt_sys::{Errno, Fd, IoVec, c};
+use ckpt_sys::{Errno, Fd, IoVec, ProtFlags, c};
 
 use crate::{Name, Plan, arch, die, die_errno, msg};
 
@@ -278,7 +278,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             let first = if verify { r.prot | prot::READ } else { r.prot };
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
             // as below; the run was validated to lie in the file's data.
-            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, first, flags, plan.fd, off) } {
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, plan.fd, off) } {
                 die(msg(&plan.name)
                     .s("cannot map saved region ")
                     .x(r.start)
@@ -297,7 +297,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
                 }
                 if first != r.prot {
                     // SAFETY: the region is the program's, not the loader's.
-                    if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, r.prot) } {
+                    if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, ProtFlags(r.prot)) } {
                         die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
                     }
                 }
@@ -321,7 +321,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         let first = if r.nruns > 0 { rw } else { r.prot };
         // SAFETY: NOREPLACE: the range was cleared and is not the home block (it
         // was placed away from every region), so nothing in use is replaced.
-        if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, first, flags, Fd(-1), 0) } {
+        if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, Fd(-1), 0) } {
             die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end).s(": ").errno(e));
         }
         let limit = check.limit();
@@ -359,7 +359,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         }
         if first != r.prot {
             // SAFETY: the region is the program's, not the loader's.
-            if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, r.prot) } {
+            if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, ProtFlags(r.prot)) } {
                 die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
             }
         }
@@ -367,11 +367,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
     }
 }
 
-/// `madvise` advice values (include/uapi/asm-generic/mman-common.h).
-const MADV_DONTFORK: u32 = 10;
-const MADV_HUGEPAGE: u32 = 14;
-const MADV_NOHUGEPAGE: u32 = 15;
-const MADV_WIPEONFORK: u32 = 18;
+use ckpt_sys::c::{MADV_DONTFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_WIPEONFORK};
 
 /// Give a restored region the flags the program had set on it (VmFlags of
 /// smaps): MADV_DONTFORK, MADV_WIPEONFORK, MADV_HUGEPAGE / NOHUGEPAGE, mlock.
@@ -424,7 +420,7 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
         loader_len: plan.home.len as u64,
         sections_addr: meta.sections.as_bytes().as_ptr() as u64,
         sections_len: meta.sections.as_bytes().len() as u64,
-        reserved: 0,
+        flags: if ckpt_sys::trace::on() { RestartInfo::TRACE } else { 0 },
     };
     let mut b = [0u8; RESTART_INFO_LEN];
     info.encode(&mut b);

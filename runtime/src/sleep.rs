@@ -107,7 +107,9 @@ unsafe fn probe(rem: usize) -> Option<u64> {
     };
     act.set_mask64(!0);
     let mut old = KSigAction::default();
-    ckpt_sys::rt_sigaction(z, Some(&act), Some(&mut old)).ok()?;
+    // SAFETY: our no-op handler with our trampoline, for a signal nobody has
+    // pending; the program's action is put back below.
+    unsafe { ckpt_sys::rt_sigaction(z, Some(&act), Some(&mut old)) }.ok()?;
     let mut info = [0u8; 128];
     info[0..4].copy_from_slice(&(z as i32).to_le_bytes());
     info[8..12].copy_from_slice(&(-1i32).to_le_bytes()); // SI_QUEUE
@@ -129,7 +131,8 @@ unsafe fn probe(rem: usize) -> Option<u64> {
         }
     }
     let _ = ckpt_sys::take_pending(1 << (z - 1));
-    let _ = ckpt_sys::rt_sigaction(z, Some(&old), None);
+    // SAFETY: the program's own action, as it was.
+    let _ = unsafe { ckpt_sys::rt_sigaction(z, Some(&old), None) };
     r
 }
 
