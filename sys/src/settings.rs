@@ -10,32 +10,34 @@ macro_rules! sys {
     ($($t:tt)*) => { Errno::from_ret(raw_syscall!($($t)*)) };
 }
 
-/// `prctl` options used here (include/uapi/linux/prctl.h).
+/// `prctl` options used here, from linux-raw-sys (include/uapi/linux/prctl.h).
 pub mod pr {
-    /// `PR_SET_PDEATHSIG`.
-    pub const SET_PDEATHSIG: u32 = 1;
-    /// `PR_GET_PDEATHSIG` (writes an int).
-    pub const GET_PDEATHSIG: u32 = 2;
-    /// `PR_GET_DUMPABLE`.
-    pub const GET_DUMPABLE: u32 = 3;
-    /// `PR_SET_DUMPABLE`.
-    pub const SET_DUMPABLE: u32 = 4;
-    /// `PR_GET_TIMERSLACK`.
-    pub const GET_TIMERSLACK: u32 = 30;
-    /// `PR_SET_TIMERSLACK`.
-    pub const SET_TIMERSLACK: u32 = 29;
-    /// `PR_SET_CHILD_SUBREAPER`.
-    pub const SET_CHILD_SUBREAPER: u32 = 36;
-    /// `PR_GET_CHILD_SUBREAPER` (writes an int).
-    pub const GET_CHILD_SUBREAPER: u32 = 37;
-    /// `PR_SET_NO_NEW_PRIVS`.
-    pub const SET_NO_NEW_PRIVS: u32 = 38;
-    /// `PR_GET_NO_NEW_PRIVS`.
-    pub const GET_NO_NEW_PRIVS: u32 = 39;
-    /// `PR_SET_THP_DISABLE`.
-    pub const SET_THP_DISABLE: u32 = 41;
-    /// `PR_GET_THP_DISABLE`.
-    pub const GET_THP_DISABLE: u32 = 42;
+    pub use linux_raw_sys::prctl::{
+        PR_GET_CHILD_SUBREAPER as GET_CHILD_SUBREAPER, PR_GET_DUMPABLE as GET_DUMPABLE,
+        PR_GET_NO_NEW_PRIVS as GET_NO_NEW_PRIVS, PR_GET_PDEATHSIG as GET_PDEATHSIG,
+        PR_GET_THP_DISABLE as GET_THP_DISABLE, PR_GET_TIMERSLACK as GET_TIMERSLACK,
+        PR_SET_CHILD_SUBREAPER as SET_CHILD_SUBREAPER, PR_SET_DUMPABLE as SET_DUMPABLE,
+        PR_SET_NO_NEW_PRIVS as SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG as SET_PDEATHSIG,
+        PR_SET_THP_DISABLE as SET_THP_DISABLE, PR_SET_TIMERSLACK as SET_TIMERSLACK,
+        PR_TIMER_CREATE_RESTORE_IDS as TIMER_CREATE_RESTORE_IDS,
+        PR_TIMER_CREATE_RESTORE_IDS_OFF as TIMER_CREATE_RESTORE_IDS_OFF,
+        PR_TIMER_CREATE_RESTORE_IDS_ON as TIMER_CREATE_RESTORE_IDS_ON,
+    };
+}
+
+/// `membarrier` commands used here, from linux-raw-sys (linux/membarrier.h).
+pub mod membarrier_cmd {
+    use linux_raw_sys::general::membarrier_cmd as m;
+    /// `MEMBARRIER_CMD_GET_REGISTRATIONS` (Linux 6.3): the registration commands
+    /// the process has issued, as a mask of their values.
+    pub const GET_REGISTRATIONS: u32 = m::MEMBARRIER_CMD_GET_REGISTRATIONS as u32;
+    /// The registration commands GET_REGISTRATIONS reports.
+    pub const REGISTRATIONS: [u32; 4] = [
+        m::MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED as u32,
+        m::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED as u32,
+        m::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE as u32,
+        m::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ as u32,
+    ];
 }
 
 /// `int prctl(int option, unsigned long arg2, 0, 0, 0);` for the options whose

@@ -25,7 +25,7 @@ use ckpt_image::process::{
     timer_flags, vm,
 };
 use ckpt_image::section::tag;
-use ckpt_sys::settings::{self as s, pr};
+use ckpt_sys::settings::{self as s, membarrier_cmd, pr};
 use ckpt_sys::task::{TimerEvent, TimerId};
 use ckpt_sys::{Errno, Fd, Result, c, msg::Msg};
 
@@ -38,15 +38,6 @@ const MAX_GROUPS: usize = 256;
 const MAX_MAPS: usize = 512;
 /// POSIX timers kept.
 const MAX_TIMERS: usize = 64;
-/// `PR_TIMER_CREATE_RESTORE_IDS` (Linux 6.14): while on, timer_create takes the
-/// id to use from `*timerid`.
-const PR_TIMER_CREATE_RESTORE_IDS: u32 = 77;
-
-/// `MEMBARRIER_CMD_GET_REGISTRATIONS` (Linux 6.3).
-const MEMBARRIER_CMD_GET_REGISTRATIONS: u32 = 1 << 9;
-/// The registration commands GET_REGISTRATIONS reports (GLOBAL_EXPEDITED,
-/// PRIVATE_EXPEDITED, PRIVATE_EXPEDITED_SYNC_CORE, PRIVATE_EXPEDITED_RSEQ).
-const MEMBARRIER_REGISTRATIONS: [u32; 4] = [1 << 2, 1 << 4, 1 << 6, 1 << 8];
 
 /// Captured process state.
 pub struct Process {
@@ -191,7 +182,7 @@ impl Process {
             st.oom_adj = (v + 1000) as u32;
             st.have |= have::OOM_ADJ;
         }
-        if let Ok(m) = s::membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS, 0) {
+        if let Ok(m) = s::membarrier(membarrier_cmd::GET_REGISTRATIONS, 0) {
             st.membarrier = m;
             st.have |= have::MEMBARRIER;
         }
@@ -427,7 +418,7 @@ impl Process {
             super::report("restore oom_score_adj", write_oom_adj(st.oom_adj as i64 - 1000));
         }
         if has(have::MEMBARRIER) {
-            for cmd in MEMBARRIER_REGISTRATIONS.iter().filter(|&&c| st.membarrier & c != 0) {
+            for cmd in membarrier_cmd::REGISTRATIONS.iter().filter(|&&c| st.membarrier & c != 0) {
                 super::report("register for membarrier", s::membarrier(*cmd, 0).map(drop));
             }
         }
@@ -519,7 +510,8 @@ fn restore_timers(p: &ProcessState) {
     if p.timers.is_empty() {
         return;
     }
-    let restore_ids = s::prctl_value(PR_TIMER_CREATE_RESTORE_IDS, 1);
+    // While on (Linux 6.14), timer_create takes the id to use from `*timerid`.
+    let restore_ids = s::prctl_value(pr::TIMER_CREATE_RESTORE_IDS, pr::TIMER_CREATE_RESTORE_IDS_ON as usize);
     super::report("keep the ids of POSIX timers (PR_TIMER_CREATE_RESTORE_IDS)", restore_ids.map(drop));
     let (pid, tid) = (ckpt_sys::getpid(), ckpt_sys::gettid());
     for t in p.timers.iter() {
@@ -551,7 +543,7 @@ fn restore_timers(p: &ProcessState) {
         }
     }
     if restore_ids.is_ok() {
-        let _ = s::prctl_value(PR_TIMER_CREATE_RESTORE_IDS, 0);
+        let _ = s::prctl_value(pr::TIMER_CREATE_RESTORE_IDS, pr::TIMER_CREATE_RESTORE_IDS_OFF as usize);
     }
 }
 
