@@ -103,3 +103,80 @@ fn interrupted_sleeps_finish_after_restart() {
     }
     eprintln!("checkpoints fell: {across:?}");
 }
+
+/// Damaged PROCESS and DATA_HASHES sections, re-sealed so that only their own
+/// validators can see it (a pending signal numbered 99, a piece table one entry
+/// short, a piece size that is not a whole number of pages), are refused by the
+/// loader before anything runs and by `ckpt verify`; `ckpt info` of the good
+/// image lists the pending signals and the pieces.
+#[test]
+fn damaged_sections_are_refused_and_info_lists_them() {
+    use ckpt_image::process::{RLIMIT_LEN, SETTINGS_LEN};
+    use ckpt_image::section::tag;
+    use ckpt_image::{HEADER_LEN, Header, MAGIC, Meta, hash64};
+    let dir = Dir::new("proc-damaged-sections");
+    dir.compile("pending_signals.c", "pending_signals", &[]);
+    let image = dir.join("pending_signals.ckpt");
+    checkpoint(ckpt(&dir, &["./pending_signals"]), &image);
+    let good = std::fs::read(&image).unwrap();
+    let hat = (0..good.len()).step_by(4096).find(|&o| good[o..].starts_with(&MAGIC)).unwrap();
+    let h = Header::decode(&good[hat..hat + HEADER_LEN]).unwrap();
+    let (m0, m1) = (h.meta_offset as usize, (h.meta_offset + h.meta_len) as usize);
+    let meta = Meta::parse(&h, &good[m0..m1]).unwrap();
+    let at = |t: u32| {
+        let s = meta.sections.get(t).unwrap_or_else(|| panic!("no section {t}"));
+        (m0 + (s.data.as_ptr() as usize - good[m0..].as_ptr() as usize), s.data.len())
+    };
+    let (process, _) = at(tag::PROCESS);
+    let (hashes, hashes_len) = at(tag::DATA_HASHES);
+    let nrl = u64::from_le_bytes(good[process + SETTINGS_LEN..process + SETTINGS_LEN + 8].try_into().unwrap());
+    let first_pending = process + SETTINGS_LEN + 8 + nrl as usize * RLIMIT_LEN + 8;
+    let reseal = |b: &mut Vec<u8>| {
+        let mut h2 = h;
+        h2.meta_hash = hash64(&b[m0..m1]);
+        let mut hb = [0u8; HEADER_LEN];
+        h2.seal(&mut hb);
+        b[hat..hat + HEADER_LEN].copy_from_slice(&hb);
+    };
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    let mut b = good.clone();
+    b[first_pending..first_pending + 4].copy_from_slice(&99u32.to_le_bytes());
+    reseal(&mut b);
+    cases.push(("pending signal 99", b, "image section is damaged (tag 3, process)"));
+    let mut b = good.clone();
+    let n = u64::from_le_bytes(good[hashes + 8..hashes + 16].try_into().unwrap());
+    b[hashes + 8..hashes + 16].copy_from_slice(&(n - 1).to_le_bytes());
+    reseal(&mut b);
+    cases.push(("piece count one short", b, "image section is damaged (tag 9, data hashes)"));
+    let mut b = good.clone();
+    b[hashes..hashes + 8].copy_from_slice(&1000u64.to_le_bytes());
+    reseal(&mut b);
+    cases.push(("piece size 1000", b, "image section is damaged (tag 9, data hashes)"));
+    assert_eq!(hashes_len, 16 + n as usize * 8);
+    let bad = dir.join("bad.ckpt");
+    for (what, bytes, want) in &cases {
+        std::fs::write(&bad, bytes).unwrap();
+        std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let o = restart(&bad, dir.path());
+        assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
+        assert!(o.ticks().is_empty() && !o.has("RESTARTED"), "{what}: the program ran\n{o}");
+        assert!(o.stderr.starts_with("ckpt restart: ") && o.stderr.contains(want), "{what}: want {want:?}\n{o}");
+        let v = ckpt(&dir, &["verify"]).arg(&bad).output().unwrap();
+        let verr = String::from_utf8_lossy(&v.stderr);
+        assert_eq!(v.status.code(), Some(1), "verify, {what}: {verr}");
+        assert!(verr.contains(want), "verify, {what}: want {want:?}, got {verr}");
+    }
+    let info = ckpt(&dir, &["info"]).arg(&image).output().unwrap();
+    let out = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{out}");
+    for want in [
+        "process (tag 3, version 1",
+        "pending signal 12 (process-wide), si_code 0: queued again at restart",
+        "pending signal 28 (for the thread)",
+        "data hashes (tag 9, version 1",
+        "pieces of 256 KiB",
+    ] {
+        assert!(out.contains(want), "ckpt info lacks {want:?}:\n{out}");
+    }
+    restart(&image, dir.path()).assert_ok("the good image");
+}
