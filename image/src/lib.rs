@@ -395,6 +395,7 @@ macro_rules! record {
 }
 
 pub mod hashes;
+pub mod memory;
 pub mod process;
 pub mod section;
 pub use section::{Section, Sections};
@@ -933,6 +934,7 @@ impl<'a> Meta<'a> {
         if !sp_ok || !ip_ok {
             return Err(ImageError::BadRegisters);
         }
+        memory::check_against(self)?;
         for (s, l) in self.process.vdso {
             if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
                 return Err(ImageError::BadLayout);

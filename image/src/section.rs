@@ -166,6 +166,7 @@ pub fn validate(s: &Section) -> Result<(), ImageError> {
     match s.tag {
         tag::DATA_HASHES => crate::hashes::validate(s),
         tag::PROCESS => crate::process::validate(s),
+        tag::GUARDS | tag::SHARED => crate::memory::validate(s),
         _ => Ok(()),
     }
 }
