@@ -33,6 +33,7 @@ mod failure;
 mod hooks;
 mod preload;
 mod signal;
+mod sleep;
 mod state;
 mod write;
 mod writer;
@@ -169,7 +170,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
     if let Some(f) = capture::maps::unsaveable() {
         return Err(f.for_path(path.as_bytes()));
     }
-    st.kernel.capture().map_err(|f| f.for_path(path.as_bytes()))?;
+    st.kernel.capture(signal::our_signals(&st.cfg)).map_err(|f| f.for_path(path.as_bytes()))?;
     match trigger {
         Trigger::Signal if st.cfg.cont => take_background(st, &path),
         Trigger::Periodic => take_background(st, &path),

@@ -7,6 +7,7 @@
 pub mod files;
 pub mod maps;
 pub mod mm;
+pub mod process;
 pub mod signals;
 pub mod tls;
 
@@ -36,6 +37,8 @@ pub struct Kernel {
     /// The descriptor table and shared file mappings (the FILES section; the
     /// loader restores them).
     pub files: files::Files,
+    /// Settings, rlimits, pending signals, mapping flags (section PROCESS).
+    pub process: process::Process,
 }
 
 impl Kernel {
@@ -50,11 +53,13 @@ impl Kernel {
         pid: 0,
         affinity: ([0; 16], 0),
         files: files::Files::EMPTY,
+        process: process::Process::EMPTY,
     };
 
     /// Capture everything. A failure names the step (and file) that failed and,
     /// where the user can do something about it, says what.
-    pub fn capture(&mut self) -> core::result::Result<(), Failure> {
+    /// `skip`: the runtime's own signals (left pending, not saved).
+    pub fn capture(&mut self, skip: u64) -> core::result::Result<(), Failure> {
         let step = |what: &'static str| move |e| crate::failure::explained(Failure::bare(what, e));
         self.signals.capture().map_err(step("reading the signal dispositions (rt_sigaction) for"))?;
         self.mm.capture().map_err(|(what, e)| crate::failure::explained(Failure::bare(what, e)))?;
@@ -77,13 +82,15 @@ impl Kernel {
         self.pid = ckpt_sys::getpid();
         self.affinity = ckpt_sys::task::sched_getaffinity().unwrap_or(([0; 16], 0));
         self.files.capture().map_err(step("recording the open descriptors (/proc/self/fd, fdinfo) for"))?;
-        Ok(())
+        self.process
+            .capture(skip)
+            .map_err(step("reading the pending signals (/proc/thread-self/status, rt_sigtimedwait) for"))
     }
 
     /// The state that goes into image sections (`ckpt_image::section`), in the
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
-        let all: [&dyn Section; 1] = [&self.files];
+        let all: [&dyn Section; 2] = [&self.files, &self.process];
         all.into_iter()
     }
 
@@ -93,7 +100,6 @@ impl Kernel {
     /// it back last, after the restart hooks, so no handler runs before the
     /// process is whole.
     pub fn restore(&mut self, sections: &ckpt_image::Sections) {
-        let _ = sections; // read by the kinds of state that have a section
         // The descriptors are already back (the loader restores them from the
         // FILES section before it replaces the address space); the captured
         // payload's memory was left out of the image.
@@ -118,6 +124,8 @@ impl Kernel {
             report("restore the CPU affinity", ckpt_sys::task::sched_setaffinity(&self.affinity.0, self.affinity.1));
         }
         report("restore signal handlers", self.signals.restore_handlers());
+        // After the handlers, before the mask (restored last by the caller).
+        process::Process::restore(sections);
     }
 }
 
