@@ -179,6 +179,11 @@ fn restart(f: &Files, r: &FileRec) -> String {
             fkind::SOCKET => match f.word(r, 3) {
                 1 => "a new socket listening on the same address, with its options (queued connections are lost)"
                     .to_string(),
+                3 => format!(
+                    "one end of a new socket pair connected to fd {}, {} queued bytes back in it",
+                    f.file(f.word(r, 10) as usize).map_or(0, |p| p.fd),
+                    r.data_len.saturating_sub(ckpt_image::files::SOCKET_DATA_LEN)
+                ),
                 2 => "NOT RESTORED: its peer is not in the image: a socket that fails like a dropped connection \
                       (EOF, EPIPE)"
                     .to_string(),

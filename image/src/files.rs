@@ -37,7 +37,10 @@ pub mod fkind {
     /// bytes: eleven u64 (domain, type, protocol, state: 0 plain / 1 listening /
     /// 2 connected to a peer that is not restored, SO_REUSEADDR, SO_REUSEPORT,
     /// SO_KEEPALIVE, TCP_NODELAY, SO_RCVBUF, address length, peer address
-    /// length), then its address (128 bytes) and its peer's (128 bytes).
+    /// length), then its address (128 bytes) and its peer's (128 bytes). State 3:
+    /// one end of a UNIX socket pair whose other end is record `peer address
+    /// length` (word 10) of the table; the bytes queued for this end follow (the
+    /// first end of the pair makes both).
     pub const SOCKET: u32 = 7;
     /// A regular file deleted while open (or a memfd): no name to reopen.
     pub const DELETED: u32 = 8;
@@ -246,7 +249,7 @@ impl<'a> Files<'a> {
                         fkind::TIMERFD => r.data_len == 48,
                         fkind::SIGNALFD => r.data_len == 8,
                         fkind::EPOLL => r.data_len % 24 == 0,
-                        fkind::SOCKET => r.data_len == SOCKET_DATA_LEN,
+                        fkind::SOCKET => r.data_len >= SOCKET_DATA_LEN,
                         _ => false,
                     })
                 && match r.how {
@@ -384,6 +387,17 @@ impl<'a> FilesWriter<'a> {
         self.blob += len;
         let off = (at - self.blob0()) as u64;
         Some((off, &mut self.buf[at..end]))
+    }
+
+    /// The `len` blob bytes at `off`, copied (something already put in).
+    pub fn read_back(&self, off: u64, len: u64) -> Option<[u8; SOCKET_DATA_LEN as usize]> {
+        let at = self.blob0() + off as usize;
+        let mut out = [0u8; SOCKET_DATA_LEN as usize];
+        if len as usize != out.len() || off as usize + len as usize > self.blob {
+            return None;
+        }
+        out.copy_from_slice(self.buf.get(at..at + len as usize)?);
+        Some(out)
     }
 
     /// Give back the last `len` blob bytes (a window not filled after all).

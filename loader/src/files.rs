@@ -456,7 +456,11 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
     // Then each descriptor in place. A failure here that the checks above could
     // not foresee is said on the descriptor 2 of the moment (the program's own,
     // once it is back).
-    for r in files.files() {
+    for (i, r) in files.files().enumerate() {
+        // The second end of a socket pair was put in place with the first.
+        if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(&r, 3) == 3 && (files.word(&r, 10) as usize) < i {
+            continue;
+        }
         let fail = |what: &str, e: Errno| {
             fd_msg(name, files, &r)
                 .s("warning: ")
@@ -485,7 +489,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
                     fail("cannot recreate the deleted file", e);
                     placeholder()
                 }),
-                how::NEW => make_new(name, files, &r).or_else(|e| {
+                how::NEW => make_new(name, files, &r, top).or_else(|e| {
                     fail("cannot make it again", e);
                     placeholder()
                 }),
@@ -533,7 +537,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
 /// (and a datagram one connected) again; a connected stream socket whose peer is
 /// not restored becomes one end of a socket pair whose other end is closed, so it
 /// fails like a dropped connection (reads see end of file, writes EPIPE).
-fn socket(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+fn socket(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
     const SOL_SOCKET: u32 = 1;
     const SOCK_NONBLOCK: u32 = 0o4000;
     const SOCK_CLOEXEC: u32 = 0o2000000;
@@ -542,6 +546,9 @@ fn socket(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     let (addr, peer) = (&d[88..88 + (w(9) as usize).min(128)], &d[216..216 + (w(10) as usize).min(128)]);
     let flags = SOCK_CLOEXEC | if r.flags & c::O_NONBLOCK.0 != 0 { SOCK_NONBLOCK } else { 0 };
     let (domain, ty, proto, state) = (w(0) as u32, w(1) as u32, w(2) as u32, w(3));
+    if state == 3 {
+        return socket_pair(files, r, ty, top);
+    }
     if state == 2 {
         let (a, b) = ckpt_sys::socketpair(1, ty | flags, 0)?;
         let _ = ckpt_sys::close(b);
@@ -586,6 +593,33 @@ fn socket(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
         Ok(()) => Ok(s),
         Err(e) => {
             let _ = ckpt_sys::close(s);
+            Err(e)
+        }
+    }
+}
+
+/// Both ends of a UNIX socket pair (state 3; `r` is the first): a new pair, the
+/// bytes queued for each end sent from the other, the second end put at its
+/// number with its flags now; the first is returned to be put in place.
+fn socket_pair(files: &Files, r: &FileRec, ty: u32, top: u32) -> Result<Fd, Errno> {
+    const SOCK_CLOEXEC: u32 = 0o2000000;
+    let peer = files.file(files.word(r, 10) as usize).ok_or(Errno::EINVAL)?;
+    let (a, b) = ckpt_sys::socketpair(1, ty | SOCK_CLOEXEC, 0)?;
+    let (a, b) = (lift(a, top)?, lift(b, top)?);
+    let queued = |x: &FileRec| files.content(x).get(ckpt_image::files::SOCKET_DATA_LEN as usize..).unwrap_or(&[]);
+    let r2 = (|| {
+        ckpt_sys::write_all(b, queued(r))?;
+        ckpt_sys::write_all(a, queued(&peer))?;
+        for (t, x) in [(a, r), (b, &peer)] {
+            ckpt_sys::fcntl(t, c::F_SETFL, (x.flags & c::O_NONBLOCK.0) as usize)?;
+        }
+        place(b, peer.fd, peer.cloexec)
+    })();
+    match r2 {
+        Ok(()) => Ok(a),
+        Err(e) => {
+            let _ = ckpt_sys::close(a);
+            let _ = ckpt_sys::close(b);
             Err(e)
         }
     }
@@ -637,7 +671,7 @@ fn terminals(name: &Name, files: &Files) {
 
 /// An eventfd, timerfd, signalfd or (empty: its interest list comes last) epoll
 /// instance made anew from its saved parameters, with its saved flags.
-fn make_new(name: &Name, files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+fn make_new(name: &Name, files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
     let w = |i| files.word(r, i);
     let flags = (c::O_CLOEXEC | c::O_NONBLOCK).0 & (r.flags | c::O_CLOEXEC.0);
     let t = match r.kind {
@@ -676,7 +710,7 @@ fn make_new(name: &Name, files: &Files, r: &FileRec) -> Result<Fd, Errno> {
             t
         }
         fkind::SIGNALFD => ckpt_sys::signalfd4(Fd(-1), w(0), flags)?,
-        fkind::SOCKET => socket(files, r)?,
+        fkind::SOCKET => socket(files, r, top)?,
         _ => ckpt_sys::epoll_create1(c::O_CLOEXEC.0)?,
     };
     Ok(t)

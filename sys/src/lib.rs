@@ -430,6 +430,12 @@ pub fn connect(fd: Fd, addr: &[u8]) -> Result<()> {
     unsafe { sys!(Sysno::connect, fd.0, addr.as_ptr(), addr.len()) }.map(drop)
 }
 
+/// `ssize_t recvfrom(int sockfd, void *buf, size_t len, int flags, NULL, NULL);`
+pub fn recv(fd: Fd, buf: &mut [u8], flags: u32) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf, ours.
+    unsafe { sys!(Sysno::recvfrom, fd.0, buf.as_mut_ptr(), buf.len(), flags, 0usize, 0usize) }
+}
+
 /// `int listen(int sockfd, int backlog);`
 pub fn listen(fd: Fd, backlog: u32) -> Result<()> {
     // SAFETY: no memory involved.

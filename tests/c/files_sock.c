@@ -2,7 +2,9 @@
  * port, SO_REUSEADDR) and a listening UNIX socket (DIR/sock) accept a new
  * connection at every step, on the same address after the restart; a bound UDP
  * socket receives the datagram it sends itself; a socket pair whose other end a
- * child holds (outside the image) reads EAGAIN before and end of file after.
+ * child holds (outside the image) reads EAGAIN before and end of file after; a
+ * socket pair with both ends here stays connected, with the bytes queued in
+ * each direction (3 sent and 2 read per step, both ways).
  *
  * Usage: files_sock DIR */
 #include "tick.h"
@@ -59,6 +61,9 @@ int main(int argc, char **argv) {
     }
     close(sv[1]);
     CHECK(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
+    int pair[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+    unsigned char sent[2] = {0, 100}, got_[2] = {0, 100};
     ready();
     int restarts = 0;
     for (int i = 1; i <= 60; i++) {
@@ -80,6 +85,14 @@ int main(int argc, char **argv) {
         ssize_t n = read(sv[0], &g, 1);
         if (restarts == 0 && !(n < 0 && errno == EAGAIN)) FAIL("step %d: pair: %zd %s", i, n, strerror(errno));
         if (restarts > 0 && n != 0) FAIL("step %d: pair after restart: %zd %s (want end of file)", i, n, strerror(errno));
+        for (int d = 0; d < 2; d++) {
+            unsigned char m[3] = {sent[d], (unsigned char)(sent[d] + 1), (unsigned char)(sent[d] + 2)};
+            if (write(pair[d], m, 3) != 3) FAIL("step %d: pair write: %s", i, strerror(errno));
+            sent[d] += 3;
+            if (read(pair[1 - d], m, 2) != 2 || m[0] != got_[d] || m[1] != (unsigned char)(got_[d] + 1))
+                FAIL("step %d: pair direction %d gave %d %d, want %d %d (%s)", i, d, m[0], m[1], got_[d], got_[d] + 1, strerror(errno));
+            got_[d] += 2;
+        }
         say("TICK %d", i);
         pause_ms(20);
     }

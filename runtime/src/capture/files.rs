@@ -83,6 +83,7 @@ impl Files {
             recs.push(r)?;
         }
         pipes(recs.as_mut_slice(), &mut w, &mut content_left);
+        socket_pairs(recs.as_mut_slice(), &mut w, &mut content_left);
         for (i, r) in recs.as_slice().iter().enumerate() {
             w.file(i, r);
         }
@@ -583,6 +584,88 @@ fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
     }
 }
 
+/// Link the two ends of each connected UNIX stream socket whose peer is in the
+/// table too (a socketpair, a connection the program made to itself): they come
+/// back connected to each other (state 3), each with the bytes queued for it
+/// (read with MSG_PEEK: nothing is taken from the program). The peer comes from
+/// the kernel's sock_diag (UNIX_DIAG_PEER). The socket's parameters are the last
+/// thing in the blob when this runs, so each record's data grows in place: the
+/// parameters are copied to the blob's end first.
+fn socket_pairs(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
+    const SOCK_STREAM: u64 = 1;
+    for i in 0..recs.len() {
+        let r = recs[i];
+        if !(r.how == how::NEW && r.kind == fkind::SOCKET) {
+            continue;
+        }
+        let Some(words) = w.read_back(r.data_off, f::SOCKET_DATA_LEN) else { continue };
+        let word = |k: usize| u64::from_le_bytes(words[k * 8..k * 8 + 8].try_into().unwrap_or_default());
+        if word(0) != 1 || word(3) != 2 || word(1) != SOCK_STREAM {
+            continue;
+        }
+        let Some(peer) = unix_peer(r.ino as u32) else { continue };
+        let Some(j) = recs.iter().position(|o| o.ino == peer as u64 && o.how == how::NEW && o.kind == fkind::SOCKET)
+        else {
+            continue;
+        };
+        let mut copy = [0u8; f::SOCKET_DATA_LEN as usize];
+        copy.copy_from_slice(&words);
+        copy[24..32].copy_from_slice(&3u64.to_le_bytes());
+        copy[80..88].copy_from_slice(&(j as u64).to_le_bytes());
+        let Some(off) = w.blob(&copy) else { continue };
+        let mut len = f::SOCKET_DATA_LEN;
+        // The bytes queued for this end.
+        let room = (*left as usize).min(w.room()).min(PIPE_MAX);
+        if let Some((_, win)) = w.blob_window(room) {
+            const MSG_PEEK: u32 = 2;
+            const MSG_DONTWAIT: u32 = 0x40;
+            let n = ckpt_sys::recv(Fd(r.fd as i32), win, MSG_PEEK | MSG_DONTWAIT).unwrap_or(0);
+            w.unblob(room - n);
+            *left -= n as u64;
+            len += n as u64;
+        }
+        (recs[i].data_off, recs[i].data_len) = (off, len);
+    }
+}
+
+/// The inode of the peer of UNIX socket `ino`, from sock_diag (netlink).
+fn unix_peer(ino: u32) -> Option<u32> {
+    const AF_NETLINK: u32 = 16;
+    const SOCK_DGRAM: u32 = 2;
+    const SOCK_CLOEXEC: u32 = 0o2000000;
+    const NETLINK_SOCK_DIAG: u32 = 4;
+    let nl = ckpt_sys::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG).ok()?;
+    // nlmsghdr (len, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, pid) then
+    // unix_diag_req (AF_UNIX, 0, pad, states all, ino, UDIAG_SHOW_PEER, no cookie).
+    let mut req = [0u8; 16 + 24];
+    req[0..4].copy_from_slice(&40u32.to_le_bytes());
+    req[4..6].copy_from_slice(&20u16.to_le_bytes());
+    req[6..8].copy_from_slice(&1u16.to_le_bytes());
+    req[16] = 1;
+    req[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+    req[24..28].copy_from_slice(&ino.to_le_bytes());
+    req[28..32].copy_from_slice(&4u32.to_le_bytes());
+    req[32..40].copy_from_slice(&[0xff; 8]);
+    let mut buf = [0u8; 512];
+    let n = ckpt_sys::write(nl, &req).and_then(|_| ckpt_sys::read(nl, &mut buf));
+    let _ = ckpt_sys::close(nl);
+    let b = &buf[..n.ok()?];
+    // nlmsghdr (16) + unix_diag_msg (16), then rtattrs (len u16, type u16, data).
+    let mut at = 32;
+    while at + 4 <= b.len() {
+        let len = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+        let ty = u16::from_le_bytes([b[at + 2], b[at + 3]]);
+        if len < 4 {
+            break;
+        }
+        if ty == 2 && len >= 8 {
+            return Some(u32::from_le_bytes(b.get(at + 4..at + 8)?.try_into().ok()?));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
 /// Most bytes a pipe can hold (`/proc/sys/fs/pipe-max-size`'s default).
 const PIPE_MAX: usize = 1 << 20;
 
@@ -673,6 +756,7 @@ fn save_content(
 /// Say at checkpoint time what will not come back (`ckpt info` says it too).
 fn warn_placeholder(r: &FileRec, files: &FilesView) {
     if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 3) == 2 {
+        // (state 3, a pair within the process, is restored connected: no warning)
         Msg::new()
             .s("ckpt: warning: descriptor ")
             .u(r.fd as u64)
