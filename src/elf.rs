@@ -134,6 +134,9 @@ pub fn has_runtime(path: &Path) -> bool {
 pub struct Loader {
     pub machine: u16,
     pub file_end: u64,
+    /// An ordinary program, not a restart loader: it has a `PT_INTERP` (the
+    /// loader is static) or section headers (the loader is built without any).
+    pub ordinary: bool,
 }
 
 /// Reads the loader's ELF header and program headers (32- or 64-bit,
@@ -176,7 +179,9 @@ pub fn loader(file: &File) -> io::Result<Option<Loader>> {
         .filter(|ph| u32_at(ph, 0) == PT_LOAD)
         .map(|ph| field(ph, off_at).saturating_add(field(ph, size_at)))
         .max();
-    Ok(file_end.map(|file_end| Loader { machine: u16_at(&ehdr, 18), file_end }))
+    let shoff = if wide { u64_at(&ehdr, 40) } else { u64::from(u32_at(&ehdr, 32)) };
+    let ordinary = shoff != 0 || table.chunks_exact(phentsize).any(|ph| u32_at(ph, 0) == PT_INTERP);
+    Ok(file_end.map(|file_end| Loader { machine: u16_at(&ehdr, 18), file_end, ordinary }))
 }
 
 /// Reading the first bytes of a file, from offset 0 whatever its position.

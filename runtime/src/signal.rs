@@ -45,7 +45,7 @@ pub fn timer_signal(cfg: &Config) -> u32 {
 /// Signals our handler is installed for under `cfg`, as a mask.
 pub fn our_signals(cfg: &Config) -> u64 {
     let bit = |s: u32| if s == 0 { 0 } else { 1u64 << (s - 1) };
-    bit(cfg.signal) | if cfg.interval != 0 { bit(timer_signal(cfg)) } else { 0 }
+    cfg.signals | bit(cfg.signal) | if cfg.interval != 0 { bit(timer_signal(cfg)) } else { 0 }
 }
 
 /// Is another copy of the ckpt runtime already handling `sig` in this process
@@ -123,12 +123,20 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // SAFETY: the kernel passes the siginfo of an SA_SIGINFO handler.
     let periodic = unsafe { arch::siginfo_from_timer(info, TIMER_VALUE) };
     let cfg = crate::config();
-    if !periodic && sig as u32 != cfg.signal {
+    if !periodic && (sig < 1 || sig > 64 || cfg.signals & (1u64 << (sig - 1)) == 0) {
         return; // SIGRTMAX kept for the timer, sent by someone else
     }
     let trigger = if periodic { Trigger::Periodic } else { Trigger::Signal };
-    match crate::checkpoint(None, trigger) {
-        Ok(Outcome::Written { exit: true }) => ckpt_sys::exit_group(0),
+    crate::notice::begin(if periodic { 0 } else { sig as u32 });
+    let r = crate::checkpoint(None, trigger);
+    if !matches!(r, Ok(Outcome::Restarted)) {
+        // A trigger that arrived while this checkpoint ran (a scheduler sending
+        // SIGTERM twice, Ctrl-Z pressed again) asked for what was just done: it
+        // does not start another. Every signal is still blocked (our sa_mask).
+        while ckpt_sys::take_pending(our_signals(&cfg)).is_ok() {}
+    }
+    match r {
+        Ok(Outcome::Written { exit: true }) => ckpt_sys::exit_group(cfg.exit_status as i32),
         Ok(Outcome::Restarted) => {}
         Ok(Outcome::Written { exit: false }) => {
             // SAFETY: `uc` is this handler's ucontext.

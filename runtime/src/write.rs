@@ -68,7 +68,7 @@ pub struct CPath {
 }
 
 impl CPath {
-    fn from_parts(parts: &[&[u8]]) -> Option<CPath> {
+    pub fn from_parts(parts: &[&[u8]]) -> Option<CPath> {
         let mut p = CPath { buf: [0; NAME_MAX + 64], len: 0 };
         for s in parts {
             if p.len + s.len() + 1 > p.buf.len() || s.contains(&0) {
@@ -79,7 +79,7 @@ impl CPath {
         }
         Some(p)
     }
-    fn cstr(&self) -> &CStr {
+    pub fn cstr(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.buf[..=self.len]).unwrap_or(c"")
     }
     /// The path without NUL.
