@@ -108,8 +108,8 @@ Batch jobs (the same command starts and resumes; see 'ckpt run --help'):
 
 What is saved: the memory of the process, its registers and its signal
 state (handlers, mask). What is not: threads (a program with more than one
-thread is refused at checkpoint time, and goes on running), open files other
-than stdin, stdout and stderr, child processes.
+thread is refused at checkpoint time, and goes on running); open files other
+than stdin, stdout and stderr are not restored yet, nor child processes.
 
 Refused programs: setuid and setgid programs and programs with file
 capabilities (the dynamic loader ignores LD_PRELOAD for them), statically

@@ -29,6 +29,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The documented exit status of a program that was checkpointed and exited.
+pub const CHECKPOINT_EXIT: i32 = 85;
+
 /// How long any one program may run before the test calls it hung.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -219,6 +222,16 @@ impl Outcome {
     /// Panic with the transcript unless the process exited 0 with no FAIL line.
     pub fn assert_ok(&self, what: &str) {
         assert!(self.status.success() && !self.has("FAIL"), "{what}: {}\n{self}", self.status);
+    }
+
+    /// Panic with the transcript unless the process exited with the checkpoint
+    /// exit status (it was checkpointed and exited) with no FAIL line.
+    pub fn assert_checkpointed(&self, what: &str) {
+        assert!(
+            self.status.code() == Some(CHECKPOINT_EXIT) && !self.has("FAIL"),
+            "{what}: {} (want exit status {CHECKPOINT_EXIT}, the checkpoint-and-exit status)\n{self}",
+            self.status
+        );
     }
 }
 
@@ -414,7 +427,8 @@ pub fn run(cmd: Command) -> Outcome {
 }
 
 /// Start CMD, wait for `READY`, let it run a random 50..300 ms, send SIGTSTP and
-/// collect the outcome. Checks that it exited 0 and that IMAGE is a complete,
+/// collect the outcome. Checks that it exited with the checkpoint exit status
+/// (85) and that IMAGE is a complete,
 /// owner-only executable with no temporary file left next to it.
 pub fn checkpoint(cmd: Command, image: &Path) -> Outcome {
     checkpoint_with(cmd, image, "TSTP", random_delay(50, 300))
@@ -427,7 +441,7 @@ pub fn checkpoint_with(cmd: Command, image: &Path, sig: &str, delay: Duration) -
     std::thread::sleep(delay);
     p.signal(sig);
     let o = p.finish();
-    o.assert_ok("the checkpointed run");
+    o.assert_checkpointed("the checkpointed run");
     assert!(!o.has("DONE"), "the program finished before the checkpoint (make it run longer)\n{o}");
     assert_image(image);
     o
