@@ -801,7 +801,7 @@ fn image_is_synced_before_rename_and_directory_after() {
     std::thread::sleep(random_delay(50, 300));
     let st = Command::new("kill").args(["-TSTP", &child]).status().unwrap();
     assert!(st.success());
-    p.finish().assert_ok("the traced checkpointed run");
+    p.finish().assert_checkpointed("the traced checkpointed run");
     assert_image(&image);
     let calls: Vec<String> = fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
     let find = |from: usize, what: &dyn Fn(&str) -> bool, name: &str| -> usize {
@@ -829,5 +829,5 @@ fn image_is_synced_before_rename_and_directory_after() {
     let dir_fd = fd_of(&calls[open_dir]);
     let sync_dir =
         find(open_dir, &|l| l.starts_with(&format!("fsync({dir_fd})")) && l.ends_with("= 0"), "fsync of the directory");
-    find(sync_dir, &|l| l.starts_with("exit_group(0)"), "the exit");
+    find(sync_dir, &|l| l.starts_with("exit_group(85)"), "the exit with the checkpoint status");
 }

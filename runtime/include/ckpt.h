@@ -40,7 +40,8 @@ extern "C" {
  * Checkpoint now into the file `name` (relative to the working directory), or
  * into the configured file (CKPT_NAME, default: program name + ".ckpt") if NULL.
  *
- * Without continue mode the program exits with status 0 once the file is
+ * Without continue mode the program exits with status 85 (CKPT_EXIT_STATUS,
+ * "checkpointed, run me again") once the file is
  * written, as with the signal. In continue mode it returns CKPT_WRITTEN once the
  * file is complete and durable (the call is synchronous: use the signal or the
  * periodic timer for checkpoints that pause the program only briefly).

@@ -12,6 +12,7 @@
 //! - `write`: the checkpoint file itself.
 //! - `dir`: directory mode (`CKPT_DIR`): numbered images, the `current` pointer.
 //! - `notice`: the line printed after each checkpoint; the deadline.
+//! - `names`: the program's and libraries' names, kept across restarts.
 //! - `writer`: continue mode's copy-on-write background writer.
 //! - `arch`: the save point, the thread pointer, rseq (one file per architecture).
 //! - `state`: the single global, serialised.
@@ -34,6 +35,7 @@ mod config;
 mod dir;
 mod failure;
 mod hooks;
+mod names;
 mod notice;
 mod preload;
 mod signal;
@@ -84,7 +86,10 @@ pub fn init() {
         a.split(|&c| c == 0).next().unwrap_or(b"")
     });
     let cfg = Config::from_env(&env.as_slice()[..env_len], argv0);
-    state::with(|st| st.cfg = cfg);
+    state::with(|st| {
+        st.cfg = cfg;
+        st.names.at_load();
+    });
     if signal::other_runtime_active(cfg.signal) {
         // Another copy of the runtime (preloaded, while this one is linked in)
         // already handles the trigger: it is the one; this copy only serves the
@@ -200,8 +205,8 @@ fn written(cfg: &Config, path: &Path, seq: u64, bytes: u64) {
 /// the outcome (not continuing: the program ends once the file is written).
 fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool) -> Result<Outcome, Failure> {
     let mut job = Job::create(path)?;
-    let kernel = &st.kernel;
-    let saved = arch::save_context(&mut || match job.write(kernel, &[]) {
+    let (kernel, names) = (&st.kernel, &st.names);
+    let saved = arch::save_context(&mut || match job.write(kernel, names, &[]) {
         Ok(()) => 0,
         Err(f) => {
             job.failed = Some(f);
@@ -237,15 +242,17 @@ fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool) -> Result
 /// its file removed, by the next checkpoint of that name. Its failures are
 /// reported on stderr by the writer; the program goes on either way.
 fn take_background(st: &mut state::State, path: &Path, seq: u64) -> Result<Outcome, Failure> {
-    let (kernel, cfg) = (&st.kernel, &st.cfg);
+    let (kernel, cfg, names) = (&st.kernel, &st.cfg, &st.names);
     let mut failed = Errno::EIO;
     let saved = arch::save_context(&mut || {
         let mut write = |stack: (u64, u64)| {
-            let r = Job::create(path).and_then(|mut job| match job.write(kernel, &[stack, writer::scratch_ranges()]) {
-                Ok(()) => job.commit().map(|bytes| written(cfg, path, seq, bytes)),
-                Err(f) => {
-                    job.abort();
-                    Err(f)
+            let r = Job::create(path).and_then(|mut job| {
+                match job.write(kernel, names, &[stack, writer::scratch_ranges()]) {
+                    Ok(()) => job.commit().map(|bytes| written(cfg, path, seq, bytes)),
+                    Err(f) => {
+                        job.abort();
+                        Err(f)
+                    }
                 }
             });
             writer::done();
@@ -280,6 +287,7 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64) -> Result<Outco
 fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
     arch::unmap_loader(info);
     st.kernel.restore();
+    st.names.after_restart(write::LOADER.len());
     if st.cfg.starter != 0 {
         st.cfg.starter = preload::restarted();
     }

@@ -21,6 +21,10 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("objcopy", &["--version"], "binutils"),
     // Static musl programs linked with libckpt.a are part of the test suite.
     ("musl-gcc", &["--version"], "musl-tools"),
+    // tests/slurm.rs starts a single-node Slurm cluster (slurmctld, slurmd and the
+    // client commands) with its own munged.
+    ("/usr/sbin/slurmctld", &["-V"], "slurm-wlm"),
+    ("/usr/sbin/munged", &["--version"], "munge"),
 ];
 
 fn works(cmd: &str, args: &[&str]) -> bool {
@@ -67,7 +71,9 @@ pub fn run_setup() -> Result<()> {
         missing.push("g++-multilib");
     }
     if missing.is_empty() {
-        eprintln!("xtask setup: cc, c++ (both with -m32), make, python3, binutils and musl-gcc are present");
+        eprintln!(
+            "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, slurm-wlm and munge are present"
+        );
     } else {
         let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };
         let apt = |args: &[&str]| {
