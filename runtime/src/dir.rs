@@ -106,10 +106,10 @@ pub fn publish(dir: &Path, seq: u64, keep: u32) {
             if let Err(e) = r {
                 let _ = ckpt_sys::unlinkat(fd, tmp.cstr(), 0);
                 warn("pointing current at the new image", e);
-            } else if let Err(e) = ckpt_sys::fsync(fd) {
-                if e != Errno::EINVAL {
-                    warn("syncing the directory", e);
-                }
+            } else if let Err(e) = ckpt_sys::fsync(fd)
+                && e != Errno::EINVAL
+            {
+                warn("syncing the directory", e);
             }
         }
         _ => warn("naming the pointer", Errno::ENAMETOOLONG),

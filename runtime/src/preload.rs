@@ -12,6 +12,7 @@
 //!   entry out of `LD_PRELOAD`, so the child's own children do not load it at all
 //!   and nothing but the program answers the checkpoint signal (they would all
 //!   write into the same CKPT_NAME).
+//!
 //! Without `CKPT_PID` (`LD_PRELOAD=.../libckpt.so prog` by hand), the runtime is
 //! active and takes its entry out at once, as before. `CKPT_INHERIT=1` (`ckpt
 //! --inherit`) leaves the entry in and every process active.

@@ -123,7 +123,7 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // SAFETY: the kernel passes the siginfo of an SA_SIGINFO handler.
     let periodic = unsafe { arch::siginfo_from_timer(info, TIMER_VALUE) };
     let cfg = crate::config();
-    if !periodic && (sig < 1 || sig > 64 || cfg.signals & (1u64 << (sig - 1)) == 0) {
+    if !periodic && (!(1..=64).contains(&sig) || cfg.signals & (1u64 << (sig - 1)) == 0) {
         return; // SIGRTMAX kept for the timer, sent by someone else
     }
     let trigger = if periodic { Trigger::Periodic } else { Trigger::Signal };
