@@ -272,6 +272,18 @@ impl<'p> Image<'p> {
             h.nruns
         );
         let _ = writeln!(o, "checksums:    header and metadata ok; page data not read (ckpt verify checks it)");
+        let sections: Vec<_> = meta.sections.iter().collect();
+        if sections.is_empty() {
+            let _ = writeln!(o, "sections:     none (memory, registers and the runtime's own record only)");
+        } else {
+            let _ = writeln!(o, "sections:");
+            for sec in &sections {
+                let _ = writeln!(o, "  {}", crate::sections::title(sec));
+                for line in crate::sections::describe(sec) {
+                    let _ = writeln!(o, "    {line}");
+                }
+            }
+        }
         let _ = writeln!(o, "regions:");
         let w = if h.arch == ARCH_X86 { 8 } else { 12 };
         for r in meta.regions() {
@@ -305,7 +317,19 @@ impl<'p> Image<'p> {
         let _ = write!(o, "\"time\":{},\"time_utc\":{},", meta.process.time, json_str(&utc(meta.process.time)));
         let _ = write!(o, "\"pid\":{},", meta.process.pid);
         let _ = write!(o, "\"mapped_bytes\":{},\"saved_bytes\":{},", h.mapped_len, h.data_len);
-        let _ = write!(o, "\"data_verified\":false,\"regions\":[");
+        let _ = write!(o, "\"data_verified\":false,\"sections\":[");
+        for (i, sec) in meta.sections.iter().enumerate() {
+            let _ = write!(
+                o,
+                "{}{{\"tag\":{},\"name\":{},\"version\":{},\"bytes\":{}}}",
+                if i == 0 { "" } else { "," },
+                sec.tag,
+                json_str(ckpt_image::section::name(sec.tag)),
+                sec.version,
+                sec.data.len()
+            );
+        }
+        let _ = write!(o, "],\"regions\":[");
         for (i, r) in meta.regions().enumerate() {
             let saved: u64 = meta.runs_of(&r).map(|run| run.len).sum();
             let _ = write!(

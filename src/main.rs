@@ -15,6 +15,7 @@ mod error;
 mod inspect;
 mod program;
 mod run;
+mod sections;
 mod signal;
 
 use std::convert::Infallible;

@@ -9,6 +9,7 @@
 //!               Region × nregions           (REGION_LEN bytes each, sorted by address)
 //!               Run × nruns                 (RUN_LEN bytes each, sorted by address)
 //!               strings                     (NUL-separated, referenced by offset)
+//!               sections                    (sections_len bytes, see `section`)
 //! data_offset:  page-aligned page data of every Run, in Run order
 //! ```
 //!
@@ -31,8 +32,12 @@ use core::mem::size_of;
 
 /// First bytes of the image header.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
-/// Format version; bumped on any incompatible change (2: `Header::data_hash`).
-pub const VERSION: u32 = 2;
+/// Format version; bumped on any incompatible change (2: `Header::data_hash`;
+/// 3: the section table after the strings, `Header::sections_len`).
+pub const VERSION: u32 = 3;
+/// Oldest version this build still reads: a version 2 image is a version 3 image
+/// without sections (its `sections_len` was a reserved zero field).
+pub const MIN_VERSION: u32 = 2;
 /// Page size of every supported architecture.
 pub const PAGE_SIZE: u64 = 4096;
 /// `e_machine` of x86_64 images.
@@ -246,6 +251,12 @@ pub enum ImageError {
     /// The saved stack pointer is not in writable saved memory, or the saved
     /// instruction pointer not in executable saved memory.
     BadRegisters,
+    /// A section (see [`section`]) is malformed: its framing, or the payload of a
+    /// known tag (0 when the header itself could not be read).
+    BadSection {
+        /// The section's tag.
+        tag: u32,
+    },
 }
 
 impl ImageError {
@@ -262,6 +273,7 @@ impl ImageError {
             ImageError::BadRegion { .. } => "image region table is damaged",
             ImageError::BadRun { .. } => "image page table is damaged",
             ImageError::BadRegisters => "image saved registers point outside the saved memory",
+            ImageError::BadSection { .. } => "image section is damaged",
         }
     }
 }
@@ -274,11 +286,12 @@ impl core::fmt::Display for ImageError {
                 write!(f, "truncated image (need {need} bytes, have {have})")
             }
             ImageError::BadVersion { found } => {
-                write!(f, "{} (file has version {found}, this ckpt reads {VERSION})", self.what())
+                write!(f, "{} (file has version {found}, this ckpt reads {MIN_VERSION} to {VERSION})", self.what())
             }
             ImageError::WrongArch { found } => write!(f, "{} (e_machine {found})", self.what()),
             ImageError::BadRegion { index } => write!(f, "{} (entry {index})", self.what()),
             ImageError::BadRun { index } => write!(f, "{} (entry {index})", self.what()),
+            ImageError::BadSection { tag } => write!(f, "{} (tag {tag}, {})", self.what(), section::name(tag)),
             _ => f.write_str(self.what()),
         }
     }
@@ -366,8 +379,21 @@ macro_rules! record {
                 Ok($name { $($f: r.$t(),)* })
             }
         }
+
+        impl $crate::section::Record for $name {
+            const LEN: usize = $len;
+            fn put(&self, out: &mut [u8]) {
+                self.encode(out)
+            }
+            fn get(b: &[u8]) -> Result<Self, ImageError> {
+                Self::decode(b)
+            }
+        }
     };
 }
+
+pub mod section;
+pub use section::{Section, Sections};
 
 record! {
     /// The fixed header at `image_offset`.
@@ -409,8 +435,9 @@ record! {
         /// `ckpt verify`, so that every byte of the file is covered by a checksum;
         /// 0 in images written before it was introduced (the field was reserved).
         pub loader_hash: u64,
-        /// Reserved, zero.
-        pub reserved2: u64,
+        /// Length of the section area at the end of the metadata (see [`section`]);
+        /// 0 in version 2 images, where the field was reserved.
+        pub sections_len: u64,
         /// [`hash64`] of the 120 bytes before this field.
         pub header_hash: u64,
     }
@@ -672,14 +699,19 @@ record! {
 
 record! {
     /// What the loader hands the restarted runtime: where its own memory (code,
-    /// stack, buffers) is, so the runtime can unmap it.
-    pub struct RestartInfo [RESTART_INFO_LEN = 32] {
+    /// stack, buffers) is, so the runtime can unmap it, and where the image's
+    /// section area is (inside that block: valid until the runtime unmaps it).
+    pub struct RestartInfo [RESTART_INFO_LEN = 48] {
         /// [`RestartInfo::MAGIC`].
         pub magic: u64,
         /// Start of the loader's memory block.
         pub loader_start: u64,
         /// Length of the loader's memory block.
         pub loader_len: u64,
+        /// Address of the validated section area (see [`section`]).
+        pub sections_addr: u64,
+        /// Its length in bytes (0: no sections).
+        pub sections_len: u64,
         /// Reserved, zero.
         pub reserved: u64,
     }
@@ -731,7 +763,7 @@ impl Header {
         if hash64(&b[..HEADER_LEN - 8]) != h.header_hash {
             return Err(ImageError::HeaderChecksum);
         }
-        if h.version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&h.version) || (h.version < 3 && h.sections_len != 0) {
             return Err(ImageError::BadVersion { found: h.version });
         }
         if task_size(h.arch) == 0 || (expect_arch != 0 && h.arch != expect_arch) {
@@ -740,7 +772,8 @@ impl Header {
         // Layout: header, then metadata, then page-aligned data ending at file_len.
         // Saturating and checked sums: a sealed header may still hold any values.
         let meta_need = (PROCESS_LEN as u64 + h.nregions as u64 * REGION_LEN as u64 + h.nruns as u64 * RUN_LEN as u64)
-            .saturating_add(h.strings_len);
+            .saturating_add(h.strings_len)
+            .saturating_add(h.sections_len);
         let ok = h.image_offset % PAGE_SIZE == 0
             && h.image_offset.checked_add(HEADER_LEN as u64) == Some(h.meta_offset)
             && h.meta_len == meta_need
@@ -750,7 +783,8 @@ impl Header {
             && h.data_offset.checked_add(h.data_len) == Some(h.file_len)
             && h.nregions <= 1 << 20
             && h.nruns <= 1 << 24
-            && h.strings_len <= 1 << 24;
+            && h.strings_len <= 1 << 24
+            && h.sections_len <= 1 << 30;
         if !ok {
             return Err(ImageError::BadLayout);
         }
@@ -771,6 +805,8 @@ pub struct Meta<'a> {
     regions: &'a [u8],
     runs: &'a [u8],
     strings: &'a [u8],
+    /// The sections (framing and known payloads validated).
+    pub sections: Sections<'a>,
 }
 
 impl<'a> Meta<'a> {
@@ -791,14 +827,23 @@ impl<'a> Meta<'a> {
         // The table lengths, in u64 so that no count can overflow (also on i386).
         let r1 = PROCESS_LEN as u64 + header.nregions as u64 * REGION_LEN as u64;
         let u1 = r1 + header.nruns as u64 * RUN_LEN as u64;
-        if u1.checked_add(header.strings_len) != Some(header.meta_len)
+        let s1 = u1.checked_add(header.strings_len);
+        if s1.and_then(|s| s.checked_add(header.sections_len)) != Some(header.meta_len)
             || header.data_offset.checked_add(header.data_len).is_none()
         {
             return Err(ImageError::BadLayout);
         }
         let process = Process::decode(meta)?;
         let (r0, r1, u1) = (PROCESS_LEN, r1 as usize, u1 as usize);
-        let m = Meta { header: *header, process, regions: &meta[r0..r1], runs: &meta[r1..u1], strings: &meta[u1..] };
+        let s1 = u1 + header.strings_len as usize;
+        let m = Meta {
+            header: *header,
+            process,
+            regions: &meta[r0..r1],
+            runs: &meta[r1..u1],
+            strings: &meta[u1..s1],
+            sections: Sections::parse(&meta[s1..])?,
+        };
         m.validate()?;
         Ok(m)
     }
@@ -912,11 +957,15 @@ impl<'a> Meta<'a> {
 }
 
 /// Serialises metadata into a caller-provided buffer (the runtime has no allocator).
+///
+/// Order: the process record, regions and runs (any order), then every string,
+/// then the sections: once a section is written, no string can be added.
 pub struct MetaWriter<'a> {
     buf: &'a mut [u8],
     nregions: u32,
     nruns: u32,
     strings: usize,
+    sections: usize,
 }
 
 /// Room in the [`MetaWriter`] buffer ran out.
@@ -935,7 +984,7 @@ impl<'a> MetaWriter<'a> {
         if buf.len() < Self::len_for(nregions as usize, nruns as usize, 0) {
             return Err(NoSpace);
         }
-        Ok(MetaWriter { buf, nregions, nruns, strings: 0 })
+        Ok(MetaWriter { buf, nregions, nruns, strings: 0, sections: 0 })
     }
 
     fn strings_base(&self) -> usize {
@@ -961,6 +1010,9 @@ impl<'a> MetaWriter<'a> {
 
     /// Append a string (a NUL follows it); returns its (offset, len).
     pub fn string(&mut self, s: &[u8]) -> Result<(u32, u32), NoSpace> {
+        if self.sections != 0 {
+            return Err(NoSpace);
+        }
         let base = self.strings_base() + self.strings;
         let end = base + s.len() + 1;
         if end > self.buf.len() || s.len() > u32::MAX as usize {
@@ -978,15 +1030,34 @@ impl<'a> MetaWriter<'a> {
         self.strings
     }
 
+    /// Append a section of `len` payload bytes with `tag` and `version`; returns
+    /// the payload to fill (fill all of it: the buffer is not promised zeroed).
+    pub fn section(&mut self, tag: u32, version: u32, len: usize) -> Result<&mut [u8], NoSpace> {
+        let at = self.strings_base() + self.strings + self.sections;
+        let end = at.checked_add(section::SECTION_HEADER_LEN + len).ok_or(NoSpace)?;
+        if end > self.buf.len() || tag == 0 {
+            return Err(NoSpace);
+        }
+        section::SectionHeader { tag, version, len: len as u64 }.encode(&mut self.buf[at..]);
+        self.sections += section::SECTION_HEADER_LEN + len;
+        Ok(&mut self.buf[at + section::SECTION_HEADER_LEN..end])
+    }
+
+    /// Length of the sections so far (`Header::sections_len`).
+    pub fn sections_len(&self) -> usize {
+        self.sections
+    }
+
     /// The finished metadata bytes.
     pub fn finish(self) -> &'a [u8] {
-        let n = self.strings_base() + self.strings;
+        let n = self.strings_base() + self.strings + self.sections;
         &self.buf[..n]
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::section::{SECTION_HEADER_LEN, SectionHeader, Table};
     use super::*;
     extern crate std;
     use std::vec;
@@ -1038,6 +1109,10 @@ mod tests {
         w.run(1, &Run { addr: 0x12000, len: 0x2000, file_off: data_offset + 0x1000 });
         w.run(2, &Run { addr: 0x20000, len: 0x1000, file_off: data_offset + 0x3000 });
         let strings_len = w.strings_len() as u64;
+        // A section of a tag this build does not know: kept, not validated.
+        w.section(40, 1, 5).unwrap().copy_from_slice(b"hello");
+        assert_eq!(w.string(b"late"), Err(NoSpace), "no string after a section");
+        let sections_len = w.sections_len() as u64;
         let meta = w.finish().to_vec();
         let mut h = Header::new(ARCH_X86_64);
         h.image_offset = image_offset;
@@ -1050,6 +1125,7 @@ mod tests {
         h.nregions = 2;
         h.nruns = 3;
         h.strings_len = strings_len;
+        h.sections_len = sections_len;
         h.mapped_len = 0x5000;
         (h, meta)
     }
@@ -1074,6 +1150,84 @@ mod tests {
         assert_eq!(m.string(m.process.strings[strs::EXE]), b"/bin/x");
         let regs = RegsX86_64::from_words(&m.process.regs);
         assert_eq!(regs.rip, 0x10234);
+    }
+
+    #[test]
+    fn sections_round_trip_and_unknown_tags_are_kept() {
+        let (mut h, meta) = sample();
+        let hb = sealed(&mut h);
+        let h2 = Header::parse(&hb, h.file_len, ARCH_X86_64).unwrap();
+        let m = Meta::parse(&h2, &meta).unwrap();
+        let all: Vec<Section> = m.sections.iter().collect();
+        assert_eq!(all, [Section { tag: 40, version: 1, data: b"hello" }]);
+        assert_eq!(m.sections.get(40).map(|s| s.data), Some(&b"hello"[..]));
+        assert_eq!(m.sections.get(section::tag::THREADS), None);
+        assert_eq!(m.string(m.process.strings[strs::EXE]), b"/bin/x");
+    }
+
+    /// A version 2 image is a version 3 image without sections; a version 2 header
+    /// that claims sections is refused.
+    #[test]
+    fn version_2_images_still_parse() {
+        let (mut h, meta) = sample();
+        let meta = &meta[..meta.len() - h.sections_len as usize];
+        h.version = 2;
+        h.meta_len = meta.len() as u64;
+        h.meta_hash = hash64(meta);
+        h.sections_len = 0;
+        let hb = sealed(&mut h);
+        let h2 = Header::parse(&hb, h.file_len, ARCH_X86_64).unwrap();
+        let m = Meta::parse(&h2, meta).unwrap();
+        assert_eq!(m.sections.iter().count(), 0);
+        h.sections_len = 8;
+        h.meta_len += 8;
+        let hb = sealed(&mut h);
+        assert!(matches!(Header::parse(&hb, h.file_len, ARCH_X86_64), Err(ImageError::BadVersion { found: 2 })));
+    }
+
+    /// Section framing is checked even when the checksum was resealed: a length
+    /// past the end, tag 0, a repeated tag, version 0.
+    #[test]
+    fn malformed_sections_are_refused() {
+        let good = {
+            let mut b = vec![0u8; 64];
+            SectionHeader { tag: 7, version: 1, len: 3 }.encode(&mut b);
+            b.truncate(SECTION_HEADER_LEN + 3);
+            b
+        };
+        assert!(Sections::parse(&good).is_ok());
+        let with = |tag: u32, version: u32, len: u64| {
+            let mut b = good.clone();
+            SectionHeader { tag, version, len }.encode(&mut b);
+            Sections::parse(&b).map(drop)
+        };
+        assert_eq!(with(7, 1, 4).unwrap_err(), ImageError::BadSection { tag: 7 });
+        assert_eq!(with(0, 1, 3).unwrap_err(), ImageError::BadSection { tag: 0 });
+        assert_eq!(with(64, 1, 3).unwrap_err(), ImageError::BadSection { tag: 64 });
+        assert_eq!(with(7, 0, 3).unwrap_err(), ImageError::BadSection { tag: 7 });
+        let mut twice = good.clone();
+        twice.extend_from_slice(&good);
+        assert_eq!(Sections::parse(&twice).unwrap_err(), ImageError::BadSection { tag: 7 });
+        for cut in 1..good.len() {
+            assert!(Sections::parse(&good[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn tables_hold_exactly_their_count_of_records() {
+        let runs = [Run { addr: 0x1000, len: 0x2000, file_off: 0 }, Run { addr: 0x5000, len: 0x1000, file_off: 8 }];
+        let mut b = vec![0u8; Table::<Run>::len_for(2)];
+        Table::encode(&runs, &mut b);
+        let t = Table::<Run>::parse(&b, 9).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.iter().collect::<Vec<_>>(), runs);
+        assert!(Table::<Run>::parse(&b[..b.len() - 1], 9).is_err());
+        let mut more = b.clone();
+        more.push(0);
+        assert!(Table::<Run>::parse(&more, 9).is_err());
+        more.truncate(b.len());
+        more[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(Table::<Run>::parse(&more, 9).unwrap_err(), ImageError::BadSection { tag: 9 });
     }
 
     #[test]

@@ -76,11 +76,17 @@ fn die_image(name: &Name, e: ImageError) -> ! {
     let m = msg(name).s(e.what());
     let m = match e {
         ImageError::Truncated { need, have } => m.s(" (need ").u(need).s(" bytes, have ").u(have).s(")"),
-        ImageError::BadVersion { found } => {
-            m.s(" (file has version ").u(found as u64).s(", this loader reads ").u(ckpt_image::VERSION as u64).s(")")
-        }
+        ImageError::BadVersion { found } => m
+            .s(" (file has version ")
+            .u(found as u64)
+            .s(", this loader reads ")
+            .u(ckpt_image::MIN_VERSION as u64)
+            .s(" to ")
+            .u(ckpt_image::VERSION as u64)
+            .s(")"),
         ImageError::WrongArch { found } => m.s(" (e_machine ").u(found as u64).s(")"),
         ImageError::BadRegion { index } | ImageError::BadRun { index } => m.s(" (entry ").u(index as u64).s(")"),
+        ImageError::BadSection { tag } => m.s(" (tag ").u(tag as u64).s(", ").s(ckpt_image::section::name(tag)).s(")"),
         _ => m,
     };
     die(m)

@@ -286,11 +286,13 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
         magic: RestartInfo::MAGIC,
         loader_start: plan.home.base as u64,
         loader_len: plan.home.len as u64,
+        sections_addr: meta.sections.as_bytes().as_ptr() as u64,
+        sections_len: meta.sections.as_bytes().len() as u64,
         reserved: 0,
     };
     let mut b = [0u8; RESTART_INFO_LEN];
     info.encode(&mut b);
-    // SAFETY: checked by `check_restart_info`: 32 bytes inside a restored writable
+    // SAFETY: checked by `check_restart_info`: the slot lies inside a restored writable
     // region (the runtime's own static), which only the runtime reads.
     unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), meta.process.restart_info as *mut u8, b.len()) };
 }

@@ -283,10 +283,12 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64) -> Result<Outco
     }
 }
 
-/// First steps of the restarted process, back at the save point.
+/// First steps of the restarted process, back at the save point: the kernel
+/// state, from the runtime's memory and from the image's sections (which live in
+/// the loader's home block), then the home block goes.
 fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
+    st.kernel.restore(&arch::restart_sections(info));
     arch::unmap_loader(info);
-    st.kernel.restore();
     st.names.after_restart(write::LOADER.len());
     if st.cfg.starter != 0 {
         st.cfg.starter = preload::restarted();

@@ -283,7 +283,8 @@ impl Job {
         let runs = layout.runs.as_slice();
         let strings_len: usize = strings.iter().map(|s| s.len() + 1).sum::<usize>()
             + regions.iter().map(|r| names.original(r.start, layout.name(r)).len() + 1).sum::<usize>();
-        let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len);
+        let sections_len: usize = kernel.sections().map(|s| ckpt_image::section::SECTION_HEADER_LEN + s.len()).sum();
+        let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len) + sections_len;
         let image_offset = page_up(LOADER.len() as u64);
         let meta_offset = image_offset + HEADER_LEN as u64;
         let data_offset = page_up(meta_offset + meta_len as u64);
@@ -316,6 +317,11 @@ impl Job {
         for (i, r) in runs.iter().enumerate() {
             w.run(i as u32, &ckpt_image::Run { file_off: r.file_off + data_offset, ..*r });
         }
+        // Last: no string may follow a section.
+        for sec in kernel.sections() {
+            sec.encode(w.section(sec.tag(), sec.version(), sec.len()).map_err(|_| Errno::ENOMEM)?);
+        }
+        debug_assert_eq!(w.sections_len(), sections_len);
         let meta = w.finish();
         let mut h = Header::new(arch::ARCH);
         h.image_offset = image_offset;
@@ -328,6 +334,7 @@ impl Job {
         h.nregions = regions.len() as u32;
         h.nruns = runs.len() as u32;
         h.strings_len = strings_len as u64;
+        h.sections_len = sections_len as u64;
         h.mapped_len = layout.mapped_len;
         // The loader and its padding, as they go into the file (`ckpt verify`).
         let mut loader = DataHasher::new();

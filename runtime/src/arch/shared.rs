@@ -14,6 +14,8 @@ use core::cell::UnsafeCell;
 use core::ffi::c_void;
 
 use ckpt_image::{REGS_WORDS, RESTART_INFO_LEN, RestartInfo};
+
+const _: () = assert!(RESTART_INFO_LEN <= 64);
 use ckpt_sys::{Errno, Result};
 
 use super::CTX;
@@ -29,16 +31,17 @@ unsafe extern "C" {
 }
 
 /// A cell written only on the checkpoint path, which `crate::state` serialises.
-/// 32-byte aligned: the loader requires the 32-byte restart slot to lie inside
-/// one writable mapping, and i386 aligns u64 to 4 only (a static program's slot
-/// was seen straddling its .data and .bss mappings).
-#[repr(align(32))]
+/// 64-byte aligned: the loader requires the restart slot (`RESTART_INFO_LEN`, at
+/// most 64 bytes) to lie inside one writable mapping, and i386 aligns u64 to 4 only
+/// (a static program's slot was seen straddling its .data and .bss mappings); a
+/// 64-byte aligned slot of 64 bytes or less never crosses a page.
+#[repr(align(64))]
 pub(super) struct Slot<T>(pub(super) UnsafeCell<T>);
 // SAFETY: accessed only by the single thread holding `crate::state`'s busy flag.
 unsafe impl<T> Sync for Slot<T> {}
 
 /// Where the loader leaves a `RestartInfo` before it jumps back.
-pub(super) static RESTART_INFO: Slot<[u64; RESTART_INFO_LEN / 8]> = Slot(UnsafeCell::new([0; 4]));
+pub(super) static RESTART_INFO: Slot<[u64; RESTART_INFO_LEN / 8]> = Slot(UnsafeCell::new([0; RESTART_INFO_LEN / 8]));
 
 /// The registers recorded by the current `save_context` (valid inside `f`).
 pub fn saved_regs() -> [u64; REGS_WORDS] {
@@ -64,6 +67,22 @@ pub fn rseq_register(area: usize) -> Result<()> {
     // stays there for the thread's life; the kernel only updates its cpu fields,
     // which is exactly what glibc registered it for.
     unsafe { ckpt_sys::rseq(area, 32, 0, 0x5305_3053) }
+}
+
+/// The image's sections, as the loader left them in its home block (valid until
+/// `unmap_loader`; validated by the loader before it restored anything).
+pub fn restart_sections(info: &RestartInfo) -> ckpt_image::Sections<'_> {
+    if info.sections_len == 0 || info.sections_addr == 0 {
+        return ckpt_image::Sections::EMPTY;
+    }
+    // SAFETY: the loader stored the address and length of the section area of its
+    // metadata copy, inside the home block, which stays mapped until
+    // `unmap_loader`; the borrow of `info` ties the slice to the caller's use of
+    // the restart record, which ends before the unmap.
+    let b = unsafe { core::slice::from_raw_parts(info.sections_addr as *const u8, info.sections_len as usize) };
+    // Parsed again (cheap) rather than trusted: a loader of another build cannot
+    // make the runtime read out of bounds.
+    ckpt_image::Sections::parse(b).unwrap_or(ckpt_image::Sections::EMPTY)
 }
 
 /// Unmap the loader's home block in the restarted process.

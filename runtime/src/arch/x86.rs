@@ -91,7 +91,7 @@ pub fn save_context<F: FnMut() -> isize>(f: &mut F) -> Result<Saved> {
     // SAFETY: the busy flag of crate::state gives us CTX and RESTART_INFO alone.
     unsafe {
         *CTX.0.get() = RegsX86 { tls_entry: tls_entry as u64, tls_base: tls_base as u64, ..Default::default() };
-        *RESTART_INFO.0.get() = [0; 4];
+        *RESTART_INFO.0.get() = [0; RESTART_INFO_LEN / 8];
     }
     // SAFETY: see the module comment; CTX is a static that outlives the call.
     let r = unsafe { ckpt_save_context(CTX.0.get(), tramp::<F>, f as *mut F as *mut c_void) };

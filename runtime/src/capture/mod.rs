@@ -61,12 +61,20 @@ impl Kernel {
         Ok(())
     }
 
+    /// The state that goes into image sections (`ckpt_image::section`), in the
+    /// order they are written. Each kind of state beyond memory adds itself here.
+    pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
+        let all: [&dyn Section; 0] = [];
+        all.into_iter()
+    }
+
     /// Put it all back in a restarted process. Failures are reported and the
     /// restore goes on: a program with, say, its old cwd gone is still better
     /// continued than killed. The signal mask is left to the caller, which puts
     /// it back last, after the restart hooks, so no handler runs before the
     /// process is whole.
-    pub fn restore(&self) {
+    pub fn restore(&self, sections: &ckpt_image::Sections) {
+        let _ = sections; // read by the kinds of state that have a section
         report("restore the memory layout (PR_SET_MM_MAP)", self.mm.restore());
         if let Some(area) = self.rseq {
             report("register rseq", crate::arch::rseq_register(area));
@@ -87,6 +95,21 @@ impl Kernel {
         }
         report("restore signal handlers", self.signals.restore_handlers());
     }
+}
+
+/// Kernel state written into one image section (see `ckpt_image::section`): the
+/// image crate owns the record layout, the capture module fills it.
+pub trait Section {
+    /// Its tag (`ckpt_image::section::tag`).
+    fn tag(&self) -> u32;
+    /// Its format version.
+    fn version(&self) -> u32 {
+        1
+    }
+    /// Exact payload length in bytes.
+    fn len(&self) -> usize;
+    /// Write the payload into `out` (exactly `len()` bytes).
+    fn encode(&self, out: &mut [u8]);
 }
 
 /// Say what could not be restored (stderr of the restarted process).
