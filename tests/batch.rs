@@ -174,9 +174,25 @@ fn exit_status_and_message_after_a_checkpoint() {
         assert!(o.stderr.is_empty(), "-q: {o}");
         assert_image(&image);
     }
-    // The program's own status when it ends by itself.
-    let o = run(ckpt(&dir, &["/bin/sh", "-c", "exit 7"]));
-    assert_eq!(o.status.code(), Some(7), "{o}");
+    // The program's own status when it ends by itself; a warning when that is
+    // the checkpoint status (for both word sizes: glibc's on_exit is found by a
+    // weak reference in each runtime).
+    for bits in [Bits::B64, Bits::B32] {
+        let prog = format!("exit_with{}", bits.tag());
+        dir.compile_bits("exit_with.c", &prog, &[], bits);
+        let prog = format!("./{prog}");
+        let o = run(ckpt(&dir, &[&prog, "7"]));
+        assert_eq!(o.status.code(), Some(7), "{o}");
+        assert!(o.stderr.is_empty(), "{o}");
+        let o = run(ckpt(&dir, &[&prog, "85"]));
+        assert_eq!(o.status.code(), Some(85), "{o}");
+        assert!(
+            o.stderr.contains("ckpt: warning: the program exited with status 85 by itself, not after a checkpoint"),
+            "{o}"
+        );
+        let o = run(ckpt(&dir, &["-x", "9", &prog, "85"]));
+        assert!(o.stderr.is_empty(), "-x 9, exit 85: {o}");
+    }
 }
 
 /// A wrapper script that execs the real program (a pyenv-style shim): the

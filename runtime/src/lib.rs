@@ -12,6 +12,7 @@
 //! - `write`: the checkpoint file itself.
 //! - `dir`: directory mode (`CKPT_DIR`): numbered images, the `current` pointer.
 //! - `notice`: the line printed after each checkpoint; the deadline.
+//! - `exit`: a warning when the program exits with the checkpoint status itself.
 //! - `names`: the program's and libraries' names, kept across restarts.
 //! - `writer`: continue mode's copy-on-write background writer.
 //! - `arch`: the save point, the thread pointer, rseq (one file per architecture).
@@ -33,6 +34,7 @@ mod capi;
 mod capture;
 mod config;
 mod dir;
+mod exit;
 mod failure;
 mod hooks;
 mod names;
@@ -108,6 +110,7 @@ pub fn init() {
     if let Err(e) = signal::arm(&cfg, None) {
         ckpt_sys::msg::Msg::new().s("ckpt: cannot install the checkpoint trigger: ").errno(e).emit();
     }
+    exit::watch();
 }
 
 /// The configuration in force (the default while a checkpoint holds the state,

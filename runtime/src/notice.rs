@@ -32,7 +32,7 @@ pub fn begin(sig: u32) {
 }
 
 /// `m` + `n` bytes in the largest binary unit that keeps it at least 1, with one
-/// decimal (`2.4 MiB`).
+/// decimal, rounded to nearest (`2.4 MiB`), as `ckpt info` writes sizes.
 pub fn size(m: Msg, n: u64) -> Msg {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
@@ -43,7 +43,7 @@ pub fn size(m: Msg, n: u64) -> Msg {
         unit *= 1024;
         i += 1;
     }
-    let tenths = (n as u128 * 10 / unit as u128) as u64;
+    let tenths = ((n as u128 * 10 + unit as u128 / 2) / unit as u128) as u64;
     m.u(tenths / 10).s(".").u(tenths % 10).s(" ").s(UNITS[i])
 }
 

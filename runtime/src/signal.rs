@@ -37,6 +37,11 @@ static TIMER: AtomicI32 = AtomicI32::new(0);
 /// must not write an image of themselves under the program's name.
 static OWNER: AtomicI32 = AtomicI32::new(0);
 
+/// Is this the process the triggers are armed for (not a forked child)?
+pub fn is_owner() -> bool {
+    ckpt_sys::getpid() == OWNER.load(Ordering::Acquire)
+}
+
 /// The signal the periodic timer sends under `cfg`.
 pub fn timer_signal(cfg: &Config) -> u32 {
     if cfg.signal != 0 { cfg.signal } else { SIGRTMAX }
