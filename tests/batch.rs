@@ -64,7 +64,7 @@ fn ckpt_run_starts_and_resumes_with_the_same_command() {
     dir.compile("counter.c", "counter", &[]);
     let d = dir.join("d");
     let total = 120;
-    let opts = ["-a", "TERM,USR1"];
+    let opts = ["-a", "TERM,USR1", "--deadline", "30"];
 
     let first = interrupt(run_cmd(&dir, &opts, total), "READY", "TERM", true);
     assert!(first.stderr.starts_with("ckpt: no checkpoint in d, starting ./counter\n"), "{first}");
@@ -79,7 +79,7 @@ fn ckpt_run_starts_and_resumes_with_the_same_command() {
         let prev = seq - 1;
         assert!(o.stderr.starts_with(&format!("ckpt: resumed from d/{prev}.ckpt (seq {prev}, saved ")), "{o}");
         assert!(o.stderr.contains(&format!("/d/{seq}.ckpt written (seq {seq}, ")), "{o}");
-        assert!(o.stderr.contains(&format!("after SIG{sig})")), "{o}");
+        assert!(o.stderr.contains(&format!("after SIG{sig}, deadline 30 s)")), "{o}");
         // One checkpoint per run, whatever the second signal did.
         assert_eq!(o.stderr.matches(" written (").count(), 1, "{o}");
         assert_eq!(current(&d), format!("{seq}.ckpt"));

@@ -132,7 +132,7 @@ fn process_group_signal_checkpoints_only_the_program() {
     let st = std::process::Command::new("kill").args(["-TSTP", "--"]).arg(format!("-{}", p.pid())).status().unwrap();
     assert!(st.success());
     let first = p.finish();
-    first.assert_ok("the program");
+    first.assert_checkpointed("the program");
     assert!(first.has("CHILD DONE"), "the child stopped or died\n{first}");
     assert_image(&image);
     let names: Vec<_> =
