@@ -82,8 +82,8 @@ void ckpt_on_restart(void (*f)(void *), void *arg);
  * which is a C keyword: here it is `continues`.
  */
 struct ckptconfig {
-    char name[CKPT_MAXNAME];  /* checkpoint file (CKPT_NAME) */
-    unsigned int asyncsig;    /* trigger signal, 0 = none (CKPT_ASYNCSIG) */
+    char name[CKPT_MAXNAME];  /* checkpoint file (CKPT_NAME; setting it leaves directory mode, CKPT_DIR) */
+    unsigned int asyncsig;    /* trigger signal, 0 = none (CKPT_ASYNCSIG: the first of them; setting it makes it the only one) */
     unsigned int continues;   /* non-zero: keep running after a checkpoint (CKPT_CONTINUE) */
     unsigned int interval;    /* seconds between periodic checkpoints, 0 = none (CKPT_INTERVAL) */
     unsigned int flags;       /* which fields ckpt_config() sets: CKPT_SET_* */
