@@ -229,6 +229,9 @@ fn durable_ms(line: &str) -> Option<f64> {
 #[test]
 fn slurm_job_is_checkpointed_requeued_and_completes() {
     // The daemons run as root here (SlurmUser=root), as CI does.
+    require_root("run slurmctld, slurmd and munged (SlurmUser=root)");
+    require_tool("/usr/sbin/slurmctld", &["-V"], "slurm-wlm");
+    require_tool("/usr/sbin/munged", &["--version"], "munge");
     let dir = std::env::temp_dir().join(format!("ckpt-slurm-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();

@@ -30,6 +30,8 @@ extern crate std;
 
 use core::mem::size_of;
 
+pub mod loader;
+
 /// First bytes of the image header.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// Format version; bumped on any incompatible change (2: `Header::data_hash`;
@@ -517,7 +519,7 @@ pub struct Process {
     /// CPUID feature words the program's code may rely on: leaf 1 ECX, EDX, leaf 7
     /// EBX, ECX, EDX, leaf 0x80000001 ECX, EDX (as u32 in u64 slots).
     pub cpu_features: [u64; 7],
-    /// [vvar], [vvar_vclock], [vdso]: (start, len) pairs; len 0 when absent.
+    /// `[vvar]`, `[vvar_vclock]`, `[vdso]`: (start, len) pairs; len 0 when absent.
     pub vdso: [(u64, u64); 3],
     /// pid of the checkpointed process.
     pub pid: u64,
@@ -712,14 +714,18 @@ record! {
         pub sections_addr: u64,
         /// Its length in bytes (0: no sections).
         pub sections_len: u64,
-        /// Reserved, zero.
-        pub reserved: u64,
+        /// What the restart was asked for ([`RestartInfo::TRACE`]); unknown bits are
+        /// ignored (this word was "reserved, zero" before it had a use).
+        pub flags: u64,
     }
 }
 
 impl RestartInfo {
     /// Marks a valid record.
     pub const MAGIC: u64 = u64::from_le_bytes(*b"CKPTRST\0");
+    /// [`RestartInfo::flags`]: `CKPT_DEBUG=1` was set for the restart; the runtime
+    /// traces its restore steps too.
+    pub const TRACE: u64 = 1;
 }
 
 record! {

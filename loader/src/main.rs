@@ -29,7 +29,7 @@ mod arch;
 mod remap;
 mod vdso;
 
-use ckpt_image::{HEADER_LEN, Header, ImageError, Meta, PAGE_SIZE, page_up};
+use ckpt_image::{HEADER_LEN, Header, ImageError, Meta, PAGE_SIZE};
 use ckpt_sys::{Errno, Fd, c, msg::Msg};
 
 /// How the loader names itself in messages.
@@ -109,6 +109,7 @@ pub struct Plan {
 /// stack pointer.
 pub fn main(sp: usize) -> ! {
     let name = Name::new(arch::argv0(sp));
+    ckpt_sys::trace::enable_from_environ();
 
     // A checkpoint never gains privileges by being run: were the file made
     // set-user-ID or set-group-ID (or given file capabilities), the restored
@@ -128,8 +129,9 @@ pub fn main(sp: usize) -> ! {
     let fd = ckpt_sys::openat(Fd::CWD, c"/proc/self/exe", c::O_RDONLY | c::O_CLOEXEC, 0)
         .unwrap_or_else(|e| die_errno(&name, "cannot open /proc/self/exe", e));
     let file_len = ckpt_sys::fstat(fd).unwrap_or_else(|e| die_errno(&name, "cannot stat the checkpoint file", e)).size;
+    trace("checking the image");
 
-    let image_offset = page_up(arch::file_len());
+    let image_offset = ckpt_image::loader::image_offset(arch::file_len());
     let header_end = image_offset + HEADER_LEN as u64;
     if file_len < header_end {
         die_image(&name, ImageError::Truncated { need: header_end, have: file_len });
@@ -148,13 +150,16 @@ pub fn main(sp: usize) -> ! {
     let meta_bytes = &mut tmp.bytes()[..header.meta_len as usize];
     read_exact(&name, fd, meta_bytes, header.meta_offset);
     let meta = Meta::parse(&header, meta_bytes).unwrap_or_else(|e| die_image(&name, e));
+    trace("header and metadata valid");
 
     check_cpu(&name, &meta);
     remap::check_restart_info(&name, &meta);
     let cur_vdso = vdso::check(&name, &meta.process);
+    trace("CPU features, restart slot and vDSO layout match");
 
     let home = remap::Home::place(&name, &meta, cur_vdso);
     let plan = Plan { fd, header, home, name };
+    trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
     remap::enter(&plan, meta_bytes, phase_two as *const () as usize)
@@ -168,15 +173,25 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     // Already validated in phase one; parsing again only rebuilds the view.
     let meta = Meta::parse(&plan.header, meta_bytes).unwrap_or_else(|e| die_image(&name, e));
 
+    trace("in the home block; clearing the address space (no way back from here)");
     remap::clear_address_space(&plan);
+    trace("address space cleared");
     vdso::move_to_saved(&plan, &meta.process);
+    trace("vDSO moved to its saved address");
     remap::restore_regions(&plan, &meta);
+    trace("memory regions mapped and read");
     let _ = ckpt_sys::close(plan.fd);
     remap::store_restart_info(&plan, &meta);
+    trace("jumping to the program's save point");
 
     // SAFETY-relevant step lives in arch: set the thread pointer, jump.
     let e = remap::jump(&meta.process);
     die_errno(&name, "cannot set the thread pointer", e)
+}
+
+/// One restore step, on stderr when `CKPT_DEBUG=1` (`ckpt_sys::trace`).
+fn trace(step: &str) {
+    ckpt_sys::trace::step(PREFIX, step);
 }
 
 fn read_exact(name: &Name, fd: Fd, buf: &mut [u8], off: u64) {

@@ -11,7 +11,7 @@
 #![allow(unsafe_code)]
 
 use ckpt_image::{Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
-use ckpt_sys::{Errno, Fd, IoVec, c};
+use ckpt_sys::{Errno, Fd, IoVec, ProtFlags, c};
 
 use crate::{Name, Plan, arch, die, die_errno, msg};
 
@@ -215,7 +215,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
             // as below; the run was validated to lie in the file's data.
-            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, r.prot, flags, plan.fd, off) } {
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(r.prot), flags, plan.fd, off) } {
                 die(msg(&plan.name)
                     .s("cannot map saved region ")
                     .x(r.start)
@@ -235,7 +235,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         let first = if r.nruns > 0 { rw } else { r.prot };
         // SAFETY: NOREPLACE: the range was cleared and is not the home block (it
         // was placed away from every region), so nothing in use is replaced.
-        if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, first, flags, Fd(-1), 0) } {
+        if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, Fd(-1), 0) } {
             die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end).s(": ").errno(e));
         }
         let mut runs = meta.runs_of(&r);
@@ -262,7 +262,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         }
         if first != r.prot {
             // SAFETY: the region is the program's, not the loader's.
-            if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, r.prot) } {
+            if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, ProtFlags(r.prot)) } {
                 die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
             }
         }
@@ -288,7 +288,7 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
         loader_len: plan.home.len as u64,
         sections_addr: meta.sections.as_bytes().as_ptr() as u64,
         sections_len: meta.sections.as_bytes().len() as u64,
-        reserved: 0,
+        flags: if ckpt_sys::trace::on() { RestartInfo::TRACE } else { 0 },
     };
     let mut b = [0u8; RESTART_INFO_LEN];
     info.encode(&mut b);

@@ -141,7 +141,7 @@ impl Config {
                 },
                 b"CKPT_ASYNCSIG" => match parse_signals(v) {
                     Some((first, all)) => (c.signal, c.signals) = (first, all),
-                    None => invalid(k, v, "catchable signal numbers or names, separated by commas"),
+                    None => invalid(k, v, "catchable signal numbers or names (not 32 or 33), separated by commas"),
                 },
                 b"CKPT_INTERVAL" => match parse_u32(v) {
                     Some(n) => c.interval = n,
@@ -191,20 +191,16 @@ fn parse_u32(v: &[u8]) -> Option<u32> {
     Some(v.iter().fold(0u32, |a, &d| a * 10 + (d - b'0') as u32))
 }
 
-/// Signals 1..=31 by name, without SIG.
-const NAMES: [&[u8]; 31] = [
-    b"HUP", b"INT", b"QUIT", b"ILL", b"TRAP", b"ABRT", b"BUS", b"FPE", b"KILL", b"USR1", b"SEGV", b"USR2", b"PIPE",
-    b"ALRM", b"TERM", b"STKFLT", b"CHLD", b"CONT", b"STOP", b"TSTP", b"TTIN", b"TTOU", b"URG", b"XCPU", b"XFSZ",
-    b"VTALRM", b"PROF", b"WINCH", b"IO", b"PWR", b"SYS",
-];
-
-/// `m` + the name of signal `s` (`SIGUSR1`, `SIGRTMIN+2`).
+/// `m` + the name of signal `s` (`SIGUSR1`, `SIGRTMIN+2`), from
+/// `ckpt_sys::signame`'s table (the first name listed for a number).
 pub fn signal_name(m: Msg, s: u32) -> Msg {
-    match s {
-        1..=31 => m.s("SIG").b(NAMES[s as usize - 1]),
-        34 => m.s("SIGRTMIN"),
-        35..=64 => m.s("SIGRTMIN+").u(s as u64 - 34),
-        _ => m.s("signal ").u(s as u64),
+    match ckpt_sys::signame::NAMES.iter().find(|(_, n)| *n == s) {
+        Some((name, _)) => m.s("SIG").s(name),
+        None if s == ckpt_sys::signame::RTMIN => m.s("SIGRTMIN"),
+        None if s > ckpt_sys::signame::RTMIN && s <= ckpt_sys::signame::RTMAX => {
+            m.s("SIGRTMIN+").u((s - ckpt_sys::signame::RTMIN) as u64)
+        }
+        None => m.s("signal ").u(s as u64),
     }
 }
 
@@ -226,32 +222,8 @@ fn parse_signals(v: &[u8]) -> Option<(u32, u64)> {
     Some((first, all))
 }
 
-/// A signal number 0..=64 or a name (with or without SIG, any case; RTMIN+n,
-/// RTMAX-n). SIGKILL and SIGSTOP cannot be caught and are refused.
+/// A trigger signal as `ckpt -a` takes it (`ckpt_sys::signame`): a number 0..=64
+/// or a name; SIGKILL, SIGSTOP and glibc's 32 and 33 are refused.
 pub fn parse_signal(v: &[u8]) -> Option<u32> {
-    let n = if let Some(n) = parse_u32(v) {
-        n
-    } else {
-        let mut up = [0u8; 16];
-        if v.len() > up.len() {
-            return None;
-        }
-        for (d, s) in up.iter_mut().zip(v) {
-            *d = s.to_ascii_uppercase();
-        }
-        let mut s = &up[..v.len()];
-        if s.starts_with(b"SIG") {
-            s = &s[3..];
-        }
-        if let Some(i) = NAMES.iter().position(|&n| n == s) {
-            i as u32 + 1
-        } else if let Some(rest) = s.strip_prefix(b"RTMIN") {
-            34 + if rest.is_empty() { 0 } else { parse_u32(rest.strip_prefix(b"+")?)? }
-        } else if let Some(rest) = s.strip_prefix(b"RTMAX") {
-            64u32.checked_sub(if rest.is_empty() { 0 } else { parse_u32(rest.strip_prefix(b"-")?)? })?
-        } else {
-            return None;
-        }
-    };
-    (n <= 64 && n != ckpt_sys::c::SIGKILL && n != ckpt_sys::c::SIGSTOP).then_some(n)
+    ckpt_sys::signame::parse(v).ok()
 }

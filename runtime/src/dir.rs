@@ -14,7 +14,7 @@
 //! publishes it.
 
 use ckpt_sys::scratch::Scratch;
-use ckpt_sys::{Errno, Fd, c};
+use ckpt_sys::{AtFlags, Errno, Fd, RenameFlags, c};
 
 use crate::config::{NAME_MAX, Path};
 use crate::failure::Failure;
@@ -100,11 +100,11 @@ pub fn publish(dir: &Path, seq: u64, keep: u32) {
     match (CPath::from_parts(&[target.as_bytes()]), CPath::from_parts(&[tmp.as_bytes()]), CPath::from_parts(&[CURRENT]))
     {
         (Some(target), Some(tmp), Some(cur)) => {
-            let _ = ckpt_sys::unlinkat(fd, tmp.cstr(), 0);
+            let _ = ckpt_sys::unlinkat(fd, tmp.cstr(), AtFlags::EMPTY);
             let r = ckpt_sys::symlinkat(target.cstr(), fd, tmp.cstr())
-                .and_then(|()| ckpt_sys::renameat2(fd, tmp.cstr(), fd, cur.cstr(), 0));
+                .and_then(|()| ckpt_sys::renameat2(fd, tmp.cstr(), fd, cur.cstr(), RenameFlags::EMPTY));
             if let Err(e) = r {
-                let _ = ckpt_sys::unlinkat(fd, tmp.cstr(), 0);
+                let _ = ckpt_sys::unlinkat(fd, tmp.cstr(), AtFlags::EMPTY);
                 warn("pointing current at the new image", e);
             } else if let Err(e) = ckpt_sys::fsync(fd)
                 && e != Errno::EINVAL
@@ -149,7 +149,7 @@ fn prune(dir: &Path, seq: u64, keep: u32) {
     for &s in &old[..n] {
         let name = ckpt_sys::msg::Msg::new().u(s).s(".ckpt");
         if let Some(p) = CPath::from_parts(&[name.as_bytes()]) {
-            let _ = ckpt_sys::unlinkat(fd, p.cstr(), 0);
+            let _ = ckpt_sys::unlinkat(fd, p.cstr(), AtFlags::EMPTY);
         }
     }
     let _ = ckpt_sys::close(fd);

@@ -143,6 +143,7 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fail
                         .errno(e)
                         .emit();
                 }
+                trace("checkpoint trigger armed again; running the program's restart hooks");
                 hooks::RESTART.run(true);
             }
             _ => {}
@@ -161,6 +162,9 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fail
     }
     // Last, in the restarted process too (`old` is on the restored stack).
     let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&old), None);
+    if matches!(r, Ok(Outcome::Restarted)) {
+        trace("signal mask restored; the program continues");
+    }
     r
 }
 
@@ -290,12 +294,21 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64) -> Result<Outco
 /// state, from the runtime's memory and from the image's sections (which live in
 /// the loader's home block), then the home block goes.
 fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
+    ckpt_sys::trace::enable(info.flags & ckpt_image::RestartInfo::TRACE != 0);
+    trace("back at the save point in the restarted process");
     st.kernel.restore(&arch::restart_sections(info));
     arch::unmap_loader(info);
+    trace("the loader's home block unmapped");
     st.names.after_restart(write::LOADER.len());
     if st.cfg.starter != 0 {
         st.cfg.starter = preload::restarted();
     }
+}
+
+/// One step of the restored path, on stderr when the restart was run with
+/// `CKPT_DEBUG=1` (`ckpt_sys::trace`).
+pub fn trace(step: &str) {
+    ckpt_sys::trace::step("ckpt: ", step);
 }
 
 #[panic_handler]

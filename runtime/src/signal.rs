@@ -57,9 +57,8 @@ pub fn our_signals(cfg: &Config) -> u64 {
 /// (libckpt.a linked into a program that `ckpt` also preloads libckpt.so into)?
 /// Then this copy stays passive: one runtime, not two.
 pub fn other_runtime_active(sig: u32) -> bool {
-    let mut old = KSigAction::default();
+    let Ok(old) = ckpt_sys::rt_sigaction_get(sig) else { return false };
     sig != 0
-        && ckpt_sys::rt_sigaction(sig, None, Some(&mut old)).is_ok()
         && old.handler != on_signal as *const () as usize
         && old.flags & c::SA_RESTORER as usize != 0
         && arch::is_ckpt_restorer(old.restorer)
@@ -73,12 +72,16 @@ fn install(sig: u32) -> Result<()> {
         ..Default::default()
     };
     act.set_mask64(!0);
-    ckpt_sys::rt_sigaction(sig, Some(&act), None)
+    // SAFETY: `on_signal` is the runtime's handler, written to run at any
+    // instruction with every signal blocked; the restorer is our sigreturn
+    // trampoline.
+    unsafe { ckpt_sys::rt_sigaction(sig, Some(&act), None) }
 }
 
 /// Give `sig` back its default action.
 fn uninstall(sig: u32) {
-    let _ = ckpt_sys::rt_sigaction(sig, Some(&KSigAction::default()), None);
+    // SAFETY: SIG_DFL: no handler address at all.
+    let _ = unsafe { ckpt_sys::rt_sigaction(sig, Some(&KSigAction::default()), None) };
 }
 
 /// Install what `cfg` asks for, replacing what `old` had installed (None at load

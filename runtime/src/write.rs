@@ -49,7 +49,7 @@ use core::ffi::CStr;
 
 use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, kind, page_up, prot, strs};
 use ckpt_sys::scratch::Scratch;
-use ckpt_sys::{Errno, Fd, IoVec, c};
+use ckpt_sys::{AtFlags, Errno, Fd, IoVec, ProtFlags, RenameFlags, c};
 
 use crate::capture::Kernel;
 use crate::capture::maps::{self, Layout};
@@ -161,7 +161,7 @@ impl Job {
     /// Remove the temporary file after a failure.
     pub fn abort(&mut self) {
         let _ = ckpt_sys::close(self.fd);
-        let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+        let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
     }
 
     /// Make the file durable and give it its final name.
@@ -171,11 +171,11 @@ impl Job {
         }
         if let Err(e) = ckpt_sys::close(self.fd) {
             let f = Failure::new("closing", e, self.dst.as_bytes());
-            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
             return Err(f);
         }
-        if let Err(e) = ckpt_sys::renameat2(Fd::CWD, self.tmp.cstr(), Fd::CWD, self.dst.cstr(), 0) {
-            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+        if let Err(e) = ckpt_sys::renameat2(Fd::CWD, self.tmp.cstr(), Fd::CWD, self.dst.cstr(), RenameFlags::EMPTY) {
+            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
             return Err(Failure::new("renaming the new image to", e, self.dst.as_bytes()));
         }
         // The rename is durable once the directory is. A directory we may write
@@ -214,7 +214,7 @@ impl Job {
                     && ckpt_sys::kill(pid as i32, 0) == Err(Errno::ESRCH)
                     && let Some(p) = CPath::from_parts(&[name])
                 {
-                    let _ = ckpt_sys::unlinkat(dir, p.cstr(), 0);
+                    let _ = ckpt_sys::unlinkat(dir, p.cstr(), AtFlags::EMPTY);
                 }
             }
         }
@@ -285,7 +285,9 @@ impl Job {
             + regions.iter().map(|r| names.original(r.start, layout.name(r)).len() + 1).sum::<usize>();
         let sections_len: usize = kernel.sections().map(|s| ckpt_image::section::SECTION_HEADER_LEN + s.len()).sum();
         let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len) + sections_len;
-        let image_offset = page_up(LOADER.len() as u64);
+        // The loader is spliced to its loaded bytes (xtask checks it), so they end
+        // where its program headers say.
+        let image_offset = ckpt_image::loader::image_offset(LOADER.len() as u64);
         let meta_offset = image_offset + HEADER_LEN as u64;
         let data_offset = page_up(meta_offset + meta_len as u64);
 
@@ -535,7 +537,7 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64); 2], snap: &m
         if unreadable {
             // SAFETY: adding read access to program memory cannot invalidate
             // anything; no Rust reference points into it.
-            unsafe { ckpt_sys::mprotect(start, len, r.prot | prot::READ) }?;
+            unsafe { ckpt_sys::mprotect(start, len, ProtFlags(r.prot | prot::READ)) }?;
         }
         let mine = &runs[r.first_run as usize..(r.first_run + r.nruns) as usize];
         // File mappings are left alone: a page past the end of the file cannot be
@@ -558,7 +560,7 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64); 2], snap: &m
         })();
         if unreadable {
             // SAFETY: puts back the protection the program had set.
-            let _ = unsafe { ckpt_sys::mprotect(start, len, r.prot) };
+            let _ = unsafe { ckpt_sys::mprotect(start, len, ProtFlags(r.prot)) };
         }
         res?;
     }

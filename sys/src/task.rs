@@ -76,6 +76,9 @@ struct SigEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<SigEvent>() == 64);
+same_layout!(SigEvent, linux_raw_sys::general::sigevent, {
+    value => sigev_value, signo => sigev_signo, notify => sigev_notify,
+});
 
 /// A POSIX timer id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,6 +21,12 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("objcopy", &["--version"], "binutils"),
     // Static musl programs linked with libckpt.a are part of the test suite.
     ("musl-gcc", &["--version"], "musl-tools"),
+    // The durability test reads the checkpoint's system calls with strace.
+    ("strace", &["-V"], "strace"),
+    // The file-capabilities test gives a program capabilities with setcap.
+    ("setcap", &["-h"], "libcap2-bin"),
+    // The privileges test runs an image as another user with setpriv.
+    ("setpriv", &["--version"], "util-linux"),
     // tests/slurm.rs starts a single-node Slurm cluster (slurmctld, slurmd and the
     // client commands) with its own munged.
     ("/usr/sbin/slurmctld", &["-V"], "slurm-wlm"),
@@ -72,7 +78,8 @@ pub fn run_setup() -> Result<()> {
     }
     if missing.is_empty() {
         eprintln!(
-            "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, slurm-wlm and munge are present"
+            "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, strace, setcap, \
+             setpriv, slurm-wlm and munge are present"
         );
     } else {
         let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };

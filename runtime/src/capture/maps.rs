@@ -160,7 +160,7 @@ fn add_region(e: &MapEntry, name_off: u32, scan: &mut Scan, t: Tables) -> Result
     let (pm_buf, regions, runs, data_len) = t;
     let k = kind_of(e);
     let first_run = runs.len() as u32;
-    let readable = e.prot & c::PROT_READ != 0;
+    let readable = e.prot & c::PROT_READ.0 != 0;
     let mut add = |addr: u64, len: u64, runs: &mut Table<Run>| -> Result<()> {
         // Extend the previous run when contiguous (same region).
         if runs.len() as u32 > first_run
@@ -273,7 +273,7 @@ impl Scan {
                 break;
             }
             // The array filled up: go on after the last range (walk_end is not
-            // always where the ranges stop, see PLATFORM.md §5).
+            // always where the ranges stop, see docs/kernel.md §5).
             at = out[n - 1].end;
         }
         Ok(())

@@ -3,7 +3,13 @@
 //! PR_SET_MM_MAP puts the program's back, which makes `brk`/`sbrk` grow the
 //! restored heap, names `[heap]` and `[stack]` in /proc/PID/maps again, and makes
 //! /proc/PID/cmdline and /proc/PID/environ show the program's own strings.
-//! It works unprivileged with `exe_fd = -1` (see shared/PLATFORM.md §2).
+//! It works unprivileged with `exe_fd = -1` (see docs/kernel.md §2).
+//!
+//! # Safety
+//! The heap bounds given to the kernel are put back only in the restarted
+//! process, whose heap is the checkpointed one: later `brk` calls move the same
+//! heap the program's allocator knows.
+#![allow(unsafe_code)]
 
 use ckpt_sys::{Errno, PrctlMmMap, Result};
 
@@ -52,7 +58,7 @@ impl Mm {
         m.arg_end = f.get(49);
         m.env_start = f.get(50);
         m.env_end = f.get(51);
-        m.brk = ckpt_sys::brk(0) as u64;
+        m.brk = ckpt_sys::brk_now() as u64;
         let mut ab = [0u8; 128 * 8];
         let an = ckpt_sys::read_file(c"/proc/self/auxv", &mut ab)?;
         for (i, w) in self.auxv.iter_mut().enumerate() {
@@ -68,7 +74,9 @@ impl Mm {
         let mut m = self.map;
         m.auxv = self.auxv.as_ptr() as u64;
         m.exe_fd = u32::MAX; // -1: keep /proc/self/exe (changing it needs privilege)
-        ckpt_sys::prctl_set_mm_map(&m)
+        // SAFETY: the heap bounds are the ones read at checkpoint time, in the
+        // restarted process whose heap (and allocator) is the checkpointed one.
+        unsafe { ckpt_sys::prctl_set_mm_map(&m) }
     }
 }
 

@@ -80,6 +80,7 @@ impl Kernel {
             report("register rseq", crate::arch::rseq_register(area));
         }
         self.tls.restore();
+        crate::trace("restore the robust futex list and the clear-child-tid address");
         if !self.cwd.is_empty() {
             let mut p = [0u8; crate::config::NAME_MAX + 1];
             let b = self.cwd.as_bytes();
@@ -112,9 +113,11 @@ pub trait Section {
     fn encode(&self, out: &mut [u8]);
 }
 
-/// Say what could not be restored (stderr of the restarted process).
+/// Say what could not be restored (stderr of the restarted process); with
+/// `CKPT_DEBUG=1`, what could too.
 fn report(what: &str, r: Result<()>) {
-    if let Err(e) = r {
-        Msg::new().s("ckpt: warning: after restart, could not ").s(what).s(": ").errno(e).emit();
+    match r {
+        Ok(()) => crate::trace(what),
+        Err(e) => Msg::new().s("ckpt: warning: after restart, could not ").s(what).s(": ").errno(e).emit(),
     }
 }
