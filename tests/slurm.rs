@@ -218,6 +218,16 @@ impl Drop for Cluster {
     }
 }
 
+/// A child process killed (and reaped) when the test ends, passed or failed.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Milliseconds in `... in N ms after SIGUSR1 ...` (or `N.M s`).
 fn durable_ms(line: &str) -> Option<f64> {
     let rest = &line[line.find(" in ")? + 4..];
@@ -240,13 +250,16 @@ fn slurm_job_is_checkpointed_requeued_and_completes() {
     let prog_copy = dir.join("checksum");
     fs::copy(&prog, &prog_copy).unwrap();
 
-    // The reference: the same computation, uninterrupted, on the other CPU.
-    let reference = Command::new("nice")
-        .arg(&prog_copy)
-        .arg(PASSES.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the reference run");
+    // The reference: the same computation, uninterrupted, on the other CPU
+    // (killed if the test fails first).
+    let mut reference = KillOnDrop(
+        Command::new("nice")
+            .arg(&prog_copy)
+            .arg(PASSES.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the reference run"),
+    );
 
     let mut cluster = Cluster::start(&dir);
     let d = dir.display();
@@ -275,7 +288,7 @@ exec {} run --dir {d}/ckpt.d -a USR1,TERM --deadline {DEADLINE} -- {} {PASSES}
     let took = submitted.elapsed();
 
     let want = {
-        let mut r = reference;
+        let r = &mut reference.0;
         let mut s = String::new();
         r.stdout.take().unwrap().read_to_string(&mut s).unwrap();
         assert!(r.wait().unwrap().success(), "the reference run failed");
