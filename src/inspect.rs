@@ -343,6 +343,7 @@ impl<'p> Image<'p> {
                     name: ckpt_image::section::name(sec.tag),
                     version: sec.version,
                     bytes: sec.data.len(),
+                    records: crate::sections::json_records(&sec),
                 })
                 .collect(),
             regions,
@@ -385,6 +386,9 @@ struct SectionJson {
     name: &'static str,
     version: u32,
     bytes: usize,
+    /// A known section's records, under its own key (`guards`, `views`).
+    #[serde(flatten)]
+    records: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One memory region of `ckpt info --json`.

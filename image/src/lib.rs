@@ -394,6 +394,7 @@ macro_rules! record {
     };
 }
 
+pub mod memory;
 pub mod section;
 pub use section::{Section, Sections};
 
@@ -920,6 +921,7 @@ impl<'a> Meta<'a> {
         if !sp_ok || !ip_ok {
             return Err(ImageError::BadRegisters);
         }
+        memory::check_against(self)?;
         for (s, l) in self.process.vdso {
             if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
                 return Err(ImageError::BadLayout);

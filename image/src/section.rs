@@ -165,6 +165,7 @@ impl<'a> Sections<'a> {
 #[allow(clippy::match_single_binding)] // each kind of state adds its arm
 pub fn validate(s: &Section) -> Result<(), ImageError> {
     match s.tag {
+        tag::GUARDS | tag::SHARED => crate::memory::validate(s),
         _ => Ok(()),
     }
 }

@@ -154,6 +154,7 @@ pub fn main(sp: usize) -> ! {
 
     check_cpu(&name, &meta);
     remap::check_restart_info(&name, &meta);
+    remap::check_kernel_support(&name, &meta);
     let cur_vdso = vdso::check(&name, &meta.process);
     trace("CPU features, restart slot and vDSO layout match");
 

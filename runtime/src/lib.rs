@@ -127,6 +127,8 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fail
         .map_err(|e| Failure::bare("blocking signals", e))?;
     let pending = ckpt_sys::rt_sigpending().unwrap_or(!0);
     let r = state::with(|st| {
+        // A forked process checkpoints under a name of its own.
+        signal::adopt(&mut st.cfg);
         // The previous background writer first: images are renamed into place in
         // the order they were taken, and snapshots do not pile up.
         writer::wait_idle();
@@ -137,7 +139,7 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fail
             Ok(Outcome::Restarted) => {
                 writer::forget_after_restart();
                 signal::forget_timer();
-                if let Err(e) = signal::arm(&st.cfg, None) {
+                if let Err(e) = signal::arm_here(&st.cfg) {
                     ckpt_sys::msg::Msg::new()
                         .s("ckpt: warning: after restart, could not re-arm the checkpoint trigger: ")
                         .errno(e)
@@ -182,6 +184,9 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
             path.as_bytes(),
         ));
     }
+    if let Some(f) = capture::maps::unsaveable() {
+        return Err(f.for_path(path.as_bytes()));
+    }
     // Directory mode: the next numbered image in the directory (the number is
     // kept in this memory before the image is taken, so the image carries it).
     let (path, seq) = if st.cfg.dir && name.is_none() {
@@ -191,7 +196,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
     } else {
         (path, 0)
     };
-    st.kernel.capture().map_err(|e| Failure::bare("reading process state", e))?;
+    st.kernel.capture().map_err(|f| f.for_path(path.as_bytes()))?;
     match trigger {
         Trigger::Signal if st.cfg.cont => take_background(st, &path, seq),
         Trigger::Periodic => take_background(st, &path, seq),

@@ -48,11 +48,12 @@
 use core::ffi::CStr;
 
 use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, kind, page_up, prot, strs};
+use ckpt_sys::msg::Msg;
 use ckpt_sys::scratch::Scratch;
 use ckpt_sys::{AtFlags, Errno, Fd, IoVec, ProtFlags, RenameFlags, c};
 
-use crate::capture::Kernel;
 use crate::capture::maps::{self, Layout};
+use crate::capture::{Kernel, Section};
 use crate::config::{NAME_MAX, Path};
 use crate::names::Names;
 use crate::{arch, failure::Failure};
@@ -234,10 +235,10 @@ impl Job {
             *d = *s;
         }
         let layout = maps::walk(&cut[..2 + exclude.len().min(3)])
-            .map_err(|e| self.fail("recording the address space for", e))?;
+            .map_err(|(step, e)| crate::failure::explained(self.fail(step, e)))?;
         let (header, meta_len) =
             self.compose(&layout, kernel, names).map_err(|e| self.fail("describing the address space for", e))?;
-        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), synced: 0 };
+        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), synced: 0, unreadable: (0, 0) };
         // The header, which carries the data's hash, goes in last, at its place.
         let r = (|| {
             w.bytes(LOADER)?;
@@ -254,6 +255,20 @@ impl Job {
         })();
         r.map_err(|e| self.fail("writing", e))?;
         self.bytes = w.at;
+        if w.unreadable.1 != 0 {
+            // Said once, at checkpoint time: the restart cannot tell.
+            let (at, n) = w.unreadable;
+            let r = layout.regions.as_slice().iter().find(|r| r.start <= at && at < r.end);
+            let m = Msg::new().s("ckpt: warning: ").u(n).s(" bytes of memory could not be read, first at ").x(at);
+            let m = match r {
+                Some(r) if !layout.name(r).is_empty() => m.s(" (").b(layout.name(r)).s(")"),
+                _ => m,
+            };
+            m.s(", and are saved as zeros in ")
+                .b(self.dst.as_bytes())
+                .s(" (typically pages of a file mapping past the end of its file: they raise SIGBUS now, and read as zeros after a restart)")
+                .emit();
+        }
         Ok(())
     }
 
@@ -283,7 +298,11 @@ impl Job {
         let runs = layout.runs.as_slice();
         let strings_len: usize = strings.iter().map(|s| s.len() + 1).sum::<usize>()
             + regions.iter().map(|r| names.original(r.start, layout.name(r)).len() + 1).sum::<usize>();
-        let sections_len: usize = kernel.sections().map(|s| ckpt_image::section::SECTION_HEADER_LEN + s.len()).sum();
+        let (guards, views) =
+            (maps::GuardsSection(layout.guards.as_slice()), maps::ViewsSection(layout.views.as_slice()));
+        let memory: [&dyn Section; 2] = [&guards, &views];
+        let sections = || kernel.sections().chain(memory.into_iter().filter(|s| !s.is_empty()));
+        let sections_len: usize = sections().map(|s| ckpt_image::section::SECTION_HEADER_LEN + s.len()).sum();
         let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len) + sections_len;
         // The loader is spliced to its loaded bytes (xtask checks it), so they end
         // where its program headers say.
@@ -320,7 +339,7 @@ impl Job {
             w.run(i as u32, &ckpt_image::Run { file_off: r.file_off + data_offset, ..*r });
         }
         // Last: no string may follow a section.
-        for sec in kernel.sections() {
+        for sec in sections() {
             sec.encode(w.section(sec.tag(), sec.version(), sec.len()).map_err(|_| Errno::ENOMEM)?);
         }
         debug_assert_eq!(w.sections_len(), sections_len);
@@ -366,6 +385,9 @@ struct Out {
     hash: DataHasher,
     /// Write-out was started for `[0, synced)`.
     synced: u64,
+    /// Memory `writev` could not read (EFAULT), saved as zeros: the first
+    /// address and the byte count.
+    unreadable: (u64, u64),
 }
 
 fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
@@ -466,6 +488,10 @@ impl Out {
                     let addr = runs[i].addr + off;
                     let page = PAGE_SIZE - addr % PAGE_SIZE;
                     let m = page.min(runs[i].len - off) as usize;
+                    if self.unreadable.1 == 0 {
+                        self.unreadable.0 = addr;
+                    }
+                    self.unreadable.1 += m as u64;
                     self.bytes(&ZEROS[..m])?;
                     self.hash.update(&ZEROS[..m]);
                     m as u64
@@ -499,7 +525,17 @@ fn volatile_ranges(kernel: &Kernel) -> [(u64, u64); 2] {
     let here = core::ptr::addr_of!(local) as u64;
     let save_point = arch::saved_regs()[0];
     let page_down = |a: u64| a & !(PAGE_SIZE - 1);
-    let stack = (page_down(here.saturating_sub(MARGIN)), page_down(save_point.max(here)) + PAGE_SIZE);
+    // Continue mode's background writer runs on a stack of its own, far from the
+    // save point: there the program's frames are a frozen copy, nothing on its
+    // stack changes, and the span between the two stacks (other mappings: a
+    // file truncated under a mapping would raise SIGBUS on a plain copy) must
+    // not be taken for stack.
+    const SAME_STACK: u64 = 1 << 20;
+    let stack = if here <= save_point && save_point - here < SAME_STACK {
+        (page_down(here.saturating_sub(MARGIN)), page_down(save_point) + PAGE_SIZE)
+    } else {
+        (0, 0)
+    };
     let rseq = kernel.rseq.map_or((0, 0), |a| (page_down(a as u64), page_down(a as u64) + PAGE_SIZE));
     [stack, rseq]
 }

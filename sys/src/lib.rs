@@ -128,7 +128,13 @@ pub mod c {
     typed!(MapFlags: MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED);
     typed!(MremapFlags: MREMAP_FIXED, MREMAP_MAYMOVE);
     typed!(AtFlags: AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW);
-    pub use linux_raw_sys::prctl::{PR_GET_NAME, PR_GET_TID_ADDRESS, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME};
+    /// `madvise(MADV_GUARD_INSTALL)`: make the range guard pages (Linux 6.13;
+    /// any access faults); `memfd_create(MFD_CLOEXEC)`; `si_code` values of
+    /// signals sent to one process (`sigqueue`) or one thread (`tgkill`).
+    pub use linux_raw_sys::general::{MADV_GUARD_INSTALL, MFD_CLOEXEC, SI_QUEUE, SI_TKILL};
+    pub use linux_raw_sys::prctl::{
+        PR_GET_DUMPABLE, PR_GET_NAME, PR_GET_TID_ADDRESS, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME,
+    };
     /// `arch_prctl(ARCH_GET_FS, &base)`: read the fs base (asm/prctl.h; not in
     /// linux-raw-sys).
     pub const ARCH_GET_FS: u32 = 0x1003;
@@ -444,6 +450,16 @@ pub unsafe fn munmap(addr: usize, len: usize) -> Result<()> {
     unsafe { sys!(Sysno::munmap, addr, len) }.map(drop)
 }
 
+/// `int madvise(void *addr, size_t length, int advice);`
+///
+/// # Safety
+/// `MADV_DONTNEED` discards contents and `MADV_GUARD_INSTALL` makes every access
+/// fault: no Rust value may live there.
+pub unsafe fn madvise(addr: usize, len: usize, advice: u32) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { sys!(Sysno::madvise, addr, len, advice) }.map(drop)
+}
+
 /// `int mprotect(void *addr, size_t len, int prot);`
 ///
 /// # Safety
@@ -460,6 +476,24 @@ pub unsafe fn mprotect(addr: usize, len: usize, prot: ProtFlags) -> Result<()> {
 pub unsafe fn mremap(old: usize, old_len: usize, new_len: usize, flags: MremapFlags, new: usize) -> Result<usize> {
     // SAFETY: forwarded to the caller's contract.
     unsafe { sys!(Sysno::mremap, old, old_len, new_len, flags.0, new) }
+}
+
+/// `int memfd_create(const char *name, unsigned int flags);`
+pub fn memfd_create(name: &CStr, flags: u32) -> Result<Fd> {
+    // SAFETY: the kernel reads the NUL-terminated name.
+    unsafe { sys!(Sysno::memfd_create, name.as_ptr(), flags) }.map(|f| Fd(f as i32))
+}
+
+/// `int ftruncate(int fd, off_t length);` (`ftruncate64` with the length split in
+/// two words on i386).
+pub fn ftruncate(fd: Fd, len: u64) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: no memory involved.
+    let r = unsafe { sys!(Sysno::ftruncate, fd.0, len) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: no memory involved.
+    let r = unsafe { sys!(Sysno::ftruncate64, fd.0, len as u32 as usize, (len >> 32) as usize) };
+    r.map(drop)
 }
 
 /// The kernel's `struct page_region` (linux/fs.h, 6.7): a range of pages that
@@ -524,6 +558,8 @@ pub mod page_is {
     pub const SWAPPED: u64 = 1 << 4;
     /// Mapped to the kernel's shared zero page (read but never written).
     pub const PFNZERO: u64 = 1 << 5;
+    /// A guard page (`MADV_GUARD_INSTALL`, Linux 6.13; reported since 6.14).
+    pub const GUARD: u64 = 1 << 8;
 }
 
 /// `ioctl(pagemap_fd, PAGEMAP_SCAN, &arg)` on an open `/proc/PID/pagemap`
@@ -697,9 +733,28 @@ pub fn kill(pid: i32, sig: u32) -> Result<()> {
     unsafe { sys!(Sysno::kill, pid, sig) }.map(drop)
 }
 
+/// `int tgkill(pid_t tgid, pid_t tid, int sig);`
+pub fn tgkill(tgid: i32, tid: i32, sig: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::tgkill, tgid, tid, sig) }.map(drop)
+}
+
 // ---------------------------------------------------------------------------
 // Process
 // ---------------------------------------------------------------------------
+
+/// `pid_t getpgid(pid_t pid);` (0: the calling process)
+pub fn getpgid(pid: i32) -> Result<i32> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::getpgid, pid) }.map(|p| p as i32)
+}
+
+/// `prctl(PR_GET_DUMPABLE)`: 0 when the kernel made the process non-dumpable
+/// (it changed its credentials, or asked with PR_SET_DUMPABLE).
+pub fn prctl_get_dumpable() -> Result<u32> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::prctl, c::PR_GET_DUMPABLE) }.map(|v| v as u32)
+}
 
 /// `void exit_group(int status);`
 pub fn exit_group(code: i32) -> ! {
@@ -713,6 +768,12 @@ pub fn exit_group(code: i32) -> ! {
 pub fn getpid() -> i32 {
     // SAFETY: no arguments, cannot fail.
     unsafe { raw_syscall!(Sysno::getpid) as i32 }
+}
+
+/// `pid_t gettid(void);`
+pub fn gettid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { raw_syscall!(Sysno::gettid) as i32 }
 }
 
 /// The kernel's `struct prctl_mm_map`, with the auxv pointer widened to 64 bits so

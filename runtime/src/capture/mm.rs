@@ -42,11 +42,12 @@ impl Mm {
     };
 
     /// Read the fields from /proc/self/stat (see proc(5)), brk from brk(0), and
-    /// the auxv from /proc/self/auxv.
-    pub fn capture(&mut self) -> Result<()> {
+    /// the auxv from /proc/self/auxv. An error says which file.
+    pub fn capture(&mut self) -> core::result::Result<(), (&'static str, Errno)> {
+        const STAT: &str = "reading /proc/self/stat for";
         let mut buf = [0u8; 2048];
-        let n = ckpt_sys::read_file(c"/proc/self/stat", &mut buf)?;
-        let f = StatFields::parse(&buf[..n]).ok_or(Errno::EINVAL)?;
+        let n = ckpt_sys::read_file(c"/proc/self/stat", &mut buf).map_err(|e| (STAT, e))?;
+        let f = StatFields::parse(&buf[..n]).ok_or((STAT, Errno::EINVAL))?;
         let m = &mut self.map;
         m.start_code = f.get(26);
         m.end_code = f.get(27);
@@ -60,7 +61,7 @@ impl Mm {
         m.env_end = f.get(51);
         m.brk = ckpt_sys::brk_now() as u64;
         let mut ab = [0u8; 128 * 8];
-        let an = ckpt_sys::read_file(c"/proc/self/auxv", &mut ab)?;
+        let an = ckpt_sys::read_file(c"/proc/self/auxv", &mut ab).map_err(|e| ("reading /proc/self/auxv for", e))?;
         for (i, w) in self.auxv.iter_mut().enumerate() {
             let o = i * 8;
             *w = if o + 8 <= an { u64::from_le_bytes(ab[o..o + 8].try_into().unwrap_or_default()) } else { 0 };

@@ -9,9 +9,10 @@ pub mod mm;
 pub mod signals;
 pub mod tls;
 
-use ckpt_sys::{Result, msg::Msg};
+use ckpt_sys::{Errno, Result, msg::Msg};
 
 use crate::config::Path;
+use crate::failure::Failure;
 
 /// Everything captured; see each module for its part.
 pub struct Kernel {
@@ -46,16 +47,28 @@ impl Kernel {
         affinity: ([0; 16], 0),
     };
 
-    /// Capture everything.
-    pub fn capture(&mut self) -> Result<()> {
-        self.signals.capture()?;
-        self.mm.capture()?;
-        self.tls.capture()?;
+    /// Capture everything. A failure names the step (and file) that failed and,
+    /// where the user can do something about it, says what.
+    pub fn capture(&mut self) -> core::result::Result<(), Failure> {
+        let step = |what: &'static str| move |e| crate::failure::explained(Failure::bare(what, e));
+        self.signals.capture().map_err(step("reading the signal dispositions (rt_sigaction) for"))?;
+        self.mm.capture().map_err(|(what, e)| crate::failure::explained(Failure::bare(what, e)))?;
+        self.tls.capture().map_err(step("reading the robust futex list and clear-child-tid address for"))?;
         self.rseq = crate::arch::rseq_area();
         let mut buf = [0u8; crate::config::NAME_MAX];
-        let n = ckpt_sys::getcwd(&mut buf)?;
+        let n = ckpt_sys::getcwd(&mut buf).map_err(|e| {
+            let f = Failure::bare("reading the working directory (getcwd) for", e);
+            if e == Errno::ENOENT {
+                f.detail(
+                    b"the program's working directory was deleted; a restart returns to it, so ckpt cannot \
+                    checkpoint a program whose directory is gone: have it chdir to a directory that exists",
+                )
+            } else {
+                crate::failure::explained(f)
+            }
+        })?;
         self.cwd = Path::new(&buf[..n.saturating_sub(1)]).unwrap_or(Path::EMPTY);
-        self.comm = ckpt_sys::prctl_get_name()?;
+        self.comm = ckpt_sys::prctl_get_name().map_err(step("reading the thread name (PR_GET_NAME) for"))?;
         self.pid = ckpt_sys::getpid();
         self.affinity = ckpt_sys::task::sched_getaffinity().unwrap_or(([0; 16], 0));
         Ok(())
@@ -109,6 +122,10 @@ pub trait Section {
     }
     /// Exact payload length in bytes.
     fn len(&self) -> usize;
+    /// Nothing to say: the section is left out of the image.
+    fn is_empty(&self) -> bool {
+        false
+    }
     /// Write the payload into `out` (exactly `len()` bytes).
     fn encode(&self, out: &mut [u8]);
 }
