@@ -162,9 +162,10 @@ impl<'a> Sections<'a> {
 /// Check the payload of a section whose tag this build knows. Each kind of state
 /// adds its arm here, calling its own module's validator (bounds of every record,
 /// counts, values the restore relies on).
-#[allow(clippy::match_single_binding)] // each kind of state adds its arm
 pub fn validate(s: &Section) -> Result<(), ImageError> {
     match s.tag {
+        tag::DATA_HASHES => crate::hashes::validate(s),
+        tag::PROCESS => crate::process::validate(s),
         tag::GUARDS | tag::SHARED => crate::memory::validate(s),
         _ => Ok(()),
     }

@@ -41,6 +41,7 @@ mod names;
 mod notice;
 mod preload;
 mod signal;
+mod sleep;
 mod state;
 mod write;
 mod writer;
@@ -196,7 +197,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
     } else {
         (path, 0)
     };
-    st.kernel.capture().map_err(|f| f.for_path(path.as_bytes()))?;
+    st.kernel.capture(signal::our_signals(&st.cfg)).map_err(|f| f.for_path(path.as_bytes()))?;
     match trigger {
         Trigger::Signal if st.cfg.cont => take_background(st, &path, seq),
         Trigger::Periodic => take_background(st, &path, seq),

@@ -185,6 +185,33 @@ const EINTR_RET: u32 = (-4i32) as u32;
 /// instruction: the same two bytes as an inline `int 0x80` leaves before eip.
 const INT80: [u8; 2] = [0xcd, 0x80];
 
+/// Not done on i386 (see `sleep.rs`): the number of a call made through
+/// `__kernel_vsyscall` is not next to the instruction the kernel stopped after.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` of the running SA_SIGINFO handler.
+pub unsafe fn interrupted_call(_uc: *mut c_void) -> Option<(usize, [usize; 6])> {
+    None
+}
+
+/// Put `r` in the frame's eax.
+///
+/// # Safety
+/// As [`interrupted_call`].
+pub unsafe fn set_call_result(uc: *mut c_void, r: isize) {
+    // SAFETY: eax of the kernel's signal frame.
+    unsafe { core::ptr::write((uc as *mut u8).add(UC_EAX) as *mut u32, r as u32) };
+}
+
+/// The signal mask the frame restores.
+///
+/// # Safety
+/// As [`interrupted_call`].
+pub unsafe fn frame_mask(uc: *mut c_void) -> u64 {
+    // SAFETY: uc_sigmask of the kernel's frame (4-byte aligned).
+    unsafe { core::ptr::read_unaligned((uc as *const u8).add(UC_SIGMASK) as *const u64) }
+}
+
 /// If the program was in a sleep the kernel interrupted for our handler
 /// (nanosleep, clock_nanosleep, poll... return -ERESTART_RESTARTBLOCK, which
 /// becomes EINTR once a handler runs, SA_RESTART or not), finish that sleep now,

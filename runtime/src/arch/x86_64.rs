@@ -157,6 +157,53 @@ const UC_SIGMASK: usize = 40 + 256;
 /// -EINTR as the kernel leaves it in rax.
 const EINTR_RET: u64 = (-4i64) as u64;
 
+/// The system call the kernel interrupted for this handler (rax -EINTR, the
+/// instruction before rip a `syscall` preceded by `mov $NR, %eax`, as glibc and
+/// musl emit it): its number and its six argument registers.
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` of the running SA_SIGINFO handler.
+pub unsafe fn interrupted_call(uc: *mut c_void) -> Option<(usize, [usize; 6])> {
+    let uc = uc as *const u8;
+    let reg = |i: usize| -> u64 {
+        // SAFETY: gregs of the kernel's signal frame.
+        unsafe { core::ptr::read(uc.add(40 + i * 8) as *const u64) }
+    };
+    let rip = reg(16) as usize;
+    // The 7 bytes must lie in the page of the `syscall` itself, which is mapped:
+    // the page before may not be.
+    if reg(13) != EINTR_RET || rip < 7 || (rip - 7) / 4096 != (rip - 1) / 4096 {
+        return None;
+    }
+    // SAFETY: the 7 bytes before rip end the instruction the program executed
+    // last, in its mapped code (the kernel stopped right after it), on its page.
+    let code = unsafe { core::ptr::read((rip - 7) as *const [u8; 7]) };
+    if code[0] != 0xb8 || code[5..] != [0x0f, 0x05] {
+        return None;
+    }
+    let nr = u32::from_le_bytes([code[1], code[2], code[3], code[4]]) as usize;
+    // rdi, rsi, rdx, r10, r8, r9.
+    Some((nr, [reg(8) as usize, reg(9) as usize, reg(12) as usize, reg(2) as usize, reg(0) as usize, reg(1) as usize]))
+}
+
+/// Put `r` in the frame's rax: the interrupted call's result for the program.
+///
+/// # Safety
+/// As [`interrupted_call`].
+pub unsafe fn set_call_result(uc: *mut c_void, r: isize) {
+    // SAFETY: rax of the kernel's signal frame.
+    unsafe { core::ptr::write((uc as *mut u8).add(UC_RAX) as *mut u64, r as u64) };
+}
+
+/// The signal mask the frame restores.
+///
+/// # Safety
+/// As [`interrupted_call`].
+pub unsafe fn frame_mask(uc: *mut c_void) -> u64 {
+    // SAFETY: uc_sigmask of the kernel's frame.
+    unsafe { core::ptr::read((uc as *const u8).add(UC_SIGMASK) as *const u64) }
+}
+
 /// If the program was in a sleep the kernel interrupted for our handler
 /// (nanosleep, clock_nanosleep, poll... return -ERESTART_RESTARTBLOCK, which
 /// becomes EINTR once a handler runs, SA_RESTART or not), finish that sleep now,
