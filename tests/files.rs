@@ -160,8 +160,8 @@ fn checkpoint_tool(dir: &Dir, args: &[&str], stdin: Stdio, stdout: Stdio, image:
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{args:?}: {}: {err}", out.status);
     assert!(image.exists(), "{args:?} finished before the checkpoint (make its input larger): {err}");
+    assert_eq!(out.status.code(), Some(CHECKPOINT_EXIT), "{args:?}: {}: {err}", out.status);
     assert_image(image);
 }
 
@@ -448,7 +448,7 @@ fn many(n: usize, tag: &str) -> (Duration, Duration, Dir) {
     p.signal("TSTP");
     let first = p.finish();
     let ckpt_time = t0.elapsed();
-    first.assert_ok("the checkpointed run");
+    first.assert_checkpointed("the checkpointed run");
     assert_image(&image);
     let mut r = Proc::spawn(restart_cmd(&image, dir.path()));
     let t1 = Instant::now();

@@ -158,12 +158,13 @@ impl Prog {
         }
     }
 
-    /// Wait for the exit; `Ok(true)` if it exited with status 0.
+    /// Wait for the exit; `Ok(true)` if it exited with status 0, or 85 (the
+    /// status of a checkpoint-and-exit).
     fn wait(&mut self) -> Result<bool> {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
             if let Some(st) = self.child.try_wait().map_err(|e| e.to_string())? {
-                return Ok(st.success());
+                return Ok(matches!(st.code(), Some(0 | 85)));
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
