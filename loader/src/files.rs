@@ -93,7 +93,8 @@ enum Change {
 }
 
 fn change_of(files: &Files, r: &FileRec) -> Change {
-    if r.how != how::REOPEN || !matches!(r.kind, fkind::REG | fkind::DIR) {
+    // /proc files have no lasting identity (new inodes, size 0): only reopened.
+    if r.how != how::REOPEN || !matches!(r.kind, fkind::REG | fkind::DIR) || files.path(r).starts_with(b"/proc/") {
         return Change::None;
     }
     let Some(p) = CPath::new(&[files.path(r)]) else { return Change::Gone(Errno::ENAMETOOLONG) };

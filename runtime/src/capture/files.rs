@@ -448,6 +448,18 @@ fn describe(
             _ => fkind::OTHER,
         }
     };
+    // A file of the process's own /proc directory is the restarted process's
+    // own there: /proc/PID/x is recorded as /proc/self/x.
+    let mut own = [0u8; PATH_MAX];
+    let mine = Msg::new().s("/proc/").u(pid as u64).s("/");
+    let name: &[u8] = match name.strip_prefix(mine.as_bytes()) {
+        Some(rest) if rest.len() + 11 <= own.len() => {
+            own[..11].copy_from_slice(b"/proc/self/");
+            own[11..11 + rest.len()].copy_from_slice(rest);
+            &own[..11 + rest.len()]
+        }
+        _ => name,
+    };
     let path_off = w.blob(name).ok_or(Errno::ENOMEM)?;
     let mut r = FileRec {
         fd,
