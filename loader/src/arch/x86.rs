@@ -20,7 +20,7 @@ pub const ARCH: u32 = ARCH_X86;
 
 #[path = "stack.rs"]
 mod stack;
-pub use stack::{argv0, auxv};
+pub use stack::{arg, argv0, auxv, env};
 
 unsafe extern "C" {
     static __ehdr_start: u8;

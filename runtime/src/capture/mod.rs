@@ -4,6 +4,7 @@
 //!
 //! Runs with every signal blocked, on the checkpointing thread.
 
+pub mod files;
 pub mod maps;
 pub mod mm;
 pub mod process;
@@ -33,6 +34,9 @@ pub struct Kernel {
     pub pid: i32,
     /// CPU affinity of the checkpointing thread, and its length in bytes (0: none).
     pub affinity: (ckpt_sys::task::CpuSet, usize),
+    /// The descriptor table and shared file mappings (the FILES section; the
+    /// loader restores them).
+    pub files: files::Files,
     /// Settings, rlimits, pending signals, mapping flags (section PROCESS).
     pub process: process::Process,
 }
@@ -48,6 +52,7 @@ impl Kernel {
         comm: [0; 16],
         pid: 0,
         affinity: ([0; 16], 0),
+        files: files::Files::EMPTY,
         process: process::Process::EMPTY,
     };
 
@@ -76,6 +81,7 @@ impl Kernel {
         self.comm = ckpt_sys::prctl_get_name().map_err(step("reading the thread name (PR_GET_NAME) for"))?;
         self.pid = ckpt_sys::getpid();
         self.affinity = ckpt_sys::task::sched_getaffinity().unwrap_or(([0; 16], 0));
+        self.files.capture().map_err(step("recording the open descriptors (/proc/self/fd, fdinfo) for"))?;
         self.process
             .capture(skip)
             .map_err(step("reading the pending signals (/proc/thread-self/status, rt_sigtimedwait) for"))
@@ -84,7 +90,7 @@ impl Kernel {
     /// The state that goes into image sections (`ckpt_image::section`), in the
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
-        let all: [&dyn Section; 1] = [&self.process];
+        let all: [&dyn Section; 2] = [&self.files, &self.process];
         all.into_iter()
     }
 
@@ -93,7 +99,11 @@ impl Kernel {
     /// continued than killed. The signal mask is left to the caller, which puts
     /// it back last, after the restart hooks, so no handler runs before the
     /// process is whole.
-    pub fn restore(&self, sections: &ckpt_image::Sections) {
+    pub fn restore(&mut self, sections: &ckpt_image::Sections) {
+        // The descriptors are already back (the loader restores them from the
+        // FILES section before it replaces the address space); the captured
+        // payload's memory was left out of the image.
+        self.files.forget_after_restart();
         report("restore the memory layout (PR_SET_MM_MAP)", self.mm.restore());
         if let Some(area) = self.rseq {
             report("register rseq", crate::arch::rseq_register(area));
