@@ -37,6 +37,9 @@ tasks:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("test" | "demo" | "bench")) {
+        close_inherited_descriptors();
+    }
     let r = match args.first().map(String::as_str) {
         Some("build") => build::dist().map(drop),
         Some("test") => test(&args[1..]),
@@ -59,6 +62,44 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Close every descriptor above 2 that this process inherited, except cargo's
+/// jobserver (named in CARGO_MAKEFLAGS/MAKEFLAGS, which the nested cargo needs).
+///
+/// The programs the tests, the demo and the benchmark checkpoint inherit whatever
+/// the shell that ran `cargo xtask` left open, and ckpt records every descriptor
+/// of a program and says at checkpoint and at restart what it cannot bring back
+/// (a pipe whose other end is outside, say). A terminal multiplexer or an editor
+/// that leaks a descriptor would then change what the suite sees; the suite runs
+/// with exactly 0, 1 and 2, as CI does.
+fn close_inherited_descriptors() {
+    let keep: Vec<i32> = ["CARGO_MAKEFLAGS", "MAKEFLAGS"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .flat_map(|flags| {
+            flags
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("--jobserver-auth=").or_else(|| w.strip_prefix("--jobserver-fds=")))
+                .flat_map(|fds| fds.split(',').filter_map(|n| n.parse().ok()).collect::<Vec<i32>>())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => return,
+    };
+    for fd in fds.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // Still open? (The directory listing's own descriptor is closed by now.)
+        if std::fs::read_link(format!("/proc/self/fd/{fd}")).is_err() {
+            continue;
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: `fd` is open and was inherited, not opened by this process: no
+        // object of ours owns it, so taking ownership and dropping it closes it
+        // without invalidating anything.
+        drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
     }
 }
 
