@@ -162,9 +162,9 @@ impl<'a> Sections<'a> {
 /// Check the payload of a section whose tag this build knows. Each kind of state
 /// adds its arm here, calling its own module's validator (bounds of every record,
 /// counts, values the restore relies on).
-#[allow(clippy::match_single_binding)] // each kind of state adds its arm
 pub fn validate(s: &Section) -> Result<(), ImageError> {
     match s.tag {
+        tag::THREADS => crate::threads::parse(s.data).map(drop),
         _ => Ok(()),
     }
 }

@@ -26,6 +26,7 @@
 #[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
 #[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
 mod arch;
+mod ids;
 mod remap;
 mod vdso;
 
@@ -153,6 +154,12 @@ pub fn main(sp: usize) -> ! {
     remap::check_restart_info(&name, &meta);
     let cur_vdso = vdso::check(&name, &meta.process);
 
+    // A multi-threaded image restarts with its pid and tids, in a pid namespace of
+    // its own: from here on this is the program's process (see `ids`).
+    if meta.threads().is_some() {
+        ids::enter(&name, meta.process.pid as i32);
+    }
+
     let home = remap::Home::place(&name, &meta, cur_vdso);
     let plan = Plan { fd, header, home, name };
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
@@ -173,6 +180,7 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     remap::restore_regions(&plan, &meta);
     let _ = ckpt_sys::close(plan.fd);
     remap::store_restart_info(&plan, &meta);
+    remap::start_threads(&plan, &meta);
 
     // SAFETY-relevant step lives in arch: set the thread pointer, jump.
     let e = remap::jump(&meta.process);

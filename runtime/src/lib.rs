@@ -34,6 +34,7 @@ mod hooks;
 mod preload;
 mod signal;
 mod state;
+mod threads;
 mod write;
 mod writer;
 
@@ -151,29 +152,60 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
         Some(n) => Path::new(n).ok_or(Failure::new("invalid checkpoint file name", Errno::EINVAL, n))?,
         None => st.cfg.name,
     };
-    // The other threads' registers and kernel state are not saved yet: an image
-    // would restart with this thread alone. Refuse rather than write that.
-    if capture::mm::thread_count().unwrap_or(1) > 1 {
-        return Err(Failure::new(
-            "only single-threaded programs can be checkpointed yet; not writing",
-            Errno::EOPNOTSUPP,
-            path.as_bytes(),
-        ));
+    // Every other thread stops (in the stop handler, its state recorded) for as
+    // long as the image is taken: in this process, or until the writer is forked.
+    let stopped = threads::stop_all(path.as_bytes())?;
+    let r = take_stopped(st, &path, trigger, stopped.as_ref());
+    st.kernel.threads = capture::ThreadsSection::EMPTY;
+    match (r.as_ref(), stopped) {
+        // The session's table belongs to the old process (it is not in the image).
+        (Ok(Outcome::Restarted), Some(s)) => core::mem::forget(s),
+        // The program ends now: its threads stay where they are.
+        (Ok(Outcome::Written { exit: true }), Some(s)) => core::mem::forget(s),
+        (_, Some(s)) => threads::release(s),
+        (_, None) => {}
     }
+    r
+}
+
+fn take_stopped(
+    st: &mut state::State,
+    path: &Path,
+    trigger: Trigger,
+    stopped: Option<&threads::Stopped>,
+) -> Result<Outcome, Failure> {
     st.kernel.capture().map_err(|e| Failure::bare("reading process state", e))?;
+    let mut exclude = (0, 0);
+    match stopped {
+        Some(s) => {
+            st.kernel.signals.set_action(threads::STOP_SIGNAL, s.old_action);
+            let me = threads::coordinator_record();
+            let leader = st.kernel.pid as u64;
+            if me.tid != leader && !s.records().iter().any(|t| t.tid == leader) {
+                return Err(Failure::new(
+                    "the main thread has exited (pthread_exit from main); not writing",
+                    Errno::EOPNOTSUPP,
+                    path.as_bytes(),
+                ));
+            }
+            st.kernel.threads = capture::ThreadsSection { me, others: (s.records().as_ptr() as usize, s.n) };
+            exclude = s.range();
+        }
+        None => threads::none(),
+    }
     match trigger {
-        Trigger::Signal if st.cfg.cont => take_background(st, &path),
-        Trigger::Periodic => take_background(st, &path),
-        Trigger::Call | Trigger::Signal => take_here(st, &path, !st.cfg.cont),
+        Trigger::Signal if st.cfg.cont => take_background(st, path, exclude),
+        Trigger::Periodic => take_background(st, path, exclude),
+        Trigger::Call | Trigger::Signal => take_here(st, path, !st.cfg.cont, exclude),
     }
 }
 
 /// Write the image from this process, below the save point; `exit` goes into
 /// the outcome (not continuing: the program ends once the file is written).
-fn take_here(st: &mut state::State, path: &Path, exit: bool) -> Result<Outcome, Failure> {
+fn take_here(st: &mut state::State, path: &Path, exit: bool, table: (u64, u64)) -> Result<Outcome, Failure> {
     let mut job = Job::create(path)?;
     let kernel = &st.kernel;
-    let saved = arch::save_context(&mut || match job.write(kernel, &[]) {
+    let saved = arch::save_context(&mut || match job.write(kernel, &[table]) {
         Ok(()) => 0,
         Err(f) => {
             job.failed = Some(f);
@@ -205,16 +237,18 @@ fn take_here(st: &mut state::State, path: &Path, exit: bool) -> Result<Outcome, 
 /// its name is the writer's: a writer killed half-way is recognised as dead, and
 /// its file removed, by the next checkpoint of that name. Its failures are
 /// reported on stderr by the writer; the program goes on either way.
-fn take_background(st: &mut state::State, path: &Path) -> Result<Outcome, Failure> {
+fn take_background(st: &mut state::State, path: &Path, table: (u64, u64)) -> Result<Outcome, Failure> {
     let kernel = &st.kernel;
     let mut failed = Errno::EIO;
     let saved = arch::save_context(&mut || {
         let mut write = |stack: (u64, u64)| {
-            let r = Job::create(path).and_then(|mut job| match job.write(kernel, &[stack, writer::scratch_ranges()]) {
-                Ok(()) => job.commit().map(drop),
-                Err(f) => {
-                    job.abort();
-                    Err(f)
+            let r = Job::create(path).and_then(|mut job| {
+                match job.write(kernel, &[stack, writer::scratch_ranges(), table]) {
+                    Ok(()) => job.commit().map(drop),
+                    Err(f) => {
+                        job.abort();
+                        Err(f)
+                    }
                 }
             });
             writer::done();
@@ -250,7 +284,15 @@ fn take_background(st: &mut state::State, path: &Path) -> Result<Outcome, Failur
 /// the loader's home block), then the home block goes.
 fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
     st.kernel.restore(&arch::restart_sections(info));
+    // The other threads run loader code until they reach their save points.
+    let others = threads::others() != 0;
+    if others {
+        threads::wait_checked_in();
+    }
     arch::unmap_loader(info);
+    if others {
+        threads::resume_all();
+    }
 }
 
 #[panic_handler]

@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 use ckpt_image::{ARCH_X86, RegsX86};
+use ckpt_sys::task::CloneArgs;
 use ckpt_sys::{Errno, UserDesc};
 
 /// `e_machine` of the images this loader restores.
@@ -30,6 +31,7 @@ unsafe extern "C" {
     fn ckpt_call_on_stack(arg: usize, sp: usize, f: usize) -> !;
     fn ckpt_relocate(image: usize, rel: usize, end: usize, delta: usize);
     fn ckpt_restore_context(ctx: *const RegsX86, retval: isize) -> !;
+    fn ckpt_start_thread(args: *const CloneArgs, size: usize, ctx: *const u8) -> isize;
 }
 
 /// The symbol `_start` (asm/x86/restore.S) calls.
@@ -126,6 +128,36 @@ pub unsafe fn jump(words: &[u64; ckpt_image::REGS_WORDS], retval: isize) -> Resu
     // SAFETY: `regs` lives on the loader stack, which stays mapped until the
     // restarted runtime unmaps it; the memory it points into is restored.
     unsafe { ckpt_restore_context(&regs, retval) }
+}
+
+/// Create a thread of the restored program (clone3 with `args`, whose `tls` this
+/// points at a `user_desc` for the thread's GDT entry and base) that starts at the
+/// save point whose registers are the 11 little-endian words at `ctx` (`words` is a
+/// copy of them). Returns its tid.
+///
+/// # Safety
+/// The address space must be restored; `ctx` must stay readable until the thread
+/// has jumped (the loader's metadata copy), every signal must be blocked.
+pub unsafe fn start_thread(
+    args: &mut CloneArgs,
+    words: &[u64; ckpt_image::REGS_WORDS],
+    ctx: *const u8,
+) -> Result<i32, Errno> {
+    let regs = RegsX86::from_words(words);
+    let d = UserDesc {
+        entry_number: regs.tls_entry as u32,
+        base_addr: regs.tls_base as u32,
+        limit: TLS_LIMIT,
+        flags: TLS_FLAGS,
+    };
+    if regs.tls_entry == 0 {
+        args.flags &= !ckpt_sys::task::CLONE_SETTLS;
+    }
+    args.tls = &d as *const UserDesc as usize as u64;
+    // SAFETY: forwarded to the caller's contract; the kernel reads `args` and the
+    // descriptor (live until the call returns) only.
+    let r = unsafe { ckpt_start_thread(args, core::mem::size_of::<CloneArgs>(), ctx) };
+    Errno::from_ret(r as usize).map(|t| t as i32)
 }
 
 /// The precompiled `core` (built for unwinding) references the personality routine

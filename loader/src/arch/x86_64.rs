@@ -8,6 +8,7 @@
 
 use ckpt_image::{ARCH_X86_64, RegsX86_64};
 use ckpt_sys::Errno;
+use ckpt_sys::task::CloneArgs;
 
 /// `e_machine` of the images this loader restores.
 pub const ARCH: u32 = ARCH_X86_64;
@@ -24,6 +25,7 @@ unsafe extern "C" {
     fn ckpt_call_on_stack(arg: usize, sp: usize, f: usize) -> !;
     fn ckpt_relocate(base: usize, rela: usize, end: usize);
     fn ckpt_restore_context(ctx: *const RegsX86_64, retval: isize) -> !;
+    fn ckpt_start_thread(args: *const CloneArgs, size: usize, ctx: *const u8) -> isize;
 }
 
 /// The symbol `_start` (asm/x86_64/restore.S) calls.
@@ -100,6 +102,24 @@ pub unsafe fn jump(words: &[u64; ckpt_image::REGS_WORDS], retval: isize) -> Resu
     // SAFETY: `regs` lives on the loader stack, which stays mapped until the
     // restarted runtime unmaps it; the memory it points into is restored.
     unsafe { ckpt_restore_context(&regs, retval) }
+}
+
+/// Create a thread of the restored program (clone3 with `args`, whose `tls` this
+/// fills) that starts at the save point whose registers are the 11 little-endian
+/// words at `ctx` (`words` is a copy of them). Returns its tid.
+///
+/// # Safety
+/// The address space must be restored; `ctx` must stay readable until the thread
+/// has jumped (the loader's metadata copy), every signal must be blocked.
+pub unsafe fn start_thread(
+    args: &mut CloneArgs,
+    words: &[u64; ckpt_image::REGS_WORDS],
+    ctx: *const u8,
+) -> Result<i32, Errno> {
+    args.tls = RegsX86_64::from_words(words).fs_base;
+    // SAFETY: forwarded to the caller's contract; the kernel reads `args` only.
+    let r = unsafe { ckpt_start_thread(args, core::mem::size_of::<CloneArgs>(), ctx) };
+    Errno::from_ret(r as usize).map(|t| t as i32)
 }
 
 /// The precompiled `core` (built for unwinding) references the personality routine

@@ -18,7 +18,7 @@ use ckpt_image::{REGS_WORDS, RESTART_INFO_LEN, RestartInfo};
 const _: () = assert!(RESTART_INFO_LEN <= 64);
 use ckpt_sys::{Errno, Result};
 
-use super::CTX;
+use super::{CTX, Regs};
 
 unsafe extern "C" {
     fn ckpt_sigreturn();
@@ -137,3 +137,27 @@ pub fn is_ckpt_restorer(restorer: usize) -> bool {
 
 /// `si_code` of a signal sent by a POSIX timer.
 pub(super) const SI_TIMER: i32 = -2;
+
+/// Record a save point of the calling thread into a `Regs` of its own (a thread
+/// stopped by the runtime's stop handler, not the checkpointing thread) and run
+/// `f(&regs)` below it. Returns `f`'s result on the first pass, 1 when the thread
+/// was restarted from an image and resumes here (the loader started it at the
+/// save point); `f` must not return 1. The registers live in this frame, above
+/// the save point, so they are part of the image too.
+pub fn save_thread<F: FnMut(&Regs) -> isize>(f: &mut F) -> Result<isize> {
+    struct Arg<'a, F> {
+        f: &'a mut F,
+        regs: *const Regs,
+    }
+    unsafe extern "C" fn tramp<F: FnMut(&Regs) -> isize>(arg: *mut c_void) -> isize {
+        // SAFETY: `arg` is the `Arg` below, live for the whole call; `regs` was
+        // filled by the assembly before it called us.
+        let a = unsafe { &mut *(arg as *mut Arg<'_, F>) };
+        (a.f)(unsafe { &*a.regs })
+    }
+    let mut regs = super::thread_regs()?;
+    let mut a = Arg { f, regs: &raw const regs };
+    // SAFETY: see the module comment of the arch file; `regs` outlives the call.
+    let r = unsafe { super::save_raw(&raw mut regs, tramp::<F>, &mut a as *mut Arg<'_, F> as *mut c_void) };
+    Ok(r)
+}

@@ -66,6 +66,30 @@ fn thread_pointer() -> Result<Option<(u32, u32)>> {
     Ok(Some((sel >> 3, d.base_addr)))
 }
 
+/// The save-point record of this architecture.
+pub type Regs = RegsX86;
+
+/// A save-point record with the calling thread's TLS descriptor filled in (the
+/// loader gives a restarted thread the same GDT entry with the same base through
+/// clone3's CLONE_SETTLS; the assembly records `%gs`).
+pub fn thread_regs() -> Result<Regs> {
+    let (tls_entry, tls_base) = thread_pointer()?.unwrap_or((0, 0));
+    Ok(RegsX86 { tls_entry: tls_entry as u64, tls_base: tls_base as u64, ..Default::default() })
+}
+
+/// `ckpt_save_context` (asm/x86/save.S).
+///
+/// # Safety
+/// As `ckpt_save_context`: `ctx` must stay valid for the call.
+pub(super) unsafe fn save_raw(
+    ctx: *mut Regs,
+    f: unsafe extern "C" fn(*mut c_void) -> isize,
+    arg: *mut c_void,
+) -> isize {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { ckpt_save_context(ctx, f, arg) }
+}
+
 /// How `save_context` came back.
 pub enum Saved {
     /// First pass: the callback's result.

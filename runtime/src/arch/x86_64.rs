@@ -49,6 +49,27 @@ static CTX: Slot<RegsX86_64> = Slot(UnsafeCell::new(RegsX86_64 {
     fs_base: 0,
 }));
 
+/// The save-point record of this architecture.
+pub type Regs = RegsX86_64;
+
+/// A save-point record with the calling thread's thread pointer filled in.
+pub fn thread_regs() -> Result<Regs> {
+    Ok(RegsX86_64 { fs_base: ckpt_sys::arch_prctl_get_fs()?, ..Default::default() })
+}
+
+/// `ckpt_save_context` (asm/x86_64/save.S).
+///
+/// # Safety
+/// As `ckpt_save_context`: `ctx` must stay valid for the call.
+pub(super) unsafe fn save_raw(
+    ctx: *mut Regs,
+    f: unsafe extern "C" fn(*mut c_void) -> isize,
+    arg: *mut c_void,
+) -> isize {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { ckpt_save_context(ctx, f, arg) }
+}
+
 /// How `save_context` came back.
 pub enum Saved {
     /// First pass: the callback's result.

@@ -75,7 +75,7 @@ pub fn walk(exclude: &[(u64, u64)]) -> Result<Layout> {
     let mut runs = Table::<Run>::with_capacity(MAX_RUNS)?;
     let mut pm_buf = Scratch::new(PAGEMAP_CHUNK * 8)?;
     let (maps_text, maps_len) = ckpt_sys::scratch::read_whole(c"/proc/self/maps")?;
-    let mut cut = [(0u64, 0u64); 8];
+    let mut cut = [(0u64, 0u64); 12];
     let own = [maps_text.range(), regions.range(), runs.range(), pm_buf.range()];
     let ncut = own.len() + exclude.len().min(cut.len() - own.len());
     for (d, s) in cut.iter_mut().zip(own.iter().chain(exclude)) {

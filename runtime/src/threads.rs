@@ -1,0 +1,417 @@
+//! The other threads of a multi-threaded program: stopping them for a checkpoint,
+//! recording each one's save point and kernel state, and letting them go on (after
+//! the image is written, or after a restart). See docs/threads.md.
+//!
+//! The thread that takes the trigger (the signal, the periodic timer or an API call,
+//! on whichever thread) is the **coordinator**. It lists /proc/self/task and sends
+//! every other thread [`STOP_SIGNAL`] with tgkill. Each thread, in [`on_stop`] (every
+//! signal blocked), records its own kernel state and a save point (the same
+//! `save_context` mechanism as the coordinator's, into a record of its own), counts
+//! itself stopped in the shared table, and waits on a futex for the release. The
+//! coordinator re-lists the tasks until every task it sees is recorded (threads
+//! created meanwhile are caught, threads that exited are dropped), within
+//! [`STOP_TIMEOUT_MS`]; a thread that does not stop in time (it blocks the stop
+//! signal, for instance) fails the checkpoint with a message naming it, nothing is
+//! written and everyone is released.
+//!
+//! After a restart each thread comes back at its save point, created by the loader:
+//! it checks in, waits until the coordinator has restored the process-wide state and
+//! unmapped the loader, puts back its own state and returns from the stop handler,
+//! which puts back its interrupted registers and signal mask (rt_sigreturn).
+//!
+//! # Safety
+//! The stop handler receives the kernel's pointers and reads none of them. The
+//! table of records is a scratch mapping the coordinator owns for the session;
+//! each stopped thread writes only the slot it claimed with an atomic counter,
+//! before it counts itself stopped (Release), and the coordinator reads only slots
+//! counted (Acquire).
+#![allow(unsafe_code)]
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use ckpt_image::threads::{COORDINATOR, MAX_THREADS, Thread};
+use ckpt_sys::scratch::Scratch;
+use ckpt_sys::task::{futex_wait, futex_wake};
+use ckpt_sys::{Errno, Fd, KSigAction, StackT, c, msg::Msg};
+
+use crate::arch;
+use crate::failure::Failure;
+
+/// The signal that stops the other threads: SIGRTMAX-1 (63). glibc keeps 32 and 33
+/// for itself, the periodic timer uses SIGRTMAX when the trigger is disabled.
+pub const STOP_SIGNAL: u32 = 63;
+/// How long the coordinator waits for every thread to stop.
+pub const STOP_TIMEOUT_MS: u64 = 2000;
+
+/// Generation of the last session (never 0).
+static GEN: AtomicU32 = AtomicU32::new(0);
+/// The generation of the session in progress, 0 when none: the handler ignores
+/// a stop signal that arrives outside a session.
+static ACTIVE: AtomicU32 = AtomicU32::new(0);
+/// Threads recorded in the current session (slots of the table filled).
+static STOPPED: AtomicU32 = AtomicU32::new(0);
+/// Slots claimed.
+static SLOTS: AtomicU32 = AtomicU32::new(0);
+/// The generation released: stopped threads wait until it is theirs.
+static RELEASE: AtomicU32 = AtomicU32::new(0);
+/// The table of records of the current session.
+static TABLE: AtomicUsize = AtomicUsize::new(0);
+/// Restarted threads that reached their save point.
+static CHECKED_IN: AtomicU32 = AtomicU32::new(0);
+/// Set by the coordinator of a restarted process once the process is whole.
+static RESUME: AtomicU32 = AtomicU32::new(0);
+/// Threads other than the coordinator in the last image taken.
+static OTHERS: AtomicU32 = AtomicU32::new(0);
+
+/// The stopped threads of a session, held by the coordinator.
+pub struct Stopped {
+    table: Scratch,
+    generation: u32,
+    /// Records in the table.
+    pub n: usize,
+    /// The program's own action for STOP_SIGNAL, put back when the session ends.
+    pub old_action: KSigAction,
+}
+
+impl Stopped {
+    /// The records of the stopped threads (not the coordinator).
+    pub fn records(&self) -> &[Thread] {
+        // SAFETY: the table holds MAX_THREADS records; the first `n` were written
+        // by stopped threads before they counted themselves (see the module comment).
+        unsafe { core::slice::from_raw_parts(self.table.as_slice().as_ptr() as *const Thread, self.n) }
+    }
+
+    /// The table's address range, to leave out of the image.
+    pub fn range(&self) -> (u64, u64) {
+        self.table.range()
+    }
+}
+
+/// This thread's kernel state, in a record without registers.
+pub fn capture_thread() -> Thread {
+    let mut t = Thread { tid: ckpt_sys::gettid() as u64, ..Default::default() };
+    let mut ss = StackT::default();
+    if ckpt_sys::sigaltstack(None, Some(&mut ss)).is_ok() {
+        t.altstack = [ss.sp as u64, ss.flags as u32 as u64, ss.size as u64];
+    } else {
+        t.altstack = [0, c::SS_DISABLE as u64, 0];
+    }
+    t.rseq = arch::rseq_area().unwrap_or(0) as u64;
+    if let Ok((h, l)) = ckpt_sys::get_robust_list() {
+        t.robust = [h as u64, l as u64];
+    }
+    t.tid_address = ckpt_sys::prctl_get_tid_address().unwrap_or(0) as u64;
+    t.comm = ckpt_sys::prctl_get_name().unwrap_or([0; 16]);
+    if let Ok((set, n)) = ckpt_sys::task::sched_getaffinity() {
+        t.affinity = set;
+        t.affinity_len = n as u64;
+    }
+    t.policy = ckpt_sys::task::sched_getscheduler().unwrap_or(0) as u64;
+    t.priority = ckpt_sys::task::sched_getparam().unwrap_or(0) as u64;
+    t.nice = ckpt_sys::task::getpriority().unwrap_or(0) as i64 as u64;
+    t
+}
+
+/// Put back this thread's kernel state after a restart (the coordinator's comes
+/// back through `capture::Kernel`, this is every other thread's). Failures are
+/// reported and the thread goes on.
+pub fn restore_thread(t: &Thread) {
+    let warn = |what: &str, e: Errno| {
+        Msg::new().s("ckpt: warning: after restart, thread ").u(t.tid).s(" could not ").s(what).s(": ").errno(e).emit();
+    };
+    if t.rseq != 0
+        && let Err(e) = arch::rseq_register(t.rseq as usize)
+    {
+        warn("register rseq", e);
+    }
+    if t.robust[0] != 0
+        && let Err(e) = ckpt_sys::set_robust_list(t.robust[0] as usize, t.robust[1] as usize)
+    {
+        warn("set its robust futex list", e);
+    }
+    if t.tid_address != 0 {
+        ckpt_sys::set_tid_address(t.tid_address as usize);
+    }
+    let flags = t.altstack[1] as u32 as i32;
+    if flags & c::SS_DISABLE as i32 == 0 {
+        // SS_ONSTACK is a status, not a setting.
+        let ss =
+            StackT { sp: t.altstack[0] as usize, flags: flags & !(c::SS_ONSTACK as i32), size: t.altstack[2] as usize };
+        if let Err(e) = ckpt_sys::sigaltstack(Some(&ss), None) {
+            warn("set its alternate signal stack", e);
+        }
+    }
+    let _ = ckpt_sys::prctl_set_name(&t.comm);
+    if t.affinity_len != 0
+        && let Err(e) = ckpt_sys::task::sched_setaffinity(&t.affinity, t.affinity_len as usize)
+    {
+        warn("restore its CPU affinity", e);
+    }
+    restore_sched(t.policy as u32, t.priority as i32, t.nice as i64 as i32, &|what, e| warn(what, e));
+}
+
+/// Scheduling policy and nice value of the calling thread, where they differ from
+/// what a new thread has (SCHED_OTHER, nice of the restarting process).
+pub fn restore_sched(policy: u32, priority: i32, nice: i32, warn: &dyn Fn(&str, Errno)) {
+    if policy != 0
+        && ckpt_sys::task::sched_getscheduler() != Ok(policy)
+        && let Err(e) = ckpt_sys::task::sched_setscheduler(policy, priority)
+    {
+        warn("restore its scheduling policy", e);
+    }
+    if ckpt_sys::task::getpriority() != Ok(nice)
+        && let Err(e) = ckpt_sys::task::setpriority(nice)
+    {
+        warn("restore its nice value", e);
+    }
+}
+
+/// The handler of STOP_SIGNAL, on a thread the coordinator stops.
+extern "C" fn on_stop(_sig: i32, _info: *mut c_void, _uc: *mut c_void) {
+    let generation = ACTIVE.load(Ordering::Acquire);
+    if generation == 0 || ckpt_sys::getpid() != crate::signal::owner() {
+        return; // late, stray, or in a forked child of the program
+    }
+    let mut rec = capture_thread();
+    let table = TABLE.load(Ordering::Acquire) as *mut Thread;
+    let r = arch::save_thread(&mut |regs: &arch::Regs| {
+        let slot = SLOTS.fetch_add(1, Ordering::AcqRel) as usize;
+        if slot < MAX_THREADS {
+            let t = Thread { regs: regs.to_words(), ..rec };
+            // SAFETY: our own slot of the session's table (see the module comment).
+            unsafe { table.add(slot).write(t) };
+            STOPPED.fetch_add(1, Ordering::AcqRel);
+            let _ = futex_wake(&STOPPED);
+        }
+        loop {
+            let v = RELEASE.load(Ordering::Acquire);
+            if v == generation {
+                break;
+            }
+            let _ = futex_wait(&RELEASE, v, 1000);
+        }
+        0
+    });
+    if r == Ok(1) {
+        // Restarted: the loader started this thread at its save point.
+        CHECKED_IN.fetch_add(1, Ordering::AcqRel);
+        let _ = futex_wake(&CHECKED_IN);
+        loop {
+            let v = RESUME.load(Ordering::Acquire);
+            if v != 0 {
+                break;
+            }
+            let _ = futex_wait(&RESUME, v, 1000);
+        }
+        rec.regs = [0; ckpt_image::REGS_WORDS];
+        restore_thread(&rec);
+    }
+}
+
+fn install() -> Result<KSigAction, Errno> {
+    let mut act = KSigAction {
+        handler: on_stop as *const () as usize,
+        flags: (c::SA_SIGINFO | c::SA_RESTART | c::SA_RESTORER) as usize,
+        restorer: arch::sigreturn_trampoline(),
+        ..Default::default()
+    };
+    act.set_mask64(!0);
+    let mut old = KSigAction::default();
+    ckpt_sys::rt_sigaction(STOP_SIGNAL, Some(&act), Some(&mut old))?;
+    Ok(old)
+}
+
+/// Tids of /proc/self/task, through `f`.
+fn each_task(buf: &mut [u8], mut f: impl FnMut(i32)) -> Result<(), Errno> {
+    let d = ckpt_sys::openat(Fd::CWD, c"/proc/self/task", c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0)?;
+    let r = (|| {
+        loop {
+            let n = ckpt_sys::getdents64(d, buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            for name in ckpt_sys::dirent_names(&buf[..n]) {
+                if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+                    f(name.iter().fold(0i32, |a, &c| a.wrapping_mul(10).wrapping_add((c - b'0') as i32)));
+                }
+            }
+        }
+    })();
+    let _ = ckpt_sys::close(d);
+    r
+}
+
+fn now_ms() -> u64 {
+    ckpt_sys::clock_gettime(c::CLOCK_MONOTONIC).map_or(0, |(s, ns)| s as u64 * 1000 + ns as u64 / 1_000_000)
+}
+
+/// Stop every other thread of the process (see the module comment). `Ok(None)`
+/// for a single-threaded process. `path` names the image in a failure.
+pub fn stop_all(path: &[u8]) -> Result<Option<Stopped>, Failure> {
+    if crate::capture::mm::thread_count().unwrap_or(1) <= 1 {
+        return Ok(None);
+    }
+    let fail = |e| Failure::new("stopping the other threads for", e, path);
+    let table = Scratch::new(MAX_THREADS * core::mem::size_of::<Thread>()).map_err(fail)?;
+    // Signalled tids, and a getdents buffer.
+    let mut work = Scratch::new(MAX_THREADS * 4 + (64 << 10)).map_err(fail)?;
+    let old_action = install().map_err(fail)?;
+    let generation = GEN.load(Ordering::Relaxed).wrapping_add(1).max(1);
+    GEN.store(generation, Ordering::Relaxed);
+    STOPPED.store(0, Ordering::Relaxed);
+    SLOTS.store(0, Ordering::Relaxed);
+    CHECKED_IN.store(0, Ordering::Relaxed);
+    RESUME.store(0, Ordering::Relaxed);
+    TABLE.store(table.as_slice().as_ptr() as usize, Ordering::Relaxed);
+    ACTIVE.store(generation, Ordering::Release);
+
+    let mut s = Stopped { table, generation, n: 0, old_action };
+    let (pid, me) = (ckpt_sys::getpid(), ckpt_sys::gettid());
+    let deadline = now_ms() + STOP_TIMEOUT_MS;
+    let w = work.bytes();
+    let (tids, dents) = w.split_at_mut(MAX_THREADS * 4);
+    let mut nsig = 0usize;
+    let tid_at = |t: &[u8], i: usize| i32::from_ne_bytes([t[i * 4], t[i * 4 + 1], t[i * 4 + 2], t[i * 4 + 3]]);
+    loop {
+        // Signal every task not signalled yet.
+        let mut new = 0;
+        let mut too_many = false;
+        let listed = each_task(dents, |tid| {
+            if tid == me || (0..nsig).any(|i| tid_at(tids, i) == tid) {
+                return;
+            }
+            if nsig >= MAX_THREADS - 1 {
+                too_many = true;
+                return;
+            }
+            match ckpt_sys::task::tgkill(pid, tid, STOP_SIGNAL) {
+                Ok(()) => {
+                    tids[nsig * 4..nsig * 4 + 4].copy_from_slice(&tid.to_ne_bytes());
+                    nsig += 1;
+                    new += 1;
+                }
+                Err(_) => {} // exited meanwhile (ESRCH), or retried next round
+            }
+        });
+        if let Err(e) = listed {
+            release(s);
+            return Err(fail(e));
+        }
+        if too_many {
+            release(s);
+            return Err(Failure::new(
+                "too many threads (ckpt records at most 4095 besides this one); not writing",
+                Errno::E2BIG,
+                path,
+            ));
+        }
+        let stopped = STOPPED.load(Ordering::Acquire) as usize;
+        s.n = stopped;
+        // Done when every signalled thread is recorded or gone, and a listing
+        // found nobody new.
+        let missing = (0..nsig).map(|i| tid_at(tids, i)).find(|&t| {
+            !s.records().iter().any(|r| r.tid == t as u64) && ckpt_sys::task::tgkill(pid, t, 0) != Err(Errno::ESRCH)
+        });
+        match missing {
+            None if new == 0 => break,
+            Some(t) if now_ms() > deadline => {
+                let f = not_stopped(t, path);
+                release(s);
+                return Err(f);
+            }
+            _ => {}
+        }
+        let _ = futex_wait(&STOPPED, stopped as u32, 5);
+    }
+    OTHERS.store(s.n as u32, Ordering::Relaxed);
+    Ok(Some(s))
+}
+
+/// The failure for thread `tid`, which did not stop: its name, and whether it
+/// blocks the stop signal (/proc/self/task/TID/status, SigBlk).
+fn not_stopped(tid: i32, path: &[u8]) -> Failure {
+    let mut p = [0u8; 64];
+    let dir = Msg::new().s("/proc/self/task/").u(tid as u64);
+    let d = dir.as_bytes();
+    let mut comm = [0u8; 32];
+    let mut status = [0u8; 2048];
+    let read = |p: &mut [u8; 64], tail: &str, out: &mut [u8]| -> usize {
+        p.fill(0);
+        p[..d.len()].copy_from_slice(d);
+        p[d.len()..d.len() + tail.len()].copy_from_slice(tail.as_bytes());
+        let Ok(c) = core::ffi::CStr::from_bytes_until_nul(&p[..]) else { return 0 };
+        ckpt_sys::read_file(c, out).unwrap_or(0)
+    };
+    let cn = read(&mut p, "/comm", &mut comm);
+    let sn = read(&mut p, "/status", &mut status);
+    let blocked = status[..sn]
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"SigBlk:\t"))
+        .map(|h| h.iter().fold(0u64, |a, &c| a << 4 | (c as char).to_digit(16).unwrap_or(0) as u64))
+        .is_some_and(|m| m & (1 << (STOP_SIGNAL - 1)) != 0);
+    let name = comm[..cn].strip_suffix(b"\n").unwrap_or(&comm[..cn]);
+    let why = if blocked { " blocks the stop signal (63, SIGRTMAX-1)" } else { " did not stop within 2 s" };
+    let m = Msg::new().s("thread ").u(tid as u64).s(" (").b(name).s(")").s(why).s("; not writing ").b(path);
+    Failure::new("cannot stop every thread:", Errno::EAGAIN, m.as_bytes())
+}
+
+/// Let the stopped threads go on (the image is written, or failed).
+pub fn release(s: Stopped) {
+    ACTIVE.store(0, Ordering::Release);
+    RELEASE.store(s.generation, Ordering::Release);
+    let _ = futex_wake(&RELEASE);
+    // Every thread signalled took the signal (or the checkpoint failed): put the
+    // program's own action back. A thread that never took it still has it
+    // pending; our handler, left in place then, ignores it when it comes.
+    if SLOTS.load(Ordering::Acquire) as usize >= s.n {
+        let _ = ckpt_sys::rt_sigaction(STOP_SIGNAL, Some(&s.old_action), None);
+    }
+    drop(s);
+}
+
+/// In a restarted process, on the coordinator once the process-wide state is
+/// back: wait until every other thread the loader created has reached its save
+/// point (they run loader code until then), so the loader can be unmapped.
+pub fn wait_checked_in() {
+    let want = OTHERS.load(Ordering::Acquire);
+    let deadline = now_ms() + 10_000;
+    loop {
+        let v = CHECKED_IN.load(Ordering::Acquire);
+        if v >= want {
+            return;
+        }
+        if now_ms() > deadline {
+            Msg::new()
+                .s("ckpt: warning: after restart, only ")
+                .u(v as u64)
+                .s(" of ")
+                .u(want as u64)
+                .s(" threads came back")
+                .emit();
+            return;
+        }
+        let _ = futex_wait(&CHECKED_IN, v, 100);
+    }
+}
+
+/// In a restarted process: let the other threads restore their own state and go on.
+pub fn resume_all() {
+    RESUME.store(1, Ordering::Release);
+    let _ = futex_wake(&RESUME);
+}
+
+/// The coordinator's own record (registers added by the caller).
+pub fn coordinator_record() -> Thread {
+    Thread { flags: COORDINATOR, ..capture_thread() }
+}
+
+/// Threads other than the coordinator in the last image (0: single-threaded).
+pub fn others() -> u32 {
+    OTHERS.load(Ordering::Acquire)
+}
+
+/// A single-threaded checkpoint: no other thread in the image.
+pub fn none() {
+    OTHERS.store(0, Ordering::Relaxed);
+}
