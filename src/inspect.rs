@@ -294,6 +294,19 @@ impl<'p> Image<'p> {
         let _ = write!(o, "\"directory\":{},\"kernel\":{},", json_str(&cwd), json_str(&kernel));
         let _ = write!(o, "\"time\":{},\"time_utc\":{},", meta.process.time, json_str(&utc(meta.process.time)));
         let _ = write!(o, "\"pid\":{},", meta.process.pid);
+        let threads: Vec<String> = meta.threads().map_or_else(Vec::new, |t| {
+            t.iter()
+                .map(|th| {
+                    format!(
+                        "{{\"tid\":{},\"name\":{},\"coordinator\":{}}}",
+                        th.tid,
+                        json_str(&String::from_utf8_lossy(th.name())),
+                        th.flags & ckpt_image::threads::COORDINATOR != 0
+                    )
+                })
+                .collect()
+        });
+        let _ = write!(o, "\"threads\":[{}],", threads.join(","));
         let _ = write!(o, "\"mapped_bytes\":{},\"saved_bytes\":{},", h.mapped_len, h.data_len);
         let _ = write!(o, "\"data_verified\":false,\"sections\":[");
         for (i, sec) in meta.sections.iter().enumerate() {

@@ -78,18 +78,27 @@ pub fn enter(name: &Name, pid: i32) {
     write_file(name, c"/proc/self/uid_map", line(uid).as_bytes());
     write_file(name, c"/proc/self/gid_map", line(gid).as_bytes());
 
+    // The init tells the supervisor through this pipe when the program stops.
+    let (stops_r, stops_w) = task::pipe2().unwrap_or_else(|e| die_errno(name, "cannot create a pipe", e));
     let fork = CloneArgs { exit_signal: task::SIGCHLD, ..Default::default() };
     // SAFETY: see the module comment.
     match unsafe { task::clone3_fork(&fork) } {
         Err(e) => die_errno(name, "cannot start the pid namespace's init (clone3)", e),
-        Ok(0) => init(name, pid, shared),
-        Ok(child) => supervise(name, child, shared),
+        Ok(0) => {
+            let _ = ckpt_sys::close(stops_r);
+            init(name, pid, shared, stops_w);
+            let _ = ckpt_sys::close(stops_w);
+        }
+        Ok(child) => {
+            let _ = ckpt_sys::close(stops_w);
+            supervise(name, child, shared, stops_r)
+        }
     }
 }
 
 /// Pid 1 of the namespace: a fresh /proc, the program with its old pid, then reap.
 /// Returns only in the program's process.
-fn init(name: &Name, pid: i32, shared: &'static Shared) {
+fn init(name: &Name, pid: i32, shared: &'static Shared, stops: Fd) {
     let _ = ckpt_sys::prctl_set_name(b"ckpt-init\0\0\0\0\0\0\0");
     const MS_NOSUID: u64 = 2;
     const MS_NODEV: u64 = 4;
@@ -126,7 +135,12 @@ fn init(name: &Name, pid: i32, shared: &'static Shared) {
     };
     // Reap everything; the program's status is what the supervisor reports.
     loop {
-        match task::wait4(-1, task::WALL) {
+        match task::wait4(-1, task::WALL | task::WUNTRACED) {
+            // Stopped (Ctrl-Z of a program whose trigger is not SIGTSTP, SIGSTOP):
+            // the supervisor stops too, so the shell sees the job stopped.
+            Ok((p, st)) if p == prog && st & 0xff == 0x7f => {
+                let _ = ckpt_sys::write(stops, b"S");
+            }
             Ok((p, st)) if p == prog => {
                 shared.status.store(st, Ordering::Release);
                 shared.known.store(1, Ordering::Release);
@@ -156,11 +170,34 @@ fn program_pid(init: i32) -> Option<i32> {
 }
 
 /// The process the shell started: forward signals, then end as the program did.
-fn supervise(name: &Name, init: i32, shared: &'static Shared) -> ! {
+fn supervise(name: &Name, init: i32, shared: &'static Shared, stops: Fd) -> ! {
     let catchable = !((1u64 << (c::SIGKILL - 1)) | (1u64 << (c::SIGSTOP - 1)));
     let sfd = ckpt_sys::task::signalfd(catchable).unwrap_or_else(|e| die_errno(name, "cannot create a signalfd", e));
     let mut prog = 0;
+    let mut stops_open = true;
     loop {
+        let mut fds = [
+            task::PollFd { fd: sfd.0, events: 1, revents: 0 },
+            task::PollFd { fd: if stops_open { stops.0 } else { -1 }, events: 1, revents: 0 },
+        ];
+        match task::ppoll(&mut fds) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => die_errno(name, "cannot wait for signals (ppoll)", e),
+        }
+        if fds[1].revents != 0 {
+            let mut b = [0u8; 16];
+            match ckpt_sys::read(stops, &mut b) {
+                // The program stopped: so does the supervisor, until the shell's
+                // SIGCONT (to the whole group) continues both.
+                Ok(n) if n > 0 => {
+                    let _ = ckpt_sys::kill(ckpt_sys::getpid(), c::SIGSTOP);
+                }
+                _ => stops_open = false, // the init is gone
+            }
+        }
+        if fds[0].revents == 0 {
+            continue;
+        }
         let mut rec = [0u8; 128];
         match ckpt_sys::read(sfd, &mut rec) {
             Ok(128) => {}

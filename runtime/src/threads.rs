@@ -285,13 +285,11 @@ pub fn stop_all(path: &[u8]) -> Result<Option<Stopped>, Failure> {
                 too_many = true;
                 return;
             }
-            match ckpt_sys::task::tgkill(pid, tid, STOP_SIGNAL) {
-                Ok(()) => {
-                    tids[nsig * 4..nsig * 4 + 4].copy_from_slice(&tid.to_ne_bytes());
-                    nsig += 1;
-                    new += 1;
-                }
-                Err(_) => {} // exited meanwhile (ESRCH), or retried next round
+            // An error: it exited meanwhile (ESRCH), or it is retried next round.
+            if ckpt_sys::task::tgkill(pid, tid, STOP_SIGNAL).is_ok() {
+                tids[nsig * 4..nsig * 4 + 4].copy_from_slice(&tid.to_ne_bytes());
+                nsig += 1;
+                new += 1;
             }
         });
         if let Err(e) = listed {

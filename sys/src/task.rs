@@ -314,3 +314,30 @@ pub fn mount(source: &core::ffi::CStr, target: &core::ffi::CStr, fstype: &core::
     }
     .map(drop)
 }
+
+/// `int pipe2(int pipefd[2], O_CLOEXEC)`: (read end, write end).
+pub fn pipe2() -> Result<(crate::Fd, crate::Fd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: the kernel writes two ints into ours.
+    unsafe { sys!(Sysno::pipe2, fds.as_mut_ptr() as usize, crate::c::O_CLOEXEC) }
+        .map(|_| (crate::Fd(fds[0]), crate::Fd(fds[1])))
+}
+
+/// The kernel's `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PollFd {
+    /// Descriptor.
+    pub fd: i32,
+    /// Requested events (`POLLIN` = 1).
+    pub events: i16,
+    /// Returned events.
+    pub revents: i16,
+}
+
+/// `int ppoll(struct pollfd *fds, nfds_t nfds, NULL, NULL, 8)`: wait without a
+/// timeout, the signal mask unchanged.
+pub fn ppoll(fds: &mut [PollFd]) -> Result<usize> {
+    // SAFETY: the kernel reads and writes `fds.len()` pollfd records of ours.
+    unsafe { sys!(Sysno::ppoll, fds.as_mut_ptr() as usize, fds.len(), 0usize, 0usize, 8usize) }
+}

@@ -153,7 +153,9 @@ pub fn save_thread<F: FnMut(&Regs) -> isize>(f: &mut F) -> Result<isize> {
         // SAFETY: `arg` is the `Arg` below, live for the whole call; `regs` was
         // filled by the assembly before it called us.
         let a = unsafe { &mut *(arg as *mut Arg<'_, F>) };
-        (a.f)(unsafe { &*a.regs })
+        // SAFETY: as above: the registers of this frame's caller, written already.
+        let regs = unsafe { &*a.regs };
+        (a.f)(regs)
     }
     let mut regs = super::thread_regs()?;
     let mut a = Arg { f, regs: &raw const regs };
