@@ -179,6 +179,9 @@ fn take_stopped(
     match stopped {
         Some(s) => {
             st.kernel.signals.set_action(threads::STOP_SIGNAL, s.old_action);
+            if let Some(old) = s.fallback_old {
+                st.kernel.signals.set_action(threads::FALLBACK_SIGNAL, old);
+            }
             let me = threads::coordinator_record();
             let leader = st.kernel.pid as u64;
             if me.tid != leader && !s.records().iter().any(|t| t.tid == leader) {

@@ -41,6 +41,19 @@ use crate::failure::Failure;
 /// The signal that stops the other threads: SIGRTMAX-1 (63). glibc keeps 32 and 33
 /// for itself, the periodic timer uses SIGRTMAX when the trigger is disabled.
 pub const STOP_SIGNAL: u32 = 63;
+/// The stop signal of last resort, for a thread that blocks STOP_SIGNAL: 33, which
+/// glibc (SIGSETXID) and musl (SIGCANCEL) keep for themselves and never let a
+/// program block (`sigfillset` leaves it out; node's inspector thread, for one,
+/// blocks everything else). It is queued with a value of ours; any other 33 is
+/// handed to the C library's own handler.
+pub const FALLBACK_SIGNAL: u32 = 33;
+/// `si_value` of our fallback signals ("ckptstop").
+const FALLBACK_VALUE: usize = 0x6b63_7074_7374_6f70u64 as usize;
+/// The action the C library had for FALLBACK_SIGNAL while ours is installed.
+static FALLBACK_OLD: AtomicUsize = AtomicUsize::new(0);
+static FALLBACK_OLD_FLAGS: AtomicUsize = AtomicUsize::new(0);
+/// Stop signals taken in the current session, per signal.
+static TOOK: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 /// How long the coordinator waits for every thread to stop.
 pub const STOP_TIMEOUT_MS: u64 = 2000;
 
@@ -72,6 +85,10 @@ pub struct Stopped {
     pub n: usize,
     /// The program's own action for STOP_SIGNAL, put back when the session ends.
     pub old_action: KSigAction,
+    /// The C library's action for FALLBACK_SIGNAL, if ours was installed.
+    pub fallback_old: Option<KSigAction>,
+    /// Stop signals sent: STOP_SIGNAL, FALLBACK_SIGNAL.
+    sent: [u32; 2],
 }
 
 impl Stopped {
@@ -168,11 +185,12 @@ pub fn restore_sched(policy: u32, priority: i32, nice: i32, warn: &dyn Fn(&str, 
 }
 
 /// The handler of STOP_SIGNAL, on a thread the coordinator stops.
-extern "C" fn on_stop(_sig: i32, _info: *mut c_void, _uc: *mut c_void) {
+extern "C" fn on_stop(sig: i32, _info: *mut c_void, _uc: *mut c_void) {
     let generation = ACTIVE.load(Ordering::Acquire);
     if generation == 0 || ckpt_sys::getpid() != crate::signal::owner() {
         return; // late, stray, or in a forked child of the program
     }
+    TOOK[(sig as u32 == FALLBACK_SIGNAL) as usize].fetch_add(1, Ordering::AcqRel);
     let mut rec = capture_thread();
     let table = TABLE.load(Ordering::Acquire) as *mut Thread;
     let r = arch::save_thread(&mut |regs: &arch::Regs| {
@@ -209,16 +227,47 @@ extern "C" fn on_stop(_sig: i32, _info: *mut c_void, _uc: *mut c_void) {
     }
 }
 
-fn install() -> Result<KSigAction, Errno> {
+/// The handler of FALLBACK_SIGNAL while a session needs it: ours when queued with
+/// our value, the C library's otherwise.
+extern "C" fn on_fallback(sig: i32, info: *mut c_void, uc: *mut c_void) {
+    // SAFETY: the kernel passes the siginfo of an SA_SIGINFO handler.
+    if unsafe { arch::siginfo_queued(info, FALLBACK_VALUE) } {
+        return on_stop(sig, info, uc);
+    }
+    let h = FALLBACK_OLD.load(Ordering::Acquire);
+    if h <= 1 {
+        return; // SIG_DFL or SIG_IGN: a C library that does not use it
+    }
+    if FALLBACK_OLD_FLAGS.load(Ordering::Acquire) & c::SA_SIGINFO as usize != 0 {
+        // SAFETY: the C library installed `h` as an SA_SIGINFO handler; it gets
+        // the kernel's arguments as they came.
+        let f: extern "C" fn(i32, *mut c_void, *mut c_void) = unsafe { core::mem::transmute(h) };
+        f(sig, info, uc)
+    } else {
+        // SAFETY: as above, a one-argument handler.
+        let f: extern "C" fn(i32) = unsafe { core::mem::transmute(h) };
+        f(sig)
+    }
+}
+
+fn install_fallback() -> Result<KSigAction, Errno> {
+    let mut cur = KSigAction::default();
+    ckpt_sys::rt_sigaction(FALLBACK_SIGNAL, None, Some(&mut cur))?;
+    FALLBACK_OLD.store(cur.handler, Ordering::Release);
+    FALLBACK_OLD_FLAGS.store(cur.flags, Ordering::Release);
+    install(FALLBACK_SIGNAL, on_fallback as *const () as usize)
+}
+
+fn install(sig: u32, handler: usize) -> Result<KSigAction, Errno> {
     let mut act = KSigAction {
-        handler: on_stop as *const () as usize,
+        handler,
         flags: (c::SA_SIGINFO | c::SA_RESTART | c::SA_RESTORER) as usize,
         restorer: arch::sigreturn_trampoline(),
         ..Default::default()
     };
     act.set_mask64(!0);
     let mut old = KSigAction::default();
-    ckpt_sys::rt_sigaction(STOP_SIGNAL, Some(&act), Some(&mut old))?;
+    ckpt_sys::rt_sigaction(sig, Some(&act), Some(&mut old))?;
     Ok(old)
 }
 
@@ -256,17 +305,22 @@ pub fn stop_all(path: &[u8]) -> Result<Option<Stopped>, Failure> {
     let table = Scratch::new(MAX_THREADS * core::mem::size_of::<Thread>()).map_err(fail)?;
     // Signalled tids, and a getdents buffer.
     let mut work = Scratch::new(MAX_THREADS * 4 + (64 << 10)).map_err(fail)?;
-    let old_action = install().map_err(fail)?;
+    let old_action = install(STOP_SIGNAL, on_stop as *const () as usize).map_err(fail)?;
     let generation = GEN.load(Ordering::Relaxed).wrapping_add(1).max(1);
     GEN.store(generation, Ordering::Relaxed);
     STOPPED.store(0, Ordering::Relaxed);
     SLOTS.store(0, Ordering::Relaxed);
+    TOOK[0].store(0, Ordering::Relaxed);
+    TOOK[1].store(0, Ordering::Relaxed);
     CHECKED_IN.store(0, Ordering::Relaxed);
     RESUME.store(0, Ordering::Relaxed);
     TABLE.store(table.as_slice().as_ptr() as usize, Ordering::Relaxed);
     ACTIVE.store(generation, Ordering::Release);
 
-    let mut s = Stopped { table, generation, n: 0, old_action };
+    let mut s = Stopped { table, generation, n: 0, old_action, fallback_old: None, sent: [0, 0] };
+    let started = now_ms();
+    // Tids sent the fallback signal, as a bit per slot of `tids`.
+    let mut fallback = [0u64; MAX_THREADS / 64];
     let (pid, me) = (ckpt_sys::getpid(), ckpt_sys::gettid());
     let deadline = now_ms() + STOP_TIMEOUT_MS;
     let w = work.bytes();
@@ -290,6 +344,7 @@ pub fn stop_all(path: &[u8]) -> Result<Option<Stopped>, Failure> {
                 tids[nsig * 4..nsig * 4 + 4].copy_from_slice(&tid.to_ne_bytes());
                 nsig += 1;
                 new += 1;
+                s.sent[0] += 1;
             }
         });
         if let Err(e) = listed {
@@ -308,9 +363,35 @@ pub fn stop_all(path: &[u8]) -> Result<Option<Stopped>, Failure> {
         s.n = stopped;
         // Done when every signalled thread is recorded or gone, and a listing
         // found nobody new.
-        let missing = (0..nsig).map(|i| tid_at(tids, i)).find(|&t| {
+        let is_missing = |s: &Stopped, t: i32| {
             !s.records().iter().any(|r| r.tid == t as u64) && ckpt_sys::task::tgkill(pid, t, 0) != Err(Errno::ESRCH)
-        });
+        };
+        let missing = (0..nsig).map(|i| tid_at(tids, i)).find(|&t| is_missing(&s, t));
+        // A thread that has not stopped after 20 ms and blocks the stop signal
+        // (but not the fallback one) gets the fallback signal.
+        if missing.is_some() && now_ms() > started + 20 {
+            for i in 0..nsig {
+                let t = tid_at(tids, i);
+                if fallback[i / 64] & (1 << (i % 64)) != 0 || !is_missing(&s, t) {
+                    continue;
+                }
+                let blocked = blocked_signals(t);
+                if blocked & (1 << (STOP_SIGNAL - 1)) == 0 || blocked & (1 << (FALLBACK_SIGNAL - 1)) != 0 {
+                    continue;
+                }
+                if s.fallback_old.is_none() {
+                    match install_fallback() {
+                        Ok(old) => s.fallback_old = Some(old),
+                        Err(_) => break,
+                    }
+                }
+                let info = arch::queued_siginfo(FALLBACK_SIGNAL, pid, ckpt_sys::task::getuid(), FALLBACK_VALUE);
+                if ckpt_sys::task::rt_tgsigqueueinfo(pid, t, FALLBACK_SIGNAL, &info).is_ok() {
+                    s.sent[1] += 1;
+                }
+                fallback[i / 64] |= 1 << (i % 64);
+            }
+        }
         match missing {
             None if new == 0 => break,
             Some(t) if now_ms() > deadline => {
@@ -326,30 +407,36 @@ pub fn stop_all(path: &[u8]) -> Result<Option<Stopped>, Failure> {
     Ok(Some(s))
 }
 
-/// The failure for thread `tid`, which did not stop: its name, and whether it
-/// blocks the stop signal (/proc/self/task/TID/status, SigBlk).
-fn not_stopped(tid: i32, path: &[u8]) -> Failure {
+/// `/proc/self/task/TID/FILE` into `out`; the bytes read (0 on failure).
+fn read_task_file(tid: i32, file: &str, out: &mut [u8]) -> usize {
+    let m = Msg::new().s("/proc/self/task/").u(tid as u64).s(file);
     let mut p = [0u8; 64];
-    let dir = Msg::new().s("/proc/self/task/").u(tid as u64);
-    let d = dir.as_bytes();
-    let mut comm = [0u8; 32];
+    let b = m.as_bytes();
+    let n = b.len().min(63);
+    p[..n].copy_from_slice(&b[..n]);
+    let Ok(c) = core::ffi::CStr::from_bytes_until_nul(&p[..]) else { return 0 };
+    ckpt_sys::read_file(c, out).unwrap_or(0)
+}
+
+/// The signals thread `tid` blocks (SigBlk of its status), 0 if unknown.
+fn blocked_signals(tid: i32) -> u64 {
     let mut status = [0u8; 2048];
-    let read = |p: &mut [u8; 64], tail: &str, out: &mut [u8]| -> usize {
-        p.fill(0);
-        p[..d.len()].copy_from_slice(d);
-        p[d.len()..d.len() + tail.len()].copy_from_slice(tail.as_bytes());
-        let Ok(c) = core::ffi::CStr::from_bytes_until_nul(&p[..]) else { return 0 };
-        ckpt_sys::read_file(c, out).unwrap_or(0)
-    };
-    let cn = read(&mut p, "/comm", &mut comm);
-    let sn = read(&mut p, "/status", &mut status);
-    let blocked = status[..sn]
+    let sn = read_task_file(tid, "/status", &mut status);
+    status[..sn]
         .split(|&b| b == b'\n')
         .find_map(|l| l.strip_prefix(b"SigBlk:\t"))
-        .map(|h| h.iter().fold(0u64, |a, &c| a << 4 | (c as char).to_digit(16).unwrap_or(0) as u64))
-        .is_some_and(|m| m & (1 << (STOP_SIGNAL - 1)) != 0);
+        .map_or(0, |h| h.iter().fold(0u64, |a, &c| a << 4 | (c as char).to_digit(16).unwrap_or(0) as u64))
+}
+
+/// The failure for thread `tid`, which did not stop: its name, and whether it
+/// blocks the stop signals (/proc/self/task/TID/status, SigBlk).
+fn not_stopped(tid: i32, path: &[u8]) -> Failure {
+    let mut comm = [0u8; 32];
+    let cn = read_task_file(tid, "/comm", &mut comm);
+    let both = (1 << (STOP_SIGNAL - 1)) | (1 << (FALLBACK_SIGNAL - 1));
+    let blocked = blocked_signals(tid) & both == both;
     let name = comm[..cn].strip_suffix(b"\n").unwrap_or(&comm[..cn]);
-    let why = if blocked { " blocks the stop signal (63, SIGRTMAX-1)" } else { " did not stop within 2 s" };
+    let why = if blocked { " blocks the stop signals (63 and 33)" } else { " did not stop within 2 s" };
     let m = Msg::new().s("thread ").u(tid as u64).s(" (").b(name).s(")").s(why).s("; not writing ").b(path);
     Failure::new("cannot stop every thread:", Errno::EAGAIN, m.as_bytes())
 }
@@ -359,11 +446,16 @@ pub fn release(s: Stopped) {
     ACTIVE.store(0, Ordering::Release);
     RELEASE.store(s.generation, Ordering::Release);
     let _ = futex_wake(&RELEASE);
-    // Every thread signalled took the signal (or the checkpoint failed): put the
-    // program's own action back. A thread that never took it still has it
-    // pending; our handler, left in place then, ignores it when it comes.
-    if SLOTS.load(Ordering::Acquire) as usize >= s.n {
+    // Every thread signalled took the signal: put the program's own action back.
+    // A thread that never took it (it blocks it) still has it pending; our
+    // handler, left in place then, ignores it when it comes.
+    if TOOK[0].load(Ordering::Acquire) >= s.sent[0] {
         let _ = ckpt_sys::rt_sigaction(STOP_SIGNAL, Some(&s.old_action), None);
+    }
+    if let Some(old) = s.fallback_old
+        && TOOK[1].load(Ordering::Acquire) >= s.sent[1]
+    {
+        let _ = ckpt_sys::rt_sigaction(FALLBACK_SIGNAL, Some(&old), None);
     }
     drop(s);
 }

@@ -341,3 +341,9 @@ pub fn ppoll(fds: &mut [PollFd]) -> Result<usize> {
     // SAFETY: the kernel reads and writes `fds.len()` pollfd records of ours.
     unsafe { sys!(Sysno::ppoll, fds.as_mut_ptr() as usize, fds.len(), 0usize, 0usize, 8usize) }
 }
+
+/// `int rt_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *info);`
+pub fn rt_tgsigqueueinfo(pid: i32, tid: i32, sig: u32, info: &[u8; 128]) -> Result<()> {
+    // SAFETY: the kernel reads our 128-byte siginfo.
+    unsafe { sys!(Sysno::rt_tgsigqueueinfo, pid, tid, sig, info.as_ptr() as usize) }.map(drop)
+}

@@ -21,6 +21,10 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("objcopy", &["--version"], "binutils"),
     // Static musl programs linked with libckpt.a are part of the test suite.
     ("musl-gcc", &["--version"], "musl-tools"),
+    // Multi-threaded real programs of tests/threads.rs: a JVM (the test compiles
+    // its Java program) and node with worker_threads. OpenMP's libgomp comes with gcc.
+    ("javac", &["-version"], "openjdk-17-jdk-headless"),
+    ("node", &["--version"], "nodejs"),
 ];
 
 fn works(cmd: &str, args: &[&str]) -> bool {
@@ -67,7 +71,9 @@ pub fn run_setup() -> Result<()> {
         missing.push("g++-multilib");
     }
     if missing.is_empty() {
-        eprintln!("xtask setup: cc, c++ (both with -m32), make, python3, binutils and musl-gcc are present");
+        eprintln!(
+            "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, javac and node are present"
+        );
     } else {
         let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };
         let apt = |args: &[&str]| {

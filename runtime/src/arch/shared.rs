@@ -18,7 +18,7 @@ use ckpt_image::{REGS_WORDS, RESTART_INFO_LEN, RestartInfo};
 const _: () = assert!(RESTART_INFO_LEN <= 64);
 use ckpt_sys::{Errno, Result};
 
-use super::{CTX, Regs};
+use super::{CTX, Regs, SI_PID, SI_VALUE};
 
 unsafe extern "C" {
     fn ckpt_sigreturn();
@@ -136,7 +136,51 @@ pub fn is_ckpt_restorer(restorer: usize) -> bool {
 }
 
 /// `si_code` of a signal sent by a POSIX timer.
-pub(super) const SI_TIMER: i32 = -2;
+const SI_TIMER: i32 = -2;
+/// `si_code` of a signal sent with sigqueue / rt_tgsigqueueinfo.
+const SI_QUEUE: i32 = -1;
+
+/// `(si_code, si_value)` of a `siginfo_t`.
+///
+/// # Safety
+/// `info` must be the `siginfo_t` the kernel passed to an SA_SIGINFO handler.
+unsafe fn code_and_value(info: *const c_void) -> (i32, usize) {
+    // SAFETY: si_code at 8 and si_value at SI_VALUE are inside the 128-byte record.
+    unsafe {
+        let code = core::ptr::read((info as *const u8).add(8) as *const i32);
+        let v = core::ptr::read((info as *const u8).add(SI_VALUE) as *const usize);
+        (code, v)
+    }
+}
+
+/// Was this signal sent by a POSIX timer created with `sigev_value == value`?
+///
+/// # Safety
+/// `info` must be the `siginfo_t` the kernel passed to an SA_SIGINFO handler.
+pub unsafe fn siginfo_from_timer(info: *const c_void, value: usize) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { code_and_value(info) == (SI_TIMER, value) }
+}
+
+/// Was this signal queued (`rt_tgsigqueueinfo`) with `si_value == value`?
+///
+/// # Safety
+/// As [`siginfo_from_timer`].
+pub unsafe fn siginfo_queued(info: *const c_void, value: usize) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { code_and_value(info) == (SI_QUEUE, value) }
+}
+
+/// A `siginfo_t` for `rt_tgsigqueueinfo`: `sig`, SI_QUEUE, our pid and uid, `value`.
+pub fn queued_siginfo(sig: u32, pid: i32, uid: u32, value: usize) -> [u8; 128] {
+    let mut b = [0u8; 128];
+    b[0..4].copy_from_slice(&(sig as i32).to_ne_bytes());
+    b[8..12].copy_from_slice(&SI_QUEUE.to_ne_bytes());
+    b[SI_PID..SI_PID + 4].copy_from_slice(&pid.to_ne_bytes());
+    b[SI_PID + 4..SI_PID + 8].copy_from_slice(&uid.to_ne_bytes());
+    b[SI_VALUE..SI_VALUE + core::mem::size_of::<usize>()].copy_from_slice(&value.to_ne_bytes());
+    b
+}
 
 /// Record a save point of the calling thread into a `Regs` of its own (a thread
 /// stopped by the runtime's stop handler, not the checkpointing thread) and run

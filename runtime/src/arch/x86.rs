@@ -23,7 +23,7 @@ pub const ARCH: u32 = ARCH_X86;
 #[path = "shared.rs"]
 mod shared;
 pub use shared::*;
-use shared::{RESTART_INFO, SI_TIMER, Slot};
+use shared::{RESTART_INFO, Slot};
 
 unsafe extern "C" {
     fn ckpt_save_context(ctx: *mut RegsX86, f: unsafe extern "C" fn(*mut c_void) -> isize, arg: *mut c_void) -> isize;
@@ -180,19 +180,10 @@ pub fn rseq_area() -> Option<usize> {
 /// Is `restorer` (a handler's `sa_restorer`) the trampoline of a ckpt runtime,
 /// this one or another copy in the same process?
 /// `si_code` of a signal sent by a POSIX timer.
-/// Was this signal sent by a POSIX timer created with `sigev_value == value`?
-///
-/// # Safety
-/// `info` must be the `siginfo_t` the kernel passed to an SA_SIGINFO handler.
-pub unsafe fn siginfo_from_timer(info: *const c_void, value: usize) -> bool {
-    // SAFETY: i386 siginfo: si_code at 8, the union at 12; for timers si_value at
-    // 20 (after si_tid and si_overrun).
-    unsafe {
-        let code = core::ptr::read((info as *const u8).add(8) as *const i32);
-        let v = core::ptr::read((info as *const u8).add(20) as *const usize);
-        code == SI_TIMER && v == value
-    }
-}
+/// Offsets in `siginfo_t` of `si_pid` and `si_value` (the `_rt` and `_timer` members
+/// of the union; on i386 the union starts at 12, after three ints).
+pub(super) const SI_PID: usize = 12;
+pub(super) const SI_VALUE: usize = 20;
 
 /// Offsets in the i386 `ucontext_t` (uc_flags, uc_link, a 12-byte uc_stack, then
 /// uc_mcontext at 20: the kernel's `struct sigcontext_32`, 22 words in the order

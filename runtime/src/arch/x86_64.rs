@@ -22,7 +22,7 @@ pub const ARCH: u32 = ARCH_X86_64;
 #[path = "shared.rs"]
 mod shared;
 pub use shared::*;
-use shared::{RESTART_INFO, SI_TIMER, Slot};
+use shared::{RESTART_INFO, Slot};
 
 unsafe extern "C" {
     fn ckpt_save_context(
@@ -156,19 +156,10 @@ pub fn rseq_area() -> Option<usize> {
 /// Is `restorer` (a handler's `sa_restorer`) the trampoline of a ckpt runtime,
 /// this one or another copy in the same process?
 /// `si_code` of a signal sent by a POSIX timer.
-/// Was this signal sent by a POSIX timer created with `sigev_value == value`?
-///
-/// # Safety
-/// `info` must be the `siginfo_t` the kernel passed to an SA_SIGINFO handler.
-pub unsafe fn siginfo_from_timer(info: *const c_void, value: usize) -> bool {
-    // SAFETY: x86_64 siginfo: si_code at 8; for timers si_value at 24 (after
-    // si_tid and si_overrun).
-    unsafe {
-        let code = core::ptr::read((info as *const u8).add(8) as *const i32);
-        let v = core::ptr::read((info as *const u8).add(24) as *const usize);
-        code == SI_TIMER && v == value
-    }
-}
+/// Offsets in `siginfo_t` of `si_pid` and `si_value` (the `_rt` and `_timer` members
+/// of the union; on x86_64 the union starts at 16, after three ints and padding).
+pub(super) const SI_PID: usize = 16;
+pub(super) const SI_VALUE: usize = 24;
 
 /// Offsets in the x86_64 `ucontext_t` (uc_mcontext at 40; gregs in the kernel's
 /// `struct sigcontext` order r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip).
