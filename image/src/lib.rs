@@ -713,8 +713,9 @@ record! {
         pub sections_addr: u64,
         /// Its length in bytes (0: no sections).
         pub sections_len: u64,
-        /// Reserved, zero.
-        pub reserved: u64,
+        /// CLOCK_MONOTONIC when the loader started, in ns (0: unknown; reserved
+        /// and zero before): the restarted runtime's `CKPT_TIMING` report.
+        pub started_ns: u64,
     }
 }
 

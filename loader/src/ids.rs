@@ -100,6 +100,11 @@ pub fn enter(name: &Name, pid: i32) {
 /// Returns only in the program's process.
 fn init(name: &Name, pid: i32, shared: &'static Shared, stops: Fd) {
     let _ = ckpt_sys::prctl_set_name(b"ckpt-init\0\0\0\0\0\0\0");
+    // A supervisor killed outright (SIGKILL) takes the namespace with it, as the
+    // program would have died with its original process. (A supervisor killed
+    // before this line is not noticed: the parent of a namespace's init reads as
+    // pid 0 from inside, whether it lives or not.)
+    let _ = ckpt_sys::prctl_set_pdeathsig(c::SIGKILL);
     const MS_NOSUID: u64 = 2;
     const MS_NODEV: u64 = 4;
     const MS_NOEXEC: u64 = 8;

@@ -104,11 +104,15 @@ pub struct Plan {
     pub home: remap::Home,
     /// For messages.
     pub name: Name,
+    /// CLOCK_MONOTONIC at the loader's start, ns.
+    pub started_ns: u64,
 }
 
 /// Phase one: called by `_start` (through `arch::loader_main`) with the initial
 /// stack pointer.
 pub fn main(sp: usize) -> ! {
+    let started_ns =
+        ckpt_sys::clock_gettime(c::CLOCK_MONOTONIC).map_or(0, |(s, ns)| s as u64 * 1_000_000_000 + ns as u64);
     let name = Name::new(arch::argv0(sp));
 
     // A checkpoint never gains privileges by being run: were the file made
@@ -161,7 +165,7 @@ pub fn main(sp: usize) -> ! {
     }
 
     let home = remap::Home::place(&name, &meta, cur_vdso);
-    let plan = Plan { fd, header, home, name };
+    let plan = Plan { fd, header, home, name, started_ns };
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
     remap::enter(&plan, meta_bytes, phase_two as *const () as usize)

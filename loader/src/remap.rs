@@ -288,7 +288,7 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
         loader_len: plan.home.len as u64,
         sections_addr: meta.sections.as_bytes().as_ptr() as u64,
         sections_len: meta.sections.as_bytes().len() as u64,
-        reserved: 0,
+        started_ns: plan.started_ns,
     };
     let mut b = [0u8; RESTART_INFO_LEN];
     info.encode(&mut b);

@@ -55,12 +55,20 @@ pub struct Config {
     pub interval: u32,
     /// Leave our LD_PRELOAD entry to the program's children.
     pub inherit: bool,
+    /// Print how long stopping the threads and restarting them took (CKPT_TIMING).
+    pub timing: bool,
 }
 
 impl Config {
     /// Before the environment is read.
-    pub const DEFAULT: Config =
-        Config { name: Path::EMPTY, cont: false, signal: ckpt_sys::c::SIGTSTP, interval: 0, inherit: false };
+    pub const DEFAULT: Config = Config {
+        name: Path::EMPTY,
+        cont: false,
+        signal: ckpt_sys::c::SIGTSTP,
+        interval: 0,
+        inherit: false,
+        timing: false,
+    };
 
     /// Read `environ` (NUL-separated `KEY=VALUE`) and `argv0` for the default name.
     pub fn from_env(environ: &[u8], argv0: &[u8]) -> Config {
@@ -88,6 +96,10 @@ impl Config {
                 },
                 b"CKPT_INHERIT" => match parse_bool(v) {
                     Some(b) => c.inherit = b,
+                    None => invalid(k, v, "1 or 0"),
+                },
+                b"CKPT_TIMING" => match parse_bool(v) {
+                    Some(b) => c.timing = b,
                     None => invalid(k, v, "1 or 0"),
                 },
                 _ => {}

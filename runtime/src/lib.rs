@@ -155,6 +155,9 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
     // Every other thread stops (in the stop handler, its state recorded) for as
     // long as the image is taken: in this process, or until the writer is forked.
     let stopped = threads::stop_all(path.as_bytes())?;
+    if stopped.is_some() && st.cfg.timing {
+        threads::report_stop();
+    }
     let r = take_stopped(st, &path, trigger, stopped.as_ref());
     st.kernel.threads = capture::ThreadsSection::EMPTY;
     match (r.as_ref(), stopped) {
@@ -295,6 +298,9 @@ fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
     arch::unmap_loader(info);
     if others {
         threads::resume_all();
+    }
+    if st.cfg.timing && info.started_ns != 0 {
+        threads::report_restart(info.started_ns);
     }
 }
 

@@ -74,6 +74,8 @@ static TABLE: AtomicUsize = AtomicUsize::new(0);
 static CHECKED_IN: AtomicU32 = AtomicU32::new(0);
 /// Set by the coordinator of a restarted process once the process is whole.
 static RESUME: AtomicU32 = AtomicU32::new(0);
+/// How long the last stop took, in µs (CKPT_TIMING).
+static LAST_STOP_US: AtomicU32 = AtomicU32::new(0);
 /// Threads other than the coordinator in the last image taken.
 static OTHERS: AtomicU32 = AtomicU32::new(0);
 
@@ -291,6 +293,34 @@ fn each_task(buf: &mut [u8], mut f: impl FnMut(i32)) -> Result<(), Errno> {
     r
 }
 
+fn now_us() -> u64 {
+    ckpt_sys::clock_gettime(c::CLOCK_MONOTONIC).map_or(0, |(s, ns)| s as u64 * 1_000_000 + ns as u64 / 1000)
+}
+
+/// `CKPT_TIMING`: how long the last stop took.
+pub fn report_stop() {
+    Msg::new()
+        .s("ckpt: timing: ")
+        .u(OTHERS.load(Ordering::Relaxed) as u64)
+        .s(" other threads stopped in ")
+        .u(LAST_STOP_US.load(Ordering::Relaxed) as u64)
+        .s(" us")
+        .emit();
+}
+
+/// `CKPT_TIMING`: all threads of the restarted process run, `started_ns` being the
+/// loader's start.
+pub fn report_restart(started_ns: u64) {
+    let now = now_us();
+    Msg::new()
+        .s("ckpt: timing: restart: ")
+        .u(OTHERS.load(Ordering::Relaxed) as u64 + 1)
+        .s(" threads running ")
+        .u(now.saturating_sub(started_ns / 1000))
+        .s(" us after the loader started")
+        .emit();
+}
+
 fn now_ms() -> u64 {
     ckpt_sys::clock_gettime(c::CLOCK_MONOTONIC).map_or(0, |(s, ns)| s as u64 * 1000 + ns as u64 / 1_000_000)
 }
@@ -322,6 +352,7 @@ pub fn stop_all(path: &[u8]) -> Result<Option<Stopped>, Failure> {
     // Tids sent the fallback signal, as a bit per slot of `tids`.
     let mut fallback = [0u64; MAX_THREADS / 64];
     let (pid, me) = (ckpt_sys::getpid(), ckpt_sys::gettid());
+    let t0 = now_us();
     let deadline = now_ms() + STOP_TIMEOUT_MS;
     let w = work.bytes();
     let (tids, dents) = w.split_at_mut(MAX_THREADS * 4);
@@ -404,6 +435,7 @@ pub fn stop_all(path: &[u8]) -> Result<Option<Stopped>, Failure> {
         let _ = futex_wait(&STOPPED, stopped as u32, 5);
     }
     OTHERS.store(s.n as u32, Ordering::Relaxed);
+    LAST_STOP_US.store(now_us().saturating_sub(t0) as u32, Ordering::Relaxed);
     Ok(Some(s))
 }
 

@@ -30,19 +30,19 @@ static unsigned long long start_time(void) {
     return strtoull(p, NULL, 10);
 }
 
-static void ready_threads(void) {
+__attribute__((unused)) static void ready_threads(void) {
     start_time_ = start_time();
     say("READY");
 }
 
 /* 1 exactly once after each restart. */
-static int restarted_threads(void) {
+__attribute__((unused)) static int restarted_threads(void) {
     unsigned long long t = start_time();
     if (t == start_time_) return 0;
     start_time_ = t;
     return 1;
 }
 
-static pid_t sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+__attribute__((unused)) static pid_t sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 #endif
