@@ -23,8 +23,6 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-#[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
-#[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
 mod arch;
 mod ids;
 mod remap;

@@ -23,8 +23,6 @@
 // travels only up the few frames of a failed checkpoint: its size is the point.
 #![allow(clippy::result_large_err)]
 
-#[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
-#[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
 mod arch;
 mod capi;
 mod capture;
