@@ -55,6 +55,26 @@ fn threads_keep_their_ids_and_go_on() {
     }
 }
 
+/// The main thread blocks the trigger, so a worker (on a 64 KiB stack, too small
+/// for the checkpoint path, which runs on the runtime's own stack) takes it and
+/// stops the others, the main thread included; the restart resumes each where it
+/// was, the main thread as the thread-group leader.
+#[test]
+fn a_worker_takes_the_checkpoint() {
+    for bits in [Bits::B64, Bits::B32] {
+        let dir = Dir::new(&format!("threads_worker_coord{}", bits.tag()));
+        dir.compile_bits("threads_basic.c", "threads_basic", &["-pthread"], bits);
+        let args = ["60", "4", "worker-takes-trigger"];
+        round_trip(&dir, "threads_basic", &[], &args, 60, "RESTARTED threads ok (4 workers)");
+        let info = std::process::Command::new(ckpt_bin()).arg("info").arg(dir.join("threads_basic.ckpt")).output();
+        let info = String::from_utf8_lossy(&info.unwrap().stdout).to_string();
+        let coord = info.lines().find(|l| l.contains("(took the checkpoint")).unwrap_or("").to_string();
+        let taken = info.lines().find(|l| l.starts_with("taken:")).unwrap_or("").to_string();
+        let pid = taken.rsplit("pid ").next().unwrap_or("").trim_end_matches(')').to_string();
+        assert!(!coord.contains(&format!("tid {pid} ")), "the main thread took the checkpoint:\n{info}");
+    }
+}
+
 /// The same program linked statically with libckpt.a, glibc and musl.
 #[test]
 fn static_glibc_and_musl_threads() {

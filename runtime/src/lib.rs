@@ -100,8 +100,13 @@ pub fn config() -> Config {
     state::with(|st| st.cfg).unwrap_or(Config::DEFAULT)
 }
 
-/// Take a checkpoint now, into `name` or the configured file.
+/// Take a checkpoint now, into `name` or the configured file, on the runtime's
+/// own stack (see `arch::on_checkpoint_stack`).
 pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
+    arch::on_checkpoint_stack(|| checkpoint_here(name, trigger))
+}
+
+fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
     // Nothing else may run while the image is taken: block every signal.
     let (all, mut old) = (!0u64, 0u64);
     ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), Some(&mut old))
@@ -300,6 +305,12 @@ fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
     if st.cfg.timing && info.started_ns != 0 {
         threads::report_restart(info.started_ns);
     }
+}
+
+/// The end of a path that cannot happen (no panics in the runtime: no core::fmt).
+fn panic_free_abort() -> ! {
+    ckpt_sys::msg::Msg::new().s("ckpt: internal error (impossible state)").emit();
+    ckpt_sys::exit_group(127)
 }
 
 #[panic_handler]

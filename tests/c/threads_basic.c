@@ -66,6 +66,14 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < nworkers; i++)
         while (workers[i].tid == 0) pause_ms(1);
+    /* "worker-takes-trigger": the main thread blocks SIGTSTP, so the checkpoint
+     * signal goes to a worker, which then stops the others, the main thread too. */
+    if (argc > 3 && strcmp(argv[3], "worker-takes-trigger") == 0) {
+        sigset_t s;
+        sigemptyset(&s);
+        sigaddset(&s, SIGTSTP);
+        CHECK(pthread_sigmask(SIG_BLOCK, &s, NULL) == 0);
+    }
     ready_threads();
     long last[MAXW] = {0};
     for (int i = 1; i <= total; i++) {

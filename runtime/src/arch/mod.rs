@@ -21,6 +21,7 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ckpt_image::{REGS_WORDS, RESTART_INFO_LEN, RestartInfo};
 use ckpt_sys::{Errno, Result};
@@ -60,13 +61,21 @@ pub trait Machine {
     fn thread_regs() -> Result<Self::Regs>;
     /// The record as the words of `ckpt_image::Process::regs`.
     fn words(r: &Self::Regs) -> [u64; REGS_WORDS];
-    /// `ckpt_save_context(ctx, f, arg)`: record the caller's callee-saved state in
-    /// `*ctx` and run `f(arg)` below it; returns `f`'s result, or the restart value
-    /// when the loader resumes the save point.
+    /// `ckpt_save_context(ctx, f, arg, stack_top)`: record the caller's
+    /// callee-saved state in `*ctx` and run `f(arg)` below it (on the stack whose
+    /// top is `stack_top`, or on this one for 0); returns `f`'s result, or the
+    /// restart value when the loader resumes the save point.
     ///
     /// # Safety
-    /// `ctx` must stay valid for the call; `f` must not return the restart value.
-    unsafe fn save_raw(ctx: *mut Self::Regs, f: unsafe extern "C" fn(*mut c_void) -> isize, arg: *mut c_void) -> isize;
+    /// `ctx` must stay valid for the call; `f` must not return the restart value;
+    /// `stack_top` must be 0 or the 16-byte aligned top of writable memory nothing
+    /// else uses.
+    unsafe fn save_raw(
+        ctx: *mut Self::Regs,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+        stack_top: usize,
+    ) -> isize;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -141,7 +150,7 @@ pub fn save_context<F: FnMut() -> isize>(f: &mut F) -> Result<Saved> {
         *RESTART_INFO.0.get() = [0; RESTART_INFO_LEN / 8];
     }
     // SAFETY: see the module comment; CTX is a static that outlives the call.
-    let r = unsafe { M::save_raw(CTX.0.get(), tramp::<F>, f as *mut F as *mut c_void) };
+    let r = unsafe { M::save_raw(CTX.0.get(), tramp::<F>, f as *mut F as *mut c_void, 0) };
     if r != 1 {
         return Ok(Saved::Wrote(r));
     }
@@ -157,6 +166,74 @@ pub fn save_context<F: FnMut() -> isize>(f: &mut F) -> Result<Saved> {
         return Err(Errno::EINVAL);
     }
     Ok(Saved::Restarted(info))
+}
+
+/// The stack a checkpoint runs on (see [`on_checkpoint_stack`]): its base, 0 until
+/// the first checkpoint maps it.
+static CKPT_STACK: AtomicUsize = AtomicUsize::new(0);
+/// Held while a thread runs on it.
+static CKPT_STACK_BUSY: AtomicBool = AtomicBool::new(false);
+/// Its size: the checkpoint path needs some 100 KiB (paths, the writer's tables);
+/// only the pages it touches cost anything.
+const CKPT_STACK_LEN: usize = 1 << 20;
+
+/// Run `f` (a whole checkpoint) on the runtime's own stack rather than the calling
+/// thread's: any thread may take the trigger, and a thread's stack may be small (a
+/// 64 KiB pthread stack overflows on the checkpoint path). The stack is an
+/// ordinary mapping of the process, saved in the image with the frames of the
+/// checkpoint above its save point, so a restarted process returns through them
+/// and back onto the thread's stack. Mapped at the first checkpoint, kept for the
+/// life of the process. When it is in use (another thread is checkpointing, and
+/// will refuse this one) or cannot be mapped, `f` runs where it is.
+pub fn on_checkpoint_stack<R, F: FnOnce() -> R>(f: F) -> R {
+    struct Slot<F, R> {
+        f: Option<F>,
+        r: Option<R>,
+    }
+    unsafe extern "C" fn tramp<R, F: FnOnce() -> R>(arg: *mut c_void) -> isize {
+        // SAFETY: `arg` is the `Slot` below, live for the whole call.
+        let s = unsafe { &mut *(arg as *mut Slot<F, R>) };
+        if let Some(f) = s.f.take() {
+            s.r = Some(f());
+        }
+        0
+    }
+    if CKPT_STACK_BUSY.swap(true, Ordering::Acquire) {
+        return f();
+    }
+    let mut base = CKPT_STACK.load(Ordering::Acquire);
+    if base == 0 {
+        let rw = ckpt_sys::c::PROT_READ | ckpt_sys::c::PROT_WRITE;
+        let flags = ckpt_sys::c::MAP_PRIVATE | ckpt_sys::c::MAP_ANONYMOUS | ckpt_sys::c::MAP_NORESERVE;
+        // SAFETY: a fresh mapping at an address of the kernel's choice.
+        match unsafe { ckpt_sys::mmap(0, CKPT_STACK_LEN, rw, flags, ckpt_sys::Fd(-1), 0) } {
+            Ok(p) => {
+                base = p;
+                CKPT_STACK.store(p, Ordering::Release);
+            }
+            Err(_) => {
+                CKPT_STACK_BUSY.store(false, Ordering::Release);
+                return f();
+            }
+        }
+    }
+    let mut slot = Slot { f: Some(f), r: None };
+    let mut scratch = M::ZERO;
+    // SAFETY: the save-point assembly used as a plain stack switch (the record it
+    // fills is a dummy); the stack is ours alone while CKPT_STACK_BUSY is held,
+    // and its top is 16-byte aligned (a mapping's end).
+    unsafe {
+        M::save_raw(&mut scratch, tramp::<R, F>, &mut slot as *mut Slot<F, R> as *mut c_void, base + CKPT_STACK_LEN)
+    };
+    CKPT_STACK_BUSY.store(false, Ordering::Release);
+    match slot.r {
+        Some(r) => r,
+        // Unreachable: tramp ran `f`. Run it here rather than invent a result.
+        None => match slot.f.take() {
+            Some(f) => f(),
+            None => crate::panic_free_abort(),
+        },
+    }
 }
 
 /// glibc's rseq area of the calling thread, if glibc registered one
@@ -375,6 +452,6 @@ pub fn save_thread<F: FnMut(&Regs) -> isize>(f: &mut F) -> Result<isize> {
     let mut regs = M::thread_regs()?;
     let mut a = Arg { f, regs: &raw const regs };
     // SAFETY: see the module comment of the arch file; `regs` outlives the call.
-    let r = unsafe { M::save_raw(&raw mut regs, tramp::<F>, &mut a as *mut Arg<'_, F> as *mut c_void) };
+    let r = unsafe { M::save_raw(&raw mut regs, tramp::<F>, &mut a as *mut Arg<'_, F> as *mut c_void, 0) };
     Ok(r)
 }

@@ -15,7 +15,12 @@ use ckpt_image::{ARCH_X86, RegsX86};
 use ckpt_sys::Result;
 
 unsafe extern "C" {
-    fn ckpt_save_context(ctx: *mut RegsX86, f: unsafe extern "C" fn(*mut c_void) -> isize, arg: *mut c_void) -> isize;
+    fn ckpt_save_context(
+        ctx: *mut RegsX86,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+        stack_top: usize,
+    ) -> isize;
 }
 
 /// The `%gs` selector of the calling thread.
@@ -79,8 +84,13 @@ impl super::Machine for X86 {
         r.to_words()
     }
 
-    unsafe fn save_raw(ctx: *mut RegsX86, f: unsafe extern "C" fn(*mut c_void) -> isize, arg: *mut c_void) -> isize {
+    unsafe fn save_raw(
+        ctx: *mut RegsX86,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+        stack_top: usize,
+    ) -> isize {
         // SAFETY: forwarded to the caller's contract.
-        unsafe { ckpt_save_context(ctx, f, arg) }
+        unsafe { ckpt_save_context(ctx, f, arg, stack_top) }
     }
 }

@@ -17,6 +17,7 @@ unsafe extern "C" {
         ctx: *mut RegsX86_64,
         f: unsafe extern "C" fn(*mut c_void) -> isize,
         arg: *mut c_void,
+        stack_top: usize,
     ) -> isize;
 }
 
@@ -52,8 +53,13 @@ impl super::Machine for X86_64 {
         r.to_words()
     }
 
-    unsafe fn save_raw(ctx: *mut RegsX86_64, f: unsafe extern "C" fn(*mut c_void) -> isize, arg: *mut c_void) -> isize {
+    unsafe fn save_raw(
+        ctx: *mut RegsX86_64,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+        stack_top: usize,
+    ) -> isize {
         // SAFETY: forwarded to the caller's contract.
-        unsafe { ckpt_save_context(ctx, f, arg) }
+        unsafe { ckpt_save_context(ctx, f, arg, stack_top) }
     }
 }
