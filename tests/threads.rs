@@ -120,6 +120,24 @@ fn continue_mode_with_threads() {
     assert!(second.has("DONE"), "{second}");
 }
 
+/// Periodic checkpoints (`-i 1`) of a multi-threaded program: every thread goes
+/// on to the end, and the last image restarts with all of them.
+#[test]
+fn periodic_checkpoints_with_threads() {
+    let dir = Dir::new("threads_periodic");
+    dir.compile("threads_blocking.c", "threads_blocking", &["-pthread"]);
+    let image = dir.join("threads_blocking.ckpt");
+    let first = run(ckpt(&dir, &["-i", "1", "./threads_blocking", "100"]));
+    first.assert_ok("the program with periodic checkpoints");
+    assert_eq!(first.ticks(), (1..=100).collect::<Vec<_>>(), "{first}");
+    assert!(first.has("DONE"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the last periodic image");
+    assert!(second.has("RESTARTED blocking threads"), "{second}");
+    assert!(second.has("DONE"), "{second}");
+}
+
 /// A thread that blocks every signal cannot be stopped: the checkpoint fails with
 /// a message naming it, nothing is written, and the program goes on to the end.
 #[test]
