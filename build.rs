@@ -1,7 +1,9 @@
 //! The one build script of the runtime and the loader (their Cargo.toml files say
 //! `build = "../build.rs"`). It only:
 //! - writes `OUT_DIR/ckpt_offsets.h` from `offset_of!` on the register records of
-//!   `ckpt-image`, so the assembly never spells an offset by hand;
+//!   `ckpt-image`, and the numbers of the system calls the assembly makes, for the
+//!   target architecture (`__NR_open`...), so the assembly never spells an offset
+//!   or a syscall number by hand;
 //! - compiles `asm/<target_arch>/*.S` that the package needs with the `cc` crate;
 //! - for the loader, passes its linker script and the flags that make it a
 //!   self-contained static PIE (each flag explained below);
@@ -26,7 +28,7 @@ fn main() {
         panic!("ckpt supports x86_64 and x86 (i686), not {arch}");
     }
 
-    std::fs::write(out.join("ckpt_offsets.h"), offsets_header()).unwrap();
+    std::fs::write(out.join("ckpt_offsets.h"), offsets_header() + &syscall_numbers(&arch)).unwrap();
 
     let files: &[&str] = match pkg.as_str() {
         "ckpt-runtime" => &["save.S"],
@@ -95,5 +97,27 @@ fn offsets_header() -> String {
     def("REGS32_MXCSR", offset_of!(RegsX86, mxcsr));
     def("REGS32_FCW", offset_of!(RegsX86, fcw));
     def("REGS32_GS", offset_of!(RegsX86, gs));
+    s
+}
+
+/// `#define __NR_name number` for each system call `asm/<arch>/*.S` makes, with the
+/// target's numbering (the build script runs on the host, so the numbers come from
+/// the `syscalls` crate's table for that architecture, not from the host's headers).
+fn syscall_numbers(arch: &str) -> String {
+    let mut s = String::new();
+    let mut def = |name: &str, nr: i32| writeln!(s, "#define __NR_{name} {nr}").unwrap();
+    if arch == "x86_64" {
+        use syscalls::x86_64::Sysno;
+        let used = [Sysno::open, Sysno::fstat, Sysno::close, Sysno::write, Sysno::exit_group, Sysno::rt_sigreturn];
+        for n in used.into_iter().chain([Sysno::clone, Sysno::exit]) {
+            def(n.name(), n.id());
+        }
+    } else {
+        use syscalls::x86::Sysno;
+        let used = [Sysno::open, Sysno::fstat64, Sysno::close, Sysno::write, Sysno::exit_group, Sysno::rt_sigreturn];
+        for n in used.into_iter().chain([Sysno::clone, Sysno::exit]) {
+            def(n.name(), n.id());
+        }
+    }
     s
 }

@@ -1,4 +1,5 @@
-//! Just enough ELF reading to tell whether `LD_PRELOAD` can work for a program.
+//! What a program file is, to tell whether `LD_PRELOAD` can work for it (read
+//! with the `object` crate).
 //!
 //! The dynamic loader only runs (and so only honours `LD_PRELOAD`) for programs
 //! with a `PT_INTERP` program header. A static program would run without the
@@ -6,9 +7,11 @@
 //! before we exec.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+use object::elf::{ELFCLASS32, ELFCLASS64, ELFMAG, EM_386, ET_DYN, ET_EXEC, FileHeader32, FileHeader64, PT_INTERP};
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{Endian, Endianness, Object, ObjectSection, ReadCache, ReadRef};
 
 /// What the first bytes of a program file say about it.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -34,86 +37,46 @@ pub enum Class {
     Elf32,
 }
 
-const ELFMAG: &[u8; 4] = b"\x7fELF";
-const ELFCLASS32: u8 = 1;
-const ELFCLASS64: u8 = 2;
-const ELFDATA2LSB: u8 = 1;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
-const PT_LOAD: u32 = 1;
-const PT_INTERP: u32 = 3;
-/// `e_phnum` value meaning "the real count is in section header 0's `sh_info`".
-const PN_XNUM: u16 = 0xffff;
-/// `e_machine` of i386.
-const EM_386: u16 = 3;
-/// Size of `Elf64_Ehdr`.
-const EHDR64_SIZE: usize = 64;
-/// Size of `Elf32_Ehdr`.
-const EHDR32_SIZE: usize = 52;
-/// Size of `Elf64_Phdr`; a smaller `e_phentsize` is malformed.
-const PHDR64_SIZE: usize = 56;
-/// Size of `Elf32_Phdr`.
-const PHDR32_SIZE: usize = 32;
-/// Offset of `sh_info` in `Elf64_Shdr`.
-const SH_INFO_OFFSET64: u64 = 44;
-/// Offset of `sh_info` in `Elf32_Shdr`.
-const SH_INFO_OFFSET32: u64 = 28;
-
 /// Classifies the program at `path`.
 ///
 /// A file we may execute but not read (mode `--x`) cannot be inspected; it is
-/// reported as [`Kind::Other`] so that we still try to run it.
+/// reported as [`Kind::Other`] so that we still try to run it. Only the headers
+/// are read, however large the program.
 pub fn classify(path: &Path) -> Kind {
     let Ok(file) = File::open(path) else {
         return Kind::Other;
     };
-    classify_file(&file).unwrap_or(Kind::Other)
+    let data = ReadCache::new(&file);
+    if data.read_bytes_at(0, 2) == Ok(b"#!".as_slice()) {
+        return Kind::Script;
+    }
+    let kind = match data.read_bytes_at(0, 5) {
+        Ok([m @ .., c]) if *m == ELFMAG && *c == ELFCLASS64.0 => {
+            executable::<FileHeader64<Endianness>>(&data, Class::Elf64)
+        }
+        Ok([m @ .., c]) if *m == ELFMAG && *c == ELFCLASS32.0 => {
+            executable::<FileHeader32<Endianness>>(&data, Class::Elf32)
+        }
+        _ => None,
+    };
+    kind.unwrap_or(Kind::Other)
 }
 
-fn classify_file(file: &File) -> io::Result<Kind> {
-    let mut ehdr = Vec::with_capacity(EHDR64_SIZE);
-    file.take(EHDR64_SIZE as u64).read_to_end(&mut ehdr)?;
-
-    if ehdr.starts_with(b"#!") {
-        return Ok(Kind::Script);
+/// A little-endian executable (`ET_EXEC` or `ET_DYN`; a 32-bit one for i386):
+/// dynamic if it has a `PT_INTERP`. `None` for anything else, malformed included.
+fn executable<H: FileHeader<Endian = Endianness>>(data: &ReadCache<&File>, class: Class) -> Option<Kind> {
+    let header = H::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    if !endian.is_little_endian() || (class == Class::Elf32 && header.e_machine(endian) != EM_386) {
+        return None;
     }
-    if !ehdr.starts_with(ELFMAG) || ehdr.len() < 6 {
-        return Ok(Kind::Other);
+    if !matches!(header.e_type(endian), ET_EXEC | ET_DYN) {
+        return None;
     }
-    // The two headers are laid out differently past e_ident (addresses and
-    // offsets are 4 or 8 bytes): (class, e_phoff, e_shoff, e_phentsize, e_phnum).
-    let (class, phoff, shoff, phentsize, phnum_raw) = match (ehdr[4], ehdr[5]) {
-        (ELFCLASS64, ELFDATA2LSB) if ehdr.len() == EHDR64_SIZE => {
-            (Class::Elf64, u64_at(&ehdr, 32), u64_at(&ehdr, 40), u16_at(&ehdr, 54), u16_at(&ehdr, 56))
-        }
-        (ELFCLASS32, ELFDATA2LSB) if ehdr.len() >= EHDR32_SIZE && u16_at(&ehdr, 18) == EM_386 => (
-            Class::Elf32,
-            u64::from(u32_at(&ehdr, 28)),
-            u64::from(u32_at(&ehdr, 32)),
-            u16_at(&ehdr, 42),
-            u16_at(&ehdr, 44),
-        ),
-        _ => return Ok(Kind::Other),
-    };
-
-    let e_type = u16_at(&ehdr, 16);
-    if e_type != ET_EXEC && e_type != ET_DYN {
-        return Ok(Kind::Other);
-    }
-    let phentsize = usize::from(phentsize);
-    let phnum = match phnum_raw {
-        PN_XNUM => section0_info(file, shoff, class)?,
-        n => usize::from(n),
-    };
-    let min_phentsize = if class == Class::Elf64 { PHDR64_SIZE } else { PHDR32_SIZE };
-    if phentsize < min_phentsize {
-        return Ok(Kind::Other);
-    }
-
-    let mut table = vec![0; phentsize * phnum];
-    file.read_exact_at(&mut table, phoff)?;
-    let has_interp = table.chunks_exact(phentsize).any(|phdr| u32_at(phdr, 0) == PT_INTERP);
-    Ok(if has_interp { Kind::Dynamic(class) } else { Kind::Static(class) })
+    // The count comes from section header 0 when it does not fit in e_phnum.
+    let phdrs = header.program_headers(endian, data).ok()?;
+    let has_interp = phdrs.iter().any(|ph| ph.p_type(endian) == PT_INTERP);
+    Some(if has_interp { Kind::Dynamic(class) } else { Kind::Static(class) })
 }
 
 /// Name of the section the runtime carries (runtime/src/capi.rs).
@@ -122,108 +85,9 @@ const RUNTIME_SECTION: &str = ".ckpt_runtime";
 /// Does the program at `path` have the checkpoint runtime linked in (libckpt.a)?
 /// Section headers survive `strip`, unlike symbols.
 pub fn has_runtime(path: &Path) -> bool {
-    use object::{Object, ObjectSection};
-    let Ok(data) = std::fs::read(path) else { return false };
-    object::File::parse(&*data).is_ok_and(|f| f.sections().any(|s| s.name() == Ok(RUNTIME_SECTION)))
-}
-
-/// The ELF executable at the start of a checkpoint file: its `e_machine` and the
-/// end of its furthest `PT_LOAD` contents, which is where the restart loader ends
-/// (the image header follows at the next page, as the loader itself computes).
-#[derive(Debug, PartialEq, Eq)]
-pub struct Loader {
-    pub machine: u16,
-    pub file_end: u64,
-}
-
-/// Reads the loader's ELF header and program headers (32- or 64-bit,
-/// little-endian); `None` if the file does not start with one, an
-/// `UnexpectedEof` error if it ends inside them.
-pub fn loader(file: &File) -> io::Result<Option<Loader>> {
-    let mut ehdr = Vec::with_capacity(EHDR64_SIZE);
-    file.read_at_most(&mut ehdr, EHDR64_SIZE)?;
-    if !ehdr.starts_with(ELFMAG) {
-        return Ok(None);
-    }
-    let need = if ehdr.get(4) == Some(&ELFCLASS32) { 52 } else { EHDR64_SIZE };
-    if ehdr.len() < need {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    if ehdr[5] != ELFDATA2LSB {
-        return Ok(None);
-    }
-    // (phoff, phentsize, phnum, p_offset at, p_filesz at, field size)
-    let (phoff, phentsize, phnum, off_at, size_at, wide) = match ehdr[4] {
-        ELFCLASS64 if ehdr.len() == EHDR64_SIZE => {
-            (u64_at(&ehdr, 32), usize::from(u16_at(&ehdr, 54)), usize::from(u16_at(&ehdr, 56)), 8, 32, true)
-        }
-        ELFCLASS32 => {
-            (u64::from(u32_at(&ehdr, 28)), usize::from(u16_at(&ehdr, 42)), usize::from(u16_at(&ehdr, 44)), 4, 16, false)
-        }
-        _ => return Ok(None),
-    };
-    let entry_len = if wide { PHDR64_SIZE } else { 32 };
-    if phentsize < entry_len || phnum == 0 || phnum == usize::from(PN_XNUM) {
-        return Ok(None);
-    }
-    let mut table = vec![0; phentsize * phnum];
-    file.read_exact_at(&mut table, phoff)?;
-    let field = |ph: &[u8], at: usize| {
-        if wide { u64_at(ph, at) } else { u64::from(u32_at(ph, at)) }
-    };
-    let file_end = table
-        .chunks_exact(phentsize)
-        .filter(|ph| u32_at(ph, 0) == PT_LOAD)
-        .map(|ph| field(ph, off_at).saturating_add(field(ph, size_at)))
-        .max();
-    Ok(file_end.map(|file_end| Loader { machine: u16_at(&ehdr, 18), file_end }))
-}
-
-/// Reading the first bytes of a file, from offset 0 whatever its position.
-trait ReadAtMost {
-    fn read_at_most(&self, buf: &mut Vec<u8>, n: usize) -> io::Result<()>;
-}
-
-impl ReadAtMost for File {
-    fn read_at_most(&self, buf: &mut Vec<u8>, n: usize) -> io::Result<()> {
-        buf.resize(n, 0);
-        let mut got = 0;
-        while got < n {
-            match self.read_at(&mut buf[got..], got as u64) {
-                Ok(0) => break,
-                Ok(k) => got += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        buf.truncate(got);
-        Ok(())
-    }
-}
-
-/// `sh_info` of section header 0, where the program header count lives when it
-/// does not fit in `e_phnum`.
-fn section0_info(file: &File, shoff: u64, class: Class) -> io::Result<usize> {
-    let mut buf = [0; 4];
-    let at = if class == Class::Elf64 { SH_INFO_OFFSET64 } else { SH_INFO_OFFSET32 };
-    let offset = shoff.checked_add(at).ok_or(io::ErrorKind::InvalidData)?;
-    file.read_exact_at(&mut buf, offset)?;
-    usize::try_from(u32::from_le_bytes(buf)).map_err(|_| io::ErrorKind::InvalidData.into())
-}
-
-// The callers only pass offsets inside buffers whose length they checked.
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut bytes = [0; 8];
-    bytes.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(bytes)
+    let Ok(file) = File::open(path) else { return false };
+    let data = ReadCache::new(&file);
+    object::File::parse(&data).is_ok_and(|f| f.sections().any(|s| s.name() == Ok(RUNTIME_SECTION)))
 }
 
 #[cfg(test)]
@@ -241,9 +105,10 @@ mod tests {
     /// A 64-bit header followed by program headers of the given types.
     fn elf64(e_type: u16, phdr_types: &[u32]) -> Vec<u8> {
         let mut b = vec![0; EHDR64_SIZE];
-        b[..4].copy_from_slice(ELFMAG);
-        b[4] = ELFCLASS64;
+        b[..4].copy_from_slice(&ELFMAG);
+        b[4] = ELFCLASS64.0;
         b[5] = ELFDATA2LSB;
+        b[6] = 1; // EV_CURRENT
         b[16..18].copy_from_slice(&e_type.to_le_bytes());
         b[32..40].copy_from_slice(&(EHDR64_SIZE as u64).to_le_bytes());
         b[54..56].copy_from_slice(&(PHDR64_SIZE as u16).to_le_bytes());
@@ -259,9 +124,10 @@ mod tests {
     /// A 32-bit header followed by program headers of the given types.
     fn elf32(e_type: u16, machine: u16, phdr_types: &[u32]) -> Vec<u8> {
         let mut b = vec![0; EHDR32_SIZE];
-        b[..4].copy_from_slice(ELFMAG);
-        b[4] = ELFCLASS32;
+        b[..4].copy_from_slice(&ELFMAG);
+        b[4] = ELFCLASS32.0;
         b[5] = ELFDATA2LSB;
+        b[6] = 1; // EV_CURRENT
         b[16..18].copy_from_slice(&e_type.to_le_bytes());
         b[18..20].copy_from_slice(&machine.to_le_bytes());
         b[28..32].copy_from_slice(&(EHDR32_SIZE as u32).to_le_bytes());
@@ -274,6 +140,16 @@ mod tests {
         }
         b
     }
+
+    const ELFDATA2LSB: u8 = 1;
+    const PT_INTERP: u32 = 3;
+    const ET_DYN: u16 = 3;
+    const ET_EXEC: u16 = 2;
+    const EM_386: u16 = 3;
+    const EHDR64_SIZE: usize = 64;
+    const EHDR32_SIZE: usize = 52;
+    const PHDR64_SIZE: usize = 56;
+    const PHDR32_SIZE: usize = 32;
 
     #[test]
     fn kinds() {

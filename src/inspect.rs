@@ -16,11 +16,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use ckpt_image::{
-    ARCH_X86, ARCH_X86_64, DataHasher, HEADER_LEN, Header, ImageError, Meta, Region, kind, page_up, prot, strs,
-};
+use ckpt_image::loader::{self, LoaderElf, LoaderError};
+use ckpt_image::{ARCH_X86, ARCH_X86_64, DataHasher, HEADER_LEN, Header, ImageError, Meta, Region, kind, prot, strs};
 
-use crate::elf::{self, Loader};
+use serde::Serialize;
+
 use crate::error::{Error, FAILURE};
 
 /// The architectures whose images this build of ckpt restarts.
@@ -34,7 +34,7 @@ struct Image<'p> {
     path: &'p Path,
     file: File,
     len: u64,
-    loader: Loader,
+    loader: LoaderElf,
     header: Header,
     meta: Vec<u8>,
 }
@@ -83,15 +83,15 @@ impl<'p> Image<'p> {
         if len == 0 {
             return Err(damaged("empty file, not a checkpoint image".into()));
         }
-        let loader = elf::loader(&file).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => {
+        let loader = read_loader(&file, len).map_err(io_err)?.map_err(|e| match e {
+            LoaderError::Truncated { .. } => {
                 damaged("truncated image (the file ends inside the restart loader's ELF headers)".into())
             }
-            _ => io_err(e),
+            LoaderError::NotLoader => {
+                damaged("not a checkpoint image (it does not start with an ELF restart loader)".into())
+            }
         })?;
-        let loader = loader
-            .ok_or_else(|| damaged("not a checkpoint image (it does not start with an ELF restart loader)".into()))?;
-        let image_offset = page_up(loader.file_end);
+        let image_offset = loader::image_offset(loader.file_end);
         let header_end = image_offset.saturating_add(HEADER_LEN as u64);
         if len < header_end {
             return Err(damaged(ImageError::Truncated { need: header_end, have: len }.to_string()));
@@ -285,59 +285,119 @@ impl<'p> Image<'p> {
         let h = &self.header;
         let meta = self.meta();
         let (exe, args, cwd, kernel) = self.strings();
-        let mut o = String::from("{");
-        let _ = write!(o, "\"file\":{},", json_str(&text(self.path.as_os_str().as_bytes())));
-        let _ = write!(o, "\"file_len\":{},\"version\":{},", self.len, h.version);
-        let _ = write!(o, "\"arch\":{},\"e_machine\":{},", json_str(arch_name(h.arch)), h.arch);
-        let _ = write!(o, "\"program\":{},", json_str(&exe));
-        let _ = write!(o, "\"arguments\":[{}],", args.iter().map(|a| json_str(a)).collect::<Vec<_>>().join(","));
-        let _ = write!(o, "\"directory\":{},\"kernel\":{},", json_str(&cwd), json_str(&kernel));
-        let _ = write!(o, "\"time\":{},\"time_utc\":{},", meta.process.time, json_str(&utc(meta.process.time)));
-        let _ = write!(o, "\"pid\":{},", meta.process.pid);
-        let threads: Vec<String> = meta.threads().map_or_else(Vec::new, |t| {
-            t.iter()
-                .map(|th| {
-                    format!(
-                        "{{\"tid\":{},\"name\":{},\"coordinator\":{}}}",
-                        th.tid,
-                        json_str(&String::from_utf8_lossy(th.name())),
-                        th.flags & ckpt_image::threads::COORDINATOR != 0
-                    )
+        let regions = meta
+            .regions()
+            .map(|r| RegionJson {
+                start: r.start,
+                end: r.end,
+                prot: prot_text(&r),
+                kind: kind_name(r.kind),
+                saved_bytes: meta.runs_of(&r).map(|run| run.len).sum(),
+                runs: r.nruns,
+                name: text(meta.string((r.name_off, r.name_len))),
+            })
+            .collect();
+        let info = InfoJson {
+            file: text(self.path.as_os_str().as_bytes()),
+            file_len: self.len,
+            version: h.version,
+            arch: arch_name(h.arch),
+            e_machine: h.arch,
+            program: exe,
+            arguments: args,
+            directory: cwd,
+            kernel,
+            time: meta.process.time,
+            time_utc: utc(meta.process.time),
+            pid: meta.process.pid,
+            mapped_bytes: h.mapped_len,
+            saved_bytes: h.data_len,
+            data_verified: false,
+            sections: meta
+                .sections
+                .iter()
+                .map(|sec| SectionJson {
+                    tag: sec.tag,
+                    name: ckpt_image::section::name(sec.tag),
+                    version: sec.version,
+                    bytes: sec.data.len(),
+                    records: crate::sections::json_records(&sec),
                 })
-                .collect()
-        });
-        let _ = write!(o, "\"threads\":[{}],", threads.join(","));
-        let _ = write!(o, "\"mapped_bytes\":{},\"saved_bytes\":{},", h.mapped_len, h.data_len);
-        let _ = write!(o, "\"data_verified\":false,\"sections\":[");
-        for (i, sec) in meta.sections.iter().enumerate() {
-            let _ = write!(
-                o,
-                "{}{{\"tag\":{},\"name\":{},\"version\":{},\"bytes\":{}}}",
-                if i == 0 { "" } else { "," },
-                sec.tag,
-                json_str(ckpt_image::section::name(sec.tag)),
-                sec.version,
-                sec.data.len()
-            );
-        }
-        let _ = write!(o, "],\"regions\":[");
-        for (i, r) in meta.regions().enumerate() {
-            let saved: u64 = meta.runs_of(&r).map(|run| run.len).sum();
-            let _ = write!(
-                o,
-                "{}{{\"start\":{},\"end\":{},\"prot\":{},\"kind\":{},\"saved_bytes\":{},\"runs\":{},\"name\":{}}}",
-                if i == 0 { "" } else { "," },
-                r.start,
-                r.end,
-                json_str(&prot_text(&r)),
-                json_str(kind_name(r.kind)),
-                saved,
-                r.nruns,
-                json_str(&text(meta.string((r.name_off, r.name_len)))),
-            );
-        }
-        o.push_str("]}\n");
+                .collect(),
+            regions,
+        };
+        let mut o = serde_json::to_string(&info).expect("plain data serializes");
+        o.push('\n');
         o
+    }
+}
+
+/// `ckpt info --json`: one object, its fields in this order. A new kind of saved
+/// state adds its own field (a section's records as an array of objects).
+#[derive(Serialize)]
+struct InfoJson {
+    file: String,
+    file_len: u64,
+    version: u32,
+    arch: &'static str,
+    e_machine: u32,
+    program: String,
+    arguments: Vec<String>,
+    directory: String,
+    kernel: String,
+    /// Seconds since the epoch, and the same as text.
+    time: u64,
+    time_utc: String,
+    pid: u64,
+    mapped_bytes: u64,
+    saved_bytes: u64,
+    /// Always false: `info` does not read the page data (`ckpt verify` does).
+    data_verified: bool,
+    sections: Vec<SectionJson>,
+    regions: Vec<RegionJson>,
+}
+
+/// One section of `ckpt info --json`: its tag, name, version and size.
+#[derive(Serialize)]
+struct SectionJson {
+    tag: u32,
+    name: &'static str,
+    version: u32,
+    bytes: usize,
+    /// A known section's records, under its own key (`guards`, `views`).
+    #[serde(flatten)]
+    records: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One memory region of `ckpt info --json`.
+#[derive(Serialize)]
+struct RegionJson {
+    start: u64,
+    end: u64,
+    /// `rwxp`/`rwxs`, as /proc/PID/maps writes it.
+    prot: String,
+    kind: &'static str,
+    saved_bytes: u64,
+    runs: u32,
+    name: String,
+}
+
+/// The restart loader's ELF headers at the start of `file` (`len` bytes long),
+/// read in one go in the usual case, in two when its program headers lie further.
+fn read_loader(file: &File, len: u64) -> io::Result<Result<LoaderElf, LoaderError>> {
+    /// Enough for the headers of the loader ckpt builds (they are in its first page).
+    const FIRST: u64 = 4096;
+    /// More is not a loader's: `e_phoff` + 65535 entries of 56 bytes stays far below.
+    const MOST: u64 = 16 << 20;
+    let mut buf = vec![0u8; len.min(FIRST) as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    match loader::parse(&buf) {
+        Err(LoaderError::Truncated { need }) if need <= len.min(MOST) && need > buf.len() as u64 => {
+            buf.resize(need as usize, 0);
+            file.read_exact_at(&mut buf, 0)?;
+            Ok(loader::parse(&buf))
+        }
+        r => Ok(r),
     }
 }
 
@@ -394,25 +454,6 @@ fn shell_word(a: &str) -> String {
     if plain { a.to_string() } else { format!("'{}'", a.replace('\'', "'\\''")) }
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian
 /// calendar; days counted in 400-year eras of 146097 days).
 fn utc(secs: u64) -> String {
@@ -452,6 +493,7 @@ mod tests {
         assert_eq!(shell_word("./a.out"), "./a.out");
         assert_eq!(shell_word("it's"), "'it'\\''s'");
         assert_eq!(shell_word(""), "''");
-        assert_eq!(json_str("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");
+        // Strings in `info --json` are escaped as they were before serde_json did it.
+        assert_eq!(serde_json::to_string("a\"b\\\n\u{1}").unwrap(), "\"a\\\"b\\\\\\n\\u0001\"");
     }
 }

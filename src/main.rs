@@ -68,6 +68,9 @@ Environment:
   CKPT_RUNTIME_LIB32
       The same for 32-bit (i386) programs, instead of
       <ckpt directory>/../lib32/libckpt.so.
+  CKPT_DEBUG=1
+      When running a checkpoint file: print each restore step on stderr
+      ('CKPT_DEBUG=1 ./counter.ckpt').
 
 Checkpoint files:
   ckpt verify FILE     check the loader, header, metadata, page data and

@@ -3,6 +3,7 @@
 //! Each kind of state adds an arm to [`describe`] that lists its records, one line
 //! each, saying how each will come back at restart.
 
+use ckpt_image::memory;
 use ckpt_image::section::{self, Section};
 
 /// Human lines for one section (indented by the caller), after its title line.
@@ -32,6 +33,37 @@ pub fn describe(s: &Section) -> Vec<String> {
             }
             Err(e) => vec![format!("damaged: {e}")],
         },
+        section::tag::GUARDS => match memory::guards(s) {
+            Ok(t) => t
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{:x}-{:x} ({} pages): guard pages, installed again at restart (MADV_GUARD_INSTALL)",
+                        g.start,
+                        g.end,
+                        (g.end - g.start) / ckpt_image::PAGE_SIZE
+                    )
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+        section::tag::SHARED => match memory::views(s) {
+            Ok(t) => t
+                .iter()
+                .map(|v| {
+                    format!(
+                        "shared object {} (device {}:{}, inode {}): region #{} at offset {:#x}; its views map one memfd again at restart",
+                        v.object,
+                        v.dev >> 32,
+                        v.dev & 0xffff_ffff,
+                        v.inode,
+                        v.region,
+                        v.offset
+                    )
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        },
         t if section::name(t) == "unknown" => {
             vec!["(a kind of state this ckpt does not know; the image's own loader restores it)".to_string()]
         }
@@ -42,4 +74,57 @@ pub fn describe(s: &Section) -> Vec<String> {
 /// The title line of a section: its name, version and size.
 pub fn title(s: &Section) -> String {
     format!("{} (tag {}, version {}, {} bytes)", section::name(s.tag), s.tag, s.version, s.data.len())
+}
+
+/// The records of a known section for `ckpt info --json`, under their own key
+/// (`"guards": [...]`, `"views": [...]`), or nothing.
+pub fn json_records(s: &Section) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{Value, json};
+    let mut m = serde_json::Map::new();
+    match s.tag {
+        section::tag::GUARDS => {
+            let items: Vec<Value> = memory::guards(s)
+                .map(|t| t.iter().map(|g| json!({"start": g.start, "end": g.end})).collect())
+                .unwrap_or_default();
+            m.insert("guards".into(), Value::Array(items));
+        }
+        section::tag::SHARED => {
+            let items: Vec<Value> = memory::views(s)
+                .map(|t| {
+                    t.iter()
+                        .map(|v| {
+                            json!({
+                                "region": v.region,
+                                "object": v.object,
+                                "offset": v.offset,
+                                "dev": format!("{}:{}", v.dev >> 32, v.dev & 0xffff_ffff),
+                                "inode": v.inode,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            m.insert("views".into(), Value::Array(items));
+        }
+        section::tag::THREADS => {
+            let items: Vec<Value> = ckpt_image::threads::parse(s.data)
+                .map(|t| {
+                    t.iter()
+                        .map(|th| {
+                            json!({
+                                "tid": th.tid,
+                                "name": String::from_utf8_lossy(th.name()),
+                                "coordinator": th.flags & ckpt_image::threads::COORDINATOR != 0,
+                                "sp": th.regs[0],
+                                "ip": th.regs[1],
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            m.insert("threads".into(), Value::Array(items));
+        }
+        _ => {}
+    }
+    m
 }

@@ -1,55 +1,10 @@
-//! Parsing of the `--signal` argument into a Linux signal number.
-//!
-//! Names follow the kernel's x86_64 numbering, which is what `CKPT_ASYNCSIG`
-//! carries: the runtime installs its handler with a raw `rt_sigaction`, so the
-//! number must be the kernel's, not some libc's view of it.
+//! The `-a SIGNAL` argument: parsed by `ckpt_sys::signame`, the parser the
+//! runtime uses for `CKPT_ASYNCSIG`, so that both accept the same values; here
+//! only the messages.
 
 use std::fmt;
 
-/// First real-time signal as the kernel numbers it (glibc's `SIGRTMIN` is also 34,
-/// because it keeps 32 and 33 for itself).
-const RTMIN: u32 = 34;
-/// Last real-time signal (`_NSIG` is 64 on x86_64).
-const RTMAX: u32 = 64;
-
-/// Standard signal names on x86_64 Linux, without the `SIG` prefix.
-/// Aliases (`IOT`, `CLD`, `POLL`) are listed after the name `kill -l` prints.
-const NAMES: &[(&str, u32)] = &[
-    ("HUP", 1),
-    ("INT", 2),
-    ("QUIT", 3),
-    ("ILL", 4),
-    ("TRAP", 5),
-    ("ABRT", 6),
-    ("IOT", 6),
-    ("BUS", 7),
-    ("FPE", 8),
-    ("KILL", 9),
-    ("USR1", 10),
-    ("SEGV", 11),
-    ("USR2", 12),
-    ("PIPE", 13),
-    ("ALRM", 14),
-    ("TERM", 15),
-    ("STKFLT", 16),
-    ("CHLD", 17),
-    ("CLD", 17),
-    ("CONT", 18),
-    ("STOP", 19),
-    ("TSTP", 20),
-    ("TTIN", 21),
-    ("TTOU", 22),
-    ("URG", 23),
-    ("XCPU", 24),
-    ("XFSZ", 25),
-    ("VTALRM", 26),
-    ("PROF", 27),
-    ("WINCH", 28),
-    ("IO", 29),
-    ("POLL", 29),
-    ("PWR", 30),
-    ("SYS", 31),
-];
+use ckpt_sys::signame;
 
 /// Why a `--signal` value was rejected.
 #[derive(Debug, PartialEq, Eq)]
@@ -81,62 +36,11 @@ impl fmt::Display for SignalError {
 /// real-time offset (`RTMIN+3`, `RTMAX-1`). `0` is accepted and means "no
 /// asynchronous checkpoint signal".
 pub fn parse(arg: &str) -> Result<u32, SignalError> {
-    let invalid = || SignalError::Invalid(arg.to_owned());
-    let upper = arg.to_ascii_uppercase();
-
-    let number = if let Some(n) = parse_decimal(&upper) {
-        // A bare number: 0 is the "disabled" value, the rest must be a real signal.
-        if n == 0 {
-            return Ok(0);
-        }
-        n
-    } else {
-        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-        lookup_name(name).ok_or_else(invalid)?
-    };
-
-    match number {
-        1..=RTMAX => {}
-        _ => return Err(invalid()),
-    }
-    match number {
-        9 => Err(SignalError::Uncatchable("SIGKILL")),
-        19 => Err(SignalError::Uncatchable("SIGSTOP")),
-        32 | 33 => Err(SignalError::Reserved(number)),
-        n => Ok(n),
-    }
-}
-
-/// A name without the `SIG` prefix, including `RTMIN`, `RTMIN+n` and `RTMAX-n`.
-fn lookup_name(name: &str) -> Option<u32> {
-    if let Some(&(_, n)) = NAMES.iter().find(|(known, _)| *known == name) {
-        return Some(n);
-    }
-    if let Some(rest) = name.strip_prefix("RTMIN") {
-        return match rest.strip_prefix('+') {
-            Some(offset) => RTMIN.checked_add(parse_decimal(offset)?),
-            None if rest.is_empty() => Some(RTMIN),
-            None => None,
-        }
-        .filter(|&n| n <= RTMAX);
-    }
-    if let Some(rest) = name.strip_prefix("RTMAX") {
-        return match rest.strip_prefix('-') {
-            Some(offset) => RTMAX.checked_sub(parse_decimal(offset)?),
-            None if rest.is_empty() => Some(RTMAX),
-            None => None,
-        }
-        .filter(|&n| n >= RTMIN);
-    }
-    None
-}
-
-/// Only plain ASCII digits: `str::parse` would also accept a leading `+`.
-fn parse_decimal(s: &str) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    signame::parse(arg.as_bytes()).map_err(|e| match e {
+        signame::SignalError::Invalid => SignalError::Invalid(arg.to_owned()),
+        signame::SignalError::Uncatchable(name) => SignalError::Uncatchable(name),
+        signame::SignalError::Reserved(n) => SignalError::Reserved(n),
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::*;
 
 /// The quick example: `ckpt ./counter`, SIGTSTP, `./counter.ckpt` continues.
@@ -292,6 +294,44 @@ fn other_signal(bits: Bits) {
     assert_continues(&first, &second, 60);
 }
 
+/// The command and the runtime answer the same about a trigger signal: glibc's
+/// reserved 32 and 33 are refused by both (`ckpt -a` as a usage error, the runtime
+/// reading `CKPT_ASYNCSIG` by keeping SIGTSTP and saying so), 34 (`RTMIN`) and the
+/// `CLD` alias are accepted by both.
+#[test]
+fn cli_and_runtime_agree_on_signals() {
+    let dir = Dir::new("signals-agree");
+    dir.compile("counter.c", "counter", &[]);
+    for refused in ["32", "33", "SIGRTMAX-31", "KILL"] {
+        let o = ckpt(&dir, &["-a", refused, "./counter", "1"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "ckpt -a {refused}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new(dir.join("counter"))
+            .arg("1")
+            .current_dir(dir.path())
+            .env("LD_PRELOAD", Bits::B64.lib().join("libckpt.so"))
+            .env("CKPT_ASYNCSIG", refused)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "CKPT_ASYNCSIG={refused}: {err}");
+        assert!(err.contains(&format!("ckpt: ignoring CKPT_ASYNCSIG='{refused}'")), "CKPT_ASYNCSIG={refused}: {err}");
+    }
+    for accepted in ["34", "RTMIN", "CLD", "sigpoll"] {
+        let o = ckpt(&dir, &["-a", accepted, "./counter", "1"]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && !err.contains("ignoring"), "ckpt -a {accepted}: {err}");
+        let o = Command::new(dir.join("counter"))
+            .arg("1")
+            .current_dir(dir.path())
+            .env("LD_PRELOAD", Bits::B64.lib().join("libckpt.so"))
+            .env("CKPT_ASYNCSIG", accepted)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && err.is_empty(), "CKPT_ASYNCSIG={accepted}: {err}");
+    }
+}
+
 /// A checkpoint that cannot be written (its directory does not exist) is reported,
 /// leaves nothing behind, and the program goes on to the end.
 #[test]
@@ -482,4 +522,104 @@ fn image_from_another_kernels_vdso_is_refused() {
     // The untouched image still restarts.
     let second = restart(&image, dir.path());
     second.assert_ok("restart of the original image");
+}
+
+/// `CKPT_DEBUG=1` on the restart prints each restore step on stderr, in order,
+/// the loader's and then the restored runtime's, and the program continues as
+/// without it; without it, a restart prints nothing.
+#[test]
+fn debug_trace_names_every_restore_step() {
+    debug_trace(Bits::B64);
+}
+
+/// The same for a 32-bit program.
+#[test]
+fn debug_trace_names_every_restore_step_32bit() {
+    debug_trace(Bits::B32);
+}
+
+fn debug_trace(bits: Bits) {
+    let dir = Dir::new(&format!("trace{}", bits.tag()));
+    dir.compile_bits("counter.c", "counter", &[], bits);
+    let image = dir.join("counter.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./counter"]), &image);
+    let mut cmd = restart_cmd(&image, dir.path());
+    cmd.env("CKPT_DEBUG", "1");
+    let second = run(cmd);
+    second.assert_ok("traced restart");
+    assert_continues(&first, &second, 60);
+    let steps = [
+        "ckpt restart: trace: checking the image",
+        "ckpt restart: trace: header and metadata valid",
+        "ckpt restart: trace: moving to the home block",
+        "ckpt restart: trace: address space cleared",
+        "ckpt restart: trace: vDSO moved to its saved address",
+        "ckpt restart: trace: memory regions mapped and read",
+        "ckpt restart: trace: jumping to the program's save point",
+        "ckpt: trace: back at the save point in the restarted process",
+        "ckpt: trace: restore the memory layout (PR_SET_MM_MAP)",
+        "ckpt: trace: restore signal handlers",
+        "ckpt: trace: the loader's home block unmapped",
+        "ckpt: trace: signal mask restored; the program continues",
+    ];
+    let lines: Vec<&str> = second.stderr.lines().collect();
+    let mut at = 0;
+    for step in steps {
+        let found = lines[at..].iter().position(|l| *l == step);
+        at += found.unwrap_or_else(|| panic!("{step:?} missing or out of order in:\n{}", second.stderr)) + 1;
+    }
+    assert!(lines.iter().all(|l| l.contains(" trace: ")), "not a trace line in:\n{}", second.stderr);
+
+    // The same image, no variable: not a word.
+    let third = restart(&image, dir.path());
+    third.assert_ok("quiet restart");
+    assert!(third.stderr.is_empty(), "a restart without CKPT_DEBUG said:\n{}", third.stderr);
+}
+
+/// The distribution ships stripped (`bin/ckpt`, both `libckpt.so`: no debug
+/// sections, no symbol table; `libckpt.a`: no debug info, no LLVM bitcode), and
+/// each stripped file names its debug info in `dist-debug/` beside the
+/// distribution through a `.gnu_debuglink` whose CRC matches that file.
+#[test]
+fn distribution_is_stripped_with_debug_info_beside() {
+    use object::{Object, ObjectSection};
+    let dist = dist();
+    let debug = dist.parent().unwrap().join("dist-debug");
+    for name in ["bin/ckpt", "lib/libckpt.so", "lib32/libckpt.so"] {
+        let data = std::fs::read(dist.join(name)).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        for s in file.sections() {
+            let sname = s.name().unwrap();
+            // .debug_gdb_scripts is loaded (a few bytes naming rustc's pretty-printers).
+            let debug = sname.starts_with(".debug") && sname != ".debug_gdb_scripts";
+            assert!(!debug && sname != ".symtab", "{name} ships {sname}");
+        }
+        let (link, crc) = file.gnu_debuglink().unwrap().unwrap_or_else(|| panic!("{name}: no .gnu_debuglink"));
+        let base = name.rsplit('/').next().unwrap();
+        assert_eq!(link, format!("{base}.debug").as_bytes(), "{name}");
+        let dbg = std::fs::read(debug.join(format!("{name}.debug"))).unwrap();
+        assert_eq!(crc32(&dbg), crc, "{name}: the debug file is not this build's");
+        let dbg = object::File::parse(&*dbg).unwrap();
+        assert!(dbg.section_by_name(".debug_info").is_some(), "{name}.debug has no .debug_info");
+    }
+    for name in ["lib/libckpt.a", "lib32/libckpt.a"] {
+        let data = std::fs::read(dist.join(name)).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        for s in file.sections() {
+            let sname = s.name().unwrap();
+            assert!(!sname.starts_with(".debug") && sname != ".llvmbc", "{name} ships {sname}");
+        }
+    }
+}
+
+/// CRC-32 (IEEE, reflected), as `.gnu_debuglink` records it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
 }

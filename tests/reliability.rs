@@ -379,20 +379,18 @@ fn info_describes_an_image() {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    /// `None` (and a message saying why the test is skipped) when mounting is not
-    /// permitted: the test needs root (or CAP_SYS_ADMIN).
-    fn mount(at: PathBuf, size: &str) -> Option<Tmpfs> {
+    /// Mount it at `at`; the test fails if it cannot (it needs root, or
+    /// CAP_SYS_ADMIN, as CI has).
+    fn mount(at: PathBuf, size: &str) -> Tmpfs {
+        require_root("mount a tmpfs");
         fs::create_dir_all(&at).unwrap();
         let o = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "ckpt-test"])
             .arg(&at)
             .output()
             .expect("run mount");
-        if !o.status.success() {
-            eprintln!("SKIPPED: cannot mount a tmpfs (needs root): {}", text(&o.stderr).trim());
-            return None;
-        }
-        Some(Tmpfs(at))
+        assert!(o.status.success(), "cannot mount a tmpfs at {}: {}", at.display(), text(&o.stderr).trim());
+        Tmpfs(at)
     }
 }
 
@@ -419,7 +417,7 @@ fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
 fn disk_full_keeps_previous_image_and_program() {
     let dir = Dir::new("rel-diskfull");
     dir.compile("counter.c", "counter", &[]);
-    let Some(fs_) = Tmpfs::mount(dir.join("fs"), "8m") else { return };
+    let fs_ = Tmpfs::mount(dir.join("fs"), "8m");
     let image = fs_.0.join("counter.ckpt");
     let mut p = Proc::spawn(ckpt(&dir, &["-c", "-n", "fs/counter.ckpt", "./counter", "150"]));
     p.wait_for("READY");
@@ -620,7 +618,7 @@ fn real_uid() -> u32 {
 /// A checkpoint file never gains privileges by being run: it is 0700 with no
 /// set-user-ID or set-group-ID bit, another user cannot execute it, and were it
 /// made set-user-ID, the loader refuses to restart with the privileges it would
-/// gain (AT_SECURE). Needs root to switch users; skipped with a message if not.
+/// gain (AT_SECURE). Needs root to switch users: fails, not skipped, without it.
 #[test]
 fn image_gives_no_privileges() {
     let dir = Dir::new("rel-privileges");
@@ -628,10 +626,7 @@ fn image_gives_no_privileges() {
     let image = dir.join("counter.ckpt");
     checkpoint(ckpt(&dir, &["./counter"]), &image);
     assert_eq!(fs::metadata(&image).unwrap().mode() & 0o7777, 0o700);
-    if real_uid() != 0 {
-        eprintln!("SKIPPED: running the image as another user needs root");
-        return;
-    }
+    require_root("run the image as another user");
     // The scratch directory and its parents must let `nobody` reach the file.
     set_mode(dir.path(), 0o755);
     let as_nobody = |file: &Path| {
@@ -771,7 +766,7 @@ fn checkpoints_at_hostile_moments_are_invisible() {
 /// Durable when reported: the image is fsynced before it is renamed to its name,
 /// the directory is fsynced after the rename (which makes the name durable), and
 /// only then does the program exit. Checked on the system calls themselves
-/// (strace); skipped with a message when strace is missing.
+/// (strace, which `cargo xtask setup` installs; the test fails without it).
 #[test]
 fn image_is_synced_before_rename_and_directory_after() {
     let dir = Dir::new("rel-durable");
@@ -785,13 +780,7 @@ fn image_is_synced_before_rename_and_directory_after() {
         .arg(ckpt_bin())
         .args(["-n", "out/counter.ckpt", "./counter"])
         .current_dir(dir.path());
-    match Command::new("strace").arg("-V").output() {
-        Ok(o) if o.status.success() => {}
-        _ => {
-            eprintln!("SKIPPED: no strace (apt-get install strace)");
-            return;
-        }
-    }
+    require_tool("strace", &["-V"], "strace");
     let image = dir.join("out/counter.ckpt");
     let mut p = Proc::spawn(cmd);
     p.wait_for("READY");

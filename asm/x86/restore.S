@@ -44,16 +44,16 @@ _start:
         sub     esp, 96                         /* struct stat64 (i386: 96 bytes) */
         lea     ebx, [esi + .Lexe@GOTOFF]
         mov     ecx, 0x80000                    /* O_RDONLY | O_CLOEXEC */
-        mov     eax, 5                          /* __NR_open */
+        mov     eax, __NR_open
         int     0x80
         test    eax, eax
         js      .Lchecked                       /* cannot tell: loader_main reports */
         mov     ebx, eax                        /* fd */
         mov     ecx, esp
-        mov     eax, 197                        /* __NR_fstat64 */
+        mov     eax, __NR_fstat64
         int     0x80
         mov     edx, eax                        /* fstat64's result */
-        mov     eax, 6                          /* __NR_close (ebx still the fd) */
+        mov     eax, __NR_close                  /* ebx still the fd */
         int     0x80
         test    edx, edx
         jnz     .Lchecked
@@ -67,10 +67,10 @@ _start:
         mov     ebx, 2                          /* stderr */
         lea     ecx, [esi + .Lshort@GOTOFF]
         mov     edx, OFFSET .Lshort_end - .Lshort
-        mov     eax, 4                          /* __NR_write */
+        mov     eax, __NR_write
         int     0x80
         mov     ebx, 1
-        mov     eax, 252                        /* __NR_exit_group */
+        mov     eax, __NR_exit_group
         int     0x80
 .Lchecked:
         add     esp, 96                         /* aligned again */

@@ -86,7 +86,7 @@ ckpt_save_context:
         .hidden ckpt_sigreturn
         .type   ckpt_sigreturn, @function
 ckpt_sigreturn:
-        mov     eax, 173                        /* __NR_rt_sigreturn (i386) */
+        mov     eax, __NR_rt_sigreturn
         int     0x80
         ud2
         /* A signature after the trampoline: another copy of the runtime in the same
@@ -128,7 +128,7 @@ ckpt_clone_vm:
         xor     edx, edx                        /* parent_tid */
         xor     esi, esi                        /* tls (unused without CLONE_SETTLS) */
         xor     edi, edi                        /* child_tid */
-        mov     eax, 120                        /* __NR_clone (i386) */
+        mov     eax, __NR_clone
         int     0x80
         test    eax, eax
         jnz     1f                              /* caller: pid or -errno */
@@ -138,7 +138,7 @@ ckpt_clone_vm:
         xor     ebp, ebp                        /* outermost frame */
         call    eax
         mov     ebx, eax                        /* status */
-        mov     eax, 1                          /* __NR_exit (i386) */
+        mov     eax, __NR_exit
         int     0x80
         ud2
 1:      pop     edi

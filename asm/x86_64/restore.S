@@ -33,16 +33,16 @@ _start:
         sub     rsp, 144                        /* struct stat (x86_64: 144 bytes) */
         lea     rdi, [rip + .Lexe]
         mov     esi, 0x80000                    /* O_RDONLY | O_CLOEXEC */
-        mov     eax, 2                          /* __NR_open */
+        mov     eax, __NR_open
         syscall
         test    rax, rax
         js      .Lchecked                       /* cannot tell: loader_main reports */
         mov     rdi, rax                        /* fd */
         mov     rsi, rsp
-        mov     eax, 5                          /* __NR_fstat */
+        mov     eax, __NR_fstat
         syscall
         mov     r13, rax
-        mov     eax, 3                          /* __NR_close (rdi still the fd) */
+        mov     eax, __NR_close                  /* rdi still the fd */
         syscall
         test    r13, r13
         jnz     .Lchecked
@@ -54,10 +54,10 @@ _start:
         mov     edi, 2                          /* stderr */
         lea     rsi, [rip + .Lshort]
         mov     edx, .Lshort_end - .Lshort
-        mov     eax, 1                          /* __NR_write */
+        mov     eax, __NR_write
         syscall
         mov     edi, 1
-        mov     eax, 231                        /* __NR_exit_group */
+        mov     eax, __NR_exit_group
         syscall
 .Lchecked:
         add     rsp, 144

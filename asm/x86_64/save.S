@@ -70,7 +70,7 @@ ckpt_save_context:
         .hidden ckpt_sigreturn
         .type   ckpt_sigreturn, @function
 ckpt_sigreturn:
-        mov     eax, 15                         /* __NR_rt_sigreturn */
+        mov     eax, __NR_rt_sigreturn
         syscall
         ud2
         /* A signature after the trampoline: another copy of the runtime in the same
@@ -104,7 +104,7 @@ ckpt_clone_vm:
         xor     edx, edx                        /* parent_tid */
         xor     r10d, r10d                      /* child_tid */
         xor     r8d, r8d                        /* tls (unused without CLONE_SETTLS) */
-        mov     eax, 56                         /* __NR_clone(flags, newsp, ptid, ctid, tls) */
+        mov     eax, __NR_clone                  /* (flags, newsp, ptid, ctid, tls) */
         syscall
         test    rax, rax
         jnz     1f                              /* caller: pid or -errno */
@@ -113,7 +113,7 @@ ckpt_clone_vm:
         xor     ebp, ebp                        /* outermost frame */
         call    rax
         mov     edi, eax
-        mov     eax, 60                         /* __NR_exit */
+        mov     eax, __NR_exit
         syscall
         ud2
 1:      ret

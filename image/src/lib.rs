@@ -30,6 +30,8 @@ extern crate std;
 
 use core::mem::size_of;
 
+pub mod loader;
+
 /// First bytes of the image header.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// Format version; bumped on any incompatible change (2: `Header::data_hash`;
@@ -392,6 +394,7 @@ macro_rules! record {
     };
 }
 
+pub mod memory;
 pub mod section;
 pub use section::{Section, Sections};
 pub mod threads;
@@ -518,7 +521,7 @@ pub struct Process {
     /// CPUID feature words the program's code may rely on: leaf 1 ECX, EDX, leaf 7
     /// EBX, ECX, EDX, leaf 0x80000001 ECX, EDX (as u32 in u64 slots).
     pub cpu_features: [u64; 7],
-    /// [vvar], [vvar_vclock], [vdso]: (start, len) pairs; len 0 when absent.
+    /// `[vvar]`, `[vvar_vclock]`, `[vdso]`: (start, len) pairs; len 0 when absent.
     pub vdso: [(u64, u64); 3],
     /// pid of the checkpointed process.
     pub pid: u64,
@@ -702,7 +705,7 @@ record! {
     /// What the loader hands the restarted runtime: where its own memory (code,
     /// stack, buffers) is, so the runtime can unmap it, and where the image's
     /// section area is (inside that block: valid until the runtime unmaps it).
-    pub struct RestartInfo [RESTART_INFO_LEN = 48] {
+    pub struct RestartInfo [RESTART_INFO_LEN = 56] {
         /// [`RestartInfo::MAGIC`].
         pub magic: u64,
         /// Start of the loader's memory block.
@@ -713,6 +716,9 @@ record! {
         pub sections_addr: u64,
         /// Its length in bytes (0: no sections).
         pub sections_len: u64,
+        /// What the restart was asked for ([`RestartInfo::TRACE`]); unknown bits are
+        /// ignored (this word was "reserved, zero" before it had a use).
+        pub flags: u64,
         /// CLOCK_MONOTONIC when the loader started, in ns (0: unknown; reserved
         /// and zero before): the restarted runtime's `CKPT_TIMING` report.
         pub started_ns: u64,
@@ -722,6 +728,9 @@ record! {
 impl RestartInfo {
     /// Marks a valid record.
     pub const MAGIC: u64 = u64::from_le_bytes(*b"CKPTRST\0");
+    /// [`RestartInfo::flags`]: `CKPT_DEBUG=1` was set for the restart; the runtime
+    /// traces its restore steps too.
+    pub const TRACE: u64 = 1;
 }
 
 record! {
@@ -916,6 +925,7 @@ impl<'a> Meta<'a> {
         if !sp_ok || !ip_ok {
             return Err(ImageError::BadRegisters);
         }
+        memory::check_against(self)?;
         for (s, l) in self.process.vdso {
             if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
                 return Err(ImageError::BadLayout);

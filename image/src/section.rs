@@ -165,6 +165,7 @@ impl<'a> Sections<'a> {
 pub fn validate(s: &Section) -> Result<(), ImageError> {
     match s.tag {
         tag::THREADS => crate::threads::parse(s.data).map(drop),
+        tag::GUARDS | tag::SHARED => crate::memory::validate(s),
         _ => Ok(()),
     }
 }

@@ -242,7 +242,8 @@ fn finish(shared: &Shared) -> ! {
         ckpt_sys::exit_group((st >> 8) & 0xff);
     }
     // Killed by `sig`: die of it too, so the shell sees the same.
-    let _ = ckpt_sys::rt_sigaction(sig, Some(&ckpt_sys::KSigAction::default()), None);
+    // SAFETY: the default action: no handler address is installed.
+    let _ = unsafe { ckpt_sys::rt_sigaction(sig, Some(&ckpt_sys::KSigAction::default()), None) };
     let _ = ckpt_sys::kill(ckpt_sys::getpid(), sig);
     let unblock: u64 = 1 << (sig - 1);
     let _ = ckpt_sys::rt_sigprocmask(c::SIG_UNBLOCK, Some(&unblock), None);

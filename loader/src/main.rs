@@ -28,7 +28,7 @@ mod ids;
 mod remap;
 mod vdso;
 
-use ckpt_image::{HEADER_LEN, Header, ImageError, Meta, PAGE_SIZE, page_up};
+use ckpt_image::{HEADER_LEN, Header, ImageError, Meta, PAGE_SIZE};
 use ckpt_sys::{Errno, Fd, c, msg::Msg};
 
 /// How the loader names itself in messages.
@@ -112,6 +112,7 @@ pub fn main(sp: usize) -> ! {
     let started_ns =
         ckpt_sys::clock_gettime(c::CLOCK_MONOTONIC).map_or(0, |(s, ns)| s as u64 * 1_000_000_000 + ns as u64);
     let name = Name::new(arch::argv0(sp));
+    ckpt_sys::trace::enable_from_environ();
 
     // A checkpoint never gains privileges by being run: were the file made
     // set-user-ID or set-group-ID (or given file capabilities), the restored
@@ -131,8 +132,9 @@ pub fn main(sp: usize) -> ! {
     let fd = ckpt_sys::openat(Fd::CWD, c"/proc/self/exe", c::O_RDONLY | c::O_CLOEXEC, 0)
         .unwrap_or_else(|e| die_errno(&name, "cannot open /proc/self/exe", e));
     let file_len = ckpt_sys::fstat(fd).unwrap_or_else(|e| die_errno(&name, "cannot stat the checkpoint file", e)).size;
+    trace("checking the image");
 
-    let image_offset = page_up(arch::file_len());
+    let image_offset = ckpt_image::loader::image_offset(arch::file_len());
     let header_end = image_offset + HEADER_LEN as u64;
     if file_len < header_end {
         die_image(&name, ImageError::Truncated { need: header_end, have: file_len });
@@ -151,10 +153,13 @@ pub fn main(sp: usize) -> ! {
     let meta_bytes = &mut tmp.bytes()[..header.meta_len as usize];
     read_exact(&name, fd, meta_bytes, header.meta_offset);
     let meta = Meta::parse(&header, meta_bytes).unwrap_or_else(|e| die_image(&name, e));
+    trace("header and metadata valid");
 
     check_cpu(&name, &meta);
     remap::check_restart_info(&name, &meta);
+    remap::check_kernel_support(&name, &meta);
     let cur_vdso = vdso::check(&name, &meta.process);
+    trace("CPU features, restart slot and vDSO layout match");
 
     // A multi-threaded image restarts with its pid and tids, in a pid namespace of
     // its own: from here on this is the program's process (see `ids`).
@@ -164,6 +169,7 @@ pub fn main(sp: usize) -> ! {
 
     let home = remap::Home::place(&name, &meta, cur_vdso);
     let plan = Plan { fd, header, home, name, started_ns };
+    trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
     remap::enter(&plan, meta_bytes, phase_two as *const () as usize)
@@ -177,16 +183,26 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     // Already validated in phase one; parsing again only rebuilds the view.
     let meta = Meta::parse(&plan.header, meta_bytes).unwrap_or_else(|e| die_image(&name, e));
 
+    trace("in the home block; clearing the address space (no way back from here)");
     remap::clear_address_space(&plan);
+    trace("address space cleared");
     vdso::move_to_saved(&plan, &meta.process);
+    trace("vDSO moved to its saved address");
     remap::restore_regions(&plan, &meta);
+    trace("memory regions mapped and read");
     let _ = ckpt_sys::close(plan.fd);
     remap::store_restart_info(&plan, &meta);
     remap::start_threads(&plan, &meta);
+    trace("jumping to the program's save point");
 
     // SAFETY-relevant step lives in arch: set the thread pointer, jump.
     let e = remap::jump(&meta.process);
     die_errno(&name, "cannot set the thread pointer", e)
+}
+
+/// One restore step, on stderr when `CKPT_DEBUG=1` (`ckpt_sys::trace`).
+fn trace(step: &str) {
+    ckpt_sys::trace::step(PREFIX, step);
 }
 
 fn read_exact(name: &Name, fd: Fd, buf: &mut [u8], off: u64) {

@@ -10,8 +10,10 @@
 //! are in the home block, so nothing it uses disappears.
 #![allow(unsafe_code)]
 
+use ckpt_image::memory::{self, Guard, SharedView};
+use ckpt_image::section::{Table, tag};
 use ckpt_image::{Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
-use ckpt_sys::{Errno, Fd, IoVec, c};
+use ckpt_sys::{Errno, Fd, IoVec, ProtFlags, c};
 
 use crate::{Name, Plan, arch, die, die_errno, msg};
 
@@ -35,6 +37,9 @@ pub struct Home {
     maps_off: usize,
     park_off: usize,
     park_len: usize,
+    /// One memfd per shared object (see `restore_regions`): `nobjs` descriptors.
+    objs_off: usize,
+    nobjs: usize,
     /// Where the kernel put [vvar], [vvar_vclock], [vdso] for this process.
     pub cur_vdso: [(u64, u64); 3],
 }
@@ -53,9 +58,23 @@ impl Home {
         let hi = cur_vdso.iter().filter(|v| v.1 != 0).map(|v| v.0 + v.1).max().unwrap_or(0);
         let park_off = maps_off + MAPS_LEN;
         let park_len = page_up(hi - lo) as usize;
-        let len = park_off + park_len + STACK_LEN;
-        let mut home =
-            Home { base: 0, len, loader_len, plan_off, meta_off, meta_len, maps_off, park_off, park_len, cur_vdso };
+        let nobjs = shared_views(meta).map_or(0, |t| memory::object_count(&t) as usize);
+        let objs_off = park_off + park_len;
+        let len = objs_off + page_up(nobjs as u64 * 4) as usize + STACK_LEN;
+        let mut home = Home {
+            base: 0,
+            len,
+            loader_len,
+            plan_off,
+            meta_off,
+            meta_len,
+            maps_off,
+            park_off,
+            park_len,
+            objs_off,
+            nobjs,
+            cur_vdso,
+        };
         home.base = find_free(name, meta, len as u64) as usize;
         home
     }
@@ -71,6 +90,13 @@ impl Home {
         // SAFETY: the maps buffer is part of the home block, used only by
         // `clear_address_space`, once.
         unsafe { core::slice::from_raw_parts_mut((self.base + self.maps_off) as *mut u8, MAPS_LEN) }
+    }
+
+    /// The memfd of each shared object (-1: not created yet).
+    fn objs(&self) -> &'static mut [i32] {
+        // SAFETY: the descriptor table is part of the home block, used only by
+        // `restore_regions`, once.
+        unsafe { core::slice::from_raw_parts_mut((self.base + self.objs_off) as *mut i32, self.nobjs) }
     }
 
     /// The parking area for the vDSO block while it moves.
@@ -207,15 +233,26 @@ fn mapped_from_image(meta: &Meta, r: &Region) -> Option<u64> {
 ///   populated first: on this kernel, 1 GiB filled by pread into fresh memory took
 ///   425 ms, against 445-455 ms with MAP_POPULATE or MADV_POPULATE_WRITE before the
 ///   read (each page is zeroed at the fault either way).
+///
+/// - The regions that map one shared object (the SHARED section) are mapped
+///   MAP_SHARED from one memfd per object, each at its offset, so that they
+///   share again; the object is filled through them like anonymous memory.
+/// - Last, the guard pages (the GUARDS section) are installed again.
 pub fn restore_regions(plan: &Plan, meta: &Meta) {
     let mut iov = [IoVec::default(); ckpt_sys::IOV_MAX];
-    for r in meta.regions() {
+    let views = shared_views(meta);
+    let objs = plan.home.objs();
+    objs.fill(-1);
+    let mut next_view = 0usize;
+    for (i, r) in meta.regions().enumerate() {
+        let view = views.and_then(|t| t.at(next_view)).filter(|v| v.region == i as u32);
+        next_view += view.is_some() as usize;
         let len = (r.end - r.start) as usize;
         if let Some(off) = mapped_from_image(meta, &r) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
             // as below; the run was validated to lie in the file's data.
-            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, r.prot, flags, plan.fd, off) } {
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(r.prot), flags, plan.fd, off) } {
                 die(msg(&plan.name)
                     .s("cannot map saved region ")
                     .x(r.start)
@@ -231,11 +268,17 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         if r.kind == kind::STACK {
             flags |= c::MAP_GROWSDOWN;
         }
+        let (mut fd, mut off) = (Fd(-1), 0);
+        if let Some(v) = view {
+            fd = object_fd(plan, objs, &v, len as u64);
+            off = v.offset;
+            flags = c::MAP_FIXED_NOREPLACE | c::MAP_SHARED;
+        }
         let rw = prot::READ | prot::WRITE;
         let first = if r.nruns > 0 { rw } else { r.prot };
         // SAFETY: NOREPLACE: the range was cleared and is not the home block (it
         // was placed away from every region), so nothing in use is replaced.
-        if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, first, flags, Fd(-1), 0) } {
+        if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, fd, off) } {
             die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end).s(": ").errno(e));
         }
         let mut runs = meta.runs_of(&r);
@@ -262,10 +305,76 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         }
         if first != r.prot {
             // SAFETY: the region is the program's, not the loader's.
-            if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, r.prot) } {
+            if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, ProtFlags(r.prot)) } {
                 die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
             }
         }
+    }
+    for &fd in objs.iter().filter(|&&fd| fd >= 0) {
+        let _ = ckpt_sys::close(Fd(fd));
+    }
+    for g in guard_ranges(meta).iter().flat_map(|t| t.iter()) {
+        let (at, len) = (g.start as usize, (g.end - g.start) as usize);
+        // SAFETY: validated to lie inside a restored region (`memory::check_against`);
+        // guard pages only make that memory fault, and nothing references it.
+        let r = unsafe { ckpt_sys::madvise(at, len, c::MADV_GUARD_INSTALL) };
+        if let Err(e) = r {
+            die(msg(&plan.name).s("cannot install guard pages at ").x(g.start).s("-").x(g.end).s(": ").errno(e));
+        }
+    }
+}
+
+/// The SHARED section's views, if the image has any.
+fn shared_views<'a>(meta: &Meta<'a>) -> Option<Table<'a, SharedView>> {
+    meta.sections.get(tag::SHARED).and_then(|s| memory::views(&s).ok())
+}
+
+/// The GUARDS section's ranges, if the image has any.
+fn guard_ranges<'a>(meta: &Meta<'a>) -> Option<Table<'a, Guard>> {
+    meta.sections.get(tag::GUARDS).and_then(|s| memory::guards(&s).ok())
+}
+
+/// The memfd of view `v`'s object, created at its first view, and long enough
+/// for this view's `len` bytes at its offset.
+fn object_fd(plan: &Plan, objs: &mut [i32], v: &SharedView, len: u64) -> Fd {
+    let slot = &mut objs[v.object as usize];
+    if *slot < 0 {
+        match ckpt_sys::memfd_create(c"ckpt-shared", c::MFD_CLOEXEC) {
+            Ok(fd) => *slot = fd.0,
+            Err(e) => die_errno(&plan.name, "cannot create a memfd for shared memory", e),
+        }
+    }
+    let fd = Fd(*slot);
+    let size = ckpt_sys::fstat(fd).map_or(0, |st| st.size);
+    if size < v.offset + len
+        && let Err(e) = ckpt_sys::ftruncate(fd, v.offset + len)
+    {
+        die_errno(&plan.name, "cannot size the memfd for shared memory", e);
+    }
+    fd
+}
+
+/// Check in phase one that this kernel can put back what the image needs beyond
+/// plain mappings: guard pages need `MADV_GUARD_INSTALL` (Linux 6.13).
+pub fn check_kernel_support(name: &Name, meta: &Meta) {
+    let Some(g) = guard_ranges(meta).and_then(|t| t.at(0)) else { return };
+    let rw = c::PROT_READ | c::PROT_WRITE;
+    // SAFETY: a fresh page of our own, given back at once.
+    let probe = unsafe { ckpt_sys::mmap(0, 4096, rw, c::MAP_PRIVATE | c::MAP_ANONYMOUS, Fd(-1), 0) };
+    let r = probe.and_then(|p| {
+        // SAFETY: the page is ours and unused.
+        let r = unsafe { ckpt_sys::madvise(p, 4096, c::MADV_GUARD_INSTALL) };
+        // SAFETY: as above.
+        let _ = unsafe { ckpt_sys::munmap(p, 4096) };
+        r
+    });
+    if let Err(e) = r {
+        die(msg(name)
+            .s("this kernel cannot install guard pages (MADV_GUARD_INSTALL, Linux 6.13 and later: ")
+            .errno(e)
+            .s("), which the program had, first at ")
+            .x(g.start)
+            .s("; restart it on a newer kernel"));
     }
 }
 
@@ -288,6 +397,7 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
         loader_len: plan.home.len as u64,
         sections_addr: meta.sections.as_bytes().as_ptr() as u64,
         sections_len: meta.sections.as_bytes().len() as u64,
+        flags: if ckpt_sys::trace::on() { RestartInfo::TRACE } else { 0 },
         started_ns: plan.started_ns,
     };
     let mut b = [0u8; RESTART_INFO_LEN];

@@ -11,7 +11,7 @@ use core::ffi::{CStr, c_char, c_int, c_uint, c_void};
 use ckpt_sys::Errno;
 use ckpt_sys::msg::Msg;
 
-use crate::config::{self, Config, NAME_MAX, Path};
+use crate::config::{Config, NAME_MAX, Path};
 use crate::{Outcome, Trigger, hooks, signal, state};
 
 /// Runs when the dynamic loader (or the C start-up code of a static program) runs
@@ -150,7 +150,7 @@ fn apply(c: &CkptConfig, cfg: &mut Config) -> bool {
     if c.flags & SET_ASYNCSIG != 0 {
         match c.asyncsig {
             0 => cfg.signal = 0,
-            s if s <= 64 && config::parse_signal(Msg::new().u(s as u64).as_bytes()).is_some() => cfg.signal = s,
+            s if ckpt_sys::signame::check(s).is_ok() => cfg.signal = s,
             _ => ok &= refuse("asyncsig is not a catchable signal"),
         }
     }

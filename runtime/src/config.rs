@@ -88,7 +88,7 @@ impl Config {
                 },
                 b"CKPT_ASYNCSIG" => match parse_signal(v) {
                     Some(s) => c.signal = s,
-                    None => invalid(k, v, "a catchable signal number or name"),
+                    None => invalid(k, v, "a catchable signal number or name, not 32 or 33"),
                 },
                 b"CKPT_INTERVAL" => match parse_u32(v) {
                     Some(n) => c.interval = n,
@@ -138,37 +138,8 @@ fn parse_u32(v: &[u8]) -> Option<u32> {
     Some(v.iter().fold(0u32, |a, &d| a * 10 + (d - b'0') as u32))
 }
 
-/// A signal number 0..=64 or a name (with or without SIG, any case; RTMIN+n,
-/// RTMAX-n). SIGKILL and SIGSTOP cannot be caught and are refused.
+/// A trigger signal as `ckpt -a` takes it (`ckpt_sys::signame`): a number 0..=64
+/// or a name; SIGKILL, SIGSTOP and glibc's 32 and 33 are refused.
 pub fn parse_signal(v: &[u8]) -> Option<u32> {
-    const NAMES: [&[u8]; 31] = [
-        b"HUP", b"INT", b"QUIT", b"ILL", b"TRAP", b"ABRT", b"BUS", b"FPE", b"KILL", b"USR1", b"SEGV", b"USR2", b"PIPE",
-        b"ALRM", b"TERM", b"STKFLT", b"CHLD", b"CONT", b"STOP", b"TSTP", b"TTIN", b"TTOU", b"URG", b"XCPU", b"XFSZ",
-        b"VTALRM", b"PROF", b"WINCH", b"IO", b"PWR", b"SYS",
-    ];
-    let n = if let Some(n) = parse_u32(v) {
-        n
-    } else {
-        let mut up = [0u8; 16];
-        if v.len() > up.len() {
-            return None;
-        }
-        for (d, s) in up.iter_mut().zip(v) {
-            *d = s.to_ascii_uppercase();
-        }
-        let mut s = &up[..v.len()];
-        if s.starts_with(b"SIG") {
-            s = &s[3..];
-        }
-        if let Some(i) = NAMES.iter().position(|&n| n == s) {
-            i as u32 + 1
-        } else if let Some(rest) = s.strip_prefix(b"RTMIN") {
-            34 + if rest.is_empty() { 0 } else { parse_u32(rest.strip_prefix(b"+")?)? }
-        } else if let Some(rest) = s.strip_prefix(b"RTMAX") {
-            64u32.checked_sub(if rest.is_empty() { 0 } else { parse_u32(rest.strip_prefix(b"-")?)? })?
-        } else {
-            return None;
-        }
-    };
-    (n <= 64 && n != ckpt_sys::c::SIGKILL && n != ckpt_sys::c::SIGSTOP).then_some(n)
+    ckpt_sys::signame::parse(v).ok()
 }

@@ -113,6 +113,8 @@ fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fai
         .map_err(|e| Failure::bare("blocking signals", e))?;
     let pending = ckpt_sys::rt_sigpending().unwrap_or(!0);
     let r = state::with(|st| {
+        // A forked process checkpoints under a name of its own.
+        signal::adopt(&mut st.cfg);
         // The previous background writer first: images are renamed into place in
         // the order they were taken, and snapshots do not pile up.
         writer::wait_idle();
@@ -123,12 +125,13 @@ fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fai
             Ok(Outcome::Restarted) => {
                 writer::forget_after_restart();
                 signal::forget_timer();
-                if let Err(e) = signal::arm(&st.cfg, None) {
+                if let Err(e) = signal::arm_here(&st.cfg) {
                     ckpt_sys::msg::Msg::new()
                         .s("ckpt: warning: after restart, could not re-arm the checkpoint trigger: ")
                         .errno(e)
                         .emit();
                 }
+                trace("checkpoint trigger armed again; running the program's restart hooks");
                 hooks::RESTART.run(true);
             }
             _ => {}
@@ -147,6 +150,9 @@ fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fai
     }
     // Last, in the restarted process too (`old` is on the restored stack).
     let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&old), None);
+    if matches!(r, Ok(Outcome::Restarted)) {
+        trace("signal mask restored; the program continues");
+    }
     r
 }
 
@@ -180,7 +186,10 @@ fn take_stopped(
     trigger: Trigger,
     stopped: Option<&threads::Stopped>,
 ) -> Result<Outcome, Failure> {
-    st.kernel.capture().map_err(|e| Failure::bare("reading process state", e))?;
+    if let Some(f) = capture::maps::unsaveable() {
+        return Err(f.for_path(path.as_bytes()));
+    }
+    st.kernel.capture().map_err(|f| f.for_path(path.as_bytes()))?;
     let mut exclude = (0, 0);
     match stopped {
         Some(s) => {
@@ -292,6 +301,8 @@ fn take_background(st: &mut state::State, path: &Path, table: (u64, u64)) -> Res
 /// state, from the runtime's memory and from the image's sections (which live in
 /// the loader's home block), then the home block goes.
 fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
+    ckpt_sys::trace::enable(info.flags & ckpt_image::RestartInfo::TRACE != 0);
+    trace("back at the save point in the restarted process");
     st.kernel.restore(&arch::restart_sections(info));
     // The other threads run loader code until they reach their save points.
     let others = threads::others() != 0;
@@ -299,6 +310,7 @@ fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
         threads::wait_checked_in();
     }
     arch::unmap_loader(info);
+    trace("the loader's home block unmapped");
     if others {
         threads::resume_all();
     }
@@ -311,6 +323,12 @@ fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
 fn panic_free_abort() -> ! {
     ckpt_sys::msg::Msg::new().s("ckpt: internal error (impossible state)").emit();
     ckpt_sys::exit_group(127)
+}
+
+/// One step of the restored path, on stderr when the restart was run with
+/// `CKPT_DEBUG=1` (`ckpt_sys::trace`).
+pub fn trace(step: &str) {
+    ckpt_sys::trace::step("ckpt: ", step);
 }
 
 #[panic_handler]

@@ -11,6 +11,28 @@
 //! back. The handler blocks every signal while it runs, so the program's own
 //! handlers never see a half-taken checkpoint.
 //!
+//! # Who answers a trigger
+//! The runtime is armed in one process, its *owner* (the process `ckpt` started,
+//! or a restarted one). A process the owner forks inherits the handler, and:
+//! - the owner answers every trigger;
+//! - a forked process answers a trigger that was addressed to it alone: sent
+//!   with `sigqueue` or `tgkill` (`si_code` SI_QUEUE, SI_TKILL), or any trigger
+//!   once the owner is no longer in its process group (the owner exited, or the
+//!   process called `setsid`/`setpgid`: a daemon). A terminal's ^Z, or `kill` to
+//!   the group, reaches a forked worker that still shares the owner's group
+//!   together with the owner: the owner answers it, once, and the worker gets the
+//!   default action (it stops), exactly as without ckpt;
+//! - a forked process that answers becomes the owner of its own triggers and
+//!   takes a name of its own: its pid goes into the configured one
+//!   (`prog.ckpt` becomes `prog.PID.ckpt`, any other `NAME` becomes `NAME.PID`),
+//!   so it never overwrites its parent's image.
+//!
+//! A process that does not answer gets the signal's default action (stop for
+//! SIGTSTP, termination for SIGUSR1...): the handler sets SIG_DFL, sends the
+//! signal to its own thread again and unblocks it, so the kernel acts on it right
+//! there, then puts the handler back when (if) the process continues. A handler
+//! the program installs itself replaces ours, and wins.
+//!
 //! # Safety
 //! The handler passes the kernel's `siginfo_t` and `ucontext_t` pointers, which
 //! are valid for the handler's duration, to the `arch` functions that read them
@@ -21,9 +43,9 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicI32, Ordering};
 
 use ckpt_sys::task::TimerId;
-use ckpt_sys::{KSigAction, Result, c};
+use ckpt_sys::{Errno, KSigAction, Result, c};
 
-use crate::config::Config;
+use crate::config::{Config, Path};
 use crate::{Outcome, Trigger, arch};
 
 /// `sigev_value` of our timer's signals ("ckpt").
@@ -32,9 +54,9 @@ const TIMER_VALUE: usize = 0x636b_7074;
 const SIGRTMAX: u32 = 64;
 /// The periodic timer's id + 1 (0: none).
 static TIMER: AtomicI32 = AtomicI32::new(0);
-/// The process the triggers are for. Ctrl-Z sends SIGTSTP to the whole process
-/// group, including children the program forked (they inherit our handler): they
-/// must not write an image of themselves under the program's name.
+/// The process the triggers are for (see the module comment). Ctrl-Z sends
+/// SIGTSTP to the whole process group, including children the program forked
+/// (they inherit our handler): they must not all answer it.
 static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// The process the triggers are for (see `OWNER`).
@@ -57,9 +79,8 @@ pub fn our_signals(cfg: &Config) -> u64 {
 /// (libckpt.a linked into a program that `ckpt` also preloads libckpt.so into)?
 /// Then this copy stays passive: one runtime, not two.
 pub fn other_runtime_active(sig: u32) -> bool {
-    let mut old = KSigAction::default();
+    let Ok(old) = ckpt_sys::rt_sigaction_get(sig) else { return false };
     sig != 0
-        && ckpt_sys::rt_sigaction(sig, None, Some(&mut old)).is_ok()
         && old.handler != on_signal as *const () as usize
         && old.flags & c::SA_RESTORER as usize != 0
         && arch::is_ckpt_restorer(old.restorer)
@@ -73,17 +94,20 @@ fn install(sig: u32) -> Result<()> {
         ..Default::default()
     };
     act.set_mask64(!0);
-    ckpt_sys::rt_sigaction(sig, Some(&act), None)
+    // SAFETY: `on_signal` is the runtime's handler, written to run at any
+    // instruction with every signal blocked; the restorer is our sigreturn
+    // trampoline.
+    unsafe { ckpt_sys::rt_sigaction(sig, Some(&act), None) }
 }
 
 /// Give `sig` back its default action.
 fn uninstall(sig: u32) {
-    let _ = ckpt_sys::rt_sigaction(sig, Some(&KSigAction::default()), None);
+    // SAFETY: SIG_DFL: no handler address at all.
+    let _ = unsafe { ckpt_sys::rt_sigaction(sig, Some(&KSigAction::default()), None) };
 }
 
 /// Install what `cfg` asks for, replacing what `old` had installed (None at load
-/// time, and after a restart, where the handlers came back with the rest of the
-/// signal state but the timer did not).
+/// time).
 pub fn arm(cfg: &Config, old: Option<&Config>) -> Result<()> {
     OWNER.store(ckpt_sys::getpid(), Ordering::Release);
     disarm_timer();
@@ -100,6 +124,20 @@ pub fn arm(cfg: &Config, old: Option<&Config>) -> Result<()> {
             install(s)?;
         }
     }
+    arm_timer(cfg)
+}
+
+/// After a restart, or in a forked process that answered a trigger: this process
+/// is now the owner. The handlers are in place (a restart brought back every
+/// disposition as it was, a program's own handler included); the periodic timer
+/// is not (timers belong to the process that created them).
+pub fn arm_here(cfg: &Config) -> Result<()> {
+    OWNER.store(ckpt_sys::getpid(), Ordering::Release);
+    disarm_timer();
+    arm_timer(cfg)
+}
+
+fn arm_timer(cfg: &Config) -> Result<()> {
     if cfg.interval != 0 {
         let id = ckpt_sys::task::timer_create(c::CLOCK_MONOTONIC, timer_signal(cfg), TIMER_VALUE)?;
         TIMER.store(id.0 + 1, Ordering::Release);
@@ -116,20 +154,109 @@ fn disarm_timer() {
     }
 }
 
-/// A restarted process has no timer: the id saved in memory is the old process's.
+/// A restarted or forked process has no timer: the id in memory is another
+/// process's.
 pub fn forget_timer() {
     TIMER.store(0, Ordering::Release);
 }
 
-extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
-    if ckpt_sys::getpid() != OWNER.load(Ordering::Acquire) {
-        return; // a forked child of the program: not ours to checkpoint
+/// Is this process the owner of the triggers?
+pub fn is_owner() -> bool {
+    ckpt_sys::getpid() == OWNER.load(Ordering::Acquire)
+}
+
+/// Should this process answer a trigger whose `si_code` is `code`? See the
+/// module comment.
+fn answers(code: i32) -> bool {
+    if is_owner() || code == c::SI_QUEUE || code == c::SI_TKILL {
+        return true;
     }
+    let owner = OWNER.load(Ordering::Acquire);
+    let (Ok(theirs), Ok(mine)) = (ckpt_sys::getpgid(owner), ckpt_sys::getpgid(0)) else {
+        return true; // the owner is gone (ESRCH)
+    };
+    theirs != mine || is_zombie(owner)
+}
+
+/// Has `pid` exited, its parent not having reaped it yet (state Z or X in
+/// /proc/PID/stat)? A daemon's parent that just exited can be in that state.
+fn is_zombie(pid: i32) -> bool {
+    let m = ckpt_sys::msg::Msg::new().s("/proc/").u(pid as u64).s("/stat");
+    let mut path = [0u8; 40];
+    let p = m.as_bytes();
+    if p.len() >= path.len() {
+        return false;
+    }
+    path[..p.len()].copy_from_slice(p);
+    let Ok(cpath) = core::ffi::CStr::from_bytes_until_nul(&path) else { return false };
+    let mut buf = [0u8; 2048];
+    let n = match ckpt_sys::read_file(cpath, &mut buf) {
+        Ok(n) => n,
+        Err(Errno::ENOENT | Errno::ESRCH) => return true, // reaped meanwhile
+        Err(_) => return false,
+    };
+    // "pid (comm) S ...": the state follows the last ')'.
+    let b = &buf[..n];
+    b.iter().rposition(|&c| c == b')').and_then(|i| b.get(i + 2)).is_some_and(|s| matches!(s, b'Z' | b'X'))
+}
+
+/// Give `sig` its default action now, as if our handler were not installed,
+/// then put the handler back if the process goes on (see the module comment).
+fn pass_on(sig: u32) {
+    uninstall(sig);
+    let bit = 1u64 << (sig - 1);
+    if ckpt_sys::tgkill(ckpt_sys::getpid(), ckpt_sys::gettid(), sig).is_ok() {
+        // The kernel acts on it as soon as it is unblocked: stop, terminate, or
+        // (orphaned process group, SIGCHLD...) discard it.
+        let _ = ckpt_sys::rt_sigprocmask(c::SIG_UNBLOCK, Some(&bit), None);
+        let _ = ckpt_sys::rt_sigprocmask(c::SIG_BLOCK, Some(&bit), None);
+    }
+    // Continued (or not stopped at all). Unless the program has installed a
+    // handler of its own meanwhile, ours goes back.
+    if ckpt_sys::rt_sigaction_get(sig).is_ok_and(|now| now.handler == 0) {
+        let _ = install(sig);
+    }
+}
+
+/// A forked process about to answer its first trigger: it becomes the owner of
+/// its triggers, under a name of its own (see the module comment).
+pub fn adopt(cfg: &mut Config) {
+    if is_owner() {
+        return;
+    }
+    cfg.name = name_with_pid(&cfg.name, ckpt_sys::getpid() as u64);
+    forget_timer();
+    if let Err(e) = arm_here(cfg) {
+        ckpt_sys::msg::Msg::new()
+            .s("ckpt: warning: cannot start the periodic checkpoints of a forked process: ")
+            .errno(e)
+            .emit();
+    }
+}
+
+/// `stem.ckpt` -> `stem.PID.ckpt`; anything else -> `NAME.PID`.
+pub fn name_with_pid(name: &Path, pid: u64) -> Path {
+    let n = name.as_bytes();
+    let (stem, ext): (&[u8], &[u8]) = match n.strip_suffix(b".ckpt") {
+        Some(s) if !s.is_empty() && !s.ends_with(b"/") => (s, b".ckpt"),
+        _ => (n, b""),
+    };
+    let m = ckpt_sys::msg::Msg::new().b(stem).s(".").u(pid).b(ext);
+    Path::new(m.as_bytes()).unwrap_or(*name)
+}
+
+extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // SAFETY: the kernel passes the siginfo of an SA_SIGINFO handler.
     let periodic = unsafe { arch::siginfo_from_timer(info, TIMER_VALUE) };
+    // SAFETY: as above; si_code is the third int of siginfo_t on both
+    // architectures.
+    let code = unsafe { core::ptr::read((info as *const u8).add(8) as *const i32) };
     let cfg = crate::config();
-    if !periodic && sig as u32 != cfg.signal {
-        return; // SIGRTMAX kept for the timer, sent by someone else
+    if !periodic && (sig as u32 != cfg.signal || !answers(code)) {
+        // SIGRTMAX kept for the timer but sent by someone else, or a trigger this
+        // process does not answer (a forked worker in the owner's group).
+        pass_on(sig as u32);
+        return;
     }
     let trigger = if periodic { Trigger::Periodic } else { Trigger::Signal };
     match crate::checkpoint(None, trigger) {

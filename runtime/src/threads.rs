@@ -111,7 +111,8 @@ impl Stopped {
 pub fn capture_thread() -> Thread {
     let mut t = Thread { tid: ckpt_sys::gettid() as u64, ..Default::default() };
     let mut ss = StackT::default();
-    if ckpt_sys::sigaltstack(None, Some(&mut ss)).is_ok() {
+    // SAFETY: only reads the current alternate stack.
+    if unsafe { ckpt_sys::sigaltstack(None, Some(&mut ss)) }.is_ok() {
         t.altstack = [ss.sp as u64, ss.flags as u32 as u64, ss.size as u64];
     } else {
         t.altstack = [0, c::SS_DISABLE as u64, 0];
@@ -145,19 +146,23 @@ pub fn restore_thread(t: &Thread) {
         warn("register rseq", e);
     }
     if t.robust[0] != 0
-        && let Err(e) = ckpt_sys::set_robust_list(t.robust[0] as usize, t.robust[1] as usize)
+        // SAFETY: the head this thread had registered, in its restored memory.
+        && let Err(e) = unsafe { ckpt_sys::set_robust_list(t.robust[0] as usize, t.robust[1] as usize) }
     {
         warn("set its robust futex list", e);
     }
     if t.tid_address != 0 {
-        ckpt_sys::set_tid_address(t.tid_address as usize);
+        // SAFETY: the address this thread had registered (its descriptor's tid
+        // word, in its restored memory), cleared by the kernel when it exits.
+        unsafe { ckpt_sys::set_tid_address(t.tid_address as usize) };
     }
     let flags = t.altstack[1] as u32 as i32;
     if flags & c::SS_DISABLE as i32 == 0 {
         // SS_ONSTACK is a status, not a setting.
         let ss =
             StackT { sp: t.altstack[0] as usize, flags: flags & !(c::SS_ONSTACK as i32), size: t.altstack[2] as usize };
-        if let Err(e) = ckpt_sys::sigaltstack(Some(&ss), None) {
+        // SAFETY: the alternate stack this thread had, in its restored memory.
+        if let Err(e) = unsafe { ckpt_sys::sigaltstack(Some(&ss), None) } {
             warn("set its alternate signal stack", e);
         }
     }
@@ -254,7 +259,8 @@ extern "C" fn on_fallback(sig: i32, info: *mut c_void, uc: *mut c_void) {
 
 fn install_fallback() -> Result<KSigAction, Errno> {
     let mut cur = KSigAction::default();
-    ckpt_sys::rt_sigaction(FALLBACK_SIGNAL, None, Some(&mut cur))?;
+    // SAFETY: only reads the current action.
+    unsafe { ckpt_sys::rt_sigaction(FALLBACK_SIGNAL, None, Some(&mut cur)) }?;
     FALLBACK_OLD.store(cur.handler, Ordering::Release);
     FALLBACK_OLD_FLAGS.store(cur.flags, Ordering::Release);
     install(FALLBACK_SIGNAL, on_fallback as *const () as usize)
@@ -269,7 +275,9 @@ fn install(sig: u32, handler: usize) -> Result<KSigAction, Errno> {
     };
     act.set_mask64(!0);
     let mut old = KSigAction::default();
-    ckpt_sys::rt_sigaction(sig, Some(&act), Some(&mut old))?;
+    // SAFETY: `handler` is one of this module's handlers (on_stop, on_fallback),
+    // with our trampoline as restorer and every signal blocked while it runs.
+    unsafe { ckpt_sys::rt_sigaction(sig, Some(&act), Some(&mut old)) }?;
     Ok(old)
 }
 
@@ -482,12 +490,14 @@ pub fn release(s: Stopped) {
     // A thread that never took it (it blocks it) still has it pending; our
     // handler, left in place then, ignores it when it comes.
     if TOOK[0].load(Ordering::Acquire) >= s.sent[0] {
-        let _ = ckpt_sys::rt_sigaction(STOP_SIGNAL, Some(&s.old_action), None);
+        // SAFETY: the action the program had installed itself.
+        let _ = unsafe { ckpt_sys::rt_sigaction(STOP_SIGNAL, Some(&s.old_action), None) };
     }
     if let Some(old) = s.fallback_old
         && TOOK[1].load(Ordering::Acquire) >= s.sent[1]
     {
-        let _ = ckpt_sys::rt_sigaction(FALLBACK_SIGNAL, Some(&old), None);
+        // SAFETY: the action the C library had installed itself.
+        let _ = unsafe { ckpt_sys::rt_sigaction(FALLBACK_SIGNAL, Some(&old), None) };
     }
     drop(s);
 }

@@ -48,11 +48,12 @@
 use core::ffi::CStr;
 
 use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, kind, page_up, prot, strs};
+use ckpt_sys::msg::Msg;
 use ckpt_sys::scratch::{Scratch, Table};
-use ckpt_sys::{Errno, Fd, IoVec, c};
+use ckpt_sys::{AtFlags, Errno, Fd, IoVec, ProtFlags, RenameFlags, c};
 
-use crate::capture::Kernel;
 use crate::capture::maps::{self, Layout};
+use crate::capture::{Kernel, Section};
 use crate::config::{NAME_MAX, Path};
 use crate::{arch, failure::Failure};
 
@@ -160,7 +161,7 @@ impl Job {
     /// Remove the temporary file after a failure.
     pub fn abort(&mut self) {
         let _ = ckpt_sys::close(self.fd);
-        let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+        let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
     }
 
     /// Make the file durable and give it its final name.
@@ -170,11 +171,11 @@ impl Job {
         }
         if let Err(e) = ckpt_sys::close(self.fd) {
             let f = Failure::new("closing", e, self.dst.as_bytes());
-            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
             return Err(f);
         }
-        if let Err(e) = ckpt_sys::renameat2(Fd::CWD, self.tmp.cstr(), Fd::CWD, self.dst.cstr(), 0) {
-            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), 0);
+        if let Err(e) = ckpt_sys::renameat2(Fd::CWD, self.tmp.cstr(), Fd::CWD, self.dst.cstr(), RenameFlags::EMPTY) {
+            let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
             return Err(Failure::new("renaming the new image to", e, self.dst.as_bytes()));
         }
         // The rename is durable once the directory is. A directory we may write
@@ -213,7 +214,7 @@ impl Job {
                     && ckpt_sys::kill(pid as i32, 0) == Err(Errno::ESRCH)
                     && let Some(p) = CPath::from_parts(&[name])
                 {
-                    let _ = ckpt_sys::unlinkat(dir, p.cstr(), 0);
+                    let _ = ckpt_sys::unlinkat(dir, p.cstr(), AtFlags::EMPTY);
                 }
             }
         }
@@ -238,10 +239,10 @@ impl Job {
             *d = *s;
         }
         let layout = maps::walk(&cut[..3 + exclude.len().min(5)])
-            .map_err(|e| self.fail("recording the address space for", e))?;
+            .map_err(|(step, e)| crate::failure::explained(self.fail(step, e)))?;
         let (header, meta_len) =
             self.compose(&layout, kernel).map_err(|e| self.fail("describing the address space for", e))?;
-        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), synced: 0 };
+        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), synced: 0, unreadable: (0, 0) };
         // The header, which carries the data's hash, goes in last, at its place.
         let r = (|| {
             w.bytes(LOADER)?;
@@ -258,6 +259,20 @@ impl Job {
         })();
         r.map_err(|e| self.fail("writing", e))?;
         self.bytes = w.at;
+        if w.unreadable.1 != 0 {
+            // Said once, at checkpoint time: the restart cannot tell.
+            let (at, n) = w.unreadable;
+            let r = layout.regions.as_slice().iter().find(|r| r.start <= at && at < r.end);
+            let m = Msg::new().s("ckpt: warning: ").u(n).s(" bytes of memory could not be read, first at ").x(at);
+            let m = match r {
+                Some(r) if !layout.name(r).is_empty() => m.s(" (").b(layout.name(r)).s(")"),
+                _ => m,
+            };
+            m.s(", and are saved as zeros in ")
+                .b(self.dst.as_bytes())
+                .s(" (typically pages of a file mapping past the end of its file: they raise SIGBUS now, and read as zeros after a restart)")
+                .emit();
+        }
         Ok(())
     }
 
@@ -279,9 +294,15 @@ impl Job {
         let runs = layout.runs.as_slice();
         let strings_len: usize = strings.iter().map(|s| s.len() + 1).sum::<usize>()
             + regions.iter().map(|r| r.name_len as usize + 1).sum::<usize>();
-        let sections_len: usize = kernel.sections().map(|s| ckpt_image::section::SECTION_HEADER_LEN + s.len()).sum();
+        let (guards, views) =
+            (maps::GuardsSection(layout.guards.as_slice()), maps::ViewsSection(layout.views.as_slice()));
+        let memory: [&dyn Section; 2] = [&guards, &views];
+        let sections = || kernel.sections().chain(memory.into_iter().filter(|s| !s.is_empty()));
+        let sections_len: usize = sections().map(|s| ckpt_image::section::SECTION_HEADER_LEN + s.len()).sum();
         let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len) + sections_len;
-        let image_offset = page_up(LOADER.len() as u64);
+        // The loader is spliced to its loaded bytes (xtask checks it), so they end
+        // where its program headers say.
+        let image_offset = ckpt_image::loader::image_offset(LOADER.len() as u64);
         let meta_offset = image_offset + HEADER_LEN as u64;
         let data_offset = page_up(meta_offset + meta_len as u64);
 
@@ -314,7 +335,7 @@ impl Job {
             w.run(i as u32, &ckpt_image::Run { file_off: r.file_off + data_offset, ..*r });
         }
         // Last: no string may follow a section.
-        for sec in kernel.sections() {
+        for sec in sections() {
             sec.encode(w.section(sec.tag(), sec.version(), sec.len()).map_err(|_| Errno::ENOMEM)?);
         }
         debug_assert_eq!(w.sections_len(), sections_len);
@@ -360,6 +381,9 @@ struct Out {
     hash: DataHasher,
     /// Write-out was started for `[0, synced)`.
     synced: u64,
+    /// Memory `writev` could not read (EFAULT), saved as zeros: the first
+    /// address and the byte count.
+    unreadable: (u64, u64),
 }
 
 fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
@@ -460,6 +484,10 @@ impl Out {
                     let addr = runs[i].addr + off;
                     let page = PAGE_SIZE - addr % PAGE_SIZE;
                     let m = page.min(runs[i].len - off) as usize;
+                    if self.unreadable.1 == 0 {
+                        self.unreadable.0 = addr;
+                    }
+                    self.unreadable.1 += m as u64;
                     self.bytes(&ZEROS[..m])?;
                     self.hash.update(&ZEROS[..m]);
                     m as u64
@@ -498,7 +526,15 @@ fn volatile_ranges(kernel: &Kernel, out: &mut Table<(u64, u64)>) -> Result<(), E
     let save_point = arch::saved_regs()[0];
     let page_down = |a: u64| a & !(PAGE_SIZE - 1);
     let page = |a: u64| (page_down(a), page_down(a) + PAGE_SIZE);
-    out.push((page_down(here.saturating_sub(MARGIN)), page_down(save_point.max(here)) + PAGE_SIZE))?;
+    // Continue mode's background writer runs on a stack of its own, far from the
+    // save point: there the program's frames are a frozen copy, nothing on its
+    // stack changes, and the span between the two stacks (other mappings: a
+    // file truncated under a mapping would raise SIGBUS on a plain copy) must
+    // not be taken for stack.
+    const SAME_STACK: u64 = 1 << 20;
+    if here <= save_point && save_point - here < SAME_STACK {
+        out.push((page_down(here.saturating_sub(MARGIN)), page_down(save_point) + PAGE_SIZE))?;
+    }
     if let Some(a) = kernel.rseq {
         out.push(page(a as u64))?;
     }
@@ -566,7 +602,7 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64)], snap: &mut 
         if unreadable {
             // SAFETY: adding read access to program memory cannot invalidate
             // anything; no Rust reference points into it.
-            unsafe { ckpt_sys::mprotect(start, len, r.prot | prot::READ) }?;
+            unsafe { ckpt_sys::mprotect(start, len, ProtFlags(r.prot | prot::READ)) }?;
         }
         let mine = &runs[r.first_run as usize..(r.first_run + r.nruns) as usize];
         // File mappings are left alone: a page past the end of the file cannot be
@@ -591,7 +627,7 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64)], snap: &mut 
         })();
         if unreadable {
             // SAFETY: puts back the protection the program had set.
-            let _ = unsafe { ckpt_sys::mprotect(start, len, r.prot) };
+            let _ = unsafe { ckpt_sys::mprotect(start, len, ProtFlags(r.prot)) };
         }
         res?;
     }

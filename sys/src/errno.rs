@@ -8,67 +8,69 @@ pub struct Errno(pub u16);
 /// Result of a syscall wrapper.
 pub type Result<T> = core::result::Result<T, Errno>;
 
+/// The numbers are the kernel's (`linux_raw_sys::errno`); the texts are glibc's
+/// strerror wording, which nothing in the kernel's headers carries.
 macro_rules! errnos {
-    ($($name:ident = $n:expr, $text:expr;)*) => {
+    ($($name:ident, $text:expr;)*) => {
         impl Errno {
             $(
                 #[doc = $text]
-                pub const $name: Errno = Errno($n);
+                pub const $name: Errno = Errno(linux_raw_sys::errno::$name as u16);
             )*
 
             /// Symbolic name, e.g. `"ENOSPC"`, or `"E?"` for an unlisted number.
             pub fn name(self) -> &'static str {
-                match self.0 { $($n => stringify!($name),)* _ => "E?" }
+                match self { $(Self::$name => stringify!($name),)* _ => "E?" }
             }
 
             /// The strerror text, e.g. `"No space left on device"`.
             pub fn text(self) -> &'static str {
-                match self.0 { $($n => $text,)* _ => "Unknown error" }
+                match self { $(Self::$name => $text,)* _ => "Unknown error" }
             }
         }
     };
 }
 
 errnos! {
-    EPERM = 1, "Operation not permitted";
-    ENOENT = 2, "No such file or directory";
-    ESRCH = 3, "No such process";
-    EINTR = 4, "Interrupted system call";
-    EIO = 5, "Input/output error";
-    ENXIO = 6, "No such device or address";
-    E2BIG = 7, "Argument list too long";
-    ENOEXEC = 8, "Exec format error";
-    EBADF = 9, "Bad file descriptor";
-    ECHILD = 10, "No child processes";
-    EAGAIN = 11, "Resource temporarily unavailable";
-    ENOMEM = 12, "Cannot allocate memory";
-    EACCES = 13, "Permission denied";
-    EFAULT = 14, "Bad address";
-    EBUSY = 16, "Device or resource busy";
-    EEXIST = 17, "File exists";
-    EXDEV = 18, "Invalid cross-device link";
-    ENODEV = 19, "No such device";
-    ENOTDIR = 20, "Not a directory";
-    EISDIR = 21, "Is a directory";
-    EINVAL = 22, "Invalid argument";
-    ENFILE = 23, "Too many open files in system";
-    EMFILE = 24, "Too many open files";
-    ENOTTY = 25, "Inappropriate ioctl for device";
-    ETXTBSY = 26, "Text file busy";
-    EFBIG = 27, "File too large";
-    ENOSPC = 28, "No space left on device";
-    ESPIPE = 29, "Illegal seek";
-    EROFS = 30, "Read-only file system";
-    EMLINK = 31, "Too many links";
-    EPIPE = 32, "Broken pipe";
-    ERANGE = 34, "Numerical result out of range";
-    ENAMETOOLONG = 36, "File name too long";
-    ENOSYS = 38, "Function not implemented";
-    ELOOP = 40, "Too many levels of symbolic links";
-    EOVERFLOW = 75, "Value too large for defined data type";
-    EOPNOTSUPP = 95, "Operation not supported";
-    ETIMEDOUT = 110, "Connection timed out";
-    EDQUOT = 122, "Disk quota exceeded";
+    EPERM, "Operation not permitted";
+    ENOENT, "No such file or directory";
+    ESRCH, "No such process";
+    EINTR, "Interrupted system call";
+    EIO, "Input/output error";
+    ENXIO, "No such device or address";
+    E2BIG, "Argument list too long";
+    ENOEXEC, "Exec format error";
+    EBADF, "Bad file descriptor";
+    ECHILD, "No child processes";
+    EAGAIN, "Resource temporarily unavailable";
+    ENOMEM, "Cannot allocate memory";
+    EACCES, "Permission denied";
+    EFAULT, "Bad address";
+    EBUSY, "Device or resource busy";
+    EEXIST, "File exists";
+    EXDEV, "Invalid cross-device link";
+    ENODEV, "No such device";
+    ENOTDIR, "Not a directory";
+    EISDIR, "Is a directory";
+    EINVAL, "Invalid argument";
+    ENFILE, "Too many open files in system";
+    EMFILE, "Too many open files";
+    ENOTTY, "Inappropriate ioctl for device";
+    ETXTBSY, "Text file busy";
+    EFBIG, "File too large";
+    ENOSPC, "No space left on device";
+    ESPIPE, "Illegal seek";
+    EROFS, "Read-only file system";
+    EMLINK, "Too many links";
+    EPIPE, "Broken pipe";
+    ERANGE, "Numerical result out of range";
+    ENAMETOOLONG, "File name too long";
+    ENOSYS, "Function not implemented";
+    ELOOP, "Too many levels of symbolic links";
+    EOVERFLOW, "Value too large for defined data type";
+    EOPNOTSUPP, "Operation not supported";
+    ETIMEDOUT, "Connection timed out";
+    EDQUOT, "Disk quota exceeded";
 }
 
 impl Errno {
@@ -76,5 +78,22 @@ impl Errno {
     #[inline]
     pub fn from_ret(ret: usize) -> Result<usize> {
         if ret > usize::MAX - 4095 { Err(Errno((!ret + 1) as u16)) } else { Ok(ret) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_names_and_texts() {
+        assert_eq!(Errno::EPERM.0, 1);
+        assert_eq!(Errno::ENOSPC.0, 28);
+        assert_eq!(Errno::EDQUOT.0, 122);
+        assert_eq!(Errno(28).name(), "ENOSPC");
+        assert_eq!(Errno(28).text(), "No space left on device");
+        assert_eq!(Errno(4000).name(), "E?");
+        assert_eq!(Errno::from_ret(-2isize as usize), Err(Errno::ENOENT));
+        assert_eq!(Errno::from_ret(5), Ok(5));
     }
 }

@@ -11,12 +11,29 @@
 //! Everything here is async-signal-safe: each call is one system call.
 #![no_std]
 
+/// Compile-time proof that a kernel structure written out here has the layout
+/// linux-raw-sys gives it for the target (same size and alignment, each field at
+/// the same offset). The structures are written out rather than used directly for
+/// their types (`usize` addresses, plain flag words, `Default`), never for a
+/// layout of their own.
+macro_rules! same_layout {
+    ($ours:ty, $theirs:ty, { $($a:ident => $($b:ident).+),* $(,)? }) => {
+        const _: () = {
+            assert!(core::mem::size_of::<$ours>() == core::mem::size_of::<$theirs>());
+            assert!(core::mem::align_of::<$ours>() == core::mem::align_of::<$theirs>());
+            $(assert!(core::mem::offset_of!($ours, $a) == core::mem::offset_of!($theirs, $($b).+));)*
+        };
+    };
+}
+
 pub mod cpu;
 mod errno;
 pub mod maps;
 pub mod msg;
 pub mod scratch;
+pub mod signame;
 pub mod task;
+pub mod trace;
 
 use core::ffi::CStr;
 
@@ -38,48 +55,91 @@ macro_rules! sys {
     ($($t:tt)*) => { Errno::from_ret(raw_syscall!($($t)*)) };
 }
 
+/// A flag word of one kind: a `u32` newtype that combines with `|` only with its
+/// own kind, so an `O_*` flag cannot be passed where a `MAP_*` one is wanted. The
+/// values are the kernel's (`c::O_RDONLY`...); `.0` is the raw word.
+macro_rules! flags {
+    ($($(#[$m:meta])* $name:ident;)*) => {$(
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            /// No flag.
+            pub const EMPTY: $name = $name(0);
+            /// Are all of `other`'s flags set?
+            pub const fn contains(self, other: $name) -> bool {
+                self.0 & other.0 == other.0
+            }
+        }
+
+        impl core::ops::BitOr for $name {
+            type Output = $name;
+            fn bitor(self, o: $name) -> $name {
+                $name(self.0 | o.0)
+            }
+        }
+
+        impl core::ops::BitOrAssign for $name {
+            fn bitor_assign(&mut self, o: $name) {
+                self.0 |= o.0;
+            }
+        }
+    )*};
+}
+
+flags! {
+    /// `O_*`: how `openat` opens a file.
+    OFlags;
+    /// `PROT_*`: the access of a mapping (`mmap`, `mprotect`).
+    ProtFlags;
+    /// `MAP_*`: the kind of a mapping (`mmap`).
+    MapFlags;
+    /// `MREMAP_*` (`mremap`).
+    MremapFlags;
+    /// `AT_*`: how a path relative to a directory is resolved (`statx`, `unlinkat`).
+    AtFlags;
+    /// `RENAME_*` (`renameat2`).
+    RenameFlags;
+}
+
 /// Constants the wrappers take, named as in the kernel's uapi.
 pub mod c {
+    use super::{AtFlags, MapFlags, MremapFlags, OFlags, ProtFlags};
+    use linux_raw_sys::general as g;
     pub use linux_raw_sys::general::{
-        AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
-        MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE, O_CLOEXEC, O_CREAT,
-        O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
+        ARCH_SET_FS, CLOCK_MONOTONIC, CLOCK_REALTIME, ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, SIGKILL, SIGSTOP,
+        SIGTSTP, SIGXFSZ,
+    };
+
+    pub use linux_raw_sys::general::{
         SA_ONSTACK, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_ONSTACK,
     };
-    /// `prctl(PR_SET_MM, PR_SET_MM_MAP, ...)`.
-    pub const PR_SET_MM: u32 = 35;
-    /// Sub-option of `PR_SET_MM`.
-    pub const PR_SET_MM_MAP: u32 = 14;
-    /// `prctl(PR_GET_TID_ADDRESS, &addr)` (CONFIG_CHECKPOINT_RESTORE).
-    pub const PR_GET_TID_ADDRESS: u32 = 40;
-    /// `prctl(PR_SET_NAME, name)`.
-    pub const PR_SET_NAME: u32 = 15;
-    /// `prctl(PR_GET_NAME, name)`.
-    pub const PR_GET_NAME: u32 = 16;
-    /// `arch_prctl` codes (x86_64).
-    pub const ARCH_SET_FS: u32 = 0x1002;
-    /// Read the fs base.
+
+    /// Typed copies of linux-raw-sys's constants, as the wrappers take them.
+    macro_rules! typed {
+        ($t:ident: $($name:ident),* $(,)?) => {$(
+            #[doc = concat!("`", stringify!($name), "`.")]
+            pub const $name: $t = $t(g::$name);
+        )*};
+    }
+    typed!(OFlags: O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY);
+    typed!(ProtFlags: PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE);
+    typed!(MapFlags: MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED);
+    typed!(MremapFlags: MREMAP_FIXED, MREMAP_MAYMOVE);
+    typed!(AtFlags: AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW);
+    /// `madvise(MADV_GUARD_INSTALL)`: make the range guard pages (Linux 6.13;
+    /// any access faults); `memfd_create(MFD_CLOEXEC)`; `si_code` values of
+    /// signals sent to one process (`sigqueue`) or one thread (`tgkill`).
+    pub use linux_raw_sys::general::{MADV_GUARD_INSTALL, MFD_CLOEXEC, SI_QUEUE, SI_TKILL};
+    pub use linux_raw_sys::prctl::{
+        PR_GET_DUMPABLE, PR_GET_NAME, PR_GET_TID_ADDRESS, PR_SET_MM, PR_SET_MM_MAP, PR_SET_NAME,
+    };
+    /// `arch_prctl(ARCH_GET_FS, &base)`: read the fs base (asm/prctl.h; not in
+    /// linux-raw-sys).
     pub const ARCH_GET_FS: u32 = 0x1003;
-    /// rseq flag for unregistering.
+    /// `RSEQ_FLAG_UNREGISTER` (linux/rseq.h; an enum there, not a constant).
     pub const RSEQ_FLAG_UNREGISTER: u32 = 1;
-    /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`.
-    pub const ITIMER_REAL: u32 = 0;
-    /// CPU time of the process in user mode.
-    pub const ITIMER_VIRTUAL: u32 = 1;
-    /// CPU time of the process.
-    pub const ITIMER_PROF: u32 = 2;
-    /// `CLOCK_REALTIME`.
-    pub const CLOCK_REALTIME: u32 = 0;
-    /// `CLOCK_MONOTONIC`.
-    pub const CLOCK_MONOTONIC: u32 = 1;
-    /// `SIGKILL`.
-    pub const SIGKILL: u32 = 9;
-    /// `SIGSTOP`.
-    pub const SIGSTOP: u32 = 19;
-    /// `SIGTSTP`, the default checkpoint trigger.
-    pub const SIGTSTP: u32 = 20;
-    /// `SIGXFSZ`, raised by a write past RLIMIT_FSIZE.
-    pub const SIGXFSZ: u32 = 25;
 }
 
 // ---------------------------------------------------------------------------
@@ -96,15 +156,6 @@ pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
 pub fn write(fd: Fd, buf: &[u8]) -> Result<usize> {
     // SAFETY: the kernel only reads buf.
     unsafe { sys!(Sysno::write, fd.0, buf.as_ptr(), buf.len()) }
-}
-
-/// `write(2)` straight from process memory at `addr`: the kernel copies from the
-/// address and reports `EFAULT` (or a short count) for pages that cannot be read,
-/// instead of the SIGSEGV/SIGBUS a load would raise. That is how the runtime dumps
-/// its own address space without an intermediate copy.
-pub fn write_from(fd: Fd, addr: usize, len: usize) -> Result<usize> {
-    // SAFETY: the kernel only reads user memory and validates the range itself.
-    unsafe { sys!(Sysno::write, fd.0, addr, len) }
 }
 
 /// Write all of `buf`, retrying on short writes and EINTR.
@@ -161,14 +212,17 @@ pub struct IoVec {
     pub len: usize,
 }
 
+same_layout!(IoVec, linux_raw_sys::general::iovec, { base => iov_base, len => iov_len });
+
 /// Most iovecs one `readv`/`writev`-family call takes (`IOV_MAX`, `UIO_MAXIOV`).
 pub const IOV_MAX: usize = 1024;
 
 /// `ssize_t writev(int fd, const struct iovec *iov, int iovcnt);`
 ///
-/// Like [`write_from`], the pieces may be any process memory: the kernel reads it,
-/// and an unreadable piece ends the call with a short count, or `EFAULT` if it is
-/// the first.
+/// The pieces may be any process memory, not only Rust values: the kernel reads
+/// it, and an unreadable piece ends the call with a short count, or `EFAULT` if it
+/// is the first (instead of the SIGSEGV/SIGBUS a load would raise). That is how
+/// the runtime dumps its own address space without an intermediate copy.
 pub fn writev(fd: Fd, iov: &[IoVec]) -> Result<usize> {
     // SAFETY: the kernel reads the iovec array (ours, iov.len() entries) and the
     // memory it names, validating every range itself.
@@ -225,9 +279,9 @@ pub unsafe fn preadv_exact(fd: Fd, mut iov: &mut [IoVec], mut off: u64) -> Resul
 }
 
 /// `int openat(int dirfd, const char *pathname, int flags, mode_t mode);`
-pub fn openat(dir: Fd, path: &CStr, flags: u32, mode: u32) -> Result<Fd> {
+pub fn openat(dir: Fd, path: &CStr, flags: OFlags, mode: u32) -> Result<Fd> {
     // SAFETY: path is NUL-terminated; the kernel only reads it.
-    unsafe { sys!(Sysno::openat, dir.0, path.as_ptr(), flags, mode) }.map(|fd| Fd(fd as i32))
+    unsafe { sys!(Sysno::openat, dir.0, path.as_ptr(), flags.0, mode) }.map(|fd| Fd(fd as i32))
 }
 
 /// `int close(int fd);`
@@ -243,7 +297,7 @@ pub fn fsync(fd: Fd) -> Result<()> {
 }
 
 /// `SYNC_FILE_RANGE_WRITE`: start write-out of the dirty pages, do not wait.
-pub const SYNC_FILE_RANGE_WRITE: u32 = 2;
+pub use linux_raw_sys::general::SYNC_FILE_RANGE_WRITE;
 
 /// `int sync_file_range(int fd, off64_t offset, off64_t nbytes, unsigned int flags);`
 /// (i386 passes each 64-bit argument as two registers, low then high.)
@@ -266,15 +320,15 @@ pub fn fchmod(fd: Fd, mode: u32) -> Result<()> {
 }
 
 /// `int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);`
-pub fn renameat2(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: u32) -> Result<()> {
+pub fn renameat2(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: RenameFlags) -> Result<()> {
     // SAFETY: both paths are NUL-terminated and only read.
-    unsafe { sys!(Sysno::renameat2, od.0, old.as_ptr(), nd.0, new.as_ptr(), flags) }.map(drop)
+    unsafe { sys!(Sysno::renameat2, od.0, old.as_ptr(), nd.0, new.as_ptr(), flags.0) }.map(drop)
 }
 
 /// `int unlinkat(int dirfd, const char *pathname, int flags);`
-pub fn unlinkat(dir: Fd, path: &CStr, flags: u32) -> Result<()> {
+pub fn unlinkat(dir: Fd, path: &CStr, flags: AtFlags) -> Result<()> {
     // SAFETY: path is NUL-terminated and only read.
-    unsafe { sys!(Sysno::unlinkat, dir.0, path.as_ptr(), flags) }.map(drop)
+    unsafe { sys!(Sysno::unlinkat, dir.0, path.as_ptr(), flags.0) }.map(drop)
 }
 
 /// `ssize_t getdents64(int fd, void *dirp, size_t count);`
@@ -332,11 +386,11 @@ pub struct Stat {
 
 /// `int statx(int dirfd, const char *pathname, int flags, unsigned int mask, struct statx *statxbuf);`
 /// With an empty path and `AT_EMPTY_PATH` this is `fstat(dirfd)`.
-pub fn statx(dir: Fd, path: &CStr, flags: u32) -> Result<Stat> {
+pub fn statx(dir: Fd, path: &CStr, flags: AtFlags) -> Result<Stat> {
     let mut sx = core::mem::MaybeUninit::<linux_raw_sys::general::statx>::zeroed();
-    const STATX_BASIC_STATS: u32 = 0x7ff;
+    use linux_raw_sys::general::STATX_BASIC_STATS;
     // SAFETY: the kernel fills the statx buffer we own; path is NUL-terminated.
-    unsafe { sys!(Sysno::statx, dir.0, path.as_ptr(), flags, STATX_BASIC_STATS, sx.as_mut_ptr()) }?;
+    unsafe { sys!(Sysno::statx, dir.0, path.as_ptr(), flags.0, STATX_BASIC_STATS, sx.as_mut_ptr()) }?;
     // SAFETY: zero-initialised plain-old-data, then filled by the kernel.
     let sx = unsafe { sx.assume_init() };
     Ok(Stat {
@@ -358,18 +412,26 @@ pub fn fstat(fd: Fd) -> Result<Stat> {
 // ---------------------------------------------------------------------------
 
 /// `void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);`
-/// (`mmap2` with the offset in pages on i386).
+/// (`mmap2` with the offset in 4096-byte units on i386: an offset that is not a
+/// multiple of the page is `EINVAL`, as on x86_64, and one past 2^44 bytes, which
+/// that unit cannot express, `EOVERFLOW`, never a wrong mapping).
 ///
 /// # Safety
 /// With `MAP_FIXED` the call replaces whatever was mapped at `addr`: no live Rust
 /// reference may point there.
-pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: Fd, off: u64) -> Result<usize> {
+pub unsafe fn mmap(addr: usize, len: usize, prot: ProtFlags, flags: MapFlags, fd: Fd, off: u64) -> Result<usize> {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded to the caller's contract.
-    let r = unsafe { sys!(Sysno::mmap, addr, len, prot, flags, fd.0, off) };
+    let r = unsafe { sys!(Sysno::mmap, addr, len, prot.0, flags.0, fd.0, off) };
     #[cfg(target_arch = "x86")]
-    // SAFETY: forwarded to the caller's contract.
-    let r = unsafe { sys!(Sysno::mmap2, addr, len, prot, flags, fd.0, (off / 4096) as usize) };
+    let r = {
+        if !off.is_multiple_of(4096) {
+            return Err(Errno::EINVAL);
+        }
+        let pages = u32::try_from(off / 4096).map_err(|_| Errno::EOVERFLOW)?;
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { sys!(Sysno::mmap2, addr, len, prot.0, flags.0, fd.0, pages) }
+    };
     r
 }
 
@@ -382,31 +444,50 @@ pub unsafe fn munmap(addr: usize, len: usize) -> Result<()> {
     unsafe { sys!(Sysno::munmap, addr, len) }.map(drop)
 }
 
+/// `int madvise(void *addr, size_t length, int advice);`
+///
+/// # Safety
+/// `MADV_DONTNEED` discards contents and `MADV_GUARD_INSTALL` makes every access
+/// fault: no Rust value may live there.
+pub unsafe fn madvise(addr: usize, len: usize, advice: u32) -> Result<()> {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { sys!(Sysno::madvise, addr, len, advice) }.map(drop)
+}
+
 /// `int mprotect(void *addr, size_t len, int prot);`
 ///
 /// # Safety
 /// Removing access from memory that Rust code still uses makes it fault.
-pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<()> {
+pub unsafe fn mprotect(addr: usize, len: usize, prot: ProtFlags) -> Result<()> {
     // SAFETY: forwarded to the caller's contract.
-    unsafe { sys!(Sysno::mprotect, addr, len, prot) }.map(drop)
+    unsafe { sys!(Sysno::mprotect, addr, len, prot.0) }.map(drop)
 }
 
 /// `void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, void *new_address);`
 ///
 /// # Safety
 /// As [`munmap`] for the old range and [`mmap`] with `MAP_FIXED` for the new one.
-pub unsafe fn mremap(old: usize, old_len: usize, new_len: usize, flags: u32, new: usize) -> Result<usize> {
+pub unsafe fn mremap(old: usize, old_len: usize, new_len: usize, flags: MremapFlags, new: usize) -> Result<usize> {
     // SAFETY: forwarded to the caller's contract.
-    unsafe { sys!(Sysno::mremap, old, old_len, new_len, flags, new) }
+    unsafe { sys!(Sysno::mremap, old, old_len, new_len, flags.0, new) }
 }
 
-/// `int madvise(void *addr, size_t length, int advice);`
-///
-/// # Safety
-/// `MADV_DONTNEED` discards contents: no Rust value may live there.
-pub unsafe fn madvise(addr: usize, len: usize, advice: u32) -> Result<()> {
-    // SAFETY: forwarded to the caller's contract.
-    unsafe { sys!(Sysno::madvise, addr, len, advice) }.map(drop)
+/// `int memfd_create(const char *name, unsigned int flags);`
+pub fn memfd_create(name: &CStr, flags: u32) -> Result<Fd> {
+    // SAFETY: the kernel reads the NUL-terminated name.
+    unsafe { sys!(Sysno::memfd_create, name.as_ptr(), flags) }.map(|f| Fd(f as i32))
+}
+
+/// `int ftruncate(int fd, off_t length);` (`ftruncate64` with the length split in
+/// two words on i386).
+pub fn ftruncate(fd: Fd, len: u64) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: no memory involved.
+    let r = unsafe { sys!(Sysno::ftruncate, fd.0, len) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: no memory involved.
+    let r = unsafe { sys!(Sysno::ftruncate64, fd.0, len as u32 as usize, (len >> 32) as usize) };
+    r.map(drop)
 }
 
 /// The kernel's `struct page_region` (linux/fs.h, 6.7): a range of pages that
@@ -456,6 +537,12 @@ pub struct PmScanArg {
     pub return_mask: u64,
 }
 const _: () = assert!(core::mem::size_of::<PmScanArg>() == 96);
+same_layout!(PageRegion, linux_raw_sys::general::page_region, { start => start, end => end, categories => categories });
+same_layout!(PmScanArg, linux_raw_sys::general::pm_scan_arg, {
+    size => size, flags => flags, start => start, end => end, walk_end => walk_end, vec => vec, vec_len => vec_len,
+    max_pages => max_pages, category_inverted => category_inverted, category_mask => category_mask,
+    category_anyof_mask => category_anyof_mask, return_mask => return_mask,
+});
 
 /// `PAGE_IS_*` categories of `PAGEMAP_SCAN` (linux/fs.h).
 pub mod page_is {
@@ -465,6 +552,8 @@ pub mod page_is {
     pub const SWAPPED: u64 = 1 << 4;
     /// Mapped to the kernel's shared zero page (read but never written).
     pub const PFNZERO: u64 = 1 << 5;
+    /// A guard page (`MADV_GUARD_INSTALL`, Linux 6.13; reported since 6.14).
+    pub const GUARD: u64 = 1 << 8;
 }
 
 /// `ioctl(pagemap_fd, PAGEMAP_SCAN, &arg)` on an open `/proc/PID/pagemap`
@@ -483,10 +572,19 @@ pub fn ioctl_pagemap_scan(fd: Fd, arg: &mut PmScanArg, out: &mut [PageRegion]) -
 }
 
 /// `brk(2)` as the kernel implements it: returns the (new) break; `brk(0)` reads it.
-pub fn brk(addr: usize) -> usize {
-    // SAFETY: moving the break only affects the heap mapping, which Rust code here
-    // never holds references into (callers pass 0 to read it).
+///
+/// # Safety
+/// Moving the break down unmaps the end of the heap: no live value (the C
+/// library's allocator's included) may be there. `brk(0)` ([`brk_now`]) is safe.
+pub unsafe fn brk(addr: usize) -> usize {
+    // SAFETY: forwarded to the caller's contract.
     unsafe { raw_syscall!(Sysno::brk, addr) }
+}
+
+/// The current break (`brk(0)`, which moves nothing).
+pub fn brk_now() -> usize {
+    // SAFETY: an address of 0 is below any heap: the kernel changes nothing.
+    unsafe { brk(0) }
 }
 
 // ---------------------------------------------------------------------------
@@ -506,6 +604,10 @@ pub struct KSigAction {
     /// Blocked during the handler (64 signals; two words on i386).
     pub mask: [usize; 64 / usize::BITS as usize],
 }
+
+same_layout!(KSigAction, linux_raw_sys::general::kernel_sigaction, {
+    handler => sa_handler_kernel, flags => sa_flags, restorer => sa_restorer, mask => sa_mask,
+});
 
 /// The kernel's 64-bit signal set.
 pub type SigSet = u64;
@@ -528,12 +630,26 @@ impl KSigAction {
 }
 
 /// `int rt_sigaction(int signum, const struct sigaction *act, struct sigaction *oldact, size_t sigsetsize);`
-pub fn rt_sigaction(sig: u32, act: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {
+///
+/// # Safety
+/// With `act`, the kernel will jump to `act.handler` (and return through
+/// `act.restorer`) on the next such signal, at any instruction: both must be
+/// functions fit to run there (async-signal-safe, of the handler's signature), or
+/// `SIG_DFL`/`SIG_IGN`. Reading the current action ([`rt_sigaction_get`]) is safe.
+pub unsafe fn rt_sigaction(sig: u32, act: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {
     let a = act.map_or(0, |a| a as *const _ as usize);
     let o = old.map_or(0, |o| o as *mut _ as usize);
-    // SAFETY: act is only read and oldact written, both typed kernel structs we own.
-    // Installing a handler is safe in itself: running it is the handler's business.
+    // SAFETY: act is only read and oldact written, both typed kernel structs we own;
+    // what the kernel does with the handler is the caller's contract.
     unsafe { sys!(Sysno::rt_sigaction, sig, a, o, 8usize) }.map(drop)
+}
+
+/// The action installed for `sig` (`rt_sigaction` without `act`).
+pub fn rt_sigaction_get(sig: u32) -> Result<KSigAction> {
+    let mut old = KSigAction::default();
+    // SAFETY: no new action: the kernel only writes the current one into `old`.
+    unsafe { rt_sigaction(sig, None, Some(&mut old)) }?;
+    Ok(old)
 }
 
 /// `int rt_sigprocmask(int how, const sigset_t *set, sigset_t *oldset, size_t sigsetsize);`
@@ -575,6 +691,8 @@ pub struct StackT {
     pub size: usize,
 }
 
+same_layout!(StackT, linux_raw_sys::general::stack_t, { sp => ss_sp, flags => ss_flags, size => ss_size });
+
 impl Default for StackT {
     fn default() -> Self {
         StackT { sp: 0, flags: c::SS_DISABLE as i32, size: 0 }
@@ -582,11 +700,25 @@ impl Default for StackT {
 }
 
 /// `int sigaltstack(const stack_t *ss, stack_t *old_ss);`
-pub fn sigaltstack(ss: Option<&StackT>, old: Option<&mut StackT>) -> Result<()> {
+///
+/// # Safety
+/// With `ss` (and not `SS_DISABLE`), the kernel writes signal frames into
+/// `ss.sp..ss.sp + ss.size` from now on: memory nothing else uses, and mapped as
+/// long as it is installed. Reading the current one ([`sigaltstack_get`]) is safe.
+pub unsafe fn sigaltstack(ss: Option<&StackT>, old: Option<&mut StackT>) -> Result<()> {
     let s = ss.map_or(0, |s| s as *const _ as usize);
     let o = old.map_or(0, |o| o as *mut _ as usize);
-    // SAFETY: typed kernel structs we own; one read, one written.
+    // SAFETY: typed kernel structs we own; one read, one written; the stack itself
+    // is the caller's contract.
     unsafe { sys!(Sysno::sigaltstack, s, o) }.map(drop)
+}
+
+/// The alternate signal stack in force (`sigaltstack` without `ss`).
+pub fn sigaltstack_get() -> Result<StackT> {
+    let mut old = StackT::default();
+    // SAFETY: no new stack: the kernel only writes the current one into `old`.
+    unsafe { sigaltstack(None, Some(&mut old)) }?;
+    Ok(old)
 }
 
 /// `int kill(pid_t pid, int sig);`
@@ -595,9 +727,28 @@ pub fn kill(pid: i32, sig: u32) -> Result<()> {
     unsafe { sys!(Sysno::kill, pid, sig) }.map(drop)
 }
 
+/// `int tgkill(pid_t tgid, pid_t tid, int sig);`
+pub fn tgkill(tgid: i32, tid: i32, sig: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::tgkill, tgid, tid, sig) }.map(drop)
+}
+
 // ---------------------------------------------------------------------------
 // Process
 // ---------------------------------------------------------------------------
+
+/// `pid_t getpgid(pid_t pid);` (0: the calling process)
+pub fn getpgid(pid: i32) -> Result<i32> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::getpgid, pid) }.map(|p| p as i32)
+}
+
+/// `prctl(PR_GET_DUMPABLE)`: 0 when the kernel made the process non-dumpable
+/// (it changed its credentials, or asked with PR_SET_DUMPABLE).
+pub fn prctl_get_dumpable() -> Result<u32> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::prctl, c::PR_GET_DUMPABLE) }.map(|v| v as u32)
+}
 
 /// `void exit_group(int status);`
 pub fn exit_group(code: i32) -> ! {
@@ -636,7 +787,7 @@ pub struct PrctlMmMap {
     pub start_brk: u64,
     /// Current break.
     pub brk: u64,
-    /// Where the kernel put argv/envp/auxv (names the [stack] mapping).
+    /// Where the kernel put argv/envp/auxv (names the `[stack]` mapping).
     pub start_stack: u64,
     /// argv strings.
     pub arg_start: u64,
@@ -654,12 +805,26 @@ pub struct PrctlMmMap {
     pub exe_fd: u32,
 }
 const _: () = assert!(core::mem::size_of::<PrctlMmMap>() == 104);
+// On i386 linux-raw-sys describes a 32-bit kernel's struct (a 4-byte auxv
+// pointer); the 64-bit kernel a compat process calls reads the 64-bit one.
+#[cfg(target_arch = "x86_64")]
+same_layout!(PrctlMmMap, linux_raw_sys::prctl::prctl_mm_map, {
+    start_code => start_code, end_code => end_code, start_data => start_data, end_data => end_data,
+    start_brk => start_brk, brk => brk, start_stack => start_stack, arg_start => arg_start, arg_end => arg_end,
+    env_start => env_start, env_end => env_end, auxv => auxv, auxv_size => auxv_size, exe_fd => exe_fd,
+});
 
 /// `prctl(PR_SET_MM, PR_SET_MM_MAP, &map, sizeof map, 0);`
-pub fn prctl_set_mm_map(map: &PrctlMmMap) -> Result<()> {
+///
+/// # Safety
+/// The new `start_brk`/`brk` decide where later `brk` calls grow and shrink the
+/// heap: they must be the bounds of the heap the program's allocator uses (the
+/// ones it had when they were read), or a later `brk` unmaps live memory.
+pub unsafe fn prctl_set_mm_map(map: &PrctlMmMap) -> Result<()> {
     let sz = core::mem::size_of::<PrctlMmMap>();
     // SAFETY: the kernel reads the struct (and auxv_size bytes at auxv, which it
-    // validates and copies) and changes only mm bookkeeping fields.
+    // validates and copies) and changes only mm bookkeeping fields; the heap
+    // bounds are the caller's contract.
     unsafe { sys!(Sysno::prctl, c::PR_SET_MM, c::PR_SET_MM_MAP, map as *const _, sz, 0) }.map(drop)
 }
 
@@ -729,6 +894,11 @@ pub struct UserDesc {
     pub flags: u32,
 }
 
+#[cfg(target_arch = "x86")]
+same_layout!(UserDesc, linux_raw_sys::general::user_desc, {
+    entry_number => entry_number, base_addr => base_addr, limit => limit, flags => _bitfield_1,
+});
+
 /// `int get_thread_area(struct user_desc *u_info);` (u_info->entry_number chosen by
 /// the caller).
 #[cfg(target_arch = "x86")]
@@ -752,8 +922,13 @@ pub unsafe fn set_thread_area(d: &mut UserDesc) -> Result<()> {
 }
 
 /// `long set_robust_list(struct robust_list_head *head, size_t len);`
-pub fn set_robust_list(head: usize, len: usize) -> Result<()> {
-    // SAFETY: the kernel only records the pointer (it is used at thread exit).
+///
+/// # Safety
+/// At thread exit the kernel walks the list at `head` and writes to the futex
+/// words it names: it must be this thread's list (glibc's, as it was saved).
+pub unsafe fn set_robust_list(head: usize, len: usize) -> Result<()> {
+    // SAFETY: the kernel only records the pointer now; its use at exit is the
+    // caller's contract.
     unsafe { sys!(Sysno::set_robust_list, head, len) }.map(drop)
 }
 
@@ -766,9 +941,13 @@ pub fn get_robust_list() -> Result<(usize, usize)> {
 }
 
 /// `pid_t set_tid_address(int *tidptr);`
-pub fn set_tid_address(addr: usize) {
-    // SAFETY: the kernel records the pointer and writes to it at thread exit, which
-    // is glibc's arrangement being restored here.
+///
+/// # Safety
+/// At thread exit the kernel writes 0 to `addr` (and wakes a futex there): it must
+/// be a word that stays this thread's (glibc's `tid` field, as it was saved).
+pub unsafe fn set_tid_address(addr: usize) {
+    // SAFETY: the kernel only records the pointer now; its use at exit is the
+    // caller's contract.
     unsafe { raw_syscall!(Sysno::set_tid_address, addr) };
 }
 
@@ -794,6 +973,11 @@ pub struct ITimerVal {
     /// Remaining microseconds.
     pub value_usec: isize,
 }
+
+same_layout!(ITimerVal, linux_raw_sys::general::itimerval, {
+    interval_sec => it_interval.tv_sec, interval_usec => it_interval.tv_usec,
+    value_sec => it_value.tv_sec, value_usec => it_value.tv_usec,
+});
 
 /// `int getitimer(int which, struct itimerval *curr_value);`
 pub fn getitimer(which: u32) -> Result<ITimerVal> {

@@ -9,7 +9,7 @@ use crate::{Errno, Fd};
 
 /// A message line being assembled; long lines are truncated, never overflowed.
 pub struct Msg {
-    buf: [u8; 512],
+    buf: [u8; 1024],
     len: usize,
 }
 
@@ -22,7 +22,7 @@ impl Default for Msg {
 impl Msg {
     /// An empty line.
     pub const fn new() -> Self {
-        Msg { buf: [0; 512], len: 0 }
+        Msg { buf: [0; 1024], len: 0 }
     }
 
     /// Append bytes.

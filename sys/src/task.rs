@@ -76,6 +76,9 @@ struct SigEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<SigEvent>() == 64);
+same_layout!(SigEvent, linux_raw_sys::general::sigevent, {
+    value => sigev_value, signo => sigev_signo, notify => sigev_notify,
+});
 
 /// A POSIX timer id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,7 +322,7 @@ pub fn mount(source: &core::ffi::CStr, target: &core::ffi::CStr, fstype: &core::
 pub fn pipe2() -> Result<(crate::Fd, crate::Fd)> {
     let mut fds = [0i32; 2];
     // SAFETY: the kernel writes two ints into ours.
-    unsafe { sys!(Sysno::pipe2, fds.as_mut_ptr() as usize, crate::c::O_CLOEXEC) }
+    unsafe { sys!(Sysno::pipe2, fds.as_mut_ptr() as usize, crate::c::O_CLOEXEC.0) }
         .map(|_| (crate::Fd(fds[0]), crate::Fd(fds[1])))
 }
 

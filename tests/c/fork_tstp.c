@@ -1,6 +1,7 @@
 /* Ctrl-Z reaches the whole process group: a child the program forked (which
- * inherits the runtime's handler) must neither write an image nor stop, and the
- * program itself checkpoints as usual. The child ticks on its own stream. */
+ * inherits the runtime's handler) must not write an image, but stop as it would
+ * without ckpt; the program itself checkpoints as usual. The child ticks on its
+ * own stream ("CHILD n"), after printing "CHILD PID <pid>". */
 #include "tick.h"
 
 #include <signal.h>
@@ -11,6 +12,7 @@ int main(int argc, char **argv) {
     pid_t child = fork();
     CHECK(child >= 0);
     if (child == 0) {
+        say("CHILD PID %d", (int)getpid());
         for (int i = 1; i <= 40; i++) {
             say("CHILD %d", i);
             pause_ms(25);

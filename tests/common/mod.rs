@@ -18,6 +18,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod cli;
+
 use std::collections::hash_map::RandomState;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
@@ -51,6 +53,26 @@ pub fn dist() -> PathBuf {
         dist.display()
     );
     dist
+}
+
+/// Fail the test unless `cmd args` runs and succeeds: a tool the test needs,
+/// which `cargo xtask setup` installs from the Debian package `package`.
+pub fn require_tool(cmd: &str, args: &[&str], package: &str) {
+    let ok = Command::new(cmd).args(args).output().is_ok_and(|o| o.status.success());
+    assert!(ok, "this test needs `{cmd}`: run `cargo xtask setup` (apt-get install {package})");
+}
+
+/// Fail the test unless it runs as root, which it needs for `what` (CI runs the
+/// suite as root). Not a skip: a test that did not run must not pass.
+pub fn require_root(what: &str) {
+    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
+    assert_eq!(
+        uid,
+        Some("0"),
+        "this test needs root to {what}: run the suite as root (as CI does), or leave it out with \
+         `cargo xtask test -- --skip NAME`"
+    );
 }
 
 /// Word size of a test program: the same C source is built for both.

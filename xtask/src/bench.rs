@@ -12,7 +12,7 @@
 //!   fsync (the durability work the checkpoint does). Measured twice per run, just
 //!   before the signal (the program alive and asleep, with the byte count of the
 //!   previous run's image) and just after the exit, because on this VM the cost of
-//!   fresh page-cache pages depends on what memory was freed just before (PLATFORM.md
+//!   fresh page-cache pages depends on what memory was freed just before (docs/kernel.md
 //!   §10): the reference is the median of all those samples. The checkpoint
 //!   starts the disk while it still copies (sync_file_range), which plain
 //!   write+fsync does not; so a second reference does the same with plain write(2)
@@ -32,7 +32,7 @@
 //! under `ckpt` and without it, and the start-up of `ckpt PROG` against `PROG`.
 //!
 //! Every figure is the median of several runs: the machine is shared and its
-//! timings are noisy (PLATFORM.md §10). The whole benchmark runs in a few minutes.
+//! timings are noisy (docs/kernel.md §10). The whole benchmark runs in a few minutes.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -41,6 +41,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::{Result, build, root};
 
@@ -784,61 +786,108 @@ fn table(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) ->
     t
 }
 
+/// `bench.json`: the fields in this order; milliseconds to the microsecond and
+/// ratios to 4 places, as the table shows them; the samples as measured. A value
+/// not measured (NaN) is null.
 fn json(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) -> String {
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut j = String::new();
-    let _ = writeln!(j, "{{\n  \"machine\": \"{}\",", esc(machine));
-    let _ = writeln!(j, "  \"unit\": \"ms, MiB; medians\",\n  \"checkpoint_restart\": [");
-    for (i, r) in rows.iter().enumerate() {
-        let _ = writeln!(
-            j,
-            "    {{\"memory_mib\": {}, \"content\": \"{}\", \"nonzero_mib\": {}, \"image_mib\": {:.3}, \
-             \"checkpoint_ms\": {:.3}, \"ref_write_fsync_ms\": {:.3}, \"checkpoint_ratio\": {:.4}, \
-             \"ref_write_ms\": {:.3}, \"ref_overlapped_fsync_ms\": {:.3}, \"checkpoint_ratio_overlapped\": {:.4}, \
-             \"restart_first_instruction_ms\": {:.3}, \
-             \"restart_heartbeat_ms\": {:.3}, \"ref_read_ms\": {:.3}, \"restart_ratio\": {:.4}, \
-             \"samples\": {{\"checkpoint_ms\": {:?}, \"ref_write_fsync_ms\": {:?}, \"ref_overlapped_fsync_ms\": {:?}, \
-             \"restart_first_instruction_ms\": {:?}, \"ref_read_ms\": {:?}}}}}{}",
-            r.mib,
-            r.mode,
-            r.nonzero_mib,
-            r.image_mib,
-            r.ckpt,
-            r.ref_fsync,
-            r.ckpt / r.ref_fsync,
-            r.ref_write,
-            r.ref_best,
-            r.ckpt / r.ref_best,
-            r.first,
-            r.heartbeat,
-            r.ref_read,
-            r.first / r.ref_read,
-            r.ckpt_samples,
-            r.ref_samples,
-            r.best_samples,
-            r.first_samples,
-            r.read_samples,
-            if i + 1 < rows.len() { "," } else { "" }
-        );
+    #[derive(Serialize)]
+    struct Bench<'a> {
+        machine: &'a str,
+        unit: &'a str,
+        checkpoint_restart: Vec<CheckpointRestart>,
+        continue_mode: Vec<ContinueMode>,
+        overhead: Option<OverheadJson>,
     }
-    let _ = writeln!(j, "  ],\n  \"continue_mode\": [");
-    for (i, (mib, pause, full)) in cont.iter().enumerate() {
-        let _ = writeln!(
-            j,
-            "    {{\"memory_mib\": {mib}, \"pause_ms\": {pause:.3}, \"full_ms\": {full:.3}, \"pause_fraction\": {:.4}}}{}",
-            pause / full,
-            if i + 1 < cont.len() { "," } else { "" }
-        );
+    #[derive(Serialize)]
+    struct CheckpointRestart {
+        memory_mib: u64,
+        content: &'static str,
+        nonzero_mib: u64,
+        image_mib: f64,
+        checkpoint_ms: f64,
+        ref_write_fsync_ms: f64,
+        checkpoint_ratio: f64,
+        ref_write_ms: f64,
+        ref_overlapped_fsync_ms: f64,
+        checkpoint_ratio_overlapped: f64,
+        restart_first_instruction_ms: f64,
+        restart_heartbeat_ms: f64,
+        ref_read_ms: f64,
+        restart_ratio: f64,
+        samples: Samples,
     }
-    if o.work_with.is_nan() {
-        let _ = writeln!(j, "  ],\n  \"overhead\": null\n}}");
-        return j;
+    #[derive(Serialize)]
+    struct Samples {
+        checkpoint_ms: Vec<f64>,
+        ref_write_fsync_ms: Vec<f64>,
+        ref_overlapped_fsync_ms: Vec<f64>,
+        restart_first_instruction_ms: Vec<f64>,
+        ref_read_ms: Vec<f64>,
     }
-    let _ = writeln!(
-        j,
-        "  ],\n  \"overhead\": {{\"work_with_ms\": {:.3}, \"work_without_ms\": {:.3}, \
-         \"startup_with_ms\": {:.3}, \"startup_without_ms\": {:.3}, \"startup_preload_only_ms\": {:.3}}}\n}}",
-        o.work_with, o.work_without, o.start_with, o.start_without, o.start_preload
-    );
+    #[derive(Serialize)]
+    struct ContinueMode {
+        memory_mib: u64,
+        pause_ms: f64,
+        full_ms: f64,
+        pause_fraction: f64,
+    }
+    #[derive(Serialize)]
+    struct OverheadJson {
+        work_with_ms: f64,
+        work_without_ms: f64,
+        startup_with_ms: f64,
+        startup_without_ms: f64,
+        startup_preload_only_ms: f64,
+    }
+    let ms = |v: f64| (v * 1e3).round() / 1e3;
+    let ratio = |v: f64| (v * 1e4).round() / 1e4;
+    let bench = Bench {
+        machine,
+        unit: "ms, MiB; medians",
+        checkpoint_restart: rows
+            .iter()
+            .map(|r| CheckpointRestart {
+                memory_mib: r.mib,
+                content: r.mode,
+                nonzero_mib: r.nonzero_mib,
+                image_mib: ms(r.image_mib),
+                checkpoint_ms: ms(r.ckpt),
+                ref_write_fsync_ms: ms(r.ref_fsync),
+                checkpoint_ratio: ratio(r.ckpt / r.ref_fsync),
+                ref_write_ms: ms(r.ref_write),
+                ref_overlapped_fsync_ms: ms(r.ref_best),
+                checkpoint_ratio_overlapped: ratio(r.ckpt / r.ref_best),
+                restart_first_instruction_ms: ms(r.first),
+                restart_heartbeat_ms: ms(r.heartbeat),
+                ref_read_ms: ms(r.ref_read),
+                restart_ratio: ratio(r.first / r.ref_read),
+                samples: Samples {
+                    checkpoint_ms: r.ckpt_samples.clone(),
+                    ref_write_fsync_ms: r.ref_samples.clone(),
+                    ref_overlapped_fsync_ms: r.best_samples.clone(),
+                    restart_first_instruction_ms: r.first_samples.clone(),
+                    ref_read_ms: r.read_samples.clone(),
+                },
+            })
+            .collect(),
+        continue_mode: cont
+            .iter()
+            .map(|&(mib, pause, full)| ContinueMode {
+                memory_mib: mib,
+                pause_ms: ms(pause),
+                full_ms: ms(full),
+                pause_fraction: ratio(pause / full),
+            })
+            .collect(),
+        overhead: (!o.work_with.is_nan()).then(|| OverheadJson {
+            work_with_ms: ms(o.work_with),
+            work_without_ms: ms(o.work_without),
+            startup_with_ms: ms(o.start_with),
+            startup_without_ms: ms(o.start_without),
+            startup_preload_only_ms: ms(o.start_preload),
+        }),
+    };
+    let mut j = serde_json::to_string_pretty(&bench).expect("plain data serializes");
+    j.push('\n');
     j
 }

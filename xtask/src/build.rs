@@ -13,7 +13,8 @@
 //!    `CKPT_LOADER_PATH`.
 //! 4. The `ckpt` command (64-bit; it runs programs of both classes).
 //! 5. `target/dist/{bin,lib,lib32,include}`: `lib` holds the x86_64 runtime,
-//!    `lib32` the i386 one. `libckpt.a` is not the archive cargo makes but one
+//!    `lib32` the i386 one. `bin/ckpt` and the `libckpt.so` files are stripped;
+//!    their debug info goes to `target/dist-debug/` (see `ship`). `libckpt.a` is not the archive cargo makes but one
 //!    prelinked relocatable object (see `prelink_static`).
 
 use std::fs;
@@ -78,11 +79,12 @@ pub fn dist() -> Result<PathBuf> {
     for d in ["bin", "include"].iter().chain(ARCHES.iter().map(|a| &a.lib)) {
         fs::create_dir_all(dist.join(d)).map_err(|e| format!("creating {}: {e}", dist.join(d).display()))?;
     }
-    copy(&target.join("release").join("ckpt"), &dist.join("bin").join("ckpt"))?;
+    let debug = target.join("dist-debug");
+    ship(&target.join("release").join("ckpt"), &dist, &debug, "bin/ckpt")?;
     for arch in &ARCHES {
         let rel = target.join(arch.triple).join("release");
         let lib = dist.join(arch.lib);
-        copy(&rel.join("libckpt.so"), &lib.join("libckpt.so"))?;
+        ship(&rel.join("libckpt.so"), &dist, &debug, &format!("{}/libckpt.so", arch.lib))?;
         prelink_static(&rel.join("libckpt.a"), &lib.join("libckpt.a"), arch)?;
     }
     copy(&root.join("runtime").join("include").join("ckpt.h"), &dist.join("include").join("ckpt.h"))?;
@@ -117,7 +119,7 @@ const CAPI: &[&str] =
 /// whole, with its `.init_array` constructor; GNU ld takes it by path and through
 /// `-lckpt` alike. Every symbol but the C API is made local, so the runtime's copy
 /// of Rust's `core` cannot clash with another in the same program, and debug info
-/// is dropped (it is most of the size).
+/// and the embedded LLVM bitcode are dropped (they are most of the size).
 fn prelink_static(archive: &Path, out: &Path, arch: &Arch) -> Result<()> {
     let header = fs::read_to_string(root().join("runtime/include/ckpt.h")).map_err(|e| e.to_string())?;
     if let Some(missing) = CAPI.iter().find(|s| !header.contains(&format!(" {s}("))) {
@@ -134,7 +136,9 @@ fn prelink_static(archive: &Path, out: &Path, arch: &Arch) -> Result<()> {
     }
     run(ld.arg(archive))?;
     let mut objcopy = std::process::Command::new("objcopy");
-    objcopy.arg("--strip-debug");
+    // rustc embeds LLVM bitcode in a staticlib's objects (for cross-language LTO):
+    // 1.3 of its 1.5 MB, and of no use to a C linker.
+    objcopy.args(["--strip-debug", "--remove-section=.llvmbc", "--remove-section=.llvmcmd"]);
     for s in CAPI {
         objcopy.arg(format!("--keep-global-symbol={s}"));
     }
@@ -163,6 +167,43 @@ fn check_static_object(path: &Path) -> Result<()> {
         return Err(format!("{}: no .init_array: the runtime would never start", path.display()));
     }
     Ok(())
+}
+
+/// Put the file `from` into the distribution as `dist/name`, stripped, and its
+/// debug info into `debug/name.debug`, which the shipped file names in its
+/// `.gnu_debuglink` (with a CRC, so a debugger never pairs it with another
+/// build). Debug info is most of the size: libckpt.so is about 1 MB with it, a
+/// few hundred KB without. Through temporary names and renames, as `copy`.
+fn ship(from: &Path, dist: &Path, debug: &Path, name: &str) -> Result<()> {
+    let to = dist.join(name);
+    let dbg = debug.join(format!("{name}.debug"));
+    if let Some(dir) = dbg.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let dbg_tmp = dbg.with_extension("debug.tmp");
+    run(std::process::Command::new("objcopy").arg("--only-keep-debug").arg(from).arg(&dbg_tmp))?;
+    fs::rename(&dbg_tmp, &dbg).map_err(|e| format!("renaming {}: {e}", dbg.display()))?;
+    // And as `.build-id/xx/rest.debug`, where a debugger told
+    // `set debug-file-directory target/dist-debug` looks, wherever the
+    // distribution was copied to.
+    let data = fs::read(from).map_err(|e| format!("reading {}: {e}", from.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", from.display()))?;
+    let id = file.build_id().map_err(|e| e.to_string())?.ok_or(format!("{}: no build id", from.display()))?;
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let link = debug.join(".build-id").join(&hex[..2]).join(format!("{}.debug", &hex[2..]));
+    fs::create_dir_all(link.parent().unwrap()).map_err(|e| e.to_string())?;
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(Path::new("../..").join(format!("{name}.debug")), &link)
+        .map_err(|e| format!("linking {}: {e}", link.display()))?;
+    let tmp = to.with_extension("strip.tmp");
+    // --strip-all keeps what the dynamic loader needs (.dynsym, .init_array) and
+    // the section headers (ckpt looks for .ckpt_runtime), drops .symtab and debug.
+    run(std::process::Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(format!("--add-gnu-debuglink={}", dbg.display()))
+        .arg(from)
+        .arg(&tmp))?;
+    fs::rename(&tmp, &to).map_err(|e| format!("renaming {}: {e}", to.display()))
 }
 
 /// Copy through a temporary name and rename, so that a running program that has
@@ -203,6 +244,12 @@ fn splice_loader(raw: &Path, out: &Path, arch: &Arch) -> Result<()> {
     for r in sh_fields {
         bytes[r].fill(0);
     }
+    // What the CLI and the runtime take for the loader's end (ckpt_image::loader)
+    // must be these bytes' end.
+    match ckpt_image::loader::parse(&bytes) {
+        Ok(l) if l.file_end == bytes.len() as u64 => {}
+        r => return Err(format!("loader {}: spliced to {} bytes, but it reads as {r:?}", raw.display(), bytes.len())),
+    }
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
@@ -211,8 +258,6 @@ fn splice_loader(raw: &Path, out: &Path, arch: &Arch) -> Result<()> {
     Ok(())
 }
 
-/// The checks of stage 2, for either ELF class; returns the length of the loaded
-/// bytes and the number of relocations.
 /// What `check_loader` found: the loaded length, the number of relocations, and
 /// where the program headers are and must be copied to.
 struct Checked {
@@ -223,6 +268,7 @@ struct Checked {
     phdrs_copy: usize,
 }
 
+/// The checks of stage 2, for either ELF class.
 fn check_loader<'d, E: FileHeader<Endian = object::Endianness>>(
     file: &ElfFile<'d, E>,
     data: &'d [u8],

@@ -25,6 +25,12 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     // its Java program) and node with worker_threads. OpenMP's libgomp comes with gcc.
     ("javac", &["-version"], "openjdk-17-jdk-headless"),
     ("node", &["--version"], "nodejs"),
+    // The durability test reads the checkpoint's system calls with strace.
+    ("strace", &["-V"], "strace"),
+    // The file-capabilities test gives a program capabilities with setcap.
+    ("setcap", &["-h"], "libcap2-bin"),
+    // The privileges test runs an image as another user with setpriv.
+    ("setpriv", &["--version"], "util-linux"),
 ];
 
 fn works(cmd: &str, args: &[&str]) -> bool {
@@ -72,7 +78,8 @@ pub fn run_setup() -> Result<()> {
     }
     if missing.is_empty() {
         eprintln!(
-            "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, javac and node are present"
+            "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, strace, setcap, \
+             setpriv, javac and node are present"
         );
     } else {
         let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };

@@ -3,7 +3,13 @@
 //! PR_SET_MM_MAP puts the program's back, which makes `brk`/`sbrk` grow the
 //! restored heap, names `[heap]` and `[stack]` in /proc/PID/maps again, and makes
 //! /proc/PID/cmdline and /proc/PID/environ show the program's own strings.
-//! It works unprivileged with `exe_fd = -1` (see shared/PLATFORM.md §2).
+//! It works unprivileged with `exe_fd = -1` (see docs/kernel.md §2).
+//!
+//! # Safety
+//! The heap bounds given to the kernel are put back only in the restarted
+//! process, whose heap is the checkpointed one: later `brk` calls move the same
+//! heap the program's allocator knows.
+#![allow(unsafe_code)]
 
 use ckpt_sys::{Errno, PrctlMmMap, Result};
 
@@ -36,11 +42,12 @@ impl Mm {
     };
 
     /// Read the fields from /proc/self/stat (see proc(5)), brk from brk(0), and
-    /// the auxv from /proc/self/auxv.
-    pub fn capture(&mut self) -> Result<()> {
+    /// the auxv from /proc/self/auxv. An error says which file.
+    pub fn capture(&mut self) -> core::result::Result<(), (&'static str, Errno)> {
+        const STAT: &str = "reading /proc/self/stat for";
         let mut buf = [0u8; 2048];
-        let n = ckpt_sys::read_file(c"/proc/self/stat", &mut buf)?;
-        let f = StatFields::parse(&buf[..n]).ok_or(Errno::EINVAL)?;
+        let n = ckpt_sys::read_file(c"/proc/self/stat", &mut buf).map_err(|e| (STAT, e))?;
+        let f = StatFields::parse(&buf[..n]).ok_or((STAT, Errno::EINVAL))?;
         let m = &mut self.map;
         m.start_code = f.get(26);
         m.end_code = f.get(27);
@@ -52,9 +59,9 @@ impl Mm {
         m.arg_end = f.get(49);
         m.env_start = f.get(50);
         m.env_end = f.get(51);
-        m.brk = ckpt_sys::brk(0) as u64;
+        m.brk = ckpt_sys::brk_now() as u64;
         let mut ab = [0u8; 128 * 8];
-        let an = ckpt_sys::read_file(c"/proc/self/auxv", &mut ab)?;
+        let an = ckpt_sys::read_file(c"/proc/self/auxv", &mut ab).map_err(|e| ("reading /proc/self/auxv for", e))?;
         for (i, w) in self.auxv.iter_mut().enumerate() {
             let o = i * 8;
             *w = if o + 8 <= an { u64::from_le_bytes(ab[o..o + 8].try_into().unwrap_or_default()) } else { 0 };
@@ -68,7 +75,9 @@ impl Mm {
         let mut m = self.map;
         m.auxv = self.auxv.as_ptr() as u64;
         m.exe_fd = u32::MAX; // -1: keep /proc/self/exe (changing it needs privilege)
-        ckpt_sys::prctl_set_mm_map(&m)
+        // SAFETY: the heap bounds are the ones read at checkpoint time, in the
+        // restarted process whose heap (and allocator) is the checkpointed one.
+        unsafe { ckpt_sys::prctl_set_mm_map(&m) }
     }
 }
 

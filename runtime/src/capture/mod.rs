@@ -9,9 +9,10 @@ pub mod mm;
 pub mod signals;
 pub mod tls;
 
-use ckpt_sys::{Result, msg::Msg};
+use ckpt_sys::{Errno, Result, msg::Msg};
 
 use crate::config::Path;
+use crate::failure::Failure;
 
 /// Everything captured; see each module for its part.
 pub struct Kernel {
@@ -96,6 +97,9 @@ impl Section for ThreadsSection {
     fn tag(&self) -> u32 {
         ckpt_image::section::tag::THREADS
     }
+    fn is_empty(&self) -> bool {
+        self.me.tid == 0
+    }
     fn len(&self) -> usize {
         if self.me.tid == 0 {
             0
@@ -129,16 +133,28 @@ impl Kernel {
         threads: ThreadsSection::EMPTY,
     };
 
-    /// Capture everything.
-    pub fn capture(&mut self) -> Result<()> {
-        self.signals.capture()?;
-        self.mm.capture()?;
-        self.tls.capture()?;
+    /// Capture everything. A failure names the step (and file) that failed and,
+    /// where the user can do something about it, says what.
+    pub fn capture(&mut self) -> core::result::Result<(), Failure> {
+        let step = |what: &'static str| move |e| crate::failure::explained(Failure::bare(what, e));
+        self.signals.capture().map_err(step("reading the signal dispositions (rt_sigaction) for"))?;
+        self.mm.capture().map_err(|(what, e)| crate::failure::explained(Failure::bare(what, e)))?;
+        self.tls.capture().map_err(step("reading the robust futex list and clear-child-tid address for"))?;
         self.rseq = crate::arch::rseq_area();
         let mut buf = [0u8; crate::config::NAME_MAX];
-        let n = ckpt_sys::getcwd(&mut buf)?;
+        let n = ckpt_sys::getcwd(&mut buf).map_err(|e| {
+            let f = Failure::bare("reading the working directory (getcwd) for", e);
+            if e == Errno::ENOENT {
+                f.detail(
+                    b"the program's working directory was deleted; a restart returns to it, so ckpt cannot \
+                    checkpoint a program whose directory is gone: have it chdir to a directory that exists",
+                )
+            } else {
+                crate::failure::explained(f)
+            }
+        })?;
         self.cwd = Path::new(&buf[..n.saturating_sub(1)]).unwrap_or(Path::EMPTY);
-        self.comm = ckpt_sys::prctl_get_name()?;
+        self.comm = ckpt_sys::prctl_get_name().map_err(step("reading the thread name (PR_GET_NAME) for"))?;
         self.pid = ckpt_sys::getpid();
         self.affinity = ckpt_sys::task::sched_getaffinity().unwrap_or(([0; 16], 0));
         self.sched = (
@@ -153,7 +169,7 @@ impl Kernel {
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
         let all: [&dyn Section; 1] = [&self.threads];
-        all.into_iter().filter(|s| s.len() != 0)
+        all.into_iter().filter(|s| !s.is_empty())
     }
 
     /// Put it all back in a restarted process. Failures are reported and the
@@ -168,6 +184,7 @@ impl Kernel {
             report("register rseq", crate::arch::rseq_register(area));
         }
         self.tls.restore();
+        crate::trace("restore the robust futex list and the clear-child-tid address");
         if !self.cwd.is_empty() {
             let mut p = [0u8; crate::config::NAME_MAX + 1];
             let b = self.cwd.as_bytes();
@@ -198,13 +215,19 @@ pub trait Section {
     }
     /// Exact payload length in bytes.
     fn len(&self) -> usize;
+    /// Nothing to say: the section is left out of the image.
+    fn is_empty(&self) -> bool {
+        false
+    }
     /// Write the payload into `out` (exactly `len()` bytes).
     fn encode(&self, out: &mut [u8]);
 }
 
-/// Say what could not be restored (stderr of the restarted process).
+/// Say what could not be restored (stderr of the restarted process); with
+/// `CKPT_DEBUG=1`, what could too.
 fn report(what: &str, r: Result<()>) {
-    if let Err(e) = r {
-        Msg::new().s("ckpt: warning: after restart, could not ").s(what).s(": ").errno(e).emit();
+    match r {
+        Ok(()) => crate::trace(what),
+        Err(e) => Msg::new().s("ckpt: warning: after restart, could not ").s(what).s(": ").errno(e).emit(),
     }
 }

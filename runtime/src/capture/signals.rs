@@ -1,5 +1,11 @@
 //! Signal dispositions (all 64), the alternate signal stack and the three
 //! interval timers. (The signal mask is put back by `crate::checkpoint`, last.)
+//!
+//! # Safety
+//! Restoring installs handler addresses and an alternate stack: the ones the
+//! kernel gave us at checkpoint time, in a process whose memory is the
+//! checkpointed one again, so they are the program's own, where it left them.
+#![allow(unsafe_code)]
 
 use ckpt_sys::{ITimerVal, KSigAction, Result, StackT, c};
 
@@ -28,9 +34,9 @@ impl Signals {
     /// Read everything from the kernel.
     pub fn capture(&mut self) -> Result<()> {
         for sig in (1..=64).filter(|&s| catchable(s)) {
-            ckpt_sys::rt_sigaction(sig, None, Some(&mut self.actions[sig as usize]))?;
+            self.actions[sig as usize] = ckpt_sys::rt_sigaction_get(sig)?;
         }
-        ckpt_sys::sigaltstack(None, Some(&mut self.altstack))?;
+        self.altstack = ckpt_sys::sigaltstack_get()?;
         for (i, t) in self.timers.iter_mut().enumerate() {
             *t = ckpt_sys::getitimer(i as u32)?;
         }
@@ -49,14 +55,17 @@ impl Signals {
     pub fn restore_handlers(&self) -> Result<()> {
         let mut first_err = Ok(());
         for sig in (1..=64).filter(|&s| catchable(s)) {
-            let r = ckpt_sys::rt_sigaction(sig, Some(&self.actions[sig as usize]), None);
+            // SAFETY: see the module comment: the program's own handler, in its
+            // own restored memory.
+            let r = unsafe { ckpt_sys::rt_sigaction(sig, Some(&self.actions[sig as usize]), None) };
             if first_err.is_ok() {
                 first_err = r;
             }
         }
         // SS_ONSTACK is a status, not a setting: we are not on it now.
         let ss = StackT { flags: self.altstack.flags & !(c::SS_ONSTACK as i32), ..self.altstack };
-        first_err = first_err.and(ckpt_sys::sigaltstack(Some(&ss), None));
+        // SAFETY: see the module comment: the program's own stack, restored.
+        first_err = first_err.and(unsafe { ckpt_sys::sigaltstack(Some(&ss), None) });
         for (i, t) in self.timers.iter().enumerate() {
             if *t != NO_TIMER {
                 // A periodic timer that had just expired reads as 0 remaining: the
