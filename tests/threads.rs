@@ -297,7 +297,7 @@ fn node_worker_threads_checkpoint() {
     let json = String::from_utf8_lossy(&info.stdout);
     let v: serde_json::Value = serde_json::from_str(&json).expect("ckpt info --json is JSON");
     let sec = v["sections"].as_array().and_then(|s| s.iter().find(|s| s["name"] == "threads")).cloned();
-    let n = sec.and_then(|s| s["records"]["threads"].as_array().map(|a| a.len())).unwrap_or(0);
+    let n = sec.and_then(|s| s["threads"].as_array().map(|a| a.len())).unwrap_or(0);
     assert!(
         n >= 7,
         "node has a main thread, a worker, a libuv pool and V8 platform threads; the image lists {n}: {json}"

@@ -59,11 +59,6 @@ static TIMER: AtomicI32 = AtomicI32::new(0);
 /// (they inherit our handler): they must not all answer it.
 static OWNER: AtomicI32 = AtomicI32::new(0);
 
-/// The process the triggers are for (see `OWNER`).
-pub fn owner() -> i32 {
-    OWNER.load(Ordering::Acquire)
-}
-
 /// The signal the periodic timer sends under `cfg`.
 pub fn timer_signal(cfg: &Config) -> u32 {
     if cfg.signal != 0 { cfg.signal } else { SIGRTMAX }

@@ -193,9 +193,12 @@ pub fn restore_sched(policy: u32, priority: i32, nice: i32, warn: &dyn Fn(&str, 
 
 /// The handler of STOP_SIGNAL, on a thread the coordinator stops.
 extern "C" fn on_stop(sig: i32, _info: *mut c_void, _uc: *mut c_void) {
+    // A session is active only in the process whose coordinator started it (a
+    // forked child that checkpoints itself has sessions of its own; the
+    // background writer, a fork taken during one, has no other thread).
     let generation = ACTIVE.load(Ordering::Acquire);
-    if generation == 0 || ckpt_sys::getpid() != crate::signal::owner() {
-        return; // late, stray, or in a forked child of the program
+    if generation == 0 {
+        return; // late or stray
     }
     TOOK[(sig as u32 == FALLBACK_SIGNAL) as usize].fetch_add(1, Ordering::AcqRel);
     let mut rec = capture_thread();
