@@ -163,7 +163,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
     };
     // Every other thread stops (in the stop handler, its state recorded) for as
     // long as the image is taken: in this process, or until the writer is forked.
-    let stopped = threads::stop_all(path.as_bytes())?;
+    let stopped = threads::stop_all(path.as_bytes(), st.cfg.signal)?;
     if stopped.is_some() && st.cfg.timing {
         threads::report_stop();
     }
