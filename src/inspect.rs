@@ -175,6 +175,7 @@ impl<'p> Image<'p> {
                 self.damaged(format!("the padding before the page data is damaged (non-zero byte at offset {at})"))
             );
         }
+        self.check_pieces()?;
         let (data_hash, _) = self.hash(h.data_offset, h.data_len)?;
         if data_hash != h.data_hash {
             return Err(self.damaged(format!(
@@ -182,6 +183,32 @@ impl<'p> Image<'p> {
                  the header says {:016x})",
                 h.data_len, h.data_offset, h.data_hash
             )));
+        }
+        Ok(())
+    }
+
+    /// Each piece of the page data against its hash in the DATA_HASHES section
+    /// (what the loader checks as it reads), naming the first damaged piece.
+    fn check_pieces(&self) -> Result<(), Error> {
+        let meta = self.meta();
+        let Some(dh) = meta.data_hashes().map_err(|e| self.damaged(e.to_string()))? else { return Ok(()) };
+        let mut k = 0u64;
+        for r in meta.regions() {
+            let (mut at, end) = meta.data_range(&r);
+            while at < end {
+                let n = (end - at).min(dh.piece);
+                let (got, _) = self.hash(at, n)?;
+                let want = dh.hash(k).unwrap_or(!got);
+                if got != want {
+                    return Err(self.damaged(format!(
+                        "the page data is damaged (piece {k} at offset {at}, {n} bytes, of region \
+                         {:x}-{:x}: XXH64 {got:016x}, the image says {want:016x})",
+                        r.start, r.end
+                    )));
+                }
+                at += n;
+                k += 1;
+            }
         }
         Ok(())
     }

@@ -67,6 +67,18 @@ pub fn describe(s: &Section) -> Vec<String> {
         t if section::name(t) == "unknown" => {
             vec!["(a kind of state this ckpt does not know; the image's own loader restores it)".to_string()]
         }
+        section::tag::PROCESS => match ckpt_image::process::ProcessState::parse(s.data) {
+            Ok(p) => process_lines(&p),
+            Err(e) => vec![format!("damaged: {e}")],
+        },
+        section::tag::DATA_HASHES => match ckpt_image::hashes::DataHashes::parse(s.data) {
+            Ok(h) => vec![format!(
+                "{} pieces of {} KiB, each checked by the loader as it reads (or maps) it",
+                h.hashes.len(),
+                h.piece >> 10
+            )],
+            Err(e) => vec![format!("damaged: {e}")],
+        },
         _ => Vec::new(),
     }
 }
@@ -74,6 +86,80 @@ pub fn describe(s: &Section) -> Vec<String> {
 /// The title line of a section: its name, version and size.
 pub fn title(s: &Section) -> String {
     format!("{} (tag {}, version {}, {} bytes)", section::name(s.tag), s.tag, s.version, s.data.len())
+}
+
+/// `ckpt info` lines of the PROCESS section.
+fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
+    use ckpt_image::process::{have, scope, vm};
+    let st = &p.settings;
+    let h = |b: u64| st.have & b != 0;
+    let mut out = Vec::new();
+    let mut set = Vec::new();
+    if h(have::UMASK) {
+        set.push(format!("umask {:03o}", st.umask));
+    }
+    if h(have::NICE) {
+        set.push(format!("nice {}", 20 - st.prio as i32));
+    }
+    if h(have::PERSONALITY) {
+        set.push(format!("personality {:#x}", st.personality));
+    }
+    if h(have::NO_NEW_PRIVS) {
+        set.push(format!("no_new_privs {}", st.no_new_privs));
+    }
+    if h(have::PDEATHSIG) {
+        set.push(format!("pdeathsig {}", st.pdeathsig));
+    }
+    if h(have::DUMPABLE) {
+        set.push(format!("dumpable {}", st.dumpable));
+    }
+    if h(have::TIMER_SLACK) {
+        set.push(format!("timer slack {} ns", st.timer_slack));
+    }
+    if h(have::SUBREAPER) {
+        set.push(format!("child subreaper {}", st.subreaper));
+    }
+    if h(have::OOM_ADJ) {
+        set.push(format!("oom_score_adj {}", st.oom_adj as i64 - 1000));
+    }
+    if h(have::THP_DISABLE) {
+        set.push(format!("THP disabled {}", st.thp_disable));
+    }
+    if h(have::MEMBARRIER) {
+        set.push(format!("membarrier registrations {:#x}", st.membarrier));
+    }
+    out.push(format!("settings: {}", set.join(", ")));
+    out.push(
+        "  (restored at restart; a hard limit above the restarting user's, a lower nice or oom_score_adj, \
+              other groups need privilege and are reported when refused)"
+            .to_string(),
+    );
+    let lim: Vec<String> = p
+        .rlimits
+        .iter()
+        .map(|r| {
+            let v = |x: u64| if x == u64::MAX { "inf".to_string() } else { x.to_string() };
+            format!("{}={}/{}", r.resource, v(r.cur), v(r.max))
+        })
+        .collect();
+    out.push(format!("rlimits (resource=soft/hard): {}", lim.join(" ")));
+    if h(have::GROUPS) {
+        out.push(format!("groups: {}", p.groups.iter().map(|g| g.gid.to_string()).collect::<Vec<_>>().join(" ")));
+    }
+    for sig in p.pending.iter() {
+        out.push(format!(
+            "pending signal {} ({}), si_code {}: queued again at restart",
+            sig.sig,
+            if sig.scope == scope::THREAD { "for the thread" } else { "process-wide" },
+            sig.code()
+        ));
+    }
+    for m in p.maps.iter() {
+        let names: Vec<&str> =
+            vm::NAMES.iter().enumerate().filter(|(i, _)| m.flags & (1 << i) != 0).map(|(_, n)| *n).collect();
+        out.push(format!("mapping {:x}-{:x}: {}", m.start, m.end, names.join(" ")));
+    }
+    out
 }
 
 /// The records of a known section for `ckpt info --json`, under their own key

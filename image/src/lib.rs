@@ -394,7 +394,9 @@ macro_rules! record {
     };
 }
 
+pub mod hashes;
 pub mod memory;
+pub mod process;
 pub mod section;
 pub use section::{Section, Sections};
 pub mod threads;
@@ -872,6 +874,10 @@ impl<'a> Meta<'a> {
         // The stack pointer points at a return address: aligned to a word.
         let word = if self.header.arch == ARCH_X86 { 4 } else { 8 };
         let (mut sp_ok, mut ip_ok) = (false, false);
+        // The per-piece hashes, if the image has them: one per piece of each
+        // region's data (see `hashes`).
+        let hashes = self.data_hashes()?;
+        let mut pieces = 0u64;
         for (i, r) in self.regions().enumerate() {
             let bad = Err(ImageError::BadRegion { index: i as u32 });
             if r.start % PAGE_SIZE != 0
@@ -912,10 +918,17 @@ impl<'a> Meta<'a> {
                 prev_run_end = run.addr + run.len;
                 next_off = run.file_off + run.len;
             }
+            if let Some(h) = hashes.as_ref().filter(|_| r.nruns > 0) {
+                let start = self.run(r.first_run).file_off;
+                pieces += hashes::pieces_of(next_off - start, h.piece);
+            }
             next_run += r.nruns;
         }
         if next_run != self.header.nruns || next_off != data_end || mapped != self.header.mapped_len {
             return Err(ImageError::BadLayout);
+        }
+        if hashes.is_some_and(|h| h.hashes.len() as u64 != pieces) {
+            return Err(ImageError::BadSection { tag: section::tag::DATA_HASHES });
         }
         for (s, l) in self.process.strings {
             if s as u64 + l as u64 > self.strings.len() as u64 {
@@ -969,6 +982,23 @@ impl<'a> Meta<'a> {
     /// The thread records, when the image has a THREADS section (validated).
     pub fn threads(&self) -> Option<section::Table<'a, threads::Thread>> {
         self.sections.get(section::tag::THREADS).and_then(|s| threads::parse(s.data).ok())
+    }
+
+    /// The per-piece hashes of the page data (section DATA_HASHES), if the image
+    /// has them (validated, count included, by `parse`).
+    pub fn data_hashes(&self) -> Result<Option<hashes::DataHashes<'a>>, ImageError> {
+        self.sections.get(section::tag::DATA_HASHES).map(|s| hashes::DataHashes::parse(s.data)).transpose()
+    }
+
+    /// The file range `[start, end)` of region `r`'s data (empty if it has none).
+    pub fn data_range(&self, r: &Region) -> (u64, u64) {
+        match self.runs_of(r).next() {
+            Some(first) => {
+                let len: u64 = self.runs_of(r).map(|u| u.len).sum();
+                (first.file_off, first.file_off + len)
+            }
+            None => (0, 0),
+        }
     }
 
     /// Number of regions.

@@ -10,9 +10,11 @@
 //! are in the home block, so nothing it uses disappears.
 #![allow(unsafe_code)]
 
+use ckpt_image::hashes::DataHashes;
 use ckpt_image::memory::{self, Guard, SharedView};
+use ckpt_image::process::{ProcessState, vm};
 use ckpt_image::section::{Table, tag};
-use ckpt_image::{Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
+use ckpt_image::{DataHasher, Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
 use ckpt_sys::{Errno, Fd, IoVec, ProtFlags, c};
 
 use crate::{Name, Plan, arch, die, die_errno, msg};
@@ -217,6 +219,54 @@ fn mapped_from_image(meta: &Meta, r: &Region) -> Option<u64> {
     (r.kind == kind::FILE && r.nruns == 1 && run.addr == r.start && run.addr + run.len == r.end).then_some(run.file_off)
 }
 
+/// Check mapped-from-image regions against their piece hashes too (reading them
+/// through the new mapping), not only the regions that are read. See
+/// docs/process-state.md for the measured cost.
+const CHECK_MAPPED: bool = true;
+
+/// The page data's per-piece checks: which piece comes next, and the hashes.
+struct Check<'a> {
+    hashes: Option<DataHashes<'a>>,
+    next: u64,
+}
+
+impl Check<'_> {
+    /// Compare the hash of the piece just read or mapped (`parts`, at file offset
+    /// `off`, `len` bytes in all) with the image's; refuse the image if it differs.
+    fn piece(&mut self, plan: &Plan, off: u64, parts: &[IoVec]) {
+        let Some(h) = &self.hashes else { return };
+        let mut x = DataHasher::new();
+        let mut len = 0u64;
+        for v in parts {
+            // SAFETY: `v` lies in a saved region just mapped readable and filled
+            // (read by preadv, or mapped from the file); nothing else refers to it.
+            x.update(unsafe { core::slice::from_raw_parts(v.base as *const u8, v.len) });
+            len += v.len as u64;
+        }
+        let (got, want) = (x.finish(), h.hash(self.next).unwrap_or(!x.finish()));
+        if got != want {
+            die(msg(&plan.name)
+                .s("the page data is damaged (piece ")
+                .u(self.next)
+                .s(" at offset ")
+                .u(off)
+                .s(", ")
+                .u(len)
+                .s(" bytes: XXH64 ")
+                .x(got)
+                .s(", the image says ")
+                .x(want)
+                .s("); not restarting"));
+        }
+        self.next += 1;
+    }
+
+    /// Bytes to read before a hash check (a piece), or unlimited without hashes.
+    fn limit(&self) -> u64 {
+        self.hashes.map_or(u64::MAX, |h| h.piece)
+    }
+}
+
 /// Map every saved region and fill its runs from the file.
 ///
 /// - A private file mapping saved whole (program and library text and data) is
@@ -228,8 +278,9 @@ fn mapped_from_image(meta: &Meta, r: &Region) -> Option<u64> {
 /// - Everything else (anonymous memory, heap, stack, shared memory) is mapped
 ///   anonymous, so that it stays anonymous memory: MADV_DONTNEED must zero-fill it,
 ///   not bring back the image's content. Its runs are contiguous in the file, so
-///   they are read with one `preadv` per `IOV_MAX` runs (a whole region of runs,
-///   usually), straight into place; pages outside every run stay zero. Nothing is
+///   they are read with one `preadv` per piece of the DATA_HASHES section
+///   (256 KiB), straight into place, and each piece is hashed right after it is
+///   read, while it is in the cache; pages outside every run stay zero. Nothing is
 ///   populated first: on this kernel, 1 GiB filled by pread into fresh memory took
 ///   425 ms, against 445-455 ms with MAP_POPULATE or MADV_POPULATE_WRITE before the
 ///   read (each page is zeroed at the fault either way).
@@ -238,8 +289,17 @@ fn mapped_from_image(meta: &Meta, r: &Region) -> Option<u64> {
 ///   MAP_SHARED from one memfd per object, each at its offset, so that they
 ///   share again; the object is filled through them like anonymous memory.
 /// - Last, the guard pages (the GUARDS section) are installed again.
+///
+/// A piece whose hash differs ends the restart (exit status 1) before the program
+/// runs, naming the piece's file offset.
 pub fn restore_regions(plan: &Plan, meta: &Meta) {
     let mut iov = [IoVec::default(); ckpt_sys::IOV_MAX];
+    let mut orig = [IoVec::default(); ckpt_sys::IOV_MAX];
+    // Validated by Meta::parse, count included.
+    let mut check = Check { hashes: meta.data_hashes().ok().flatten(), next: 0 };
+    // The mapping flags (validated by Meta::parse); images without them get the
+    // flags this loader always gave.
+    let pstate = meta.sections.get(tag::PROCESS).and_then(|s| ProcessState::parse(s.data).ok());
     let views = shared_views(meta);
     let objs = plan.home.objs();
     objs.fill(-1);
@@ -248,11 +308,14 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         let view = views.and_then(|t| t.at(next_view)).filter(|v| v.region == i as u32);
         next_view += view.is_some() as usize;
         let len = (r.end - r.start) as usize;
+        let vmf = pstate.map_or(vm::NORESERVE, |p| p.map_flags(r.start));
         if let Some(off) = mapped_from_image(meta, &r) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
+            let verify = CHECK_MAPPED && check.hashes.is_some();
+            let first = if verify { r.prot | prot::READ } else { r.prot };
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
             // as below; the run was validated to lie in the file's data.
-            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(r.prot), flags, plan.fd, off) } {
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, plan.fd, off) } {
                 die(msg(&plan.name)
                     .s("cannot map saved region ")
                     .x(r.start)
@@ -261,11 +324,34 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
                     .s(" from the image: ")
                     .errno(e));
             }
+            if verify {
+                let piece = check.limit() as usize;
+                let mut at = 0usize;
+                while at < len {
+                    let n = piece.min(len - at);
+                    check.piece(plan, off + at as u64, &[IoVec { base: r.start as usize + at, len: n }]);
+                    at += n;
+                }
+                if first != r.prot {
+                    // SAFETY: the region is the program's, not the loader's.
+                    if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, ProtFlags(r.prot)) } {
+                        die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
+                    }
+                }
+            } else if check.hashes.is_some() {
+                check.next += ckpt_image::hashes::pieces_of(len as u64, check.limit());
+            }
+            apply_flags(plan, &r, vmf);
             continue;
         }
         let mut flags = c::MAP_FIXED_NOREPLACE | c::MAP_ANONYMOUS;
-        flags |= if r.kind == kind::SHARED { c::MAP_SHARED } else { c::MAP_PRIVATE | c::MAP_NORESERVE };
-        if r.kind == kind::STACK {
+        flags |= if r.kind == kind::SHARED { c::MAP_SHARED } else { c::MAP_PRIVATE };
+        // Only where the program had it: a mapping without it is charged against
+        // the commit limit, as it was.
+        if vmf & vm::NORESERVE != 0 && r.kind != kind::SHARED {
+            flags |= c::MAP_NORESERVE;
+        }
+        if r.kind == kind::STACK || vmf & vm::GROWSDOWN != 0 {
             flags |= c::MAP_GROWSDOWN;
         }
         let (mut fd, mut off) = (Fd(-1), 0);
@@ -281,20 +367,30 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, fd, off) } {
             die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end).s(": ").errno(e));
         }
+        let limit = check.limit();
         let mut runs = meta.runs_of(&r);
+        // The run being read and how much of it is done.
+        let mut cur = None;
         loop {
-            let (mut n, mut off) = (0, 0);
-            for run in runs.by_ref().take(iov.len()) {
-                if n == 0 {
-                    off = run.file_off;
+            let (mut n, mut bytes, mut off) = (0, 0u64, None);
+            while n < iov.len() && bytes < limit {
+                if cur.is_none() {
+                    cur = runs.next().map(|u| (u, 0u64));
                 }
-                iov[n] = IoVec { base: run.addr as usize, len: run.len as usize };
+                let Some((u, done)) = cur else { break };
+                let take = (u.len - done).min(limit - bytes);
+                off.get_or_insert(u.file_off + done);
+                iov[n] = IoVec { base: (u.addr + done) as usize, len: take as usize };
                 n += 1;
+                bytes += take;
+                cur = if done + take == u.len { None } else { Some((u, done + take)) };
             }
-            if n == 0 {
-                break;
-            }
+            let Some(off) = off else { break };
             let at = iov[0].base as u64;
+            // preadv_exact trims the entries it has read: hash from a copy.
+            if check.hashes.is_some() {
+                orig[..n].copy_from_slice(&iov[..n]);
+            }
             // SAFETY: every run lies inside the region just mapped read-write
             // (validated by Meta::parse), which nothing references; the runs of a
             // region follow each other in the file (also validated), so they are
@@ -302,6 +398,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut iov[..n], off) } {
                 die(msg(&plan.name).s("cannot read saved memory at ").x(at).s(": ").errno(e));
             }
+            check.piece(plan, off, &orig[..n]);
         }
         if first != r.prot {
             // SAFETY: the region is the program's, not the loader's.
@@ -309,6 +406,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
                 die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
             }
         }
+        apply_flags(plan, &r, vmf);
     }
     for &fd in objs.iter().filter(|&&fd| fd >= 0) {
         let _ = ckpt_sys::close(Fd(fd));
@@ -321,6 +419,40 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         if let Err(e) = r {
             die(msg(&plan.name).s("cannot install guard pages at ").x(g.start).s("-").x(g.end).s(": ").errno(e));
         }
+    }
+}
+
+use ckpt_sys::c::{MADV_DONTFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_WIPEONFORK};
+
+/// Give a restored region the flags the program had set on it (VmFlags of
+/// smaps): MADV_DONTFORK, MADV_WIPEONFORK, MADV_HUGEPAGE / NOHUGEPAGE, mlock.
+/// A failure is a warning (the memory is right; a property of it is not).
+fn apply_flags(plan: &Plan, r: &Region, vmf: u64) {
+    let len = (r.end - r.start) as usize;
+    let advice = [
+        (vm::DONTFORK, MADV_DONTFORK, "MADV_DONTFORK"),
+        (vm::WIPEONFORK, MADV_WIPEONFORK, "MADV_WIPEONFORK"),
+        (vm::HUGEPAGE, MADV_HUGEPAGE, "MADV_HUGEPAGE"),
+        (vm::NOHUGEPAGE, MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"),
+    ];
+    for (bit, adv, name) in advice {
+        if vmf & bit != 0 {
+            // SAFETY: these advices change how the region is inherited or backed,
+            // never its content.
+            if let Err(e) = unsafe { ckpt_sys::madvise(r.start as usize, len, adv) } {
+                msg(&plan.name).s("warning: could not restore ").s(name).s(" on ").x(r.start).s(": ").errno(e).emit();
+            }
+        }
+    }
+    if vmf & vm::LOCKED != 0
+        && let Err(e) = ckpt_sys::settings::mlock2(r.start as usize, len, 0)
+    {
+        msg(&plan.name)
+            .s("warning: could not lock region ")
+            .x(r.start)
+            .s(" in memory again (mlock, RLIMIT_MEMLOCK of the restarting shell): ")
+            .errno(e)
+            .emit();
     }
 }
 

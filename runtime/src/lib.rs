@@ -31,6 +31,7 @@ mod failure;
 mod hooks;
 mod preload;
 mod signal;
+mod sleep;
 mod state;
 mod threads;
 mod write;
@@ -189,7 +190,7 @@ fn take_stopped(
     if let Some(f) = capture::maps::unsaveable() {
         return Err(f.for_path(path.as_bytes()));
     }
-    st.kernel.capture().map_err(|f| f.for_path(path.as_bytes()))?;
+    st.kernel.capture(signal::our_signals(&st.cfg)).map_err(|f| f.for_path(path.as_bytes()))?;
     let mut exclude = (0, 0);
     match stopped {
         Some(s) => {

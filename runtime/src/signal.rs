@@ -134,9 +134,11 @@ pub fn arm_here(cfg: &Config) -> Result<()> {
 
 fn arm_timer(cfg: &Config) -> Result<()> {
     if cfg.interval != 0 {
-        let id = ckpt_sys::task::timer_create(c::CLOCK_MONOTONIC, timer_signal(cfg), TIMER_VALUE)?;
+        let ev = ckpt_sys::task::TimerEvent::signal(timer_signal(cfg), TIMER_VALUE);
+        let id = ckpt_sys::task::timer_create(c::CLOCK_MONOTONIC, &ev, 0)?;
         TIMER.store(id.0 + 1, Ordering::Release);
-        ckpt_sys::task::timer_settime(id, cfg.interval as u64)?;
+        let ns = cfg.interval as u64 * 1_000_000_000;
+        ckpt_sys::task::timer_settime(id, ns, ns)?;
     }
     Ok(())
 }
@@ -153,6 +155,13 @@ fn disarm_timer() {
 /// process's.
 pub fn forget_timer() {
     TIMER.store(0, Ordering::Release);
+}
+
+/// The kernel id of the runtime's own periodic timer, if armed (it is not the
+/// program's: not saved, re-created after a restart).
+pub fn own_timer() -> Option<i32> {
+    let t = TIMER.load(Ordering::Acquire);
+    (t != 0).then_some(t - 1)
 }
 
 /// Is this process the owner of the triggers?
@@ -254,17 +263,25 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
         return;
     }
     let trigger = if periodic { Trigger::Periodic } else { Trigger::Signal };
+    // A local: on the program's stack, so in the image, back after a restart.
+    // SAFETY: `uc` is this handler's ucontext.
+    let interrupted = unsafe { crate::sleep::note(uc) };
     match crate::checkpoint(None, trigger) {
         Ok(Outcome::Written { exit: true }) => ckpt_sys::exit_group(0),
-        Ok(Outcome::Restarted) => {}
+        Ok(Outcome::Restarted) => {
+            if let Some(it) = &interrupted {
+                // SAFETY: as above; the frame came back with the stack.
+                unsafe { crate::sleep::finish_after_restart(uc, it, our_signals(&crate::config())) }
+            }
+        }
         Ok(Outcome::Written { exit: false }) => {
             // SAFETY: `uc` is this handler's ucontext.
-            unsafe { arch::finish_interrupted_sleep(uc, our_signals(&cfg)) }
+            unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), our_signals(&cfg)) }
         }
         Err(f) => {
             f.report();
             // SAFETY: as above.
-            unsafe { arch::finish_interrupted_sleep(uc, our_signals(&cfg)) }
+            unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), our_signals(&cfg)) }
         }
     }
 }

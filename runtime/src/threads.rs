@@ -192,7 +192,7 @@ pub fn restore_sched(policy: u32, priority: i32, nice: i32, warn: &dyn Fn(&str, 
 }
 
 /// The handler of STOP_SIGNAL, on a thread the coordinator stops.
-extern "C" fn on_stop(sig: i32, _info: *mut c_void, _uc: *mut c_void) {
+extern "C" fn on_stop(sig: i32, _info: *mut c_void, uc: *mut c_void) {
     // A session is active only in the process whose coordinator started it (a
     // forked child that checkpoints itself has sessions of its own; the
     // background writer, a fork taken during one, has no other thread).
@@ -201,6 +201,11 @@ extern "C" fn on_stop(sig: i32, _info: *mut c_void, _uc: *mut c_void) {
         return; // late or stray
     }
     TOOK[(sig as u32 == FALLBACK_SIGNAL) as usize].fetch_add(1, Ordering::AcqRel);
+    // A sleep the stop signal interrupted is finished (or re-issued after a
+    // restart) as for the coordinator (`sleep.rs`). A local: in the image.
+    // SAFETY: `uc` is this handler's ucontext.
+    let interrupted = unsafe { crate::sleep::note(uc) };
+    let keep = (1u64 << (STOP_SIGNAL - 1)) | (1u64 << (FALLBACK_SIGNAL - 1));
     let mut rec = capture_thread();
     let table = TABLE.load(Ordering::Acquire) as *mut Thread;
     let r = arch::save_thread(&mut |regs: &arch::Regs| {
@@ -234,6 +239,13 @@ extern "C" fn on_stop(sig: i32, _info: *mut c_void, _uc: *mut c_void) {
         }
         rec.regs = [0; ckpt_image::REGS_WORDS];
         restore_thread(&rec);
+        if let Some(it) = &interrupted {
+            // SAFETY: as above; the frame came back with the stack.
+            unsafe { crate::sleep::finish_after_restart(uc, it, keep) }
+        }
+    } else {
+        // SAFETY: as above.
+        unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), keep) }
     }
 }
 

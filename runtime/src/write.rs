@@ -47,6 +47,8 @@
 
 use core::ffi::CStr;
 
+use ckpt_image::hashes::{self, DataHashes, PieceHasher};
+use ckpt_image::section::{SECTION_HEADER_LEN, tag};
 use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, kind, page_up, prot, strs};
 use ckpt_sys::msg::Msg;
 use ckpt_sys::scratch::{Scratch, Table};
@@ -240,10 +242,22 @@ impl Job {
         }
         let layout = maps::walk(&cut[..3 + exclude.len().min(5)])
             .map_err(|(step, e)| crate::failure::explained(self.fail(step, e)))?;
-        let (header, meta_len) =
+        let (header, meta_len, npieces) =
             self.compose(&layout, kernel).map_err(|e| self.fail("describing the address space for", e))?;
-        let mut w = Out { fd: self.fd, at: 0, hash: DataHasher::new(), synced: 0, unreadable: (0, 0) };
-        // The header, which carries the data's hash, goes in last, at its place.
+        // Made after the walk, so it is not part of the image.
+        let hashes = Scratch::new(npieces * 8).map_err(|e| self.fail("allocating memory for", e))?;
+        let mut w = Out {
+            fd: self.fd,
+            at: 0,
+            hash: DataHasher::new(),
+            synced: 0,
+            unreadable: (0, 0),
+            pieces: PieceHasher::new(hashes::PIECE),
+            hashes,
+            npieces: 0,
+        };
+        // The per-piece hashes (the last section of the metadata) and the header,
+        // which carries the checksums, go in last, at their places.
         let r = (|| {
             w.bytes(LOADER)?;
             w.zeros_to(header.meta_offset)?;
@@ -251,8 +265,20 @@ impl Job {
             w.zeros_to(header.data_offset)?;
             w.hash = DataHasher::new();
             write_data(&mut w, &layout, volatile, snap.bytes())?;
+            w.end_pieces();
+            if w.npieces != npieces as u64 {
+                return Err(Errno::EIO);
+            }
+            let meta = &mut self.meta.bytes()[..meta_len];
+            let at = meta_len - DataHashes::len_for(npieces);
+            for i in 0..npieces {
+                let b = &w.hashes.as_slice()[i * 8..i * 8 + 8];
+                DataHashes::put(&mut meta[at..], i, u64::from_le_bytes(b.try_into().unwrap_or_default()));
+            }
+            pwrite_all(self.fd, &meta[at..], header.meta_offset + at as u64)?;
             let mut hb = [0u8; HEADER_LEN];
             let mut h = header;
+            h.meta_hash = ckpt_image::hash64(meta);
             h.data_hash = w.hash.finish();
             h.seal(&mut hb);
             pwrite_all(self.fd, &hb, header.image_offset)
@@ -276,8 +302,10 @@ impl Job {
         Ok(())
     }
 
-    /// Fill the metadata buffer; returns the header and the metadata length.
-    fn compose(&mut self, layout: &Layout, kernel: &Kernel) -> Result<(Header, usize), Errno> {
+    /// Fill the metadata buffer; returns the header (without the checksums of
+    /// the metadata and the data), the metadata length and the number of data
+    /// pieces (whose hashes, the last section, are filled in after the data).
+    fn compose(&mut self, layout: &Layout, kernel: &Kernel) -> Result<(Header, usize, usize), Errno> {
         let mut exe = [0u8; NAME_MAX];
         let exe_len = ckpt_sys::readlinkat(Fd::CWD, c"/proc/self/exe", &mut exe).unwrap_or(0);
         let mut argv = [0u8; 4096];
@@ -294,11 +322,20 @@ impl Job {
         let runs = layout.runs.as_slice();
         let strings_len: usize = strings.iter().map(|s| s.len() + 1).sum::<usize>()
             + regions.iter().map(|r| r.name_len as usize + 1).sum::<usize>();
+        let npieces: usize = regions
+            .iter()
+            .map(|r| {
+                let mine = &runs[r.first_run as usize..(r.first_run + r.nruns) as usize];
+                hashes::pieces_of(mine.iter().map(|u| u.len).sum(), hashes::PIECE) as usize
+            })
+            .sum();
         let (guards, views) =
             (maps::GuardsSection(layout.guards.as_slice()), maps::ViewsSection(layout.views.as_slice()));
         let memory: [&dyn Section; 2] = [&guards, &views];
         let sections = || kernel.sections().chain(memory.into_iter().filter(|s| !s.is_empty()));
-        let sections_len: usize = sections().map(|s| ckpt_image::section::SECTION_HEADER_LEN + s.len()).sum();
+        let sections_len: usize = sections().map(|s| SECTION_HEADER_LEN + s.len()).sum::<usize>()
+            + SECTION_HEADER_LEN
+            + DataHashes::len_for(npieces);
         let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len) + sections_len;
         // The loader is spliced to its loaded bytes (xtask checks it), so they end
         // where its program headers say.
@@ -338,13 +375,16 @@ impl Job {
         for sec in sections() {
             sec.encode(w.section(sec.tag(), sec.version(), sec.len()).map_err(|_| Errno::ENOMEM)?);
         }
+        // The very last, so that its payload ends the metadata: zero hashes for
+        // now, the real ones once the data is written.
+        let dh = w.section(tag::DATA_HASHES, 1, DataHashes::len_for(npieces)).map_err(|_| Errno::ENOMEM)?;
+        DataHashes::start(dh, hashes::PIECE, npieces);
         debug_assert_eq!(w.sections_len(), sections_len);
         let meta = w.finish();
         let mut h = Header::new(arch::ARCH);
         h.image_offset = image_offset;
         h.meta_offset = meta_offset;
         h.meta_len = meta.len() as u64;
-        h.meta_hash = ckpt_image::hash64(meta);
         h.data_offset = data_offset;
         h.data_len = layout.data_len;
         h.file_len = data_offset + layout.data_len;
@@ -358,7 +398,7 @@ impl Job {
         loader.update(LOADER);
         loader.update_zeros(image_offset - LOADER.len() as u64);
         h.loader_hash = loader.finish();
-        Ok((h, meta_len))
+        Ok((h, meta_len, npieces))
     }
 }
 
@@ -384,6 +424,11 @@ struct Out {
     /// Memory `writev` could not read (EFAULT), saved as zeros: the first
     /// address and the byte count.
     unreadable: (u64, u64),
+    /// The per-piece hashes (section DATA_HASHES), `npieces` so far, 8 bytes LE
+    /// each into `hashes`.
+    pieces: PieceHasher,
+    hashes: Scratch,
+    npieces: u64,
 }
 
 fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
@@ -402,6 +447,36 @@ fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
 }
 
 impl Out {
+    /// Hash page data just written: the whole-data hash and the current piece.
+    fn hash_data(&mut self, b: &[u8]) {
+        self.hash.update(b);
+        let (out, n) = (self.hashes.bytes(), &mut self.npieces);
+        self.pieces.update(b, &mut |i, h| {
+            let o = i as usize * 8;
+            if let Some(d) = out.get_mut(o..o + 8) {
+                d.copy_from_slice(&h.to_le_bytes());
+            }
+            *n = i + 1;
+        });
+    }
+
+    /// A region's data starts (pieces never straddle two regions).
+    fn region(&mut self) {
+        let (out, n) = (self.hashes.bytes(), &mut self.npieces);
+        self.pieces.region(&mut |i, h| {
+            let o = i as usize * 8;
+            if let Some(d) = out.get_mut(o..o + 8) {
+                d.copy_from_slice(&h.to_le_bytes());
+            }
+            *n = i + 1;
+        });
+    }
+
+    /// The data is written: finish the last piece.
+    fn end_pieces(&mut self) {
+        self.region();
+    }
+
     fn bytes(&mut self, b: &[u8]) -> Result<(), Errno> {
         ckpt_sys::write_all(self.fd, b)?;
         self.at += b.len() as u64;
@@ -435,7 +510,7 @@ impl Out {
         // `snap` is a scratch mapping of our own, disjoint from program memory.
         unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, copy.as_mut_ptr(), len) };
         ckpt_sys::write_all(self.fd, copy)?;
-        self.hash.update(copy);
+        self.hash_data(copy);
         self.advance(len);
         Ok(())
     }
@@ -469,7 +544,7 @@ impl Out {
                         let m = v.len.min(left);
                         // SAFETY: writev(2) just read these bytes, so they are
                         // mapped and readable; see the module comment.
-                        self.hash.update(unsafe { core::slice::from_raw_parts(v.base as *const u8, m) });
+                        self.hash_data(unsafe { core::slice::from_raw_parts(v.base as *const u8, m) });
                         left -= m;
                         if left == 0 {
                             break;
@@ -489,7 +564,7 @@ impl Out {
                     }
                     self.unreadable.1 += m as u64;
                     self.bytes(&ZEROS[..m])?;
-                    self.hash.update(&ZEROS[..m]);
+                    self.hash_data(&ZEROS[..m]);
                     m as u64
                 }
                 Err(e) => return Err(e),
@@ -597,6 +672,7 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64)], snap: &mut 
         if r.nruns == 0 {
             continue;
         }
+        w.region();
         let (start, len) = (r.start as usize, (r.end - r.start) as usize);
         let unreadable = r.prot & prot::READ == 0;
         if unreadable {

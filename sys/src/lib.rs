@@ -31,6 +31,7 @@ mod errno;
 pub mod maps;
 pub mod msg;
 pub mod scratch;
+pub mod settings;
 pub mod signame;
 pub mod task;
 pub mod trace;
@@ -112,6 +113,7 @@ pub mod c {
         SIGTSTP, SIGXFSZ,
     };
 
+    pub use linux_raw_sys::general::{MADV_DONTFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_WIPEONFORK};
     pub use linux_raw_sys::general::{
         SA_ONSTACK, SA_RESTART, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SS_DISABLE, SS_ONSTACK,
     };
@@ -668,15 +670,10 @@ pub fn rt_sigpending() -> Result<SigSet> {
 }
 
 /// Take one pending signal of SET off the queue without running any handler
-/// (`rt_sigtimedwait` with a zero timeout); the signal number, or EAGAIN if none is
-/// pending. SET must be blocked, or a handler may have run first.
+/// (`rt_sigtimedwait` with a zero timeout, no siginfo); the signal number, or
+/// EAGAIN if none is pending. SET must be blocked, or a handler may have run first.
 pub fn take_pending(set: SigSet) -> Result<u32> {
-    // A native `struct timespec` (two longs: 32-bit on i386, where rt_sigtimedwait
-    // takes the old 32-bit layout).
-    let zero = [0isize; 2];
-    // SAFETY: the set and the timespec are ours and read by the kernel; no siginfo.
-    unsafe { sys!(Sysno::rt_sigtimedwait, &set as *const SigSet as usize, 0usize, zero.as_ptr() as usize, 8usize) }
-        .map(|s| s as u32)
+    settings::rt_sigtimedwait(set, None)
 }
 
 /// The kernel's `stack_t`.

@@ -66,13 +66,15 @@ pub fn futex_wake(word: &core::sync::atomic::AtomicU32) -> Result<()> {
     unsafe { sys!(Sysno::futex, word.as_ptr() as usize, FUTEX_WAKE, i32::MAX as usize) }.map(drop)
 }
 
-/// The kernel's `struct sigevent` for `SIGEV_SIGNAL` (64 bytes on both ABIs).
+/// The kernel's `struct sigevent` (64 bytes on both ABIs): value, signo, notify,
+/// then the union whose first int is the thread id of SIGEV_THREAD_ID.
 #[repr(C)]
 struct SigEvent {
     value: usize,
     signo: i32,
     notify: i32,
-    pad: [u8; 64 - 8 - core::mem::size_of::<usize>()],
+    tid: i32,
+    pad: [u8; 64 - 12 - core::mem::size_of::<usize>()],
 }
 
 const _: () = assert!(core::mem::size_of::<SigEvent>() == 64);
@@ -84,25 +86,64 @@ same_layout!(SigEvent, linux_raw_sys::general::sigevent, {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerId(pub i32);
 
+/// What a timer does when it expires (the parts of `struct sigevent` the kernel
+/// uses without SIGEV_THREAD, which is glibc's, not the kernel's).
+#[derive(Clone, Copy, Debug)]
+pub struct TimerEvent {
+    /// `SIGEV_SIGNAL` (0), `SIGEV_NONE` (1) or `SIGEV_THREAD_ID` (4).
+    pub notify: i32,
+    /// The signal queued (`si_code == SI_TIMER`).
+    pub signo: u32,
+    /// `si_value` of that signal.
+    pub value: usize,
+    /// The thread, for `SIGEV_THREAD_ID`.
+    pub tid: i32,
+}
+
+impl TimerEvent {
+    /// `SIGEV_SIGNAL`: `signo` with `value`, to the process.
+    pub fn signal(signo: u32, value: usize) -> TimerEvent {
+        TimerEvent { notify: SIGEV_SIGNAL, signo, value, tid: 0 }
+    }
+}
+
 /// `int timer_create(clockid_t clockid, struct sigevent *sevp, timer_t *timerid);`
-/// with `SIGEV_SIGNAL`: each expiry queues `signo` with `si_code == SI_TIMER` and
-/// `si_value == value`. A POSIX timer is independent of `setitimer`/`alarm`.
-pub fn timer_create(clock: u32, signo: u32, value: usize) -> Result<TimerId> {
-    let ev =
-        SigEvent { value, signo: signo as i32, notify: SIGEV_SIGNAL, pad: [0; 64 - 8 - core::mem::size_of::<usize>()] };
-    let mut id: i32 = 0;
-    // SAFETY: the sigevent is read and the id written, both ours.
-    unsafe { sys!(Sysno::timer_create, clock, &ev as *const SigEvent as usize, &mut id as *mut i32 as usize) }
+/// `want`: the id to create it with when PR_TIMER_CREATE_RESTORE_IDS is on (the
+/// kernel reads `*timerid` then; EBUSY if taken), ignored otherwise. A POSIX
+/// timer is independent of `setitimer`/`alarm`.
+pub fn timer_create(clock: u32, ev: &TimerEvent, want: i32) -> Result<TimerId> {
+    let e = SigEvent {
+        value: ev.value,
+        signo: ev.signo as i32,
+        notify: ev.notify,
+        tid: ev.tid,
+        pad: [0; 64 - 12 - core::mem::size_of::<usize>()],
+    };
+    let mut id: i32 = want;
+    // SAFETY: the sigevent is read and the id read and written, both ours.
+    unsafe { sys!(Sysno::timer_create, clock, &e as *const SigEvent as usize, &mut id as *mut i32 as usize) }
         .map(|_| TimerId(id))
 }
 
 /// `int timer_settime(timer_t timerid, 0, const struct itimerspec *new, NULL);`
-/// first expiry and period both `secs` seconds; 0 disarms.
-pub fn timer_settime(id: TimerId, secs: u64) -> Result<()> {
+/// relative: first expiry in `value_ns` (0 disarms), then every `interval_ns`.
+pub fn timer_settime(id: TimerId, interval_ns: u64, value_ns: u64) -> Result<()> {
     // A native `struct itimerspec` (four longs; 32-bit on i386).
-    let its = [secs as isize, 0, secs as isize, 0];
+    let n = |ns: u64| [(ns / 1_000_000_000) as isize, (ns % 1_000_000_000) as isize];
+    let (i, v) = (n(interval_ns), n(value_ns));
+    let its = [i[0], i[1], v[0], v[1]];
     // SAFETY: the itimerspec is ours and only read.
     unsafe { sys!(Sysno::timer_settime, id.0, 0usize, its.as_ptr() as usize, 0usize) }.map(drop)
+}
+
+/// `int timer_gettime(timer_t timerid, struct itimerspec *curr);` as
+/// (interval, time to the next expiry) in ns.
+pub fn timer_gettime(id: TimerId) -> Result<(u64, u64)> {
+    let mut its = [0isize; 4];
+    // SAFETY: the kernel writes a native itimerspec into ours.
+    unsafe { sys!(Sysno::timer_gettime, id.0, its.as_mut_ptr() as usize) }?;
+    let ns = |s: isize, n: isize| (s as u64).wrapping_mul(1_000_000_000).wrapping_add(n as u64);
+    Ok((ns(its[0], its[1]), ns(its[2], its[3])))
 }
 
 /// `int timer_delete(timer_t timerid);`
@@ -349,4 +390,16 @@ pub fn ppoll(fds: &mut [PollFd]) -> Result<usize> {
 pub fn rt_tgsigqueueinfo(pid: i32, tid: i32, sig: u32, info: &[u8; 128]) -> Result<()> {
     // SAFETY: the kernel reads our 128-byte siginfo.
     unsafe { sys!(Sysno::rt_tgsigqueueinfo, pid, tid, sig, info.as_ptr() as usize) }.map(drop)
+}
+
+/// `long syscall(long number, ...)` with six arguments: re-issue a system call the
+/// program made and a checkpoint interrupted, with the program's own arguments
+/// (see the runtime's `sleep.rs`). Returns the raw result (-errno on failure).
+///
+/// # Safety
+/// `nr` and `args` must be exactly a call the program itself was making, whose
+/// pointers still refer to its live memory.
+pub unsafe fn reissue_syscall(nr: usize, a: [usize; 6]) -> isize {
+    // SAFETY: forwarded contract.
+    unsafe { raw_syscall!(nr, a[0], a[1], a[2], a[3], a[4], a[5]) as isize }
 }

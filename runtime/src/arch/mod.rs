@@ -55,6 +55,13 @@ pub trait Machine {
     /// The two bytes before the instruction pointer of a thread interrupted in a
     /// system call.
     const SYSCALL_INSN: [u8; 2];
+    /// The system call the kernel interrupted for the running handler, read from
+    /// its signal frame `uc` and the code before the instruction pointer: its
+    /// number and its six argument registers (None where it cannot be told).
+    ///
+    /// # Safety
+    /// `uc` must be the `ucontext_t` of the running SA_SIGINFO handler.
+    unsafe fn interrupted_call(uc: *mut c_void) -> Option<(usize, [usize; 6])>;
     /// The calling thread's thread pointer (None: it has none).
     fn thread_pointer() -> Result<Option<usize>>;
     /// A save-point record with the calling thread's thread pointer filled in.
@@ -259,6 +266,35 @@ pub fn rseq_area() -> Option<usize> {
     (cpu_id >= 0).then_some(area)
 }
 
+/// The system call the kernel interrupted for this handler (see
+/// `Machine::interrupted_call`; always None on i386, see `sleep.rs`).
+///
+/// # Safety
+/// `uc` must be the `ucontext_t` of the running SA_SIGINFO handler.
+pub unsafe fn interrupted_call(uc: *mut c_void) -> Option<(usize, [usize; 6])> {
+    // SAFETY: the caller's contract.
+    unsafe { M::interrupted_call(uc) }
+}
+
+/// Put `r` in the frame's return register: the interrupted call's result for the
+/// program.
+///
+/// # Safety
+/// As [`interrupted_call`].
+pub unsafe fn set_call_result(uc: *mut c_void, r: isize) {
+    // SAFETY: the return register of the kernel's signal frame, a machine word.
+    unsafe { core::ptr::write((uc as *mut u8).add(M::UC_RET) as *mut usize, r as usize) };
+}
+
+/// The signal mask the frame restores.
+///
+/// # Safety
+/// As [`interrupted_call`].
+pub unsafe fn frame_mask(uc: *mut c_void) -> u64 {
+    // SAFETY: uc_sigmask of the kernel's frame (only 4-byte aligned on i386).
+    unsafe { core::ptr::read_unaligned((uc as *const u8).add(M::UC_SIGMASK) as *const u64) }
+}
+
 /// If the program was in a sleep the kernel interrupted for our handler
 /// (nanosleep, clock_nanosleep, poll... return -ERESTART_RESTARTBLOCK, which
 /// becomes EINTR once a handler runs, SA_RESTART or not), finish that sleep now,
@@ -282,7 +318,12 @@ pub unsafe fn finish_interrupted_sleep(uc: *mut c_void, keep_blocked: u64) {
     unsafe {
         let ret = core::ptr::read(uc.add(M::UC_RET) as *const usize);
         let ip = core::ptr::read(uc.add(M::UC_IP) as *const usize);
-        if ret != EINTR_RET || ip < 2 || core::ptr::read((ip - 2) as *const [u8; 2]) != M::SYSCALL_INSN {
+        // The two bytes must lie in the page of the instruction, which is mapped.
+        if ret != EINTR_RET
+            || ip < 2
+            || (ip - 2) / 4096 != (ip - 1) / 4096
+            || core::ptr::read((ip - 2) as *const [u8; 2]) != M::SYSCALL_INSN
+        {
             return;
         }
         let mask = core::ptr::read_unaligned(uc.add(M::UC_SIGMASK) as *const u64) | keep_blocked;

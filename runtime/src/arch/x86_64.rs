@@ -41,6 +41,35 @@ impl super::Machine for X86_64 {
     /// `syscall`.
     const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
 
+    unsafe fn interrupted_call(uc: *mut c_void) -> Option<(usize, [usize; 6])> {
+        /// -EINTR as the kernel leaves it in rax.
+        const EINTR_RET: u64 = (-4i64) as u64;
+        let uc = uc as *const u8;
+        let reg = |i: usize| -> u64 {
+            // SAFETY: gregs of the kernel's signal frame.
+            unsafe { core::ptr::read(uc.add(40 + i * 8) as *const u64) }
+        };
+        let rip = reg(16) as usize;
+        // Glibc and musl emit `mov $NR, %eax; syscall`. The 7 bytes must lie in
+        // the page of the `syscall` itself, which is mapped: the page before may
+        // not be.
+        if reg(13) != EINTR_RET || rip < 7 || (rip - 7) / 4096 != (rip - 1) / 4096 {
+            return None;
+        }
+        // SAFETY: the 7 bytes before rip end the instruction the program executed
+        // last, in its mapped code (the kernel stopped right after it), on its page.
+        let code = unsafe { core::ptr::read((rip - 7) as *const [u8; 7]) };
+        if code[0] != 0xb8 || code[5..] != [0x0f, 0x05] {
+            return None;
+        }
+        let nr = u32::from_le_bytes([code[1], code[2], code[3], code[4]]) as usize;
+        // rdi, rsi, rdx, r10, r8, r9.
+        Some((
+            nr,
+            [reg(8) as usize, reg(9) as usize, reg(12) as usize, reg(2) as usize, reg(0) as usize, reg(1) as usize],
+        ))
+    }
+
     fn thread_pointer() -> Result<Option<usize>> {
         Ok(Some(ckpt_sys::arch_prctl_get_fs()? as usize))
     }

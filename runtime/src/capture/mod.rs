@@ -6,6 +6,7 @@
 
 pub mod maps;
 pub mod mm;
+pub mod process;
 pub mod signals;
 pub mod tls;
 
@@ -32,6 +33,8 @@ pub struct Kernel {
     pub pid: i32,
     /// CPU affinity of the checkpointing thread, and its length in bytes (0: none).
     pub affinity: (ckpt_sys::task::CpuSet, usize),
+    /// Settings, rlimits, pending signals, mapping flags (section PROCESS).
+    pub process: process::Process,
     /// Scheduling policy, priority and nice value of the checkpointing thread.
     pub sched: (u32, i32, i32),
     /// The other threads, when the process has more than one.
@@ -131,11 +134,13 @@ impl Kernel {
         affinity: ([0; 16], 0),
         sched: (0, 0, 0),
         threads: ThreadsSection::EMPTY,
+        process: process::Process::EMPTY,
     };
 
     /// Capture everything. A failure names the step (and file) that failed and,
     /// where the user can do something about it, says what.
-    pub fn capture(&mut self) -> core::result::Result<(), Failure> {
+    /// `skip`: the runtime's own signals (left pending, not saved).
+    pub fn capture(&mut self, skip: u64) -> core::result::Result<(), Failure> {
         let step = |what: &'static str| move |e| crate::failure::explained(Failure::bare(what, e));
         self.signals.capture().map_err(step("reading the signal dispositions (rt_sigaction) for"))?;
         self.mm.capture().map_err(|(what, e)| crate::failure::explained(Failure::bare(what, e)))?;
@@ -162,13 +167,15 @@ impl Kernel {
             ckpt_sys::task::sched_getparam().unwrap_or(0),
             ckpt_sys::task::getpriority().unwrap_or(0),
         );
-        Ok(())
+        self.process
+            .capture(skip)
+            .map_err(step("reading the pending signals (/proc/thread-self/status, rt_sigtimedwait) for"))
     }
 
     /// The state that goes into image sections (`ckpt_image::section`), in the
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
-        let all: [&dyn Section; 1] = [&self.threads];
+        let all: [&dyn Section; 2] = [&self.process, &self.threads];
         all.into_iter().filter(|s| !s.is_empty())
     }
 
@@ -178,7 +185,6 @@ impl Kernel {
     /// it back last, after the restart hooks, so no handler runs before the
     /// process is whole.
     pub fn restore(&self, sections: &ckpt_image::Sections) {
-        let _ = sections; // read by the kinds of state that have a section
         report("restore the memory layout (PR_SET_MM_MAP)", self.mm.restore());
         if let Some(area) = self.rseq {
             report("register rseq", crate::arch::rseq_register(area));
@@ -199,6 +205,8 @@ impl Kernel {
             report("restore the CPU affinity", ckpt_sys::task::sched_setaffinity(&self.affinity.0, self.affinity.1));
         }
         report("restore signal handlers", self.signals.restore_handlers());
+        // After the handlers, before the mask (restored last by the caller).
+        process::Process::restore(sections);
         let (policy, prio, nice) = self.sched;
         crate::threads::restore_sched(policy, prio, nice, &|what, e| report(what, Err(e)));
     }

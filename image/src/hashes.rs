@@ -1,0 +1,164 @@
+//! The page data's checksums piece by piece (section [`tag::DATA_HASHES`]), so the
+//! loader can refuse a damaged image while it reads it, before the program runs.
+//! (`Header::data_hash` covers the whole data in one XXH64, for `ckpt verify`.)
+//!
+//! ```text
+//! HashesHead { piece }            piece size in bytes (a multiple of PAGE_SIZE)
+//! u64 count, PieceHash { hash }…  one XXH64 (seed 0, DataHasher) per piece
+//! ```
+//!
+//! Pieces follow the regions: the data of each region (its runs, back to back in
+//! the file) is cut into pieces of `piece` bytes from its first byte on, the last
+//! one shorter; a region without data has none. So each region's pieces can be
+//! checked or skipped on their own (the loader reads anonymous regions piece by
+//! piece and hashes each piece while it is in the cache), and the count is fixed
+//! by the region and run tables: [`crate::Meta::parse`] checks it.
+//!
+//! [`tag::DATA_HASHES`]: crate::section::tag::DATA_HASHES
+
+use crate::section::{Section, Table, tag};
+use crate::{DataHasher, ImageError, PAGE_SIZE, Rd, Wr};
+
+/// The piece size the runtime writes: large enough that the loader's reads cost
+/// nothing in system calls, small enough that a piece just read is still in the
+/// cache when it is hashed (see the runtime's `write.rs`, which hashes the same
+/// way when it writes).
+pub const PIECE: u64 = 256 << 10;
+
+/// Largest piece size accepted: a piece must fit one `preadv` of IOV_MAX (1024)
+/// pages, so the loader reads and checks it in one call.
+pub const MAX_PIECE: u64 = 1024 * PAGE_SIZE;
+
+record! {
+    /// The head of the section: how the data is cut.
+    pub struct HashesHead [HASHES_HEAD_LEN = 8] {
+        /// Piece size in bytes: a non-zero multiple of PAGE_SIZE, at most MAX_PIECE.
+        pub piece: u64,
+    }
+}
+
+record! {
+    /// The checksum of one piece.
+    pub struct PieceHash [PIECE_HASH_LEN = 8] {
+        /// XXH64 (seed 0) of the piece's bytes.
+        pub hash: u64,
+    }
+}
+
+/// A validated DATA_HASHES section.
+#[derive(Clone, Copy, Debug)]
+pub struct DataHashes<'a> {
+    /// Piece size.
+    pub piece: u64,
+    /// One hash per piece, in file order.
+    pub hashes: Table<'a, PieceHash>,
+}
+
+impl<'a> DataHashes<'a> {
+    /// Decode and check the section's payload (not the count against the regions:
+    /// that is [`crate::Meta::parse`]'s).
+    pub fn parse(data: &'a [u8]) -> Result<DataHashes<'a>, ImageError> {
+        let bad = ImageError::BadSection { tag: tag::DATA_HASHES };
+        let head = HashesHead::decode(data).map_err(|_| bad)?;
+        if head.piece == 0 || !head.piece.is_multiple_of(PAGE_SIZE) || head.piece > MAX_PIECE {
+            return Err(bad);
+        }
+        let hashes = Table::parse(&data[HASHES_HEAD_LEN..], tag::DATA_HASHES)?;
+        Ok(DataHashes { piece: head.piece, hashes })
+    }
+
+    /// The hash of piece `i` (in range once `Meta::parse` has checked the count).
+    pub fn hash(&self, i: u64) -> Option<u64> {
+        usize::try_from(i).ok().and_then(|i| self.hashes.at(i)).map(|p| p.hash)
+    }
+
+    /// Payload bytes for `n` pieces.
+    pub const fn len_for(n: usize) -> usize {
+        HASHES_HEAD_LEN + Table::<PieceHash>::len_for(n)
+    }
+
+    /// Write the head and the count of a payload of `n` pieces into `out`
+    /// (`len_for(n)` bytes); the hashes go in with [`DataHashes::put`].
+    pub fn start(out: &mut [u8], piece: u64, n: usize) {
+        HashesHead { piece }.encode(out);
+        Table::<PieceHash>::start(&mut out[HASHES_HEAD_LEN..], n);
+    }
+
+    /// Write the hash of piece `i` into a payload started with [`DataHashes::start`].
+    pub fn put(out: &mut [u8], i: usize, hash: u64) {
+        Table::put(&mut out[HASHES_HEAD_LEN..], i, &PieceHash { hash });
+    }
+}
+
+/// The section validator (`section::validate`).
+pub fn validate(s: &Section) -> Result<(), ImageError> {
+    if s.version != 1 {
+        return Err(ImageError::BadSection { tag: s.tag });
+    }
+    DataHashes::parse(s.data).map(drop)
+}
+
+/// Number of pieces of a region holding `bytes` bytes of data.
+pub const fn pieces_of(bytes: u64, piece: u64) -> u64 {
+    bytes.div_ceil(piece)
+}
+
+/// Hashes a stream of page data, fed in any slices, piece by piece: a piece ends
+/// every `piece` bytes of a region's data and at each [`PieceHasher::region`].
+/// Each finished piece is handed to `sink(index, hash)`.
+#[derive(Clone, Copy, Debug)]
+pub struct PieceHasher {
+    piece: u64,
+    h: DataHasher,
+    /// Bytes in the current piece.
+    fill: u64,
+    /// Index of the current piece.
+    index: u64,
+}
+
+impl PieceHasher {
+    /// Nothing fed yet.
+    pub const fn new(piece: u64) -> PieceHasher {
+        PieceHasher { piece, h: DataHasher::new(), fill: 0, index: 0 }
+    }
+
+    /// A new region's data begins: finish the current piece, if any.
+    pub fn region(&mut self, sink: &mut impl FnMut(u64, u64)) {
+        if self.fill > 0 {
+            sink(self.index, self.h.finish());
+            self.index += 1;
+            self.fill = 0;
+            self.h = DataHasher::new();
+        }
+    }
+
+    /// Feed bytes of the current region.
+    pub fn update(&mut self, mut b: &[u8], sink: &mut impl FnMut(u64, u64)) {
+        while !b.is_empty() {
+            let room = (self.piece - self.fill) as usize;
+            let n = room.min(b.len());
+            self.h.update(&b[..n]);
+            self.fill += n as u64;
+            b = &b[n..];
+            if self.fill == self.piece {
+                self.region(sink);
+            }
+        }
+    }
+
+    /// Feed `n` zero bytes.
+    pub fn update_zeros(&mut self, mut n: u64, sink: &mut impl FnMut(u64, u64)) {
+        const Z: [u8; 4096] = [0; 4096];
+        while n > 0 {
+            let k = n.min(Z.len() as u64) as usize;
+            self.update(&Z[..k], sink);
+            n -= k as u64;
+        }
+    }
+
+    /// The end of the data: finish the last piece. Returns the number of pieces.
+    pub fn finish(&mut self, sink: &mut impl FnMut(u64, u64)) -> u64 {
+        self.region(sink);
+        self.index
+    }
+}

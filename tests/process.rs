@@ -1,0 +1,182 @@
+//! The rest of a process's state (issue 13): pending signals, the per-process
+//! settings and limits, the flags of each mapping. Each C program records its
+//! state before the checkpoint and checks it at every step after the restart;
+//! the test checkpoints it at a moment it does not choose exactly. Each for the
+//! 64-bit program and the same source built with `-m32`.
+
+mod common;
+
+use common::*;
+
+/// Checkpoint `name` (from `src`) under `ckpt`, restart it, check the continuation.
+fn cycle_bits(name: &str, src: &str, bits: Bits) -> (Outcome, Outcome) {
+    let dir = Dir::new(&format!("proc-{name}{}", bits.tag()));
+    dir.compile_bits(src, name, &[], bits);
+    let image = dir.join(&format!("{name}.ckpt"));
+    let first = checkpoint(ckpt(&dir, &[&format!("./{name}")]), &image);
+    assert_image_bits(&image, bits);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
+    (first, second)
+}
+
+fn pending(bits: Bits) {
+    let (first, second) = cycle_bits("pending_signals", "pending_signals.c", bits);
+    assert!(!first.stderr.contains("warning"), "{first}");
+    assert!(second.has("PENDING ok") && second.has("DONE pending"), "{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+}
+
+/// A blocked SIGUSR2 (kill), two SIGRTMIN+1 with sigqueue values in order and a
+/// SIGRTMIN+2, process-wide; a SIGWINCH (tgkill) and a SIGRTMIN+3 queued for the
+/// thread: all pending again after the restart, each in its queue, with its
+/// siginfo (code, sender pid and uid, value).
+#[test]
+fn pending_signals_come_back_with_their_siginfo() {
+    pending(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn pending_signals_come_back_with_their_siginfo_32bit() {
+    pending(Bits::B32);
+}
+
+fn settings(bits: Bits) {
+    let (first, second) = cycle_bits("proc_settings", "proc_settings.c", bits);
+    assert!(first.has("SETTINGS"), "{first}");
+    assert!(second.has("DONE settings"), "{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+}
+
+/// umask, nice, every rlimit (soft and hard, lowered), personality,
+/// no_new_privs, the parent-death signal, dumpable, timer slack, the
+/// child-subreaper flag, oom_score_adj, THP_DISABLE, a membarrier registration,
+/// supplementary groups, and the flags of six mappings (mlock, MADV_DONTFORK,
+/// MADV_WIPEONFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_GROWSDOWN) are as they
+/// were after the restart, and a plain mapping has not gained MAP_NORESERVE.
+#[test]
+fn process_settings_and_mapping_flags_come_back() {
+    settings(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn process_settings_and_mapping_flags_come_back_32bit() {
+    settings(Bits::B32);
+}
+
+fn timers(bits: Bits) {
+    let (_, second) = cycle_bits("posix_timers", "posix_timers.c", bits);
+    assert!(second.has("TIMER a fired") && second.has("DONE timers"), "{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+}
+
+/// Five POSIX timers (MONOTONIC periodic with a signal and a value, REALTIME to
+/// the thread, BOOTTIME and the process CPU clock without a signal, one never
+/// armed) keep their ids, clocks, intervals and remaining time across the
+/// restart, and the periodic one keeps sending its signal with its siginfo.
+#[test]
+fn posix_timers_come_back_with_their_ids() {
+    timers(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn posix_timers_come_back_with_their_ids_32bit() {
+    timers(Bits::B32);
+}
+
+/// A sleep of each kind (nanosleep with and without rem, clock_nanosleep
+/// absolute and relative, poll, select, ppoll) that the checkpoint
+/// interrupts neither returns EINTR nor returns early in the restarted process.
+/// Four checkpoints at random moments; the kinds they fell into are printed.
+#[test]
+fn interrupted_sleeps_finish_after_restart() {
+    let mut across = Vec::new();
+    for _ in 0..4 {
+        let (_, second) = cycle_bits("sleeps", "sleeps.c", Bits::B64);
+        assert!(second.has("DONE sleeps"), "{second}");
+        across.push(second.line("RESTARTED").unwrap_or("").to_string());
+    }
+    eprintln!("checkpoints fell: {across:?}");
+}
+
+/// Damaged PROCESS and DATA_HASHES sections, re-sealed so that only their own
+/// validators can see it (a pending signal numbered 99, a piece table one entry
+/// short, a piece size that is not a whole number of pages), are refused by the
+/// loader before anything runs and by `ckpt verify`; `ckpt info` of the good
+/// image lists the pending signals and the pieces.
+#[test]
+fn damaged_sections_are_refused_and_info_lists_them() {
+    use ckpt_image::process::{RLIMIT_LEN, SETTINGS_LEN};
+    use ckpt_image::section::tag;
+    use ckpt_image::{HEADER_LEN, Header, MAGIC, Meta, hash64};
+    let dir = Dir::new("proc-damaged-sections");
+    dir.compile("pending_signals.c", "pending_signals", &[]);
+    let image = dir.join("pending_signals.ckpt");
+    checkpoint(ckpt(&dir, &["./pending_signals"]), &image);
+    let good = std::fs::read(&image).unwrap();
+    let hat = (0..good.len()).step_by(4096).find(|&o| good[o..].starts_with(&MAGIC)).unwrap();
+    let h = Header::decode(&good[hat..hat + HEADER_LEN]).unwrap();
+    let (m0, m1) = (h.meta_offset as usize, (h.meta_offset + h.meta_len) as usize);
+    let meta = Meta::parse(&h, &good[m0..m1]).unwrap();
+    let at = |t: u32| {
+        let s = meta.sections.get(t).unwrap_or_else(|| panic!("no section {t}"));
+        (m0 + (s.data.as_ptr() as usize - good[m0..].as_ptr() as usize), s.data.len())
+    };
+    let (process, _) = at(tag::PROCESS);
+    let (hashes, hashes_len) = at(tag::DATA_HASHES);
+    let nrl = u64::from_le_bytes(good[process + SETTINGS_LEN..process + SETTINGS_LEN + 8].try_into().unwrap());
+    let first_pending = process + SETTINGS_LEN + 8 + nrl as usize * RLIMIT_LEN + 8;
+    let reseal = |b: &mut Vec<u8>| {
+        let mut h2 = h;
+        h2.meta_hash = hash64(&b[m0..m1]);
+        let mut hb = [0u8; HEADER_LEN];
+        h2.seal(&mut hb);
+        b[hat..hat + HEADER_LEN].copy_from_slice(&hb);
+    };
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    let mut b = good.clone();
+    b[first_pending..first_pending + 4].copy_from_slice(&99u32.to_le_bytes());
+    reseal(&mut b);
+    cases.push(("pending signal 99", b, "image section is damaged (tag 3, process)"));
+    let mut b = good.clone();
+    let n = u64::from_le_bytes(good[hashes + 8..hashes + 16].try_into().unwrap());
+    b[hashes + 8..hashes + 16].copy_from_slice(&(n - 1).to_le_bytes());
+    reseal(&mut b);
+    cases.push(("piece count one short", b, "image section is damaged (tag 9, data hashes)"));
+    let mut b = good.clone();
+    b[hashes..hashes + 8].copy_from_slice(&1000u64.to_le_bytes());
+    reseal(&mut b);
+    cases.push(("piece size 1000", b, "image section is damaged (tag 9, data hashes)"));
+    assert_eq!(hashes_len, 16 + n as usize * 8);
+    let bad = dir.join("bad.ckpt");
+    for (what, bytes, want) in &cases {
+        std::fs::write(&bad, bytes).unwrap();
+        std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let o = restart(&bad, dir.path());
+        assert_eq!(o.status.code(), Some(1), "{what}: {}\n{o}", o.status);
+        assert!(o.ticks().is_empty() && !o.has("RESTARTED"), "{what}: the program ran\n{o}");
+        assert!(o.stderr.starts_with("ckpt restart: ") && o.stderr.contains(want), "{what}: want {want:?}\n{o}");
+        let v = ckpt(&dir, &["verify"]).arg(&bad).output().unwrap();
+        let verr = String::from_utf8_lossy(&v.stderr);
+        assert_eq!(v.status.code(), Some(1), "verify, {what}: {verr}");
+        assert!(verr.contains(want), "verify, {what}: want {want:?}, got {verr}");
+    }
+    let info = ckpt(&dir, &["info"]).arg(&image).output().unwrap();
+    let out = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{out}");
+    for want in [
+        "process (tag 3, version 1",
+        "pending signal 12 (process-wide), si_code 0: queued again at restart",
+        "pending signal 28 (for the thread)",
+        "data hashes (tag 9, version 1",
+        "pieces of 256 KiB",
+    ] {
+        assert!(out.contains(want), "ckpt info lacks {want:?}:\n{out}");
+    }
+    restart(&image, dir.path()).assert_ok("the good image");
+}
