@@ -201,10 +201,7 @@ extern "C" fn on_stop(sig: i32, _info: *mut c_void, uc: *mut c_void) {
         return; // late or stray
     }
     TOOK[(sig as u32 == FALLBACK_SIGNAL) as usize].fetch_add(1, Ordering::AcqRel);
-    // A sleep the stop signal interrupted is finished (or re-issued after a
-    // restart) as for the coordinator (`sleep.rs`). A local: in the image.
-    // SAFETY: `uc` is this handler's ucontext.
-    let interrupted = unsafe { crate::sleep::note(uc) };
+    // Our stop signals stay blocked while an interrupted sleep is finished.
     let keep = (1u64 << (STOP_SIGNAL - 1)) | (1u64 << (FALLBACK_SIGNAL - 1));
     let mut rec = capture_thread();
     let table = TABLE.load(Ordering::Acquire) as *mut Thread;
@@ -239,13 +236,15 @@ extern "C" fn on_stop(sig: i32, _info: *mut c_void, uc: *mut c_void) {
         }
         rec.regs = [0; ckpt_image::REGS_WORDS];
         restore_thread(&rec);
-        if let Some(it) = &interrupted {
-            // SAFETY: as above; the frame came back with the stack.
-            unsafe { crate::sleep::finish_after_restart(uc, it, keep) }
-        }
     } else {
-        // SAFETY: as above.
-        unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), keep) }
+        // In the process that goes on: a sleep the stop signal interrupted is
+        // finished for the time it had left (the kernel's restart block), as
+        // for the coordinator. Not `sleep::note`, which the coordinator uses:
+        // it borrows a process-wide signal action for a moment, and hundreds
+        // of stopped threads doing that at once raced (a thread died of the
+        // borrowed signal). After a restart such a sleep returns EINTR.
+        // SAFETY: `uc` is this handler's ucontext.
+        unsafe { arch::finish_interrupted_sleep(uc, keep) }
     }
 }
 
