@@ -64,6 +64,21 @@ pub fn verify(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// What `ckpt run` needs to know of an image that passed every check of `verify`.
+pub struct Verified {
+    /// When it was taken (seconds since the epoch, UTC).
+    pub time: u64,
+    /// Its length in bytes.
+    pub file_len: u64,
+}
+
+/// Every check of `ckpt verify`, without the summary line.
+pub fn check(path: &Path) -> Result<Verified, Error> {
+    let img = Image::open(path)?;
+    img.check_bytes()?;
+    Ok(Verified { time: img.meta().process.time, file_len: img.len })
+}
+
 /// `ckpt info [--json] FILE`: what the image holds, from its checked metadata.
 pub fn info(path: &Path, json: bool) -> Result<(), Error> {
     let img = Image::open(path)?;
@@ -94,6 +109,13 @@ impl<'p> Image<'p> {
         let image_offset = loader::image_offset(loader.file_end);
         let header_end = image_offset.saturating_add(HEADER_LEN as u64);
         if len < header_end {
+            if loader.ordinary {
+                return Err(damaged(
+                    "not a checkpoint image (an ordinary ELF program: it has an interpreter or section \
+                     headers, which the restart loader does not)"
+                        .into(),
+                ));
+            }
             return Err(damaged(ImageError::Truncated { need: header_end, have: len }.to_string()));
         }
         let mut hb = [0u8; HEADER_LEN];
@@ -464,7 +486,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A size in the largest binary unit that keeps it at least 1.
-fn size(n: u64) -> String {
+pub fn size(n: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -483,7 +505,7 @@ fn shell_word(a: &str) -> String {
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian
 /// calendar; days counted in 400-year eras of 146097 days).
-fn utc(secs: u64) -> String {
+pub fn utc(secs: u64) -> String {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
     // Shift the epoch to 0000-03-01 so that leap days fall at the end of a year.

@@ -6,13 +6,15 @@
 //! in `LD_PRELOAD` and execs the program in its own process (same PID).
 //!
 //! Two commands look at a checkpoint file instead: `ckpt verify FILE` and
-//! `ckpt info FILE` (see `inspect`). They are recognised only as the first
+//! `ckpt info FILE` (see `inspect`); `ckpt run` starts or resumes a job from a
+//! directory of checkpoints (see `run`). They are recognised only as the first
 //! argument; a program of that name runs as `ckpt ./verify` or `ckpt -- verify`.
 
 mod elf;
 mod error;
 mod inspect;
 mod program;
+mod run;
 mod sections;
 mod signal;
 
@@ -42,13 +44,16 @@ PID does not change) with the runtime library added to LD_PRELOAD. When PROG
 receives the checkpoint signal (SIGTSTP, i.e. Ctrl-Z, unless -a says
 otherwise), the runtime writes its state to an executable checkpoint file,
 PROG.ckpt by default, and PROG exits (or keeps running with -c). Running the
-checkpoint file resumes the program where it was.
+checkpoint file resumes the program where it was. After a
+checkpoint-and-exit the status is 85, not 0, so that 'ckpt gzip -c f > f.gz
+&& rm f' does not remove f after a Ctrl-Z.
 
 Options must come before PROG: everything after PROG is passed to it
 unchanged.
 
-'ckpt verify FILE' checks every byte of a checkpoint file and 'ckpt info FILE'
-describes it, without running it. They are commands only as the first
+'ckpt run [--dir DIR] PROG' starts PROG or resumes it from its newest good
+checkpoint in DIR. 'ckpt verify FILE' checks every byte of a checkpoint file
+and 'ckpt info FILE' describes it, without running it. They are commands only as the first
 argument: to run a program named verify or info from PATH, write
 'ckpt -- verify' (or 'ckpt ./verify' for one in the current directory).";
 
@@ -56,10 +61,15 @@ const AFTER_HELP: &str = "See 'ckpt --help' for the environment, exit status and
 
 const AFTER_LONG_HELP: &str = "\
 Environment:
-  CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL, CKPT_INHERIT
+  CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL, CKPT_INHERIT,
+  CKPT_EXIT_STATUS, CKPT_QUIET, CKPT_DEADLINE, CKPT_DIR, CKPT_KEEP
       Read by the runtime in PROG. The options above set them; a value
       inherited from the environment is kept unless an option overrides it,
       so 'CKPT_NAME=run.ckpt ckpt PROG' works like 'ckpt -n run.ckpt PROG'.
+  CKPT_PID
+      Set by ckpt to its own pid, the process PROG runs in: the runtime is
+      active there (also after PROG execs another program), passive in
+      PROG's children.
   LD_PRELOAD
       The runtime library is put first; libraries already listed are kept.
   CKPT_RUNTIME_LIB
@@ -80,7 +90,9 @@ Checkpoint files:
                        regions and sizes (add --json for a JSON object)
 
 Exit status:
-  PROG's own status once it runs; otherwise
+  85   PROG was checkpointed and exited (-x or CKPT_EXIT_STATUS change it):
+       run it again (the image, or the same 'ckpt run' command) to continue
+  PROG's own status when it ends by itself; otherwise
   1    the runtime library is missing or unusable; for verify and info,
        the file is damaged, not a checkpoint image, or cannot be read
   2    bad command line
@@ -91,12 +103,17 @@ Exit status:
 Example:
   $ ckpt ./counter
   1 2 3 ^Z                    # or, from elsewhere: kill -TSTP <PID>
-  $ ./counter.ckpt            # counter.ckpt was written; resume from it
+  ckpt: counter.ckpt written (2.4 MiB in 9 ms after SIGTSTP)
+  $ ./counter.ckpt            # resume from it
   4 5 6 ...
 
-What is saved: the memory of the process, the registers of its threads and
-its signal state (handlers, mask). What is not: open files other than
-stdin, stdout and stderr are not restored yet.
+Batch jobs (the same command starts and resumes; see 'ckpt run --help'):
+  ckpt run --dir ckpt.d -a TERM,USR1 -- ./simulate input.dat
+
+What is saved: the memory of the process, its registers and its signal
+state (handlers, mask). What is not: threads (a program with more than one
+thread is refused at checkpoint time, and goes on running); open files other
+than stdin, stdout and stderr are not restored yet, nor child processes.
 
 Refused programs: setuid and setgid programs and programs with file
 capabilities (the dynamic loader ignores LD_PRELOAD for them), statically
@@ -114,13 +131,13 @@ their checkpoint is a 32-bit executable.";
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     after_long_help = AFTER_LONG_HELP,
-    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE",
+    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt run [--dir DIR] [--keep N] [OPTIONS] [--] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE",
     // A command word is only one when no option came first; PROG is otherwise
     // required. `help` stays a program name: `ckpt help` runs it.
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     disable_help_subcommand = true,
-    subcommand_help_heading = "Checkpoint files",
+    subcommand_help_heading = "Commands",
 )]
 struct Cli {
     #[command(subcommand)]
@@ -132,37 +149,8 @@ struct Cli {
     #[arg(short, long, value_name = "NAME", verbatim_doc_comment)]
     name: Option<OsString>,
 
-    /// Keep running after a checkpoint (sets CKPT_CONTINUE=1)
-    ///
-    /// Without it, PROG exits once its checkpoint is written.
-    #[arg(short = 'c', long = "continue", verbatim_doc_comment)]
-    keep_running: bool,
-
-    /// Signal that triggers a checkpoint [default: TSTP] (sets CKPT_ASYNCSIG)
-    ///
-    /// A name, with or without SIG, in any case (TSTP, usr1, SIGUSR2, RTMIN+3,
-    /// RTMAX-1), or a number from 1 to 64. 0 disables signal-triggered
-    /// checkpoints. KILL and STOP cannot be caught, so they are refused.
-    // Hyphen values are let through so that `-a -3` is reported as a bad signal
-    // rather than as a missing value.
-    #[arg(short = 'a', long, value_name = "SIGNAL", allow_hyphen_values = true, verbatim_doc_comment)]
-    signal: Option<String>,
-
-    /// Checkpoint every SECONDS seconds (sets CKPT_INTERVAL)
-    ///
-    /// Periodic checkpoints keep the program running (as with -c), each one
-    /// replacing the previous file. They use a POSIX timer of their own, so the
-    /// program's alarm() and setitimer() are not disturbed.
-    #[arg(short, long, value_name = "SECONDS", allow_hyphen_values = true, verbatim_doc_comment)]
-    interval: Option<String>,
-
-    /// Leave the runtime preloaded in PROG's children (sets CKPT_INHERIT=1)
-    ///
-    /// By default the runtime takes itself out of LD_PRELOAD once loaded, so
-    /// the programs PROG runs are not checkpointable and do not answer the
-    /// checkpoint signal (they would all write to the same file name).
-    #[arg(long, verbatim_doc_comment)]
-    inherit: bool,
+    #[command(flatten)]
+    opts: RuntimeOpts,
 
     /// Program to run, then its arguments
     ///
@@ -180,9 +168,98 @@ struct Cli {
     command: Vec<OsString>,
 }
 
-/// The commands that read a checkpoint file instead of running a program.
+/// The options that become `CKPT_*` variables for the runtime (shared by plain
+/// `ckpt PROG` and `ckpt run`).
+#[derive(clap::Args, Debug, Default)]
+struct RuntimeOpts {
+    /// Keep running after a checkpoint (sets CKPT_CONTINUE=1)
+    ///
+    /// Without it, PROG exits once its checkpoint is written, with the
+    /// checkpoint exit status (see -x).
+    #[arg(short = 'c', long = "continue", verbatim_doc_comment)]
+    keep_running: bool,
+
+    /// Signals that trigger a checkpoint [default: TSTP] (sets CKPT_ASYNCSIG)
+    ///
+    /// A name, with or without SIG, in any case (TSTP, usr1, SIGUSR2, RTMIN+3,
+    /// RTMAX-1), or a number from 1 to 64; several separated by commas
+    /// (TERM,USR1): each one triggers a checkpoint. 0 disables signal-triggered
+    /// checkpoints. KILL and STOP cannot be caught, so they are refused.
+    // Hyphen values are let through so that `-a -3` is reported as a bad signal
+    // rather than as a missing value.
+    #[arg(short = 'a', long, value_name = "SIGNAL", allow_hyphen_values = true, verbatim_doc_comment)]
+    signal: Option<String>,
+
+    /// Checkpoint every SECONDS seconds (sets CKPT_INTERVAL)
+    ///
+    /// Periodic checkpoints keep the program running (as with -c), each one
+    /// replacing the previous file. They use a POSIX timer of their own, so the
+    /// program's alarm() and setitimer() are not disturbed.
+    #[arg(short, long, value_name = "SECONDS", allow_hyphen_values = true, verbatim_doc_comment)]
+    interval: Option<String>,
+
+    /// Exit status after a checkpoint-and-exit [default: 85] (sets CKPT_EXIT_STATUS)
+    ///
+    /// 85 is what HTCondor's checkpoint_exit_code and Slurm's RequeueExit
+    /// set-ups use by convention. It tells "checkpointed, run me again" from
+    /// the program's own end (its own status).
+    #[arg(short = 'x', long, value_name = "STATUS", verbatim_doc_comment)]
+    exit_status: Option<u8>,
+
+    /// No message after each checkpoint (sets CKPT_QUIET=1)
+    ///
+    /// By default every successful checkpoint prints one line on stderr once
+    /// the image is durable: ckpt: counter.ckpt written (2.4 MiB in 9 ms).
+    #[arg(short, long, verbatim_doc_comment)]
+    quiet: bool,
+
+    /// The image must be durable SECONDS after the trigger signal (sets CKPT_DEADLINE)
+    ///
+    /// The message after the checkpoint gives the time from the signal to the
+    /// durable image; past the deadline, a warning says so (even with -q).
+    /// Set it to what the scheduler allows (Slurm's --signal lead time, the
+    /// Kubernetes grace period).
+    #[arg(long, value_name = "SECONDS", verbatim_doc_comment)]
+    deadline: Option<u32>,
+
+    /// Leave the runtime active in PROG's children (sets CKPT_INHERIT=1)
+    ///
+    /// By default the runtime is active only in the process ckpt starts (which
+    /// keeps it across exec: a wrapper script that execs the real program
+    /// works); in the programs PROG runs as children it stays passive and takes
+    /// itself out of LD_PRELOAD, so they do not answer the checkpoint signal
+    /// (they would all write to the same file name).
+    #[arg(long, verbatim_doc_comment)]
+    inherit: bool,
+}
+
+/// The commands besides running a program.
 #[derive(Subcommand, Debug)]
 enum Tool {
+    /// Start PROG, or resume it from its newest checkpoint in DIR
+    ///
+    /// The same command line starts the job and resumes it, every time: if DIR
+    /// holds a checkpoint that passes 'ckpt verify', the newest such one is
+    /// run; otherwise PROG is started with checkpoints going to DIR. Each
+    /// checkpoint is a new image DIR/SEQ.ckpt (SEQ counting up); DIR/current
+    /// points at the newest durable one, and only the newest N are kept. A
+    /// damaged image is renamed SEQ.ckpt.damaged and the one before it used,
+    /// with a warning. The options of the first run stay in force after a
+    /// resume (they are part of the program's state).
+    #[command(verbatim_doc_comment)]
+    Run {
+        /// Directory of the checkpoints [default: PROG.ckpt.d, PROG's base name]
+        #[arg(short, long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// How many images to keep, the newest and those before it (sets CKPT_KEEP)
+        #[arg(short, long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+        keep: u32,
+        #[command(flatten)]
+        opts: RuntimeOpts,
+        /// Program to run, then its arguments
+        #[arg(value_name = "PROG", required = true, num_args = 1.., trailing_var_arg = true)]
+        command: Vec<OsString>,
+    },
     /// Check every byte of a checkpoint file, without running it
     ///
     /// Reads the whole file: the restart loader, the header, the metadata
@@ -213,7 +290,19 @@ fn main() -> ExitCode {
     let result = parse_command_line().and_then(|cli| match &cli.tool {
         Some(Tool::Verify { file }) => inspect::verify(file),
         Some(Tool::Info { file, json }) => inspect::info(file, *json),
-        None => exec_program(&cli).map(|never| match never {}),
+        Some(Tool::Run { dir, keep, opts, command }) => {
+            run::run(dir.as_deref(), *keep, opts, command).map(|never| match never {})
+        }
+        None => {
+            let mut vars = Vec::new();
+            if let Some(name) = &cli.name {
+                if name.is_empty() {
+                    return Err(Error::usage("the checkpoint name must not be empty"));
+                }
+                vars.push(("CKPT_NAME", name.clone()));
+            }
+            exec_program(&cli.opts, &cli.command, vars).map(|never| match never {})
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -224,15 +313,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Does everything up to the exec, which only returns on failure.
-fn exec_program(cli: &Cli) -> Result<Infallible, Error> {
-    let settings = runtime_settings(cli)?;
-
-    // clap guarantees at least PROG; an error rather than a panic all the same.
-    let Some((prog, args)) = cli.command.split_first() else {
+/// Does everything up to the exec of `command` (PROG ARGS) with the runtime,
+/// the `CKPT_*` variables of `opts` and `extra`; only returns on failure.
+fn exec_program(
+    opts: &RuntimeOpts,
+    command: &[OsString],
+    extra: Vec<(&'static str, OsString)>,
+) -> Result<Infallible, Error> {
+    let mut settings = runtime_settings(opts)?;
+    settings.extend(extra);
+    // The runtime is active in this process only (and what it execs into), not
+    // in the children it starts (see runtime/src/preload.rs). Nine digits, so
+    // the restarted process can write its own pid in place.
+    settings.push(("CKPT_PID", format!("{:09}", std::process::id()).into()));
+    let path = find_program(command)?.0;
+    let Some((prog, args)) = command.split_first() else {
         return Err(Error::usage("no program given"));
     };
-    let path = program::find(prog)?;
     let kind = elf::classify(&path);
     // The runtime of the program's class: lib/ (x86_64) or lib32/ (i386).
     let class = match kind {
@@ -281,22 +378,35 @@ fn parse_command_line() -> Result<Cli, Error> {
     }
 }
 
+/// PROG's path, found like a shell does, and its arguments.
+fn find_program(command: &[OsString]) -> Result<(PathBuf, &OsString), Error> {
+    // clap guarantees at least PROG; an error rather than a panic all the same.
+    let Some(prog) = command.first() else {
+        return Err(Error::usage("no program given"));
+    };
+    Ok((program::find(prog)?, prog))
+}
+
 /// The `CKPT_*` variables set by options. Variables without an option on the
 /// command line are left as inherited.
-fn runtime_settings(cli: &Cli) -> Result<Vec<(&'static str, OsString)>, Error> {
+fn runtime_settings(cli: &RuntimeOpts) -> Result<Vec<(&'static str, OsString)>, Error> {
     let mut vars = Vec::new();
-    if let Some(name) = &cli.name {
-        if name.is_empty() {
-            return Err(Error::usage("the checkpoint name must not be empty"));
-        }
-        vars.push(("CKPT_NAME", name.clone()));
-    }
     if cli.keep_running {
         vars.push(("CKPT_CONTINUE", "1".into()));
     }
     if let Some(sig) = &cli.signal {
-        let number = signal::parse(sig).map_err(|err| Error::usage(err.to_string()))?;
-        vars.push(("CKPT_ASYNCSIG", number.to_string().into()));
+        let numbers = signal::parse_list(sig).map_err(|err| Error::usage(err.to_string()))?;
+        let list: Vec<String> = numbers.iter().map(u32::to_string).collect();
+        vars.push(("CKPT_ASYNCSIG", list.join(",").into()));
+    }
+    if let Some(status) = cli.exit_status {
+        vars.push(("CKPT_EXIT_STATUS", status.to_string().into()));
+    }
+    if cli.quiet {
+        vars.push(("CKPT_QUIET", "1".into()));
+    }
+    if let Some(deadline) = cli.deadline {
+        vars.push(("CKPT_DEADLINE", deadline.to_string().into()));
     }
     if cli.inherit {
         vars.push(("CKPT_INHERIT", "1".into()));

@@ -43,6 +43,20 @@ pub fn parse(arg: &str) -> Result<u32, SignalError> {
     })
 }
 
+/// Several signals separated by commas (`TERM,USR1`); `0` alone disables.
+pub fn parse_list(arg: &str) -> Result<Vec<u32>, SignalError> {
+    let mut out = Vec::new();
+    for part in arg.split(',') {
+        match parse(part)? {
+            0 if part.len() == arg.len() => return Ok(vec![0]),
+            0 => return Err(SignalError::Invalid(arg.to_owned())),
+            n if !out.contains(&n) => out.push(n),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +84,16 @@ mod tests {
         for bad in ["RTMIN+31", "RTMAX-31", "RTMIN-1", "RTMAX+1", "RTMIN+", "RTMINX"] {
             assert!(matches!(parse(bad), Err(SignalError::Invalid(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(parse_list("TERM,USR1"), Ok(vec![15, 10]));
+        assert_eq!(parse_list("usr1,10"), Ok(vec![10]));
+        assert_eq!(parse_list("0"), Ok(vec![0]));
+        assert!(parse_list("TERM,0").is_err());
+        assert!(parse_list("TERM,").is_err());
+        assert!(parse_list("TERM,KILL").is_err());
     }
 
     #[test]

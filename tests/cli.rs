@@ -34,9 +34,18 @@ fn help_describes_options_and_environment() {
         "kill -TSTP",
         "./counter.ckpt",
         "not restored",
+        "CKPT_EXIT_STATUS",
+        "CKPT_DIR",
+        "-x, --exit-status",
+        "-q, --quiet",
+        "--deadline",
+        "85",
+        "ckpt run",
     ] {
         assert!(out.contains(needle), "{needle:?} not in --help:\n{out}");
     }
+    // Threads are not saved (yet): the help must not say they are.
+    assert!(!out.contains("registers of its threads"), "{out}");
     // The short help is shorter but still lists the options.
     let short = success(run(ckpt().arg("-h")));
     assert!(short.len() < out.len());
@@ -60,6 +69,23 @@ fn options_become_environment_variables() {
     assert_eq!(env_value(&out, "CKPT_ASYNCSIG"), Some("10"));
     assert_eq!(env_value(&out, "CKPT_INTERVAL"), Some("30"));
     assert_eq!(env_value(&out, "LD_PRELOAD"), lib.to_str());
+}
+
+#[test]
+fn batch_options_become_environment_variables() {
+    let tmp = TempDir::new();
+    let lib = tmp.dummy_lib();
+    let out =
+        success(run(ckpt_with(&lib).args(["-x", "99", "-q", "--deadline", "30", "-a", "TERM,usr1", "/usr/bin/env"])));
+    assert_eq!(env_value(&out, "CKPT_EXIT_STATUS"), Some("99"));
+    assert_eq!(env_value(&out, "CKPT_QUIET"), Some("1"));
+    assert_eq!(env_value(&out, "CKPT_DEADLINE"), Some("30"));
+    assert_eq!(env_value(&out, "CKPT_ASYNCSIG"), Some("15,10"));
+    // The pid the program runs in, which is ckpt's own (it execs in place).
+    let pid = env_value(&out, "CKPT_PID").expect("CKPT_PID set");
+    assert_eq!(pid.len(), 9, "{pid}");
+    failure(run(ckpt_with(&lib).args(["-a", "TERM,KILL", "env"])), 2, "SIGKILL cannot be caught");
+    failure(run(ckpt_with(&lib).args(["-x", "256", "env"])), 2, "256");
 }
 
 #[test]
@@ -406,6 +432,11 @@ fn verify_and_info_are_commands_only_in_first_place() {
     let empty = tmp.file("empty", b"", 0o644);
     failure(run(ckpt().arg("verify").arg(&empty)), 1, "empty file, not a checkpoint image");
     failure(run(ckpt().arg("info").arg("/etc/passwd")), 1, "not a checkpoint image");
+    // An ordinary program is an ELF file too, shorter than its page-rounded
+    // segments plus a header: still not a checkpoint, not a truncated one.
+    for prog in ["/bin/ls", "/bin/sh", "/usr/bin/env"] {
+        failure(run(ckpt().arg("verify").arg(prog)), 1, "not a checkpoint image");
+    }
     failure(run(ckpt().arg("verify").arg(tmp.join("none"))), 1, "No such file or directory");
     let elf = std::env::current_exe().expect("current_exe");
     failure(run(ckpt().arg("verify").arg(&elf)), 1, "not a checkpoint image");

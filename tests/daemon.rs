@@ -200,8 +200,8 @@ fn forked_workers_own_handler_wins_32bit() {
 }
 
 /// SIGTSTP queued to the worker alone (`kill -q`, sigqueue): the worker
-/// checkpoints into `worker.PID.ckpt` and exits 0; the program goes on; the
-/// worker's image restarts and finishes its steps.
+/// checkpoints into `worker.PID.ckpt` and exits with the checkpoint status (85);
+/// the program goes on; the worker's image restarts and finishes its steps.
 fn worker_queued(bits: Bits) {
     let dir = Dir::new(&format!("worker_queued{}", bits.tag()));
     dir.compile_bits("worker.c", "worker", &[], bits);
@@ -210,7 +210,7 @@ fn worker_queued(bits: Bits) {
     kill(&["-q", "0", "-TSTP", &w.to_string()]);
     let o = p.finish();
     o.assert_ok("the program");
-    assert!(o.has("WORKER EXITED 0") && o.has("DONE") && !o.has("WORKER DONE"), "{o}");
+    assert!(o.has("WORKER EXITED 85") && o.has("DONE") && !o.has("WORKER DONE"), "{o}");
     let name = format!("worker.{w}.ckpt");
     assert_eq!(images(dir.path()), vec![name.clone()]);
     let image = dir.join(&name);

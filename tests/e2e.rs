@@ -80,7 +80,7 @@ fn big_heap(bits: Bits, mib: u64) {
     p.signal("TSTP");
     let first = p.finish();
     let ckpt_time = t0.elapsed();
-    first.assert_ok("the checkpointed run");
+    first.assert_checkpointed("the checkpointed run");
     assert_image(&image);
     assert_image_bits(&image, bits);
     let size = std::fs::metadata(&image).unwrap().len();
@@ -152,7 +152,7 @@ fn chained(bits: Bits) {
     std::thread::sleep(random_delay(50, 300));
     p.signal("TSTP");
     let second = p.finish();
-    second.assert_ok("the restarted, checkpointed again run");
+    second.assert_checkpointed("the restarted, checkpointed again run");
     assert_image(&image);
     let third = restart(&image, dir.path());
     third.assert_ok("second restart");

@@ -180,6 +180,26 @@ ckpt_rseq_size_ptr:
         ret
         .size   ckpt_rseq_size_ptr, . - ckpt_rseq_size_ptr
 
+/*
+ * void *ckpt_on_exit_ptr(void)
+ *
+ * Address of the C library's on_exit(3) (glibc), or NULL when there is none
+ * (musl, a static program that did not link it in): a weak reference read from
+ * its GOT slot, as above. The runtime registers a handler with it that sees the
+ * program's own exit status.
+ * Entry: any. Returns: eax. Clobbers: nothing else.
+ */
+        .weak   on_exit
+        .globl  ckpt_on_exit_ptr
+        .hidden ckpt_on_exit_ptr
+        .type   ckpt_on_exit_ptr, @function
+ckpt_on_exit_ptr:
+        call    .Lget_pc                        /* eax = address of the add below */
+        add     eax, OFFSET FLAT:_GLOBAL_OFFSET_TABLE_
+        mov     eax, DWORD PTR on_exit@GOT[eax]
+        ret
+        .size   ckpt_on_exit_ptr, . - ckpt_on_exit_ptr
+
 /* eax = the caller's return address (the instruction after the call). */
 .Lget_pc:
         mov     eax, [esp]

@@ -146,6 +146,23 @@ ckpt_rseq_size_ptr:
         .size   ckpt_rseq_size_ptr, . - ckpt_rseq_size_ptr
 
 /*
+ * void *ckpt_on_exit_ptr(void)
+ *
+ * Address of the C library's on_exit(3) (glibc), or NULL when there is none
+ * (musl, a static program that did not link it in): a weak reference, as above.
+ * The runtime registers a handler with it that sees the program's own exit status.
+ * Entry: any. Returns: rax. Clobbers: nothing else.
+ */
+        .weak   on_exit
+        .globl  ckpt_on_exit_ptr
+        .hidden ckpt_on_exit_ptr
+        .type   ckpt_on_exit_ptr, @function
+ckpt_on_exit_ptr:
+        mov     rax, [rip + on_exit@GOTPCREL]
+        ret
+        .size   ckpt_on_exit_ptr, . - ckpt_on_exit_ptr
+
+/*
  * rust_eh_personality: the precompiled `core` is built for unwinding and its unwind
  * tables reference this symbol. The runtime is built with panic = "abort", so
  * nothing ever calls it. Defined here, hidden, so that libckpt.so does not export a

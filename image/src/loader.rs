@@ -19,6 +19,10 @@ pub struct LoaderElf {
     pub machine: u16,
     /// End of the furthest `PT_LOAD` contents in the file.
     pub file_end: u64,
+    /// An ordinary program, not a restart loader: it has a `PT_INTERP` (the
+    /// loader is static) or section headers (the loader is built without any).
+    /// `ckpt verify` tells such a file from a truncated image with it.
+    pub ordinary: bool,
 }
 
 /// Why the start of a file is not a restart loader.
@@ -47,6 +51,8 @@ const PHDR64: usize = 56;
 const PHDR32: usize = 32;
 /// `PT_LOAD`.
 const PT_LOAD: u32 = 1;
+/// `PT_INTERP`.
+const PT_INTERP: u32 = 3;
 /// `e_phnum` meaning "the count is in section header 0": never in a loader.
 const PN_XNUM: u16 = 0xffff;
 
@@ -88,12 +94,14 @@ pub fn parse(file: &[u8]) -> Result<LoaderElf, LoaderError> {
         return Err(LoaderError::Truncated { need });
     };
     let field = |ph: &[u8], at: usize| if wide { u64_at(ph, at) } else { u64::from(u32_at(ph, at)) };
+    let shoff = if wide { u64_at(file, 40) } else { u64::from(u32_at(file, 32)) };
+    let ordinary = shoff != 0 || table.chunks_exact(phentsize).any(|ph| u32_at(ph, 0) == PT_INTERP);
     table
         .chunks_exact(phentsize)
         .filter(|ph| u32_at(ph, 0) == PT_LOAD)
         .map(|ph| field(ph, off_at).saturating_add(field(ph, size_at)))
         .max()
-        .map(|file_end| LoaderElf { machine: u16_at(file, 18), file_end })
+        .map(|file_end| LoaderElf { machine: u16_at(file, 18), file_end, ordinary })
         .ok_or(LoaderError::NotLoader)
 }
 
@@ -150,11 +158,17 @@ mod tests {
     #[test]
     fn furthest_load_of_either_class() {
         let b = elf(true, 62, &[(6, 64, 112), (PT_LOAD, 0, 20000), (PT_LOAD, 24576, 100), (4, 90000, 8)]);
-        assert_eq!(parse(&b), Ok(LoaderElf { machine: 62, file_end: 24676 }));
+        assert_eq!(parse(&b), Ok(LoaderElf { machine: 62, file_end: 24676, ordinary: false }));
         assert_eq!(image_offset(24676), 28672);
         let b = elf(false, 3, &[(PT_LOAD, 0, 12345)]);
-        assert_eq!(parse(&b), Ok(LoaderElf { machine: 3, file_end: 12345 }));
+        assert_eq!(parse(&b), Ok(LoaderElf { machine: 3, file_end: 12345, ordinary: false }));
         assert_eq!(image_offset(12288), 12288);
+        // An interpreter, or section headers: an ordinary program.
+        let b = elf(true, 62, &[(PT_INTERP, 680, 28), (PT_LOAD, 0, 20000)]);
+        assert!(parse(&b).unwrap().ordinary);
+        let mut b = elf(true, 62, &[(PT_LOAD, 0, 20000)]);
+        b[40..48].copy_from_slice(&150000u64.to_le_bytes());
+        assert!(parse(&b).unwrap().ordinary);
     }
 
     #[test]

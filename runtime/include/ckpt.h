@@ -40,7 +40,8 @@ extern "C" {
  * Checkpoint now into the file `name` (relative to the working directory), or
  * into the configured file (CKPT_NAME, default: program name + ".ckpt") if NULL.
  *
- * Without continue mode the program exits with status 0 once the file is
+ * Without continue mode the program exits with status 85 (CKPT_EXIT_STATUS,
+ * "checkpointed, run me again") once the file is
  * written, as with the signal. In continue mode it returns CKPT_WRITTEN once the
  * file is complete and durable (the call is synchronous: use the signal or the
  * periodic timer for checkpoints that pause the program only briefly).
@@ -81,8 +82,8 @@ void ckpt_on_restart(void (*f)(void *), void *arg);
  * which is a C keyword: here it is `continues`.
  */
 struct ckptconfig {
-    char name[CKPT_MAXNAME];  /* checkpoint file (CKPT_NAME) */
-    unsigned int asyncsig;    /* trigger signal, 0 = none (CKPT_ASYNCSIG) */
+    char name[CKPT_MAXNAME];  /* checkpoint file (CKPT_NAME; setting it leaves directory mode, CKPT_DIR) */
+    unsigned int asyncsig;    /* trigger signal, 0 = none (CKPT_ASYNCSIG: the first of them; setting it makes it the only one) */
     unsigned int continues;   /* non-zero: keep running after a checkpoint (CKPT_CONTINUE) */
     unsigned int interval;    /* seconds between periodic checkpoints, 0 = none (CKPT_INTERVAL) */
     unsigned int flags;       /* which fields ckpt_config() sets: CKPT_SET_* */

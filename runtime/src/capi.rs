@@ -60,13 +60,15 @@ fn name_arg<'a>(name: *const c_char) -> Option<&'a [u8]> {
 
 /// `int ckpt_checkpoint(const char *name)`: checkpoint now into `name` (or the
 /// configured file if NULL). Returns `CKPT_WRITTEN` (0) after writing (only when
-/// continuing: without continue mode the program exits with status 0),
+/// continuing: without continue mode the program exits with the checkpoint exit
+/// status, 85 unless `CKPT_EXIT_STATUS` says otherwise),
 /// `CKPT_RESTARTED` (1) in the restarted process, or `-errno` on failure (the
 /// program keeps running and the previous file is untouched).
 #[unsafe(no_mangle)]
 pub extern "C" fn ckpt_checkpoint(name: *const c_char) -> c_int {
+    crate::notice::begin(0);
     match crate::checkpoint(name_arg(name), Trigger::Call) {
-        Ok(Outcome::Written { exit: true }) => ckpt_sys::exit_group(0),
+        Ok(Outcome::Written { exit: true }) => ckpt_sys::exit_group(crate::config().exit_status as i32),
         Ok(Outcome::Written { exit: false }) => CKPT_WRITTEN,
         Ok(Outcome::Restarted) => CKPT_RESTARTED,
         Err(f) => {
@@ -143,14 +145,14 @@ fn apply(c: &CkptConfig, cfg: &mut Config) -> bool {
         // SAFETY: c_char and u8 have the same size; the array is the caller's.
         let raw = unsafe { &*(&c.name as *const [c_char; NAME_MAX] as *const [u8; NAME_MAX]) };
         match CStr::from_bytes_until_nul(raw).ok().map(CStr::to_bytes).filter(|n| !n.is_empty()).and_then(Path::new) {
-            Some(p) => cfg.name = p,
+            Some(p) => (cfg.name, cfg.dir) = (p, false),
             None => ok &= refuse("the name is empty or not NUL-terminated"),
         }
     }
     if c.flags & SET_ASYNCSIG != 0 {
         match c.asyncsig {
-            0 => cfg.signal = 0,
-            s if ckpt_sys::signame::check(s).is_ok() => cfg.signal = s,
+            0 => cfg.set_signal(0),
+            s if ckpt_sys::signame::check(s).is_ok() => cfg.set_signal(s),
             _ => ok &= refuse("asyncsig is not a catchable signal"),
         }
     }

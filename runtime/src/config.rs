@@ -1,8 +1,13 @@
 //! Configuration from the environment, read once when the runtime loads:
-//! `CKPT_NAME` (checkpoint file), `CKPT_CONTINUE` (keep running after a checkpoint),
-//! `CKPT_ASYNCSIG` (trigger signal, number or name; 0 disables), `CKPT_INTERVAL`
-//! (reserved for periodic checkpoints). An invalid value is reported once on
-//! stderr and the default is kept.
+//! `CKPT_NAME` (checkpoint file), `CKPT_DIR` (directory mode: numbered images in
+//! DIR, see `write::Dir`) and `CKPT_KEEP` (how many of them), `CKPT_CONTINUE`
+//! (keep running after a checkpoint), `CKPT_ASYNCSIG` (trigger signals, numbers or
+//! names separated by commas; 0 disables), `CKPT_INTERVAL` (periodic
+//! checkpoints), `CKPT_EXIT_STATUS` (status after checkpoint-and-exit),
+//! `CKPT_QUIET` (no message after a checkpoint), `CKPT_DEADLINE` (seconds from the
+//! trigger signal by which the image must be durable), `CKPT_INHERIT` and
+//! `CKPT_PID` (see `preload`). An invalid value is reported once on stderr and
+//! the default is kept.
 
 use ckpt_sys::msg::Msg;
 
@@ -49,8 +54,22 @@ pub struct Config {
     pub name: Path,
     /// Keep running after a checkpoint.
     pub cont: bool,
-    /// Trigger signal; 0 = none.
+    /// `name` is a directory of numbered images (`CKPT_DIR`), not a file.
+    pub dir: bool,
+    /// Directory mode: images kept (the newest and the ones before it), >= 1.
+    pub keep: u32,
+    /// Trigger signal (the first of `signals`; the periodic timer's); 0 = none.
     pub signal: u32,
+    /// Every trigger signal, as a mask (bit `s - 1` for signal `s`).
+    pub signals: u64,
+    /// Exit status after a checkpoint-and-exit.
+    pub exit_status: u8,
+    /// No message after a successful checkpoint.
+    pub quiet: bool,
+    /// Seconds from the trigger signal by which the image must be durable; 0 = none.
+    pub deadline: u32,
+    /// The pid `ckpt` ran the program in (`CKPT_PID`), 0 if not set (see `preload`).
+    pub starter: i32,
     /// Seconds between periodic checkpoints; 0 = none.
     pub interval: u32,
     /// Leave our LD_PRELOAD entry to the program's children.
@@ -63,12 +82,25 @@ impl Config {
     /// Before the environment is read.
     pub const DEFAULT: Config = Config {
         name: Path::EMPTY,
+        dir: false,
+        keep: 2,
         cont: false,
         signal: ckpt_sys::c::SIGTSTP,
+        signals: 1 << (ckpt_sys::c::SIGTSTP - 1),
+        exit_status: EXIT_STATUS,
+        quiet: false,
+        deadline: 0,
         interval: 0,
         inherit: false,
+        starter: 0,
         timing: false,
     };
+
+    /// Make `s` the one trigger signal (0: none).
+    pub fn set_signal(&mut self, s: u32) {
+        self.signal = s;
+        self.signals = if s == 0 { 0 } else { 1 << (s - 1) };
+    }
 
     /// Read `environ` (NUL-separated `KEY=VALUE`) and `argv0` for the default name.
     pub fn from_env(environ: &[u8], argv0: &[u8]) -> Config {
@@ -78,17 +110,41 @@ impl Config {
             let Some(eq) = kv.iter().position(|&b| b == b'=') else { continue };
             let (k, v) = (&kv[..eq], &kv[eq + 1..]);
             match k {
-                b"CKPT_NAME" => match Path::new(v) {
+                b"CKPT_NAME" if !c.dir => match Path::new(v) {
                     Some(p) if !v.is_empty() => c.name = p,
                     _ => invalid(k, v, "a file name"),
+                },
+                b"CKPT_DIR" => match Path::new(v) {
+                    Some(p) if !v.is_empty() => (c.name, c.dir) = (p, true),
+                    _ => invalid(k, v, "a directory name"),
+                },
+                b"CKPT_KEEP" => match parse_u32(v) {
+                    Some(n) if n >= 1 => c.keep = n,
+                    _ => invalid(k, v, "a number of images, at least 1"),
+                },
+                b"CKPT_EXIT_STATUS" => match parse_u32(v) {
+                    Some(n) if n <= 255 => c.exit_status = n as u8,
+                    _ => invalid(k, v, "an exit status from 0 to 255"),
+                },
+                b"CKPT_QUIET" => match parse_bool(v) {
+                    Some(b) => c.quiet = b,
+                    None => invalid(k, v, "1 or 0"),
+                },
+                b"CKPT_DEADLINE" => match parse_u32(v) {
+                    Some(n) => c.deadline = n,
+                    None => invalid(k, v, "a number of seconds"),
+                },
+                b"CKPT_PID" => match parse_u32(v) {
+                    Some(n) if n > 0 && n <= i32::MAX as u32 => c.starter = n as i32,
+                    _ => invalid(k, v, "a process id"),
                 },
                 b"CKPT_CONTINUE" => match parse_bool(v) {
                     Some(b) => c.cont = b,
                     None => invalid(k, v, "1 or 0"),
                 },
-                b"CKPT_ASYNCSIG" => match parse_signal(v) {
-                    Some(s) => c.signal = s,
-                    None => invalid(k, v, "a catchable signal number or name, not 32 or 33"),
+                b"CKPT_ASYNCSIG" => match parse_signals(v) {
+                    Some((first, all)) => (c.signal, c.signals) = (first, all),
+                    None => invalid(k, v, "catchable signal numbers or names (not 32 or 33), separated by commas"),
                 },
                 b"CKPT_INTERVAL" => match parse_u32(v) {
                     Some(n) => c.interval = n,
@@ -108,6 +164,10 @@ impl Config {
         c
     }
 }
+
+/// The default exit status after a checkpoint-and-exit: the convention of
+/// HTCondor's `checkpoint_exit_code` and of Slurm's `RequeueExit` set-ups.
+pub const EXIT_STATUS: u8 = 85;
 
 fn invalid(k: &[u8], v: &[u8], want: &str) {
     Msg::new().s("ckpt: ignoring ").b(k).s("='").b(v).s("': expected ").s(want).s("; keeping the default").emit();
@@ -136,6 +196,37 @@ fn parse_u32(v: &[u8]) -> Option<u32> {
         return None;
     }
     Some(v.iter().fold(0u32, |a, &d| a * 10 + (d - b'0') as u32))
+}
+
+/// `m` + the name of signal `s` (`SIGUSR1`, `SIGRTMIN+2`), from
+/// `ckpt_sys::signame`'s table (the first name listed for a number).
+pub fn signal_name(m: Msg, s: u32) -> Msg {
+    match ckpt_sys::signame::NAMES.iter().find(|(_, n)| *n == s) {
+        Some((name, _)) => m.s("SIG").s(name),
+        None if s == ckpt_sys::signame::RTMIN => m.s("SIGRTMIN"),
+        None if s > ckpt_sys::signame::RTMIN && s <= ckpt_sys::signame::RTMAX => {
+            m.s("SIGRTMIN+").u((s - ckpt_sys::signame::RTMIN) as u64)
+        }
+        None => m.s("signal ").u(s as u64),
+    }
+}
+
+/// `SIG[,SIG...]`: the first signal and the mask of all. `0` alone disables.
+fn parse_signals(v: &[u8]) -> Option<(u32, u64)> {
+    let (mut first, mut all) = (0u32, 0u64);
+    for s in v.split(|&b| b == b',') {
+        match parse_signal(s)? {
+            0 if v.len() == s.len() => return Some((0, 0)),
+            0 => return None,
+            n => {
+                if first == 0 {
+                    first = n;
+                }
+                all |= 1 << (n - 1);
+            }
+        }
+    }
+    Some((first, all))
 }
 
 /// A trigger signal as `ckpt -a` takes it (`ckpt_sys::signame`): a number 0..=64

@@ -3,13 +3,17 @@
 //!
 //! - `capi`: the load-time constructor and the C API (`ckpt.h`).
 //! - `config`: CKPT_* settings, read once at load.
-//! - `preload`: takes the runtime out of LD_PRELOAD for the program's children.
+//! - `preload`: keeps the runtime to the program (through its execs), not its children.
 //! - `signal`: the asynchronous triggers (a signal, SIGTSTP by default, and the
 //!   periodic timer).
 //! - `hooks`: the program's pre-checkpoint, post-checkpoint and restart hooks.
 //! - `capture`: kernel state that memory does not carry, captured before the image
 //!   is written and restored after a restart.
 //! - `write`: the checkpoint file itself.
+//! - `dir`: directory mode (`CKPT_DIR`): numbered images, the `current` pointer.
+//! - `notice`: the line printed after each checkpoint; the deadline.
+//! - `exit`: a warning when the program exits with the checkpoint status itself.
+//! - `names`: the program's and libraries' names, kept across restarts.
 //! - `writer`: continue mode's copy-on-write background writer.
 //! - `arch`: the save point, the thread pointer, rseq (one file per architecture).
 //! - `state`: the single global, serialised.
@@ -27,8 +31,12 @@ mod arch;
 mod capi;
 mod capture;
 mod config;
+mod dir;
+mod exit;
 mod failure;
 mod hooks;
+mod names;
+mod notice;
 mod preload;
 mod signal;
 mod sleep;
@@ -49,7 +57,7 @@ pub enum Outcome {
     /// The image is written (or, from a background writer, being written); `exit`
     /// if the program should now end.
     Written {
-        /// Not continuing: the program ends with status 0.
+        /// Not continuing: the program ends with the checkpoint exit status.
         exit: bool,
     },
     /// This is the restarted process, returning from the checkpoint call.
@@ -80,19 +88,29 @@ pub fn init() {
         a.split(|&c| c == 0).next().unwrap_or(b"")
     });
     let cfg = Config::from_env(&env.as_slice()[..env_len], argv0);
-    state::with(|st| st.cfg = cfg);
+    state::with(|st| {
+        st.cfg = cfg;
+        st.names.at_load();
+    });
     if signal::other_runtime_active(cfg.signal) {
         // Another copy of the runtime (preloaded, while this one is linked in)
         // already handles the trigger: it is the one; this copy only serves the
         // program's own calls.
         return;
     }
-    if !cfg.inherit {
-        preload::remove_own_entry();
+    if preload::settle(cfg.inherit, cfg.starter) == preload::Role::Passive {
+        // A child of the program (see `preload`): no triggers; the C API still
+        // answers, as in any process the runtime is loaded into.
+        state::with(|st| {
+            st.cfg.set_signal(0);
+            st.cfg.interval = 0;
+        });
+        return;
     }
     if let Err(e) = signal::arm(&cfg, None) {
         ckpt_sys::msg::Msg::new().s("ckpt: cannot install the checkpoint trigger: ").errno(e).emit();
     }
+    exit::watch();
 }
 
 /// The configuration in force (the default while a checkpoint holds the state,
@@ -162,13 +180,22 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
         Some(n) => Path::new(n).ok_or(Failure::new("invalid checkpoint file name", Errno::EINVAL, n))?,
         None => st.cfg.name,
     };
+    // Directory mode: the next numbered image in the directory (the number is
+    // kept in this memory before the image is taken, so the image carries it).
+    let (path, seq) = if st.cfg.dir && name.is_none() {
+        let (p, seq) = dir::next(&path, st.seq)?;
+        st.seq = seq;
+        (p, seq)
+    } else {
+        (path, 0)
+    };
     // Every other thread stops (in the stop handler, its state recorded) for as
     // long as the image is taken: in this process, or until the writer is forked.
-    let stopped = threads::stop_all(path.as_bytes(), st.cfg.signal)?;
+    let stopped = threads::stop_all(path.as_bytes(), st.cfg.signals)?;
     if stopped.is_some() && st.cfg.timing {
         threads::report_stop();
     }
-    let r = take_stopped(st, &path, trigger, stopped.as_ref());
+    let r = take_stopped(st, &path, seq, trigger, stopped.as_ref());
     st.kernel.threads = capture::ThreadsSection::EMPTY;
     match (r.as_ref(), stopped) {
         // The session's table belongs to the old process (it is not in the image).
@@ -184,6 +211,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
 fn take_stopped(
     st: &mut state::State,
     path: &Path,
+    seq: u64,
     trigger: Trigger,
     stopped: Option<&threads::Stopped>,
 ) -> Result<Outcome, Failure> {
@@ -213,18 +241,27 @@ fn take_stopped(
         None => threads::none(),
     }
     match trigger {
-        Trigger::Signal if st.cfg.cont => take_background(st, path, exclude),
-        Trigger::Periodic => take_background(st, path, exclude),
-        Trigger::Call | Trigger::Signal => take_here(st, path, !st.cfg.cont, exclude),
+        Trigger::Signal if st.cfg.cont => take_background(st, path, seq, exclude),
+        Trigger::Periodic => take_background(st, path, seq, exclude),
+        Trigger::Call | Trigger::Signal => take_here(st, path, seq, !st.cfg.cont, exclude),
     }
+}
+
+/// The image `path` (number `seq` in directory mode, else 0) of `bytes` is
+/// durable: publish it in its directory and say so.
+fn written(cfg: &Config, path: &Path, seq: u64, bytes: u64) {
+    if seq != 0 {
+        dir::publish(&cfg.name, seq, cfg.keep);
+    }
+    notice::written(cfg, path.as_bytes(), seq, bytes);
 }
 
 /// Write the image from this process, below the save point; `exit` goes into
 /// the outcome (not continuing: the program ends once the file is written).
-fn take_here(st: &mut state::State, path: &Path, exit: bool, table: (u64, u64)) -> Result<Outcome, Failure> {
+fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool, table: (u64, u64)) -> Result<Outcome, Failure> {
     let mut job = Job::create(path)?;
-    let kernel = &st.kernel;
-    let saved = arch::save_context(&mut || match job.write(kernel, &[table]) {
+    let (kernel, names) = (&st.kernel, &st.names);
+    let saved = arch::save_context(&mut || match job.write(kernel, names, &[table]) {
         Ok(()) => 0,
         Err(f) => {
             job.failed = Some(f);
@@ -232,7 +269,10 @@ fn take_here(st: &mut state::State, path: &Path, exit: bool, table: (u64, u64)) 
         }
     });
     match saved {
-        Ok(Saved::Wrote(0)) => job.commit().map(|_| Outcome::Written { exit }),
+        Ok(Saved::Wrote(0)) => job.commit().map(|bytes| {
+            written(&st.cfg, path, seq, bytes);
+            Outcome::Written { exit }
+        }),
         Ok(Saved::Wrote(_)) => {
             let f = job.failed.unwrap_or(Failure::bare("writing", Errno::EIO));
             job.abort();
@@ -256,14 +296,14 @@ fn take_here(st: &mut state::State, path: &Path, exit: bool, table: (u64, u64)) 
 /// its name is the writer's: a writer killed half-way is recognised as dead, and
 /// its file removed, by the next checkpoint of that name. Its failures are
 /// reported on stderr by the writer; the program goes on either way.
-fn take_background(st: &mut state::State, path: &Path, table: (u64, u64)) -> Result<Outcome, Failure> {
-    let kernel = &st.kernel;
+fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u64)) -> Result<Outcome, Failure> {
+    let (kernel, cfg, names) = (&st.kernel, &st.cfg, &st.names);
     let mut failed = Errno::EIO;
     let saved = arch::save_context(&mut || {
         let mut write = |stack: (u64, u64)| {
             let r = Job::create(path).and_then(|mut job| {
-                match job.write(kernel, &[stack, writer::scratch_ranges(), table]) {
-                    Ok(()) => job.commit().map(drop),
+                match job.write(kernel, names, &[stack, writer::scratch_ranges(), table]) {
+                    Ok(()) => job.commit().map(|bytes| written(cfg, path, seq, bytes)),
                     Err(f) => {
                         job.abort();
                         Err(f)
@@ -312,6 +352,10 @@ fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
     }
     arch::unmap_loader(info);
     trace("the loader's home block unmapped");
+    st.names.after_restart(write::LOADER.len());
+    if st.cfg.starter != 0 {
+        st.cfg.starter = preload::restarted();
+    }
     if others {
         threads::resume_all();
     }

@@ -67,7 +67,7 @@ pub fn timer_signal(cfg: &Config) -> u32 {
 /// Signals our handler is installed for under `cfg`, as a mask.
 pub fn our_signals(cfg: &Config) -> u64 {
     let bit = |s: u32| if s == 0 { 0 } else { 1u64 << (s - 1) };
-    bit(cfg.signal) | if cfg.interval != 0 { bit(timer_signal(cfg)) } else { 0 }
+    cfg.signals | bit(cfg.signal) | if cfg.interval != 0 { bit(timer_signal(cfg)) } else { 0 }
 }
 
 /// Is another copy of the ckpt runtime already handling `sig` in this process
@@ -228,7 +228,16 @@ pub fn adopt(cfg: &mut Config) {
     if is_owner() {
         return;
     }
-    cfg.name = name_with_pid(&cfg.name, ckpt_sys::getpid() as u64);
+    let pid = ckpt_sys::getpid() as u64;
+    cfg.name = if cfg.dir {
+        // Directory mode's numbered images are the program's: a forked process
+        // writes DIR/forked.PID.ckpt, which `ckpt run` does not resume from.
+        cfg.dir = false;
+        let m = ckpt_sys::msg::Msg::new().b(cfg.name.as_bytes()).s("/forked.").u(pid).s(".ckpt");
+        Path::new(m.as_bytes()).unwrap_or(cfg.name)
+    } else {
+        name_with_pid(&cfg.name, pid)
+    };
     forget_timer();
     if let Err(e) = arm_here(cfg) {
         ckpt_sys::msg::Msg::new()
@@ -256,18 +265,29 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // architectures.
     let code = unsafe { core::ptr::read((info as *const u8).add(8) as *const i32) };
     let cfg = crate::config();
-    if !periodic && (sig as u32 != cfg.signal || !answers(code)) {
+    if !periodic && !(1..=64).contains(&sig) {
+        return;
+    }
+    if !periodic && (cfg.signals & (1u64 << (sig - 1)) == 0 || !answers(code)) {
         // SIGRTMAX kept for the timer but sent by someone else, or a trigger this
         // process does not answer (a forked worker in the owner's group).
         pass_on(sig as u32);
         return;
     }
     let trigger = if periodic { Trigger::Periodic } else { Trigger::Signal };
+    crate::notice::begin(if periodic { 0 } else { sig as u32 });
     // A local: on the program's stack, so in the image, back after a restart.
     // SAFETY: `uc` is this handler's ucontext.
     let interrupted = unsafe { crate::sleep::note(uc) };
-    match crate::checkpoint(None, trigger) {
-        Ok(Outcome::Written { exit: true }) => ckpt_sys::exit_group(0),
+    let r = crate::checkpoint(None, trigger);
+    if !matches!(r, Ok(Outcome::Restarted)) {
+        // A trigger that arrived while this checkpoint ran (a scheduler sending
+        // SIGTERM twice, Ctrl-Z pressed again) asked for what was just done: it
+        // does not start another. Every signal is still blocked (our sa_mask).
+        while ckpt_sys::take_pending(our_signals(&cfg)).is_ok() {}
+    }
+    match r {
+        Ok(Outcome::Written { exit: true }) => ckpt_sys::exit_group(cfg.exit_status as i32),
         Ok(Outcome::Restarted) => {
             if let Some(it) = &interrupted {
                 // SAFETY: as above; the frame came back with the stack.

@@ -13,6 +13,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::capture::Kernel;
 use crate::config::Config;
+use crate::names::Names;
 
 /// Everything the runtime keeps.
 pub struct State {
@@ -20,13 +21,18 @@ pub struct State {
     pub cfg: Config,
     /// Captured at the last checkpoint; restored after a restart.
     pub kernel: Kernel,
+    /// Directory mode: the number of the last image taken (0: none yet).
+    pub seq: u64,
+    /// The program's original names, for images taken after a restart.
+    pub names: Names,
 }
 
 struct Global(UnsafeCell<State>);
 // SAFETY: all access is serialised by BUSY (see `with`).
 unsafe impl Sync for Global {}
 
-static STATE: Global = Global(UnsafeCell::new(State { cfg: Config::DEFAULT, kernel: Kernel::EMPTY }));
+static STATE: Global =
+    Global(UnsafeCell::new(State { cfg: Config::DEFAULT, kernel: Kernel::EMPTY, seq: 0, names: Names::EMPTY }));
 static BUSY: AtomicBool = AtomicBool::new(false);
 
 /// Run `f` with exclusive access to the state; `None` if another caller has it.

@@ -349,11 +349,11 @@ fn now_ms() -> u64 {
 
 /// Stop every other thread of the process (see the module comment). `Ok(None)`
 /// for a single-threaded process. `path` names the image in a failure.
-pub fn stop_all(path: &[u8], trigger: u32) -> Result<Option<Stopped>, Failure> {
+pub fn stop_all(path: &[u8], triggers: u64) -> Result<Option<Stopped>, Failure> {
     if crate::capture::mm::thread_count().unwrap_or(1) <= 1 {
         return Ok(None);
     }
-    if trigger == STOP_SIGNAL {
+    if triggers & (1 << (STOP_SIGNAL - 1)) != 0 {
         return Err(Failure::new(
             "the trigger signal is 63, the signal that stops the other threads: choose another (ckpt -a); not writing",
             Errno::EINVAL,

@@ -57,10 +57,11 @@ use ckpt_sys::{AtFlags, Errno, Fd, IoVec, ProtFlags, RenameFlags, c};
 use crate::capture::maps::{self, Layout};
 use crate::capture::{Kernel, Section};
 use crate::config::{NAME_MAX, Path};
+use crate::names::Names;
 use crate::{arch, failure::Failure};
 
 /// The restart loader, built for this architecture by `cargo xtask build`.
-static LOADER: &[u8] = include_bytes!(env!("CKPT_LOADER_PATH", "build with: cargo xtask build"));
+pub static LOADER: &[u8] = include_bytes!(env!("CKPT_LOADER_PATH", "build with: cargo xtask build"));
 
 static ZEROS: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
@@ -71,7 +72,7 @@ pub struct CPath {
 }
 
 impl CPath {
-    fn from_parts(parts: &[&[u8]]) -> Option<CPath> {
+    pub fn from_parts(parts: &[&[u8]]) -> Option<CPath> {
         let mut p = CPath { buf: [0; NAME_MAX + 64], len: 0 };
         for s in parts {
             if p.len + s.len() + 1 > p.buf.len() || s.contains(&0) {
@@ -82,7 +83,7 @@ impl CPath {
         }
         Some(p)
     }
-    fn cstr(&self) -> &CStr {
+    pub fn cstr(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.buf[..=self.len]).unwrap_or(c"")
     }
     /// The path without NUL.
@@ -225,7 +226,7 @@ impl Job {
     /// Walk the address space and write the whole image. Runs below the save
     /// point: the registers are already in `arch::saved_regs()`. `exclude` lists
     /// runtime scratch (the background writer's) to leave out.
-    pub fn write(&mut self, kernel: &Kernel, exclude: &[(u64, u64)]) -> Result<(), Failure> {
+    pub fn write(&mut self, kernel: &Kernel, names: &Names, exclude: &[(u64, u64)]) -> Result<(), Failure> {
         let mut volatile = Table::<(u64, u64)>::with_capacity(2 + 2 * kernel.threads.others().len())
             .map_err(|e| self.fail("allocating memory for", e))?;
         volatile_ranges(kernel, &mut volatile).map_err(|e| self.fail("allocating memory for", e))?;
@@ -243,7 +244,7 @@ impl Job {
         let layout = maps::walk(&cut[..3 + exclude.len().min(5)])
             .map_err(|(step, e)| crate::failure::explained(self.fail(step, e)))?;
         let (header, meta_len, npieces) =
-            self.compose(&layout, kernel).map_err(|e| self.fail("describing the address space for", e))?;
+            self.compose(&layout, kernel, names).map_err(|e| self.fail("describing the address space for", e))?;
         // Made after the walk, so it is not part of the image.
         let hashes = Scratch::new(npieces * 8).map_err(|e| self.fail("allocating memory for", e))?;
         let mut w = Out {
@@ -305,9 +306,17 @@ impl Job {
     /// Fill the metadata buffer; returns the header (without the checksums of
     /// the metadata and the data), the metadata length and the number of data
     /// pieces (whose hashes, the last section, are filled in after the data).
-    fn compose(&mut self, layout: &Layout, kernel: &Kernel) -> Result<(Header, usize, usize), Errno> {
+    fn compose(&mut self, layout: &Layout, kernel: &Kernel, names: &Names) -> Result<(Header, usize, usize), Errno> {
+        // The executable the program was started as (after a restart,
+        // /proc/self/exe is the checkpoint file; see `names`).
         let mut exe = [0u8; NAME_MAX];
-        let exe_len = ckpt_sys::readlinkat(Fd::CWD, c"/proc/self/exe", &mut exe).unwrap_or(0);
+        let exe_len = if names.exe.is_empty() {
+            ckpt_sys::readlinkat(Fd::CWD, c"/proc/self/exe", &mut exe).unwrap_or(0)
+        } else {
+            let n = names.exe.as_bytes();
+            exe[..n.len()].copy_from_slice(n);
+            n.len()
+        };
         let mut argv = [0u8; 4096];
         let argv_len = ckpt_sys::read_file(c"/proc/self/cmdline", &mut argv).unwrap_or(argv.len());
         let uts = ckpt_sys::uname()?;
@@ -321,7 +330,7 @@ impl Job {
         let regions = layout.regions.as_slice();
         let runs = layout.runs.as_slice();
         let strings_len: usize = strings.iter().map(|s| s.len() + 1).sum::<usize>()
-            + regions.iter().map(|r| r.name_len as usize + 1).sum::<usize>();
+            + regions.iter().map(|r| names.original(r.start, layout.name(r)).len() + 1).sum::<usize>();
         let npieces: usize = regions
             .iter()
             .map(|r| {
@@ -365,7 +374,7 @@ impl Job {
         debug_assert_eq!(strs::KERNEL, 3);
         w.process(&p);
         for (i, r) in regions.iter().enumerate() {
-            let (off, len) = w.string(layout.name(r)).map_err(|_| Errno::ENOMEM)?;
+            let (off, len) = w.string(names.original(r.start, layout.name(r))).map_err(|_| Errno::ENOMEM)?;
             w.region(i as u32, &ckpt_image::Region { name_off: off, name_len: len, ..*r });
         }
         for (i, r) in runs.iter().enumerate() {

@@ -327,6 +327,12 @@ pub fn renameat2(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: RenameFlags) -> 
     unsafe { sys!(Sysno::renameat2, od.0, old.as_ptr(), nd.0, new.as_ptr(), flags.0) }.map(drop)
 }
 
+/// `int symlinkat(const char *target, int newdirfd, const char *linkpath);`
+pub fn symlinkat(target: &CStr, dir: Fd, link: &CStr) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated and only read.
+    unsafe { sys!(Sysno::symlinkat, target.as_ptr(), dir.0, link.as_ptr()) }.map(drop)
+}
+
 /// `int unlinkat(int dirfd, const char *pathname, int flags);`
 pub fn unlinkat(dir: Fd, path: &CStr, flags: AtFlags) -> Result<()> {
     // SAFETY: path is NUL-terminated and only read.

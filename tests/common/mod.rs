@@ -31,6 +31,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The documented exit status of a program that was checkpointed and exited.
+pub const CHECKPOINT_EXIT: i32 = 85;
+
 /// How long any one program may run before the test calls it hung.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -242,6 +245,16 @@ impl Outcome {
     pub fn assert_ok(&self, what: &str) {
         assert!(self.status.success() && !self.has("FAIL"), "{what}: {}\n{self}", self.status);
     }
+
+    /// Panic with the transcript unless the process exited with the checkpoint
+    /// exit status (it was checkpointed and exited) with no FAIL line.
+    pub fn assert_checkpointed(&self, what: &str) {
+        assert!(
+            self.status.code() == Some(CHECKPOINT_EXIT) && !self.has("FAIL"),
+            "{what}: {} (want exit status {CHECKPOINT_EXIT}, the checkpoint-and-exit status)\n{self}",
+            self.status
+        );
+    }
 }
 
 impl std::fmt::Display for Outcome {
@@ -436,7 +449,8 @@ pub fn run(cmd: Command) -> Outcome {
 }
 
 /// Start CMD, wait for `READY`, let it run a random 50..300 ms, send SIGTSTP and
-/// collect the outcome. Checks that it exited 0 and that IMAGE is a complete,
+/// collect the outcome. Checks that it exited with the checkpoint exit status
+/// (85) and that IMAGE is a complete,
 /// owner-only executable with no temporary file left next to it.
 pub fn checkpoint(cmd: Command, image: &Path) -> Outcome {
     checkpoint_with(cmd, image, "TSTP", random_delay(50, 300))
@@ -449,7 +463,7 @@ pub fn checkpoint_with(cmd: Command, image: &Path, sig: &str, delay: Duration) -
     std::thread::sleep(delay);
     p.signal(sig);
     let o = p.finish();
-    o.assert_ok("the checkpointed run");
+    o.assert_checkpointed("the checkpointed run");
     assert!(!o.has("DONE"), "the program finished before the checkpoint (make it run longer)\n{o}");
     assert_image(image);
     o

@@ -31,6 +31,10 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("setcap", &["-h"], "libcap2-bin"),
     // The privileges test runs an image as another user with setpriv.
     ("setpriv", &["--version"], "util-linux"),
+    // tests/slurm.rs starts a single-node Slurm cluster (slurmctld, slurmd and the
+    // client commands) with its own munged.
+    ("/usr/sbin/slurmctld", &["-V"], "slurm-wlm"),
+    ("/usr/sbin/munged", &["--version"], "munge"),
 ];
 
 fn works(cmd: &str, args: &[&str]) -> bool {
@@ -79,7 +83,7 @@ pub fn run_setup() -> Result<()> {
     if missing.is_empty() {
         eprintln!(
             "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, strace, setcap, \
-             setpriv, javac and node are present"
+             setpriv, slurm-wlm, munge, javac and node are present"
         );
     } else {
         let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };
