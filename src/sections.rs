@@ -3,8 +3,9 @@
 //! Each kind of state adds an arm to [`describe`] that lists its records, one line
 //! each, saying how each will come back at restart.
 
+use ckpt_image::files::{FileRec, Files, fkind, how, why};
 use ckpt_image::memory;
-use ckpt_image::section::{self, Section};
+use ckpt_image::section::{self, Section, tag};
 
 /// Human lines for one section (indented by the caller), after its title line.
 pub fn describe(s: &Section) -> Vec<String> {
@@ -67,6 +68,10 @@ pub fn describe(s: &Section) -> Vec<String> {
         t if section::name(t) == "unknown" => {
             vec!["(a kind of state this ckpt does not know; the image's own loader restores it)".to_string()]
         }
+        tag::FILES => match Files::parse(s.data) {
+            Ok(f) => files(&f),
+            Err(e) => vec![format!("damaged: {e}")],
+        },
         section::tag::PROCESS => match ckpt_image::process::ProcessState::parse(s.data) {
             Ok(p) => process_lines(&p),
             Err(e) => vec![format!("damaged: {e}")],
@@ -81,6 +86,177 @@ pub fn describe(s: &Section) -> Vec<String> {
         },
         _ => Vec::new(),
     }
+}
+
+/// The FILES section for `ckpt info --json`: (descriptors, shared file mappings).
+pub fn json(s: &Section) -> Option<(serde_json::Value, serde_json::Value)> {
+    if s.tag != tag::FILES {
+        return None;
+    }
+    let f = Files::parse(s.data).ok()?;
+    let fds: Vec<serde_json::Value> = f
+        .files()
+        .map(|r| {
+            serde_json::json!({
+                "fd": r.fd,
+                "kind": kind(r.kind),
+                "path": String::from_utf8_lossy(f.path(&r)),
+                "flags": access(r.flags),
+                "offset": r.pos,
+                "cloexec": r.cloexec != 0,
+                "restart": restart(&f, &r),
+            })
+        })
+        .collect();
+    let maps: Vec<serde_json::Value> = f
+        .maps()
+        .map(|m| {
+            serde_json::json!({
+                "start": m.start,
+                "end": m.end,
+                "offset": m.offset,
+                "path": String::from_utf8_lossy(f.map_path(&m)),
+            })
+        })
+        .collect();
+    Some((fds.into(), maps.into()))
+}
+
+fn kind(k: u32) -> &'static str {
+    match k {
+        fkind::REG => "file",
+        fkind::DIR => "directory",
+        fkind::CHR => "device",
+        fkind::TTY => "terminal",
+        fkind::PIPE => "pipe",
+        fkind::FIFO => "fifo",
+        fkind::SOCKET => "socket",
+        fkind::DELETED => "deleted file",
+        fkind::ANON => "anon inode",
+        fkind::EVENTFD => "eventfd",
+        fkind::TIMERFD => "timerfd",
+        fkind::SIGNALFD => "signalfd",
+        fkind::EPOLL => "epoll",
+        _ => "special",
+    }
+}
+
+fn access(flags: u32) -> String {
+    const O_APPEND: u32 = 0o2000;
+    const O_PATH: u32 = 0o10000000;
+    let mut a = String::from(match flags & 3 {
+        0 => "r",
+        1 => "w",
+        _ => "rw",
+    });
+    if flags & O_APPEND != 0 {
+        a.push_str(",append");
+    }
+    if flags & O_PATH != 0 {
+        a = "path".to_string();
+    }
+    a
+}
+
+/// How record `r` comes back, in words.
+fn restart(f: &Files, r: &FileRec) -> String {
+    match r.how {
+        how::REOPEN if r.kind == fkind::TTY => "reopened as the restarting terminal (/dev/tty)".to_string(),
+        how::REOPEN if matches!(r.kind, fkind::REG | fkind::DIR) => format!(
+            "reopened by path at offset {}{} (a warning if it is gone, replaced or shorter; --refuse-changed refuses)",
+            r.pos,
+            match r.data_len / 24 {
+                0 => String::new(),
+                n => format!(", its {n} lock(s) taken again"),
+            }
+        ),
+        how::REOPEN => "reopened by path".to_string(),
+        how::SHELL if r.kind == fkind::TTY && r.data_len > 0 => format!(
+            "the restarting shell's descriptor {} (its terminal gets the saved settings{})",
+            r.fd,
+            if f.content(r).get(48) == Some(&1) { "; the program is its foreground again" } else { "" }
+        ),
+        how::SHELL => format!("the restarting shell's descriptor {}", r.fd),
+        how::CONTENT => format!("a new unlinked file with the {} saved bytes, at offset {}", r.data_len, r.pos),
+        how::PIPE if r.kind == fkind::FIFO => {
+            format!("the FIFO opened by path again (without blocking), {} queued bytes back in it", r.data_len)
+        }
+        how::PIPE if r.share != ckpt_image::files::NO_SHARE => {
+            format!("the other end of the pipe of fd {}", f.file(r.share as usize).map_or(0, |s| s.fd))
+        }
+        how::PIPE if r.why == why::OUTSIDE => {
+            "a new pipe whose other end (outside the process) is closed: reads see EOF, writes EPIPE".to_string()
+        }
+        how::PIPE => format!("a new pipe with both ends, {} queued bytes back in it", r.data_len),
+        how::NEW => match r.kind {
+            fkind::EVENTFD => format!("a new eventfd with counter {}", f.word(r, 0)),
+            fkind::TIMERFD => format!(
+                "a new timerfd (clock {}), {}.{:09} s left, interval {}.{:09} s, {} expirations unread",
+                f.word(r, 0),
+                f.word(r, 4),
+                f.word(r, 5),
+                f.word(r, 2),
+                f.word(r, 3),
+                f.word(r, 1)
+            ),
+            fkind::SIGNALFD => format!("a new signalfd for mask {:#x}", f.word(r, 0)),
+            fkind::SOCKET => match f.word(r, 3) {
+                1 => "a new socket listening on the same address, with its options (queued connections are lost)"
+                    .to_string(),
+                3 => format!(
+                    "one end of a new socket pair connected to fd {}, {} queued bytes back in it",
+                    f.file(f.word(r, 10) as usize).map_or(0, |p| p.fd),
+                    r.data_len.saturating_sub(ckpt_image::files::SOCKET_DATA_LEN)
+                ),
+                2 => "NOT RESTORED: its peer is not in the image: a socket that fails like a dropped connection \
+                      (EOF, EPIPE)"
+                    .to_string(),
+                _ => "a new socket bound (and, for datagrams, connected) to the same addresses, with its options"
+                    .to_string(),
+            },
+            _ => format!("a new epoll instance watching {} descriptors again", r.data_len / 24),
+        },
+        how::DUP => {
+            format!("shares one open file description with fd {}", f.file(r.share as usize).map_or(0, |s| s.fd))
+        }
+        _ => format!(
+            "NOT RESTORED: a placeholder that fails every operation (EBADF): {}",
+            match r.why {
+                why::TOO_BIG => "deleted file over the 32 MiB the image keeps",
+                why::UNREADABLE => "deleted file that could not be read",
+                _ => "this kind of descriptor is not restored yet",
+            }
+        ),
+    }
+}
+
+fn files(f: &Files) -> Vec<String> {
+    let mut v = Vec::new();
+    if f.nfiles() == 0 {
+        v.push("no open descriptors (every descriptor of the restarting shell is closed)".to_string());
+    }
+    for r in f.files() {
+        let ce = if r.cloexec != 0 { " cloexec" } else { "" };
+        v.push(format!(
+            "fd {:<4} {:<12} {:<9} {}{}: {}",
+            r.fd,
+            kind(r.kind),
+            access(r.flags),
+            String::from_utf8_lossy(f.path(&r)),
+            ce,
+            restart(f, &r)
+        ));
+    }
+    for m in f.maps() {
+        v.push(format!(
+            "shared mapping {:x}-{:x} of {} at offset {}: mapped again from the file (the restart is refused if it is gone)",
+            m.start,
+            m.end,
+            String::from_utf8_lossy(f.map_path(&m)),
+            m.offset
+        ));
+    }
+    v
 }
 
 /// The title line of a section: its name, version and size.
@@ -209,6 +385,12 @@ pub fn json_records(s: &Section) -> serde_json::Map<String, serde_json::Value> {
                 })
                 .unwrap_or_default();
             m.insert("threads".into(), Value::Array(items));
+        }
+        tag::FILES => {
+            if let Some((files, maps)) = json(s) {
+                m.insert("files".into(), files);
+                m.insert("shared_file_mappings".into(), maps);
+            }
         }
         _ => {}
     }

@@ -394,6 +394,7 @@ macro_rules! record {
     };
 }
 
+pub mod files;
 pub mod hashes;
 pub mod memory;
 pub mod process;

@@ -165,6 +165,7 @@ impl<'a> Sections<'a> {
 pub fn validate(s: &Section) -> Result<(), ImageError> {
     match s.tag {
         tag::THREADS => crate::threads::parse(s.data).map(drop),
+        tag::FILES => crate::files::Files::parse(s.data).map(drop),
         tag::DATA_HASHES => crate::hashes::validate(s),
         tag::PROCESS => crate::process::validate(s),
         tag::GUARDS | tag::SHARED => crate::memory::validate(s),

@@ -10,6 +10,8 @@
 //!    and exit status 1, and nothing else happens. Then copy the loader, its stack
 //!    and the metadata into a "home" block placed where no saved region will go,
 //!    and continue there.
+//!    The descriptor table comes back here too (see `files`): it does not depend
+//!    on memory, and a restart refused for a changed file must change nothing.
 //! 2. **Restore** (on the home stack, in the copy). Unmap everything else, move the
 //!    kernel's vDSO/vvar pages to their saved addresses, map every saved region and
 //!    fill it with a few large reads, set the thread pointer and jump back to the
@@ -24,6 +26,7 @@
 #![deny(unsafe_code)]
 
 mod arch;
+mod files;
 mod ids;
 mod remap;
 mod vdso;
@@ -166,6 +169,13 @@ pub fn main(sp: usize) -> ! {
     if meta.threads().is_some() {
         ids::enter(&name, meta.process.pid as i32);
     }
+    // The descriptors, before the point of no return (a restart refused because a
+    // file changed leaves nothing done); the image's descriptor moves above them.
+    let fd = match files::section(&meta) {
+        Some(f) => files::restore(&name, &f, files::Opts::from_stack(sp), fd),
+        None => fd,
+    };
+    trace("descriptors restored");
 
     let home = remap::Home::place(&name, &meta, cur_vdso);
     let plan = Plan { fd, header, home, name, started_ns };

@@ -269,6 +269,8 @@ impl Check<'_> {
 
 /// Map every saved region and fill its runs from the file.
 ///
+/// - A MAP_SHARED mapping of a file listed in the FILES section is mapped from
+///   that file again (see `files`).
 /// - A private file mapping saved whole (program and library text and data) is
 ///   mapped from the checkpoint file itself, MAP_PRIVATE at its data's offset,
 ///   with its own protection: no copy, pages only read stay shared with the page
@@ -294,6 +296,7 @@ impl Check<'_> {
 /// runs, naming the piece's file offset.
 pub fn restore_regions(plan: &Plan, meta: &Meta) {
     let mut iov = [IoVec::default(); ckpt_sys::IOV_MAX];
+    let files = crate::files::section(meta);
     let mut orig = [IoVec::default(); ckpt_sys::IOV_MAX];
     // Validated by Meta::parse, count included.
     let mut check = Check { hashes: meta.data_hashes().ok().flatten(), next: 0 };
@@ -309,6 +312,31 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
         next_view += view.is_some() as usize;
         let len = (r.end - r.start) as usize;
         let vmf = pstate.map_or(vm::NORESERVE, |p| p.map_flags(r.start));
+        // A MAP_SHARED mapping of a file that is still there (checked in phase
+        // one): mapped from that file again, so the program's writes reach it;
+        // its content is the file's (the saved copy is not read).
+        let shared_file = files.and_then(|f| Some((f, f.map_at(r.start).filter(|m| m.end == r.end)?)));
+        if let (kind::SHARED, Some((f, m))) = (r.kind, shared_file) {
+            let fd = crate::files::open_map_file(&f, &m).unwrap_or_else(|e| {
+                die(msg(&plan.name).s("cannot open the file of shared mapping ").x(r.start).s(" again: ").errno(e))
+            });
+            let flags = c::MAP_FIXED_NOREPLACE | c::MAP_SHARED;
+            // SAFETY: NOREPLACE, and the range is cleared and not the home block,
+            // as below.
+            let res =
+                unsafe { ckpt_sys::mmap(r.start as usize, len, ckpt_sys::ProtFlags(r.prot), flags, fd, m.offset) };
+            let _ = ckpt_sys::close(fd);
+            if let Err(e) = res {
+                die(msg(&plan.name).s("cannot map the shared file mapping ").x(r.start).s(": ").errno(e));
+            }
+            // Its saved pages are not read: their piece checks are passed over.
+            if check.hashes.is_some() {
+                let saved: u64 = meta.runs_of(&r).map(|u| u.len).sum();
+                check.next += ckpt_image::hashes::pieces_of(saved, check.limit());
+            }
+            apply_flags(plan, &r, vmf);
+            continue;
+        }
         if let Some(off) = mapped_from_image(meta, &r) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
             let verify = CHECK_MAPPED && check.hashes.is_some();

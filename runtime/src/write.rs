@@ -234,14 +234,15 @@ impl Job {
         let volatile = volatile.as_slice();
         let snap_len = volatile.iter().map(|v| (v.1 - v.0) as usize).max().unwrap_or(0);
         let mut snap = Scratch::new(snap_len).map_err(|e| self.fail("allocating memory for", e))?;
-        let mut cut = [(0u64, 0u64); 8];
+        let mut cut = [(0u64, 0u64); 9];
         cut[0] = self.meta.range();
         cut[1] = snap.range();
         cut[2] = volatile_table;
-        for (d, s) in cut[3..].iter_mut().zip(exclude) {
+        cut[3] = kernel.files.range();
+        for (d, s) in cut[4..].iter_mut().zip(exclude) {
             *d = *s;
         }
-        let layout = maps::walk(&cut[..3 + exclude.len().min(5)])
+        let layout = maps::walk(&cut[..4 + exclude.len().min(5)])
             .map_err(|(step, e)| crate::failure::explained(self.fail(step, e)))?;
         let (header, meta_len, npieces) =
             self.compose(&layout, kernel, names).map_err(|e| self.fail("describing the address space for", e))?;

@@ -70,6 +70,7 @@ errnos! {
     EOVERFLOW, "Value too large for defined data type";
     EOPNOTSUPP, "Operation not supported";
     ETIMEDOUT, "Connection timed out";
+    ESTALE, "Stale file handle";
     EDQUOT, "Disk quota exceeded";
 }
 

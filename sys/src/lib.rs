@@ -142,6 +142,31 @@ pub mod c {
     pub const ARCH_GET_FS: u32 = 0x1003;
     /// `RSEQ_FLAG_UNREGISTER` (linux/rseq.h; an enum there, not a constant).
     pub const RSEQ_FLAG_UNREGISTER: u32 = 1;
+    /// `fcntl` commands (fcntl(2)).
+    pub const F_GETFD: u32 = 1;
+    /// Set the descriptor flags.
+    pub const F_SETFD: u32 = 2;
+    /// Get the file status flags.
+    pub const F_GETFL: u32 = 3;
+    /// Set the file status flags.
+    pub const F_SETFL: u32 = 4;
+    /// Duplicate to the lowest free number at or above the argument, close-on-exec.
+    pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    /// Set a pipe's capacity.
+    pub const F_SETPIPE_SZ: u32 = 1031;
+    /// Add seals to a memfd.
+    pub const F_ADD_SEALS: u32 = 1033;
+    /// Read a memfd's seals.
+    pub const F_GET_SEALS: u32 = 1034;
+    /// The close-on-exec descriptor flag.
+    pub const FD_CLOEXEC: u32 = 1;
+    // O_PATH: a descriptor that only names a file (read and write fail with
+    // EBADF); O_TMPFILE carries O_DIRECTORY's bit, as the kernel wants it.
+    typed!(OFlags: O_APPEND, O_NONBLOCK, O_TRUNC, O_NOCTTY, O_PATH, O_TMPFILE, O_ACCMODE);
+    /// `SEEK_SET`.
+    pub const SEEK_SET: u32 = 0;
+    /// `kcmp` type: the two descriptors refer to one open file description.
+    pub const KCMP_FILE: u32 = 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -292,6 +317,270 @@ pub fn close(fd: Fd) -> Result<()> {
     unsafe { sys!(Sysno::close, fd.0) }.map(drop)
 }
 
+/// `int close_range(unsigned int first, unsigned int last, unsigned int flags);`
+pub fn close_range(first: u32, last: u32, flags: u32) -> Result<()> {
+    // SAFETY: closing descriptors touches no memory.
+    unsafe { sys!(Sysno::close_range, first, last, flags) }.map(drop)
+}
+
+/// `int pipe2(int pipefd[2], int flags);` Returns (read end, write end).
+pub fn pipe2(flags: OFlags) -> Result<(Fd, Fd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: the kernel writes two ints into `fds`, ours.
+    unsafe { sys!(Sysno::pipe2, fds.as_mut_ptr(), flags.0) }?;
+    Ok((Fd(fds[0]), Fd(fds[1])))
+}
+
+/// `int eventfd2(unsigned int initval, int flags);`
+pub fn eventfd2(initval: u32, flags: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::eventfd2, initval, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int signalfd4(int fd, const sigset_t *mask, size_t sizemask, int flags);`
+pub fn signalfd4(fd: Fd, mask: u64, flags: u32) -> Result<Fd> {
+    // SAFETY: the kernel reads the 8-byte mask, ours.
+    unsafe { sys!(Sysno::signalfd4, fd.0, &mask as *const u64, 8usize, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int timerfd_create(int clockid, int flags);`
+pub fn timerfd_create(clock: u32, flags: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::timerfd_create, clock, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int timerfd_settime(int fd, int flags, const struct itimerspec *new, NULL);`
+/// with `[interval_sec, interval_nsec, value_sec, value_nsec]` (64-bit times:
+/// `timerfd_settime64` on i386).
+pub fn timerfd_settime(fd: Fd, flags: u32, its: &[i64; 4]) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the kernel reads the itimerspec (four 64-bit words), ours.
+    let r = unsafe { sys!(Sysno::timerfd_settime, fd.0, flags, its.as_ptr(), 0usize) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: as above; __kernel_itimerspec has 64-bit fields on every arch.
+    let r = unsafe { sys!(Sysno::timerfd_settime64, fd.0, flags, its.as_ptr(), 0usize) };
+    r.map(drop)
+}
+
+/// `ioctl(fd, TFD_IOC_SET_TICKS, &ticks)`: the expirations a timerfd has to
+/// report (CONFIG_CHECKPOINT_RESTORE).
+pub fn ioctl_tfd_set_ticks(fd: Fd, ticks: u64) -> Result<()> {
+    const TFD_IOC_SET_TICKS: u32 = 0x4008_5400;
+    // SAFETY: the kernel reads the u64, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
+}
+
+/// `int flock(int fd, int operation);`
+pub fn flock(fd: Fd, op: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::flock, fd.0, op) }.map(drop)
+}
+
+/// `fcntl(fd, F_SETLK / F_OFD_SETLK, &struct flock)`: take a record lock of
+/// `kind` (F_RDLCK 0, F_WRLCK 1) on `[start, start+len)` (`len` 0: to the end),
+/// without waiting. `ofd`: an open-file-description lock (F_OFD_SETLK).
+/// (`fcntl64` with the 64-bit `struct flock64` on i386.)
+pub fn fcntl_setlk(fd: Fd, ofd: bool, kind: u16, start: u64, len: u64) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // struct flock: short l_type, l_whence; off_t l_start, l_len; pid_t l_pid (+ pad).
+        #[repr(C)]
+        struct Flock(u16, u16, u64, u64, i32, i32);
+        let l = Flock(kind, 0, start, len, 0, 0);
+        let cmd: u32 = if ofd { 37 } else { 6 };
+        // SAFETY: the kernel reads the struct, ours.
+        unsafe { sys!(Sysno::fcntl, fd.0, cmd, &l as *const Flock) }.map(drop)
+    }
+    #[cfg(target_arch = "x86")]
+    {
+        // struct flock64 on i386: short, short, then two 64-bit offsets at 4-byte
+        // alignment, then pid_t: 24 bytes.
+        #[repr(C, packed(4))]
+        struct Flock64(u16, u16, u64, u64, i32);
+        let l = Flock64(kind, 0, start, len, 0);
+        let cmd: u32 = if ofd { 37 } else { 13 }; // F_OFD_SETLK, F_SETLK64
+        // SAFETY: the kernel reads the struct, ours.
+        unsafe { sys!(Sysno::fcntl64, fd.0, cmd, &l as *const Flock64) }.map(drop)
+    }
+}
+
+/// `int socket(int domain, int type, int protocol);`
+pub fn socket(domain: u32, ty: u32, proto: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::socket, domain, ty, proto) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int socketpair(int domain, int type, int protocol, int sv[2]);`
+pub fn socketpair(domain: u32, ty: u32, proto: u32) -> Result<(Fd, Fd)> {
+    let mut sv = [0i32; 2];
+    // SAFETY: the kernel writes two ints into `sv`, ours.
+    unsafe { sys!(Sysno::socketpair, domain, ty, proto, sv.as_mut_ptr()) }?;
+    Ok((Fd(sv[0]), Fd(sv[1])))
+}
+
+/// `int bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen);`
+pub fn bind(fd: Fd, addr: &[u8]) -> Result<()> {
+    // SAFETY: the kernel reads addr.len() bytes.
+    unsafe { sys!(Sysno::bind, fd.0, addr.as_ptr(), addr.len()) }.map(drop)
+}
+
+/// `int connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);`
+pub fn connect(fd: Fd, addr: &[u8]) -> Result<()> {
+    // SAFETY: the kernel reads addr.len() bytes.
+    unsafe { sys!(Sysno::connect, fd.0, addr.as_ptr(), addr.len()) }.map(drop)
+}
+
+/// `ssize_t recvfrom(int sockfd, void *buf, size_t len, int flags, NULL, NULL);`
+pub fn recv(fd: Fd, buf: &mut [u8], flags: u32) -> Result<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf, ours.
+    unsafe { sys!(Sysno::recvfrom, fd.0, buf.as_mut_ptr(), buf.len(), flags, 0usize, 0usize) }
+}
+
+/// `int listen(int sockfd, int backlog);`
+pub fn listen(fd: Fd, backlog: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::listen, fd.0, backlog) }.map(drop)
+}
+
+/// `int getsockname(int sockfd, struct sockaddr *addr, socklen_t *addrlen);`
+/// Returns the address length (the kernel's, possibly more than `buf` holds).
+pub fn getsockname(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    let mut len = buf.len() as u32;
+    // SAFETY: the kernel writes at most `len` bytes into buf and the length into `len`.
+    unsafe { sys!(Sysno::getsockname, fd.0, buf.as_mut_ptr(), &mut len as *mut u32) }?;
+    Ok(len as usize)
+}
+
+/// `int getpeername(int sockfd, struct sockaddr *addr, socklen_t *addrlen);`
+pub fn getpeername(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    let mut len = buf.len() as u32;
+    // SAFETY: as getsockname.
+    unsafe { sys!(Sysno::getpeername, fd.0, buf.as_mut_ptr(), &mut len as *mut u32) }?;
+    Ok(len as usize)
+}
+
+/// `int getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *optlen);`
+/// for an `int` option.
+pub fn getsockopt_int(fd: Fd, level: u32, name: u32) -> Result<i32> {
+    let (mut v, mut len) = (0i32, 4u32);
+    // SAFETY: the kernel writes at most 4 bytes into `v` and the length into `len`.
+    unsafe { sys!(Sysno::getsockopt, fd.0, level, name, &mut v as *mut i32, &mut len as *mut u32) }?;
+    Ok(v)
+}
+
+/// `int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen);`
+/// for an `int` option.
+pub fn setsockopt_int(fd: Fd, level: u32, name: u32, v: i32) -> Result<()> {
+    // SAFETY: the kernel reads 4 bytes from `v`.
+    unsafe { sys!(Sysno::setsockopt, fd.0, level, name, &v as *const i32, 4usize) }.map(drop)
+}
+
+/// The kernel's `struct termios` (TCGETS/TCSETS: 36 bytes on x86).
+pub type Termios = [u8; 36];
+
+/// `ioctl(fd, TCGETS, &termios)`: the terminal settings (fails with ENOTTY if
+/// `fd` is not a terminal).
+pub fn ioctl_tcgets(fd: Fd) -> Result<Termios> {
+    let mut t = [0u8; 36];
+    // SAFETY: the kernel writes 36 bytes into `t`, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x5401u32, t.as_mut_ptr()) }?;
+    Ok(t)
+}
+
+/// `ioctl(fd, TCSETS, &termios)`.
+pub fn ioctl_tcsets(fd: Fd, t: &Termios) -> Result<()> {
+    // SAFETY: the kernel reads 36 bytes from `t`.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x5402u32, t.as_ptr()) }.map(drop)
+}
+
+/// `ioctl(fd, TIOCGWINSZ, &ws)`: rows, columns, x and y pixels (four u16).
+pub fn ioctl_tiocgwinsz(fd: Fd) -> Result<[u16; 4]> {
+    let mut w = [0u16; 4];
+    // SAFETY: the kernel writes 8 bytes into `w`, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x5413u32, w.as_mut_ptr()) }?;
+    Ok(w)
+}
+
+/// `ioctl(fd, TIOCGPGRP, &pgrp)`: the terminal's foreground process group.
+pub fn ioctl_tiocgpgrp(fd: Fd) -> Result<i32> {
+    let mut g = 0i32;
+    // SAFETY: the kernel writes an int into `g`, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x540fu32, &mut g as *mut i32) }?;
+    Ok(g)
+}
+
+/// `ioctl(fd, TIOCSPGRP, &pgrp)`: make `pgrp` the terminal's foreground group.
+pub fn ioctl_tiocspgrp(fd: Fd, pgrp: i32) -> Result<()> {
+    // SAFETY: the kernel reads an int from `pgrp`.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x5410u32, &pgrp as *const i32) }.map(drop)
+}
+
+/// `int epoll_create1(int flags);`
+pub fn epoll_create1(flags: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::epoll_create1, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// The kernel's `struct epoll_event` (packed on x86: 12 bytes).
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EpollEvent {
+    /// EPOLLIN, EPOLLOUT, EPOLLET...
+    pub events: u32,
+    /// The program's data word.
+    pub data: u64,
+}
+
+// The kernel's struct epoll_event is packed on x86 (both word sizes): 12 bytes.
+const _: () = assert!(core::mem::size_of::<EpollEvent>() == 12);
+
+/// `int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);`
+pub fn epoll_ctl(epfd: Fd, op: u32, fd: Fd, ev: &EpollEvent) -> Result<()> {
+    // SAFETY: the kernel reads the event, ours.
+    unsafe { sys!(Sysno::epoll_ctl, epfd.0, op, fd.0, ev as *const EpollEvent) }.map(drop)
+}
+
+/// `int dup3(int oldfd, int newfd, int flags);`
+pub fn dup3(old: Fd, new: Fd, flags: OFlags) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::dup3, old.0, new.0, flags.0) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int fcntl(int fd, int cmd, ... /* int arg */);` for the commands whose
+/// argument is an integer (`F_DUPFD_CLOEXEC`, `F_GETFD`, `F_SETFD`, `F_GETFL`,
+/// `F_SETFL`); `fcntl64` on i386.
+pub fn fcntl(fd: Fd, cmd: u32, arg: usize) -> Result<usize> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: integer commands only: the kernel reads no memory.
+    let r = unsafe { sys!(Sysno::fcntl, fd.0, cmd, arg) };
+    #[cfg(target_arch = "x86")]
+    // SAFETY: as above.
+    let r = unsafe { sys!(Sysno::fcntl64, fd.0, cmd, arg) };
+    r
+}
+
+/// `off_t lseek(int fd, off_t offset, int whence);` (`_llseek` on i386, so that
+/// offsets past 2 GiB work there too). Returns the new offset.
+pub fn lseek(fd: Fd, off: u64, whence: u32) -> Result<u64> {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: no memory involved.
+    let r = unsafe { sys!(Sysno::lseek, fd.0, off, whence) }.map(|o| o as u64);
+    #[cfg(target_arch = "x86")]
+    let r = {
+        let mut res = 0u64;
+        // SAFETY: the kernel writes the 64-bit result into `res`, ours.
+        unsafe { sys!(Sysno::_llseek, fd.0, (off >> 32) as u32, off as u32, &mut res as *mut u64, whence) }.map(|_| res)
+    };
+    r
+}
+
+/// `int kcmp(pid_t pid1, pid_t pid2, int type, unsigned long idx1, unsigned long idx2);`
+/// Returns 0 when equal, 1 or 2 for an order, 3 when different but unordered.
+pub fn kcmp(pid1: i32, pid2: i32, kind: u32, a: usize, b: usize) -> Result<usize> {
+    // SAFETY: integer arguments for KCMP_FILE: no memory involved.
+    unsafe { sys!(Sysno::kcmp, pid1, pid2, kind, a, b) }
+}
+
 /// `int fsync(int fd);`
 pub fn fsync(fd: Fd) -> Result<()> {
     // SAFETY: no memory involved.
@@ -390,6 +679,41 @@ pub struct Stat {
     pub dev_major: u32,
     /// Device minor number.
     pub dev_minor: u32,
+    /// Number of hard links (0: the file was deleted while open).
+    pub nlink: u32,
+    /// For a device file, the device's major number.
+    pub rdev_major: u32,
+    /// For a device file, the device's minor number.
+    pub rdev_minor: u32,
+}
+
+impl Stat {
+    /// The file type bits of `mode` (`S_IFMT`).
+    pub fn kind(&self) -> u32 {
+        self.mode & 0o170000
+    }
+    /// `dev` as one number (major << 32 | minor), the way the image stores it.
+    pub fn dev(&self) -> u64 {
+        (self.dev_major as u64) << 32 | self.dev_minor as u64
+    }
+}
+
+/// File types of `Stat::kind` (`S_IF*`, inode(7)).
+pub mod s_if {
+    /// Regular file.
+    pub const REG: u32 = 0o100000;
+    /// Directory.
+    pub const DIR: u32 = 0o040000;
+    /// Character device.
+    pub const CHR: u32 = 0o020000;
+    /// Block device.
+    pub const BLK: u32 = 0o060000;
+    /// FIFO (named or anonymous pipe).
+    pub const FIFO: u32 = 0o010000;
+    /// Socket.
+    pub const SOCK: u32 = 0o140000;
+    /// Symbolic link.
+    pub const LNK: u32 = 0o120000;
 }
 
 /// `int statx(int dirfd, const char *pathname, int flags, unsigned int mask, struct statx *statxbuf);`
@@ -407,6 +731,9 @@ pub fn statx(dir: Fd, path: &CStr, flags: AtFlags) -> Result<Stat> {
         ino: sx.stx_ino,
         dev_major: sx.stx_dev_major,
         dev_minor: sx.stx_dev_minor,
+        nlink: sx.stx_nlink,
+        rdev_major: sx.stx_rdev_major,
+        rdev_minor: sx.stx_rdev_minor,
     })
 }
 

@@ -174,12 +174,13 @@ impl Prog {
         }
     }
 
-    /// Wait for the exit; `Ok(true)` if it exited with status 0.
+    /// Wait for the exit; `Ok(true)` if it exited with status 0, or 85 (the
+    /// status of a checkpoint-and-exit).
     fn wait(&mut self) -> Result<bool> {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
             if let Some(st) = self.child.try_wait().map_err(|e| e.to_string())? {
-                return Ok(st.success());
+                return Ok(matches!(st.code(), Some(0 | 85)));
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
@@ -482,7 +483,7 @@ struct Row {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads]";
+    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files]";
     let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -492,7 +493,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     list.split(',').map(|s| s.parse().map_err(|_| format!("bad size {s:?}"))).collect::<Result<_>>()?,
                 )
             }
-            ("--only", Some(p)) if ["checkpoint", "continue", "overhead", "threads"].contains(&p.as_str()) => {
+            ("--only", Some(p)) if ["checkpoint", "continue", "overhead", "threads", "files"].contains(&p.as_str()) => {
                 part = Some(p.clone())
             }
             _ => return Err(usage.into()),
@@ -625,6 +626,7 @@ pub fn run(args: &[String]) -> Result<()> {
             threads.push(row);
         }
     }
+    let files = if doing("files") { Some(files_bench(&env.ckpt, &dir)?) } else { None };
 
     let machine = machine();
     let mut table = table(&machine, &rows, &cont, &overhead);
@@ -646,11 +648,112 @@ pub fn run(args: &[String]) -> Result<()> {
             .map_err(|e| format!("writing threads.json: {e}"))?;
     }
     print!("{table}");
+    if let Some(f) = &files {
+        print!("{}", files_table(f));
+        fs::write(out.join("files.json"), files_json(f)).map_err(|e| format!("writing files.json: {e}"))?;
+    }
     let json = json(&machine, &rows, &cont, &overhead);
     fs::write(out.join("bench.json"), json).map_err(|e| format!("writing bench.json: {e}"))?;
     let _ = fs::remove_dir_all(&dir);
     eprintln!("bench: done in {:.0?}; {}", started.elapsed(), out.join("bench.json").display());
     Ok(())
+}
+
+/// Open descriptors: checkpoint and restart of `tests/c/files_many.c` with no
+/// open file and with `FILES_N`, medians of `FILES_RUNS` runs (ms).
+struct FilesBench {
+    ckpt0: f64,
+    ckpt_n: f64,
+    restart0: f64,
+    restart_n: f64,
+}
+
+const FILES_N: usize = 1000;
+const FILES_RUNS: usize = 5;
+
+/// Checkpoint → exit, and restart → the restored program's first step
+/// (`RESTARTED ... t=`, CLOCK_MONOTONIC), for 0 and `FILES_N` open files.
+fn files_bench(ckpt: &Path, dir: &Path) -> Result<FilesBench> {
+    let prog = dir.join("files_many");
+    crate::run(
+        Command::new("cc")
+            .args(["-O2", "-Wall", "-I"])
+            .arg(root().join("tests/c"))
+            .arg("-o")
+            .arg(&prog)
+            .arg(root().join("tests/c/files_many.c")),
+    )?;
+    let d = dir.join("files");
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+    for k in 0..FILES_N {
+        fs::write(d.join(format!("f{k}")), format!("file {k}\n")).map_err(|e| e.to_string())?;
+    }
+    let image = dir.join("files_many.ckpt");
+    let one = |n: usize| -> Result<(f64, f64)> {
+        let _ = fs::remove_file(&image);
+        let mut p =
+            Prog::spawn(Command::new(ckpt).arg(&prog).arg(&d).arg(n.to_string()).arg("100000").current_dir(dir))?;
+        p.expect("READY")?;
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = mono_ns();
+        signal(p.pid(), SIGTSTP)?;
+        if !p.wait()? {
+            return Err("the files benchmark program failed its checkpoint".into());
+        }
+        let c = ms(mono_ns() - t0);
+        let t1 = mono_ns();
+        let mut r = Prog::spawn(Command::new(&image).current_dir(dir))?;
+        let line = r.expect("RESTARTED")?;
+        let first = ms(field(&line, "t")?.saturating_sub(t1));
+        r.kill();
+        Ok((c, first))
+    };
+    let (mut c0, mut cn, mut r0, mut rn) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..FILES_RUNS {
+        let (c, r) = one(0)?;
+        c0.push(c);
+        r0.push(r);
+        let (c, r) = one(FILES_N)?;
+        cn.push(c);
+        rn.push(r);
+        eprintln!(
+            "bench: files: checkpoint {:.1} / {:.1} ms, restart {:.1} / {:.1} ms (0 / {FILES_N} files)",
+            c0[c0.len() - 1],
+            c,
+            r0[r0.len() - 1],
+            r
+        );
+    }
+    Ok(FilesBench { ckpt0: median(c0), ckpt_n: median(cn), restart0: median(r0), restart_n: median(rn) })
+}
+
+fn files_table(f: &FilesBench) -> String {
+    let per = |a: f64, b: f64| (b - a) * 1000.0 / FILES_N as f64;
+    format!(
+        "\nOpen files (tests/c/files_many.c, median of {FILES_RUNS} runs)\n\
+         | open files | checkpoint (ms) | restart to first step (ms) |\n\
+         |---|---|---|\n\
+         | 0 | {:.1} | {:.1} |\n\
+         | {FILES_N} | {:.1} | {:.1} |\n\
+         | per descriptor | {:.1} us | {:.1} us |\n",
+        f.ckpt0,
+        f.restart0,
+        f.ckpt_n,
+        f.restart_n,
+        per(f.ckpt0, f.ckpt_n),
+        per(f.restart0, f.restart_n)
+    )
+}
+
+fn files_json(f: &FilesBench) -> String {
+    serde_json::json!({
+        "files": FILES_N,
+        "runs": FILES_RUNS,
+        "checkpoint_ms": [f.ckpt0, f.ckpt_n],
+        "restart_first_step_ms": [f.restart0, f.restart_n],
+    })
+    .to_string()
 }
 
 struct Overhead {

@@ -35,6 +35,10 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     // client commands) with its own munged.
     ("/usr/sbin/slurmctld", &["-V"], "slurm-wlm"),
     ("/usr/sbin/munged", &["--version"], "munge"),
+    // Real tools the open-files tests checkpoint (tests/files.rs).
+    ("sqlite3", &["--version"], "sqlite3"),
+    ("gzip", &["--version"], "gzip"),
+    ("script", &["--version"], "bsdutils"),
 ];
 
 fn works(cmd: &str, args: &[&str]) -> bool {

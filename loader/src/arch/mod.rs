@@ -22,7 +22,7 @@ use ckpt_sys::task::CloneArgs;
 #[cfg_attr(target_arch = "x86", path = "x86.rs")]
 mod machine;
 mod stack;
-pub use stack::{argv0, auxv};
+pub use stack::{arg, argv0, auxv, env};
 
 /// The facts of one architecture (see the module comment).
 pub trait Machine {

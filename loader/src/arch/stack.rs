@@ -52,3 +52,49 @@ pub fn auxv(sp: usize, key: u64) -> Option<u64> {
         }
     }
 }
+
+/// Argument `i` (0 is argv[0]) from the initial stack, if there is one.
+pub fn arg(sp: usize, i: usize) -> Option<&'static [u8]> {
+    // SAFETY: see the module comment; argv[i] for i < argc is a NUL-terminated
+    // string on the same stack.
+    unsafe {
+        let argc = *(sp as *const usize);
+        if i >= argc {
+            return None;
+        }
+        Some(cstr_at(*((sp + W * (1 + i)) as *const *const u8)))
+    }
+}
+
+/// The value of environment variable `key` (`KEY=value`) from the initial stack.
+pub fn env(sp: usize, key: &[u8]) -> Option<&'static [u8]> {
+    // SAFETY: see the module comment; envp starts after argc, argc pointers and
+    // argv's NULL, and ends at its own NULL; each entry is a NUL-terminated string.
+    unsafe {
+        let argc = *(sp as *const usize);
+        let mut p = (sp + W * (argc + 2)) as *const *const u8;
+        while !(*p).is_null() {
+            let s = cstr_at(*p);
+            if s.len() > key.len() && s.starts_with(key) && s[key.len()] == b'=' {
+                return Some(&s[key.len() + 1..]);
+            }
+            p = p.add(1);
+        }
+        None
+    }
+}
+
+/// The bytes of the NUL-terminated string at `p` (at most 64 KiB).
+///
+/// # Safety
+/// `p` must point to a NUL-terminated string that lives as long as the stack.
+unsafe fn cstr_at(p: *const u8) -> &'static [u8] {
+    let mut n = 0;
+    // SAFETY: per the contract, every byte up to the NUL is readable.
+    unsafe {
+        while *p.add(n) != 0 && n < 65536 {
+            n += 1;
+        }
+        core::slice::from_raw_parts(p, n)
+    }
+}

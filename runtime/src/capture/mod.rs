@@ -4,6 +4,7 @@
 //!
 //! Runs with every signal blocked, on the checkpointing thread.
 
+pub mod files;
 pub mod maps;
 pub mod mm;
 pub mod process;
@@ -33,6 +34,9 @@ pub struct Kernel {
     pub pid: i32,
     /// CPU affinity of the checkpointing thread, and its length in bytes (0: none).
     pub affinity: (ckpt_sys::task::CpuSet, usize),
+    /// The descriptor table and shared file mappings (the FILES section; the
+    /// loader restores them).
+    pub files: files::Files,
     /// Settings, rlimits, pending signals, mapping flags (section PROCESS).
     pub process: process::Process,
     /// Scheduling policy, priority and nice value of the checkpointing thread.
@@ -134,6 +138,7 @@ impl Kernel {
         affinity: ([0; 16], 0),
         sched: (0, 0, 0),
         threads: ThreadsSection::EMPTY,
+        files: files::Files::EMPTY,
         process: process::Process::EMPTY,
     };
 
@@ -167,6 +172,7 @@ impl Kernel {
             ckpt_sys::task::sched_getparam().unwrap_or(0),
             ckpt_sys::task::getpriority().unwrap_or(0),
         );
+        self.files.capture().map_err(step("recording the open descriptors (/proc/self/fd, fdinfo) for"))?;
         self.process
             .capture(skip)
             .map_err(step("reading the pending signals (/proc/thread-self/status, rt_sigtimedwait) for"))
@@ -175,7 +181,7 @@ impl Kernel {
     /// The state that goes into image sections (`ckpt_image::section`), in the
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
-        let all: [&dyn Section; 2] = [&self.process, &self.threads];
+        let all: [&dyn Section; 3] = [&self.files, &self.process, &self.threads];
         all.into_iter().filter(|s| !s.is_empty())
     }
 
@@ -184,7 +190,11 @@ impl Kernel {
     /// continued than killed. The signal mask is left to the caller, which puts
     /// it back last, after the restart hooks, so no handler runs before the
     /// process is whole.
-    pub fn restore(&self, sections: &ckpt_image::Sections) {
+    pub fn restore(&mut self, sections: &ckpt_image::Sections) {
+        // The descriptors are already back (the loader restores them from the
+        // FILES section before it replaces the address space); the captured
+        // payload's memory was left out of the image.
+        self.files.forget_after_restart();
         report("restore the memory layout (PR_SET_MM_MAP)", self.mm.restore());
         if let Some(area) = self.rseq {
             report("register rseq", crate::arch::rseq_register(area));

@@ -1,0 +1,826 @@
+//! The descriptor table and the shared file mappings, captured into the FILES
+//! section (`ckpt_image::files`; the design is in docs/files.md). The loader
+//! restores them before it replaces the address space.
+//!
+//! Runs in `Kernel::capture`, with every signal blocked, on the checkpointing
+//! thread, *before* the image file is created and before a continue-mode writer
+//! is forked: the only descriptor of the runtime's own open meanwhile is the one
+//! on /proc/self/fd that lists them, and it is left out. Memory comes from one
+//! scratch mapping, kept until the next capture and left out of the image.
+//!
+//! For each descriptor: its name (`readlink /proc/self/fd/N`), its offset and
+//! status flags (`/proc/self/fdinfo/N`), close-on-exec (`F_GETFD`), what it is
+//! (`fstat`), and whether it shares its open file description with an earlier
+//! one (`kcmp(KCMP_FILE)` for descriptors of the same inode). A file deleted while
+//! open has its content copied into the section (at most
+//! `ckpt_image::files::MAX_CONTENT` bytes in all).
+
+use core::ffi::CStr;
+
+use ckpt_image::files::{self as f, FileRec, Files as FilesView, FilesWriter, MapRec, fkind, how, why};
+use ckpt_image::section::tag;
+use ckpt_sys::scratch::{Scratch, Table};
+use ckpt_sys::{Errno, Fd, Result, c, msg::Msg, s_if};
+
+/// Longest path kept (PATH_MAX).
+const PATH_MAX: usize = 4096;
+/// Most descriptors recorded (above RLIMIT_NOFILE's usual hard limits).
+const MAX_FDS: usize = 1 << 20;
+
+/// The captured section payload.
+pub struct Files {
+    buf: Option<Scratch>,
+    len: usize,
+}
+
+impl Files {
+    /// Before the first capture.
+    pub const EMPTY: Files = Files { buf: None, len: 0 };
+
+    /// The scratch memory holding the payload (left out of the image).
+    pub fn range(&self) -> (u64, u64) {
+        self.buf.as_ref().map_or((0, 0), |b| b.range())
+    }
+
+    /// After a restart the payload's memory is not there any more (it was left
+    /// out of the image): forget it without unmapping what might be there now.
+    pub fn forget_after_restart(&mut self) {
+        if let Some(b) = self.buf.take() {
+            core::mem::forget(b);
+        }
+        self.len = 0;
+    }
+
+    /// Capture the descriptor table and the shared file mappings.
+    pub fn capture(&mut self) -> Result<()> {
+        self.buf = None;
+        self.len = 0;
+        let (maps_text, maps_len) = ckpt_sys::scratch::read_whole(c"/proc/self/maps")?;
+        let maps = &maps_text.as_slice()[..maps_len];
+        let mut nmaps = 0;
+        for e in ckpt_sys::maps::parse(maps) {
+            if e.name.starts_with(b"/[aio]") {
+                Msg::new()
+                    .s("ckpt: the program has an AIO context (io_setup); ckpt cannot restore it: not checkpointing")
+                    .emit();
+                return Err(Errno::EOPNOTSUPP);
+            }
+            nmaps += (e.shared && e.inode != 0) as usize;
+        }
+        let fds = list_fds()?;
+        let n = fds.len();
+        let room = FilesView::len_for(n, nmaps, 0) + (n + nmaps) * PATH_MAX + f::MAX_CONTENT as usize;
+        let mut buf = Scratch::new(room)?;
+        let pid = ckpt_sys::getpid();
+        let mut w = FilesWriter::new(buf.bytes(), n, nmaps).ok_or(Errno::ENOMEM)?;
+        // The records so far, for dup detection (the writer's copy is write-only).
+        let mut recs = Table::<FileRec>::with_capacity(n.max(1))?;
+        let mut content_left = f::MAX_CONTENT;
+        // fdinfo texts (an epoll instance lists every target: up to ~12000 in 1 MiB).
+        let mut info = Scratch::new(1 << 20)?;
+        for &fd in fds.as_slice() {
+            let Some(r) = describe(fd, &mut w, &recs, pid, &mut content_left, info.bytes())? else { continue };
+            recs.push(r)?;
+        }
+        pipes(recs.as_mut_slice(), &mut w, &mut content_left);
+        socket_pairs(recs.as_mut_slice(), &mut w, &mut content_left);
+        for (i, r) in recs.as_slice().iter().enumerate() {
+            w.file(i, r);
+        }
+        let mut m = 0;
+        for e in ckpt_sys::maps::parse(maps) {
+            if !(e.shared && e.inode != 0) || m == nmaps {
+                continue;
+            }
+            // Only a file that is still the one mapped can be mapped again; a
+            // deleted file, a memfd, /dev/zero or SysV memory stay what they were:
+            // shared anonymous memory with the saved content.
+            let dev = (e.dev_major as u64) << 32 | e.dev_minor as u64;
+            let same = path_cstr(e.name, |p| ckpt_sys::statx(Fd::CWD, p, ckpt_sys::AtFlags(0)))
+                .and_then(|s| s.ok())
+                .is_some_and(|s| s.ino == e.inode && s.dev() == dev && s.kind() == s_if::REG);
+            if !same || e.name.ends_with(b" (deleted)") {
+                continue;
+            }
+            let Some(off) = w.blob(e.name) else { continue };
+            let rec = MapRec {
+                start: e.start,
+                end: e.end,
+                offset: e.offset,
+                dev,
+                ino: e.inode,
+                path_off: off as u32,
+                path_len: e.name.len() as u32,
+            };
+            w.map(m, &rec);
+            m += 1;
+        }
+        self.len = w.finish(recs.len(), m);
+        // The loader would refuse a section its own image crate finds damaged:
+        // better no image than one that cannot restart.
+        let Ok(view) = FilesView::parse(&buf.as_slice()[..self.len]) else {
+            Msg::new().s("ckpt: internal error: the descriptor table does not encode; not checkpointing").emit();
+            return Err(Errno::EINVAL);
+        };
+        view.files().for_each(|r| warn_placeholder(&r, &view));
+        self.buf = Some(buf);
+        Ok(())
+    }
+}
+
+impl super::Section for Files {
+    fn tag(&self) -> u32 {
+        tag::FILES
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn encode(&self, out: &mut [u8]) {
+        if let Some(b) = &self.buf {
+            out.copy_from_slice(&b.as_slice()[..self.len]);
+        }
+    }
+}
+
+/// The open descriptors, ascending, without the one that lists them.
+fn list_fds() -> Result<Table<u32>> {
+    let mut fds = Table::<u32>::with_capacity(MAX_FDS)?;
+    let dir = ckpt_sys::openat(Fd::CWD, c"/proc/self/fd", c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0)?;
+    let mut buf = [0u8; 4096];
+    let r = (|| {
+        loop {
+            let n = ckpt_sys::getdents64(dir, &mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            for name in ckpt_sys::dirent_names(&buf[..n]) {
+                if let Some(fd) = decimal(name)
+                    && fd != dir.0 as u64
+                    && fd < u32::MAX as u64
+                {
+                    fds.push(fd as u32)?;
+                }
+            }
+        }
+    })();
+    let _ = ckpt_sys::close(dir);
+    r?;
+    fds.as_mut_slice().sort_unstable();
+    Ok(fds)
+}
+
+fn decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64))
+}
+
+/// `/proc/self/<dir>/<fd>` as a C string in `buf`.
+fn proc_path<'b>(buf: &'b mut [u8; 48], dir: &str, fd: u32) -> &'b CStr {
+    let m = Msg::new().s("/proc/self/").s(dir).s("/").u(fd as u64);
+    let s = m.as_bytes();
+    buf[..s.len()].copy_from_slice(s);
+    buf[s.len()] = 0;
+    CStr::from_bytes_until_nul(&buf[..=s.len()]).unwrap_or(c"")
+}
+
+/// Call `f` with `p` as a C string (None if it does not fit or holds a NUL).
+fn path_cstr<T>(p: &[u8], f: impl FnOnce(&CStr) -> T) -> Option<T> {
+    let mut b = [0u8; PATH_MAX + 1];
+    if p.len() >= b.len() || p.contains(&0) {
+        return None;
+    }
+    b[..p.len()].copy_from_slice(p);
+    Some(f(CStr::from_bytes_until_nul(&b[..=p.len()]).ok()?))
+}
+
+/// The text of `/proc/self/fdinfo/FD` (proc(5)) in `buf` (cut at its size).
+fn fdinfo(fd: u32, buf: &mut [u8]) -> Result<usize> {
+    let mut pb = [0u8; 48];
+    let p = proc_path(&mut pb, "fdinfo", fd);
+    let h = ckpt_sys::openat(Fd::CWD, p, c::O_RDONLY | c::O_CLOEXEC, 0)?;
+    let mut n = 0;
+    let r = loop {
+        if n == buf.len() {
+            break Ok(n);
+        }
+        match ckpt_sys::read(h, &mut buf[n..]) {
+            Ok(0) => break Ok(n),
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = ckpt_sys::close(h);
+    r
+}
+
+/// The value of the `key` line of an fdinfo text (after the key, trimmed).
+fn field<'t>(text: &'t [u8], key: &[u8]) -> Option<&'t [u8]> {
+    text.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(key)).map(|v| v.trim_ascii())
+}
+
+/// A number in `radix` at the start of `v` (after an optional `0x`).
+fn num(v: &[u8], radix: u64) -> u64 {
+    let v = v.strip_prefix(b"0x").unwrap_or(v);
+    let mut n = 0u64;
+    for &d in v {
+        let x = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => break,
+        } as u64;
+        if x >= radix {
+            break;
+        }
+        n = n.wrapping_mul(radix).wrapping_add(x);
+    }
+    n
+}
+
+/// `(a, b)` of a timerfd `it_value:` / `it_interval:` line.
+fn pair(v: &[u8]) -> (u64, u64) {
+    let v = v.strip_prefix(b"(").unwrap_or(v);
+    let mut it = v.split(|&b| b == b',');
+    let a = it.next().map_or(0, |x| num(x.trim_ascii(), 10));
+    let b = it.next().map_or(0, |x| num(x.trim_ascii(), 10));
+    (a, b)
+}
+
+/// The parameters of an eventfd, timerfd, signalfd or epoll (see
+/// `ckpt_image::files::fkind`), from its fdinfo text, into the blob.
+fn params(kind: u32, text: &[u8], w: &mut FilesWriter) -> Option<(u64, u64)> {
+    let mut words = [0u64; 6];
+    let n = match kind {
+        fkind::EVENTFD => {
+            words[0] = num(field(text, b"eventfd-count:")?, 16);
+            words[1] = field(text, b"eventfd-semaphore:").map_or(0, |v| num(v, 10));
+            2
+        }
+        fkind::TIMERFD => {
+            words[0] = num(field(text, b"clockid:")?, 10);
+            words[1] = num(field(text, b"ticks:")?, 10);
+            (words[2], words[3]) = pair(field(text, b"it_interval:")?);
+            (words[4], words[5]) = pair(field(text, b"it_value:")?);
+            6
+        }
+        fkind::SIGNALFD => {
+            words[0] = num(field(text, b"sigmask:")?, 16);
+            1
+        }
+        _ => {
+            // epoll: one `tfd: N events: X data: D ...` line per target.
+            let start = w.blob(&[])?;
+            for l in text.split(|&b| b == b'\n') {
+                let Some(rest) = l.strip_prefix(b"tfd:") else { continue };
+                let mut t = rest.split(|&b| b == b' ' || b == b'\t').filter(|x| !x.is_empty());
+                let tfd = num(t.next()?, 10);
+                let (_, ev) = (t.next()?, num(t.next()?, 16));
+                let (_, data) = (t.next()?, num(t.next()?, 16));
+                for v in [tfd, ev, data] {
+                    w.blob(&v.to_le_bytes())?;
+                }
+            }
+            let end = w.blob(&[])?;
+            return Some((start, end - start));
+        }
+    };
+    let mut b = [0u8; 48];
+    for (i, v) in words[..n].iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    let off = w.blob(&b[..n * 8])?;
+    Some((off, n as u64 * 8))
+}
+
+/// The locks of an fdinfo text (`lock:\t1: FLOCK  ADVISORY  WRITE pid dev:ino
+/// start end` lines, proc(5)) as (kind, start, end) triples in the blob (see
+/// `ckpt_image::files::how::REOPEN`); None if there are none.
+fn locks(text: &[u8], w: &mut FilesWriter) -> Option<(u64, u64)> {
+    let start = w.blob(&[])?;
+    for l in text.split(|&b| b == b'\n') {
+        let Some(rest) = l.strip_prefix(b"lock:") else { continue };
+        let mut t = rest.split(|&b| b == b' ' || b == b'\t').filter(|x| !x.is_empty()).skip(1);
+        let kind = match t.next()? {
+            b"FLOCK" => 1u64,
+            b"POSIX" => 2,
+            b"OFDLCK" => 3,
+            _ => continue,
+        };
+        let _advisory = t.next()?;
+        let write = if t.next()? == b"WRITE" { 0x100 } else { 0 };
+        let (_pid, _id) = (t.next()?, t.next()?);
+        let from = num(t.next()?, 10);
+        let to = match t.next()? {
+            b"EOF" => u64::MAX,
+            v => num(v, 10),
+        };
+        for v in [kind | write, from, to] {
+            w.blob(&v.to_le_bytes())?;
+        }
+    }
+    let end = w.blob(&[])?;
+    (end > start).then_some((start, end - start))
+}
+
+/// The parameters of a socket (see `ckpt_image::files::fkind::SOCKET`): IPv4,
+/// IPv6 and UNIX sockets, stream, datagram or seqpacket. A connected stream
+/// socket's peer is not restored (state 2): it comes back as a dropped
+/// connection.
+fn socket_params(fd: u32, w: &mut FilesWriter) -> Option<(u64, u64)> {
+    const SOL_SOCKET: u32 = 1;
+    const SO_REUSEADDR: u32 = 2;
+    const SO_TYPE: u32 = 3;
+    const SO_KEEPALIVE: u32 = 9;
+    const SO_RCVBUF: u32 = 8;
+    const SO_REUSEPORT: u32 = 15;
+    const SO_ACCEPTCONN: u32 = 30;
+    const SO_PROTOCOL: u32 = 38;
+    const SO_DOMAIN: u32 = 39;
+    const IPPROTO_TCP: u32 = 6;
+    const TCP_NODELAY: u32 = 1;
+    const SOCK_DGRAM: u64 = 2;
+    let s = Fd(fd as i32);
+    let opt = |l, n| ckpt_sys::getsockopt_int(s, l, n).map(|v| v as u64);
+    let domain = opt(SOL_SOCKET, SO_DOMAIN).ok()?;
+    if !matches!(domain, 1 | 2 | 10) {
+        return None; // AF_UNIX, AF_INET, AF_INET6 only (no netlink, packet...)
+    }
+    let ty = opt(SOL_SOCKET, SO_TYPE).ok()?;
+    let proto = opt(SOL_SOCKET, SO_PROTOCOL).unwrap_or(0);
+    let mut addr = [0u8; 128];
+    let mut peer = [0u8; 128];
+    let alen = ckpt_sys::getsockname(s, &mut addr).ok()?.min(128);
+    let plen = ckpt_sys::getpeername(s, &mut peer).map_or(0, |n| n.min(128));
+    let listening = opt(SOL_SOCKET, SO_ACCEPTCONN).unwrap_or(0) != 0;
+    let state = match () {
+        _ if listening => 1,
+        _ if plen > 0 && ty != SOCK_DGRAM => 2,
+        _ => 0,
+    };
+    let nodelay =
+        if domain != 1 && proto == IPPROTO_TCP as u64 { opt(IPPROTO_TCP, TCP_NODELAY).unwrap_or(0) } else { 0 };
+    let words = [
+        domain,
+        ty,
+        proto,
+        state,
+        opt(SOL_SOCKET, SO_REUSEADDR).unwrap_or(0),
+        opt(SOL_SOCKET, SO_REUSEPORT).unwrap_or(0),
+        opt(SOL_SOCKET, SO_KEEPALIVE).unwrap_or(0),
+        nodelay,
+        opt(SOL_SOCKET, SO_RCVBUF).unwrap_or(0),
+        alen as u64,
+        plen as u64,
+    ];
+    let off = w.blob(&[])?;
+    for v in words {
+        w.blob(&v.to_le_bytes())?;
+    }
+    w.blob(&addr)?;
+    w.blob(&peer)?;
+    Some((off, f::SOCKET_DATA_LEN))
+}
+
+/// Whether a character device is a terminal (devices.txt: 4 = tty and ttyS, 5/0
+/// /dev/tty, 5/1 the console, 136-143 pseudo-terminals).
+fn is_tty(major: u32, minor: u32) -> bool {
+    major == 4 || (major == 5 && minor <= 1) || (136..=143).contains(&major)
+}
+
+/// Build the record of `fd` (None if it was closed meanwhile).
+fn describe(
+    fd: u32,
+    w: &mut FilesWriter,
+    recs: &Table<FileRec>,
+    pid: i32,
+    content_left: &mut u64,
+    info: &mut [u8],
+) -> Result<Option<FileRec>> {
+    let mut pb = [0u8; 48];
+    let link = proc_path(&mut pb, "fd", fd);
+    let mut name = [0u8; PATH_MAX];
+    let name_len = match ckpt_sys::readlinkat(Fd::CWD, link, &mut name) {
+        Ok(n) => n,
+        Err(Errno::ENOENT | Errno::EBADF) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let name = &name[..name_len];
+    let st = match ckpt_sys::fstat(Fd(fd as i32)) {
+        Ok(s) => s,
+        Err(Errno::EBADF) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let info_len = fdinfo(fd, info)?;
+    let text = &info[..info_len];
+    let pos = field(text, b"pos:").map_or(0, |v| num(v, 10));
+    let flags = field(text, b"flags:").map_or(0, |v| num(v, 8)) as u32;
+    let cloexec = ckpt_sys::fcntl(Fd(fd as i32), c::F_GETFD, 0)? as u32 & c::FD_CLOEXEC;
+    let deleted = name.ends_with(b" (deleted)");
+    let kind = if name.starts_with(b"anon_inode:") {
+        if name == b"anon_inode:[io_uring]" {
+            Msg::new()
+                .s("ckpt: descriptor ")
+                .u(fd as u64)
+                .s(" is an io_uring instance; ckpt cannot restore it: not checkpointing")
+                .emit();
+            return Err(Errno::EOPNOTSUPP);
+        }
+        match name {
+            b"anon_inode:[eventfd]" => fkind::EVENTFD,
+            b"anon_inode:[timerfd]" => fkind::TIMERFD,
+            b"anon_inode:[signalfd]" => fkind::SIGNALFD,
+            b"anon_inode:[eventpoll]" => fkind::EPOLL,
+            _ => fkind::ANON,
+        }
+    } else {
+        match st.kind() {
+            s_if::REG if deleted || st.nlink == 0 => fkind::DELETED,
+            s_if::REG => fkind::REG,
+            s_if::DIR => fkind::DIR,
+            s_if::CHR if is_tty(st.rdev_major, st.rdev_minor) => fkind::TTY,
+            s_if::CHR => fkind::CHR,
+            s_if::FIFO if name.starts_with(b"pipe:") => fkind::PIPE,
+            s_if::FIFO => fkind::FIFO,
+            s_if::SOCK => fkind::SOCKET,
+            _ => fkind::OTHER,
+        }
+    };
+    // A file of the process's own /proc directory is the restarted process's
+    // own there: /proc/PID/x is recorded as /proc/self/x.
+    let mut own = [0u8; PATH_MAX];
+    let mine = Msg::new().s("/proc/").u(pid as u64).s("/");
+    let name: &[u8] = match name.strip_prefix(mine.as_bytes()) {
+        Some(rest) if rest.len() + 11 <= own.len() => {
+            own[..11].copy_from_slice(b"/proc/self/");
+            own[11..11 + rest.len()].copy_from_slice(rest);
+            &own[..11 + rest.len()]
+        }
+        _ => name,
+    };
+    let path_off = w.blob(name).ok_or(Errno::ENOMEM)?;
+    let mut r = FileRec {
+        fd,
+        kind,
+        how: how::PLACEHOLDER,
+        flags: flags & !c::O_CLOEXEC.0,
+        cloexec,
+        share: f::NO_SHARE,
+        pos,
+        dev: st.dev(),
+        ino: st.ino,
+        size: st.size,
+        mode: st.mode,
+        why: why::KIND,
+        path_off: path_off as u32,
+        path_len: name.len() as u32,
+        data_off: 0,
+        data_len: 0,
+    };
+    let stdio_like = matches!(kind, fkind::TTY | fkind::PIPE | fkind::SOCKET | fkind::CHR | fkind::FIFO);
+    // A descriptor sharing its open file description with an earlier one: one
+    // description again at restart (one offset, one set of status flags).
+    let shared = recs.as_slice().iter().enumerate().find(|(_, o)| {
+        o.dev == r.dev
+            && o.ino == r.ino
+            && o.how != how::DUP
+            && !(o.how == how::SHELL && fd <= 2)
+            && match ckpt_sys::kcmp(pid, pid, c::KCMP_FILE, o.fd as usize, fd as usize) {
+                Ok(v) => v == 0,
+                // No kcmp here: the same inode, offset and flags is the best guess.
+                Err(_) => o.pos == r.pos && o.flags == r.flags,
+            }
+    });
+    // A terminal's settings, window size and whether we are its foreground.
+    if kind == fkind::TTY
+        && let Ok(t) = ckpt_sys::ioctl_tcgets(Fd(fd as i32))
+    {
+        let mut b = [0u8; f::TTY_DATA_LEN as usize];
+        b[..36].copy_from_slice(&t);
+        if let Ok(ws) = ckpt_sys::ioctl_tiocgwinsz(Fd(fd as i32)) {
+            for (k, v) in ws.iter().enumerate() {
+                b[40 + 2 * k..42 + 2 * k].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        let fg = ckpt_sys::ioctl_tiocgpgrp(Fd(fd as i32)).ok() == ckpt_sys::getpgid(0).ok();
+        b[48] = fg as u8;
+        if let Some(off) = w.blob(&b) {
+            (r.data_off, r.data_len) = (off, f::TTY_DATA_LEN);
+        }
+    }
+    if let Some((i, _)) = shared {
+        r.how = how::DUP;
+        r.share = i as u32;
+        r.why = why::NONE;
+        return Ok(Some(r));
+    }
+    let path_ok = r.flags & c::O_PATH.0 != 0 && !deleted && kind != fkind::ANON;
+    if kind == fkind::REG
+        && !deleted
+        && let Some((off, len)) = locks(text, w)
+    {
+        (r.data_off, r.data_len) = (off, len);
+    }
+    (r.how, r.why) = match kind {
+        _ if fd <= 2 && (stdio_like || kind == fkind::ANON || kind == fkind::OTHER) => (how::SHELL, why::NONE),
+        fkind::REG | fkind::DIR | fkind::CHR | fkind::TTY if !deleted => (how::REOPEN, why::NONE),
+        fkind::PIPE => (how::PIPE, why::NONE),
+        // A FIFO is a pipe with a name: its ends are linked like a pipe's (and
+        // its queued bytes kept when both are here); it is opened by path again.
+        fkind::FIFO if !deleted && r.flags & c::O_PATH.0 == 0 => (how::PIPE, why::NONE),
+        fkind::SOCKET => match socket_params(fd, w) {
+            Some((off, len)) => {
+                (r.data_off, r.data_len) = (off, len);
+                (how::NEW, why::NONE)
+            }
+            None => (how::PLACEHOLDER, why::KIND),
+        },
+        fkind::EVENTFD | fkind::TIMERFD | fkind::SIGNALFD | fkind::EPOLL => match params(kind, text, w) {
+            Some((off, len)) => {
+                (r.data_off, r.data_len) = (off, len);
+                *content_left = content_left.saturating_sub(len);
+                (how::NEW, why::NONE)
+            }
+            None => (how::PLACEHOLDER, why::KIND),
+        },
+        fkind::DELETED if r.flags & c::O_PATH.0 == 0 => match save_content(fd, &st, w, content_left) {
+            Ok((off, len)) => {
+                if name.starts_with(b"/memfd:")
+                    && let Ok(seals) = ckpt_sys::fcntl(Fd(fd as i32), c::F_GET_SEALS, 0)
+                {
+                    r.mode = (r.mode & 0xffff) | ((seals as u32 & 0xff) << 16);
+                }
+                (r.data_off, r.data_len) = (off, len);
+                (how::CONTENT, why::NONE)
+            }
+            Err(y) => (how::PLACEHOLDER, y),
+        },
+        _ if path_ok => (how::REOPEN, why::NONE),
+        _ => (how::PLACEHOLDER, why::KIND),
+    };
+    Ok(Some(r))
+}
+
+/// Link the ends of each pipe (see `ckpt_image::files::how::PIPE`): the first
+/// record of a pipe inode owns it, the others point at it. A pipe with both a
+/// read and a write end in the process has its queued bytes saved with the
+/// owner: read through a new non-blocking description of the read end, and
+/// written straight back through one of the write end, so the pipe holds them
+/// again for a program that goes on (continue mode). A pipe with one end only
+/// is marked `why::OUTSIDE`.
+fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
+    for i in 0..recs.len() {
+        if recs[i].how != how::PIPE {
+            continue;
+        }
+        if let Some(o) = (0..i).find(|&j| recs[j].how == how::PIPE && recs[j].ino == recs[i].ino) {
+            recs[i].share = o as u32;
+            continue;
+        }
+        let ino = recs[i].ino;
+        let end =
+            |acc: u32| recs.iter().find(|r| r.ino == ino && r.how == how::PIPE && r.flags & c::O_ACCMODE.0 == acc);
+        let (Some(rd), Some(wr)) = (end(c::O_RDONLY.0).map(|r| r.fd), end(c::O_WRONLY.0).map(|r| r.fd)) else {
+            // A FIFO's other end is found again by its name (whoever opens it);
+            // an anonymous pipe's is gone.
+            if recs[i].kind == fkind::PIPE {
+                recs[i].why = why::OUTSIDE;
+            }
+            continue;
+        };
+        if let Some((off, len)) = drain_and_refill(rd, wr, w, left) {
+            (recs[i].data_off, recs[i].data_len) = (off, len);
+        }
+    }
+}
+
+/// Link the two ends of each connected UNIX stream socket whose peer is in the
+/// table too (a socketpair, a connection the program made to itself): they come
+/// back connected to each other (state 3), each with the bytes queued for it
+/// (read with MSG_PEEK: nothing is taken from the program). The peer comes from
+/// the kernel's sock_diag (UNIX_DIAG_PEER). The socket's parameters are the last
+/// thing in the blob when this runs, so each record's data grows in place: the
+/// parameters are copied to the blob's end first.
+fn socket_pairs(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
+    const SOCK_STREAM: u64 = 1;
+    for i in 0..recs.len() {
+        let r = recs[i];
+        if !(r.how == how::NEW && r.kind == fkind::SOCKET) {
+            continue;
+        }
+        let Some(words) = w.read_back(r.data_off, f::SOCKET_DATA_LEN) else { continue };
+        let word = |k: usize| u64::from_le_bytes(words[k * 8..k * 8 + 8].try_into().unwrap_or_default());
+        if word(0) != 1 || word(3) != 2 || word(1) != SOCK_STREAM {
+            continue;
+        }
+        let Some(peer) = unix_peer(r.ino as u32) else { continue };
+        let Some(j) = recs.iter().position(|o| o.ino == peer as u64 && o.how == how::NEW && o.kind == fkind::SOCKET)
+        else {
+            continue;
+        };
+        let mut copy = [0u8; f::SOCKET_DATA_LEN as usize];
+        copy.copy_from_slice(&words);
+        copy[24..32].copy_from_slice(&3u64.to_le_bytes());
+        copy[80..88].copy_from_slice(&(j as u64).to_le_bytes());
+        let Some(off) = w.blob(&copy) else { continue };
+        let mut len = f::SOCKET_DATA_LEN;
+        // The bytes queued for this end.
+        let room = (*left as usize).min(w.room()).min(PIPE_MAX);
+        if let Some((_, win)) = w.blob_window(room) {
+            const MSG_PEEK: u32 = 2;
+            const MSG_DONTWAIT: u32 = 0x40;
+            let n = ckpt_sys::recv(Fd(r.fd as i32), win, MSG_PEEK | MSG_DONTWAIT).unwrap_or(0);
+            w.unblob(room - n);
+            *left -= n as u64;
+            len += n as u64;
+        }
+        (recs[i].data_off, recs[i].data_len) = (off, len);
+    }
+}
+
+/// The inode of the peer of UNIX socket `ino`, from sock_diag (netlink).
+fn unix_peer(ino: u32) -> Option<u32> {
+    const AF_NETLINK: u32 = 16;
+    const SOCK_DGRAM: u32 = 2;
+    const SOCK_CLOEXEC: u32 = 0o2000000;
+    const NETLINK_SOCK_DIAG: u32 = 4;
+    let nl = ckpt_sys::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG).ok()?;
+    // nlmsghdr (len, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, pid) then
+    // unix_diag_req (AF_UNIX, 0, pad, states all, ino, UDIAG_SHOW_PEER, no cookie).
+    let mut req = [0u8; 16 + 24];
+    req[0..4].copy_from_slice(&40u32.to_le_bytes());
+    req[4..6].copy_from_slice(&20u16.to_le_bytes());
+    req[6..8].copy_from_slice(&1u16.to_le_bytes());
+    req[16] = 1;
+    req[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+    req[24..28].copy_from_slice(&ino.to_le_bytes());
+    req[28..32].copy_from_slice(&4u32.to_le_bytes());
+    req[32..40].copy_from_slice(&[0xff; 8]);
+    let mut buf = [0u8; 512];
+    let n = ckpt_sys::write(nl, &req).and_then(|_| ckpt_sys::read(nl, &mut buf));
+    let _ = ckpt_sys::close(nl);
+    let b = &buf[..n.ok()?];
+    // nlmsghdr (16) + unix_diag_msg (16), then rtattrs (len u16, type u16, data).
+    let mut at = 32;
+    while at + 4 <= b.len() {
+        let len = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+        let ty = u16::from_le_bytes([b[at + 2], b[at + 3]]);
+        if len < 4 {
+            break;
+        }
+        if ty == 2 && len >= 8 {
+            return Some(u32::from_le_bytes(b.get(at + 4..at + 8)?.try_into().ok()?));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
+/// Most bytes a pipe can hold (`/proc/sys/fs/pipe-max-size`'s default).
+const PIPE_MAX: usize = 1 << 20;
+
+fn drain_and_refill(rd: u32, wr: u32, w: &mut FilesWriter, left: &mut u64) -> Option<(u64, u64)> {
+    let room = (*left as usize).min(w.room()).min(PIPE_MAX);
+    let (mut pb, mut qb) = ([0u8; 48], [0u8; 48]);
+    let r =
+        ckpt_sys::openat(Fd::CWD, proc_path(&mut pb, "fd", rd), c::O_RDONLY | c::O_NONBLOCK | c::O_CLOEXEC, 0).ok()?;
+    let wfd = ckpt_sys::openat(Fd::CWD, proc_path(&mut qb, "fd", wr), c::O_WRONLY | c::O_NONBLOCK | c::O_CLOEXEC, 0);
+    let Ok(wfd) = wfd else {
+        let _ = ckpt_sys::close(r);
+        return None;
+    };
+    let mut got = None;
+    if let Some((off, win)) = w.blob_window(room) {
+        let mut n = 0;
+        while n < win.len() {
+            match ckpt_sys::read(r, &mut win[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        // Back in the pipe, in order (it held them, so they fit).
+        if ckpt_sys::write_all(wfd, &win[..n]).is_err() {
+            Msg::new().s("ckpt: warning: could not put the bytes read from a pipe back into it").emit();
+        }
+        w.unblob(room - n);
+        *left -= n as u64;
+        got = (n > 0).then_some((off, n as u64));
+    }
+    let _ = ckpt_sys::close(r);
+    let _ = ckpt_sys::close(wfd);
+    got
+}
+
+/// Copy the content of deleted file `fd` into the blob; the reason why not otherwise.
+fn save_content(
+    fd: u32,
+    st: &ckpt_sys::Stat,
+    w: &mut FilesWriter,
+    left: &mut u64,
+) -> core::result::Result<(u64, u64), u32> {
+    if st.size > *left || st.size as usize > w.room() {
+        return Err(why::TOO_BIG);
+    }
+    // Through a new read-only description of the same inode, so that a
+    // write-only descriptor can be read too and its offset does not move.
+    let mut pb = [0u8; 48];
+    let link = proc_path(&mut pb, "fd", fd);
+    let src = ckpt_sys::openat(Fd::CWD, link, c::O_RDONLY | c::O_CLOEXEC, 0).map_err(|_| why::UNREADABLE)?;
+    let len = st.size as usize;
+    let r = match w.blob_window(len) {
+        None => Err(why::TOO_BIG),
+        Some((off, win)) => {
+            let mut done = 0;
+            loop {
+                if done == len {
+                    break Ok((off, len as u64));
+                }
+                match ckpt_sys::pread(src, &mut win[done..], done as u64) {
+                    Ok(0) => {
+                        // Shorter than fstat said (truncated meanwhile): zeros.
+                        win[done..].fill(0);
+                        done = len;
+                    }
+                    Ok(k) => done += k,
+                    Err(Errno::EINTR) => {}
+                    Err(_) => break Err(why::UNREADABLE),
+                }
+            }
+        }
+    };
+    let _ = ckpt_sys::close(src);
+    match r {
+        Ok(v) => {
+            *left -= v.1;
+            Ok(v)
+        }
+        Err(y) => {
+            if y == why::UNREADABLE {
+                w.unblob(len);
+            }
+            Err(y)
+        }
+    }
+}
+
+/// Say at checkpoint time what will not come back (`ckpt info` says it too).
+fn warn_placeholder(r: &FileRec, files: &FilesView) {
+    if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 3) == 2 {
+        // (state 3, a pair within the process, is restored connected: no warning)
+        Msg::new()
+            .s("ckpt: warning: descriptor ")
+            .u(r.fd as u64)
+            .s(" (")
+            .b(files.path(r))
+            .s("): a connected socket whose peer is not restored: after a restart it fails like a dropped \
+                connection (end of file, EPIPE)")
+            .emit();
+        return;
+    }
+    if r.how == how::PIPE && r.why == why::OUTSIDE {
+        Msg::new()
+            .s("ckpt: warning: descriptor ")
+            .u(r.fd as u64)
+            .s(" (")
+            .b(files.path(r))
+            .s("): the other end of this pipe is outside the process: after a restart that end is closed \
+                (reads see end of file, writes fail with EPIPE)")
+            .emit();
+        return;
+    }
+    if r.how != how::PLACEHOLDER {
+        return;
+    }
+    let what = match r.why {
+        why::TOO_BIG => "a deleted file too large to keep in the image (over 32 MiB in all)",
+        why::UNREADABLE => "a deleted file whose content cannot be read",
+        _ => kind_name(r.kind),
+    };
+    Msg::new()
+        .s("ckpt: warning: descriptor ")
+        .u(r.fd as u64)
+        .s(" (")
+        .b(files.path(r))
+        .s("): ")
+        .s(what)
+        .s(", not restored: after a restart it is a placeholder that fails every operation (EBADF)")
+        .emit();
+}
+
+/// What a kind is called in messages.
+pub fn kind_name(k: u32) -> &'static str {
+    match k {
+        fkind::REG => "a regular file",
+        fkind::DIR => "a directory",
+        fkind::CHR => "a device",
+        fkind::TTY => "a terminal",
+        fkind::PIPE => "a pipe",
+        fkind::FIFO => "a FIFO",
+        fkind::SOCKET => "a socket",
+        fkind::DELETED => "a deleted file",
+        fkind::ANON => "an anonymous-inode descriptor (inotify, fanotify, pidfd, userfaultfd...)",
+        _ => "a special file",
+    }
+}

@@ -1,0 +1,584 @@
+//! Open files across a restart (issue 12, docs/files.md): C programs per case, and
+//! real tools checked byte for byte against a reference run that was not
+//! checkpointed. Each is checkpointed at a moment the test does not choose
+//! exactly (a random delay), restarted, and its continuation compared.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// `data_at` of tests/c/files_regular.c.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 7 + 3) % 251) as u8).collect()
+}
+
+/// Restart IMAGE through bash with foreign descriptors open (40, 41, 42): the
+/// program must not see them.
+fn restart_with_foreign_fds(image: &Path, dir: &Path) -> Outcome {
+    let mut c = Command::new("bash");
+    c.arg("-c").arg("exec 40</etc/passwd 41>/dev/null 42<&0; exec \"$0\"").arg(image);
+    c.current_dir(dir).env_clear().env("PATH", "/usr/bin:/bin");
+    run(c)
+}
+
+fn regular(bits: Bits) {
+    let dir = Dir::new(&format!("files_regular{}", bits.tag()));
+    dir.compile_bits("files_regular.c", "files_regular", &[], bits);
+    fs::write(dir.join("in.bin"), pattern(100_000)).unwrap();
+    let image = dir.join("files_regular.ckpt");
+    let d = dir.path().to_str().unwrap();
+    let first = checkpoint(ckpt(&dir, &["./files_regular", d, "60"]), &image);
+    let second = restart_with_foreign_fds(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// Offsets, access modes, O_APPEND, close-on-exec, a dup() sharing one offset, a
+/// deleted file with its content, and no descriptor of the restarting shell.
+#[test]
+fn regular_files_come_back_with_offsets_flags_sharing_and_nothing_foreign() {
+    regular(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn regular_files_come_back_32bit() {
+    regular(Bits::B32);
+}
+
+/// Checkpoint files_regular, then change in.bin with `change`; returns the dir,
+/// the image and the first run.
+fn changed_setup(name: &str) -> (Dir, std::path::PathBuf, Outcome) {
+    let dir = Dir::new(name);
+    dir.compile("files_regular.c", "files_regular", &[]);
+    fs::write(dir.join("in.bin"), pattern(100_000)).unwrap();
+    let image = dir.join("files_regular.ckpt");
+    let d = dir.path().to_str().unwrap().to_string();
+    let first = checkpoint(ckpt(&dir, &["./files_regular", &d, "60"]), &image);
+    (dir, image, first)
+}
+
+/// A file gone at restart: one warning line naming the descriptor, the
+/// descriptor fails (EBADF: the program says so); with --refuse-changed or
+/// CKPT_CHANGED=refuse the restart is refused before the program runs.
+#[test]
+fn gone_file_warns_and_fails_loudly_or_refuses() {
+    let (dir, image, _) = changed_setup("files_gone");
+    fs::remove_file(dir.join("in.bin")).unwrap();
+    let o = restart(&image, dir.path());
+    assert!(o.stderr.contains("in.bin): warning: the file is gone"), "{o}");
+    assert!(o.lines.iter().any(|l| l.starts_with("FAIL") && l.contains("Bad file descriptor")), "{o}");
+    for refuse in [true, false] {
+        let mut c = restart_cmd(&image, dir.path());
+        if refuse {
+            c.env("CKPT_CHANGED", "refuse");
+        } else {
+            c.arg("--refuse-changed");
+        }
+        let o = run(c);
+        assert_eq!(o.status.code(), Some(1), "{o}");
+        assert!(o.stderr.contains("in.bin): the file is gone"), "{o}");
+        assert!(o.stderr.contains("not restarting"), "{o}");
+        assert!(o.lines.is_empty(), "the program ran: {o}");
+    }
+}
+
+/// A file shorter than the saved offset, or another file at the path: a warning
+/// by default (and the program sees it: its reads come up short or differ), a
+/// refusal with --refuse-changed.
+#[test]
+fn shorter_or_replaced_file_warns_or_refuses() {
+    let (dir, image, _) = changed_setup("files_shorter");
+    let f = fs::OpenOptions::new().write(true).open(dir.join("in.bin")).unwrap();
+    f.set_len(10).unwrap();
+    drop(f);
+    let o = restart(&image, dir.path());
+    assert!(o.stderr.contains("in.bin): warning: the file is now 10 bytes, shorter than the saved offset"), "{o}");
+    assert!(o.has("FAIL"), "{o}");
+    let mut c = restart_cmd(&image, dir.path());
+    c.arg("--refuse-changed");
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1), "{o}");
+    assert!(o.stderr.contains("shorter than the saved offset") && o.lines.is_empty(), "{o}");
+
+    // Replaced: a new inode with the same content is warned about, and used
+    // (written beside and renamed over, so the inode number cannot be reused).
+    fs::write(dir.join("in.new"), pattern(100_000)).unwrap();
+    fs::rename(dir.join("in.new"), dir.join("in.bin")).unwrap();
+    let o = restart(&image, dir.path());
+    o.assert_ok("restart with a replaced input");
+    assert!(o.stderr.contains("in.bin): warning: another file is at that path now"), "{o}");
+    let mut c = restart_cmd(&image, dir.path());
+    c.env("CKPT_CHANGED", "refuse");
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1), "{o}");
+    assert!(o.stderr.contains("another file is at that path now"), "{o}");
+}
+
+/// `ckpt info` lists every descriptor and how it will come back.
+#[test]
+fn info_lists_every_descriptor() {
+    let (_dir, image, _) = changed_setup("files_info");
+    let o = Command::new(ckpt_bin()).arg("info").arg(&image).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    for want in [
+        "in.bin: reopened by path at offset",
+        "out.txt: reopened by path",
+        "shares one open file description with fd",
+        "app.txt",
+        "deleted.bin (deleted): a new unlinked file with the",
+        "fd 1    pipe",
+        "the restarting shell's descriptor 1",
+    ] {
+        assert!(text.contains(want), "ckpt info lacks {want:?}:\n{text}");
+    }
+    let o = Command::new(ckpt_bin()).args(["info", "--json"]).arg(&image).output().unwrap();
+    let json = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        json.contains("\"files\":[{") && json.contains("\"restart\":\"the restarting shell's descriptor 0\""),
+        "{json}"
+    );
+}
+
+/// Run `tool` under ckpt with its stdin/stdout as given, checkpoint after a
+/// random delay, and check the image was written before the tool finished.
+fn checkpoint_tool(dir: &Dir, args: &[&str], stdin: Stdio, stdout: Stdio, image: &Path, delay: (u64, u64)) {
+    let _ = fs::remove_file(image);
+    let mut c = ckpt(dir, args);
+    c.stdin(stdin).stdout(stdout).stderr(Stdio::piped());
+    let child = c.spawn().expect("start the tool");
+    std::thread::sleep(random_delay(delay.0, delay.1));
+    let st = Command::new("kill").arg("-TSTP").arg(child.id().to_string()).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(image.exists(), "{args:?} finished before the checkpoint (make its input larger): {err}");
+    assert_eq!(out.status.code(), Some(CHECKPOINT_EXIT), "{args:?}: {}: {err}", out.status);
+    assert_image(image);
+}
+
+/// Restart IMAGE with the given stdio; returns (status, stdout, stderr).
+fn restart_tool(
+    image: &Path,
+    dir: &Path,
+    stdin: Stdio,
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, Vec<u8>, String) {
+    let mut c = restart_cmd(image, dir);
+    c.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (out.status, out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Text a compressor works on for a second or two.
+fn big_text(path: &Path, lines: usize) {
+    let mut s = String::with_capacity(lines * 24);
+    let mut x: u64 = 88172645463325252;
+    for i in 0..lines {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!("{i} {:x}\n", x % 1_000_003));
+    }
+    fs::write(path, s).unwrap();
+}
+
+/// `ckpt gzip -c big > big.gz`, Ctrl-Z, `./gzip.ckpt`: big.gz is byte-identical
+/// to a reference run's (stdout, a regular file, is reopened at its offset);
+/// with CKPT_STDIO=shell the rest goes to the restarting shell's stdout instead.
+#[test]
+fn gzip_to_a_file_is_byte_identical() {
+    let dir = Dir::new("files_gzip");
+    big_text(&dir.join("big"), 1_500_000);
+    let reference = Command::new("gzip").arg("-c").arg(dir.join("big")).output().unwrap().stdout;
+    let image = dir.join("gzip.ckpt");
+    let out = fs::File::create(dir.join("big.gz")).unwrap();
+    checkpoint_tool(&dir, &["gzip", "-c", "big"], Stdio::null(), out.into(), &image, (150, 600));
+    let partial = fs::read(dir.join("big.gz")).unwrap();
+    assert!(partial.len() < reference.len(), "gzip was done already");
+    let (st, stdout, err) = restart_tool(&image, dir.path(), Stdio::null(), &[("CKPT_STDIO", "shell")]);
+    assert!(st.success(), "{st}: {err}");
+    assert_eq!(fs::read(dir.join("big.gz")).unwrap(), partial, "CKPT_STDIO=shell wrote to big.gz");
+    assert!(!stdout.is_empty() && partial.len() + stdout.len() == reference.len(), "{err}");
+    assert_eq!([&partial[..], &stdout[..]].concat(), reference, "shell-stdio continuation differs");
+    let (st, stdout, err) = restart_tool(&image, dir.path(), Stdio::null(), &[]);
+    assert!(st.success(), "{st}: {err}");
+    assert!(stdout.is_empty(), "gzip wrote to the shell's stdout: {err}");
+    assert!(fs::read(dir.join("big.gz")).unwrap() == reference, "big.gz differs from the reference: {err}");
+}
+
+/// A large sparse file with data at many places (so that a wrong offset changes
+/// the hash).
+fn sparse_with_marks(path: &Path, len: u64) {
+    let f = fs::File::create(path).unwrap();
+    f.set_len(len).unwrap();
+    let mut at = 0;
+    while at < len {
+        f.write_all_at(format!("mark at {at}\n").as_bytes(), at).unwrap();
+        at += 1 << 22;
+    }
+}
+
+/// `sha256sum big` (read through descriptor 3, which must come back at its
+/// offset) prints the reference hash after a restart.
+#[test]
+fn sha256sum_of_a_big_file_matches() {
+    let dir = Dir::new("files_sha256");
+    sparse_with_marks(&dir.join("big"), 192 << 20);
+    let reference = Command::new("sha256sum").arg("big").current_dir(dir.path()).output().unwrap().stdout;
+    let image = dir.join("sha256sum.ckpt");
+    checkpoint_tool(&dir, &["sha256sum", "big"], Stdio::null(), Stdio::piped(), &image, (100, 500));
+    // A foreign descriptor 3 must not be hashed instead (the issue's `3< other`).
+    let mut c = Command::new("bash");
+    c.arg("-c").arg("exec 3</etc/passwd; exec \"$0\"").arg(&image).current_dir(dir.path());
+    c.env_clear().env("PATH", "/usr/bin:/bin");
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&reference));
+}
+
+/// `dd if=big of=out bs=256`: the copy is complete and identical after a restart.
+#[test]
+fn dd_copy_is_complete() {
+    let dir = Dir::new("files_dd");
+    sparse_with_marks(&dir.join("big"), 128 << 20);
+    let image = dir.join("dd.ckpt");
+    checkpoint_tool(&dir, &["dd", "if=big", "of=out", "bs=256"], Stdio::null(), Stdio::piped(), &image, (100, 400));
+    let (st, _, err) = restart_tool(&image, dir.path(), Stdio::null(), &[]);
+    assert!(st.success(), "{st}: {err}");
+    assert!(err.contains("524288+0 records out"), "{err}");
+    assert!(fs::read(dir.join("out")).unwrap() == fs::read(dir.join("big")).unwrap(), "the copy differs");
+}
+
+/// A bash script (read by bash through a descriptor of its own, at an offset)
+/// runs the lines after a long loop once restarted.
+#[test]
+fn bash_script_runs_the_lines_after_its_loop() {
+    let dir = Dir::new("files_bash");
+    fs::write(
+        dir.join("script.sh"),
+        "echo READY\ni=0\nwhile [ $i -lt 400000 ]; do i=$((i+1)); if [ $((i % 2000)) = 0 ]; then echo TICK $((i / 2000)); fi; done\necho after one\necho after two\necho DONE\n",
+    )
+    .unwrap();
+    let image = dir.join("bash.ckpt");
+    let first = checkpoint_with(ckpt(&dir, &["bash", "script.sh"]), &image, "TSTP", random_delay(100, 800));
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 200);
+    let tail: Vec<&str> = second.lines.iter().map(String::as_str).skip_while(|l| l.starts_with("TICK")).collect();
+    assert_eq!(tail, ["after one", "after two", "DONE"], "{second}");
+}
+
+/// python3 keeps a log open while it opens one file per step: after the restart
+/// the log has every line, and each step file holds only its own content.
+#[test]
+fn python_log_and_step_files() {
+    let dir = Dir::new("files_python");
+    fs::write(
+        dir.join("steps.py"),
+        r#"import os, sys, time
+log = open("log.txt", "a", buffering=1)
+print("READY", flush=True)
+for i in range(1, 61):
+    with open("step_%d.txt" % i, "w") as f:
+        f.write("content of step %d\n" % i)
+    log.write("step %d\n" % i)
+    print("TICK %d" % i, flush=True)
+    time.sleep(0.02)
+print("DONE", flush=True)
+"#,
+    )
+    .unwrap();
+    // The interpreter itself, not a wrapper script that would exec it (pyenv shims).
+    let exe = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    let python = String::from_utf8(exe.stdout).unwrap().trim().to_string();
+    let image = dir.join("steps.ckpt");
+    let first = checkpoint(ckpt(&dir, &["-n", "steps.ckpt", &python, "steps.py"]), &image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
+    let log = fs::read_to_string(dir.join("log.txt")).unwrap();
+    let want: String = (1..=60).map(|i| format!("step {i}\n")).collect();
+    assert_eq!(log, want);
+    for i in 1..=60 {
+        let s = fs::read_to_string(dir.join(&format!("step_{i}.txt"))).unwrap();
+        assert_eq!(s, format!("content of step {i}\n"), "step_{i}.txt");
+    }
+}
+
+/// sqlite3 on a database file, in the middle of a long series of transactions
+/// read from a script on stdin: afterwards the database is intact and holds
+/// every row.
+#[test]
+fn sqlite3_transactions_survive() {
+    let dir = Dir::new("files_sqlite");
+    let n = 6000;
+    let mut sql = String::from("CREATE TABLE t(i INTEGER PRIMARY KEY, v TEXT);\n");
+    for i in 1..=n {
+        sql.push_str(&format!("BEGIN; INSERT INTO t VALUES({i}, 'value {i}'); COMMIT;\n"));
+    }
+    fs::write(dir.join("script.sql"), &sql).unwrap();
+    let image = dir.join("sqlite3.ckpt");
+    let stdin = fs::File::open(dir.join("script.sql")).unwrap();
+    checkpoint_tool(&dir, &["sqlite3", "db.sqlite"], stdin.into(), Stdio::piped(), &image, (200, 800));
+    let (st, _, err) = restart_tool(&image, dir.path(), Stdio::null(), &[]);
+    assert!(st.success(), "{st}: {err}");
+    let q = |s: &str| {
+        let o = Command::new("sqlite3").arg("db.sqlite").arg(s).current_dir(dir.path()).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(q("PRAGMA integrity_check;"), "ok");
+    assert_eq!(q("SELECT count(*), sum(i) FROM t;"), format!("{n}|{}", n * (n + 1) / 2));
+    assert_eq!(q("SELECT count(*) FROM t WHERE v = 'value ' || i;"), n.to_string());
+}
+
+fn shared_map(bits: Bits) {
+    let dir = Dir::new(&format!("files_mmap{}", bits.tag()));
+    dir.compile_bits("files_mmap.c", "files_mmap", &[], bits);
+    let image = dir.join("files_mmap.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./files_mmap", "shared.bin"]), &image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
+    // The mapping's writes reached the file: the last step's count is there.
+    let b = fs::read(dir.join("shared.bin")).unwrap();
+    assert_eq!(u32::from_le_bytes(b[..4].try_into().unwrap()), 60);
+    // The file gone: the restart is refused, the program does not run.
+    fs::remove_file(dir.join("shared.bin")).unwrap();
+    let o = restart(&image, dir.path());
+    assert_eq!(o.status.code(), Some(1), "{o}");
+    assert!(o.stderr.contains("shared.bin) is gone") && o.lines.is_empty(), "{o}");
+}
+
+/// A MAP_SHARED mapping of a file is mapped from the file again: the program's
+/// writes through it after the restart reach the file (it checks with pread).
+#[test]
+fn shared_file_mapping_writes_reach_the_file() {
+    shared_map(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn shared_file_mapping_32bit() {
+    shared_map(Bits::B32);
+}
+
+fn kinds(bits: Bits) {
+    let dir = Dir::new(&format!("files_kinds{}", bits.tag()));
+    dir.compile_bits("files_kinds.c", "files_kinds", &[], bits);
+    fs::create_dir(dir.join("d")).unwrap();
+    for k in 0..100 {
+        fs::write(dir.join(&format!("d/e{k:03}")), b"").unwrap();
+    }
+    let image = dir.join("files_kinds.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./files_kinds", "d"]), &image);
+    assert!(first.stderr.contains("the other end of this pipe is outside the process"), "{first}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.stderr.contains("the other end of this pipe was outside the process"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// A pipe with both ends in the process comes back with its queued bytes; one
+/// whose other end was outside comes back closed (EOF, with a warning); a FIFO by
+/// its path, with its queued bytes; /dev/null,
+/// /dev/zero, /dev/urandom; a directory continues at its readdir position.
+#[test]
+fn pipes_devices_and_directories_come_back() {
+    kinds(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn pipes_devices_and_directories_come_back_32bit() {
+    kinds(Bits::B32);
+}
+
+fn anon(bits: Bits) {
+    let dir = Dir::new(&format!("files_anon{}", bits.tag()));
+    dir.compile_bits("files_anon.c", "files_anon", &[], bits);
+    let image = dir.join("files_anon.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./files_anon"]), &image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
+    let info = Command::new(ckpt_bin()).arg("info").arg(&image).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("a new epoll instance watching 1 descriptors again"), "{text}");
+}
+
+/// eventfd (its counter), timerfd (armed, the remaining time; periodic), signalfd
+/// (its mask) and epoll (the same interest list with the same data) come back.
+#[test]
+fn eventfd_timerfd_signalfd_epoll_come_back() {
+    anon(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn eventfd_timerfd_signalfd_epoll_come_back_32bit() {
+    anon(Bits::B32);
+}
+
+/// Checkpoint a program with `n` open files; returns (checkpoint time, restart
+/// time to the first step, the dir).
+fn many(n: usize, tag: &str) -> (Duration, Duration, Dir) {
+    let dir = Dir::new(&format!("files_many_{tag}"));
+    dir.compile("files_many.c", "files_many", &[]);
+    fs::create_dir(dir.join("d")).unwrap();
+    for k in 0..n {
+        fs::write(dir.join(&format!("d/f{k}")), format!("file {k}\n")).unwrap();
+    }
+    let image = dir.join("files_many.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["./files_many", "d", &n.to_string()]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 200));
+    let t0 = Instant::now();
+    p.signal("TSTP");
+    let first = p.finish();
+    let ckpt_time = t0.elapsed();
+    first.assert_checkpointed("the checkpointed run");
+    assert_image(&image);
+    let mut r = Proc::spawn(restart_cmd(&image, dir.path()));
+    let t1 = Instant::now();
+    r.wait_for("RESTARTED");
+    let restart_time = t1.elapsed();
+    let second = r.finish();
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 40);
+    (ckpt_time, restart_time, dir)
+}
+
+/// A thousand open files all come back, each the same file at its own offset;
+/// prints the checkpoint and restart times against the same program with none
+/// (the cost per descriptor). Timing only reported: the machine is shared.
+#[test]
+fn a_thousand_open_files_come_back() {
+    let (c0, r0, _d0) = many(0, "0");
+    let (c1, r1, _d1) = many(1000, "1000");
+    eprintln!(
+        "open files: checkpoint {c0:.2?} with 0, {c1:.2?} with 1000 ({:.1} us per descriptor); \
+         restart to the first step {r0:.2?} with 0, {r1:.2?} with 1000 ({:.1} us per descriptor)",
+        (c1.as_secs_f64() - c0.as_secs_f64()) * 1e6 / 1000.0,
+        (r1.as_secs_f64() - r0.as_secs_f64()) * 1e6 / 1000.0
+    );
+}
+
+/// A program whose stdin is a terminal (a pty made by `script`) in raw mode: it
+/// is restarted in another terminal (another `script`), which gets the saved
+/// settings (no echo, no canonical input), with the program in its foreground.
+#[test]
+fn terminal_settings_and_foreground_come_back() {
+    let dir = Dir::new("files_tty");
+    dir.compile("files_tty.c", "files_tty", &[]);
+    let image = dir.join("files_tty.ckpt");
+    let ckpt = ckpt_bin();
+    let mut c = Command::new("script");
+    c.args(["-qfec", &format!("{} ./files_tty", ckpt.display()), "/dev/null"]).current_dir(dir.path());
+    let mut p = Proc::spawn_with_piped_stdin(c);
+    let _keep = p.stdin();
+    let pid = p.wait_for("PID ").trim_start_matches("PID ").trim().to_string();
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 300));
+    assert!(Command::new("kill").args(["-TSTP", &pid]).status().unwrap().success());
+    let first = p.finish();
+    assert!(!first.has("FAIL"), "{first}");
+    assert_image(&image);
+    let mut c = Command::new("script");
+    c.args(["-qfec", "./files_tty.ckpt", "/dev/null"]).current_dir(dir.path());
+    let mut r = Proc::spawn_with_piped_stdin(c);
+    let _keep = r.stdin();
+    r.wait_for("DONE");
+    let second = r.finish();
+    assert!(!second.has("FAIL") && second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+fn sockets(bits: Bits) {
+    let dir = Dir::new(&format!("files_sock{}", bits.tag()));
+    dir.compile_bits("files_sock.c", "files_sock", &[], bits);
+    let image = dir.join("files_sock.ckpt");
+    let d = dir.path().to_str().unwrap().to_string();
+    let first = checkpoint(ckpt(&dir, &["./files_sock", &d]), &image);
+    assert!(first.stderr.contains("a connected socket whose peer is not restored"), "{first}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.stderr.contains("fails like a dropped connection"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// Listening TCP and UNIX sockets come back on the same address with their
+/// options, a bound UDP socket is bound again, and a connected socket whose peer
+/// is outside comes back as a dropped connection (end of file), with a warning.
+#[test]
+fn listening_and_udp_sockets_come_back() {
+    sockets(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn listening_and_udp_sockets_come_back_32bit() {
+    sockets(Bits::B32);
+}
+
+fn locks(bits: Bits) {
+    let dir = Dir::new(&format!("files_locks{}", bits.tag()));
+    dir.compile_bits("files_locks.c", "files_locks", &[], bits);
+    let image = dir.join("files_locks.ckpt");
+    let d = dir.path().to_str().unwrap().to_string();
+    let first = checkpoint(ckpt(&dir, &["./files_locks", &d]), &image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 40);
+    // Held by someone else at restart: said, and the program goes on.
+    let mut holder = Command::new("flock");
+    let mut held = holder.arg(dir.join("a")).args(["sleep", "3"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let o = restart(&image, dir.path());
+    let _ = held.kill();
+    let _ = held.wait();
+    assert!(o.stderr.contains("a): warning: could not take its flock lock again"), "{o}");
+}
+
+/// flock and POSIX record locks are taken again at restart (a child process
+/// cannot take them); one that another process holds meanwhile is said.
+#[test]
+fn file_locks_are_taken_again() {
+    locks(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn file_locks_are_taken_again_32bit() {
+    locks(Bits::B32);
+}
+
+/// io_uring instances and AIO contexts cannot be restored: the checkpoint is
+/// refused with a message naming them, no image is written, the program goes on.
+#[test]
+fn io_uring_and_aio_refuse_the_checkpoint() {
+    for (what, msg) in [("uring", "is an io_uring instance"), ("aio", "has an AIO context")] {
+        let dir = Dir::new(&format!("files_refuse_{what}"));
+        dir.compile("files_refuse.c", "files_refuse", &[]);
+        let mut p = Proc::spawn(ckpt(&dir, &["./files_refuse", what]));
+        p.wait_for("READY");
+        std::thread::sleep(random_delay(50, 300));
+        p.signal("TSTP");
+        let o = p.finish();
+        o.assert_ok(what);
+        assert!(o.has("DONE"), "{o}");
+        assert!(o.stderr.contains(msg) && o.stderr.contains("not checkpointing"), "{o}");
+        assert!(!dir.join("files_refuse.ckpt").exists(), "an image was written for {what}");
+    }
+}
