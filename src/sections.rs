@@ -10,6 +10,30 @@ use ckpt_image::section::{self, Section, tag};
 /// Human lines for one section (indented by the caller), after its title line.
 pub fn describe(s: &Section) -> Vec<String> {
     match s.tag {
+        section::tag::THREADS => match ckpt_image::threads::parse(s.data) {
+            Ok(t) => {
+                let mut v = vec![format!(
+                    "{} threads; the restart gives each its tid back inside a new user and pid namespace",
+                    t.len()
+                )];
+                v.extend(t.iter().map(|th| {
+                    format!(
+                        "tid {:<7} {:<16} sp {:#x} ip {:#x}{}",
+                        th.tid,
+                        format!("{:?}", String::from_utf8_lossy(th.name())),
+                        th.regs[0],
+                        th.regs[1],
+                        if th.flags & ckpt_image::threads::COORDINATOR != 0 {
+                            "  (took the checkpoint; runs the hooks)"
+                        } else {
+                            ""
+                        }
+                    )
+                }));
+                v
+            }
+            Err(e) => vec![format!("damaged: {e}")],
+        },
         section::tag::GUARDS => match memory::guards(s) {
             Ok(t) => t
                 .iter()
@@ -343,6 +367,24 @@ pub fn json_records(s: &Section) -> serde_json::Map<String, serde_json::Value> {
                 })
                 .unwrap_or_default();
             m.insert("views".into(), Value::Array(items));
+        }
+        section::tag::THREADS => {
+            let items: Vec<Value> = ckpt_image::threads::parse(s.data)
+                .map(|t| {
+                    t.iter()
+                        .map(|th| {
+                            json!({
+                                "tid": th.tid,
+                                "name": String::from_utf8_lossy(th.name()),
+                                "coordinator": th.flags & ckpt_image::threads::COORDINATOR != 0,
+                                "sp": th.regs[0],
+                                "ip": th.regs[1],
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            m.insert("threads".into(), Value::Array(items));
         }
         tag::FILES => {
             if let Some((files, maps)) = json(s) {

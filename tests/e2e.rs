@@ -489,37 +489,6 @@ fn zero_pages_cost_nothing_and_come_back_as_zero() {
     assert_continues(&first, &second, 60);
 }
 
-/// A program with two threads: the checkpoint is refused with a message (threads
-/// are not saved yet, and an image would restart with one), no file is written,
-/// and the program, both threads running, goes on to the end; in continue mode too.
-#[test]
-fn multithreaded_program_is_refused_not_half_saved() {
-    for (name, opts) in [("threads", &[][..]), ("threads_c", &["-c"][..])] {
-        let dir = Dir::new(name);
-        dir.compile("threads.c", "threads", &["-pthread"]);
-        let mut args: Vec<&str> = opts.to_vec();
-        args.push("./threads");
-        let mut p = Proc::spawn(ckpt(&dir, &args));
-        p.wait_for("READY");
-        std::thread::sleep(random_delay(50, 300));
-        p.signal("TSTP");
-        let o = p.finish();
-        o.assert_ok("a two-threaded program after a refused checkpoint");
-        assert_eq!(o.ticks(), (1..=60).collect::<Vec<_>>(), "{o}");
-        assert!(o.has("DONE"), "{o}");
-        assert!(
-            o.stderr.contains(
-                "ckpt: checkpoint failed: Operation not supported (only single-threaded programs \
-                 can be checkpointed yet; not writing threads.ckpt)"
-            ),
-            "stderr: {}",
-            o.stderr
-        );
-        assert!(!dir.join("threads.ckpt").exists());
-        assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
-    }
-}
-
 /// An image whose saved [vdso] differs in size from this kernel's (as after a
 /// kernel upgrade; forged here, checksums resealed) is refused with a message
 /// before the address space is touched: glibc keeps pointers into the vDSO, so a

@@ -178,6 +178,7 @@ ckpt_call_on_stack:
 ckpt_restore_context:
         mov     ecx, [esp + 4]                  /* ctx */
         mov     eax, [esp + 8]                  /* retval */
+.Lrestore_ecx:                                  /* ckpt_start_thread enters here */
         ldmxcsr [ecx + REGS32_MXCSR]
         fldcw   [ecx + REGS32_FCW]
         mov     gs, word ptr [ecx + REGS32_GS]
@@ -190,5 +191,40 @@ ckpt_restore_context:
         add     esp, 4                          /* as `ret` would leave it */
         jmp     edx
         .size   ckpt_restore_context, . - ckpt_restore_context
+
+/*
+ * long ckpt_start_thread(const struct clone_args *args, size_t size, const RegsX86 *ctx)
+ *
+ * Creates a thread of the restored program with clone3(args, size) (CLONE_VM |
+ * CLONE_THREAD | CLONE_SETTLS with a struct user_desc..., no stack: the child
+ * starts on the caller's stack pointer) and starts it at the save point in *ctx,
+ * as ckpt_restore_context does for the main thread, with eax = 1.
+ * Entry:   cdecl, [esp+4] = args, [esp+8] = size, [esp+12] = ctx (readable until
+ *          the new thread has jumped); every signal blocked (see x86_64).
+ * Returns: in the caller, eax = the new thread's tid or -errno.
+ * Child:   touches no stack: ecx = ctx, eax = 1, then the register loads of
+ *          ckpt_restore_context (which reload %gs from the TLS entry clone3 set).
+ * Clobbers: eax, ecx, edx, flags; ebx and esi are saved and restored.
+ */
+        .globl  ckpt_start_thread
+        .hidden ckpt_start_thread
+        .type   ckpt_start_thread, @function
+ckpt_start_thread:
+        push    ebx
+        push    esi                             /* arguments now at esp + 12 */
+        mov     ebx, [esp + 12]                 /* args */
+        mov     ecx, [esp + 16]                 /* size */
+        mov     esi, [esp + 20]                 /* ctx survives int 0x80 in both */
+        mov     eax, 435                        /* __NR_clone3 (i386) */
+        int     0x80
+        test    eax, eax
+        jz      1f
+        pop     esi
+        pop     ebx
+        ret
+1:      mov     ecx, esi                        /* the new thread */
+        mov     eax, 1
+        jmp     .Lrestore_ecx
+        .size   ckpt_start_thread, . - ckpt_start_thread
 
         .section .note.GNU-stack, "", @progbits

@@ -15,16 +15,19 @@
         .text
 
 /*
- * long ckpt_save_context(RegsX86 *ctx, long (*f)(void *), void *arg)
+ * long ckpt_save_context(RegsX86 *ctx, long (*f)(void *), void *arg, void *stack_top)
  *
  * The save point of a checkpoint. Records the caller's callee-saved state in *ctx,
- * then calls f(arg) on the same stack, below this frame, and returns what f returns.
+ * then calls f(arg) below this frame, on the same stack (stack_top == 0) or on the
+ * stack whose top is stack_top (the image writer's: a thread's own stack may be
+ * too small for it), and returns what f returns.
  * Because f runs below the save point, nothing it does can disturb the frames the
  * image restores: a restart resumes exactly at our return, in the caller's frame as
  * it was at the call.
  *
  * Entry:   [esp] = return address, [esp+4] = ctx (zeroed by the caller, which has
- *          filled tls_entry and tls_base), [esp+8] = f, [esp+12] = arg;
+ *          filled tls_entry and tls_base), [esp+8] = f, [esp+12] = arg,
+ *          [esp+16] = stack_top (16-byte aligned, or 0);
  *          esp % 16 == 12, as after any call with an aligned argument area.
  * Saves:   esp (pointing at our return address), that return address, ebx, ebp,
  *          esi, edi, MXCSR (i686 has SSE2), the x87 control word, the %gs selector.
@@ -49,10 +52,22 @@ ckpt_save_context:
         mov     word ptr [eax + REGS32_GS], gs  /* 2 bytes: the TLS selector */
         mov     ecx, [esp + 8]                  /* f */
         mov     edx, [esp + 12]                 /* arg */
+        mov     eax, [esp + 16]                 /* stack_top */
+        test    eax, eax
+        jnz     1f
         sub     esp, 8                          /* esp % 16 == 4 */
         push    edx                             /* esp % 16 == 0 at the call */
         call    ecx
         add     esp, 12
+        ret
+1:      push    ebx                             /* callee-saved: holds our esp */
+        mov     ebx, esp
+        mov     esp, eax                        /* the other stack, aligned */
+        sub     esp, 12
+        push    edx                             /* esp % 16 == 0 at the call */
+        call    ecx
+        mov     esp, ebx
+        pop     ebx
         ret
         .size   ckpt_save_context, . - ckpt_save_context
 

@@ -150,4 +150,35 @@ ckpt_restore_context:
         jmp     rcx
         .size   ckpt_restore_context, . - ckpt_restore_context
 
+/*
+ * long ckpt_start_thread(const struct clone_args *args, size_t size, const RegsX86_64 *ctx)
+ *
+ * Creates a thread of the restored program with clone3(args, size) (CLONE_VM |
+ * CLONE_THREAD | CLONE_SETTLS..., no stack: the child starts on the caller's stack
+ * pointer) and starts it at the save point in *ctx, as ckpt_restore_context does
+ * for the main thread, with rax = 1 (the restart value).
+ * Entry:   rdi = args, rsi = size, rdx = ctx (must stay readable until the new
+ *          thread has jumped: the loader's copy of the metadata); every signal
+ *          blocked (the child inherits the mask, so no signal frame can land on
+ *          the shared stack before the child leaves it).
+ * Returns: in the caller, rax = the new thread's tid or -errno.
+ * Child:   touches no stack: it loads its registers from *ctx and jumps.
+ * Clobbers: rax, rcx, r11 (syscall), flags; r12 is saved and restored.
+ */
+        .globl  ckpt_start_thread
+        .type   ckpt_start_thread, @function
+ckpt_start_thread:
+        push    r12
+        mov     r12, rdx                        /* ctx survives the syscall in both */
+        mov     eax, 435                        /* __NR_clone3 */
+        syscall
+        test    rax, rax
+        jz      1f
+        pop     r12
+        ret
+1:      mov     rdi, r12                        /* the new thread */
+        mov     esi, 1
+        jmp     ckpt_restore_context
+        .size   ckpt_start_thread, . - ckpt_start_thread
+
         .section .note.GNU-stack, "", @progbits

@@ -9,16 +9,18 @@
         .text
 
 /*
- * long ckpt_save_context(RegsX86_64 *ctx, long (*f)(void *), void *arg)
+ * long ckpt_save_context(RegsX86_64 *ctx, long (*f)(void *), void *arg, void *stack_top)
  *
  * The save point of a checkpoint. Records the caller's callee-saved state in *ctx,
- * then calls f(arg) on the same stack, below this frame, and returns what f returns.
+ * then calls f(arg) below this frame, on the same stack (stack_top == 0) or on the
+ * stack whose top is stack_top (the image writer's: a thread's own stack may be
+ * too small for it), and returns what f returns.
  * Because f runs below the save point, nothing it does can disturb the frames the
  * image restores: a restart resumes exactly at our return, in the caller's frame as
  * it was at the call.
  *
- * Entry:   rdi = ctx (zeroed by the caller), rsi = f, rdx = arg;
- *          rsp % 16 == 8 (return address on top), as after any call.
+ * Entry:   rdi = ctx (zeroed by the caller), rsi = f, rdx = arg, rcx = stack_top
+ *          (16-byte aligned, or 0); rsp % 16 == 8 (return address on top).
  * Saves:   rsp (pointing at our return address), that return address, rbx, rbp,
  *          r12-r15, MXCSR, the x87 control word.
  * Returns: rax = f(arg) on the first pass; on restart ckpt_restore_context (in the
@@ -40,10 +42,19 @@ ckpt_save_context:
         mov     [rdi + REGS_R15], r15
         stmxcsr [rdi + REGS_MXCSR]              /* 4 bytes; upper bytes stay 0 */
         fnstcw  [rdi + REGS_FCW]                /* 2 bytes */
-        sub     rsp, 8                          /* rsp % 16 == 0 at the call */
         mov     rdi, rdx
+        test    rcx, rcx
+        jnz     1f
+        sub     rsp, 8                          /* rsp % 16 == 0 at the call */
         call    rsi
         add     rsp, 8
+        ret
+1:      push    rbx                             /* callee-saved: holds our rsp */
+        mov     rbx, rsp
+        mov     rsp, rcx                        /* the other stack, aligned */
+        call    rsi
+        mov     rsp, rbx
+        pop     rbx
         ret
         .size   ckpt_save_context, . - ckpt_save_context
 

@@ -400,6 +400,7 @@ pub mod memory;
 pub mod process;
 pub mod section;
 pub use section::{Section, Sections};
+pub mod threads;
 
 record! {
     /// The fixed header at `image_offset`.
@@ -707,7 +708,7 @@ record! {
     /// What the loader hands the restarted runtime: where its own memory (code,
     /// stack, buffers) is, so the runtime can unmap it, and where the image's
     /// section area is (inside that block: valid until the runtime unmaps it).
-    pub struct RestartInfo [RESTART_INFO_LEN = 48] {
+    pub struct RestartInfo [RESTART_INFO_LEN = 56] {
         /// [`RestartInfo::MAGIC`].
         pub magic: u64,
         /// Start of the loader's memory block.
@@ -721,6 +722,9 @@ record! {
         /// What the restart was asked for ([`RestartInfo::TRACE`]); unknown bits are
         /// ignored (this word was "reserved, zero" before it had a use).
         pub flags: u64,
+        /// CLOCK_MONOTONIC when the loader started, in ns (0: unknown; reserved
+        /// and zero before): the restarted runtime's `CKPT_TIMING` report.
+        pub started_ns: u64,
     }
 }
 
@@ -941,7 +945,44 @@ impl<'a> Meta<'a> {
                 return Err(ImageError::BadLayout);
             }
         }
+        self.validate_threads(word)
+    }
+
+    /// The THREADS section against the rest: one record is the leader and holds
+    /// the process record's registers; every thread's save point lies in saved
+    /// memory as the process record's must.
+    fn validate_threads(&self, word: u64) -> Result<(), ImageError> {
+        let Some(t) = self.threads() else { return Ok(()) };
+        let bad = Err(ImageError::BadSection { tag: section::tag::THREADS });
+        let leaders = t.iter().filter(|th| th.tid == self.process.pid).count();
+        if leaders != 1 || t.iter().any(|th| th.tid == self.process.pid && th.regs != self.process.regs) {
+            return bad;
+        }
+        for th in t.iter() {
+            let (sp, ip) = (th.regs[0], th.regs[1]);
+            let rw = prot::READ | prot::WRITE;
+            let sp_ok = sp % word == 0 && self.region_at(sp).is_some_and(|r| r.prot & rw == rw);
+            let ip_ok = self.region_at(ip).is_some_and(|r| r.prot & prot::EXEC != 0);
+            if !sp_ok || !ip_ok {
+                return bad;
+            }
+        }
         Ok(())
+    }
+
+    /// The region holding address `a`, if any (regions are sorted and disjoint).
+    pub fn region_at(&self, a: u64) -> Option<Region> {
+        let (mut l, mut r) = (0u32, self.nregions());
+        while l < r {
+            let m = l + (r - l) / 2;
+            if self.region(m).end <= a { l = m + 1 } else { r = m }
+        }
+        (l < self.nregions()).then(|| self.region(l)).filter(|g| g.start <= a)
+    }
+
+    /// The thread records, when the image has a THREADS section (validated).
+    pub fn threads(&self) -> Option<section::Table<'a, threads::Thread>> {
+        self.sections.get(section::tag::THREADS).and_then(|s| threads::parse(s.data).ok())
     }
 
     /// The per-piece hashes of the page data (section DATA_HASHES), if the image

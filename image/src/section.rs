@@ -164,6 +164,7 @@ impl<'a> Sections<'a> {
 /// counts, values the restore relies on).
 pub fn validate(s: &Section) -> Result<(), ImageError> {
     match s.tag {
+        tag::THREADS => crate::threads::parse(s.data).map(drop),
         tag::FILES => crate::files::Files::parse(s.data).map(drop),
         tag::DATA_HASHES => crate::hashes::validate(s),
         tag::PROCESS => crate::process::validate(s),

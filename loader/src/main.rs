@@ -25,10 +25,9 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-#[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
-#[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
 mod arch;
 mod files;
+mod ids;
 mod remap;
 mod vdso;
 
@@ -106,11 +105,15 @@ pub struct Plan {
     pub home: remap::Home,
     /// For messages.
     pub name: Name,
+    /// CLOCK_MONOTONIC at the loader's start, ns.
+    pub started_ns: u64,
 }
 
 /// Phase one: called by `_start` (through `arch::loader_main`) with the initial
 /// stack pointer.
 pub fn main(sp: usize) -> ! {
+    let started_ns =
+        ckpt_sys::clock_gettime(c::CLOCK_MONOTONIC).map_or(0, |(s, ns)| s as u64 * 1_000_000_000 + ns as u64);
     let name = Name::new(arch::argv0(sp));
     ckpt_sys::trace::enable_from_environ();
 
@@ -161,6 +164,11 @@ pub fn main(sp: usize) -> ! {
     let cur_vdso = vdso::check(&name, &meta.process);
     trace("CPU features, restart slot and vDSO layout match");
 
+    // A multi-threaded image restarts with its pid and tids, in a pid namespace of
+    // its own: from here on this is the program's process (see `ids`).
+    if meta.threads().is_some() {
+        ids::enter(&name, meta.process.pid as i32);
+    }
     // The descriptors, before the point of no return (a restart refused because a
     // file changed leaves nothing done); the image's descriptor moves above them.
     let fd = match files::section(&meta) {
@@ -170,7 +178,7 @@ pub fn main(sp: usize) -> ! {
     trace("descriptors restored");
 
     let home = remap::Home::place(&name, &meta, cur_vdso);
-    let plan = Plan { fd, header, home, name };
+    let plan = Plan { fd, header, home, name, started_ns };
     trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
@@ -194,6 +202,7 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     trace("memory regions mapped and read");
     let _ = ckpt_sys::close(plan.fd);
     remap::store_restart_info(&plan, &meta);
+    remap::start_threads(&plan, &meta);
     trace("jumping to the program's save point");
 
     // SAFETY-relevant step lives in arch: set the thread pointer, jump.

@@ -558,6 +558,7 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
         sections_addr: meta.sections.as_bytes().as_ptr() as u64,
         sections_len: meta.sections.as_bytes().len() as u64,
         flags: if ckpt_sys::trace::on() { RestartInfo::TRACE } else { 0 },
+        started_ns: plan.started_ns,
     };
     let mut b = [0u8; RESTART_INFO_LEN];
     info.encode(&mut b);
@@ -572,5 +573,35 @@ pub fn jump(p: &Process) -> Errno {
     match unsafe { arch::jump(&p.regs, 1) } {
         Err(e) => e,
         Ok(()) => Errno::EINVAL,
+    }
+}
+
+/// Create every thread of the image but the leader (which is this thread), each
+/// with its old tid (we are in the pid namespace `ids` made) and starting at its
+/// own save point, with the clone flags of a pthread. They run loader code (the
+/// assembly of `ckpt_start_thread`) only until their first jump, and the restarted
+/// runtime waits for all of them to check in before it unmaps the home block.
+pub fn start_threads(plan: &Plan, meta: &Meta) {
+    use ckpt_image::threads::{THREAD_LEN, Thread};
+    use ckpt_sys::task::*;
+    let (Some(table), Some(sec)) = (meta.threads(), meta.sections.get(ckpt_image::section::tag::THREADS)) else {
+        return;
+    };
+    let pid = meta.process.pid;
+    let flags = CLONE_VM as u64 | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS;
+    for (i, t) in table.iter().enumerate() {
+        if t.tid == pid {
+            continue;
+        }
+        let tid = [t.tid as i32];
+        let mut args =
+            CloneArgs { flags, set_tid: tid.as_ptr() as usize as u64, set_tid_size: 1, ..Default::default() };
+        // The record's registers, in place in the metadata copy (home block).
+        let ctx = sec.data[8 + i * THREAD_LEN + Thread::REGS_OFFSET..].as_ptr();
+        // SAFETY: the address space is restored; the metadata copy stays mapped
+        // until the runtime has seen every thread check in; signals are blocked.
+        if let Err(e) = unsafe { arch::start_thread(&mut args, &t.regs, ctx) } {
+            die(msg(&plan.name).s("cannot recreate thread ").u(t.tid).s(" (clone3 with its tid): ").errno(e));
+        }
     }
 }

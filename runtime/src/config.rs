@@ -74,6 +74,8 @@ pub struct Config {
     pub interval: u32,
     /// Leave our LD_PRELOAD entry to the program's children.
     pub inherit: bool,
+    /// Print how long stopping the threads and restarting them took (CKPT_TIMING).
+    pub timing: bool,
 }
 
 impl Config {
@@ -91,6 +93,7 @@ impl Config {
         interval: 0,
         inherit: false,
         starter: 0,
+        timing: false,
     };
 
     /// Make `s` the one trigger signal (0: none).
@@ -149,6 +152,10 @@ impl Config {
                 },
                 b"CKPT_INHERIT" => match parse_bool(v) {
                     Some(b) => c.inherit = b,
+                    None => invalid(k, v, "1 or 0"),
+                },
+                b"CKPT_TIMING" => match parse_bool(v) {
+                    Some(b) => c.timing = b,
                     None => invalid(k, v, "1 or 0"),
                 },
                 _ => {}

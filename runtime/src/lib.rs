@@ -27,8 +27,6 @@
 // travels only up the few frames of a failed checkpoint: its size is the point.
 #![allow(clippy::result_large_err)]
 
-#[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
-#[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
 mod arch;
 mod capi;
 mod capture;
@@ -43,6 +41,7 @@ mod preload;
 mod signal;
 mod sleep;
 mod state;
+mod threads;
 mod write;
 mod writer;
 
@@ -120,8 +119,13 @@ pub fn config() -> Config {
     state::with(|st| st.cfg).unwrap_or(Config::DEFAULT)
 }
 
-/// Take a checkpoint now, into `name` or the configured file.
+/// Take a checkpoint now, into `name` or the configured file, on the runtime's
+/// own stack (see `arch::on_checkpoint_stack`).
 pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
+    arch::on_checkpoint_stack(|| checkpoint_here(name, trigger))
+}
+
+fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
     // Nothing else may run while the image is taken: block every signal.
     let (all, mut old) = (!0u64, 0u64);
     ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), Some(&mut old))
@@ -176,18 +180,6 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
         Some(n) => Path::new(n).ok_or(Failure::new("invalid checkpoint file name", Errno::EINVAL, n))?,
         None => st.cfg.name,
     };
-    // The other threads' registers and kernel state are not saved yet: an image
-    // would restart with this thread alone. Refuse rather than write that.
-    if capture::mm::thread_count().unwrap_or(1) > 1 {
-        return Err(Failure::new(
-            "only single-threaded programs can be checkpointed yet; not writing",
-            Errno::EOPNOTSUPP,
-            path.as_bytes(),
-        ));
-    }
-    if let Some(f) = capture::maps::unsaveable() {
-        return Err(f.for_path(path.as_bytes()));
-    }
     // Directory mode: the next numbered image in the directory (the number is
     // kept in this memory before the image is taken, so the image carries it).
     let (path, seq) = if st.cfg.dir && name.is_none() {
@@ -197,11 +189,61 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
     } else {
         (path, 0)
     };
+    // Every other thread stops (in the stop handler, its state recorded) for as
+    // long as the image is taken: in this process, or until the writer is forked.
+    let stopped = threads::stop_all(path.as_bytes(), st.cfg.signals)?;
+    if stopped.is_some() && st.cfg.timing {
+        threads::report_stop();
+    }
+    let r = take_stopped(st, &path, seq, trigger, stopped.as_ref());
+    st.kernel.threads = capture::ThreadsSection::EMPTY;
+    match (r.as_ref(), stopped) {
+        // The session's table belongs to the old process (it is not in the image).
+        (Ok(Outcome::Restarted), Some(s)) => core::mem::forget(s),
+        // The program ends now: its threads stay where they are.
+        (Ok(Outcome::Written { exit: true }), Some(s)) => core::mem::forget(s),
+        (_, Some(s)) => threads::release(s),
+        (_, None) => {}
+    }
+    r
+}
+
+fn take_stopped(
+    st: &mut state::State,
+    path: &Path,
+    seq: u64,
+    trigger: Trigger,
+    stopped: Option<&threads::Stopped>,
+) -> Result<Outcome, Failure> {
+    if let Some(f) = capture::maps::unsaveable() {
+        return Err(f.for_path(path.as_bytes()));
+    }
     st.kernel.capture(signal::our_signals(&st.cfg)).map_err(|f| f.for_path(path.as_bytes()))?;
+    let mut exclude = (0, 0);
+    match stopped {
+        Some(s) => {
+            st.kernel.signals.set_action(threads::STOP_SIGNAL, s.old_action);
+            if let Some(old) = s.fallback_old {
+                st.kernel.signals.set_action(threads::FALLBACK_SIGNAL, old);
+            }
+            let me = threads::coordinator_record();
+            let leader = st.kernel.pid as u64;
+            if me.tid != leader && !s.records().iter().any(|t| t.tid == leader) {
+                return Err(Failure::new(
+                    "the main thread has exited (pthread_exit from main); not writing",
+                    Errno::EOPNOTSUPP,
+                    path.as_bytes(),
+                ));
+            }
+            st.kernel.threads = capture::ThreadsSection { me, others: (s.records().as_ptr() as usize, s.n) };
+            exclude = s.range();
+        }
+        None => threads::none(),
+    }
     match trigger {
-        Trigger::Signal if st.cfg.cont => take_background(st, &path, seq),
-        Trigger::Periodic => take_background(st, &path, seq),
-        Trigger::Call | Trigger::Signal => take_here(st, &path, seq, !st.cfg.cont),
+        Trigger::Signal if st.cfg.cont => take_background(st, path, seq, exclude),
+        Trigger::Periodic => take_background(st, path, seq, exclude),
+        Trigger::Call | Trigger::Signal => take_here(st, path, seq, !st.cfg.cont, exclude),
     }
 }
 
@@ -216,10 +258,10 @@ fn written(cfg: &Config, path: &Path, seq: u64, bytes: u64) {
 
 /// Write the image from this process, below the save point; `exit` goes into
 /// the outcome (not continuing: the program ends once the file is written).
-fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool) -> Result<Outcome, Failure> {
+fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool, table: (u64, u64)) -> Result<Outcome, Failure> {
     let mut job = Job::create(path)?;
     let (kernel, names) = (&st.kernel, &st.names);
-    let saved = arch::save_context(&mut || match job.write(kernel, names, &[]) {
+    let saved = arch::save_context(&mut || match job.write(kernel, names, &[table]) {
         Ok(()) => 0,
         Err(f) => {
             job.failed = Some(f);
@@ -254,13 +296,13 @@ fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool) -> Result
 /// its name is the writer's: a writer killed half-way is recognised as dead, and
 /// its file removed, by the next checkpoint of that name. Its failures are
 /// reported on stderr by the writer; the program goes on either way.
-fn take_background(st: &mut state::State, path: &Path, seq: u64) -> Result<Outcome, Failure> {
+fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u64)) -> Result<Outcome, Failure> {
     let (kernel, cfg, names) = (&st.kernel, &st.cfg, &st.names);
     let mut failed = Errno::EIO;
     let saved = arch::save_context(&mut || {
         let mut write = |stack: (u64, u64)| {
             let r = Job::create(path).and_then(|mut job| {
-                match job.write(kernel, names, &[stack, writer::scratch_ranges()]) {
+                match job.write(kernel, names, &[stack, writer::scratch_ranges(), table]) {
                     Ok(()) => job.commit().map(|bytes| written(cfg, path, seq, bytes)),
                     Err(f) => {
                         job.abort();
@@ -303,12 +345,29 @@ fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
     ckpt_sys::trace::enable(info.flags & ckpt_image::RestartInfo::TRACE != 0);
     trace("back at the save point in the restarted process");
     st.kernel.restore(&arch::restart_sections(info));
+    // The other threads run loader code until they reach their save points.
+    let others = threads::others() != 0;
+    if others {
+        threads::wait_checked_in();
+    }
     arch::unmap_loader(info);
     trace("the loader's home block unmapped");
     st.names.after_restart(write::LOADER.len());
     if st.cfg.starter != 0 {
         st.cfg.starter = preload::restarted();
     }
+    if others {
+        threads::resume_all();
+    }
+    if st.cfg.timing && info.started_ns != 0 {
+        threads::report_restart(info.started_ns);
+    }
+}
+
+/// The end of a path that cannot happen (no panics in the runtime: no core::fmt).
+fn panic_free_abort() -> ! {
+    ckpt_sys::msg::Msg::new().s("ckpt: internal error (impossible state)").emit();
+    ckpt_sys::exit_group(127)
 }
 
 /// One step of the restored path, on stderr when the restart was run with

@@ -51,7 +51,7 @@ use ckpt_image::hashes::{self, DataHashes, PieceHasher};
 use ckpt_image::section::{SECTION_HEADER_LEN, tag};
 use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, kind, page_up, prot, strs};
 use ckpt_sys::msg::Msg;
-use ckpt_sys::scratch::Scratch;
+use ckpt_sys::scratch::{Scratch, Table};
 use ckpt_sys::{AtFlags, Errno, Fd, IoVec, ProtFlags, RenameFlags, c};
 
 use crate::capture::maps::{self, Layout};
@@ -227,17 +227,22 @@ impl Job {
     /// point: the registers are already in `arch::saved_regs()`. `exclude` lists
     /// runtime scratch (the background writer's) to leave out.
     pub fn write(&mut self, kernel: &Kernel, names: &Names, exclude: &[(u64, u64)]) -> Result<(), Failure> {
-        let volatile = volatile_ranges(kernel);
+        let mut volatile = Table::<(u64, u64)>::with_capacity(2 + 2 * kernel.threads.others().len())
+            .map_err(|e| self.fail("allocating memory for", e))?;
+        volatile_ranges(kernel, &mut volatile).map_err(|e| self.fail("allocating memory for", e))?;
+        let volatile_table = volatile.range();
+        let volatile = volatile.as_slice();
         let snap_len = volatile.iter().map(|v| (v.1 - v.0) as usize).max().unwrap_or(0);
         let mut snap = Scratch::new(snap_len).map_err(|e| self.fail("allocating memory for", e))?;
-        let mut cut = [(0u64, 0u64); 6];
+        let mut cut = [(0u64, 0u64); 9];
         cut[0] = self.meta.range();
         cut[1] = snap.range();
-        cut[2] = kernel.files.range();
-        for (d, s) in cut[3..].iter_mut().zip(exclude) {
+        cut[2] = volatile_table;
+        cut[3] = kernel.files.range();
+        for (d, s) in cut[4..].iter_mut().zip(exclude) {
             *d = *s;
         }
-        let layout = maps::walk(&cut[..3 + exclude.len().min(3)])
+        let layout = maps::walk(&cut[..4 + exclude.len().min(5)])
             .map_err(|(step, e)| crate::failure::explained(self.fail(step, e)))?;
         let (header, meta_len, npieces) =
             self.compose(&layout, kernel, names).map_err(|e| self.fail("describing the address space for", e))?;
@@ -261,7 +266,7 @@ impl Job {
             w.bytes(&self.meta.as_slice()[..meta_len])?;
             w.zeros_to(header.data_offset)?;
             w.hash = DataHasher::new();
-            write_data(&mut w, &layout, &volatile, snap.bytes())?;
+            write_data(&mut w, &layout, volatile, snap.bytes())?;
             w.end_pieces();
             if w.npieces != npieces as u64 {
                 return Err(Errno::EIO);
@@ -355,7 +360,7 @@ impl Job {
         let mut w = MetaWriter::new(&mut buf[..meta_len], regions.len() as u32, runs.len() as u32)
             .map_err(|_| Errno::ENOMEM)?;
         let mut p = Process {
-            regs: arch::saved_regs(),
+            regs: kernel.threads.leader_regs(kernel.pid),
             xcr0: ckpt_sys::cpu::xcr0(),
             cpu_features: ckpt_sys::cpu::features(),
             vdso: layout.vdso,
@@ -591,54 +596,87 @@ impl Out {
 
 /// The address ranges this checkpoint itself changes while it writes: the stack
 /// from a margin below the current frame up to the page of the save point, and
-/// the page of the rseq area. Each as `[start, end)`, page-aligned.
-fn volatile_ranges(kernel: &Kernel) -> [(u64, u64); 2] {
+/// the page of the rseq area; for every stopped thread, its stack below its save
+/// point (where it waits for the release) and its rseq page. Each as
+/// `[start, end)`, page-aligned; `out` ends sorted and disjoint.
+fn volatile_ranges(kernel: &Kernel, out: &mut Table<(u64, u64)>) -> Result<(), Errno> {
     // Deeper than anything the writing code below this frame uses (a few KiB).
     const MARGIN: u64 = 64 << 10;
+    // Deeper than a stopped thread's wait below its save point (a few hundred bytes).
+    const THREAD_MARGIN: u64 = 16 << 10;
     // A local of this frame: `&0u8` would be the address of a promoted constant
     // in .rodata, not of the stack.
     let local = core::hint::black_box(0u8);
     let here = core::ptr::addr_of!(local) as u64;
     let save_point = arch::saved_regs()[0];
     let page_down = |a: u64| a & !(PAGE_SIZE - 1);
+    let page = |a: u64| (page_down(a), page_down(a) + PAGE_SIZE);
     // Continue mode's background writer runs on a stack of its own, far from the
     // save point: there the program's frames are a frozen copy, nothing on its
     // stack changes, and the span between the two stacks (other mappings: a
     // file truncated under a mapping would raise SIGBUS on a plain copy) must
     // not be taken for stack.
     const SAME_STACK: u64 = 1 << 20;
-    let stack = if here <= save_point && save_point - here < SAME_STACK {
-        (page_down(here.saturating_sub(MARGIN)), page_down(save_point) + PAGE_SIZE)
-    } else {
-        (0, 0)
-    };
-    let rseq = kernel.rseq.map_or((0, 0), |a| (page_down(a as u64), page_down(a as u64) + PAGE_SIZE));
-    [stack, rseq]
+    if here <= save_point && save_point - here < SAME_STACK {
+        out.push((page_down(here.saturating_sub(MARGIN)), page_down(save_point) + PAGE_SIZE))?;
+    }
+    if let Some(a) = kernel.rseq {
+        out.push(page(a as u64))?;
+    }
+    for t in kernel.threads.others() {
+        let sp = t.regs[0];
+        out.push((page_down(sp.saturating_sub(THREAD_MARGIN)), page_down(sp) + PAGE_SIZE))?;
+        if t.rseq != 0 {
+            out.push(page(t.rseq))?;
+        }
+    }
+    let v = out.as_mut_slice();
+    v.sort_unstable();
+    // Merge overlapping and adjacent ranges in place.
+    let mut n = 0;
+    for i in 0..v.len() {
+        if n > 0 && v[i].0 <= v[n - 1].1 {
+            v[n - 1].1 = v[n - 1].1.max(v[i].1);
+        } else {
+            v[n] = v[i];
+            n += 1;
+        }
+    }
+    out.truncate(n);
+    Ok(())
 }
 
-/// Split `run` at the volatile ranges: calls `f(addr, len, volatile)` in order.
+/// Split `run` at the volatile ranges (sorted, disjoint): calls
+/// `f(addr, len, volatile)` in order.
 fn split(
     run: &Run,
-    volatile: &[(u64, u64); 2],
+    volatile: &[(u64, u64)],
     mut f: impl FnMut(u64, u64, bool) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
     let (mut at, end) = (run.addr, run.addr + run.len);
+    let mut i = volatile.partition_point(|v| v.1 <= at);
     while at < end {
-        // The volatile range containing `at`, or the nearest one above it.
-        let inside = volatile.iter().filter(|v| v.0 <= at && at < v.1).map(|v| v.1).max();
-        let next = volatile.iter().filter(|v| v.0 > at && v.0 < end).map(|v| v.0).min();
-        let (stop, vol) = match (inside, next) {
-            (Some(e), _) => (e.min(end), true),
-            (None, Some(s)) => (s, false),
-            (None, None) => (end, false),
-        };
-        f(at, stop - at, vol)?;
-        at = stop;
+        match volatile.get(i) {
+            Some(&(s, e)) if s <= at => {
+                let stop = e.min(end);
+                f(at, stop - at, true)?;
+                at = stop;
+                i += 1;
+            }
+            Some(&(s, _)) if s < end => {
+                f(at, s - at, false)?;
+                at = s;
+            }
+            _ => {
+                f(at, end - at, false)?;
+                at = end;
+            }
+        }
     }
     Ok(())
 }
 
-fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64); 2], snap: &mut [u8]) -> Result<(), Errno> {
+fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64)], snap: &mut [u8]) -> Result<(), Errno> {
     let runs = layout.runs.as_slice();
     for r in layout.regions.as_slice() {
         if r.nruns == 0 {
@@ -655,8 +693,10 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64); 2], snap: &m
         let mine = &runs[r.first_run as usize..(r.first_run + r.nruns) as usize];
         // File mappings are left alone: a page past the end of the file cannot be
         // copied (SIGBUS), and neither the stack nor the TLS block lives there.
-        let touches =
-            |run: &Run| r.kind != kind::FILE && volatile.iter().any(|v| v.0 < run.addr + run.len && run.addr < v.1);
+        let touches = |run: &Run| {
+            r.kind != kind::FILE
+                && volatile.get(volatile.partition_point(|v| v.1 <= run.addr)).is_some_and(|v| v.0 < run.addr + run.len)
+        };
         let res = (|| {
             let mut from = 0;
             for (i, run) in mine.iter().enumerate() {

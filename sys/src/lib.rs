@@ -1182,6 +1182,13 @@ pub fn prctl_set_name(n: &[u8; 16]) -> Result<()> {
     unsafe { sys!(Sysno::prctl, c::PR_SET_NAME, n.as_ptr()) }.map(drop)
 }
 
+/// `prctl(PR_SET_PDEATHSIG, sig)`: `sig` is sent to the caller when its parent dies.
+pub fn prctl_set_pdeathsig(sig: u32) -> Result<()> {
+    const PR_SET_PDEATHSIG: u32 = 1;
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::prctl, PR_SET_PDEATHSIG, sig) }.map(drop)
+}
+
 /// `int arch_prctl(ARCH_SET_FS, unsigned long addr);`
 ///
 /// # Safety

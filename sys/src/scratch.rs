@@ -103,6 +103,11 @@ impl<T: Copy> Table<T> {
         self.len
     }
 
+    /// Keep the first `n` records.
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n);
+    }
+
     /// No records yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0

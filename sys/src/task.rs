@@ -180,6 +180,218 @@ pub fn sched_setaffinity(set: &CpuSet, len: usize) -> Result<()> {
     unsafe { sys!(Sysno::sched_setaffinity, 0usize, len.min(128), set.as_ptr() as usize) }.map(drop)
 }
 
+// ---------------------------------------------------------------------------
+// Threads, ids and namespaces
+// ---------------------------------------------------------------------------
+
+/// `CLONE_FS`: share the cwd, root and umask.
+pub const CLONE_FS: u64 = 0x200;
+/// `CLONE_FILES`: share the descriptor table.
+pub const CLONE_FILES: u64 = 0x400;
+/// `CLONE_SIGHAND`: share the signal handlers.
+pub const CLONE_SIGHAND: u64 = 0x800;
+/// `CLONE_THREAD`: same thread group.
+pub const CLONE_THREAD: u64 = 0x10000;
+/// `CLONE_NEWNS`: a new mount namespace.
+pub const CLONE_NEWNS: u64 = 0x20000;
+/// `CLONE_SYSVSEM`: share System V semaphore undo values.
+pub const CLONE_SYSVSEM: u64 = 0x40000;
+/// `CLONE_SETTLS`: the `tls` argument is the new thread pointer.
+pub const CLONE_SETTLS: u64 = 0x80000;
+/// `CLONE_NEWUSER`: a new user namespace.
+pub const CLONE_NEWUSER: u64 = 0x1000_0000;
+/// `CLONE_NEWPID`: children in a new pid namespace.
+pub const CLONE_NEWPID: u64 = 0x2000_0000;
+/// `SIGCHLD`, the usual termination signal.
+pub const SIGCHLD: u64 = 17;
+
+/// The kernel's `struct clone_args` (`CLONE_ARGS_SIZE_VER2`, 88 bytes, every field
+/// a u64 on both ABIs; on i386 `tls` is the address of a `struct user_desc`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CloneArgs {
+    /// `CLONE_*` flags.
+    pub flags: u64,
+    /// `CLONE_PIDFD`: where to store the pidfd.
+    pub pidfd: u64,
+    /// `CLONE_CHILD_SETTID` / `CLONE_CHILD_CLEARTID` address.
+    pub child_tid: u64,
+    /// `CLONE_PARENT_SETTID` address.
+    pub parent_tid: u64,
+    /// Termination signal (threads: 0).
+    pub exit_signal: u64,
+    /// Lowest byte of the child's stack (0: the caller's stack pointer).
+    pub stack: u64,
+    /// Its size.
+    pub stack_size: u64,
+    /// `CLONE_SETTLS` value.
+    pub tls: u64,
+    /// Address of an array of pids, innermost namespace first.
+    pub set_tid: u64,
+    /// Entries of `set_tid` (0: the kernel chooses).
+    pub set_tid_size: u64,
+    /// `CLONE_INTO_CGROUP` descriptor.
+    pub cgroup: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<CloneArgs>() == 88);
+
+/// `long clone3(struct clone_args *cl_args, size_t size)` without `CLONE_VM`:
+/// fork(2) with the arguments of `args` (a new pid namespace level, a chosen pid).
+/// Returns the child's pid in the parent and 0 in the child.
+///
+/// # Safety
+/// As fork(2): the child runs on a copy of the caller's memory and stack; `args`
+/// must not contain `CLONE_VM` or `CLONE_THREAD`, and any `set_tid` pointer must
+/// point at `set_tid_size` readable pids.
+pub unsafe fn clone3_fork(args: &CloneArgs) -> Result<i32> {
+    debug_assert!(args.flags & (CLONE_VM as u64 | CLONE_THREAD) == 0);
+    // SAFETY: the caller's contract; the kernel reads `args` only.
+    unsafe { sys!(Sysno::clone3, args as *const CloneArgs as usize, core::mem::size_of::<CloneArgs>()) }
+        .map(|p| p as i32)
+}
+
+/// `int tgkill(pid_t tgid, pid_t tid, int sig);`
+pub fn tgkill(pid: i32, tid: i32, sig: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::tgkill, pid, tid, sig) }.map(drop)
+}
+
+/// `int unshare(int flags);`
+pub fn unshare(flags: u64) -> Result<()> {
+    // SAFETY: no memory involved; the namespaces change for the caller (or its
+    // future children for CLONE_NEWPID).
+    unsafe { sys!(Sysno::unshare, flags as usize) }.map(drop)
+}
+
+/// `uid_t getuid(void);` (the 32-bit call on i386)
+pub fn getuid() -> u32 {
+    #[cfg(target_arch = "x86")]
+    let n = Sysno::getuid32;
+    #[cfg(not(target_arch = "x86"))]
+    let n = Sysno::getuid;
+    // SAFETY: no arguments, cannot fail.
+    unsafe { raw_syscall!(n) as u32 }
+}
+
+/// `gid_t getgid(void);` (the 32-bit call on i386)
+pub fn getgid() -> u32 {
+    #[cfg(target_arch = "x86")]
+    let n = Sysno::getgid32;
+    #[cfg(not(target_arch = "x86"))]
+    let n = Sysno::getgid;
+    // SAFETY: no arguments, cannot fail.
+    unsafe { raw_syscall!(n) as u32 }
+}
+
+/// `WUNTRACED`: report stopped children too.
+pub const WUNTRACED: u32 = 2;
+/// `WNOHANG`: do not wait.
+pub const WNOHANG: u32 = 1;
+/// `__WALL`: every child, whatever its termination signal.
+pub const WALL: u32 = 0x4000_0000;
+
+/// `pid_t wait4(pid_t pid, int *wstatus, int options, NULL)`: (pid, status); pid 0
+/// with WNOHANG when no child changed state.
+pub fn wait4(pid: i32, options: u32) -> Result<(i32, i32)> {
+    let mut status: i32 = 0;
+    // SAFETY: the status word is ours; no rusage.
+    unsafe { sys!(Sysno::wait4, pid, &mut status as *mut i32 as usize, options, 0usize) }.map(|p| (p as i32, status))
+}
+
+/// `int signalfd4(-1, const sigset_t *mask, 8, SFD_CLOEXEC)`: a descriptor that
+/// reads the blocked signals of `mask` as 128-byte `signalfd_siginfo` records.
+pub fn signalfd(mask: u64) -> Result<crate::Fd> {
+    const SFD_CLOEXEC: u32 = 0x80000;
+    // SAFETY: the mask is ours and only read.
+    unsafe { sys!(Sysno::signalfd4, -1i32, &mask as *const u64 as usize, 8usize, SFD_CLOEXEC) }
+        .map(|f| crate::Fd(f as i32))
+}
+
+/// `PRIO_PROCESS`: `who` is a thread id (0: the calling thread).
+const PRIO_PROCESS: u32 = 0;
+
+/// `int getpriority(PRIO_PROCESS, 0)`: the calling thread's nice value.
+pub fn getpriority() -> Result<i32> {
+    // SAFETY: no memory involved. The raw call returns 20 - nice.
+    unsafe { sys!(Sysno::getpriority, PRIO_PROCESS, 0usize) }.map(|v| 20 - v as i32)
+}
+
+/// `int setpriority(PRIO_PROCESS, 0, int prio)`: the calling thread's nice value.
+pub fn setpriority(nice: i32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::setpriority, PRIO_PROCESS, 0usize, nice as isize as usize) }.map(drop)
+}
+
+/// `int sched_getscheduler(0)`: the calling thread's policy.
+pub fn sched_getscheduler() -> Result<u32> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::sched_getscheduler, 0usize) }.map(|v| v as u32)
+}
+
+/// `int sched_getparam(0, struct sched_param *param)`: the static priority.
+pub fn sched_getparam() -> Result<i32> {
+    let mut p: i32 = 0;
+    // SAFETY: the kernel writes one int into ours.
+    unsafe { sys!(Sysno::sched_getparam, 0usize, &mut p as *mut i32 as usize) }.map(|_| p)
+}
+
+/// `int sched_setscheduler(0, int policy, const struct sched_param *param)`.
+pub fn sched_setscheduler(policy: u32, priority: i32) -> Result<()> {
+    // SAFETY: the kernel reads one int of ours.
+    unsafe { sys!(Sysno::sched_setscheduler, 0usize, policy, &priority as *const i32 as usize) }.map(drop)
+}
+
+/// `int mount(const char *source, const char *target, const char *fstype,
+/// unsigned long flags, const void *data);` (no data)
+pub fn mount(source: &core::ffi::CStr, target: &core::ffi::CStr, fstype: &core::ffi::CStr, flags: u64) -> Result<()> {
+    // SAFETY: three NUL-terminated strings we borrow; no data.
+    unsafe {
+        sys!(
+            Sysno::mount,
+            source.as_ptr() as usize,
+            target.as_ptr() as usize,
+            fstype.as_ptr() as usize,
+            flags as usize,
+            0usize
+        )
+    }
+    .map(drop)
+}
+
+/// `int pipe2(int pipefd[2], O_CLOEXEC)`: (read end, write end).
+pub fn pipe2() -> Result<(crate::Fd, crate::Fd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: the kernel writes two ints into ours.
+    unsafe { sys!(Sysno::pipe2, fds.as_mut_ptr() as usize, crate::c::O_CLOEXEC.0) }
+        .map(|_| (crate::Fd(fds[0]), crate::Fd(fds[1])))
+}
+
+/// The kernel's `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PollFd {
+    /// Descriptor.
+    pub fd: i32,
+    /// Requested events (`POLLIN` = 1).
+    pub events: i16,
+    /// Returned events.
+    pub revents: i16,
+}
+
+/// `int ppoll(struct pollfd *fds, nfds_t nfds, NULL, NULL, 8)`: wait without a
+/// timeout, the signal mask unchanged.
+pub fn ppoll(fds: &mut [PollFd]) -> Result<usize> {
+    // SAFETY: the kernel reads and writes `fds.len()` pollfd records of ours.
+    unsafe { sys!(Sysno::ppoll, fds.as_mut_ptr() as usize, fds.len(), 0usize, 0usize, 8usize) }
+}
+
+/// `int rt_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *info);`
+pub fn rt_tgsigqueueinfo(pid: i32, tid: i32, sig: u32, info: &[u8; 128]) -> Result<()> {
+    // SAFETY: the kernel reads our 128-byte siginfo.
+    unsafe { sys!(Sysno::rt_tgsigqueueinfo, pid, tid, sig, info.as_ptr() as usize) }.map(drop)
+}
+
 /// `long syscall(long number, ...)` with six arguments: re-issue a system call the
 /// program made and a checkpoint interrupted, with the program's own arguments
 /// (see the runtime's `sleep.rs`). Returns the raw result (-errno on failure).

@@ -40,13 +40,13 @@ static void say(const char *fmt, ...) {
         if (!(cond)) FAIL("check failed: %s", #cond);                              \
     } while (0)
 
-static void ready(void) {
+__attribute__((unused)) static void ready(void) {
     tick_pid_ = getpid();
     say("READY");
 }
 
 /* 1 exactly once after each restart (the PID changed since the last call). */
-static int restarted(void) {
+__attribute__((unused)) static int restarted(void) {
     pid_t p = getpid();
     if (p == tick_pid_) return 0;
     tick_pid_ = p;

@@ -136,6 +136,22 @@ impl Prog {
         Ok(Prog { child, lines: rx, seen: Vec::new() })
     }
 
+    /// As `spawn`, with the stderr the command already has.
+    fn spawn_keep_stderr(cmd: &mut Command) -> Result<Prog> {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+        let out = child.stdout.take().expect("piped");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Prog { child, lines: rx, seen: Vec::new() })
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -179,6 +195,22 @@ impl Prog {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Thread counts of the threads benchmark (the main thread included) and runs each.
+const THREAD_COUNTS: [usize; 4] = [1, 8, 64, 500];
+const THREAD_RUNS: usize = 5;
+
+/// The number of µs in the runtime's `CKPT_TIMING` line containing `key`
+/// (`ckpt: timing: N other threads stopped in X us`, `... restart: N threads
+/// running X us after the loader started`); a single thread stops nothing: 0.
+fn timing(stderr: &str, key: &str) -> Result<f64> {
+    let Some(line) = stderr.lines().find(|l| l.starts_with("ckpt: timing:") && l.contains(key)) else {
+        return if key.contains("stopped") { Ok(0.0) } else { Err(format!("no timing line {key:?} in {stderr:?}")) };
+    };
+    let after = line.split(key).nth(1).unwrap_or("");
+    let num = after.split_whitespace().find(|w| w.parse::<f64>().is_ok()).unwrap_or("");
+    num.parse().map_err(|_| format!("no number in {line:?}"))
 }
 
 /// `key=VALUE` from a protocol line.
@@ -376,6 +408,45 @@ impl Env {
     }
 
     /// Wall time of spawn → exit, in ms, and the program's `WORK ns=` if any.
+    /// `n` threads (the main one included) under `ckpt` with `CKPT_TIMING=1`:
+    /// SIGTSTP, then the runtime's report of the stop (ms); the image restarted:
+    /// the runtime's report of all threads running after the loader's start, and
+    /// spawn -> the program's RUNNING line (ms). The restarted program is ended
+    /// through its supervisor (SIGTERM, forwarded).
+    fn threads_run(&self, prog: &Path, n: usize) -> Result<(f64, f64, f64)> {
+        let image = self.dir.join("bench_threads.ckpt");
+        let _ = fs::remove_file(&image);
+        let err = |name: &str| -> Result<(PathBuf, fs::File)> {
+            let p = self.dir.join(name);
+            let f = fs::File::create(&p).map_err(|e| format!("creating {}: {e}", p.display()))?;
+            Ok((p, f))
+        };
+        let (e1, f1) = err("threads1.err")?;
+        let mut c = Command::new(&self.ckpt);
+        c.arg(prog).arg(n.to_string()).current_dir(&self.dir).env("CKPT_TIMING", "1").stderr(f1);
+        let mut p = Prog::spawn_keep_stderr(&mut c)?;
+        p.expect("READY")?;
+        std::thread::sleep(Duration::from_millis(200));
+        signal(p.pid(), SIGTSTP)?;
+        if !p.wait()? {
+            return Err("the threads bench program failed to checkpoint".into());
+        }
+        let text = fs::read_to_string(&e1).unwrap_or_default();
+        let stop = timing(&text, " other threads stopped in ")?;
+        let (e2, f2) = err("threads2.err")?;
+        let mut c = Command::new(&image);
+        c.current_dir(&self.dir).stderr(f2);
+        let t0 = mono_ns();
+        let mut r = Prog::spawn_keep_stderr(&mut c)?;
+        r.expect("RUNNING")?;
+        let spawn = ms(mono_ns() - t0);
+        signal(r.pid(), 15)?;
+        let _ = r.wait();
+        let text = fs::read_to_string(&e2).unwrap_or_default();
+        let running = timing(&text, " threads running ")?;
+        Ok((stop / 1000.0, running / 1000.0, spawn))
+    }
+
     fn timed(&self, cmd: &mut Command) -> Result<(f64, Option<f64>)> {
         let t0 = mono_ns();
         let mut p = Prog::spawn(cmd.current_dir(&self.dir))?;
@@ -412,7 +483,7 @@ struct Row {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|files]";
+    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files]";
     let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -422,7 +493,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     list.split(',').map(|s| s.parse().map_err(|_| format!("bad size {s:?}"))).collect::<Result<_>>()?,
                 )
             }
-            ("--only", Some(p)) if ["checkpoint", "continue", "overhead", "files"].contains(&p.as_str()) => {
+            ("--only", Some(p)) if ["checkpoint", "continue", "overhead", "threads", "files"].contains(&p.as_str()) => {
                 part = Some(p.clone())
             }
             _ => return Err(usage.into()),
@@ -525,10 +596,57 @@ pub fn run(args: &[String]) -> Result<()> {
         start_preload: median(start_preload),
     };
 
+    let mut threads = Vec::new();
+    if doing("threads") {
+        let tprog = dir.join("bench_threads");
+        crate::run(
+            Command::new("cc")
+                .args(["-O2", "-Wall", "-pthread", "-I"])
+                .arg(root().join("tests/c"))
+                .arg("-o")
+                .arg(&tprog)
+                .arg(root().join("tests/c/bench_threads.c")),
+        )?;
+        for n in THREAD_COUNTS {
+            let mut s = Vec::new();
+            for _ in 0..THREAD_RUNS {
+                s.push(env.threads_run(&tprog, n)?);
+            }
+            let row = (
+                n,
+                median(s.iter().map(|x| x.0).collect()),
+                median(s.iter().map(|x| x.1).collect()),
+                median(s.iter().map(|x| x.2).collect()),
+            );
+            eprintln!(
+                "bench: {n} threads: stop {:.2} ms, restart: all running {:.1} ms after the loader started, \
+                 {:.1} ms after the spawn",
+                row.1, row.2, row.3
+            );
+            threads.push(row);
+        }
+    }
     let files = if doing("files") { Some(files_bench(&env.ckpt, &dir)?) } else { None };
 
     let machine = machine();
-    let table = table(&machine, &rows, &cont, &overhead);
+    let mut table = table(&machine, &rows, &cont, &overhead);
+    if !threads.is_empty() {
+        table.push_str("\n| threads | trigger -> all stopped | restart: loader start -> all running | restart: spawn -> all running |\n");
+        table.push_str("|---:|---:|---:|---:|\n");
+        for (n, stop, run, spawn) in &threads {
+            table.push_str(&format!("| {n} | {stop:.2} ms | {run:.1} ms | {spawn:.1} ms |\n"));
+        }
+        let j: Vec<String> = threads
+            .iter()
+            .map(|(n, a, b, c)| {
+                format!(
+                    "{{\"threads\":{n},\"stop_ms\":{a:.3},\"restart_running_ms\":{b:.3},\"restart_spawn_ms\":{c:.3}}}"
+                )
+            })
+            .collect();
+        fs::write(out.join("threads.json"), format!("[{}]\n", j.join(",")))
+            .map_err(|e| format!("writing threads.json: {e}"))?;
+    }
     print!("{table}");
     if let Some(f) = &files {
         print!("{}", files_table(f));

@@ -21,6 +21,10 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("objcopy", &["--version"], "binutils"),
     // Static musl programs linked with libckpt.a are part of the test suite.
     ("musl-gcc", &["--version"], "musl-tools"),
+    // Multi-threaded real programs of tests/threads.rs: a JVM (the test compiles
+    // its Java program) and node with worker_threads. OpenMP's libgomp comes with gcc.
+    ("javac", &["-version"], "openjdk-17-jdk-headless"),
+    ("node", &["--version"], "nodejs"),
     // The durability test reads the checkpoint's system calls with strace.
     ("strace", &["-V"], "strace"),
     // The file-capabilities test gives a program capabilities with setcap.
@@ -83,7 +87,7 @@ pub fn run_setup() -> Result<()> {
     if missing.is_empty() {
         eprintln!(
             "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, strace, setcap, \
-             setpriv, slurm-wlm and munge are present"
+             setpriv, slurm-wlm, munge, javac and node are present"
         );
     } else {
         let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };

@@ -1,50 +1,27 @@
-//! i386 facts of the runtime: the save point, the thread pointer (a TLS segment:
-//! `%gs` selects a GDT entry set with set_thread_area, glibc uses entry 12,
-//! selector 0x63), the signal trampoline and glibc's rseq symbols. Every
-//! architecture module defines the same names (see `arch/x86_64.rs`).
+//! i386 facts of the runtime, behind [`super::Machine`]: the save-point record and
+//! its assembly, the thread pointer (a TLS segment: `%gs` selects a GDT entry set
+//! with set_thread_area, glibc uses entry 12, selector 0x63), and the kernel's
+//! `siginfo_t` and `ucontext_t` offsets. The logic that uses them is written once,
+//! in `arch/mod.rs`.
 //!
 //! # Safety
-//! The save point is assembly that returns twice (once after writing the image,
-//! once in the restarted process). It is sound here because the image writer runs
-//! *below* the save point's frame (as the callback of `ckpt_save_context`), so the
-//! frames above it are dumped exactly as they are when the call returns, and
-//! callee-saved registers come back from the saved context.
+//! `save_raw` calls the save-point assembly (asm/x86/save.S), whose contract is
+//! `Machine::save_raw`'s; reading `%gs` has no side effect.
 #![allow(unsafe_code)]
 
-use core::cell::UnsafeCell;
 use core::ffi::c_void;
 
-use ckpt_image::{ARCH_X86, RESTART_INFO_LEN, RegsX86, RestartInfo};
-use ckpt_sys::{Errno, Result};
-
-/// `e_machine` of the images this runtime writes.
-pub const ARCH: u32 = ARCH_X86;
-
-#[path = "shared.rs"]
-mod shared;
-pub use shared::*;
-use shared::{RESTART_INFO, SI_TIMER, Slot};
+use ckpt_image::{ARCH_X86, RegsX86};
+use ckpt_sys::Result;
 
 unsafe extern "C" {
-    fn ckpt_save_context(ctx: *mut RegsX86, f: unsafe extern "C" fn(*mut c_void) -> isize, arg: *mut c_void) -> isize;
-    fn ckpt_rseq_offset_ptr() -> *const isize;
-    fn ckpt_rseq_size_ptr() -> *const u32;
+    fn ckpt_save_context(
+        ctx: *mut RegsX86,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+        stack_top: usize,
+    ) -> isize;
 }
-
-/// The save point's registers (asm/<arch>/save.S writes them).
-static CTX: Slot<RegsX86> = Slot(UnsafeCell::new(RegsX86 {
-    esp: 0,
-    eip: 0,
-    ebx: 0,
-    ebp: 0,
-    esi: 0,
-    edi: 0,
-    mxcsr: 0,
-    fcw: 0,
-    tls_entry: 0,
-    tls_base: 0,
-    gs: 0,
-}));
 
 /// The `%gs` selector of the calling thread.
 fn gs() -> u32 {
@@ -54,9 +31,9 @@ fn gs() -> u32 {
     sel & 0xffff
 }
 
-/// The thread pointer: the base of the GDT entry `%gs` selects (`(entry, base)`),
-/// or None when `%gs` holds no TLS selector (a program without TLS).
-fn thread_pointer() -> Result<Option<(u32, u32)>> {
+/// The TLS descriptor `%gs` selects: `(entry, base)`, or None when `%gs` holds no
+/// TLS selector (a program without TLS).
+fn tls() -> Result<Option<(u32, u32)>> {
     let sel = gs();
     // A GDT selector (TI bit clear) of privilege 3; anything else is not TLS.
     if sel & 7 != 3 {
@@ -66,183 +43,60 @@ fn thread_pointer() -> Result<Option<(u32, u32)>> {
     Ok(Some((sel >> 3, d.base_addr)))
 }
 
-/// How `save_context` came back.
-pub enum Saved {
-    /// First pass: the callback's result.
-    Wrote(isize),
-    /// The process was restarted from the image; the loader left this record.
-    Restarted(RestartInfo),
-}
+/// The i386 machine.
+pub struct X86;
 
-/// Record the save point and run `f` below it; see the module comment.
-/// `f` returns a non-negative value or `-errno`; the restart value is 1, so `f`
-/// must not return 1 itself (use 0 for success).
-pub fn save_context<F: FnMut() -> isize>(f: &mut F) -> Result<Saved> {
-    unsafe extern "C" fn tramp<F: FnMut() -> isize>(arg: *mut c_void) -> isize {
-        // SAFETY: `arg` is the `&mut F` passed below, live for the whole call.
-        let f = unsafe { &mut *(arg as *mut F) };
-        let r = f();
-        debug_assert!(r != 1);
-        r
-    }
-    // The loader sets the same GDT entry to the same base and reloads %gs (which
-    // the assembly records) before it jumps back.
-    let (tls_entry, tls_base) = thread_pointer()?.unwrap_or((0, 0));
-    // SAFETY: the busy flag of crate::state gives us CTX and RESTART_INFO alone.
-    unsafe {
-        *CTX.0.get() = RegsX86 { tls_entry: tls_entry as u64, tls_base: tls_base as u64, ..Default::default() };
-        *RESTART_INFO.0.get() = [0; RESTART_INFO_LEN / 8];
-    }
-    // SAFETY: see the module comment; CTX is a static that outlives the call.
-    let r = unsafe { ckpt_save_context(CTX.0.get(), tramp::<F>, f as *mut F as *mut c_void) };
-    if r != 1 {
-        return Ok(Saved::Wrote(r));
-    }
-    // SAFETY: the loader wrote the slot before jumping here; volatile because the
-    // compiler cannot know that memory changed under it.
-    let w = unsafe { core::ptr::read_volatile(RESTART_INFO.0.get()) };
-    let mut b = [0u8; RESTART_INFO_LEN];
-    for (i, x) in w.iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&x.to_le_bytes());
-    }
-    let info = RestartInfo::decode(&b).map_err(|_| Errno::EINVAL)?;
-    if info.magic != RestartInfo::MAGIC {
-        return Err(Errno::EINVAL);
-    }
-    Ok(Saved::Restarted(info))
-}
+impl super::Machine for X86 {
+    const ARCH: u32 = ARCH_X86;
+    type Regs = RegsX86;
+    const ZERO: RegsX86 =
+        RegsX86 { esp: 0, eip: 0, ebx: 0, ebp: 0, esi: 0, edi: 0, mxcsr: 0, fcw: 0, tls_entry: 0, tls_base: 0, gs: 0 };
+    // siginfo: three ints, then the union at 12 (si_pid, si_uid / si_tid,
+    // si_overrun, then si_value at 20).
+    const SI_PID: usize = 12;
+    const SI_VALUE: usize = 20;
+    // ucontext: uc_flags, uc_link, a 12-byte uc_stack, then uc_mcontext at 20: the
+    // kernel's `struct sigcontext_32`, 22 words in the order gs, fs, es, ds, edi,
+    // esi, ebp, esp, ebx, edx, ecx, eax, trapno, err, eip, cs, eflags,
+    // esp_at_signal, ss, fpstate, oldmask, cr2; then the 8-byte uc_sigmask (4-byte
+    // aligned).
+    const UC_RET: usize = 20 + 11 * 4;
+    const UC_IP: usize = 20 + 14 * 4;
+    const UC_SIGMASK: usize = 20 + 22 * 4;
+    /// `int 0x80`. glibc enters the kernel through the vDSO's `__kernel_vsyscall`
+    /// (sysenter or syscall), but a 64-bit kernel reports every interrupted compat
+    /// fast system call at the vDSO's int 0x80 landing pad, right after an `int
+    /// 0x80` instruction: the same two bytes as an inline `int 0x80` leaves.
+    const SYSCALL_INSN: [u8; 2] = [0xcd, 0x80];
 
-/// The registers recorded by the current `save_context` (valid inside `f`).
-/// Address of the restart-info slot (goes into the image).
-/// The `SA_RESTORER` trampoline for the runtime's own handlers.
-/// glibc's rseq area of the calling thread and the length to register it with, if
-/// glibc registered one (`__rseq_size > 0` and `cpu_id >= 0`).
-pub fn rseq_area() -> Option<usize> {
-    // SAFETY: the functions return the addresses of glibc's exported constants or
-    // NULL (weak references); the constants are read-only data.
-    let (off, size) = unsafe { (ckpt_rseq_offset_ptr(), ckpt_rseq_size_ptr()) };
-    if off.is_null() || size.is_null() {
-        return None;
+    /// Not done on i386 (see `sleep.rs`): the number of a call made through
+    /// `__kernel_vsyscall` is not next to the instruction the kernel stopped after.
+    unsafe fn interrupted_call(_uc: *mut c_void) -> Option<(usize, [usize; 6])> {
+        None
     }
-    // SAFETY: both non-null, pointing at glibc's constants.
-    let (off, size) = unsafe { (*off, *size) };
-    if size == 0 {
-        return None;
+
+    fn thread_pointer() -> Result<Option<usize>> {
+        Ok(tls()?.map(|(_, base)| base as usize))
     }
-    let tp = thread_pointer().ok()??.1 as isize;
-    let area = tp.wrapping_add(off) as usize;
-    // SAFETY: glibc places the rseq area inside the thread control block at the
-    // %gs base.
-    // `cpu_id` is the second u32 of struct rseq; -1/-2 mean "not registered".
-    let cpu_id = unsafe { core::ptr::read_volatile((area + 4) as *const i32) };
-    (cpu_id >= 0).then_some(area)
-}
 
-/// Register glibc's rseq `area` for the calling thread after a restart (a new
-/// process has no registration). Length 32 is what the kernel registers (the
-/// original `struct rseq`), not `__rseq_size`; 0x53053053 is glibc's x86 signature.
-/// Unmap the loader's home block in the restarted process.
-/// `clone(flags)` with a child that runs `f(arg)` on the stack whose top is
-/// `stack_top` and exits with its result (asm/x86/save.S). Returns the child's
-/// pid.
-///
-/// # Safety
-/// With `CLONE_VM` the child shares our memory: the caller must also pass
-/// `CLONE_VFORK` (so it is suspended while the child runs), `stack_top` must be
-/// the top of mapped memory nothing else uses, and `f` must only touch memory that
-/// stays valid until the child exits.
-/// Bytes of `ckpt_sigreturn`: its three instructions (mov eax, 173; int 0x80;
-/// ud2) and the signature after them.
-/// Is `restorer` (a handler's `sa_restorer`) the trampoline of a ckpt runtime,
-/// this one or another copy in the same process?
-/// `si_code` of a signal sent by a POSIX timer.
-/// Was this signal sent by a POSIX timer created with `sigev_value == value`?
-///
-/// # Safety
-/// `info` must be the `siginfo_t` the kernel passed to an SA_SIGINFO handler.
-pub unsafe fn siginfo_from_timer(info: *const c_void, value: usize) -> bool {
-    // SAFETY: i386 siginfo: si_code at 8, the union at 12; for timers si_value at
-    // 20 (after si_tid and si_overrun).
-    unsafe {
-        let code = core::ptr::read((info as *const u8).add(8) as *const i32);
-        let v = core::ptr::read((info as *const u8).add(20) as *const usize);
-        code == SI_TIMER && v == value
+    /// The loader gives a restarted thread the same GDT entry with the same base
+    /// (set_thread_area, or clone3's CLONE_SETTLS), and the assembly records `%gs`.
+    fn thread_regs() -> Result<RegsX86> {
+        let (tls_entry, tls_base) = tls()?.unwrap_or((0, 0));
+        Ok(RegsX86 { tls_entry: tls_entry as u64, tls_base: tls_base as u64, ..Default::default() })
     }
-}
 
-/// Offsets in the i386 `ucontext_t` (uc_flags, uc_link, a 12-byte uc_stack, then
-/// uc_mcontext at 20: the kernel's `struct sigcontext_32`, 22 words in the order
-/// gs, fs, es, ds, edi, esi, ebp, esp, ebx, edx, ecx, eax, trapno, err, eip, cs,
-/// eflags, esp_at_signal, ss, fpstate, oldmask, cr2; then the 8-byte uc_sigmask).
-const UC_EAX: usize = 20 + 11 * 4;
-const UC_EIP: usize = 20 + 14 * 4;
-const UC_SIGMASK: usize = 20 + 22 * 4;
-/// -EINTR as the kernel leaves it in eax.
-const EINTR_RET: u32 = (-4i32) as u32;
-/// `int 0x80`. glibc enters the kernel through the vDSO's `__kernel_vsyscall`
-/// (sysenter or syscall), but a 64-bit kernel reports every interrupted compat
-/// fast system call at the vDSO's int 0x80 landing pad, right after an `int 0x80`
-/// instruction: the same two bytes as an inline `int 0x80` leaves before eip.
-const INT80: [u8; 2] = [0xcd, 0x80];
+    fn words(r: &RegsX86) -> [u64; ckpt_image::REGS_WORDS] {
+        r.to_words()
+    }
 
-/// Not done on i386 (see `sleep.rs`): the number of a call made through
-/// `__kernel_vsyscall` is not next to the instruction the kernel stopped after.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` of the running SA_SIGINFO handler.
-pub unsafe fn interrupted_call(_uc: *mut c_void) -> Option<(usize, [usize; 6])> {
-    None
-}
-
-/// Put `r` in the frame's eax.
-///
-/// # Safety
-/// As [`interrupted_call`].
-pub unsafe fn set_call_result(uc: *mut c_void, r: isize) {
-    // SAFETY: eax of the kernel's signal frame.
-    unsafe { core::ptr::write((uc as *mut u8).add(UC_EAX) as *mut u32, r as u32) };
-}
-
-/// The signal mask the frame restores.
-///
-/// # Safety
-/// As [`interrupted_call`].
-pub unsafe fn frame_mask(uc: *mut c_void) -> u64 {
-    // SAFETY: uc_sigmask of the kernel's frame (4-byte aligned).
-    unsafe { core::ptr::read_unaligned((uc as *const u8).add(UC_SIGMASK) as *const u64) }
-}
-
-/// If the program was in a sleep the kernel interrupted for our handler
-/// (nanosleep, clock_nanosleep, poll... return -ERESTART_RESTARTBLOCK, which
-/// becomes EINTR once a handler runs, SA_RESTART or not), finish that sleep now,
-/// for the time it had left, and hand its result to the program: a checkpoint
-/// must not make the program's sleeps end early. The program's own signals are
-/// unblocked meanwhile (`keep_blocked` stays blocked), so they interrupt it as
-/// they would have.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` the kernel passed to the running SA_SIGINFO
-/// handler, which returns to it afterwards.
-pub unsafe fn finish_interrupted_sleep(uc: *mut c_void, keep_blocked: u64) {
-    let uc = uc as *mut u8;
-    // SAFETY: the kernel's signal frame: eax, eip and the saved mask are plain
-    // words in it (the mask 4-byte aligned: read unaligned); the two bytes before
-    // eip are the end of the instruction the program executed last, in its mapped
-    // code or the vDSO.
-    unsafe {
-        let eax = core::ptr::read(uc.add(UC_EAX) as *const u32);
-        let eip = core::ptr::read(uc.add(UC_EIP) as *const u32) as usize;
-        if eax != EINTR_RET || eip < 2 || core::ptr::read((eip - 2) as *const [u8; 2]) != INT80 {
-            return;
-        }
-        let mask = core::ptr::read_unaligned(uc.add(UC_SIGMASK) as *const u64) | keep_blocked;
-        let mut all = 0u64;
-        if ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&mask), Some(&mut all)).is_err() {
-            return;
-        }
-        // With nothing to restart the kernel answers -EINTR, and nothing changes.
-        let r = ckpt_sys::task::restart_syscall();
-        let _ = ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&all), None);
-        core::ptr::write(uc.add(UC_EAX) as *mut u32, r as u32);
+    unsafe fn save_raw(
+        ctx: *mut RegsX86,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+        stack_top: usize,
+    ) -> isize {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { ckpt_save_context(ctx, f, arg, stack_top) }
     }
 }

@@ -1,239 +1,94 @@
-//! x86_64 facts of the runtime: the save point, the thread pointer, the signal
-//! trampoline and glibc's rseq symbols. Every architecture module defines the same
-//! names (see `arch/x86.rs`).
+//! x86_64 facts of the runtime, behind [`super::Machine`]: the save-point record and
+//! its assembly, the thread pointer (the fs base), and the kernel's `siginfo_t` and
+//! `ucontext_t` offsets. The logic that uses them is written once, in `arch/mod.rs`.
 //!
 //! # Safety
-//! The save point is assembly that returns twice (once after writing the image,
-//! once in the restarted process). It is sound here because the image writer runs
-//! *below* the save point's frame (as the callback of `ckpt_save_context`), so the
-//! frames above it are dumped exactly as they are when the call returns, and
-//! callee-saved registers come back from the saved context.
+//! `save_raw` calls the save-point assembly (asm/x86_64/save.S), whose contract is
+//! `Machine::save_raw`'s.
 #![allow(unsafe_code)]
 
-use core::cell::UnsafeCell;
 use core::ffi::c_void;
 
-use ckpt_image::{ARCH_X86_64, RESTART_INFO_LEN, RegsX86_64, RestartInfo};
-use ckpt_sys::{Errno, Result};
-
-/// `e_machine` of the images this runtime writes.
-pub const ARCH: u32 = ARCH_X86_64;
-
-#[path = "shared.rs"]
-mod shared;
-pub use shared::*;
-use shared::{RESTART_INFO, SI_TIMER, Slot};
+use ckpt_image::{ARCH_X86_64, RegsX86_64};
+use ckpt_sys::Result;
 
 unsafe extern "C" {
     fn ckpt_save_context(
         ctx: *mut RegsX86_64,
         f: unsafe extern "C" fn(*mut c_void) -> isize,
         arg: *mut c_void,
+        stack_top: usize,
     ) -> isize;
-    fn ckpt_rseq_offset_ptr() -> *const isize;
-    fn ckpt_rseq_size_ptr() -> *const u32;
 }
 
-/// The save point's registers (asm/<arch>/save.S writes them).
-static CTX: Slot<RegsX86_64> = Slot(UnsafeCell::new(RegsX86_64 {
-    rsp: 0,
-    rip: 0,
-    rbx: 0,
-    rbp: 0,
-    r12: 0,
-    r13: 0,
-    r14: 0,
-    r15: 0,
-    mxcsr: 0,
-    fcw: 0,
-    fs_base: 0,
-}));
+/// The x86_64 machine.
+pub struct X86_64;
 
-/// How `save_context` came back.
-pub enum Saved {
-    /// First pass: the callback's result.
-    Wrote(isize),
-    /// The process was restarted from the image; the loader left this record.
-    Restarted(RestartInfo),
-}
+impl super::Machine for X86_64 {
+    const ARCH: u32 = ARCH_X86_64;
+    type Regs = RegsX86_64;
+    const ZERO: RegsX86_64 =
+        RegsX86_64 { rsp: 0, rip: 0, rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, mxcsr: 0, fcw: 0, fs_base: 0 };
+    // siginfo: three ints, padding, then the union at 16 (`_rt`/`_timer`: si_pid,
+    // si_uid / si_tid, si_overrun, then si_value at 24).
+    const SI_PID: usize = 16;
+    const SI_VALUE: usize = 24;
+    // ucontext: uc_mcontext at 40; gregs in the kernel's `struct sigcontext` order
+    // r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip; uc_sigmask at 40 + 256.
+    const UC_RET: usize = 40 + 13 * 8;
+    const UC_IP: usize = 40 + 16 * 8;
+    const UC_SIGMASK: usize = 40 + 256;
+    /// `syscall`.
+    const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
 
-/// Record the save point and run `f` below it; see the module comment.
-/// `f` returns a non-negative value or `-errno`; the restart value is 1, so `f`
-/// must not return 1 itself (use 0 for success).
-pub fn save_context<F: FnMut() -> isize>(f: &mut F) -> Result<Saved> {
-    unsafe extern "C" fn tramp<F: FnMut() -> isize>(arg: *mut c_void) -> isize {
-        // SAFETY: `arg` is the `&mut F` passed below, live for the whole call.
-        let f = unsafe { &mut *(arg as *mut F) };
-        let r = f();
-        debug_assert!(r != 1);
-        r
-    }
-    let fs = ckpt_sys::arch_prctl_get_fs()?;
-    // SAFETY: the busy flag of crate::state gives us CTX and RESTART_INFO alone.
-    unsafe {
-        *CTX.0.get() = RegsX86_64 { fs_base: fs, ..Default::default() };
-        *RESTART_INFO.0.get() = [0; RESTART_INFO_LEN / 8];
-    }
-    // SAFETY: see the module comment; CTX is a static that outlives the call.
-    let r = unsafe { ckpt_save_context(CTX.0.get(), tramp::<F>, f as *mut F as *mut c_void) };
-    if r != 1 {
-        return Ok(Saved::Wrote(r));
-    }
-    // SAFETY: the loader wrote the slot before jumping here; volatile because the
-    // compiler cannot know that memory changed under it.
-    let w = unsafe { core::ptr::read_volatile(RESTART_INFO.0.get()) };
-    let mut b = [0u8; RESTART_INFO_LEN];
-    for (i, x) in w.iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&x.to_le_bytes());
-    }
-    let info = RestartInfo::decode(&b).map_err(|_| Errno::EINVAL)?;
-    if info.magic != RestartInfo::MAGIC {
-        return Err(Errno::EINVAL);
-    }
-    Ok(Saved::Restarted(info))
-}
-
-/// The registers recorded by the current `save_context` (valid inside `f`).
-/// Address of the restart-info slot (goes into the image).
-/// The `SA_RESTORER` trampoline for the runtime's own handlers.
-/// glibc's rseq area of the calling thread and the length to register it with, if
-/// glibc registered one (`__rseq_size > 0` and `cpu_id >= 0`).
-pub fn rseq_area() -> Option<usize> {
-    // SAFETY: the functions return the addresses of glibc's exported constants or
-    // NULL (weak references); the constants are read-only data.
-    let (off, size) = unsafe { (ckpt_rseq_offset_ptr(), ckpt_rseq_size_ptr()) };
-    if off.is_null() || size.is_null() {
-        return None;
-    }
-    // SAFETY: both non-null, pointing at glibc's constants.
-    let (off, size) = unsafe { (*off, *size) };
-    if size == 0 {
-        return None;
-    }
-    let tp = ckpt_sys::arch_prctl_get_fs().ok()? as isize;
-    let area = tp.wrapping_add(off) as usize;
-    // SAFETY: glibc places the rseq area inside the thread control block at fs.
-    // `cpu_id` is the second u32 of struct rseq; -1/-2 mean "not registered".
-    let cpu_id = unsafe { core::ptr::read_volatile((area + 4) as *const i32) };
-    (cpu_id >= 0).then_some(area)
-}
-
-/// Register glibc's rseq `area` for the calling thread after a restart (a new
-/// process has no registration). Length 32 is what the kernel registers (the
-/// original `struct rseq`), not `__rseq_size`; 0x53053053 is glibc's x86 signature.
-/// Unmap the loader's home block in the restarted process.
-/// `clone(flags)` with a child that runs `f(arg)` on the stack whose top is
-/// `stack_top` and exits with its result (asm/x86_64/save.S). Returns the child's
-/// pid.
-///
-/// # Safety
-/// With `CLONE_VM` the child shares our memory: the caller must also pass
-/// `CLONE_VFORK` (so it is suspended while the child runs), `stack_top` must be
-/// the top of mapped memory nothing else uses, and `f` must only touch memory that
-/// stays valid until the child exits.
-/// Bytes of `ckpt_sigreturn`: its three instructions and the signature after them.
-/// Is `restorer` (a handler's `sa_restorer`) the trampoline of a ckpt runtime,
-/// this one or another copy in the same process?
-/// `si_code` of a signal sent by a POSIX timer.
-/// Was this signal sent by a POSIX timer created with `sigev_value == value`?
-///
-/// # Safety
-/// `info` must be the `siginfo_t` the kernel passed to an SA_SIGINFO handler.
-pub unsafe fn siginfo_from_timer(info: *const c_void, value: usize) -> bool {
-    // SAFETY: x86_64 siginfo: si_code at 8; for timers si_value at 24 (after
-    // si_tid and si_overrun).
-    unsafe {
-        let code = core::ptr::read((info as *const u8).add(8) as *const i32);
-        let v = core::ptr::read((info as *const u8).add(24) as *const usize);
-        code == SI_TIMER && v == value
-    }
-}
-
-/// Offsets in the x86_64 `ucontext_t` (uc_mcontext at 40; gregs in the kernel's
-/// `struct sigcontext` order r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip).
-const UC_RAX: usize = 40 + 13 * 8;
-const UC_RIP: usize = 40 + 16 * 8;
-const UC_SIGMASK: usize = 40 + 256;
-/// -EINTR as the kernel leaves it in rax.
-const EINTR_RET: u64 = (-4i64) as u64;
-
-/// The system call the kernel interrupted for this handler (rax -EINTR, the
-/// instruction before rip a `syscall` preceded by `mov $NR, %eax`, as glibc and
-/// musl emit it): its number and its six argument registers.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` of the running SA_SIGINFO handler.
-pub unsafe fn interrupted_call(uc: *mut c_void) -> Option<(usize, [usize; 6])> {
-    let uc = uc as *const u8;
-    let reg = |i: usize| -> u64 {
-        // SAFETY: gregs of the kernel's signal frame.
-        unsafe { core::ptr::read(uc.add(40 + i * 8) as *const u64) }
-    };
-    let rip = reg(16) as usize;
-    // The 7 bytes must lie in the page of the `syscall` itself, which is mapped:
-    // the page before may not be.
-    if reg(13) != EINTR_RET || rip < 7 || (rip - 7) / 4096 != (rip - 1) / 4096 {
-        return None;
-    }
-    // SAFETY: the 7 bytes before rip end the instruction the program executed
-    // last, in its mapped code (the kernel stopped right after it), on its page.
-    let code = unsafe { core::ptr::read((rip - 7) as *const [u8; 7]) };
-    if code[0] != 0xb8 || code[5..] != [0x0f, 0x05] {
-        return None;
-    }
-    let nr = u32::from_le_bytes([code[1], code[2], code[3], code[4]]) as usize;
-    // rdi, rsi, rdx, r10, r8, r9.
-    Some((nr, [reg(8) as usize, reg(9) as usize, reg(12) as usize, reg(2) as usize, reg(0) as usize, reg(1) as usize]))
-}
-
-/// Put `r` in the frame's rax: the interrupted call's result for the program.
-///
-/// # Safety
-/// As [`interrupted_call`].
-pub unsafe fn set_call_result(uc: *mut c_void, r: isize) {
-    // SAFETY: rax of the kernel's signal frame.
-    unsafe { core::ptr::write((uc as *mut u8).add(UC_RAX) as *mut u64, r as u64) };
-}
-
-/// The signal mask the frame restores.
-///
-/// # Safety
-/// As [`interrupted_call`].
-pub unsafe fn frame_mask(uc: *mut c_void) -> u64 {
-    // SAFETY: uc_sigmask of the kernel's frame.
-    unsafe { core::ptr::read((uc as *const u8).add(UC_SIGMASK) as *const u64) }
-}
-
-/// If the program was in a sleep the kernel interrupted for our handler
-/// (nanosleep, clock_nanosleep, poll... return -ERESTART_RESTARTBLOCK, which
-/// becomes EINTR once a handler runs, SA_RESTART or not), finish that sleep now,
-/// for the time it had left, and hand its result to the program: a checkpoint
-/// must not make the program's sleeps end early. The program's own signals are
-/// unblocked meanwhile (`keep_blocked` stays blocked), so they interrupt it as
-/// they would have.
-///
-/// # Safety
-/// `uc` must be the `ucontext_t` the kernel passed to the running SA_SIGINFO
-/// handler, which returns to it afterwards.
-pub unsafe fn finish_interrupted_sleep(uc: *mut c_void, keep_blocked: u64) {
-    let uc = uc as *mut u8;
-    // SAFETY: the kernel's signal frame: rax, rip and the saved mask are plain
-    // words in it; the two bytes before rip are the end of the instruction the
-    // program executed last, in its mapped code.
-    unsafe {
-        let rax = core::ptr::read(uc.add(UC_RAX) as *const u64);
-        let rip = core::ptr::read(uc.add(UC_RIP) as *const u64) as usize;
-        if rax != EINTR_RET || rip < 2 || core::ptr::read((rip - 2) as *const [u8; 2]) != [0x0f, 0x05] {
-            return;
+    unsafe fn interrupted_call(uc: *mut c_void) -> Option<(usize, [usize; 6])> {
+        /// -EINTR as the kernel leaves it in rax.
+        const EINTR_RET: u64 = (-4i64) as u64;
+        let uc = uc as *const u8;
+        let reg = |i: usize| -> u64 {
+            // SAFETY: gregs of the kernel's signal frame.
+            unsafe { core::ptr::read(uc.add(40 + i * 8) as *const u64) }
+        };
+        let rip = reg(16) as usize;
+        // Glibc and musl emit `mov $NR, %eax; syscall`. The 7 bytes must lie in
+        // the page of the `syscall` itself, which is mapped: the page before may
+        // not be.
+        if reg(13) != EINTR_RET || rip < 7 || (rip - 7) / 4096 != (rip - 1) / 4096 {
+            return None;
         }
-        let mask = core::ptr::read(uc.add(UC_SIGMASK) as *const u64) | keep_blocked;
-        let mut all = 0u64;
-        if ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&mask), Some(&mut all)).is_err() {
-            return;
+        // SAFETY: the 7 bytes before rip end the instruction the program executed
+        // last, in its mapped code (the kernel stopped right after it), on its page.
+        let code = unsafe { core::ptr::read((rip - 7) as *const [u8; 7]) };
+        if code[0] != 0xb8 || code[5..] != [0x0f, 0x05] {
+            return None;
         }
-        // With nothing to restart the kernel answers -EINTR, and nothing changes.
-        let r = ckpt_sys::task::restart_syscall();
-        let _ = ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&all), None);
-        core::ptr::write(uc.add(UC_RAX) as *mut u64, r as u64);
+        let nr = u32::from_le_bytes([code[1], code[2], code[3], code[4]]) as usize;
+        // rdi, rsi, rdx, r10, r8, r9.
+        Some((
+            nr,
+            [reg(8) as usize, reg(9) as usize, reg(12) as usize, reg(2) as usize, reg(0) as usize, reg(1) as usize],
+        ))
+    }
+
+    fn thread_pointer() -> Result<Option<usize>> {
+        Ok(Some(ckpt_sys::arch_prctl_get_fs()? as usize))
+    }
+
+    fn thread_regs() -> Result<RegsX86_64> {
+        Ok(RegsX86_64 { fs_base: ckpt_sys::arch_prctl_get_fs()?, ..Default::default() })
+    }
+
+    fn words(r: &RegsX86_64) -> [u64; ckpt_image::REGS_WORDS] {
+        r.to_words()
+    }
+
+    unsafe fn save_raw(
+        ctx: *mut RegsX86_64,
+        f: unsafe extern "C" fn(*mut c_void) -> isize,
+        arg: *mut c_void,
+        stack_top: usize,
+    ) -> isize {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { ckpt_save_context(ctx, f, arg, stack_top) }
     }
 }

@@ -95,7 +95,7 @@ pub fn walk(exclude: &[(u64, u64)]) -> core::result::Result<Layout, (&'static st
     let mut pm_buf = Scratch::new(PAGEMAP_CHUNK * 8).map_err(mem)?;
     let (maps_text, maps_len) =
         ckpt_sys::scratch::read_whole(c"/proc/self/maps").map_err(|e| ("reading /proc/self/maps for", e))?;
-    let mut cut = [(0u64, 0u64); 14];
+    let mut cut = [(0u64, 0u64); 16];
     let own = [
         maps_text.range(),
         regions.range(),

@@ -39,6 +39,90 @@ pub struct Kernel {
     pub files: files::Files,
     /// Settings, rlimits, pending signals, mapping flags (section PROCESS).
     pub process: process::Process,
+    /// Scheduling policy, priority and nice value of the checkpointing thread.
+    pub sched: (u32, i32, i32),
+    /// The other threads, when the process has more than one.
+    pub threads: ThreadsSection,
+}
+
+/// The THREADS section (`ckpt_image::threads`): the checkpointing thread's record
+/// (its registers are the save point's, known only while the image is written)
+/// and the stopped threads' records, in the coordinator's session table.
+pub struct ThreadsSection {
+    /// The checkpointing thread (tid 0: single-threaded, no section).
+    pub me: ckpt_image::threads::Thread,
+    /// The stopped threads' records: address and count (valid while they are stopped).
+    pub others: (usize, usize),
+}
+
+impl ThreadsSection {
+    /// No section.
+    pub const EMPTY: ThreadsSection = ThreadsSection {
+        me: ckpt_image::threads::Thread {
+            tid: 0,
+            flags: 0,
+            regs: [0; ckpt_image::REGS_WORDS],
+            altstack: [0; 3],
+            rseq: 0,
+            robust: [0; 2],
+            tid_address: 0,
+            comm: [0; 16],
+            affinity: [0; 16],
+            affinity_len: 0,
+            policy: 0,
+            priority: 0,
+            nice: 0,
+        },
+        others: (0, 0),
+    };
+
+    /// The stopped threads' records.
+    pub fn others(&self) -> &[ckpt_image::threads::Thread] {
+        if self.others.0 == 0 {
+            return &[];
+        }
+        // SAFETY: set from `threads::Stopped::records` for the session in progress,
+        // whose table stays mapped until the threads are released (after the image
+        // is written); cleared before every checkpoint.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::slice::from_raw_parts(self.others.0 as *const ckpt_image::threads::Thread, self.others.1)
+        }
+    }
+
+    /// The save-point registers of the thread-group leader (`tid == pid`): the
+    /// process record's, which the loader's own thread resumes.
+    pub fn leader_regs(&self, pid: i32) -> [u64; ckpt_image::REGS_WORDS] {
+        if self.me.tid == 0 || self.me.tid == pid as u64 {
+            return crate::arch::saved_regs();
+        }
+        self.others().iter().find(|t| t.tid == pid as u64).map_or_else(crate::arch::saved_regs, |t| t.regs)
+    }
+}
+
+impl Section for ThreadsSection {
+    fn tag(&self) -> u32 {
+        ckpt_image::section::tag::THREADS
+    }
+    fn is_empty(&self) -> bool {
+        self.me.tid == 0
+    }
+    fn len(&self) -> usize {
+        if self.me.tid == 0 {
+            0
+        } else {
+            ckpt_image::section::Table::<ckpt_image::threads::Thread>::len_for(1 + self.others.1)
+        }
+    }
+    fn encode(&self, out: &mut [u8]) {
+        use ckpt_image::section::Table;
+        let me = ckpt_image::threads::Thread { regs: crate::arch::saved_regs(), ..self.me };
+        Table::<ckpt_image::threads::Thread>::start(out, 1 + self.others.1);
+        Table::put(out, 0, &me);
+        for (i, t) in self.others().iter().enumerate() {
+            Table::put(out, i + 1, t);
+        }
+    }
 }
 
 impl Kernel {
@@ -52,6 +136,8 @@ impl Kernel {
         comm: [0; 16],
         pid: 0,
         affinity: ([0; 16], 0),
+        sched: (0, 0, 0),
+        threads: ThreadsSection::EMPTY,
         files: files::Files::EMPTY,
         process: process::Process::EMPTY,
     };
@@ -81,6 +167,11 @@ impl Kernel {
         self.comm = ckpt_sys::prctl_get_name().map_err(step("reading the thread name (PR_GET_NAME) for"))?;
         self.pid = ckpt_sys::getpid();
         self.affinity = ckpt_sys::task::sched_getaffinity().unwrap_or(([0; 16], 0));
+        self.sched = (
+            ckpt_sys::task::sched_getscheduler().unwrap_or(0),
+            ckpt_sys::task::sched_getparam().unwrap_or(0),
+            ckpt_sys::task::getpriority().unwrap_or(0),
+        );
         self.files.capture().map_err(step("recording the open descriptors (/proc/self/fd, fdinfo) for"))?;
         self.process
             .capture(skip)
@@ -90,8 +181,8 @@ impl Kernel {
     /// The state that goes into image sections (`ckpt_image::section`), in the
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
-        let all: [&dyn Section; 2] = [&self.files, &self.process];
-        all.into_iter()
+        let all: [&dyn Section; 3] = [&self.files, &self.process, &self.threads];
+        all.into_iter().filter(|s| !s.is_empty())
     }
 
     /// Put it all back in a restarted process. Failures are reported and the
@@ -126,6 +217,8 @@ impl Kernel {
         report("restore signal handlers", self.signals.restore_handlers());
         // After the handlers, before the mask (restored last by the caller).
         process::Process::restore(sections);
+        let (policy, prio, nice) = self.sched;
+        crate::threads::restore_sched(policy, prio, nice, &|what, e| report(what, Err(e)));
     }
 }
 

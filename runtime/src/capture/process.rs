@@ -34,8 +34,9 @@ use ckpt_sys::{Errno, Fd, Result, c, msg::Msg};
 pub const MAX_PENDING: usize = 256;
 /// Supplementary groups kept (NGROUPS_MAX is 65536; more are reported).
 const MAX_GROUPS: usize = 256;
-/// Mappings with flags kept.
-const MAX_MAPS: usize = 512;
+/// Mappings with flags kept (every thread stack of a 500-thread program has some:
+/// 512 was too few).
+const MAX_MAPS: usize = 4096;
 /// POSIX timers kept.
 const MAX_TIMERS: usize = 64;
 
@@ -233,7 +234,7 @@ impl Process {
             }
         }
         if lost > 0 {
-            warn(Msg::new().s("flags of ").u(lost).s(" mappings not saved (more than 512 have some)"));
+            warn(Msg::new().s("flags of ").u(lost).s(" mappings not saved (more than 4096 have some)"));
         }
     }
 

@@ -43,6 +43,14 @@ impl Signals {
         Ok(())
     }
 
+    /// Replace the captured action of `sig` (the runtime's own stop handler is
+    /// installed while the image is taken: the program's action goes in instead).
+    pub fn set_action(&mut self, sig: u32, act: KSigAction) {
+        if let Some(a) = self.actions.get_mut(sig as usize) {
+            *a = act;
+        }
+    }
+
     /// Handlers, alternate stack and timers.
     pub fn restore_handlers(&self) -> Result<()> {
         let mut first_err = Ok(());
