@@ -313,11 +313,10 @@ fn node_worker_threads_checkpoint() {
     );
 }
 
-/// The same node program restarted: needs its event loop's descriptors (epoll,
-/// eventfd) back, which images do not hold yet (README: open files), so libuv
-/// aborts on epoll_wait's EBADF.
+/// The same node program restarted: its main thread, worker, libuv pool and V8
+/// threads come back with their tids, and its event loop's descriptors (epoll,
+/// eventfd, the worker's message pipes) with them; the count goes on.
 #[test]
-#[ignore = "needs open files (epoll, eventfd) restored; images do not hold descriptors yet"]
 fn node_worker_threads_restart() {
     let dir = Dir::new("threads_node_restart");
     std::fs::copy(root().join("tests/c/worker.js"), dir.join("worker.js")).unwrap();
