@@ -16,19 +16,7 @@ use std::time::{Duration, Instant};
 /// Checkpoint `./NAME ARGS` (built from SRC) with SIGTSTP, restart it, check the
 /// count continues.
 fn cycle(name: &str, src: &str, args: &[&str], bits: Bits) -> (Outcome, Outcome) {
-    let dir = Dir::new(&format!("{name}{}", bits.tag()));
-    dir.compile_bits(src, name, &[], bits);
-    let image = dir.join(&format!("{name}.ckpt"));
-    let prog = format!("./{name}");
-    let mut all = vec![prog.as_str()];
-    all.extend(args);
-    let first = checkpoint(ckpt(&dir, &all), &image);
-    assert_image_bits(&image, bits);
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert!(second.has("RESTARTED"), "{second}");
-    assert_continues(&first, &second, 60);
-    (first, second)
+    cycle_in(&format!("{name}{}", bits.tag()), name, src, args, &[], bits)
 }
 
 /// Guard pages in anonymous, PROT_NONE, shared and file memory, and mappings of

@@ -10,16 +10,7 @@ use common::*;
 
 /// Checkpoint `name` (from `src`) under `ckpt`, restart it, check the continuation.
 fn cycle_bits(name: &str, src: &str, bits: Bits) -> (Outcome, Outcome) {
-    let dir = Dir::new(&format!("proc-{name}{}", bits.tag()));
-    dir.compile_bits(src, name, &[], bits);
-    let image = dir.join(&format!("{name}.ckpt"));
-    let first = checkpoint(ckpt(&dir, &[&format!("./{name}")]), &image);
-    assert_image_bits(&image, bits);
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert!(second.has("RESTARTED"), "{second}");
-    assert_continues(&first, &second, 60);
-    (first, second)
+    cycle_in(&format!("proc-{name}{}", bits.tag()), name, src, &[], &[], bits)
 }
 
 fn pending(bits: Bits) {

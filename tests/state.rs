@@ -16,18 +16,7 @@ fn cycle(name: &str, src: &str, env: &[(&str, &str)]) -> (Outcome, Outcome) {
 
 /// The same for a program of BITS.
 fn cycle_bits(name: &str, src: &str, env: &[(&str, &str)], bits: Bits) -> (Outcome, Outcome) {
-    let dir = Dir::new(&format!("{name}{}", bits.tag()));
-    dir.compile_bits(src, name, &[], bits);
-    let image = dir.join(&format!("{name}.ckpt"));
-    let mut cmd = ckpt(&dir, &[&format!("./{name}")]);
-    cmd.envs(env.iter().copied());
-    let first = checkpoint(cmd, &image);
-    assert_image_bits(&image, bits);
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert!(second.has("RESTARTED"), "{second}");
-    assert_continues(&first, &second, 60);
-    (first, second)
+    cycle_in(&format!("{name}{}", bits.tag()), name, src, &[], env, bits)
 }
 
 /// An SA_SIGINFO handler on the alternate stack still fires with its siginfo, its

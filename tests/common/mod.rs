@@ -506,6 +506,36 @@ pub fn restart(image: &Path, dir: &Path) -> Outcome {
     run(restart_cmd(image, dir))
 }
 
+/// One checkpoint-and-restart cycle of a scenario program: compile `src` into
+/// DIR as `name` for `bits`, run it under `ckpt` with `args` and `env`, checkpoint
+/// it at a random moment, check the image, restart it from a scrubbed
+/// environment, and check it went on from exactly where it was (60 ticks, a
+/// RESTARTED line). Returns both transcripts for the scenario's own checks.
+pub fn cycle_in(
+    dir: &str,
+    name: &str,
+    src: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    bits: Bits,
+) -> (Outcome, Outcome) {
+    let dir = Dir::new(dir);
+    dir.compile_bits(src, name, &[], bits);
+    let image = dir.join(&format!("{name}.ckpt"));
+    let prog = format!("./{name}");
+    let mut all = vec![prog.as_str()];
+    all.extend(args);
+    let mut cmd = ckpt(&dir, &all);
+    cmd.envs(env.iter().copied());
+    let first = checkpoint(cmd, &image);
+    assert_image_bits(&image, bits);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
+    (first, second)
+}
+
 /// The ticks of FIRST then SECOND are exactly 1..=total: nothing lost, nothing
 /// repeated, and the checkpoint fell strictly inside the run.
 pub fn assert_continues(first: &Outcome, second: &Outcome, total: u64) {
