@@ -178,15 +178,19 @@ fn real_uid() -> u32 {
 /// The dumpable case runs as `nobody` when the test runs as root (root may read
 /// a non-dumpable process's /proc files).
 fn refused(mode: &str, reason: &[&str], image_name: &str, bits: Bits) {
-    let dir = Dir::new(&format!("refusals_{mode}{}", bits.tag()));
+    let as_nobody = mode == "dumpable" && real_uid() == 0;
+    let name = format!("refusals_{mode}{}", bits.tag());
+    let dir = if as_nobody { Dir::new_public(&name) } else { Dir::new(&name) };
     dir.compile_bits("refusals.c", "refusals", &[], bits);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let image = dir.join(image_name);
     let dpath = dir.path().to_str().unwrap().to_string();
-    let mut cmd = if mode == "dumpable" && real_uid() == 0 {
+    let mut cmd = if as_nobody {
+        // nobody must reach the program and ckpt: both live in a public directory.
+        let ckpt_copy = dir.copy_dist().join("bin/ckpt");
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", "exec \"$0\" \"$@\""])
-            .arg(ckpt_bin())
+            .arg(ckpt_copy)
             .args(["./refusals", mode, "25"])
             .current_dir(dir.path());
         c

@@ -152,6 +152,37 @@ impl Dir {
         Dir(path)
     }
 
+    /// A scratch directory that any user can reach and write, for a test that
+    /// runs a program as another user (`nobody`): under the system's temporary
+    /// directory, since the checkout's own parents may be private (CI's, or a
+    /// `mktemp -d` clone, are 0700).
+    pub fn new_public(name: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let top = std::env::temp_dir().join("ckpt-e2e-public");
+        fs::create_dir_all(&top).expect("create public scratch root");
+        fs::set_permissions(&top, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = top.join(name);
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create public scratch dir");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).unwrap();
+        Dir(path)
+    }
+
+    /// A copy of the distribution inside this directory (`DIR/dist`), which
+    /// another user can run: `bin/ckpt` finds its runtimes next to itself.
+    pub fn copy_dist(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let to = self.0.join("dist");
+        for f in ["bin/ckpt", "lib/libckpt.so", "lib32/libckpt.so"] {
+            let dst = to.join(f);
+            fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            fs::copy(dist().join(f), &dst).expect("copy the distribution");
+            fs::set_permissions(dst.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    }
+
     pub fn path(&self) -> &Path {
         &self.0
     }
