@@ -626,7 +626,9 @@ fn real_uid() -> u32 {
 /// gain (AT_SECURE). Needs root to switch users: fails, not skipped, without it.
 #[test]
 fn image_gives_no_privileges() {
-    let dir = Dir::new("rel-privileges");
+    // nobody must reach the files: a public scratch directory, not the checkout's
+    // (whose parents may be private).
+    let dir = Dir::new_public("rel-privileges");
     dir.compile("counter.c", "counter", &[]);
     let image = dir.join("counter.ckpt");
     checkpoint(ckpt(&dir, &["./counter"]), &image);
