@@ -145,16 +145,7 @@ fn uffd(bits: Bits) {
         "{err}"
     );
     assert!(!image.exists() && dir.leftovers().is_empty());
-    p.wait_for("UNREGISTERED");
-    std::thread::sleep(random_delay(20, 200));
-    p.signal("TSTP");
-    let first = p.finish();
-    first.assert_checkpointed("the program");
-    assert!(!first.has("DONE"), "{first}");
-    assert_image(&image);
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert_continues(&first, &second, 60);
+    checkpoint_once_fixed(p, "UNREGISTERED", &image, &dir);
 }
 
 #[test]
@@ -213,16 +204,7 @@ fn refused(mode: &str, reason: &[&str], image_name: &str, bits: Bits) {
         assert!(err.contains(r), "expected {r:?} in:\n{err}");
     }
     assert!(!image.exists() && dir.leftovers().is_empty());
-    p.wait_for("FIXED");
-    std::thread::sleep(random_delay(20, 200));
-    p.signal("TSTP");
-    let first = p.finish();
-    first.assert_checkpointed("the program");
-    assert!(!first.has("DONE"), "{first}");
-    assert_image(&image);
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart");
-    assert_continues(&first, &second, 60);
+    checkpoint_once_fixed(p, "FIXED", &image, &dir);
 }
 
 const NOT_DUMPABLE: &[&str] = &[
@@ -318,4 +300,19 @@ fn forged_guard_and_view_records_are_refused() {
         let v = Command::new(ckpt_bin()).arg("verify").arg(&bad).output().unwrap();
         assert!(!v.status.success() && String::from_utf8_lossy(&v.stderr).contains(&want), "{v:?}");
     }
+}
+
+/// After a refused checkpoint: once the program says `fixed` (it removed the
+/// cause), a checkpoint at a random moment works, and the restart continues it.
+fn checkpoint_once_fixed(mut p: Proc, fixed: &str, image: &std::path::Path, dir: &Dir) {
+    p.wait_for(fixed);
+    std::thread::sleep(random_delay(20, 200));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_checkpointed("the program");
+    assert!(!first.has("DONE"), "{first}");
+    assert_image(image);
+    let second = restart(image, dir.path());
+    second.assert_ok("restart");
+    assert_continues(&first, &second, 60);
 }

@@ -122,18 +122,7 @@ struct Prog {
 
 impl Prog {
     fn spawn(cmd: &mut Command) -> Result<Prog> {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-        let out = child.stdout.take().expect("piped");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(|l| l.ok()) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Prog { child, lines: rx, seen: Vec::new() })
+        Prog::spawn_keep_stderr(cmd.stderr(Stdio::inherit()))
     }
 
     /// As `spawn`, with the stderr the command already has.
