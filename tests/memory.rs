@@ -316,3 +316,19 @@ fn checkpoint_once_fixed(mut p: Proc, fixed: &str, image: &std::path::Path, dir:
     second.assert_ok("restart");
     assert_continues(&first, &second, 60);
 }
+
+/// A memfd that a descriptor holds and a MAP_SHARED mapping maps comes back as
+/// two copies (the descriptor's content, the mapping's memory): the checkpoint
+/// says so, naming the descriptor and the mapping, instead of a silent split.
+#[test]
+fn memfd_held_and_mapped_is_reported_at_checkpoint() {
+    let dir = Dir::new("memfd_fd_and_map");
+    dir.compile("memfd_fd_and_map.c", "memfd_fd_and_map", &[]);
+    let image = dir.join("memfd_fd_and_map.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./memfd_fd_and_map"]), &image);
+    assert!(
+        first.stderr.contains("ckpt: warning: descriptor 3 (/memfd:buf (deleted)) is also mapped shared at 0x")
+            && first.stderr.contains("separate copies"),
+        "{first}"
+    );
+}

@@ -100,6 +100,24 @@ impl Files {
                 .and_then(|s| s.ok())
                 .is_some_and(|s| s.ino == e.inode && s.dev() == dev && s.kind() == s_if::REG);
             if !same || e.name.ends_with(b" (deleted)") {
+                // A deleted file or memfd that a descriptor also holds: the
+                // descriptor comes back with its own copy of the content and the
+                // mapping as shared memory of its own, so they no longer see each
+                // other's writes. Say so now rather than let it pass silently.
+                if let Some(r) =
+                    recs.as_slice().iter().find(|r| r.ino == e.inode && r.dev == dev && r.how == how::CONTENT)
+                {
+                    Msg::new()
+                        .s("ckpt: warning: descriptor ")
+                        .u(r.fd as u64)
+                        .s(" (")
+                        .b(e.name)
+                        .s(") is also mapped shared at ")
+                        .x(e.start)
+                        .s(": after a restart the descriptor and the mapping are separate copies \
+                            (a write through one no longer shows in the other)")
+                        .emit();
+                }
                 continue;
             }
             let Some(off) = w.blob(e.name) else { continue };
