@@ -162,6 +162,11 @@ fn access(flags: u32) -> String {
 fn restart(f: &Files, r: &FileRec) -> String {
     match r.how {
         how::REOPEN if r.kind == fkind::TTY => "reopened as the restarting terminal (/dev/tty)".to_string(),
+        how::REOPEN if r.why == why::GENERATED => format!(
+            "NOT THE SAME TEXT: a file the kernel writes as it is read, read partway: reopened at offset {}, where \
+             the text is the restarted process's and need not continue what was read",
+            r.pos
+        ),
         how::REOPEN if matches!(r.kind, fkind::REG | fkind::DIR) => format!(
             "reopened by path at offset {}{} (a warning if it is gone, replaced or shorter; --refuse-changed refuses)",
             r.pos,

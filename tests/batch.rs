@@ -236,9 +236,7 @@ fn info_keeps_the_original_names_after_a_restart() {
     std::thread::sleep(random_delay(50, 300));
     p.signal("TSTP");
     p.finish().assert_checkpointed("the restarted run");
-    let info = Command::new(ckpt_bin()).arg("info").arg(&image).output().unwrap();
-    let text = String::from_utf8_lossy(&info.stdout);
-    assert!(info.status.success(), "{text}");
+    let text = ckpt_info(&image);
     let exe = exe.canonicalize().unwrap();
     assert!(text.contains(&format!("program:      {}\n", exe.display())), "{text}");
     assert!(!text.contains("first.ckpt"), "a region is named after the checkpoint file\n{text}");

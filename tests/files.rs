@@ -126,9 +126,7 @@ fn shorter_or_replaced_file_warns_or_refuses() {
 #[test]
 fn info_lists_every_descriptor() {
     let (_dir, image, _) = changed_setup("files_info");
-    let o = Command::new(ckpt_bin()).arg("info").arg(&image).output().unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}");
+    let text = ckpt_info(&image);
     for want in [
         "in.bin: reopened by path at offset",
         "out.txt: reopened by path",
@@ -384,14 +382,23 @@ fn kinds(bits: Bits) {
     let image = dir.join("files_kinds.ckpt");
     let first = checkpoint(ckpt(&dir, &["./files_kinds", "d"]), &image);
     assert!(first.stderr.contains("the other end of this pipe is outside the process"), "{first}");
+    let partway = "(/proc/self/status): a file the kernel writes as it is read, read partway (offset 64)";
+    assert!(first.stderr.contains(partway), "{first}");
+    assert!(!first.stderr.contains("/proc/self/stat)"), "{first}");
+    let info = ckpt_info(&image);
+    assert!(info.contains("NOT THE SAME TEXT: a file the kernel writes as it is read"), "{info}");
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
     assert!(second.stderr.contains("the other end of this pipe was outside the process"), "{second}");
+    assert!(second.stderr.contains("(/proc/self/status): warning: a file the kernel writes as it is read"), "{second}");
+    assert!(!second.stderr.contains("/proc/self/stat)"), "{second}");
     assert_continues(&first, &second, 60);
 }
 
 /// A pipe with both ends in the process comes back with its queued bytes; one
-/// whose other end was outside comes back closed (EOF, with a warning); a FIFO by
+/// whose other end was outside comes back closed (EOF, with a warning); a /proc
+/// file read partway is opened at its offset again, with a warning at
+/// checkpoint, at restart and in `ckpt info`; a FIFO by
 /// its path, with its queued bytes; /dev/null,
 /// /dev/zero, /dev/urandom; a directory continues at its readdir position.
 #[test]
@@ -413,8 +420,7 @@ fn anon(bits: Bits) {
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
     assert_continues(&first, &second, 60);
-    let info = Command::new(ckpt_bin()).arg("info").arg(&image).output().unwrap();
-    let text = String::from_utf8_lossy(&info.stdout);
+    let text = ckpt_info(&image);
     assert!(text.contains("a new epoll instance watching 1 descriptors again"), "{text}");
 }
 

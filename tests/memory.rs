@@ -105,9 +105,7 @@ fn shared_views_share_again_after_restart() {
     dir.compile("shared_views.c", "shared_views", &[]);
     let image = dir.join("shared_views.ckpt");
     checkpoint(ckpt(&dir, &["./shared_views"]), &image);
-    let info = Command::new(ckpt_bin()).arg("info").arg(&image).output().unwrap();
-    let text = String::from_utf8_lossy(&info.stdout);
-    assert!(info.status.success(), "{text}");
+    let text = ckpt_info(&image);
     // Three objects, two views each (the memfd's second one at offset 0x1000).
     assert_eq!(text.matches("shared object ").count(), 6, "{text}");
     assert_eq!(text.matches("shared object 2 ").count(), 2, "{text}");

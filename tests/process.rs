@@ -59,6 +59,24 @@ fn process_settings_and_mapping_flags_come_back_32bit() {
     settings(Bits::B32);
 }
 
+/// A shell run with READ_IMPLIES_EXEC (`setarch -X`) hands the flag down to the
+/// 32-bit image it starts (a 64-bit exec clears it): the restarted program's
+/// data is still not executable (the program checks the "ex" VmFlag of its
+/// mappings) and its own personality is the one it had.
+#[test]
+fn restart_from_a_read_implies_exec_shell_keeps_data_not_executable() {
+    require_tool("setarch", &["--version"], "util-linux");
+    let dir = Dir::new("proc-read-implies-exec");
+    dir.compile_bits("proc_settings.c", "proc_settings", &[], Bits::B32);
+    let image = dir.join("proc_settings.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./proc_settings"]), &image);
+    let second = run(restart_cmd_under(&["setarch", "-X"], &image, dir.path()));
+    second.assert_ok("restart under setarch -X");
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 60);
+    assert!(!second.stderr.contains("warning"), "{second}");
+}
+
 fn timers(bits: Bits) {
     let (_, second) = cycle_bits("posix_timers", "posix_timers.c", bits);
     assert!(second.has("TIMER a fired") && second.has("DONE timers"), "{second}");

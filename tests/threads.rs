@@ -75,8 +75,7 @@ fn a_worker_takes_the_checkpoint() {
         dir.compile_bits("threads_basic.c", "threads_basic", &["-pthread"], bits);
         let args = ["60", "4", "worker-takes-trigger"];
         round_trip(&dir, "threads_basic", &[], &args, 60, "RESTARTED threads ok (4 workers)");
-        let info = std::process::Command::new(ckpt_bin()).arg("info").arg(dir.join("threads_basic.ckpt")).output();
-        let info = String::from_utf8_lossy(&info.unwrap().stdout).to_string();
+        let info = ckpt_info(&dir.join("threads_basic.ckpt"));
         let coord = info.lines().find(|l| l.contains("(took the checkpoint")).unwrap_or("").to_string();
         let taken = info.lines().find(|l| l.starts_with("taken:")).unwrap_or("").to_string();
         let pid = taken.rsplit("pid ").next().unwrap_or("").trim_end_matches(')').to_string();

@@ -104,8 +104,13 @@ pub mod why {
     /// A pipe whose other end was outside the process (not a placeholder: the
     /// pipe comes back with that end closed).
     pub const OUTSIDE: u32 = 4;
+    /// A file whose text the kernel makes as it is read (under /proc or /sys),
+    /// read partway (not a placeholder: it is opened by path again at the same
+    /// offset, but the text there is the restarted process's, which need not
+    /// continue what was read before).
+    pub const GENERATED: u32 = 5;
     /// Highest valid value.
-    pub const MAX: u32 = OUTSIDE;
+    pub const MAX: u32 = GENERATED;
 }
 
 /// Most bytes of deleted-file content one image carries (all files together):
@@ -263,8 +268,9 @@ impl<'a> Files<'a> {
                     _ => r.share == NO_SHARE,
                 }
                 && match r.how {
-                    how::PLACEHOLDER => r.why != why::NONE && r.why != why::OUTSIDE,
+                    how::PLACEHOLDER => !matches!(r.why, why::NONE | why::OUTSIDE | why::GENERATED),
                     how::PIPE => r.why == why::NONE || r.why == why::OUTSIDE,
+                    how::REOPEN => r.why == why::NONE || (r.why == why::GENERATED && r.kind == fkind::REG),
                     _ => r.why == why::NONE,
                 };
             if !ok {

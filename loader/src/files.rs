@@ -408,6 +408,12 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
                 .s("warning: the other end of this pipe was outside the process: it is closed \
                     (reads see end of file, writes fail with EPIPE)")
                 .emit();
+        } else if r.how == how::REOPEN && r.why == why::GENERATED {
+            fd_msg(name, files, &r)
+                .s("warning: a file the kernel writes as it is read, read partway: opened again at offset ")
+                .u(r.pos)
+                .s(", where the text is this process's and need not continue what was read")
+                .emit();
         } else if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(&r, 3) == 2 {
             fd_msg(name, files, &r)
                 .s("warning: a connected socket whose peer is not restored: it fails like a dropped connection \

@@ -198,6 +198,7 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     trace("address space cleared");
     vdso::move_to_saved(&plan, &meta.process);
     trace("vDSO moved to its saved address");
+    remap::exact_protections(&name);
     remap::restore_regions(&plan, &meta);
     trace("memory regions mapped and read");
     let _ = ckpt_sys::close(plan.fd);

@@ -450,6 +450,25 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
     }
 }
 
+/// Make PROT_READ mean only that while the regions are mapped: a restarting
+/// shell run with READ_IMPLIES_EXEC (`setarch -X`, or an old i386 binary without
+/// PT_GNU_STACK up the chain) hands the flag down through exec, and every region
+/// would come back executable. The program's own personality, flag included if
+/// it had it, is set again by the runtime after the jump.
+pub fn exact_protections(name: &Name) {
+    match ckpt_sys::settings::personality(0xffff_ffff) {
+        Ok(p) if p & c::READ_IMPLIES_EXEC != 0 => {
+            if let Err(e) = ckpt_sys::settings::personality(p & !c::READ_IMPLIES_EXEC) {
+                msg(name)
+                    .s("warning: cannot clear READ_IMPLIES_EXEC; readable regions come back executable: ")
+                    .errno(e)
+                    .emit();
+            }
+        }
+        _ => {}
+    }
+}
+
 use ckpt_sys::c::{MADV_DONTFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_WIPEONFORK};
 
 /// Give a restored region the flags the program had set on it (VmFlags of

@@ -165,6 +165,9 @@ pub mod c {
     typed!(OFlags: O_APPEND, O_NONBLOCK, O_TRUNC, O_NOCTTY, O_PATH, O_TMPFILE, O_ACCMODE);
     /// `SEEK_SET`.
     pub const SEEK_SET: u32 = 0;
+    /// personality(2) flag: PROT_READ implies PROT_EXEC (linux/personality.h;
+    /// not in linux-raw-sys).
+    pub const READ_IMPLIES_EXEC: u32 = 0x0040_0000;
     /// `kcmp` type: the two descriptors refer to one open file description.
     pub const KCMP_FILE: u32 = 0;
 }

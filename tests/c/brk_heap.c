@@ -18,13 +18,7 @@ static int nblocks;
  * and may grow the heap between the program's sbrk calls. */
 static int heap_in_maps(void) {
     static char buf[1 << 16];
-    int fd = open("/proc/self/maps", O_RDONLY);
-    CHECK(fd >= 0);
-    size_t n = 0;
-    ssize_t r;
-    while (n < sizeof buf - 1 && (r = read(fd, buf + n, sizeof buf - 1 - n)) > 0) n += r;
-    close(fd);
-    buf[n] = 0;
+    read_proc("/proc/self/maps", buf, sizeof buf);
     unsigned long lo, hi, heap_end = 0;
     for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         char *nl = strchr(line, '\n');

@@ -7,10 +7,7 @@
 
 static int environ_has(const char *kv) {
     static char buf[1 << 16];
-    FILE *f = fopen("/proc/self/environ", "r");
-    CHECK(f != NULL);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    size_t n = read_proc("/proc/self/environ", buf, sizeof buf);
     for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
         if (strcmp(buf + i, kv) == 0) return 1;
     return 0;

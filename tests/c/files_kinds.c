@@ -6,7 +6,10 @@
  * - a FIFO (DIR/../fifo, made here) open at both ends, bytes queued in it;
  * - /dev/null, /dev/zero and /dev/urandom;
  * - a directory read one entry per step with getdents64 (the readdir position);
- *   at the end every entry was seen exactly once.
+ *   at the end every entry was seen exactly once;
+ * - /proc/self/status read partway (ckpt warns: the text at that offset after a
+ *   restart is the new process's): reopened at its offset, and it reads on;
+ *   /proc/self/stat open and not read (no warning).
  *
  * Usage: files_kinds DIR (DIR holds the entries e000..e099, made by the test). */
 #include "tick.h"
@@ -47,6 +50,9 @@ int main(int argc, char **argv) {
     CHECK(mkfifo(fifo, 0600) == 0);
     int fr = open(fifo, O_RDONLY | O_NONBLOCK), fw = open(fifo, O_WRONLY);
     CHECK(fr >= 0 && fw >= 0);
+    int status = open("/proc/self/status", O_RDONLY), stat = open("/proc/self/stat", O_RDONLY);
+    char head[64];
+    CHECK(status >= 0 && stat >= 0 && read(status, head, sizeof head) == sizeof head);
     unsigned char fifo_w = 0, fifo_r = 0;
     char seen[ENTRIES] = {0};
     int nseen = 0;
@@ -94,6 +100,8 @@ int main(int argc, char **argv) {
             }
             at += e->reclen;
         }
+        if (lseek(status, 0, SEEK_CUR) != sizeof head) FAIL("step %d: /proc/self/status is not at its offset", i);
+        if (lseek(stat, 0, SEEK_CUR) != 0) FAIL("step %d: /proc/self/stat is not at offset 0", i);
         say("TICK %d", i);
         pause_ms(20);
     }
@@ -112,6 +120,8 @@ int main(int argc, char **argv) {
             at += e->reclen;
         }
     }
+    if (read(status, head, 1) != 1) FAIL("/proc/self/status does not read on: %s", strerror(errno));
+    if (read(stat, head, 1) != 1 || head[0] < '1' || head[0] > '9') FAIL("/proc/self/stat does not start with a pid");
     if (nseen != ENTRIES) FAIL("saw %d directory entries, want %d", nseen, ENTRIES);
     if (!restarts) kill(child, SIGKILL);
     say("DONE");

@@ -22,13 +22,11 @@ static uid_t uid;
 static int tkill_code;
 
 static unsigned long long status_mask(const char *key) {
-    FILE *f = fopen("/proc/thread-self/status", "r");
-    CHECK(f);
-    char line[256];
+    char text[4096];
+    read_proc("/proc/thread-self/status", text, sizeof text);
     unsigned long long v = ~0ull;
-    while (fgets(line, sizeof line, f))
+    for (char *line = text; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
         if (strncmp(line, key, strlen(key)) == 0) v = strtoull(line + strlen(key), NULL, 16);
-    fclose(f);
     return v;
 }
 

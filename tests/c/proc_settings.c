@@ -8,8 +8,8 @@
  *   supplementary groups 4242 4343 (when the user may set them: root);
  *   mappings: mlock'ed, MADV_DONTFORK, MADV_WIPEONFORK, MADV_HUGEPAGE,
  *   MADV_NOHUGEPAGE, MAP_GROWSDOWN, and a plain one that must not gain
- *   MAP_NORESERVE ("nr"), each with its VmFlags (lo gd dc wf hg nh nr) and its
- *   content compared. */
+ *   MAP_NORESERVE ("nr"), each with its VmFlags (lo gd dc wf hg nh nr, and ex:
+ *   none may come back executable) and its content compared. */
 #define _GNU_SOURCE
 #include "tick.h"
 
@@ -58,34 +58,37 @@ static void read_settings(struct settings *s) {
     s->membarrier = syscall(SYS_membarrier, 1 << 9 /* GET_REGISTRATIONS */, 0, 0);
     for (int r = 0; r < RLIM_NLIMITS; r++) CHECK(getrlimit(r, &s->rl[r]) == 0);
     s->ngroups = getgroups(64, s->groups);
-    FILE *f = fopen("/proc/self/oom_score_adj", "r");
-    CHECK(f && fscanf(f, "%d", &s->oom) == 1);
-    fclose(f);
+    char oom[32];
+    read_proc("/proc/self/oom_score_adj", oom, sizeof oom);
+    CHECK(sscanf(oom, "%d", &s->oom) == 1);
 }
 
-/* The VmFlags of the mapping at ADDR, only the ones ckpt restores, in order. */
+/* The VmFlags of the mapping at ADDR, only the ones ckpt restores (and "ex":
+ * data must not come back executable), in order. */
 static void vmflags(char *addr, char *out) {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    CHECK(f);
-    char line[512];
+    static char text[1 << 18];
+    read_proc("/proc/self/smaps", text, sizeof text);
     int in = 0;
     out[0] = 0;
-    while (fgets(line, sizeof line, f)) {
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
         unsigned long a, b;
         if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
             in = (unsigned long)addr >= a && (unsigned long)addr < b;
         } else if (in && strncmp(line, "VmFlags:", 8) == 0) {
-            const char *keep[] = {"lo", "gd", "dc", "wf", "hg", "nh", "nr"};
-            for (int k = 0; k < 7; k++) {
+            const char *keep[] = {"ex", "lo", "gd", "dc", "wf", "hg", "nh", "nr"};
+            for (int k = 0; k < 8; k++) {
                 char pat[5];
                 snprintf(pat, sizeof pat, " %s", keep[k]);
                 char *p = line + 8;
-                while ((p = strstr(p, pat)) && p[3] != ' ' && p[3] != '\n') p++;
+                while ((p = strstr(p, pat)) && p[3] != ' ' && p[3] != 0) p++;
                 if (p) strcat(out, pat);
             }
         }
+        if (!nl) break;
+        line = nl + 1;
     }
-    fclose(f);
 }
 
 static void check(int step) {
@@ -156,6 +159,7 @@ int main(int argc, char **argv) {
     CHECK(strstr(map_flags[0], "lo") && strstr(map_flags[1], "dc") && strstr(map_flags[2], "wf"));
     CHECK(strstr(map_flags[3], "hg") && strstr(map_flags[4], "nh") && strstr(map_flags[5], "gd"));
     CHECK(strstr(map_flags[6], "nr") == NULL);
+    for (int m = 0; m < NMAP; m++) CHECK(strstr(map_flags[m], "ex") == NULL);
     read_settings(&want);
     say("SETTINGS groups %s", set_groups ? "set" : "unchanged (no CAP_SETGID)");
 

@@ -132,6 +132,14 @@ pub fn ckpt_bin() -> PathBuf {
     dist().join("bin/ckpt")
 }
 
+/// What `ckpt info IMAGE` prints; it must succeed.
+pub fn ckpt_info(image: &Path) -> String {
+    let o = Command::new(ckpt_bin()).arg("info").arg(image).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "ckpt info {} failed:\n{text}{}", image.display(), String::from_utf8_lossy(&o.stderr));
+    text
+}
+
 /// A random delay in [lo, hi) milliseconds: the test does not pick the instruction
 /// the checkpoint lands on.
 pub fn random_delay(lo: u64, hi: u64) -> Duration {
@@ -528,7 +536,20 @@ pub fn assert_image(image: &Path) {
 /// Run IMAGE from DIR with a scrubbed, different environment (the image must bring
 /// its own back).
 pub fn restart_cmd(image: &Path, dir: &Path) -> Command {
-    let mut c = Command::new(image);
+    restart_cmd_under(&[], image, dir)
+}
+
+/// The same, run by WRAPPER (a command and its arguments, such as `setarch -X`)
+/// with the image as its last argument.
+pub fn restart_cmd_under(wrapper: &[&str], image: &Path, dir: &Path) -> Command {
+    let mut c = match wrapper.split_first() {
+        None => Command::new(image),
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(image);
+            c
+        }
+    };
     c.current_dir(dir).env_clear().env("PATH", "/usr/bin:/bin").env("CKPT_TEST_RESTART_SHELL", "1");
     c
 }

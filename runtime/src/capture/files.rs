@@ -578,7 +578,16 @@ fn describe(
         _ if path_ok => (how::REOPEN, why::NONE),
         _ => (how::PLACEHOLDER, why::KIND),
     };
+    if r.how == how::REOPEN && kind == fkind::REG && pos > 0 && generated(name) {
+        r.why = why::GENERATED;
+    }
     Ok(Some(r))
+}
+
+/// A file whose text the kernel makes as it is read: what is at an offset in
+/// it after a restart belongs to the new process (see `why::GENERATED`).
+pub fn generated(path: &[u8]) -> bool {
+    path.starts_with(b"/proc/") || path.starts_with(b"/sys/")
 }
 
 /// Link the ends of each pipe (see `ckpt_image::files::how::PIPE`): the first
@@ -805,6 +814,19 @@ fn warn_placeholder(r: &FileRec, files: &FilesView) {
             .b(files.path(r))
             .s("): the other end of this pipe is outside the process: after a restart that end is closed \
                 (reads see end of file, writes fail with EPIPE)")
+            .emit();
+        return;
+    }
+    if r.how == how::REOPEN && r.why == why::GENERATED {
+        Msg::new()
+            .s("ckpt: warning: descriptor ")
+            .u(r.fd as u64)
+            .s(" (")
+            .b(files.path(r))
+            .s("): a file the kernel writes as it is read, read partway (offset ")
+            .u(r.pos)
+            .s("): after a restart it is opened again at that offset, but what follows there is the new process's \
+                text and need not continue what was read")
             .emit();
         return;
     }
