@@ -169,6 +169,7 @@ pub fn validate(s: &Section) -> Result<(), ImageError> {
         tag::DATA_HASHES => crate::hashes::validate(s),
         tag::PROCESS => crate::process::validate(s),
         tag::GUARDS | tag::SHARED => crate::memory::validate(s),
+        tag::TREE => crate::tree::validate(s),
         _ => Ok(()),
     }
 }
