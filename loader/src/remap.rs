@@ -343,7 +343,9 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             let first = if verify { r.prot | prot::READ } else { r.prot };
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
             // as below; the run was validated to lie in the file's data.
-            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, plan.fd, off) } {
+            if let Err(e) =
+                unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, plan.fd, plan.base + off) }
+            {
                 die(msg(&plan.name)
                     .s("cannot map saved region ")
                     .x(r.start)
@@ -423,7 +425,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             // (validated by Meta::parse), which nothing references; the runs of a
             // region follow each other in the file (also validated), so they are
             // read from the first one's offset on.
-            if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut iov[..n], off) } {
+            if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut iov[..n], plan.base + off) } {
                 die(msg(&plan.name).s("cannot read saved memory at ").x(at).s(": ").errno(e));
             }
             check.piece(plan, off, &orig[..n]);

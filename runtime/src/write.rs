@@ -105,6 +105,9 @@ pub struct Job {
     pub failed: Option<Failure>,
     /// Bytes written.
     pub bytes: u64,
+    /// Writing into a file someone else made and names (a tree member's image,
+    /// see `tree`): no temporary name, no rename, no sync here.
+    direct: bool,
 }
 
 /// Room reserved for the metadata (reserved lazily; only what is used is touched).
@@ -137,7 +140,8 @@ impl Job {
             let tmp = CPath::from_parts(&[dir, sep, b".", base, b".tmp.", digits]).ok_or_else(bad)?;
             match ckpt_sys::openat(Fd::CWD, tmp.cstr(), flags, 0o700) {
                 Ok(fd) => {
-                    let mut job = Job { fd, tmp, dst, dir: dir_c, base: base_c, meta, failed: None, bytes: 0 };
+                    let mut job =
+                        Job { fd, tmp, dst, dir: dir_c, base: base_c, meta, failed: None, bytes: 0, direct: false };
                     // The mode given to open is filtered by the umask; the image
                     // holds the program's memory, so force owner-only.
                     if let Err(e) = ckpt_sys::fchmod(fd, 0o700) {
@@ -149,6 +153,28 @@ impl Job {
                 Err(e) => return Err(Failure::new("creating", e, tmp.as_bytes())),
             }
         }
+    }
+
+    /// Write into the existing file `path` (a tree member writing its image into
+    /// the root's temporary file, `/proc/ROOT/fd/N`), which the root syncs and
+    /// names as part of the tree image.
+    pub fn on_file(path: &Path) -> Result<Job, Failure> {
+        let n = path.as_bytes();
+        let bad = || Failure::new("invalid checkpoint file name", Errno::EINVAL, n);
+        let dst = CPath::from_parts(&[n]).ok_or_else(bad)?;
+        let meta = Scratch::new(META_RESERVE).map_err(|e| Failure::new("allocating memory", e, n))?;
+        let fd = ckpt_sys::openat(Fd::CWD, dst.cstr(), c::O_WRONLY | c::O_TRUNC | c::O_CLOEXEC, 0)
+            .map_err(|e| Failure::new("opening the tree's temporary image", e, n))?;
+        let empty = || CPath::from_parts(&[]).ok_or_else(bad);
+        Ok(Job { fd, tmp: empty()?, dst, dir: empty()?, base: empty()?, meta, failed: None, bytes: 0, direct: true })
+    }
+
+    /// A tree image: the members' images after this one (the root's), before
+    /// `commit` makes the whole file durable.
+    pub fn append_tree(&mut self, s: &crate::tree::Session) -> Result<(), Failure> {
+        crate::tree::append(s, self.fd, self.bytes, self.dst.as_bytes())?;
+        self.bytes += s.bytes;
+        Ok(())
     }
 
     fn fail(&self, step: &'static str, e: Errno) -> Failure {
@@ -164,11 +190,20 @@ impl Job {
     /// Remove the temporary file after a failure.
     pub fn abort(&mut self) {
         let _ = ckpt_sys::close(self.fd);
+        if self.direct {
+            return;
+        }
         let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
     }
 
     /// Make the file durable and give it its final name.
     pub fn commit(&mut self) -> Result<u64, Failure> {
+        if self.direct {
+            return match ckpt_sys::close(self.fd) {
+                Ok(()) => Ok(self.bytes),
+                Err(e) => Err(Failure::new("closing", e, self.dst.as_bytes())),
+            };
+        }
         if let Err(e) = ckpt_sys::fsync(self.fd) {
             return Err(self.abort_with("syncing", e));
         }
