@@ -75,7 +75,7 @@ pub fn die_errno(name: &Name, what: &str, e: Errno) -> ! {
     die(msg(name).s(what).s(": ").errno(e))
 }
 
-fn die_image(name: &Name, e: ImageError) -> ! {
+pub fn die_image(name: &Name, e: ImageError) -> ! {
     let m = msg(name).s(e.what());
     let m = match e {
         ImageError::Truncated { need, have } => m.s(" (need ").u(need).s(" bytes, have ").u(have).s(")"),
@@ -160,6 +160,8 @@ pub fn main(sp: usize) -> ! {
     if meta.threads().is_some() || tree.is_some() {
         ids::enter(&name, meta.process.pid as i32);
     }
+    // The pipes between the tree's processes, before the forks: each inherits them.
+    let pipes = tree.as_ref().map_or(tree::Pipes::NONE, |t| tree::make_pipes(&name, fd, &meta, t));
     let me = tree.as_ref().map_or(0, |t| tree::spawn(&name, t));
     let mut member_tmp;
     let (base, header, meta_bytes, meta) = match tree.and_then(|t| t.at(me)).filter(|_| me != 0) {
@@ -186,8 +188,14 @@ pub fn main(sp: usize) -> ! {
     // The descriptors, before the point of no return (a restart refused because a
     // file changed leaves nothing done); the image's descriptor moves above them.
     let fd = match files::section(&meta) {
-        Some(f) => files::restore(&name, &f, files::Opts::from_stack(sp), fd),
-        None => fd,
+        Some(f) => files::restore(&name, &f, files::Opts::from_stack(sp), fd, &pipes),
+        None => {
+            let (lo, hi) = pipes.range();
+            if hi > lo {
+                let _ = ckpt_sys::close_range(lo as u32, hi as u32 - 1, 0);
+            }
+            fd
+        }
     };
     trace("descriptors restored");
 
@@ -233,7 +241,7 @@ fn trace(step: &str) {
 /// The header and metadata of the image at `base` (`len` bytes: the whole file,
 /// or a tree member's image), read and checked; the metadata in a buffer of its
 /// own (the home block's place depends on it).
-fn load(name: &Name, fd: Fd, base: u64, len: u64) -> (Header, ckpt_sys::scratch::Scratch) {
+pub fn load(name: &Name, fd: Fd, base: u64, len: u64) -> (Header, ckpt_sys::scratch::Scratch) {
     let image_offset = ckpt_image::loader::image_offset(arch::file_len());
     let header_end = image_offset + HEADER_LEN as u64;
     if len < header_end {

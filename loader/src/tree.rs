@@ -123,3 +123,192 @@ fn exit_as(status: u32) -> ! {
     let _ = ckpt_sys::rt_sigprocmask(c::SIG_UNBLOCK, Some(&unblock), None);
     ckpt_sys::exit_group(128 + sig as i32)
 }
+
+/// Most pipes between the processes of a tree the restart joins again.
+pub const MAX_PIPES: usize = 64;
+
+/// The pipes that join processes of the tree: made once, in the root's process
+/// before the others are forked (so every process inherits both ends), with
+/// their saved bytes queued again; each process's `files::restore` takes its
+/// ends from here and closes the rest.
+#[derive(Clone, Copy)]
+pub struct Pipes {
+    n: usize,
+    ino: [u64; MAX_PIPES],
+    /// Read end, write end.
+    fds: [[i32; 2]; MAX_PIPES],
+    /// The descriptors `fds` occupies: `[lo, lo + 2 * n)`.
+    pub lo: i32,
+}
+
+impl Pipes {
+    /// No pipes (a single process, or a tree without pipes between processes).
+    pub const NONE: Pipes = Pipes { n: 0, ino: [0; MAX_PIPES], fds: [[-1; 2]; MAX_PIPES], lo: 0 };
+
+    /// The (read, write) ends of the tree's pipe `ino`, if it is one.
+    pub fn find(&self, ino: u64) -> Option<[i32; 2]> {
+        (0..self.n).find(|&i| self.ino[i] == ino).map(|i| self.fds[i])
+    }
+
+    /// The descriptor range the pipes hold, `[lo, hi)` (empty: none).
+    pub fn range(&self) -> (i32, i32) {
+        (self.lo, self.lo + 2 * self.n as i32)
+    }
+}
+
+/// What the tree's processes hold of one pipe.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    ino: u64,
+    read: bool,
+    write: bool,
+    /// In how many processes, and the last one that was counted.
+    procs: u32,
+    last: usize,
+    /// Some process has it at 0, 1 or 2; the root has it there.
+    stdio: bool,
+    root_stdio: bool,
+}
+
+/// Every process's FILES section in turn: `f(process index, files)`.
+fn each_files(
+    name: &crate::Name,
+    fd: ckpt_sys::Fd,
+    root: &ckpt_image::Meta,
+    t: &Table<Member>,
+    mut f: impl FnMut(usize, &ckpt_image::files::Files),
+) {
+    if let Some(files) = crate::files::section(root) {
+        f(0, &files);
+    }
+    for (i, m) in t.iter().enumerate().skip(1) {
+        if m.flags & ZOMBIE != 0 {
+            continue;
+        }
+        let (start, end) = ckpt_image::tree::range(root.header.file_len, &m);
+        let (h, mut tmp) = crate::load(name, fd, start, end - start);
+        let mb: &[u8] = &tmp.bytes()[..h.meta_len as usize];
+        let meta = ckpt_image::Meta::parse(&h, mb).unwrap_or_else(|e| crate::die_image(name, e));
+        if let Some(files) = crate::files::section(&meta) {
+            f(i, &files);
+        }
+    }
+}
+
+/// Make the tree's pipes (see [`Pipes`]): every pipe held by more than one
+/// process of the tree, or at 0, 1 or 2 of a process, except the root's own
+/// standard descriptors (they came from outside the tree: they are the
+/// restarting shell's, in every process that inherited them). Its queued
+/// bytes are the ones a process holding its read end saved (each such process
+/// saved the same). An end that no process of the tree held is closed (the
+/// writers had exited, or were outside the tree), with a warning.
+pub fn make_pipes(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: &Table<Member>) -> Pipes {
+    use ckpt_image::files::{fkind, how};
+    let mut seen = [Seen::default(); MAX_PIPES];
+    let mut nseen = 0usize;
+    let mut top = 2u32;
+    let mut full = false;
+    each_files(name, fd, root, t, |p, files| {
+        for r in files.files() {
+            top = top.max(r.fd);
+            if r.kind != fkind::PIPE || r.how != how::PIPE {
+                continue;
+            }
+            let i = match seen[..nseen].iter().position(|s| s.ino == r.ino) {
+                Some(i) => i,
+                None if nseen < MAX_PIPES => {
+                    seen[nseen] = Seen { ino: r.ino, last: usize::MAX, ..Default::default() };
+                    nseen += 1;
+                    nseen - 1
+                }
+                None => {
+                    full = true;
+                    continue;
+                }
+            };
+            let s = &mut seen[i];
+            let acc = r.flags & c::O_ACCMODE.0;
+            s.read |= acc == c::O_RDONLY.0 || acc == c::O_RDWR.0;
+            s.write |= acc == c::O_WRONLY.0 || acc == c::O_RDWR.0;
+            if s.last != p {
+                s.last = p;
+                s.procs += 1;
+            }
+            s.stdio |= r.fd <= 2;
+            s.root_stdio |= r.fd <= 2 && p == 0;
+        }
+    });
+    if full {
+        msg(name)
+            .s("warning: more than ")
+            .u(MAX_PIPES as u64)
+            .s(" pipes in the tree: the others come back with one end closed")
+            .emit();
+    }
+    let mut pipes = Pipes::NONE;
+    pipes.lo = top as i32 + 16;
+    for s in &seen[..nseen] {
+        if s.root_stdio || !(s.procs > 1 || s.stdio) {
+            continue;
+        }
+        let (r, w) =
+            task::pipe2().unwrap_or_else(|e| crate::die_errno(name, "cannot make a pipe of the tree again", e));
+        let k = pipes.n;
+        for (end, at) in [(r, pipes.lo + 2 * k as i32), (w, pipes.lo + 2 * k as i32 + 1)] {
+            if let Err(e) = ckpt_sys::dup3(end, ckpt_sys::Fd(at), c::O_CLOEXEC) {
+                crate::die_errno(name, "cannot make a pipe of the tree again (dup3)", e);
+            }
+            let _ = ckpt_sys::close(end);
+        }
+        pipes.ino[k] = s.ino;
+        pipes.fds[k] = [pipes.lo + 2 * k as i32, pipes.lo + 2 * k as i32 + 1];
+        pipes.n += 1;
+        if !s.read || !s.write {
+            msg(name)
+                .s("warning: no process of the tree had the ")
+                .s(if s.read { "write" } else { "read" })
+                .s(" end of pipe:[")
+                .u(s.ino)
+                .s("] (it had exited, or is outside the tree): that end is closed (")
+                .s(if s.read { "its saved bytes are read, then end of file" } else { "writes fail with EPIPE" })
+                .s(")")
+                .emit();
+        }
+    }
+    if pipes.n == 0 {
+        return pipes;
+    }
+    // The queued bytes: the first saved copy of each (every reader saved them).
+    let mut filled = [false; MAX_PIPES];
+    each_files(name, fd, root, t, |_, files| {
+        for r in files.files() {
+            let data = files.content(&r);
+            let Some(k) = (0..pipes.n).find(|&k| pipes.ino[k] == r.ino) else { continue };
+            if r.kind != fkind::PIPE || r.how != how::PIPE || data.is_empty() || filled[k] {
+                continue;
+            }
+            filled[k] = true;
+            let w = ckpt_sys::Fd(pipes.fds[k][1]);
+            if data.len() > 65536 {
+                let _ = ckpt_sys::fcntl(w, c::F_SETPIPE_SZ, data.len());
+            }
+            let _ = ckpt_sys::fcntl(w, c::F_SETFL, c::O_NONBLOCK.0 as usize);
+            if let Err(e) = ckpt_sys::write_all(w, data) {
+                msg(name).s("warning: cannot queue the saved bytes of a pipe of the tree again: ").errno(e).emit();
+            }
+            let _ = ckpt_sys::fcntl(w, c::F_SETFL, 0);
+        }
+    });
+    // The ends nobody takes.
+    for k in 0..pipes.n {
+        let s = seen[..nseen].iter().find(|s| s.ino == pipes.ino[k]);
+        let (read, write) = s.map_or((true, true), |s| (s.read, s.write));
+        if !read {
+            let _ = ckpt_sys::close(ckpt_sys::Fd(pipes.fds[k][0]));
+        }
+        if !write {
+            let _ = ckpt_sys::close(ckpt_sys::Fd(pipes.fds[k][1]));
+        }
+    }
+    pipes
+}

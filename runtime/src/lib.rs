@@ -94,6 +94,7 @@ pub fn init() {
         st.cfg = cfg;
         st.names.at_load();
     });
+    capture::files::TREE.store(cfg.tree, core::sync::atomic::Ordering::Relaxed);
     if signal::other_runtime_active(cfg.signal) {
         // Another copy of the runtime (preloaded, while this one is linked in)
         // already handles the trigger: it is the one; this copy only serves the

@@ -547,9 +547,12 @@ fn capture_all(s: &mut Session, path: &Path) -> Result<(), Failure> {
         let p = proc_of(s, i);
         send(p.pid, Cmd::Capture, fd.0 as u32)
             .map_err(|e| about(&p, e, "asking a process of the tree to write its image for", b""))?;
+        // One at a time: a pipe's reader saves the queued bytes by taking them
+        // out and putting them back, which another reader must not see.
         asked[i] = true;
+        wait_replies(s, 1, &asked, Cmd::Captured, CAPTURE_MS, b"did not write its image in time")?;
+        asked[i] = false;
     }
-    wait_replies(s, 1, &asked, Cmd::Captured, CAPTURE_MS, b"did not write its image in time")?;
     let mut off = 0u64;
     for i in 1..s.n {
         if s.fds[i] < 0 {
