@@ -160,13 +160,11 @@ pub fn is_member(cfg: &Config) -> bool {
 /// says. `Ok(true)`: this is the restarted process (the image was restored).
 pub fn member(cfg: &Config, first: &[u8; 128]) -> bool {
     let root = root(cfg);
-    // The freeze that brought us here (`first`, the handler's siginfo), and any
-    // other queued meanwhile.
+    // The freeze that brought us here (`first`, the handler's siginfo). What is
+    // queued behind it is left there: the root's next word (a `Go` that ends a
+    // failed freeze may already be waiting).
     let (code, pid, v) = crate::arch::siginfo_code_pid_value(first);
-    let mut frozen = code == c::SI_QUEUE && pid == root && decode(v).is_some_and(|(cmd, _)| cmd == Cmd::Freeze);
-    while let Some((pid, cmd, _)) = take() {
-        frozen |= pid == root && cmd == Cmd::Freeze;
-    }
+    let frozen = code == c::SI_QUEUE && pid == root && decode(v).is_some_and(|(cmd, _)| cmd == Cmd::Freeze);
     if !frozen || send(root, Cmd::Frozen, 0).is_err() {
         return false;
     }
