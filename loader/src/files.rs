@@ -480,6 +480,8 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
     let _ = ckpt_sys::close_range(3, img.0 as u32 - 1, 0);
     // A tree's pipes stay until this process has taken its ends.
     let (lo, hi) = pipes.range();
+    let (_, shm_hi) = pipes.shm_range();
+    let hi = if shm_hi > lo + 2 * crate::tree::MAX_PIPES as i32 { shm_hi } else { hi };
     if hi > lo && lo > img.0 {
         let _ = ckpt_sys::close_range(img.0 as u32 + 1, lo as u32 - 1, 0);
         let _ = ckpt_sys::close_range(hi as u32, u32::MAX, 0);
@@ -549,7 +551,11 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
         }
     }
     if hi > lo && lo > img.0 {
-        let _ = ckpt_sys::close_range(lo as u32, hi as u32 - 1, 0);
+        // The pipes (and anything else below the shared memory objects, which
+        // stay for `remap`).
+        let (shm_lo, shm_hi) = pipes.shm_range();
+        let end = if shm_hi > shm_lo { shm_lo } else { hi };
+        let _ = ckpt_sys::close_range(lo as u32, end as u32 - 1, 0);
     }
     terminals(name, files);
     // The interest lists last, once every descriptor they name is in place.

@@ -103,6 +103,9 @@ pub struct Plan {
     /// Where this process's image starts in the file: 0, or a member image of a
     /// tree (whose offsets are relative to its own first byte).
     pub base: u64,
+    /// What the tree's processes share (shared memory objects, mapped by
+    /// `remap`); `Pipes::NONE` for a single process.
+    pub tree: tree::Pipes,
     /// The validated header.
     pub header: Header,
     /// The home block: loader copy, stack, metadata copy, buffers.
@@ -200,7 +203,7 @@ pub fn main(sp: usize) -> ! {
     trace("descriptors restored");
 
     let home = remap::Home::place(&name, &meta, cur_vdso);
-    let plan = Plan { fd, base, header, home, name, started_ns };
+    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns };
     trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
@@ -259,7 +262,7 @@ pub fn load(name: &Name, fd: Fd, base: u64, len: u64) -> (Header, ckpt_sys::scra
     (header, tmp)
 }
 
-fn read_exact(name: &Name, fd: Fd, buf: &mut [u8], off: u64) {
+pub fn read_exact(name: &Name, fd: Fd, buf: &mut [u8], off: u64) {
     let mut done = 0;
     while done < buf.len() {
         match ckpt_sys::pread(fd, &mut buf[done..], off + done as u64) {

@@ -374,6 +374,21 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             apply_flags(plan, &r, vmf);
             continue;
         }
+        // Memory a tree's processes share: mapped from the memfd the root made
+        // and filled before the forks (`tree::Pipes`), not read again here.
+        if let Some((v, tfd)) = view.and_then(|v| Some((v, plan.tree.shm_fd(v.dev, v.inode)?))) {
+            let flags = c::MAP_FIXED_NOREPLACE | c::MAP_SHARED;
+            // SAFETY: NOREPLACE, and the range is cleared and not the home block.
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(r.prot), flags, tfd, v.offset) } {
+                die(msg(&plan.name).s("cannot map the memory the tree shares at ").x(r.start).s(": ").errno(e));
+            }
+            if check.hashes.is_some() {
+                let saved: u64 = meta.runs_of(&r).map(|u| u.len).sum();
+                check.next += ckpt_image::hashes::pieces_of(saved, check.limit());
+            }
+            apply_flags(plan, &r, vmf);
+            continue;
+        }
         let mut flags = c::MAP_FIXED_NOREPLACE | c::MAP_ANONYMOUS;
         flags |= if r.kind == kind::SHARED { c::MAP_SHARED } else { c::MAP_PRIVATE };
         // Only where the program had it: a mapping without it is charged against
@@ -440,6 +455,10 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
     }
     for &fd in objs.iter().filter(|&&fd| fd >= 0) {
         let _ = ckpt_sys::close(Fd(fd));
+    }
+    let (lo, hi) = plan.tree.shm_range();
+    if hi > lo {
+        let _ = ckpt_sys::close_range(lo as u32, hi as u32 - 1, 0);
     }
     for g in guard_ranges(meta).iter().flat_map(|t| t.iter()) {
         let (at, len) = (g.start as usize, (g.end - g.start) as usize);

@@ -139,11 +139,36 @@ pub struct Pipes {
     fds: [[i32; 2]; MAX_PIPES],
     /// The descriptors `fds` occupies: `[lo, lo + 2 * n)`.
     pub lo: i32,
+    /// Shared memory objects more than one process maps (a `MAP_SHARED |
+    /// MAP_ANONYMOUS` region mapped before a fork, a POSIX shm file): one memfd
+    /// each, filled with the saved content before the forks, at `lo +
+    /// 2 * MAX_PIPES + k`; each process maps its views from it (`remap`).
+    shm_n: usize,
+    shm_id: [(u64, u64); MAX_SHM],
 }
+
+/// Most shared memory objects between the processes of a tree.
+pub const MAX_SHM: usize = 32;
 
 impl Pipes {
     /// No pipes (a single process, or a tree without pipes between processes).
-    pub const NONE: Pipes = Pipes { n: 0, ino: [0; MAX_PIPES], fds: [[-1; 2]; MAX_PIPES], lo: 0 };
+    pub const NONE: Pipes =
+        Pipes { n: 0, ino: [0; MAX_PIPES], fds: [[-1; 2]; MAX_PIPES], lo: 0, shm_n: 0, shm_id: [(0, 0); MAX_SHM] };
+
+    /// The memfd of shared object (dev, inode), if the tree's processes share it.
+    pub fn shm_fd(&self, dev: u64, inode: u64) -> Option<ckpt_sys::Fd> {
+        (0..self.shm_n).find(|&k| self.shm_id[k] == (dev, inode)).map(|k| ckpt_sys::Fd(self.shm_lo() + k as i32))
+    }
+
+    fn shm_lo(&self) -> i32 {
+        self.lo + 2 * MAX_PIPES as i32
+    }
+
+    /// The descriptors the shared memory objects hold, `[lo, hi)`, until `remap`
+    /// has mapped them.
+    pub fn shm_range(&self) -> (i32, i32) {
+        (self.shm_lo(), self.shm_lo() + self.shm_n as i32)
+    }
 
     /// The (read, write) ends of the tree's pipe `ino`, if it is one.
     pub fn find(&self, ino: u64) -> Option<[i32; 2]> {
@@ -178,9 +203,22 @@ fn each_files(
     t: &Table<Member>,
     mut f: impl FnMut(usize, &ckpt_image::files::Files),
 ) {
-    if let Some(files) = crate::files::section(root) {
-        f(0, &files);
-    }
+    each_meta(name, fd, root, t, |p, meta, _| {
+        if let Some(files) = crate::files::section(meta) {
+            f(p, &files);
+        }
+    })
+}
+
+/// Every process's metadata in turn: `f(process index, meta, base of its image)`.
+fn each_meta(
+    name: &crate::Name,
+    fd: ckpt_sys::Fd,
+    root: &ckpt_image::Meta,
+    t: &Table<Member>,
+    mut f: impl FnMut(usize, &ckpt_image::Meta, u64),
+) {
+    f(0, root, 0);
     for (i, m) in t.iter().enumerate().skip(1) {
         if m.flags & ZOMBIE != 0 {
             continue;
@@ -189,10 +227,93 @@ fn each_files(
         let (h, mut tmp) = crate::load(name, fd, start, end - start);
         let mb: &[u8] = &tmp.bytes()[..h.meta_len as usize];
         let meta = ckpt_image::Meta::parse(&h, mb).unwrap_or_else(|e| crate::die_image(name, e));
-        if let Some(files) = crate::files::section(&meta) {
-            f(i, &files);
-        }
+        f(i, &meta, start);
     }
+}
+
+/// The shared memory objects that more than one process of the tree maps: one
+/// memfd each, sized and filled from the first process that maps it (every
+/// process saved the same content: they were all stopped), at the descriptors
+/// `shm_fd` names.
+fn make_shm(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: &Table<Member>, pipes: &mut Pipes) {
+    let mut seen = [((0u64, 0u64), 0usize, usize::MAX, 0u64); MAX_SHM];
+    let mut n = 0usize;
+    each_meta(name, fd, root, t, |p, meta, _| {
+        let Some(views) = meta.sections.get(ckpt_image::section::tag::SHARED) else { return };
+        let Ok(views) = ckpt_image::memory::views(&views) else { return };
+        for v in views.iter() {
+            let r = meta.region(v.region);
+            let end = v.offset + (r.end - r.start);
+            match seen[..n].iter_mut().find(|s| s.0 == (v.dev, v.inode)) {
+                Some(s) => {
+                    if s.2 != p {
+                        s.2 = p;
+                        s.1 += 1;
+                    }
+                    s.3 = s.3.max(end);
+                }
+                None if n < MAX_SHM => {
+                    seen[n] = ((v.dev, v.inode), 1, p, end);
+                    n += 1;
+                }
+                None => {}
+            }
+        }
+    });
+    let lo = pipes.shm_lo();
+    for s in seen[..n].iter().filter(|s| s.1 > 1) {
+        let k = pipes.shm_n;
+        let m = ckpt_sys::memfd_create(c"ckpt-tree-shared", c::MFD_CLOEXEC)
+            .unwrap_or_else(|e| crate::die_errno(name, "cannot create a memfd for memory the tree shares", e));
+        if let Err(e) = ckpt_sys::ftruncate(m, s.3) {
+            crate::die_errno(name, "cannot size the memfd for memory the tree shares", e);
+        }
+        if let Err(e) = ckpt_sys::dup3(m, ckpt_sys::Fd(lo + k as i32), c::O_CLOEXEC) {
+            crate::die_errno(name, "cannot place the memfd for memory the tree shares (dup3)", e);
+        }
+        let _ = ckpt_sys::close(m);
+        pipes.shm_id[k] = s.0;
+        pipes.shm_n += 1;
+    }
+    if pipes.shm_n == 0 {
+        return;
+    }
+    // The content, from the first process that maps each object.
+    let mut filled = [false; MAX_SHM];
+    let mut buf = ckpt_sys::scratch::Scratch::new(1 << 20)
+        .unwrap_or_else(|e| crate::die_errno(name, "cannot allocate memory", e));
+    let b = buf.bytes();
+    each_meta(name, fd, root, t, |_, meta, base| {
+        let Some(views) = meta.sections.get(ckpt_image::section::tag::SHARED) else { return };
+        let Ok(views) = ckpt_image::memory::views(&views) else { return };
+        let mut done_here = [false; MAX_SHM];
+        for v in views.iter() {
+            let Some(k) = (0..pipes.shm_n).find(|&k| pipes.shm_id[k] == (v.dev, v.inode)) else { continue };
+            if filled[k] {
+                continue;
+            }
+            done_here[k] = true;
+            let r = meta.region(v.region);
+            let to = ckpt_sys::Fd(lo + k as i32);
+            for u in meta.runs_of(&r) {
+                let mut at = 0u64;
+                while at < u.len {
+                    let want = ((u.len - at) as usize).min(b.len());
+                    crate::read_exact(name, fd, &mut b[..want], base + u.file_off + at);
+                    let dst = v.offset + (u.addr - r.start) + at;
+                    let w = ckpt_sys::pwrite(to, &b[..want], dst)
+                        .and_then(|k| if k == want { Ok(()) } else { Err(Errno::EIO) });
+                    if let Err(e) = w {
+                        crate::die_errno(name, "cannot fill the memory the tree shares", e);
+                    }
+                    at += want as u64;
+                }
+            }
+        }
+        for k in 0..MAX_SHM {
+            filled[k] |= done_here[k];
+        }
+    });
 }
 
 /// Make the tree's pipes (see [`Pipes`]): every pipe held by more than one
@@ -247,6 +368,7 @@ pub fn make_pipes(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta,
     }
     let mut pipes = Pipes::NONE;
     pipes.lo = top as i32 + 16;
+    make_shm(name, fd, root, t, &mut pipes);
     for s in &seen[..nseen] {
         if s.root_stdio || !(s.procs > 1 || s.stdio) {
             continue;

@@ -7,7 +7,10 @@
  * parent prints "P n" for n = 1..STEPS meanwhile, then checks that the worker
  * still has its pid (kill), reaps it with waitpid(pid) and finds the status it
  * computed itself, and reaps the zombie (status 7). The worker checks that its
- * parent is still its parent. Every line is flushed: after a checkpoint at any
+ * parent is still its parent. Both write their step into a MAP_SHARED |
+ * MAP_ANONYMOUS page mapped before the fork and check at the end that they see
+ * the other's last step (the worker ends after the parent's last step, the
+ * parent reads after reaping the worker). Every line is flushed: after a checkpoint at any
  * moment and a restart, each "W n" and "P n" appears exactly once over both
  * runs, and the parent ends with "DONE". */
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +46,8 @@ static int expected(void) {
 
 int main(void) {
     pid_t parent = getpid();
+    volatile int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) return 1;
     pid_t zombie = fork();
     if (zombie == 0) _exit(7);
     siginfo_t si;
@@ -55,8 +61,13 @@ int main(void) {
         unsigned long h = 1469598103UL;
         for (int i = 1; i <= STEPS; i++) {
             h = (h ^ (unsigned long)i) * 16777619UL % 1000003UL;
+            shared[0] = i;
             say("W %ld", i, 0);
             nap(15);
+        }
+        if (shared[1] != STEPS) {
+            say("FAIL: the worker sees the parent's step %ld in shared memory, not %ld", shared[1], STEPS);
+            _exit(251);
         }
         if (getppid() != parent) {
             say("FAIL: worker's parent is %ld, not %ld", getppid(), parent);
@@ -66,6 +77,7 @@ int main(void) {
     }
     say("READY %ld %ld", worker, zombie);
     for (int i = 1; i <= STEPS; i++) {
+        shared[1] = i;
         say("P %ld", i, 0);
         nap(10);
     }
@@ -78,6 +90,10 @@ int main(void) {
     pid_t got = waitpid(worker, &st, 0);
     if (got != worker || !WIFEXITED(st) || WEXITSTATUS(st) != expected()) {
         say("FAIL: waitpid(worker) = %ld, status %ld", got, st);
+        return 1;
+    }
+    if (shared[0] != STEPS) {
+        say("FAIL: the parent sees the worker's step %ld in shared memory, not %ld", shared[0], STEPS);
         return 1;
     }
     got = waitpid(zombie, &st, 0);
