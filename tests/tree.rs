@@ -86,3 +86,55 @@ fn tree_with_a_static_program_is_refused() {
     assert!(!image.exists(), "no image may be written");
     assert!(dir.leftovers().is_empty(), "temporary files left: {:?}", dir.leftovers());
 }
+
+/// A small C project: six sources, a link, a pause before each compile so that
+/// the build lasts long enough to be interrupted anywhere (in make, in a
+/// compiler, in a pause).
+fn write_project(dir: &std::path::Path) {
+    for i in 1..=6 {
+        let src = format!("int f{i}(int x) {{ int s = 0; for (int k = 0; k < x; k++) s += k * {i}; return s; }}\n");
+        std::fs::write(dir.join(format!("f{i}.c")), src).unwrap();
+    }
+    std::fs::write(
+        dir.join("main.c"),
+        "#include <stdio.h>\nint f1(int), f2(int), f3(int), f4(int), f5(int), f6(int);\n\
+         int main(void) { printf(\"%d\\n\", f1(10) + f2(10) + f3(10) + f4(10) + f5(10) + f6(10)); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "OBJS = main.o f1.o f2.o f3.o f4.o f5.o f6.o\nprog: $(OBJS)\n\tcc -o $@ $(OBJS)\n\
+         %.o: %.c\n\tsleep 0.1\n\tcc -O2 -c -o $@ $<\n",
+    )
+    .unwrap();
+}
+
+/// `ckpt --tree make -j2`, checkpointed at a random moment of the build and
+/// restarted: the build finishes, and every object file and the program are
+/// byte for byte those of an uninterrupted build.
+#[test]
+fn tree_make_j2() {
+    require_tool("make", &["--version"], "make");
+    let reference = Dir::new("tree_make_reference");
+    write_project(reference.path());
+    let st = std::process::Command::new("make").arg("-j2").current_dir(reference.path()).output().unwrap();
+    assert!(st.status.success(), "the reference build failed: {st:?}");
+    let dir = Dir::new("tree_make");
+    write_project(dir.path());
+    let image = dir.join("make.ckpt");
+    let p = Proc::spawn(ckpt(&dir, &["--tree", "make", "-j2"]));
+    std::thread::sleep(random_delay(60, 500));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_checkpointed("the checkpointed build");
+    assert!(!dir.join("prog").exists(), "the build finished before the checkpoint\n{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("the restarted build");
+    for f in ["main.o", "f1.o", "f2.o", "f3.o", "f4.o", "f5.o", "f6.o", "prog"] {
+        let (a, b) = (std::fs::read(reference.join(f)).unwrap(), std::fs::read(dir.join(f)));
+        assert!(b.as_ref().is_ok_and(|b| *b == a), "{f} differs from the reference build\n{first}\n{second}");
+    }
+    let out = std::process::Command::new(dir.join("prog")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "945\n");
+}

@@ -414,6 +414,21 @@ fn freeze_rounds(s: &mut Session, root: i32) -> Result<(), Failure> {
         let mut asked = [false; MAX];
         let mut add = |p: &Proc| -> Result<(), Failure> {
             let zombie = matches!(p.state, b'Z' | b'X');
+            // A process in the middle of an exec has no handler yet: its new
+            // runtime installs one as it loads (about a millisecond).
+            let mut p = *p;
+            for _ in 0..50 {
+                if matches!(p.state, b'Z' | b'X') || p.caught & (1u64 << (SIGNAL - 1)) != 0 {
+                    break;
+                }
+                nap();
+                match stat(p.pid) {
+                    Some(q) => p = q,
+                    None => return Ok(()), // gone: not in the tree
+                }
+            }
+            let zombie = zombie || matches!(p.state, b'Z' | b'X');
+            let p = &p;
             if !zombie && p.caught & (1u64 << (SIGNAL - 1)) == 0 {
                 return Err(about(
                     p,
@@ -436,14 +451,17 @@ fn freeze_rounds(s: &mut Session, root: i32) -> Result<(), Failure> {
             s.comm[i] = p.comm;
             s.n += 1;
             if !zombie {
-                send(p.pid, Cmd::Freeze, 0)
-                    .map_err(|e| about(p, e, "asking a process of the tree to stop for", b""))?;
-                asked[i] = true;
+                match send(p.pid, Cmd::Freeze, 0) {
+                    Ok(()) => asked[i] = true,
+                    Err(Errno::ESRCH) => {} // exited meanwhile: settled below
+                    Err(e) => return Err(about(p, e, "asking a process of the tree to stop for", b"")),
+                }
             }
             Ok(())
         };
         scan(&held[..first - 1], root, &mut add)?;
         if s.n == first {
+            settle(s);
             return Ok(());
         }
         wait_replies(s, first, &asked, Cmd::Frozen, FREEZE_MS, b"did not stop within 2 s (does it block signal 62?)")?;
@@ -486,9 +504,21 @@ fn wait_replies(
             break;
         }
         for i in first..s.n {
-            if asked[i] && !done[i] && ckpt_sys::kill(s.members[i].pid as i32, 0) == Err(Errno::ESRCH) {
+            if !asked[i] || done[i] {
+                continue;
+            }
+            let exited = stat(s.members[i].pid as i32).is_none_or(|p| matches!(p.state, b'Z' | b'X'));
+            if exited && want == Cmd::Frozen {
+                // It ended before it could stop: `settle` records it as a
+                // zombie, or leaves it out if its parent reaped it.
+                done[i] = true;
+                left -= 1;
+            } else if exited {
                 return Err(about(&proc_of(s, i), Errno::ESRCH, "checkpointing the tree for", b"exited meanwhile"));
             }
+        }
+        if left == 0 {
+            break;
         }
         if waited >= ms {
             let i = (first..s.n).find(|&i| asked[i] && !done[i]).unwrap_or(first);
@@ -498,6 +528,40 @@ fn wait_replies(
         waited += 1;
     }
     Ok(())
+}
+
+/// Once every member is frozen (nothing in the tree runs but what is ending):
+/// a member that exited meanwhile is a zombie now (its parent is frozen), or was
+/// reaped before its parent froze and is left out, with the members below it
+/// (orphans, re-parented outside the tree: they go on).
+fn settle(s: &mut Session) {
+    let mut keep = [true; MAX];
+    for i in 1..s.n {
+        let parent_kept = (0..i).any(|j| keep[j] && s.members[j].pid == s.members[i].ppid);
+        match stat(s.members[i].pid as i32) {
+            Some(p) if parent_kept && p.ppid as u32 == s.members[i].ppid => {
+                if matches!(p.state, b'Z' | b'X') && s.members[i].flags & ZOMBIE == 0 {
+                    s.members[i].flags = ZOMBIE;
+                    s.members[i].status = p.exit_code;
+                }
+            }
+            _ => {
+                keep[i] = false;
+                if s.members[i].flags & ZOMBIE == 0 {
+                    let _ = send(s.members[i].pid as i32, Cmd::Go, 0);
+                }
+            }
+        }
+    }
+    let mut n = 1;
+    for i in 1..s.n {
+        if keep[i] {
+            s.members[n] = s.members[i];
+            s.comm[n] = s.comm[i];
+            n += 1;
+        }
+    }
+    s.n = n;
 }
 
 fn proc_of(s: &Session, i: usize) -> Proc {
