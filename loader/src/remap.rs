@@ -341,11 +341,10 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
             let verify = CHECK_MAPPED && check.hashes.is_some();
             let first = if verify { r.prot | prot::READ } else { r.prot };
+            let at = plan.base + off;
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
             // as below; the run was validated to lie in the file's data.
-            if let Err(e) =
-                unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, plan.fd, plan.base + off) }
-            {
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, plan.fd, at) } {
                 die(msg(&plan.name)
                     .s("cannot map saved region ")
                     .x(r.start)

@@ -554,8 +554,8 @@ fn settle(s: &mut Session) {
         }
     }
     let mut n = 1;
-    for i in 1..s.n {
-        if keep[i] {
+    for (i, &k) in keep.iter().enumerate().take(s.n).skip(1) {
+        if k {
             s.members[n] = s.members[i];
             s.comm[n] = s.comm[i];
             n += 1;
