@@ -138,3 +138,29 @@ fn tree_make_j2() {
     let out = std::process::Command::new(dir.join("prog")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "945\n");
 }
+
+/// A shell script with two background jobs and `wait` (each job a program with
+/// a forked worker, a zombie and shared memory: 7 processes): after the restart
+/// the shell's `wait` returns once both jobs are done, each job reaps its own
+/// children, and every step of the four workers and parents ran exactly once.
+#[test]
+fn tree_shell_background_jobs_and_wait() {
+    let dir = Dir::new("tree_jobs");
+    dir.compile("tree_worker.c", "tree_worker", &[]);
+    let image = dir.join("sh.ckpt");
+    let script = "./tree_worker & ./tree_worker & wait; echo ALLDONE";
+    let first = checkpoint_with(ckpt(&dir, &["--tree", "sh", "-c", script]), &image, "TSTP", random_delay(30, 380));
+    let info = ckpt_info(&image);
+    assert!(info.contains("processes:    7 "), "the shell, two jobs, their workers and zombies:\n{info}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the script");
+    for prefix in ["W ", "P "] {
+        let mut all = steps(&first, &second, prefix);
+        all.sort_unstable();
+        let want: Vec<u64> = (1..=40).flat_map(|i| [i, i]).collect();
+        assert_eq!(all, want, "{prefix}steps of both jobs\nfirst:\n{first}\nrestart:\n{second}");
+    }
+    let done = second.lines.iter().filter(|l| l.starts_with("DONE worker")).count();
+    assert_eq!(done, 2, "both jobs reap their children\n{second}");
+    assert_eq!(second.lines.last().map(String::as_str), Some("ALLDONE"), "{second}");
+}
