@@ -164,3 +164,34 @@ fn tree_shell_background_jobs_and_wait() {
     assert_eq!(done, 2, "both jobs reap their children\n{second}");
     assert_eq!(second.lines.last().map(String::as_str), Some("ALLDONE"), "{second}");
 }
+
+/// Continue mode (`-c`) for a tree: the tree goes on after the checkpoint and
+/// finishes as if nothing happened; the image restarts the tree from the moment
+/// of the checkpoint and finishes it too.
+#[test]
+fn tree_continue_mode() {
+    let dir = Dir::new("tree_continue");
+    dir.compile("tree_worker.c", "tree_worker", &[]);
+    let image = dir.join("tree_worker.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["--tree", "-c", "./tree_worker"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(30, 350));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_ok("the tree in continue mode");
+    let want: Vec<u64> = (1..=40).collect();
+    let none = Outcome { status: first.status, lines: Vec::new(), stderr: String::new() };
+    assert_eq!(steps(&first, &none, "W "), want, "{first}");
+    assert_eq!(steps(&first, &none, "P "), want, "{first}");
+    assert!(first.has("DONE worker") && first.stderr.contains("tree_worker.ckpt written"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the tree");
+    assert!(second.has("DONE worker"), "{second}");
+    for prefix in ["W ", "P "] {
+        let after = steps(&none, &second, prefix);
+        let from = after.first().copied().unwrap_or(41);
+        assert_eq!(after, (from..=40).collect::<Vec<u64>>(), "{prefix}steps after the restart\n{second}");
+    }
+    assert!(!steps(&none, &second, "W ").is_empty(), "the worker had finished before the checkpoint\n{second}");
+}
