@@ -35,8 +35,12 @@ pub mod loader;
 /// First bytes of the image header.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// Format version; bumped on any incompatible change (2: `Header::data_hash`;
-/// 3: the section table after the strings, `Header::sections_len`).
-pub const VERSION: u32 = 3;
+/// 3: the section table after the strings, `Header::sections_len`; 4: page data
+/// may be compressed, see [`compress`]).
+pub const VERSION: u32 = 4;
+/// The version written for an image whose page data is not compressed: it is
+/// exactly a version 3 image, which readers of version 3 still read.
+pub const PLAIN_VERSION: u32 = 3;
 /// Oldest version this build still reads: a version 2 image is a version 3 image
 /// without sections (its `sections_len` was a reserved zero field).
 pub const MIN_VERSION: u32 = 2;
@@ -394,6 +398,7 @@ macro_rules! record {
     };
 }
 
+pub mod compress;
 pub mod files;
 pub mod hashes;
 pub mod memory;
@@ -749,9 +754,10 @@ record! {
 }
 
 impl Header {
-    /// A header for `arch` with the magic and version filled in.
+    /// A header for `arch` with the magic and version filled in: [`PLAIN_VERSION`]
+    /// (a compressed image sets [`VERSION`]).
     pub fn new(arch: u32) -> Self {
-        Header { magic: u64::from_le_bytes(MAGIC), version: VERSION, arch, ..Default::default() }
+        Header { magic: u64::from_le_bytes(MAGIC), version: PLAIN_VERSION, arch, ..Default::default() }
     }
 
     /// Encode and seal: computes `header_hash` over the first 120 bytes.
@@ -794,7 +800,11 @@ impl Header {
             && h.data_offset % PAGE_SIZE == 0
             && h.data_offset >= h.meta_offset.saturating_add(h.meta_len)
             && h.data_len % PAGE_SIZE == 0
-            && h.data_offset.checked_add(h.data_len) == Some(h.file_len)
+            // Compressed data (version 4) ends before data_offset + data_len;
+            // `compress::check_against` checks the exact end against the pieces.
+            && h.data_offset.checked_add(h.data_len).is_some_and(|e| {
+                if h.version >= 4 { h.data_offset <= h.file_len } else { e == h.file_len }
+            })
             && h.nregions <= 1 << 20
             && h.nruns <= 1 << 24
             && h.strings_len <= 1 << 24
@@ -940,6 +950,7 @@ impl<'a> Meta<'a> {
             return Err(ImageError::BadRegisters);
         }
         memory::check_against(self)?;
+        compress::check_against(self)?;
         for (s, l) in self.process.vdso {
             if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
                 return Err(ImageError::BadLayout);
@@ -989,6 +1000,25 @@ impl<'a> Meta<'a> {
     /// has them (validated, count included, by `parse`).
     pub fn data_hashes(&self) -> Result<Option<hashes::DataHashes<'a>>, ImageError> {
         self.sections.get(section::tag::DATA_HASHES).map(|s| hashes::DataHashes::parse(s.data)).transpose()
+    }
+
+    /// The COMPRESSION section, if the page data is compressed (validated).
+    pub fn compression(&self) -> Option<compress::Compression<'a>> {
+        self.sections.get(section::tag::COMPRESSION).and_then(|s| compress::Compression::parse(s.data).ok())
+    }
+
+    /// Call `f(region index, plain file offset, length)` for every piece of the
+    /// page data, in order: each region's data cut every `piece` bytes from its
+    /// first byte (see `hashes`).
+    pub fn for_each_piece(&self, piece: u64, mut f: impl FnMut(u32, u64, u64)) {
+        for (i, r) in self.regions().enumerate() {
+            let (mut at, end) = self.data_range(&r);
+            while at < end && piece > 0 {
+                let n = piece.min(end - at);
+                f(i as u32, at, n);
+                at += n;
+            }
+        }
     }
 
     /// The file range `[start, end)` of region `r`'s data (empty if it has none).
