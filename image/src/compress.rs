@@ -238,7 +238,7 @@ fn rd64(b: &[u8], i: usize) -> u64 {
 }
 
 fn hash(v: u32) -> usize {
-    (v.wrapping_mul(2_654_435_761) >> (32 - HASH_LOG)) as usize
+    (v.wrapping_mul(2_654_435_761) >> (32 - HASH_LOG)) as usize & (Encoder::TABLE - 1)
 }
 
 /// Decode one LZ4 block `src` into exactly `dst` (every byte of `dst` written).
@@ -268,8 +268,15 @@ pub fn decode(src: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
         if lit == 15 {
             lit = more(src, &mut i, lit)?;
         }
-        let s = src.get(i..i + lit).ok_or(err(tok_at))?;
-        dst.get_mut(o..o + lit).ok_or(err(tok_at))?.copy_from_slice(s);
+        if lit <= 16 && i + 16 <= src.len() && o + 16 <= dst.len() {
+            // Short literals (the usual case): one fixed 16-byte copy, the bytes
+            // past `lit` overwritten by what follows (both ends checked).
+            let w: [u8; 16] = src[i..i + 16].try_into().map_err(|_| err(tok_at))?;
+            dst[o..o + 16].copy_from_slice(&w);
+        } else {
+            let s = src.get(i..i + lit).ok_or(err(tok_at))?;
+            dst.get_mut(o..o + lit).ok_or(err(tok_at))?.copy_from_slice(s);
+        }
         i += lit;
         o += lit;
         if i == src.len() {
@@ -292,8 +299,23 @@ pub fn decode(src: &[u8], dst: &mut [u8]) -> Result<(), DecodeError> {
         if ml > dst.len() - o {
             return Err(err(at));
         }
-        if off >= ml {
+        if off >= 8 && o + ml + 8 <= dst.len() {
+            // 8 bytes at a time, each from bytes already written (offset at
+            // least 8), the last copy running at most 7 bytes past the match
+            // (inside `dst`, overwritten by what follows).
+            let mut k = 0;
+            while k < ml {
+                let w: [u8; 8] = dst[o - off + k..o - off + k + 8].try_into().map_err(|_| err(at))?;
+                dst[o + k..o + k + 8].copy_from_slice(&w);
+                k += 8;
+            }
+        } else if off >= ml {
             dst.copy_within(o - off..o - off + ml, o);
+        } else if ml <= 64 {
+            // A short repeat of a short pattern: byte by byte (no call).
+            for k in o..o + ml {
+                dst[k] = dst[k - off];
+            }
         } else {
             // Overlapping: the pattern of `off` bytes repeats; copy it in
             // growing chunks, each from bytes already written.
@@ -378,7 +400,7 @@ impl<'t> Encoder<'t> {
                         len += 1;
                     }
                 }
-                out = sequence(dst, out, &src[anchor..ip], Some((ip - m, len)))?;
+                out = sequence(dst, out, src, anchor, ip, Some((ip - m, len)))?;
                 ip += len;
                 anchor = ip;
                 if ip > mflimit {
@@ -387,13 +409,27 @@ impl<'t> Encoder<'t> {
                 t[hash(rd32(src, ip - 2))] = (ip - 2) as u32;
             }
         }
-        sequence(dst, out, &src[anchor..], None)
+        sequence(dst, out, src, anchor, n, None)
     }
 }
 
-/// Append one sequence (literals, then the match `(offset, length)` unless it is
-/// the last) at `dst[at..]`; the new end, or `None` if `dst` is too short.
-fn sequence(dst: &mut [u8], mut at: usize, lit: &[u8], m: Option<(usize, usize)>) -> Option<usize> {
+/// Append one sequence (the literals `src[from..to]`, then the match `(offset,
+/// length)` unless it is the last) at `dst[at..]`; the new end, or `None` if
+/// `dst` is too short.
+///
+/// Short copies are fixed-size ones: in the `no_std` runtime and loader a
+/// `copy_from_slice` of variable length is a call to compiler_builtins' memcpy
+/// (`rep movsb`), whose start-up cost dwarfs a copy of a few bytes; measured, the
+/// decoder ran at a fifth of its speed with such calls.
+fn sequence(
+    dst: &mut [u8],
+    mut at: usize,
+    src: &[u8],
+    from: usize,
+    to: usize,
+    m: Option<(usize, usize)>,
+) -> Option<usize> {
+    let lit = &src[from..to];
     let ml = m.map_or(0, |(_, l)| l - MINMATCH);
     let ext = |n: usize| if n >= 15 { (n - 15) / 255 + 1 } else { 0 };
     let need = 1 + ext(lit.len()) + lit.len() + if m.is_some() { 2 + ext(ml) } else { 0 };
@@ -416,7 +452,13 @@ fn sequence(dst: &mut [u8], mut at: usize, lit: &[u8], m: Option<(usize, usize)>
         }
     };
     put_len(dst, &mut at, lit.len());
-    dst[at..at + lit.len()].copy_from_slice(lit);
+    if lit.len() <= 16 && at + 16 <= dst.len() && from + 16 <= src.len() {
+        // Short literals: one fixed 16-byte copy (the tail is overwritten next).
+        let w: [u8; 16] = src[from..from + 16].try_into().ok()?;
+        dst[at..at + 16].copy_from_slice(&w);
+    } else {
+        dst[at..at + lit.len()].copy_from_slice(lit);
+    }
     at += lit.len();
     if let Some((off, _)) = m {
         dst[at..at + 2].copy_from_slice(&(off as u16).to_le_bytes());

@@ -1,6 +1,7 @@
 /* A heap that compresses like a real program's (text records, small numbers,
  * pointers) with a part that does not (pseudo-random words): argv[1] MiB
- * (default 24), argv[2] percent of it random (default 12), 60 TICKs of 25 ms.
+ * (default 24), argv[2] percent of it random (default 12), argv[3] TICKs of 25 ms
+ * (default 60).
  * Each tick rewrites a few words; a position-weighted checksum of the whole heap
  * is kept up to date and recomputed in full after a restart, so a single wrong
  * byte anywhere (a piece decoded wrong, a page left out) is caught. */
@@ -20,6 +21,7 @@ static uint64_t sum(const uint64_t *p, size_t n) {
 int main(int argc, char **argv) {
     size_t mib = argc > 1 ? strtoul(argv[1], 0, 10) : 24;
     size_t pct = argc > 2 ? strtoul(argv[2], 0, 10) : 12;
+    int ticks = argc > 3 ? atoi(argv[3]) : 60;
     size_t bytes = mib << 20, n = bytes / 8;
     char *c = malloc(bytes);
     if (!c) FAIL("malloc %zu MiB", mib);
@@ -41,7 +43,7 @@ int main(int argc, char **argv) {
     }
     uint64_t want = sum(p, n);
     ready();
-    for (int t = 1; t <= 60; t++) {
+    for (int t = 1; t <= ticks; t++) {
         if (restarted()) {
             uint64_t got = sum(p, n);
             if (got != want) FAIL("checksum %016llx, expected %016llx", (unsigned long long)got, (unsigned long long)want);
