@@ -188,3 +188,29 @@ fn damaged_compressed_data_is_refused() {
     o.assert_ok("the undamaged image");
     assert!(o.has("RESTARTED checksum ok"), "{o}");
 }
+
+/// Threads stopped in waits, reads, sleeps, handlers and locks: their stacks
+/// (which change while the image is written, and are copied for it) compressed
+/// with the rest; every thread goes on after the restart.
+fn threads(bits: Bits) {
+    let dir = Dir::new(&format!("zthreads{}", bits.tag()));
+    dir.compile_bits("threads_blocking.c", "threads_blocking", &["-pthread"], bits);
+    let image = dir.join("threads_blocking.ckpt");
+    let first = checkpoint(ckpt(&dir, &["-z", "./threads_blocking", "60"]), &image);
+    let (r, packed) = ratio(&image);
+    assert!(packed > 0 && r > 1.0, "ratio {r:.2}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED blocking threads"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+#[test]
+fn threads_compressed() {
+    threads(Bits::B64);
+}
+
+#[test]
+fn threads_compressed_32bit() {
+    threads(Bits::B32);
+}

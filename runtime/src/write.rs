@@ -32,6 +32,14 @@
 //! the restart (dead frames below the save point; cpu fields the restarted
 //! runtime registers afresh), only that file and hash agree.
 //!
+//! With compression (`CKPT_COMPRESS`, the image crate's `compress` module) each
+//! piece is instead copied out of memory by the kernel (`process_vm_readv` on
+//! ourselves: an unreadable page is EFAULT there too), hashed plain, encoded as
+//! one LZ4 block and written encoded, or plain when that does not save 1/32;
+//! the copy stands in for the snapshot of the volatile ranges. Private file
+//! mappings saved whole stay plain and page-aligned: the loader maps them from
+//! the file.
+//!
 //! Runs below the save point (see `arch`), with every signal blocked.
 //!
 //! # Safety
