@@ -1240,6 +1240,82 @@ mod tests {
         (h, meta)
     }
 
+    /// The regions and runs of `sample`, with DATA_HASHES (two pieces: 0x3000
+    /// bytes of region 0, 0x1000 of region 1) and a COMPRESSION section holding
+    /// `pieces`; the file ends where the last piece does.
+    fn compressed(pieces: &[compress::StoredPiece], version: u32) -> (Header, Vec<u8>) {
+        use compress::Compression;
+        let (h0, meta0) = sample();
+        // Everything up to the strings' end is kept; the sections are new.
+        let keep = meta0.len() - h0.sections_len as usize;
+        let mut meta = meta0[..keep].to_vec();
+        let mut dh = vec![0u8; hashes::DataHashes::len_for(2)];
+        hashes::DataHashes::start(&mut dh, hashes::PIECE, 2);
+        let mut c = vec![0u8; Compression::len_for(pieces.len())];
+        Compression::start(&mut c, h0.data_len, pieces.len());
+        for (i, p) in pieces.iter().enumerate() {
+            Compression::put(&mut c, i, p);
+        }
+        for (tag, body) in [(section::tag::COMPRESSION, &c), (section::tag::DATA_HASHES, &dh)] {
+            let mut hd = [0u8; SECTION_HEADER_LEN];
+            SectionHeader { tag, version: 1, len: body.len() as u64 }.encode(&mut hd);
+            meta.extend_from_slice(&hd);
+            meta.extend_from_slice(body);
+        }
+        let mut h = h0;
+        h.version = version;
+        h.sections_len = (meta.len() - keep) as u64;
+        h.meta_len = meta.len() as u64;
+        h.meta_hash = hash64(&meta);
+        h.file_len = pieces.last().map_or(h.data_offset, |p| p.off + p.len as u64);
+        (h, meta)
+    }
+
+    /// A compressed image's stored pieces are checked against the plain layout
+    /// and the file before anything is read: lengths for their codec, order,
+    /// padding, count, the file's end, and the version.
+    #[test]
+    fn compressed_layouts_are_checked() {
+        use compress::{StoredPiece, codec};
+        let (h, _) = sample();
+        let d = h.data_offset;
+        let lz = |off: u64, len: u32| StoredPiece { off, len, codec: codec::LZ4 };
+        let raw = |off: u64, len: u32| StoredPiece { off, len, codec: codec::NONE };
+        let parse = |pieces: &[StoredPiece], version: u32| {
+            let (mut h, meta) = compressed(pieces, version);
+            let hb = sealed(&mut h);
+            let h2 = Header::parse(&hb, h.file_len, ARCH_X86_64)?;
+            Meta::parse(&h2, &meta).map(|m| m.compression().map(|c| c.pieces.len()))
+        };
+        let bad = Err(ImageError::BadSection { tag: section::tag::COMPRESSION });
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x100, 0x1000)], 4), Ok(Some(2)));
+        // Padding under a page before a piece is allowed, a page or more is not.
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x1000, 0x1000)], 4), Ok(Some(2)));
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x1100, 0x1000)], 4), bad);
+        // An LZ4 block as long as its piece, a plain piece of the wrong length.
+        assert_eq!(parse(&[lz(d, 0x3000), raw(d + 0x3000, 0x1000)], 4), bad);
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x100, 0xfff)], 4), bad);
+        assert_eq!(parse(&[lz(d, 0), raw(d, 0x1000)], 4), bad);
+        // Out of order, before the data, an unknown codec, one piece missing.
+        assert_eq!(parse(&[lz(d + 0x1000, 0x100), raw(d, 0x1000)], 4), bad);
+        assert_eq!(parse(&[lz(d - 0x10, 0x100), raw(d + 0x100, 0x1000)], 4), bad);
+        let odd = StoredPiece { off: d, len: 0x100, codec: 7 };
+        assert_eq!(parse(&[odd, raw(d + 0x100, 0x1000)], 4), bad);
+        assert_eq!(parse(&[lz(d, 0x100)], 4), bad);
+        // A version 3 reader's layout: refused by version, not misread.
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x100, 0x1000)], 3), Err(ImageError::BadLayout));
+        let all_plain = [raw(d, 0x3000), raw(d + 0x3000, 0x1000)];
+        assert_eq!(parse(&all_plain, 4), Ok(Some(2)));
+        assert_eq!(parse(&all_plain, 3), Err(ImageError::BadVersion { found: 3 }));
+        // A version 4 image without the section must end at data_offset + data_len.
+        let (mut h4, meta) = sample();
+        h4.version = 4;
+        h4.file_len -= 1;
+        let hb = sealed(&mut h4);
+        let h4 = Header::parse(&hb, h4.file_len, ARCH_X86_64).unwrap();
+        assert_eq!(Meta::parse(&h4, &meta).unwrap_err(), ImageError::BadLayout);
+    }
+
     fn sealed(h: &mut Header) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         h.seal(&mut b);
