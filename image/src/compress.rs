@@ -566,7 +566,7 @@ mod tests {
             let mut b = c.to_vec();
             let k = (x as usize) % b.len();
             b[k] ^= 1 << ((x >> 32) % 8);
-            if x % 7 == 0 {
+            if x.is_multiple_of(7) {
                 b.truncate((x >> 40) as usize % b.len());
             }
             match decode(&b, &mut d) {
