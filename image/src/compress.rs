@@ -225,18 +225,21 @@ const MAX_DISTANCE: usize = 65535;
 /// Entries of the encoder's hash table ([`Encoder::TABLE`]).
 const HASH_LOG: u32 = 12;
 
+#[inline(always)]
 fn rd32(b: &[u8], i: usize) -> u32 {
     let mut w = [0u8; 4];
     w.copy_from_slice(&b[i..i + 4]);
     u32::from_le_bytes(w)
 }
 
+#[inline(always)]
 fn rd64(b: &[u8], i: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[i..i + 8]);
     u64::from_le_bytes(w)
 }
 
+#[inline(always)]
 fn hash(v: u32) -> usize {
     (v.wrapping_mul(2_654_435_761) >> (32 - HASH_LOG)) as usize & (Encoder::TABLE - 1)
 }
@@ -355,7 +358,7 @@ impl<'t> Encoder<'t> {
     /// stop as soon as compression does not pay).
     pub fn encode(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
         let n = src.len();
-        let t = &mut self.table[..Self::TABLE];
+        let Ok(t) = <&mut [u32; 1 << HASH_LOG]>::try_from(&mut self.table[..1 << HASH_LOG]) else { return None };
         let mut out = 0usize;
         let mut anchor = 0usize;
         if n > MFLIMIT {
@@ -421,6 +424,7 @@ impl<'t> Encoder<'t> {
 /// `copy_from_slice` of variable length is a call to compiler_builtins' memcpy
 /// (`rep movsb`), whose start-up cost dwarfs a copy of a few bytes; measured, the
 /// decoder ran at a fifth of its speed with such calls.
+#[inline(always)]
 fn sequence(
     dst: &mut [u8],
     mut at: usize,
