@@ -719,16 +719,26 @@ impl Out {
     /// Compressing: write the runs of one region (all of its data), piece by
     /// piece: each piece copied out by the kernel, hashed plain, encoded, and
     /// written encoded if that saves at least 1/32, else plain.
-    fn packed(&mut self, runs: &[Run]) -> Result<(), Errno> {
+    ///
+    /// Memory that does not compress (random data, already compressed data)
+    /// would pay for the copy and the encoding for nothing: after a piece stored
+    /// plain, the next one is first tried on its first `PROBE` bytes, and if
+    /// those do not compress either it is written plain straight from memory as
+    /// without compression (`memory`), unless it touches a `volatile` range
+    /// (which must be written from a copy).
+    fn packed(&mut self, runs: &[Run], volatile: &[(u64, u64)]) -> Result<(), Errno> {
         let Some(mut pk) = self.pack.take() else { return Err(Errno::EINVAL) };
-        let r = self.packed_with(&mut pk, runs);
+        let r = self.packed_with(&mut pk, runs, volatile);
         self.pack = Some(pk);
         r
     }
 
-    fn packed_with(&mut self, pk: &mut Pack, runs: &[Run]) -> Result<(), Errno> {
+    fn packed_with(&mut self, pk: &mut Pack, runs: &[Run], volatile: &[(u64, u64)]) -> Result<(), Errno> {
+        /// Bytes a piece is tried on after a piece that did not compress.
+        const PROBE: usize = 16 << 10;
         let (mut i, mut off) = (0usize, 0u64);
         let mut iov = [IoVec::default(); PIECE / PAGE_SIZE as usize];
+        let mut last_plain = false;
         while i < runs.len() {
             let (mut n, mut bytes) = (0usize, 0usize);
             while n < iov.len() && i < runs.len() && bytes < PIECE {
@@ -741,6 +751,33 @@ impl Out {
                     (i, off) = (i + 1, 0);
                 }
             }
+            let touches = |v: &IoVec| {
+                let (a, e) = (v.base as u64, (v.base + v.len) as u64);
+                volatile.get(volatile.partition_point(|r| r.1 <= a)).is_some_and(|r| r.0 < e)
+            };
+            if last_plain && bytes > PROBE && !iov[..n].iter().any(touches) {
+                let probe = &mut pk.plain.bytes()[..PROBE];
+                // The probe's first pages: the first entries, cut at PROBE.
+                let (mut pn, mut left) = (0usize, PROBE);
+                let mut piov = [IoVec::default(); PROBE / PAGE_SIZE as usize];
+                while left > 0 && pn < n {
+                    piov[pn] = IoVec { base: iov[pn].base, len: iov[pn].len.min(left) };
+                    left -= piov[pn].len;
+                    pn += 1;
+                }
+                self.copy_in(&piov[..pn], probe)?;
+                let mut enc = Encoder::new(pk.table.as_mut_slice()).ok_or(Errno::EINVAL)?;
+                if enc.encode(probe, &mut pk.packed.bytes()[..PROBE - PROBE / 32]).is_none() {
+                    let mut direct = [Run::default(); PIECE / PAGE_SIZE as usize];
+                    for (d, v) in direct.iter_mut().zip(&iov[..n]) {
+                        *d = Run { addr: v.base as u64, len: v.len as u64, file_off: 0 };
+                    }
+                    let at = self.at;
+                    self.memory(&direct[..n])?;
+                    pk.stored.push(StoredPiece { off: at, len: (self.at - at) as u32, codec: codec::NONE })?;
+                    continue;
+                }
+            }
             let plain = &mut pk.plain.bytes()[..bytes];
             self.copy_in(&iov[..n], plain)?;
             self.hash_plain(plain);
@@ -750,6 +787,7 @@ impl Out {
                 Some(k) => (&packed[..k], codec::LZ4),
                 None => (plain, codec::NONE),
             };
+            last_plain = how == codec::NONE;
             ckpt_sys::write_all(self.fd, out)?;
             self.hash.update(out);
             pk.stored.push(StoredPiece { off: self.at, len: out.len() as u32, codec: how })?;
@@ -907,7 +945,7 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64)], snap: &mut 
         // are written plain, page-aligned, as without compression.
         let whole = compress::mapped_from_image(r, mine.first());
         if w.pack.is_some() && !whole {
-            let res = w.packed(mine);
+            let res = w.packed(mine, volatile);
             if unreadable {
                 // SAFETY: puts back the protection the program had set.
                 let _ = unsafe { ckpt_sys::mprotect(start, len, ProtFlags(r.prot)) };
