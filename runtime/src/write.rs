@@ -36,7 +36,9 @@
 //! piece is instead copied out of memory by the kernel (`process_vm_readv` on
 //! ourselves: an unreadable page is EFAULT there too), hashed plain, encoded as
 //! one LZ4 block and written encoded, or plain when that does not save 1/32;
-//! the copy stands in for the snapshot of the volatile ranges. Private file
+//! the copy stands in for the snapshot of the volatile ranges (memory that does
+//! not compress is detected on a sample and written as without compression, see
+//! `Out::packed`). Private file
 //! mappings saved whole stay plain and page-aligned: the loader maps them from
 //! the file.
 //!
