@@ -325,6 +325,9 @@ fn take_here(
     target: &Target,
 ) -> Result<Outcome, Failure> {
     let mut job = if target.member { Job::on_file(path)? } else { Job::create(path)? };
+    // A tree's images are not compressed yet: the root's loader reads the
+    // memory the processes share straight from their saved runs (docs/trees.md).
+    job.compress = st.cfg.compress && !st.cfg.tree;
     let (kernel, names) = (&st.kernel, &st.names);
     let saved = arch::save_context(&mut || match job.write(kernel, names, &[table]) {
         Ok(()) => 0,
@@ -375,6 +378,7 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
     let saved = arch::save_context(&mut || {
         let mut write = |stack: (u64, u64)| {
             let r = Job::create(path).and_then(|mut job| {
+                job.compress = cfg.compress;
                 match job.write(kernel, names, &[stack, writer::scratch_ranges(), table]) {
                     Ok(()) => job.commit().map(|bytes| written(cfg, path, seq, bytes)),
                     Err(f) => {
