@@ -37,6 +37,11 @@ struct Image<'p> {
     loader: LoaderElf,
     header: Header,
     meta: Vec<u8>,
+    /// Where this image starts in the file: 0, or a member image of a tree
+    /// (`ckpt_image::tree`), which is a whole checkpoint file of its own there.
+    base: u64,
+    /// " (process PID of the tree)" for a member image, for messages.
+    who: String,
 }
 
 /// `ckpt verify FILE`: exit 0 with a one-line summary if every byte checks out,
@@ -51,8 +56,12 @@ pub fn verify(path: &Path) -> Result<(), Error> {
     } else {
         ""
     };
+    let tree = match meta.tree() {
+        Some(t) => format!(", a tree of {} processes (every member image checked)", t.len()),
+        None => String::new(),
+    };
     println!(
-        "{}: ok: {} image of {}, {} regions ({} mapped, {} saved), {} bytes checked{unchecked}",
+        "{}: ok: {} image of {}, {} regions ({} mapped, {} saved){tree}, {} bytes checked{unchecked}",
         path.display(),
         arch_name(img.header.arch),
         text(meta.string(meta.process.strings[strs::EXE])),
@@ -91,14 +100,21 @@ impl<'p> Image<'p> {
     /// Open `path` and check what a restart checks before touching memory: the
     /// loader's ELF headers, the image header and the metadata.
     fn open(path: &'p Path) -> Result<Image<'p>, Error> {
-        let damaged = |what: String| Error::new(FAILURE, format!("{}: {what}", path.display()));
         let io_err = |e: io::Error| Error::new(FAILURE, format!("cannot read {}: {}", path.display(), describe(&e)));
         let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
+        Image::open_in(path, file, 0, len, String::new())
+    }
+
+    /// The image of `len` bytes at `base` in `file` (a whole file, or a member
+    /// image of a tree).
+    fn open_in(path: &'p Path, file: File, base: u64, len: u64, who: String) -> Result<Image<'p>, Error> {
+        let damaged = |what: String| Error::new(FAILURE, format!("{}{who}: {what}", path.display()));
+        let io_err = |e: io::Error| Error::new(FAILURE, format!("cannot read {}: {}", path.display(), describe(&e)));
         if len == 0 {
             return Err(damaged("empty file, not a checkpoint image".into()));
         }
-        let loader = read_loader(&file, len).map_err(io_err)?.map_err(|e| match e {
+        let loader = read_loader(&file, base, len).map_err(io_err)?.map_err(|e| match e {
             LoaderError::Truncated { .. } => {
                 damaged("truncated image (the file ends inside the restart loader's ELF headers)".into())
             }
@@ -119,7 +135,7 @@ impl<'p> Image<'p> {
             return Err(damaged(ImageError::Truncated { need: header_end, have: len }.to_string()));
         }
         let mut hb = [0u8; HEADER_LEN];
-        file.read_exact_at(&mut hb, image_offset).map_err(io_err)?;
+        file.read_exact_at(&mut hb, base + image_offset).map_err(io_err)?;
         let header = match Header::parse(&hb, len, 0) {
             Ok(h) => h,
             Err(ImageError::BadMagic) => {
@@ -157,9 +173,9 @@ impl<'p> Image<'p> {
         }
         // Header::parse checked meta_offset + meta_len <= data_offset <= file_len <= len.
         let mut meta = vec![0u8; header.meta_len as usize];
-        file.read_exact_at(&mut meta, header.meta_offset).map_err(io_err)?;
+        file.read_exact_at(&mut meta, base + header.meta_offset).map_err(io_err)?;
         Meta::parse(&header, &meta).map_err(|e| damaged(e.to_string()))?;
-        Ok(Image { path, file, len, loader, header, meta })
+        Ok(Image { path, file, len, loader, header, meta, base, who })
     }
 
     /// The metadata view (validated in `open`).
@@ -168,19 +184,23 @@ impl<'p> Image<'p> {
     }
 
     fn damaged(&self, what: String) -> Error {
-        Error::new(FAILURE, format!("{}: {what}", self.path.display()))
+        Error::new(FAILURE, format!("{}{}: {what}", self.path.display(), self.who))
     }
 
     /// Every byte `open` did not check: the loader, the padding, the page data,
     /// and nothing after the end.
     fn check_bytes(&self) -> Result<(), Error> {
         let h = &self.header;
-        if self.len != h.file_len {
+        let end = ckpt_image::tree::end(&self.meta());
+        if self.len < end {
+            return Err(self.damaged(ImageError::Truncated { need: end, have: self.len }.to_string()));
+        }
+        if self.len != end {
             return Err(self.damaged(format!(
                 "{} bytes after the end of the image (the file is {} bytes, the image {})",
-                self.len - h.file_len,
+                self.len - end,
                 self.len,
-                h.file_len
+                end
             )));
         }
         let (loader_hash, _) = self.hash(0, h.image_offset)?;
@@ -208,7 +228,40 @@ impl<'p> Image<'p> {
                 stored, h.data_offset, h.data_hash
             )));
         }
+        self.check_members()
+    }
+
+    /// A tree image: every member image, checked as a file of its own, and the
+    /// zero padding after each.
+    fn check_members(&self) -> Result<(), Error> {
+        for (m, base, len) in self.members() {
+            let who = format!(" (process {} of the tree)", m.pid);
+            let file = self.file.try_clone().map_err(|e| self.damaged(describe(&e)))?;
+            let img = Image::open_in(self.path, file, self.base + base, len, who)?;
+            if img.header.arch != self.header.arch {
+                return Err(img.damaged("a member image of another architecture than the tree's root".into()));
+            }
+            img.check_bytes()?;
+            if let (_, Some(at)) = self.hash(base + len, ckpt_image::page_up(len) - len)? {
+                return Err(
+                    img.damaged(format!("the padding after the image is damaged (non-zero byte at offset {at})"))
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The member images of a tree: (record, offset in this image, length).
+    fn members(&self) -> Vec<(ckpt_image::tree::Member, u64, u64)> {
+        let meta = self.meta();
+        let Some(t) = meta.tree() else { return Vec::new() };
+        t.iter()
+            .filter(|m| m.len != 0)
+            .map(|m| {
+                let (start, end) = ckpt_image::tree::range(self.header.file_len, &m);
+                (m, start, end - start)
+            })
+            .collect()
     }
 
     /// Each piece of the page data against its hash in the DATA_HASHES section
@@ -282,7 +335,7 @@ impl<'p> Image<'p> {
         while done < len {
             let n = (len - done).min(PIECE as u64) as usize;
             let at = off + done;
-            self.file.read_exact_at(&mut buf[..n], at).map_err(|e| {
+            self.file.read_exact_at(&mut buf[..n], self.base + at).map_err(|e| {
                 let why = if e.kind() == io::ErrorKind::UnexpectedEof {
                     // The file shrank while we read it.
                     ImageError::Truncated { need: off + len, have: at }.to_string()
@@ -349,6 +402,12 @@ impl<'p> Image<'p> {
                 }
             }
         }
+        if let Some(t) = meta.tree() {
+            let _ = writeln!(o, "processes:    {} (this image is the root's; each other process has its own)", t.len());
+            for m in t.iter() {
+                let _ = writeln!(o, "  {}", self.member_line(&m));
+            }
+        }
         let _ = writeln!(o, "regions:");
         let w = if h.arch == ARCH_X86 { 8 } else { 12 };
         for r in meta.regions() {
@@ -366,6 +425,35 @@ impl<'p> Image<'p> {
             );
         }
         o
+    }
+
+    /// One line about a process of a tree: its ids and what its image holds.
+    fn member_line(&self, m: &ckpt_image::tree::Member) -> String {
+        let ids = format!("pid {:<7} parent {:<7} group {:<7} session {:<7}", m.pid, m.ppid, m.pgid, m.sid);
+        if m.flags & ckpt_image::tree::ROOT != 0 {
+            return format!("{ids} the root (this image)");
+        }
+        if m.flags & ckpt_image::tree::ZOMBIE != 0 {
+            return format!("{ids} a zombie ({}); made again at restart for its parent to reap", wait_text(m.status));
+        }
+        let (start, end) = ckpt_image::tree::range(self.header.file_len, m);
+        let Ok(file) = self.file.try_clone() else { return format!("{ids} (cannot read)") };
+        match Image::open_in(self.path, file, self.base + start, end - start, String::new()) {
+            Ok(img) => {
+                let meta = img.meta();
+                let threads = meta.threads().map_or(1, |t| t.len());
+                format!(
+                    "{ids} {} ({} at offset {start}, {} regions, {} saved, {} thread{})",
+                    text(meta.string(meta.process.strings[strs::EXE])),
+                    size(end - start),
+                    img.header.nregions,
+                    size(img.header.data_len),
+                    threads,
+                    if threads == 1 { "" } else { "s" }
+                )
+            }
+            Err(e) => format!("{ids} damaged: {e}"),
+        }
     }
 
     fn json(&self) -> String {
@@ -477,21 +565,26 @@ struct RegionJson {
 
 /// The restart loader's ELF headers at the start of `file` (`len` bytes long),
 /// read in one go in the usual case, in two when its program headers lie further.
-fn read_loader(file: &File, len: u64) -> io::Result<Result<LoaderElf, LoaderError>> {
+fn read_loader(file: &File, base: u64, len: u64) -> io::Result<Result<LoaderElf, LoaderError>> {
     /// Enough for the headers of the loader ckpt builds (they are in its first page).
     const FIRST: u64 = 4096;
     /// More is not a loader's: `e_phoff` + 65535 entries of 56 bytes stays far below.
     const MOST: u64 = 16 << 20;
     let mut buf = vec![0u8; len.min(FIRST) as usize];
-    file.read_exact_at(&mut buf, 0)?;
+    file.read_exact_at(&mut buf, base)?;
     match loader::parse(&buf) {
         Err(LoaderError::Truncated { need }) if need <= len.min(MOST) && need > buf.len() as u64 => {
             buf.resize(need as usize, 0);
-            file.read_exact_at(&mut buf, 0)?;
+            file.read_exact_at(&mut buf, base)?;
             Ok(loader::parse(&buf))
         }
         r => Ok(r),
     }
+}
+
+/// A wait status as `waitpid` reports it, in words.
+fn wait_text(st: u32) -> String {
+    if st & 0x7f == 0 { format!("exit status {}", (st >> 8) & 0xff) } else { format!("killed by signal {}", st & 0x7f) }
 }
 
 fn describe(e: &io::Error) -> String {

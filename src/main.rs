@@ -61,7 +61,7 @@ const AFTER_HELP: &str = "See 'ckpt --help' for the environment, exit status and
 
 const AFTER_LONG_HELP: &str = "\
 Environment:
-  CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL, CKPT_INHERIT,
+  CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL, CKPT_INHERIT, CKPT_TREE,
   CKPT_EXIT_STATUS, CKPT_QUIET, CKPT_DEADLINE, CKPT_DIR, CKPT_KEEP,
   CKPT_COMPRESS
       Read by the runtime in PROG. The options above set them; a value
@@ -241,6 +241,18 @@ struct RuntimeOpts {
     /// (they would all write to the same file name).
     #[arg(long, verbatim_doc_comment)]
     inherit: bool,
+
+    /// Checkpoint PROG and every process it starts, into one file (sets CKPT_TREE=1)
+    ///
+    /// The runtime stays in LD_PRELOAD for every descendant (children of
+    /// children, and what they exec). One trigger to PROG, or a Ctrl-Z to the
+    /// terminal's foreground group, makes ONE image of the whole tree; running
+    /// it restarts every process with its pid, parent, process group and
+    /// session (in a new user and pid namespace). A descendant without the
+    /// runtime (a static program) makes the checkpoint fail, naming it.
+    /// Processes that left the tree (a double-forked daemon) are not in it.
+    #[arg(long, verbatim_doc_comment)]
+    tree: bool,
 }
 
 /// The commands besides running a program.
@@ -423,6 +435,12 @@ fn runtime_settings(cli: &RuntimeOpts) -> Result<Vec<(&'static str, OsString)>, 
     }
     if cli.inherit {
         vars.push(("CKPT_INHERIT", "1".into()));
+    }
+    if cli.tree {
+        vars.push(("CKPT_TREE", "1".into()));
+        if cli.compress {
+            eprintln!("ckpt: warning: -z is not applied to a tree's image yet (--tree): it is written uncompressed");
+        }
     }
     if let Some(interval) = &cli.interval {
         vars.push(("CKPT_INTERVAL", parse_interval(interval)?.to_string().into()));

@@ -65,6 +65,14 @@ pub fn describe(s: &Section) -> Vec<String> {
                 .collect(),
             Err(_) => Vec::new(),
         },
+        section::tag::TREE => match ckpt_image::tree::members(s) {
+            Ok(t) => vec![format!(
+                "{} processes; the restart makes each again with its pid, parent, process group and \
+                 session inside a new user and pid namespace (see processes below)",
+                t.len()
+            )],
+            Err(e) => vec![format!("damaged: {e}")],
+        },
         t if section::name(t) == "unknown" => {
             vec!["(a kind of state this ckpt does not know; the image's own loader restores it)".to_string()]
         }
@@ -446,6 +454,28 @@ pub fn json_records(s: &Section) -> serde_json::Map<String, serde_json::Value> {
                 })
                 .unwrap_or_default();
             m.insert("views".into(), Value::Array(items));
+        }
+        section::tag::TREE => {
+            let items: Vec<Value> = ckpt_image::tree::members(s)
+                .map(|t| {
+                    t.iter()
+                        .map(|m| {
+                            json!({
+                                "pid": m.pid,
+                                "ppid": m.ppid,
+                                "pgid": m.pgid,
+                                "sid": m.sid,
+                                "root": m.flags & ckpt_image::tree::ROOT != 0,
+                                "zombie": m.flags & ckpt_image::tree::ZOMBIE != 0,
+                                "wait_status": m.status,
+                                "offset": m.offset,
+                                "bytes": m.len,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            m.insert("processes".into(), Value::Array(items));
         }
         section::tag::THREADS => {
             let items: Vec<Value> = ckpt_image::threads::parse(s.data)

@@ -422,6 +422,7 @@ pub mod process;
 pub mod section;
 pub use section::{Section, Sections};
 pub mod threads;
+pub mod tree;
 
 record! {
     /// The fixed header at `image_offset`.
@@ -966,6 +967,7 @@ impl<'a> Meta<'a> {
             return Err(ImageError::BadRegisters);
         }
         memory::check_against(self)?;
+        tree::check_against(self)?;
         compress::check_against(self)?;
         for (s, l) in self.process.vdso {
             if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
@@ -1010,6 +1012,11 @@ impl<'a> Meta<'a> {
     /// The thread records, when the image has a THREADS section (validated).
     pub fn threads(&self) -> Option<section::Table<'a, threads::Thread>> {
         self.sections.get(section::tag::THREADS).and_then(|s| threads::parse(s.data).ok())
+    }
+
+    /// The processes of a tree image (section TREE, validated), if it is one.
+    pub fn tree(&self) -> Option<section::Table<'a, tree::Member>> {
+        self.sections.get(section::tag::TREE).and_then(|s| tree::members(&s).ok())
     }
 
     /// The per-piece hashes of the page data (section DATA_HASHES), if the image
@@ -1388,12 +1395,13 @@ mod tests {
     }
 
     /// Section framing is checked even when the checksum was resealed: a length
-    /// past the end, tag 0, a repeated tag, version 0.
+    /// past the end, tag 0, a repeated tag, version 0 (tag 40: a tag this build
+    /// does not know, so only the framing is checked).
     #[test]
     fn malformed_sections_are_refused() {
         let good = {
             let mut b = vec![0u8; 64];
-            SectionHeader { tag: 7, version: 1, len: 3 }.encode(&mut b);
+            SectionHeader { tag: 40, version: 1, len: 3 }.encode(&mut b);
             b.truncate(SECTION_HEADER_LEN + 3);
             b
         };
@@ -1403,14 +1411,14 @@ mod tests {
             SectionHeader { tag, version, len }.encode(&mut b);
             Sections::parse(&b).map(drop)
         };
-        assert_eq!(with(7, 1, 4).unwrap_err(), ImageError::BadSection { tag: 7 });
+        assert_eq!(with(40, 1, 4).unwrap_err(), ImageError::BadSection { tag: 40 });
         assert_eq!(with(0, 1, 3).unwrap_err(), ImageError::BadSection { tag: 0 });
         assert_eq!(with(64, 1, 3).unwrap_err(), ImageError::BadSection { tag: 64 });
-        assert_eq!(with(7, 0, 3).unwrap_err(), ImageError::BadSection { tag: 7 });
+        assert_eq!(with(40, 0, 3).unwrap_err(), ImageError::BadSection { tag: 40 });
         assert_eq!(with(tag::FILES, 3, 3).unwrap_err(), ImageError::NewerSection { tag: tag::FILES, version: 3 });
         let mut twice = good.clone();
         twice.extend_from_slice(&good);
-        assert_eq!(Sections::parse(&twice).unwrap_err(), ImageError::BadSection { tag: 7 });
+        assert_eq!(Sections::parse(&twice).unwrap_err(), ImageError::BadSection { tag: 40 });
         for cut in 1..good.len() {
             assert!(Sections::parse(&good[..cut]).is_err(), "cut at {cut}");
         }

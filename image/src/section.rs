@@ -172,7 +172,7 @@ impl<'a> Sections<'a> {
 pub fn newest_version(t: u32) -> u32 {
     match t {
         tag::FILES => crate::files::VERSION,
-        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::DATA_HASHES | tag::COMPRESSION => 1,
+        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::TREE | tag::DATA_HASHES | tag::COMPRESSION => 1,
         _ => u32::MAX,
     }
 }
@@ -188,6 +188,7 @@ pub fn validate(s: &Section) -> Result<(), ImageError> {
         tag::COMPRESSION => crate::compress::validate(s),
         tag::PROCESS => crate::process::validate(s),
         tag::GUARDS | tag::SHARED => crate::memory::validate(s),
+        tag::TREE => crate::tree::validate(s),
         _ => Ok(()),
     }
 }

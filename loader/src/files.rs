@@ -337,6 +337,20 @@ fn pipe_end(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
     Ok(t)
 }
 
+/// An end of a pipe between processes of a tree: the end the root made (see
+/// `tree::Pipes`), shared like the inherited end it was; the saved status flags
+/// set on it.
+fn tree_pipe_end(r: &FileRec, pipes: &crate::tree::Pipes, top: u32) -> Result<Fd, Errno> {
+    let [rd, wr] = pipes.find(r.ino).ok_or(Errno::EBADF)?;
+    let end = if r.flags & c::O_ACCMODE.0 == c::O_RDONLY.0 { rd } else { wr };
+    let t = Fd(ckpt_sys::fcntl(Fd(end), c::F_DUPFD_CLOEXEC, top as usize + 1)? as i32);
+    if let Err(e) = ckpt_sys::fcntl(t, c::F_SETFL, (r.flags & !c::O_ACCMODE.0) as usize) {
+        let _ = ckpt_sys::close(t);
+        return Err(e);
+    }
+    Ok(t)
+}
+
 /// An end of a FIFO, opened by its path without blocking: a write end with no
 /// reader yet gets a reader of our own for the moment of the open (the program's
 /// reader, if it had one, comes with its own record). The first record of the
@@ -385,8 +399,14 @@ fn is_open(fd: u32) -> bool {
 
 /// Restore the descriptor table. `image` is the loader's descriptor on the
 /// checkpoint file; returns its new number (above every saved descriptor).
-pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
-    let shell = |r: &FileRec| r.how == how::SHELL || (opts.shell_stdio && r.fd <= 2);
+pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate::tree::Pipes) -> Fd {
+    // A pipe of a tree whose other end is not in the tree (the restarting
+    // shell's pipe at 0, 1 or 2 in `ckpt --tree sh -c 'a | b' | c`) is the
+    // restarting shell's descriptor, as in a single process's image.
+    let tree_pipe = |r: &FileRec| r.kind == fkind::PIPE && r.how == how::PIPE && pipes.find(r.ino).is_some();
+    let outside_stdio = |r: &FileRec| r.how == how::PIPE && r.why == why::OUTSIDE && r.fd <= 2 && !tree_pipe(r);
+    let shell =
+        |r: &FileRec| r.how == how::SHELL || (opts.shell_stdio && r.fd <= 2) || (pipes.lo != 0 && outside_stdio(r));
     // First every line the user should see, while descriptor 2 is still the
     // restarting shell's; and the refusal, before anything changes.
     let mut refused = false;
@@ -403,7 +423,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
         } else if ch != Change::None {
             say_change(name, files, &r, ch, opts.refuse_changed);
             refused |= opts.refuse_changed;
-        } else if r.how == how::PIPE && r.why == why::OUTSIDE {
+        } else if r.how == how::PIPE && r.why == why::OUTSIDE && !tree_pipe(&r) {
             fd_msg(name, files, &r)
                 .s("warning: the other end of this pipe was outside the process: it is closed \
                     (reads see end of file, writes fail with EPIPE)")
@@ -458,7 +478,16 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
         }
     }
     let _ = ckpt_sys::close_range(3, img.0 as u32 - 1, 0);
-    let _ = ckpt_sys::close_range(img.0 as u32 + 1, u32::MAX, 0);
+    // A tree's pipes stay until this process has taken its ends.
+    let (lo, hi) = pipes.range();
+    let (_, shm_hi) = pipes.shm_range();
+    let hi = if shm_hi > lo + 2 * crate::tree::MAX_PIPES as i32 { shm_hi } else { hi };
+    if hi > lo && lo > img.0 {
+        let _ = ckpt_sys::close_range(img.0 as u32 + 1, lo as u32 - 1, 0);
+        let _ = ckpt_sys::close_range(hi as u32, u32::MAX, 0);
+    } else {
+        let _ = ckpt_sys::close_range(img.0 as u32 + 1, u32::MAX, 0);
+    }
 
     // Then each descriptor in place. A failure here that the checks above could
     // not foresee is said on the descriptor 2 of the moment (the program's own,
@@ -500,6 +529,10 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
                     fail("cannot make it again", e);
                     placeholder()
                 }),
+                how::PIPE if tree_pipe(&r) => tree_pipe_end(&r, pipes, top).or_else(|e| {
+                    fail("cannot join the pipe of the tree again", e);
+                    placeholder()
+                }),
                 how::PIPE => pipe_end(files, &r, top).or_else(|e| {
                     fail("cannot make the pipe again", e);
                     placeholder()
@@ -516,6 +549,13 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd) -> Fd {
             Ok(()) => {}
             Err(e) => die(fd_msg(name, files, &r).s("cannot put the descriptor in place: ").errno(e)),
         }
+    }
+    if hi > lo && lo > img.0 {
+        // The pipes (and anything else below the shared memory objects, which
+        // stay for `remap`).
+        let (shm_lo, shm_hi) = pipes.shm_range();
+        let end = if shm_hi > shm_lo { shm_lo } else { hi };
+        let _ = ckpt_sys::close_range(lo as u32, end as u32 - 1, 0);
     }
     terminals(name, files);
     // The interest lists last, once every descriptor they name is in place.

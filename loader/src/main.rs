@@ -29,6 +29,7 @@ mod arch;
 mod files;
 mod ids;
 mod remap;
+mod tree;
 mod vdso;
 
 use ckpt_image::{HEADER_LEN, Header, ImageError, Meta, PAGE_SIZE};
@@ -74,7 +75,7 @@ pub fn die_errno(name: &Name, what: &str, e: Errno) -> ! {
     die(msg(name).s(what).s(": ").errno(e))
 }
 
-fn die_image(name: &Name, e: ImageError) -> ! {
+pub fn die_image(name: &Name, e: ImageError) -> ! {
     let m = msg(name).s(e.what());
     let m = match e {
         ImageError::Truncated { need, have } => m.s(" (need ").u(need).s(" bytes, have ").u(have).s(")"),
@@ -109,6 +110,12 @@ fn die_image(name: &Name, e: ImageError) -> ! {
 pub struct Plan {
     /// The checkpoint file, open for reading.
     pub fd: Fd,
+    /// Where this process's image starts in the file: 0, or a member image of a
+    /// tree (whose offsets are relative to its own first byte).
+    pub base: u64,
+    /// What the tree's processes share (shared memory objects, mapped by
+    /// `remap`); `Pipes::NONE` for a single process.
+    pub tree: tree::Pipes,
     /// The validated header.
     pub header: Header,
     /// The home block: loader copy, stack, metadata copy, buffers.
@@ -147,26 +154,43 @@ pub fn main(sp: usize) -> ! {
     let file_len = ckpt_sys::fstat(fd).unwrap_or_else(|e| die_errno(&name, "cannot stat the checkpoint file", e)).size;
     trace("checking the image");
 
-    let image_offset = ckpt_image::loader::image_offset(arch::file_len());
-    let header_end = image_offset + HEADER_LEN as u64;
-    if file_len < header_end {
-        die_image(&name, ImageError::Truncated { need: header_end, have: file_len });
-    }
-    let mut hb = [0u8; HEADER_LEN];
-    read_exact(&name, fd, &mut hb, image_offset);
-    let header = Header::parse(&hb, file_len, arch::ARCH).unwrap_or_else(|e| die_image(&name, e));
-    if header.image_offset != image_offset {
-        die_image(&name, ImageError::BadLayout);
-    }
-
-    // The metadata goes straight into the home block's buffer, but the home block's
-    // place depends on the metadata: read it into a temporary buffer first.
-    let mut tmp = ckpt_sys::scratch::Scratch::new(header.meta_len as usize)
-        .unwrap_or_else(|e| die_errno(&name, "cannot allocate memory for the metadata", e));
-    let meta_bytes = &mut tmp.bytes()[..header.meta_len as usize];
-    read_exact(&name, fd, meta_bytes, header.meta_offset);
+    let (header, mut tmp) = load(&name, fd, 0, file_len);
+    let meta_bytes: &[u8] = &tmp.bytes()[..header.meta_len as usize];
     let meta = Meta::parse(&header, meta_bytes).unwrap_or_else(|e| die_image(&name, e));
     trace("header and metadata valid");
+    let tree = meta.tree();
+    if tree.is_some() {
+        let end = ckpt_image::tree::end(&meta);
+        if file_len < end {
+            die_image(&name, ImageError::Truncated { need: end, have: file_len });
+        }
+    }
+
+    // A multi-threaded image, or a tree, restarts with its pids and tids, in a
+    // pid namespace of its own: from here on this is the program's process (see
+    // `ids`); a tree's root then forks the other processes (see `tree`), and each
+    // goes on with its own image.
+    if meta.threads().is_some() || tree.is_some() {
+        ids::enter(&name, meta.process.pid as i32);
+    }
+    // The pipes between the tree's processes, before the forks: each inherits them.
+    let pipes = tree.as_ref().map_or(tree::Pipes::NONE, |t| tree::make_pipes(&name, fd, &meta, t));
+    let me = tree.as_ref().map_or(0, |t| tree::spawn(&name, t));
+    let mut member_tmp;
+    let (base, header, meta_bytes, meta) = match tree.and_then(|t| t.at(me)).filter(|_| me != 0) {
+        None => (0, header, meta_bytes, meta),
+        Some(m) => {
+            let (start, end) = ckpt_image::tree::range(header.file_len, &m);
+            let (h, t) = load(&name, fd, start, end - start);
+            member_tmp = t;
+            let mb: &[u8] = &member_tmp.bytes()[..h.meta_len as usize];
+            let mm = Meta::parse(&h, mb).unwrap_or_else(|e| die_image(&name, e));
+            if mm.process.pid != m.pid as u64 || mm.tree().is_some() {
+                die_image(&name, ImageError::BadSection { tag: ckpt_image::section::tag::TREE });
+            }
+            (start, h, mb, mm)
+        }
+    };
 
     check_cpu(&name, &meta);
     remap::check_restart_info(&name, &meta);
@@ -174,21 +198,22 @@ pub fn main(sp: usize) -> ! {
     let cur_vdso = vdso::check(&name, &meta.process);
     trace("CPU features, restart slot and vDSO layout match");
 
-    // A multi-threaded image restarts with its pid and tids, in a pid namespace of
-    // its own: from here on this is the program's process (see `ids`).
-    if meta.threads().is_some() {
-        ids::enter(&name, meta.process.pid as i32);
-    }
     // The descriptors, before the point of no return (a restart refused because a
     // file changed leaves nothing done); the image's descriptor moves above them.
     let fd = match files::section(&meta) {
-        Some(f) => files::restore(&name, &f, files::Opts::from_stack(sp), fd),
-        None => fd,
+        Some(f) => files::restore(&name, &f, files::Opts::from_stack(sp), fd, &pipes),
+        None => {
+            let (lo, hi) = pipes.range();
+            if hi > lo {
+                let _ = ckpt_sys::close_range(lo as u32, hi as u32 - 1, 0);
+            }
+            fd
+        }
     };
     trace("descriptors restored");
 
     let home = remap::Home::place(&name, &meta, cur_vdso);
-    let plan = Plan { fd, header, home, name, started_ns };
+    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns };
     trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
@@ -226,7 +251,28 @@ fn trace(step: &str) {
     ckpt_sys::trace::step(PREFIX, step);
 }
 
-fn read_exact(name: &Name, fd: Fd, buf: &mut [u8], off: u64) {
+/// The header and metadata of the image at `base` (`len` bytes: the whole file,
+/// or a tree member's image), read and checked; the metadata in a buffer of its
+/// own (the home block's place depends on it).
+pub fn load(name: &Name, fd: Fd, base: u64, len: u64) -> (Header, ckpt_sys::scratch::Scratch) {
+    let image_offset = ckpt_image::loader::image_offset(arch::file_len());
+    let header_end = image_offset + HEADER_LEN as u64;
+    if len < header_end {
+        die_image(name, ImageError::Truncated { need: header_end, have: len });
+    }
+    let mut hb = [0u8; HEADER_LEN];
+    read_exact(name, fd, &mut hb, base + image_offset);
+    let header = Header::parse(&hb, len, arch::ARCH).unwrap_or_else(|e| die_image(name, e));
+    if header.image_offset != image_offset {
+        die_image(name, ImageError::BadLayout);
+    }
+    let mut tmp = ckpt_sys::scratch::Scratch::new(header.meta_len as usize)
+        .unwrap_or_else(|e| die_errno(name, "cannot allocate memory for the metadata", e));
+    read_exact(name, fd, &mut tmp.bytes()[..header.meta_len as usize], base + header.meta_offset);
+    (header, tmp)
+}
+
+pub fn read_exact(name: &Name, fd: Fd, buf: &mut [u8], off: u64) {
     let mut done = 0;
     while done < buf.len() {
         match ckpt_sys::pread(fd, &mut buf[done..], off + done as u64) {

@@ -375,9 +375,10 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
             let verify = CHECK_MAPPED && check.hashes.is_some();
             let first = if verify { r.prot | prot::READ } else { r.prot };
+            let at = plan.base + off;
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
             // as below; the run was validated to lie in the file's data.
-            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, plan.fd, off) } {
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, plan.fd, at) } {
                 die(msg(&plan.name)
                     .s("cannot map saved region ")
                     .x(r.start)
@@ -402,6 +403,21 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
                 }
             } else if check.hashes.is_some() {
                 check.next += ckpt_image::hashes::pieces_of(len as u64, check.limit());
+            }
+            apply_flags(plan, &r, vmf);
+            continue;
+        }
+        // Memory a tree's processes share: mapped from the memfd the root made
+        // and filled before the forks (`tree::Pipes`), not read again here.
+        if let Some((v, tfd)) = view.and_then(|v| Some((v, plan.tree.shm_fd(v.dev, v.inode)?))) {
+            let flags = c::MAP_FIXED_NOREPLACE | c::MAP_SHARED;
+            // SAFETY: NOREPLACE, and the range is cleared and not the home block.
+            if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(r.prot), flags, tfd, v.offset) } {
+                die(msg(&plan.name).s("cannot map the memory the tree shares at ").x(r.start).s(": ").errno(e));
+            }
+            if check.hashes.is_some() {
+                let saved: u64 = meta.runs_of(&r).map(|u| u.len).sum();
+                check.next += ckpt_image::hashes::pieces_of(saved, check.limit());
             }
             apply_flags(plan, &r, vmf);
             continue;
@@ -464,7 +480,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             // (validated by Meta::parse), which nothing references; the runs of a
             // region follow each other in the file (also validated), so they are
             // read from the first one's offset on.
-            if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut iov[..n], off) } {
+            if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut iov[..n], plan.base + off) } {
                 die(msg(&plan.name).s("cannot read saved memory at ").x(at).s(": ").errno(e));
             }
             check.piece(plan, off, &orig[..n]);
@@ -479,6 +495,10 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
     }
     for &fd in objs.iter().filter(|&&fd| fd >= 0) {
         let _ = ckpt_sys::close(Fd(fd));
+    }
+    let (lo, hi) = plan.tree.shm_range();
+    if hi > lo {
+        let _ = ckpt_sys::close_range(lo as u32, hi as u32 - 1, 0);
     }
     for g in guard_ranges(meta).iter().flat_map(|t| t.iter()) {
         let (at, len) = (g.start as usize, (g.end - g.start) as usize);
@@ -502,7 +522,7 @@ fn unpack(plan: &Plan, p: &StoredPiece, iov: &mut [IoVec], len: u64, index: u64,
     if p.codec == codec::NONE {
         // SAFETY: the pieces lie inside a region just mapped read-write that
         // nothing references (validated runs, as for an uncompressed image).
-        if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, iov, p.off) } {
+        if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, iov, plan.base + p.off) } {
             read_fail(e)
         }
         return;
@@ -518,7 +538,7 @@ fn unpack(plan: &Plan, p: &StoredPiece, iov: &mut [IoVec], len: u64, index: u64,
     }
     let mut v = [IoVec { base: zin.as_mut_ptr() as usize, len: clen }];
     // SAFETY: `zin` is the loader's own buffer in its home block.
-    if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut v, p.off) } {
+    if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut v, plan.base + p.off) } {
         read_fail(e)
     }
     let one = iov.len() == 1;

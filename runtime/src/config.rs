@@ -77,6 +77,9 @@ pub struct Config {
     pub inherit: bool,
     /// Print how long stopping the threads and restarting them took (CKPT_TIMING).
     pub timing: bool,
+    /// Tree mode (`CKPT_TREE`, `ckpt --tree`): the program and every descendant
+    /// are checkpointed together, into one file (see `tree`).
+    pub tree: bool,
     /// Compress the page data (CKPT_COMPRESS).
     pub compress: bool,
 }
@@ -97,6 +100,7 @@ impl Config {
         inherit: false,
         starter: 0,
         timing: false,
+        tree: false,
         compress: false,
     };
 
@@ -161,6 +165,10 @@ impl Config {
                 },
                 b"CKPT_INHERIT" => match parse_bool(v) {
                     Some(b) => c.inherit = b,
+                    None => invalid(k, v, "1 or 0"),
+                },
+                b"CKPT_TREE" => match parse_bool(v) {
+                    Some(b) => c.tree = b,
                     None => invalid(k, v, "1 or 0"),
                 },
                 b"CKPT_TIMING" => match parse_bool(v) {

@@ -15,6 +15,7 @@
 //! - `exit`: a warning when the program exits with the checkpoint status itself.
 //! - `names`: the program's and libraries' names, kept across restarts.
 //! - `writer`: continue mode's copy-on-write background writer.
+//! - `tree`: tree mode, the program and its descendants in one image.
 //! - `arch`: the save point, the thread pointer, rseq (one file per architecture).
 //! - `state`: the single global, serialised.
 //!
@@ -42,6 +43,7 @@ mod signal;
 mod sleep;
 mod state;
 mod threads;
+mod tree;
 mod write;
 mod writer;
 
@@ -92,13 +94,19 @@ pub fn init() {
         st.cfg = cfg;
         st.names.at_load();
     });
+    capture::files::TREE.store(cfg.tree, core::sync::atomic::Ordering::Relaxed);
     if signal::other_runtime_active(cfg.signal) {
         // Another copy of the runtime (preloaded, while this one is linked in)
         // already handles the trigger: it is the one; this copy only serves the
         // program's own calls.
         return;
     }
-    if preload::settle(cfg.inherit, cfg.starter) == preload::Role::Passive {
+    if cfg.tree && tree::is_member(&cfg) {
+        // A descendant in tree mode: the root's periodic checkpoints cover it.
+        state::with(|st| st.cfg.interval = 0);
+    }
+    let cfg = config();
+    if preload::settle(cfg.inherit || cfg.tree, cfg.starter) == preload::Role::Passive {
         // A child of the program (see `preload`): no triggers; the C API still
         // answers, as in any process the runtime is loaded into.
         state::with(|st| {
@@ -122,10 +130,16 @@ pub fn config() -> Config {
 /// Take a checkpoint now, into `name` or the configured file, on the runtime's
 /// own stack (see `arch::on_checkpoint_stack`).
 pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
-    arch::on_checkpoint_stack(|| checkpoint_here(name, trigger))
+    arch::on_checkpoint_stack(|| checkpoint_here(name, trigger, false))
 }
 
-fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
+/// A tree member's image, into the root's temporary file `path` (see `tree`):
+/// synchronous, the member goes on (or exits when the root says so).
+pub fn checkpoint_member(path: &Path) -> Result<Outcome, Failure> {
+    arch::on_checkpoint_stack(|| checkpoint_here(Some(path.as_bytes()), Trigger::Call, true))
+}
+
+fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger, member: bool) -> Result<Outcome, Failure> {
     // Nothing else may run while the image is taken: block every signal.
     let (all, mut old) = (!0u64, 0u64);
     ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), Some(&mut old))
@@ -138,7 +152,7 @@ fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fai
         // the order they were taken, and snapshots do not pile up.
         writer::wait_idle();
         hooks::PRE.run(false);
-        let r = take(st, name, trigger);
+        let r = take(st, name, trigger, member);
         match r {
             Ok(Outcome::Written { exit: false }) => hooks::POST.run(false),
             Ok(Outcome::Restarted) => {
@@ -175,28 +189,60 @@ fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Fai
     r
 }
 
-fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
+fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger, member: bool) -> Result<Outcome, Failure> {
     let path = match name {
         Some(n) => Path::new(n).ok_or(Failure::new("invalid checkpoint file name", Errno::EINVAL, n))?,
         None => st.cfg.name,
     };
     // Directory mode: the next numbered image in the directory (the number is
     // kept in this memory before the image is taken, so the image carries it).
-    let (path, seq) = if st.cfg.dir && name.is_none() {
+    let (path, seq) = if st.cfg.dir && name.is_none() && !member {
         let (p, seq) = dir::next(&path, st.seq)?;
         st.seq = seq;
         (p, seq)
     } else {
         (path, 0)
     };
+    // Tree mode, in the root: every descendant stops and writes its image first
+    // (see `tree`); the root's own image then carries the TREE section.
+    let mut session = None;
+    if st.cfg.tree && !member && !tree::is_member(&st.cfg) {
+        let s = tree::freeze(ckpt_sys::getpid()).map_err(|f| f.for_path(path.as_bytes()))?;
+        if tree::members(s).len() > 1 {
+            tree::capture(s, &path).map_err(|f| f.for_path(path.as_bytes()))?;
+            let m = tree::members(s);
+            st.kernel.tree = capture::TreeSection { members: (m.as_ptr() as usize, m.len()) };
+            session = Some(s);
+        } else {
+            tree::release(s, false);
+        }
+    }
     // Every other thread stops (in the stop handler, its state recorded) for as
     // long as the image is taken: in this process, or until the writer is forked.
-    let stopped = threads::stop_all(path.as_bytes(), st.cfg.signals)?;
+    let stopped = match threads::stop_all(path.as_bytes(), st.cfg.signals) {
+        Ok(s) => s,
+        Err(f) => {
+            if let Some(s) = session {
+                tree::release(s, false);
+            }
+            st.kernel.tree = capture::TreeSection::EMPTY;
+            return Err(f);
+        }
+    };
     if stopped.is_some() && st.cfg.timing {
         threads::report_stop();
     }
-    let r = take_stopped(st, &path, seq, trigger, stopped.as_ref());
+    let target = Target { member, tree: session.as_deref() };
+    let r = take_stopped(st, &path, seq, trigger, stopped.as_ref(), &target);
     st.kernel.threads = capture::ThreadsSection::EMPTY;
+    st.kernel.tree = capture::TreeSection::EMPTY;
+    if let Some(s) = session {
+        match r {
+            Ok(Outcome::Restarted) => tree::forget(),
+            Ok(Outcome::Written { exit }) => tree::release(s, exit),
+            Err(_) => tree::release(s, false),
+        }
+    }
     match (r.as_ref(), stopped) {
         // The session's table belongs to the old process (it is not in the image).
         (Ok(Outcome::Restarted), Some(s)) => core::mem::forget(s),
@@ -208,12 +254,20 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger) -> Result<
     r
 }
 
+/// Where an image goes besides its path: a tree member writes into the root's
+/// file; the root of a tree appends its members' images.
+struct Target<'a> {
+    member: bool,
+    tree: Option<&'a tree::Session>,
+}
+
 fn take_stopped(
     st: &mut state::State,
     path: &Path,
     seq: u64,
     trigger: Trigger,
     stopped: Option<&threads::Stopped>,
+    target: &Target,
 ) -> Result<Outcome, Failure> {
     if let Some(f) = capture::maps::unsaveable() {
         return Err(f.for_path(path.as_bytes()));
@@ -240,10 +294,14 @@ fn take_stopped(
         }
         None => threads::none(),
     }
+    // A tree is written by its root from this process: its members are stopped
+    // until the file is durable, continue mode or not.
+    let tree = target.member || target.tree.is_some();
     match trigger {
-        Trigger::Signal if st.cfg.cont => take_background(st, path, seq, exclude),
-        Trigger::Periodic => take_background(st, path, seq, exclude),
-        Trigger::Call | Trigger::Signal => take_here(st, path, seq, !st.cfg.cont, exclude),
+        Trigger::Signal if st.cfg.cont && !tree => take_background(st, path, seq, exclude),
+        Trigger::Periodic if !tree => take_background(st, path, seq, exclude),
+        Trigger::Periodic => take_here(st, path, seq, false, exclude, target),
+        Trigger::Call | Trigger::Signal => take_here(st, path, seq, !st.cfg.cont && !target.member, exclude, target),
     }
 }
 
@@ -258,9 +316,18 @@ fn written(cfg: &Config, path: &Path, seq: u64, bytes: u64) {
 
 /// Write the image from this process, below the save point; `exit` goes into
 /// the outcome (not continuing: the program ends once the file is written).
-fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool, table: (u64, u64)) -> Result<Outcome, Failure> {
-    let mut job = Job::create(path)?;
-    job.compress = st.cfg.compress;
+fn take_here(
+    st: &mut state::State,
+    path: &Path,
+    seq: u64,
+    exit: bool,
+    table: (u64, u64),
+    target: &Target,
+) -> Result<Outcome, Failure> {
+    let mut job = if target.member { Job::on_file(path)? } else { Job::create(path)? };
+    // A tree's images are not compressed yet: the root's loader reads the
+    // memory the processes share straight from their saved runs (docs/trees.md).
+    job.compress = st.cfg.compress && !st.cfg.tree;
     let (kernel, names) = (&st.kernel, &st.names);
     let saved = arch::save_context(&mut || match job.write(kernel, names, &[table]) {
         Ok(()) => 0,
@@ -269,9 +336,17 @@ fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool, table: (u
             -1
         }
     });
+    if let (Ok(Saved::Wrote(0)), Some(s)) = (&saved, target.tree)
+        && let Err(f) = job.append_tree(s)
+    {
+        job.abort();
+        return Err(f);
+    }
     match saved {
         Ok(Saved::Wrote(0)) => job.commit().map(|bytes| {
-            written(&st.cfg, path, seq, bytes);
+            if !target.member {
+                written(&st.cfg, path, seq, bytes);
+            }
             Outcome::Written { exit }
         }),
         Ok(Saved::Wrote(_)) => {

@@ -67,7 +67,8 @@ pub fn timer_signal(cfg: &Config) -> u32 {
 /// Signals our handler is installed for under `cfg`, as a mask.
 pub fn our_signals(cfg: &Config) -> u64 {
     let bit = |s: u32| if s == 0 { 0 } else { 1u64 << (s - 1) };
-    cfg.signals | bit(cfg.signal) | if cfg.interval != 0 { bit(timer_signal(cfg)) } else { 0 }
+    let tree = if cfg.tree { bit(crate::tree::SIGNAL) } else { 0 };
+    cfg.signals | bit(cfg.signal) | tree | if cfg.interval != 0 { bit(timer_signal(cfg)) } else { 0 }
 }
 
 /// Is another copy of the ckpt runtime already handling `sig` in this process
@@ -225,7 +226,7 @@ fn pass_on(sig: u32) {
 /// A forked process about to answer its first trigger: it becomes the owner of
 /// its triggers, under a name of its own (see the module comment).
 pub fn adopt(cfg: &mut Config) {
-    if is_owner() {
+    if is_owner() || cfg.tree {
         return;
     }
     let pid = ckpt_sys::getpid() as u64;
@@ -266,6 +267,31 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     let code = unsafe { core::ptr::read((info as *const u8).add(8) as *const i32) };
     let cfg = crate::config();
     if !periodic && !(1..=64).contains(&sig) {
+        return;
+    }
+    if cfg.tree && sig as u32 == crate::tree::SIGNAL {
+        // The root's requests to a member (a stray reply to the root is dropped).
+        if crate::tree::is_member(&cfg) {
+            // SAFETY: `uc` is this handler's ucontext.
+            let interrupted = unsafe { crate::sleep::note(uc) };
+            // SAFETY: the kernel's siginfo is 128 bytes on both architectures.
+            let first = unsafe { core::ptr::read(info as *const [u8; 128]) };
+            if crate::tree::member(&cfg, &first) {
+                if let Some(it) = &interrupted {
+                    // SAFETY: as above; the frame came back with the stack.
+                    unsafe { crate::sleep::finish_after_restart(uc, it, our_signals(&crate::config())) }
+                }
+            } else {
+                // SAFETY: as above.
+                unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), our_signals(&cfg)) }
+            }
+        }
+        return;
+    }
+    if cfg.tree && !periodic && crate::tree::is_member(&cfg) && cfg.signals & (1u64 << (sig - 1)) != 0 {
+        // The terminal's Ctrl-Z reaches the whole foreground group: the root
+        // checkpoints the tree, once.
+        crate::tree::pass_to_root(&cfg, sig as u32);
         return;
     }
     if !periodic && (cfg.signals & (1u64 << (sig - 1)) == 0 || !answers(code)) {

@@ -116,6 +116,9 @@ pub struct Job {
     pub failed: Option<Failure>,
     /// Bytes written.
     pub bytes: u64,
+    /// Writing into a file someone else made and names (a tree member's image,
+    /// see `tree`): no temporary name, no rename, no sync here.
+    direct: bool,
     /// Compress the page data (`CKPT_COMPRESS`, see `compress` in the image crate).
     pub compress: bool,
     /// Bytes of plain page data (what `bytes` holds compressed, when it is).
@@ -161,6 +164,7 @@ impl Job {
                         meta,
                         failed: None,
                         bytes: 0,
+                        direct: false,
                         compress: false,
                         plain: 0,
                     };
@@ -177,6 +181,40 @@ impl Job {
         }
     }
 
+    /// Write into the existing file `path` (a tree member writing its image into
+    /// the root's temporary file, `/proc/ROOT/fd/N`), which the root syncs and
+    /// names as part of the tree image.
+    pub fn on_file(path: &Path) -> Result<Job, Failure> {
+        let n = path.as_bytes();
+        let bad = || Failure::new("invalid checkpoint file name", Errno::EINVAL, n);
+        let dst = CPath::from_parts(&[n]).ok_or_else(bad)?;
+        let meta = Scratch::new(META_RESERVE).map_err(|e| Failure::new("allocating memory", e, n))?;
+        let fd = ckpt_sys::openat(Fd::CWD, dst.cstr(), c::O_WRONLY | c::O_TRUNC | c::O_CLOEXEC, 0)
+            .map_err(|e| Failure::new("opening the tree's temporary image", e, n))?;
+        let empty = || CPath::from_parts(&[]).ok_or_else(bad);
+        Ok(Job {
+            fd,
+            tmp: empty()?,
+            dst,
+            dir: empty()?,
+            base: empty()?,
+            meta,
+            failed: None,
+            bytes: 0,
+            direct: true,
+            compress: false,
+            plain: 0,
+        })
+    }
+
+    /// A tree image: the members' images after this one (the root's), before
+    /// `commit` makes the whole file durable.
+    pub fn append_tree(&mut self, s: &crate::tree::Session) -> Result<(), Failure> {
+        crate::tree::append(s, self.fd, self.bytes, self.dst.as_bytes())?;
+        self.bytes += s.bytes;
+        Ok(())
+    }
+
     fn fail(&self, step: &'static str, e: Errno) -> Failure {
         Failure::new(step, e, self.dst.as_bytes())
     }
@@ -190,11 +228,20 @@ impl Job {
     /// Remove the temporary file after a failure.
     pub fn abort(&mut self) {
         let _ = ckpt_sys::close(self.fd);
+        if self.direct {
+            return;
+        }
         let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
     }
 
     /// Make the file durable and give it its final name.
     pub fn commit(&mut self) -> Result<u64, Failure> {
+        if self.direct {
+            return match ckpt_sys::close(self.fd) {
+                Ok(()) => Ok(self.bytes),
+                Err(e) => Err(Failure::new("closing", e, self.dst.as_bytes())),
+            };
+        }
         if let Err(e) = ckpt_sys::fsync(self.fd) {
             return Err(self.abort_with("syncing", e));
         }

@@ -1136,6 +1136,18 @@ pub fn tgkill(tgid: i32, tid: i32, sig: u32) -> Result<()> {
 // Process
 // ---------------------------------------------------------------------------
 
+/// `pid_t setsid(void);`
+pub fn setsid() -> Result<i32> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::setsid) }.map(|p| p as i32)
+}
+
+/// `int setpgid(pid_t pid, pid_t pgid);` (0: the calling process / its pid)
+pub fn setpgid(pid: i32, pgid: i32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::setpgid, pid, pgid) }.map(drop)
+}
+
 /// `pid_t getpgid(pid_t pid);` (0: the calling process)
 pub fn getpgid(pid: i32) -> Result<i32> {
     // SAFETY: no memory involved.

@@ -461,6 +461,15 @@ pub unsafe fn siginfo_queued(info: *const c_void, value: usize) -> bool {
     unsafe { code_and_value(info) == (SI_QUEUE, value) }
 }
 
+/// `si_code`, `si_pid` and `si_value` of a siginfo that `rt_sigtimedwait` wrote.
+pub fn siginfo_code_pid_value(b: &[u8; 128]) -> (i32, i32, usize) {
+    let i32_at = |o: usize| i32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let mut v = [0u8; core::mem::size_of::<usize>()];
+    let n = v.len();
+    v.copy_from_slice(&b[M::SI_VALUE..M::SI_VALUE + n]);
+    (i32_at(8), i32_at(M::SI_PID), usize::from_ne_bytes(v))
+}
+
 /// A `siginfo_t` for `rt_tgsigqueueinfo`: `sig`, SI_QUEUE, our pid and uid, `value`.
 pub fn queued_siginfo(sig: u32, pid: i32, uid: u32, value: usize) -> [u8; 128] {
     let mut b = [0u8; 128];

@@ -689,6 +689,11 @@ fn describe(
         (r.data_off, r.data_len) = (off, len);
     }
     (r.how, r.why) = match kind {
+        // In a tree, a pipe at 0, 1 or 2 may join two processes of the tree
+        // (`a | b`): it is recorded as a pipe, and the restart decides (a pipe
+        // whose both ends are in the tree is made again, any other is the
+        // restarting shell's, as without a tree).
+        fkind::PIPE if fd <= 2 && TREE.load(core::sync::atomic::Ordering::Relaxed) => (how::PIPE, why::NONE),
         _ if fd <= 2 && (stdio_like || kind == fkind::ANON || kind == fkind::OTHER) => (how::SHELL, why::NONE),
         fkind::REG | fkind::DIR | fkind::CHR | fkind::TTY if !deleted => (how::REOPEN, why::NONE),
         fkind::PIPE => (how::PIPE, why::NONE),
@@ -751,6 +756,9 @@ pub fn generated(path: &[u8]) -> bool {
 /// written straight back through one of the write end, so the pipe holds them
 /// again for a program that goes on (continue mode). A pipe with one end only
 /// is marked `why::OUTSIDE`.
+/// Tree mode (`crate::tree`): pipes may join this process to others of the tree.
+pub static TREE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
     for i in 0..recs.len() {
         if recs[i].how != how::PIPE {
@@ -763,7 +771,9 @@ fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
         let ino = recs[i].ino;
         let end =
             |acc: u32| recs.iter().find(|r| r.ino == ino && r.how == how::PIPE && r.flags & c::O_ACCMODE.0 == acc);
-        let (Some(rd), Some(wr)) = (end(c::O_RDONLY.0).map(|r| r.fd), end(c::O_WRONLY.0).map(|r| r.fd)) else {
+        let (rd, wr) = (end(c::O_RDONLY.0).map(|r| r.fd), end(c::O_WRONLY.0).map(|r| r.fd));
+        let tree = TREE.load(core::sync::atomic::Ordering::Relaxed);
+        let (Some(rd), Some(wr)) = (rd, wr.or(if tree { rd } else { None })) else {
             // A FIFO's other end is found again by its name (whoever opens it);
             // an anonymous pipe's is gone.
             if recs[i].kind == fkind::PIPE {
@@ -771,6 +781,14 @@ fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
             }
             continue;
         };
+        if wr == rd && recs[i].kind == fkind::PIPE {
+            // A tree's process with only the read end: the queued bytes are
+            // saved here (put back through a write end opened on the read end's
+            // /proc link), for the restart to queue again if the writer is in
+            // the tree too. The tree's members write their images one at a
+            // time, so no other reader takes them meanwhile.
+            recs[i].why = why::OUTSIDE;
+        }
         if let Some((off, len)) = drain_and_refill(rd, wr, w, left) {
             (recs[i].data_off, recs[i].data_len) = (off, len);
         }
@@ -973,6 +991,12 @@ fn warn_placeholder(r: &FileRec, files: &FilesView) {
             .s("): a connected socket whose peer is not restored: after a restart it fails like a dropped \
                 connection (end of file, EPIPE)")
             .emit();
+        return;
+    }
+    if r.how == how::PIPE && r.why == why::OUTSIDE && TREE.load(core::sync::atomic::Ordering::Relaxed) {
+        // One end of a pipe in a tree's process: the restart joins it again to
+        // its other end if another process of the tree has it, and says so
+        // when none has (the loader sees every process's descriptors).
         return;
     }
     if r.how == how::PIPE && r.why == why::OUTSIDE {

@@ -176,7 +176,10 @@ fn group_views(all: &mut [SharedView], out: &mut Table<SharedView>) -> Result<()
         while j < all.len() && (all[j].dev, all[j].inode) == (all[i].dev, all[i].inode) {
             j += 1;
         }
-        let first = if j - i > 1 { all[i].region + 1 } else { 0 };
+        // In a tree every shared region is listed: another process of the tree
+        // may map the same object (`MAP_SHARED|MAP_ANONYMOUS` before a fork).
+        let tree = super::files::TREE.load(core::sync::atomic::Ordering::Relaxed);
+        let first = if j - i > 1 || tree { all[i].region + 1 } else { 0 };
         for v in &mut all[i..j] {
             v.object = first;
         }

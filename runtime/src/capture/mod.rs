@@ -43,6 +43,47 @@ pub struct Kernel {
     pub sched: (u32, i32, i32),
     /// The other threads, when the process has more than one.
     pub threads: ThreadsSection,
+    /// The processes of a tree, in the root's image (`crate::tree`).
+    pub tree: TreeSection,
+}
+
+/// The TREE section (`ckpt_image::tree`): the records of the root's session,
+/// valid while the members are frozen.
+pub struct TreeSection {
+    /// Address and count of the `Member` records (count 0: no section).
+    pub members: (usize, usize),
+}
+
+impl TreeSection {
+    /// No section.
+    pub const EMPTY: TreeSection = TreeSection { members: (0, 0) };
+
+    fn records(&self) -> &[ckpt_image::tree::Member] {
+        if self.members.1 == 0 {
+            return &[];
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: set from the session's table (`tree::members`), which lives in
+        // static memory and is not changed while the image is written.
+        unsafe {
+            core::slice::from_raw_parts(self.members.0 as *const ckpt_image::tree::Member, self.members.1)
+        }
+    }
+}
+
+impl Section for TreeSection {
+    fn tag(&self) -> u32 {
+        ckpt_image::section::tag::TREE
+    }
+    fn is_empty(&self) -> bool {
+        self.members.1 == 0
+    }
+    fn len(&self) -> usize {
+        ckpt_image::section::Table::<ckpt_image::tree::Member>::len_for(self.members.1)
+    }
+    fn encode(&self, out: &mut [u8]) {
+        ckpt_image::section::Table::encode(self.records(), out);
+    }
 }
 
 /// The THREADS section (`ckpt_image::threads`): the checkpointing thread's record
@@ -138,6 +179,7 @@ impl Kernel {
         affinity: ([0; 16], 0),
         sched: (0, 0, 0),
         threads: ThreadsSection::EMPTY,
+        tree: TreeSection::EMPTY,
         files: files::Files::EMPTY,
         process: process::Process::EMPTY,
     };
@@ -181,7 +223,7 @@ impl Kernel {
     /// The state that goes into image sections (`ckpt_image::section`), in the
     /// order they are written. Each kind of state beyond memory adds itself here.
     pub fn sections(&self) -> impl Iterator<Item = &dyn Section> {
-        let all: [&dyn Section; 3] = [&self.files, &self.process, &self.threads];
+        let all: [&dyn Section; 4] = [&self.files, &self.process, &self.threads, &self.tree];
         all.into_iter().filter(|s| !s.is_empty())
     }
 

@@ -1,0 +1,197 @@
+//! Tree mode (`ckpt --tree`, docs/trees.md): the program and every process it
+//! starts are checkpointed into one image at a moment the test does not choose,
+//! and the restart brings the whole tree back: pids, parent and child (waitpid
+//! and exit statuses), a zombie not yet reaped, the pipe between two processes
+//! with its unread bytes. A descendant without the runtime (a static program)
+//! makes the checkpoint fail, naming it, and the tree goes on.
+
+mod common;
+
+use common::*;
+
+/// The numbers after `prefix` ("W 12", "P 3") in both runs, in order.
+fn steps(first: &Outcome, second: &Outcome, prefix: &str) -> Vec<u64> {
+    first.lines.iter().chain(&second.lines).filter_map(|l| l.strip_prefix(prefix)?.trim().parse().ok()).collect()
+}
+
+/// A program, its forked worker and an unreaped child: checkpoint the tree at a
+/// random moment, restart it, and the parent reaps both with the statuses they
+/// exit with, every step of both processes done exactly once.
+fn forked_worker(bits: Bits) {
+    let dir = Dir::new(&format!("tree_worker{}", bits.tag()));
+    dir.compile_bits("tree_worker.c", "tree_worker", &[], bits);
+    let image = dir.join("tree_worker.ckpt");
+    let first = checkpoint_with(ckpt(&dir, &["--tree", "./tree_worker"]), &image, "TSTP", random_delay(30, 380));
+    assert_image_bits(&image, bits);
+    let info = ckpt_info(&image);
+    assert!(info.contains("processes:    3 "), "the image should hold the program, its worker and the zombie:\n{info}");
+    assert!(info.contains("a zombie (exit status 7)"), "{info}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the tree");
+    let want: Vec<u64> = (1..=40).collect();
+    assert_eq!(steps(&first, &second, "W "), want, "the worker's steps\nfirst:\n{first}\nrestart:\n{second}");
+    assert_eq!(steps(&first, &second, "P "), want, "the parent's steps\nfirst:\n{first}\nrestart:\n{second}");
+    assert!(second.has("DONE worker"), "the parent did not reap its children after the restart\n{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+}
+
+#[test]
+fn tree_forked_worker_and_zombie() {
+    forked_worker(Bits::B64);
+}
+
+#[test]
+fn tree_forked_worker_and_zombie_32bit() {
+    forked_worker(Bits::B32);
+}
+
+/// `ckpt --tree sh -c 'producer | consumer'`: one image of the shell and both
+/// ends of the pipeline; after the restart the consumer reads every line once,
+/// in order (the pipe's queued lines came back), to the end.
+#[test]
+fn tree_shell_pipeline() {
+    let dir = Dir::new("tree_pipeline");
+    dir.compile("tree_pipe.c", "tree_pipe", &[]);
+    let image = dir.join("sh.ckpt");
+    let script = "./tree_pipe produce 500 | ./tree_pipe consume 500";
+    let first = checkpoint_with(ckpt(&dir, &["--tree", "sh", "-c", script]), &image, "TSTP", random_delay(30, 400));
+    let info = ckpt_info(&image);
+    assert!(info.contains("processes:    2 ") || info.contains("processes:    3 "), "{info}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the pipeline");
+    assert_continues(&first, &second, 500);
+}
+
+/// A static program in the tree cannot take part: the checkpoint fails with a
+/// message naming it, nothing is written, and every process goes on to the end.
+#[test]
+fn tree_with_a_static_program_is_refused() {
+    let dir = Dir::new("tree_static");
+    dir.compile("tree_pipe.c", "tree_pipe", &[]);
+    dir.compile("tree_pipe.c", "tree_pipe_static", &["-static"]);
+    let image = dir.join("sh.ckpt");
+    let script = "./tree_pipe produce 300 | ./tree_pipe_static consume 300";
+    let mut p = Proc::spawn(ckpt(&dir, &["--tree", "sh", "-c", script]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(20, 200));
+    p.signal("TSTP");
+    let o = p.finish();
+    o.assert_ok("the tree after a refused checkpoint");
+    assert!(o.has("DONE"), "{o}");
+    assert_eq!(o.ticks(), (1..=300).collect::<Vec<u64>>(), "{o}");
+    assert!(
+        o.stderr.contains("(tree_pipe_stati") && o.stderr.contains("does not run the ckpt runtime"),
+        "the refusal should name the static program:\n{o}"
+    );
+    assert!(!image.exists(), "no image may be written");
+    assert!(dir.leftovers().is_empty(), "temporary files left: {:?}", dir.leftovers());
+}
+
+/// A small C project: six sources, a link, a pause before each compile so that
+/// the build lasts long enough to be interrupted anywhere (in make, in a
+/// compiler, in a pause).
+fn write_project(dir: &std::path::Path) {
+    for i in 1..=6 {
+        let src = format!("int f{i}(int x) {{ int s = 0; for (int k = 0; k < x; k++) s += k * {i}; return s; }}\n");
+        std::fs::write(dir.join(format!("f{i}.c")), src).unwrap();
+    }
+    std::fs::write(
+        dir.join("main.c"),
+        "#include <stdio.h>\nint f1(int), f2(int), f3(int), f4(int), f5(int), f6(int);\n\
+         int main(void) { printf(\"%d\\n\", f1(10) + f2(10) + f3(10) + f4(10) + f5(10) + f6(10)); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "OBJS = main.o f1.o f2.o f3.o f4.o f5.o f6.o\nprog: $(OBJS)\n\tcc -o $@ $(OBJS)\n\
+         %.o: %.c\n\tsleep 0.1\n\tcc -O2 -c -o $@ $<\n",
+    )
+    .unwrap();
+}
+
+/// `ckpt --tree make -j2`, checkpointed at a random moment of the build and
+/// restarted: the build finishes, and every object file and the program are
+/// byte for byte those of an uninterrupted build.
+#[test]
+fn tree_make_j2() {
+    require_tool("make", &["--version"], "make");
+    let reference = Dir::new("tree_make_reference");
+    write_project(reference.path());
+    let st = std::process::Command::new("make").arg("-j2").current_dir(reference.path()).output().unwrap();
+    assert!(st.status.success(), "the reference build failed: {st:?}");
+    let dir = Dir::new("tree_make");
+    write_project(dir.path());
+    let image = dir.join("make.ckpt");
+    let p = Proc::spawn(ckpt(&dir, &["--tree", "make", "-j2"]));
+    std::thread::sleep(random_delay(60, 500));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_checkpointed("the checkpointed build");
+    assert!(!dir.join("prog").exists(), "the build finished before the checkpoint\n{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("the restarted build");
+    for f in ["main.o", "f1.o", "f2.o", "f3.o", "f4.o", "f5.o", "f6.o", "prog"] {
+        let (a, b) = (std::fs::read(reference.join(f)).unwrap(), std::fs::read(dir.join(f)));
+        assert!(b.as_ref().is_ok_and(|b| *b == a), "{f} differs from the reference build\n{first}\n{second}");
+    }
+    let out = std::process::Command::new(dir.join("prog")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "945\n");
+}
+
+/// A shell script with two background jobs and `wait` (each job a program with
+/// a forked worker, a zombie and shared memory: 7 processes): after the restart
+/// the shell's `wait` returns once both jobs are done, each job reaps its own
+/// children, and every step of the four workers and parents ran exactly once.
+#[test]
+fn tree_shell_background_jobs_and_wait() {
+    let dir = Dir::new("tree_jobs");
+    dir.compile("tree_worker.c", "tree_worker", &[]);
+    let image = dir.join("sh.ckpt");
+    let script = "./tree_worker & ./tree_worker & wait; echo ALLDONE";
+    let first = checkpoint_with(ckpt(&dir, &["--tree", "sh", "-c", script]), &image, "TSTP", random_delay(30, 380));
+    let info = ckpt_info(&image);
+    assert!(info.contains("processes:    7 "), "the shell, two jobs, their workers and zombies:\n{info}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the script");
+    for prefix in ["W ", "P "] {
+        let mut all = steps(&first, &second, prefix);
+        all.sort_unstable();
+        let want: Vec<u64> = (1..=40).flat_map(|i| [i, i]).collect();
+        assert_eq!(all, want, "{prefix}steps of both jobs\nfirst:\n{first}\nrestart:\n{second}");
+    }
+    let done = second.lines.iter().filter(|l| l.starts_with("DONE worker")).count();
+    assert_eq!(done, 2, "both jobs reap their children\n{second}");
+    assert_eq!(second.lines.last().map(String::as_str), Some("ALLDONE"), "{second}");
+}
+
+/// Continue mode (`-c`) for a tree: the tree goes on after the checkpoint and
+/// finishes as if nothing happened; the image restarts the tree from the moment
+/// of the checkpoint and finishes it too.
+#[test]
+fn tree_continue_mode() {
+    let dir = Dir::new("tree_continue");
+    dir.compile("tree_worker.c", "tree_worker", &[]);
+    let image = dir.join("tree_worker.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["--tree", "-c", "./tree_worker"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(30, 350));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_ok("the tree in continue mode");
+    let want: Vec<u64> = (1..=40).collect();
+    let none = Outcome { status: first.status, lines: Vec::new(), stderr: String::new() };
+    assert_eq!(steps(&first, &none, "W "), want, "{first}");
+    assert_eq!(steps(&first, &none, "P "), want, "{first}");
+    assert!(first.has("DONE worker") && first.stderr.contains("tree_worker.ckpt written"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the tree");
+    assert!(second.has("DONE worker"), "{second}");
+    for prefix in ["W ", "P "] {
+        let after = steps(&none, &second, prefix);
+        let from = after.first().copied().unwrap_or(41);
+        assert_eq!(after, (from..=40).collect::<Vec<u64>>(), "{prefix}steps after the restart\n{second}");
+    }
+    assert!(!steps(&none, &second, "W ").is_empty(), "the worker had finished before the checkpoint\n{second}");
+}
