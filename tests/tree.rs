@@ -195,3 +195,30 @@ fn tree_continue_mode() {
     }
     assert!(!steps(&none, &second, "W ").is_empty(), "the worker had finished before the checkpoint\n{second}");
 }
+
+/// A regular file whose open file description two processes of the tree share
+/// (a shell's `> log` inherited by its background job) is not shared again
+/// after a restart (each process reopens it at its own offset): the checkpoint
+/// says so, naming both descriptors, instead of letting it pass silently. A
+/// pipe the two share draws no such warning.
+#[test]
+fn tree_shared_regular_file_is_said_at_checkpoint() {
+    use std::process::Stdio;
+    let dir = Dir::new("tree_shared_file");
+    let image = dir.join("sh.ckpt");
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    let script = "i=0; while [ $i -lt 60 ]; do echo $i; i=$((i+1)); sleep 0.05; done & wait";
+    let mut c = ckpt(&dir, &["--tree", "sh", "-c", script]);
+    c.stdout(Stdio::from(log)).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    std::thread::sleep(random_delay(400, 900));
+    let st = std::process::Command::new("kill").arg("-TSTP").arg(child.id().to_string()).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(CHECKPOINT_EXIT), "{err}");
+    assert_image(&image);
+    let said: Vec<&str> = err.lines().filter(|l| l.contains("share one open file description")).collect();
+    assert!(!said.is_empty(), "{err}");
+    assert!(said.iter().all(|l| l.starts_with("ckpt: warning: descriptor 1 of process ")), "{err}");
+}
