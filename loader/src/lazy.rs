@@ -287,6 +287,11 @@ pub fn go(set: &Setup, plan: &Plan) {
     }
     let page = plan.home.status();
     let g = if set.count > 0 { 1 } else { 2 };
+    crate::trace(if set.count > 0 {
+        "lazy restart: regions registered with the userfaultfd; the pager starts"
+    } else {
+        "lazy restart: no region large enough; every page is in"
+    });
     word(page, GO).store(g, Ordering::Release);
     let _ = ckpt_sys::task::futex_wake(word(page, GO));
     let _ = ckpt_sys::close(set.uffd);

@@ -210,9 +210,11 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     remap::restore_regions(&plan, &meta, &mut lazy);
     trace("memory regions mapped and read");
     let status = if lazy.count > 0 { plan.home.status() as u64 } else { 0 };
+    // The pager goes before the restart slot is written: the slot may lie in a
+    // lazy region (the runtime's statics in a static program's .bss).
+    lazy::go(&lazy, &plan);
     remap::store_restart_info(&plan, &meta, status);
     remap::start_threads(&plan, &meta);
-    lazy::go(&lazy, &plan);
     let _ = ckpt_sys::close(plan.fd);
     trace("jumping to the program's save point");
 
