@@ -137,6 +137,7 @@ fn kind(k: u32) -> &'static str {
         fkind::TIMERFD => "timerfd",
         fkind::SIGNALFD => "signalfd",
         fkind::EPOLL => "epoll",
+        fkind::INOTIFY => "inotify",
         _ => "special",
     }
 }
@@ -219,6 +220,7 @@ fn restart(f: &Files, r: &FileRec) -> String {
                 _ => "a new socket bound (and, for datagrams, connected) to the same addresses, with its options"
                     .to_string(),
             },
+            fkind::INOTIFY => inotify(f, r),
             _ => format!("a new epoll instance watching {} descriptors again", r.data_len / 24),
         },
         how::DUP => {
@@ -233,6 +235,29 @@ fn restart(f: &Files, r: &FileRec) -> String {
             }
         ),
     }
+}
+
+/// How an inotify instance comes back: its watches by path, and what not.
+fn inotify(f: &Files, r: &FileRec) -> String {
+    let ws: Vec<_> = f.watches(r).collect();
+    let lost: Vec<String> =
+        ws.iter().filter(|w| w.path_len == 0).map(|w| format!("{} (inode {})", w.wd, w.ino)).collect();
+    let mut s = format!(
+        "a new inotify instance watching {} path(s) again with the same watch numbers: {}",
+        ws.len() - lost.len(),
+        ws.iter()
+            .filter(|w| w.path_len > 0)
+            .map(|w| format!("{}={}", w.wd, String::from_utf8_lossy(f.watch_path(w))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !lost.is_empty() {
+        s += &format!("; NOT WATCHED (path not found at checkpoint time): watch {}", lost.join(", "));
+    }
+    if f.word(r, 0) > 0 {
+        s += &format!("; {} bytes of queued events LOST", f.word(r, 0));
+    }
+    s
 }
 
 fn files(f: &Files) -> Vec<String> {

@@ -588,3 +588,91 @@ fn io_uring_and_aio_refuse_the_checkpoint() {
         assert!(!dir.join("files_refuse.ckpt").exists(), "an image was written for {what}");
     }
 }
+
+fn inotify(bits: Bits) {
+    require_root("find a watched file that is not open by its file handle (open_by_handle_at)");
+    let dir = Dir::new(&format!("files_inotify{}", bits.tag()));
+    dir.compile_bits("files_inotify.c", "files_inotify", &[], bits);
+    let image = dir.join("files_inotify.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./files_inotify"]), &image);
+    assert!(first.stderr.contains("(inotify): 16 bytes of queued events: they are lost after a restart"), "{first}");
+    assert_eq!(first.stderr.matches("warning").count(), 1, "only the queued events are lost\n{first}");
+    let info = ckpt_info(&image);
+    let here = dir.path().canonicalize().unwrap();
+    let d = here.display();
+    let want = format!("watching 3 path(s) again with the same watch numbers: 1={d}, 2={d}/a, 4={d}/far/c");
+    assert!(info.contains(&want), "{want}\n{info}");
+    assert!(info.contains(&format!("1={d}/b; 16 bytes of queued events LOST")), "{info}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.stderr.contains("warning: 16 bytes of events queued at checkpoint time are lost"), "{second}");
+    // The image was written into the watched working directory after the
+    // checkpoint: a change the program gets no event for, which is said.
+    let changed = format!("warning: watch 1 ({d}): the file changed while the program was not running");
+    assert!(second.stderr.contains(&changed), "{second}");
+    assert_eq!(second.stderr.matches("warning").count(), 2, "nothing else is lost\n{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// An inotify instance comes back with each watch on its path and with its
+/// watch number (a removed watch's number stays unused): the program's events
+/// carry the numbers it was given before the checkpoint. Paths are found for
+/// the working directory, a file held open and (as root) a file found by its
+/// handle; events queued at checkpoint time are said to be lost, at checkpoint,
+/// in `ckpt info` and at restart.
+#[test]
+fn inotify_watches_come_back_with_their_numbers() {
+    inotify(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn inotify_watches_come_back_with_their_numbers_32bit() {
+    inotify(Bits::B32);
+}
+
+/// `ckpt tail -f log` checkpointed while it waits for the file to grow: after
+/// the restart it follows the file again (its inotify watch is back). The lines
+/// written while it was gone made no event (the watch did not exist then: the
+/// restart says so), so they are printed with the next line written; nothing is
+/// lost or repeated.
+#[test]
+fn tail_f_follows_the_file_after_a_restart() {
+    use std::io::Write;
+    let dir = Dir::new("files_tail");
+    let log = dir.join("log");
+    let append = |from: u32, to: u32, pause: u64| {
+        for i in from..=to {
+            let mut f = fs::OpenOptions::new().append(true).create(true).open(&log).unwrap();
+            writeln!(f, "line {i}").unwrap();
+            drop(f);
+            std::thread::sleep(Duration::from_millis(pause));
+        }
+    };
+    append(1, 5, 0);
+    let image = dir.join("tail.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["tail", "-n", "+1", "-f", "log"]));
+    p.wait_for("line 5");
+    append(6, 8, 30);
+    p.wait_for("line 8");
+    std::thread::sleep(random_delay(20, 200));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_checkpointed("tail -f");
+    assert_image(&image);
+    append(9, 11, 0);
+    let mut q = Proc::spawn(restart_cmd(&image, dir.path()));
+    std::thread::sleep(Duration::from_millis(300));
+    append(12, 14, 30);
+    q.wait_for("line 14");
+    std::thread::sleep(Duration::from_millis(100));
+    let second = q.kill();
+    let lines = |o: &Outcome| o.lines.iter().filter(|l| l.starts_with("line ")).cloned().collect::<Vec<_>>();
+    let want = |a: u32, b: u32| (a..=b).map(|i| format!("line {i}")).collect::<Vec<_>>();
+    assert_eq!(lines(&first), want(1, 8), "{first}");
+    assert_eq!(lines(&second), want(9, 14), "{second}");
+    assert!(!first.stderr.contains("warning"), "{first}");
+    let changed = "/files_tail/log): the file changed while the program was not running; that change makes no event";
+    assert!(second.stderr.contains(changed), "{second}");
+    assert_eq!(second.stderr.matches("warning").count(), 1, "{second}");
+}

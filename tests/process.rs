@@ -161,6 +161,17 @@ fn damaged_sections_are_refused_and_info_lists_them() {
     b[hashes..hashes + 8].copy_from_slice(&1000u64.to_le_bytes());
     reseal(&mut b);
     cases.push(("piece size 1000", b, "image section is damaged (tag 9, data hashes)"));
+    // A section header says version 2 of the PROCESS format, which this build
+    // does not know: refused as made by a newer ckpt, not misread.
+    let mut b = good.clone();
+    let version_at = process - ckpt_image::section::SECTION_HEADER_LEN + 4;
+    b[version_at..version_at + 4].copy_from_slice(&2u32.to_le_bytes());
+    reseal(&mut b);
+    cases.push((
+        "process section version 2",
+        b,
+        "image section written by a newer ckpt (tag 3, process, version 2; this",
+    ));
     assert_eq!(hashes_len, 16 + n as usize * 8);
     let bad = dir.join("bad.ckpt");
     for (what, bytes, want) in &cases {

@@ -58,8 +58,17 @@ pub mod fkind {
     /// An epoll instance; `data`: its interest list, (descriptor, events, data)
     /// triples of u64.
     pub const EPOLL: u32 = 14;
+    /// An inotify instance (FILES version 2); `data`: the bytes of events
+    /// queued at checkpoint time (lost at restart: the kernel cannot be handed
+    /// them back), then one [`super::INOTIFY_WATCH_LEN`]-byte entry per watch,
+    /// in ascending watch-descriptor order: seven u64, wd, mask, inode, device
+    /// (major << 32 | minor), offset and length in the blob of the watched
+    /// file's path (length 0: no path was found, and that watch is not made
+    /// again), and the file's ctime in ns at checkpoint time (a change since
+    /// then made no event the program will see).
+    pub const INOTIFY: u32 = 15;
     /// Highest valid kind.
-    pub const MAX: u32 = EPOLL;
+    pub const MAX: u32 = INOTIFY;
 }
 
 /// How a descriptor comes back at restart.
@@ -119,6 +128,13 @@ pub const MAX_CONTENT: u64 = 32 << 20;
 
 /// Bytes of a socket's saved parameters (see [`fkind::SOCKET`]).
 pub const SOCKET_DATA_LEN: u64 = 11 * 8 + 256;
+
+/// Bytes of one watch of an inotify instance (see [`fkind::INOTIFY`]).
+pub const INOTIFY_WATCH_LEN: u64 = 56;
+
+/// The FILES section's format version: 2 added [`fkind::INOTIFY`]; version 1
+/// payloads are read as they are.
+pub const VERSION: u32 = 2;
 
 /// Bytes of a terminal's saved settings (see [`fkind::TTY`]).
 pub const TTY_DATA_LEN: u64 = 56;
@@ -254,6 +270,11 @@ impl<'a> Files<'a> {
                         fkind::TIMERFD => r.data_len == 48,
                         fkind::SIGNALFD => r.data_len == 8,
                         fkind::EPOLL => r.data_len % 24 == 0,
+                        fkind::INOTIFY => {
+                            r.data_len >= 8
+                                && (r.data_len - 8) % INOTIFY_WATCH_LEN == 0
+                                && files.watches(&r).all(|w| in_blob(w.path_off, w.path_len))
+                        }
                         fkind::SOCKET => r.data_len >= SOCKET_DATA_LEN,
                         _ => false,
                     })
@@ -341,10 +362,51 @@ impl<'a> Files<'a> {
         self.blob(r.data_off, r.data_len)
     }
 
+    /// The watches of an inotify record (see [`fkind::INOTIFY`]).
+    pub fn watches(&self, r: &FileRec) -> impl Iterator<Item = Watch> + '_ {
+        let n = if r.kind == fkind::INOTIFY { r.data_len.saturating_sub(8) / INOTIFY_WATCH_LEN } else { 0 };
+        let r = *r;
+        (0..n as usize).map(move |k| {
+            let w = |i| self.word(&r, 1 + 7 * k + i);
+            Watch { wd: w(0), mask: w(1), ino: w(2), dev: w(3), path_off: w(4), path_len: w(5), ctime_ns: w(6) }
+        })
+    }
+
+    /// The path of an inotify watch (empty: not found at checkpoint time).
+    pub fn watch_path(&self, w: &Watch) -> &'a [u8] {
+        self.blob(w.path_off, w.path_len)
+    }
+
     /// Word `i` of the parameters of a descriptor made anew (0 past the end).
     pub fn word(&self, r: &FileRec, i: usize) -> u64 {
         let b = self.content(r);
         b.get(i * 8..i * 8 + 8).map_or(0, |w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+    }
+}
+
+/// One watch of an inotify instance (see [`fkind::INOTIFY`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watch {
+    /// Its watch descriptor.
+    pub wd: u64,
+    /// Its event mask (with IN_ONESHOT, IN_EXCL_UNLINK... as the kernel keeps them).
+    pub mask: u64,
+    /// The watched inode.
+    pub ino: u64,
+    /// Its device (major << 32 | minor).
+    pub dev: u64,
+    /// Its path in the blob.
+    pub path_off: u64,
+    /// Its length (0: not found).
+    pub path_len: u64,
+    /// The file's ctime (ns) at checkpoint time.
+    pub ctime_ns: u64,
+}
+
+impl Watch {
+    /// The seven words of its entry.
+    pub fn words(&self) -> [u64; 7] {
+        [self.wd, self.mask, self.ino, self.dev, self.path_off, self.path_len, self.ctime_ns]
     }
 }
 

@@ -259,6 +259,14 @@ pub enum ImageError {
         /// The section's tag.
         tag: u32,
     },
+    /// A section of a known tag in a format version newer than this build reads:
+    /// the image was written by a newer ckpt.
+    NewerSection {
+        /// The section's tag.
+        tag: u32,
+        /// Its version in the file.
+        version: u32,
+    },
 }
 
 impl ImageError {
@@ -276,6 +284,7 @@ impl ImageError {
             ImageError::BadRun { .. } => "image page table is damaged",
             ImageError::BadRegisters => "image saved registers point outside the saved memory",
             ImageError::BadSection { .. } => "image section is damaged",
+            ImageError::NewerSection { .. } => "image section written by a newer ckpt",
         }
     }
 }
@@ -294,6 +303,13 @@ impl core::fmt::Display for ImageError {
             ImageError::BadRegion { index } => write!(f, "{} (entry {index})", self.what()),
             ImageError::BadRun { index } => write!(f, "{} (entry {index})", self.what()),
             ImageError::BadSection { tag } => write!(f, "{} (tag {tag}, {})", self.what(), section::name(tag)),
+            ImageError::NewerSection { tag, version } => write!(
+                f,
+                "{} (tag {tag}, {}, version {version}; this ckpt reads up to {})",
+                self.what(),
+                section::name(tag),
+                section::newest_version(tag)
+            ),
             _ => f.write_str(self.what()),
         }
     }
@@ -1160,7 +1176,7 @@ impl<'a> MetaWriter<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::section::{SECTION_HEADER_LEN, SectionHeader, Table};
+    use super::section::{SECTION_HEADER_LEN, SectionHeader, Table, tag};
     use super::*;
     extern crate std;
     use std::vec;
@@ -1308,6 +1324,7 @@ mod tests {
         assert_eq!(with(0, 1, 3).unwrap_err(), ImageError::BadSection { tag: 0 });
         assert_eq!(with(64, 1, 3).unwrap_err(), ImageError::BadSection { tag: 64 });
         assert_eq!(with(7, 0, 3).unwrap_err(), ImageError::BadSection { tag: 7 });
+        assert_eq!(with(tag::FILES, 3, 3).unwrap_err(), ImageError::NewerSection { tag: tag::FILES, version: 3 });
         let mut twice = good.clone();
         twice.extend_from_slice(&good);
         assert_eq!(Sections::parse(&twice).unwrap_err(), ImageError::BadSection { tag: 7 });

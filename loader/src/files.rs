@@ -718,9 +718,119 @@ fn make_new(name: &Name, files: &Files, r: &FileRec, top: u32) -> Result<Fd, Err
         }
         fkind::SIGNALFD => ckpt_sys::signalfd4(Fd(-1), w(0), flags)?,
         fkind::SOCKET => socket(files, r, top)?,
+        fkind::INOTIFY => {
+            let t = ckpt_sys::inotify_init1(flags)?;
+            watch_again(name, files, r, t);
+            t
+        }
         _ => ckpt_sys::epoll_create1(c::O_CLOEXEC.0)?,
     };
     Ok(t)
+}
+
+/// The watches of inotify instance `r`, made again on `t` by path, each with
+/// its watch descriptor: the kernel numbers a new watch one above the last it
+/// gave, so the numbers in between are taken and given back on a memfd of our
+/// own. What does not come back as it was is said: a watch whose path was not
+/// found at checkpoint time, a path that names another file now, and the
+/// events that were queued (they are lost).
+fn watch_again(name: &Name, files: &Files, r: &FileRec, t: Fd) {
+    const IN_MASK_CREATE: u32 = 0x1000_0000;
+    const IN_MASK_ADD: u32 = 0x2000_0000;
+    const IN_ACCESS: u32 = 1;
+    // Above this many numbers to skip, the watch takes the next number instead.
+    const MAX_SKIP: u64 = 1 << 16;
+    let mut next = 1u64;
+    let mut spare: Option<(Fd, CPath)> = None;
+    for wt in files.watches(r) {
+        let path = files.watch_path(&wt);
+        let m = || fd_msg(name, files, r).s("warning: watch ").u(wt.wd);
+        if path.is_empty() {
+            m().s(": the path of its file (inode ")
+                .u(wt.ino)
+                .s(") was not found at checkpoint time; not watched")
+                .emit();
+            continue;
+        }
+        let Some(p) = CPath::new(&[path]) else { continue };
+        while next < wt.wd && wt.wd - next <= MAX_SKIP {
+            if spare.is_none() {
+                let Ok(fd) = ckpt_sys::memfd_create(c"ckpt-inotify", c::MFD_CLOEXEC) else { break };
+                let n = ckpt_sys::msg::Msg::new().u(fd.0 as u64);
+                match CPath::new(&[b"/proc/self/fd/", n.as_bytes()]) {
+                    Some(sp) => spare = Some((fd, sp)),
+                    None => break,
+                }
+            }
+            let Some((_, sp)) = &spare else { break };
+            match ckpt_sys::inotify_add_watch(t, sp.cstr(), IN_ACCESS) {
+                Ok(wd) => {
+                    let _ = ckpt_sys::inotify_rm_watch(t, wd);
+                    next = wd as u64 + 1;
+                }
+                Err(_) => break,
+            }
+        }
+        let mask = (wt.mask as u32 & !(IN_MASK_ADD | IN_MASK_CREATE)) | IN_MASK_CREATE;
+        match ckpt_sys::inotify_add_watch(t, p.cstr(), mask) {
+            Ok(wd) => {
+                next = wd as u64 + 1;
+                if wd as u64 != wt.wd {
+                    m().s(" (").b(path).s(") comes back as watch ").u(wd as u64).emit();
+                }
+                match ckpt_sys::statx(Fd::CWD, p.cstr(), AtFlags(0)) {
+                    Ok(s) if s.ino == wt.ino && s.dev() == wt.dev => {
+                        if s.ctime_ns != wt.ctime_ns {
+                            m().s(" (")
+                                .b(path)
+                                .s("): the file changed while the program was not running; that change makes no \
+                                   event (the next one does)")
+                                .emit();
+                        }
+                    }
+                    _ => m().s(" (").b(path).s("): another file is at that path now; it is the one watched").emit(),
+                }
+            }
+            Err(e) => m().s(" (").b(path).s("): cannot watch it again: ").errno(e).emit(),
+        }
+    }
+    if let Some((fd, _)) = spare {
+        let _ = ckpt_sys::close(fd);
+        // Each number given back queued an IN_IGNORED event the program must
+        // not see: read them out (an event of a real watch that came in these
+        // few microseconds goes with them, and is said).
+        let mut others = 0u64;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = ckpt_sys::ioctl_fionread(t) {
+            if n == 0 {
+                break;
+            }
+            let Ok(got) = ckpt_sys::read(t, &mut buf) else { break };
+            let mut at = 0;
+            while at + 16 <= got {
+                let word =
+                    |i: usize| u32::from_le_bytes([buf[at + i], buf[at + i + 1], buf[at + i + 2], buf[at + i + 3]]);
+                const IN_IGNORED: u32 = 0x8000;
+                let real = files.watches(r).any(|w| w.wd == word(0) as u64);
+                others += (real || word(4) != IN_IGNORED) as u64;
+                at += 16 + word(12) as usize;
+            }
+        }
+        if others > 0 {
+            fd_msg(name, files, r)
+                .s("warning: ")
+                .u(others)
+                .s(" events that came in during the restart are lost")
+                .emit();
+        }
+    }
+    if files.word(r, 0) > 0 {
+        fd_msg(name, files, r)
+            .s("warning: ")
+            .u(files.word(r, 0))
+            .s(" bytes of events queued at checkpoint time are lost")
+            .emit();
+    }
 }
 
 /// What a kind is called in messages.
@@ -729,7 +839,7 @@ fn kind_name(k: u32) -> &'static str {
         fkind::PIPE => "a pipe",
         fkind::FIFO => "a FIFO",
         fkind::SOCKET => "a socket",
-        fkind::ANON => "an eventfd, epoll, timerfd, signalfd or inotify descriptor",
+        fkind::ANON => "an anonymous-inode descriptor (fanotify, pidfd, userfaultfd...)",
         fkind::TTY => "a terminal",
         _ => "a special file",
     }

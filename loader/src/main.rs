@@ -90,6 +90,16 @@ fn die_image(name: &Name, e: ImageError) -> ! {
         ImageError::WrongArch { found } => m.s(" (e_machine ").u(found as u64).s(")"),
         ImageError::BadRegion { index } | ImageError::BadRun { index } => m.s(" (entry ").u(index as u64).s(")"),
         ImageError::BadSection { tag } => m.s(" (tag ").u(tag as u64).s(", ").s(ckpt_image::section::name(tag)).s(")"),
+        ImageError::NewerSection { tag, version } => m
+            .s(" (tag ")
+            .u(tag as u64)
+            .s(", ")
+            .s(ckpt_image::section::name(tag))
+            .s(", version ")
+            .u(version as u64)
+            .s("; this loader reads up to ")
+            .u(ckpt_image::section::newest_version(tag) as u64)
+            .s(")"),
         _ => m,
     };
     die(m)

@@ -341,6 +341,46 @@ pub fn eventfd2(initval: u32, flags: u32) -> Result<Fd> {
     unsafe { sys!(Sysno::eventfd2, initval, flags) }.map(|fd| Fd(fd as i32))
 }
 
+/// `int inotify_init1(int flags);`
+pub fn inotify_init1(flags: u32) -> Result<Fd> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::inotify_init1, flags) }.map(|fd| Fd(fd as i32))
+}
+
+/// `int inotify_add_watch(int fd, const char *pathname, uint32_t mask);`
+pub fn inotify_add_watch(fd: Fd, path: &CStr, mask: u32) -> Result<u32> {
+    // SAFETY: the kernel reads the NUL-terminated path, ours.
+    unsafe { sys!(Sysno::inotify_add_watch, fd.0, path.as_ptr(), mask) }.map(|wd| wd as u32)
+}
+
+/// `int inotify_rm_watch(int fd, int wd);`
+pub fn inotify_rm_watch(fd: Fd, wd: u32) -> Result<()> {
+    // SAFETY: no memory involved.
+    unsafe { sys!(Sysno::inotify_rm_watch, fd.0, wd) }.map(drop)
+}
+
+/// `ioctl(fd, FIONREAD, &n)`: the bytes ready to be read (an inotify
+/// instance's queued events, a pipe's or socket's queued bytes).
+pub fn ioctl_fionread(fd: Fd) -> Result<u32> {
+    let mut n = 0i32;
+    // SAFETY: the kernel writes an int into `n`, ours.
+    unsafe { sys!(Sysno::ioctl, fd.0, 0x541bu32, &mut n as *mut i32) }?;
+    Ok(n as u32)
+}
+
+/// `int open_by_handle_at(int mount_fd, struct file_handle *handle, int flags);`
+/// with `handle` the whole `struct file_handle` (handle_bytes, handle_type, then
+/// the handle). Needs CAP_DAC_READ_SEARCH.
+pub fn open_by_handle_at(mount: Fd, handle: &[u8], flags: OFlags) -> Result<Fd> {
+    let n = handle.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) as usize;
+    if handle.len() < 8 + n {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: the kernel reads handle_bytes, then that many bytes after the
+    // 8-byte header: inside `handle` (checked above).
+    unsafe { sys!(Sysno::open_by_handle_at, mount.0, handle.as_ptr(), flags.0) }.map(|fd| Fd(fd as i32))
+}
+
 /// `int signalfd4(int fd, const sigset_t *mask, size_t sizemask, int flags);`
 pub fn signalfd4(fd: Fd, mask: u64, flags: u32) -> Result<Fd> {
     // SAFETY: the kernel reads the 8-byte mask, ours.
@@ -689,6 +729,8 @@ pub struct Stat {
     pub rdev_major: u32,
     /// For a device file, the device's minor number.
     pub rdev_minor: u32,
+    /// Last status change (content, metadata or links), ns since the epoch.
+    pub ctime_ns: u64,
 }
 
 impl Stat {
@@ -738,6 +780,7 @@ pub fn statx(dir: Fd, path: &CStr, flags: AtFlags) -> Result<Stat> {
         nlink: sx.stx_nlink,
         rdev_major: sx.stx_rdev_major,
         rdev_minor: sx.stx_rdev_minor,
+        ctime_ns: (sx.stx_ctime.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(sx.stx_ctime.tv_nsec as u64),
     })
 }
 

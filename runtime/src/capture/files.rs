@@ -150,6 +150,9 @@ impl super::Section for Files {
     fn tag(&self) -> u32 {
         tag::FILES
     }
+    fn version(&self) -> u32 {
+        f::VERSION
+    }
     fn len(&self) -> usize {
         self.len
     }
@@ -313,6 +316,149 @@ fn params(kind: u32, text: &[u8], w: &mut FilesWriter) -> Option<(u64, u64)> {
     Some((off, n as u64 * 8))
 }
 
+/// Most watches of one inotify instance kept (the paths of more would not fit
+/// the scratch space reserved for them).
+const MAX_WATCHES: usize = 8192;
+
+/// The parameters of an inotify instance (see `ckpt_image::files::fkind::INOTIFY`):
+/// its queued bytes and its watches (`inotify wd:%x ino:%x sdev:%x mask:%x ...
+/// f_handle:HEX` lines of fdinfo), each with the path of the watched inode.
+fn inotify_params(fd: u32, text: &[u8], w: &mut FilesWriter) -> Option<(u64, u64)> {
+    let queued = ckpt_sys::ioctl_fionread(Fd(fd as i32)).unwrap_or(0) as u64;
+    let mut watches = Table::<f::Watch>::with_capacity(MAX_WATCHES).ok()?;
+    let mut paths = WatchPaths::new(fd);
+    for l in text.split(|&b| b == b'\n') {
+        let Some(rest) = l.strip_prefix(b"inotify ") else { continue };
+        let kv = |key: &[u8]| {
+            rest.split(|&b| b == b' ').find_map(|t| t.strip_prefix(key)?.strip_prefix(b":")).unwrap_or(&[])
+        };
+        let sdev = num(kv(b"sdev"), 16);
+        // The kernel's dev_t: 12 bits of major above 20 of minor.
+        let dev = (sdev >> 20) << 32 | (sdev & 0xf_ffff);
+        let (ino, bytes, ty) = (num(kv(b"ino"), 16), num(kv(b"fhandle-bytes"), 16), num(kv(b"fhandle-type"), 16));
+        let mut handle = [0u8; 8 + 128];
+        let hex = kv(b"f_handle");
+        let n = (bytes as usize).min(128).min(hex.len() / 2);
+        handle[0..4].copy_from_slice(&(n as u32).to_le_bytes());
+        handle[4..8].copy_from_slice(&(ty as u32).to_le_bytes());
+        for (i, b) in handle[8..8 + n].iter_mut().enumerate() {
+            *b = num(&hex[2 * i..2 * i + 2], 16) as u8;
+        }
+        let (wd, mask) = (num(kv(b"wd"), 16), num(kv(b"mask"), 16));
+        let mut wt = f::Watch { wd, mask, ino, dev, path_off: 0, path_len: 0, ctime_ns: 0 };
+        if let Some((p, ctime_ns)) = paths.find(dev, ino, &handle[..8 + n]) {
+            wt.path_off = w.blob(p)?;
+            wt.path_len = p.len() as u64;
+            wt.ctime_ns = ctime_ns;
+        }
+        watches.push(wt).ok()?;
+    }
+    // fdinfo lists the newest watch first: ascending watch descriptors, as the
+    // loader makes them again.
+    let ws = watches.as_mut_slice();
+    ws.sort_unstable_by_key(|x| x.wd);
+    let start = w.blob(&queued.to_le_bytes())?;
+    for x in ws.iter() {
+        for v in x.words() {
+            w.blob(&v.to_le_bytes())?;
+        }
+    }
+    Some((start, 8 + ws.len() as u64 * f::INOTIFY_WATCH_LEN))
+}
+
+/// Finds the path of a watched inode: by its file handle (open_by_handle_at,
+/// which needs CAP_DAC_READ_SEARCH, on a mount of its device from mountinfo),
+/// else among the files the process has open, their directories and the
+/// working directory (what programs watch: tail -f, an editor, a config
+/// reloader).
+struct WatchPaths {
+    /// The inotify descriptor itself (not a candidate).
+    own: u32,
+    /// The last path found.
+    buf: [u8; PATH_MAX],
+}
+
+impl WatchPaths {
+    fn new(own: u32) -> Self {
+        WatchPaths { own, buf: [0; PATH_MAX] }
+    }
+
+    /// The path and ctime (ns) of inode (`dev`, `ino`).
+    fn find(&mut self, dev: u64, ino: u64, handle: &[u8]) -> Option<(&[u8], u64)> {
+        let n = self.by_handle(dev, handle).or_else(|| self.by_candidates(dev, ino))?;
+        let st = Self::stat(&self.buf[..n]).filter(|s| s.ino == ino && s.dev() == dev)?;
+        Some((&self.buf[..n], st.ctime_ns))
+    }
+
+    fn stat(p: &[u8]) -> Option<ckpt_sys::Stat> {
+        path_cstr(p, |c| ckpt_sys::statx(Fd::CWD, c, ckpt_sys::AtFlags(0))).and_then(|s| s.ok())
+    }
+
+    /// Whether `p` names the inode (`dev`, `ino`).
+    fn names(p: &[u8], dev: u64, ino: u64) -> bool {
+        Self::stat(p).is_some_and(|s| s.ino == ino && s.dev() == dev)
+    }
+
+    fn by_handle(&mut self, dev: u64, handle: &[u8]) -> Option<usize> {
+        let (text, len) = ckpt_sys::scratch::read_whole(c"/proc/self/mountinfo").ok()?;
+        let mut majmin = Msg::new();
+        majmin = majmin.u(dev >> 32).s(":").u(dev & 0xffff_ffff);
+        // `ID PARENT MAJ:MIN ROOT MOUNTPOINT ...`; a mount of the whole
+        // filesystem (root "/") first.
+        let mut best: Option<&[u8]> = None;
+        for l in text.as_slice()[..len].split(|&b| b == b'\n') {
+            let mut t = l.split(|&b| b == b' ');
+            let (Some(_), Some(_), Some(mm), Some(root), Some(at)) = (t.next(), t.next(), t.next(), t.next(), t.next())
+            else {
+                continue;
+            };
+            if mm == majmin.as_bytes() && !at.contains(&b'\\') && (best.is_none() || root == b"/") {
+                best = Some(at);
+            }
+        }
+        // (open_by_handle_at wants a real descriptor there, not an O_PATH one.)
+        let m = path_cstr(best?, |c| ckpt_sys::openat(Fd::CWD, c, c::O_RDONLY | c::O_CLOEXEC, 0))?.ok()?;
+        let f = ckpt_sys::open_by_handle_at(m, handle, c::O_PATH | c::O_CLOEXEC);
+        let _ = ckpt_sys::close(m);
+        let f = f.ok()?;
+        let mut pb = [0u8; 48];
+        let n = ckpt_sys::readlinkat(Fd::CWD, proc_path(&mut pb, "fd", f.0 as u32), &mut self.buf);
+        let _ = ckpt_sys::close(f);
+        let n = n.ok()?;
+        (self.buf[0] == b'/' && !self.buf[..n].ends_with(b" (deleted)")).then_some(n)
+    }
+
+    fn by_candidates(&mut self, dev: u64, ino: u64) -> Option<usize> {
+        if let Ok(n) = ckpt_sys::getcwd(&mut self.buf) {
+            let n = n.saturating_sub(1); // getcwd counts the NUL
+            if Self::names(&self.buf[..n], dev, ino) {
+                return Some(n);
+            }
+        }
+        let fds = list_fds().ok()?;
+        for &fd in fds.as_slice().iter().filter(|&&fd| fd != self.own) {
+            let mut pb = [0u8; 48];
+            let Ok(n) = ckpt_sys::readlinkat(Fd::CWD, proc_path(&mut pb, "fd", fd), &mut self.buf) else { continue };
+            if self.buf[0] != b'/' || self.buf[..n].ends_with(b" (deleted)") {
+                continue;
+            }
+            // The file itself, then each directory above it.
+            let mut end = n;
+            while end > 0 {
+                if Self::names(&self.buf[..end], dev, ino) {
+                    return Some(end);
+                }
+                end = self.buf[..end].iter().rposition(|&b| b == b'/').unwrap_or(0);
+            }
+            if Self::names(b"/", dev, ino) {
+                self.buf[0] = b'/';
+                return Some(1);
+            }
+        }
+        None
+    }
+}
+
 /// The locks of an fdinfo text (`lock:\t1: FLOCK  ADVISORY  WRITE pid dev:ino
 /// start end` lines, proc(5)) as (kind, start, end) triples in the blob (see
 /// `ckpt_image::files::how::REOPEN`); None if there are none.
@@ -451,6 +597,7 @@ fn describe(
             b"anon_inode:[timerfd]" => fkind::TIMERFD,
             b"anon_inode:[signalfd]" => fkind::SIGNALFD,
             b"anon_inode:[eventpoll]" => fkind::EPOLL,
+            b"anon_inode:inotify" => fkind::INOTIFY,
             _ => fkind::ANON,
         }
     } else {
@@ -549,6 +696,13 @@ fn describe(
         // its queued bytes kept when both are here); it is opened by path again.
         fkind::FIFO if !deleted && r.flags & c::O_PATH.0 == 0 => (how::PIPE, why::NONE),
         fkind::SOCKET => match socket_params(fd, w) {
+            Some((off, len)) => {
+                (r.data_off, r.data_len) = (off, len);
+                (how::NEW, why::NONE)
+            }
+            None => (how::PLACEHOLDER, why::KIND),
+        },
+        fkind::INOTIFY => match inotify_params(fd, text, w) {
             Some((off, len)) => {
                 (r.data_off, r.data_len) = (off, len);
                 (how::NEW, why::NONE)
@@ -794,6 +948,21 @@ fn save_content(
 
 /// Say at checkpoint time what will not come back (`ckpt info` says it too).
 fn warn_placeholder(r: &FileRec, files: &FilesView) {
+    if r.how == how::NEW && r.kind == fkind::INOTIFY {
+        let m = || Msg::new().s("ckpt: warning: descriptor ").u(r.fd as u64).s(" (inotify): ");
+        for w in files.watches(r).filter(|w| w.path_len == 0) {
+            m().s("the path of the file of watch ")
+                .u(w.wd)
+                .s(" (inode ")
+                .u(w.ino)
+                .s(") was not found: after a restart it is not watched")
+                .emit();
+        }
+        if files.word(r, 0) > 0 {
+            m().u(files.word(r, 0)).s(" bytes of queued events: they are lost after a restart").emit();
+        }
+        return;
+    }
     if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 3) == 2 {
         // (state 3, a pair within the process, is restored connected: no warning)
         Msg::new()
@@ -860,7 +1029,7 @@ pub fn kind_name(k: u32) -> &'static str {
         fkind::FIFO => "a FIFO",
         fkind::SOCKET => "a socket",
         fkind::DELETED => "a deleted file",
-        fkind::ANON => "an anonymous-inode descriptor (inotify, fanotify, pidfd, userfaultfd...)",
+        fkind::ANON => "an anonymous-inode descriptor (fanotify, pidfd, userfaultfd...)",
         _ => "a special file",
     }
 }
