@@ -188,3 +188,82 @@ fn lazy_restart_of_an_image_truncated_after_the_start() {
         }
     }
 }
+
+/// Continue mode: a program checkpointed with `ckpt -c` is restarted lazily
+/// (faults only) and checkpointed again at once, while most pages are missing:
+/// the background writer's image is whole (it restarts with every word), and
+/// the lazily restarted program goes on to its end.
+#[test]
+fn lazy_restart_in_continue_mode_checkpoints_whole_images() {
+    let dir = Dir::new("lazy_continue");
+    dir.compile("lazy.c", "lazy", &["-pthread"]);
+    let image = dir.join("lazy.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./lazy", "32", "slow"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 300));
+    p.signal("TSTP");
+    wait_written(&dir, &image);
+    let _ = p.kill();
+    assert_image(&image);
+    let mut r = Proc::spawn(lazy_cmd(&image, &dir, "faults"));
+    r.wait_for("RESTARTED");
+    std::fs::remove_file(&image).unwrap();
+    r.signal("TSTP");
+    wait_written(&dir, &image);
+    let second = r.finish();
+    second.assert_ok("the lazily restarted program, checkpointed in continue mode");
+    assert_lazy(&second);
+    assert!(second.has("DONE"), "{second}");
+    assert_image(&image);
+    let third = restart(&image, dir.path());
+    third.assert_ok("the restart of the image written while pages were missing");
+    assert!(third.has("RESTARTED") && third.has("DONE"), "{third}");
+}
+
+/// Wait until `image` exists and no temporary file is left in `dir`.
+fn wait_written(dir: &Dir, image: &std::path::Path) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (!image.exists() || !dir.leftovers().is_empty()) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(image.exists(), "{} was not written", image.display());
+}
+
+/// The unprivileged kind of userfaultfd (UFFD_USER_MODE_ONLY), which is what a
+/// user without CAP_SYS_PTRACE gets here: as `nobody` when the test runs as
+/// root. The restart says what that kind cannot do, and every word arrives.
+#[test]
+fn lazy_restart_unprivileged() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        .unwrap();
+    let dir = if root { Dir::new_public("lazy_nobody") } else { Dir::new("lazy_nobody") };
+    dir.compile("lazy.c", "lazy", &["-pthread"]);
+    let image = dir.join("lazy.ckpt");
+    let as_user = |prog: &std::path::Path, args: &[&str]| {
+        let mut c = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(prog);
+            c
+        } else {
+            Command::new(prog)
+        };
+        c.args(args).current_dir(dir.path());
+        c
+    };
+    let ckpt_bin = if root { dir.copy_dist().join("bin/ckpt") } else { ckpt_bin() };
+    let first = checkpoint(as_user(&ckpt_bin, &["./lazy", "32", "all"]), &image);
+    let mut c = as_user(&image, &[]);
+    c.env_clear().env("PATH", "/usr/bin:/bin").env("CKPT_TEST_RESTART_SHELL", "1");
+    c.env("CKPT_LAZY", "1").env("CKPT_DEBUG", "1");
+    let second = run(c);
+    second.assert_ok("the unprivileged lazy restart");
+    assert_lazy(&second);
+    if root {
+        assert!(second.stderr.contains("note: lazy restart with an unprivileged userfaultfd"), "{second}");
+    }
+    assert_continues(&first, &second, 60);
+}
