@@ -82,6 +82,19 @@ fn lazy_restart_dontneed_reads_zeros_32bit() {
     continues("dontneed", "faults", Bits::B32);
 }
 
+/// mremap of memory whose pages have not arrived (the pager fills them at the
+/// new address), and munmap + mmap of another part (fresh zeros, never the
+/// image's words).
+#[test]
+fn lazy_restart_follows_mremap_and_munmap() {
+    continues("remap", "faults", Bits::B64);
+}
+
+#[test]
+fn lazy_restart_follows_mremap_and_munmap_32bit() {
+    continues("remap", "1", Bits::B32);
+}
+
 /// A fork while most pages are missing: the child checks every word.
 #[test]
 fn lazy_restart_fork_gives_the_child_every_page() {

@@ -27,7 +27,7 @@
 //! - The program's own changes are followed: `MADV_DONTNEED` (REMOVE) and
 //!   `munmap` (UNMAP) mark pages as never to be filled from the image; `mremap`
 //!   (REMAP) of memory with missing pages makes the pager fill them at once at
-//!   the new address.
+//!   the new address (following later remaps of it too).
 //! - An image that cannot be read any more (truncated, an I/O error) or a piece
 //!   whose hash differs ends the program with SIGKILL and a message naming the
 //!   image and the offset: never zeros in place of data.
@@ -504,15 +504,19 @@ impl Pager<'_> {
         ckpt_sys::exit_group(0)
     }
 
-    /// Follow queued remaps, then answer queued faults.
+    /// Follow queued remaps, then answer queued faults; a remap read meanwhile is
+    /// followed before the next fault (that fault may be at its new address).
     fn answer(&mut self) {
-        while self.nremaps > 0 {
-            let r = self.remaps[0];
-            self.remaps.copy_within(1..self.nremaps, 0);
-            self.nremaps -= 1;
-            self.follow_remap(r);
-        }
-        while self.nfaults > 0 {
+        loop {
+            while self.nremaps > 0 {
+                let r = self.remaps[0];
+                self.remaps.copy_within(1..self.nremaps, 0);
+                self.nremaps -= 1;
+                self.follow_remap(r);
+            }
+            if self.nfaults == 0 {
+                return;
+            }
             self.nfaults -= 1;
             let a = self.faults[self.nfaults];
             self.fault(a);
@@ -548,14 +552,6 @@ impl Pager<'_> {
                         self.nfaults += 1;
                     }
                     uffd::EVENT_REMAP => {
-                        if let Some((_, to, len)) = self.window
-                            && a < to + len
-                            && to < a + l
-                        {
-                            self.fatal(ckpt_sys::msg::Msg::new().s(
-                                "lazy restart: the program moved memory (mremap) again while its pages were arriving",
-                            ));
-                        }
                         if self.nremaps == self.remaps.len() {
                             self.fatal(ckpt_sys::msg::Msg::new().s("lazy restart: too many mremap calls at once"));
                         }
@@ -578,12 +574,19 @@ impl Pager<'_> {
         }
     }
 
-    /// Where the page of original address `o` is now.
+    /// Where the page of original address `o` is now: moved by the remap being
+    /// followed, then by those queued after it (in their order).
     fn cur_of(&self, o: u64) -> u64 {
-        match self.window {
+        let mut c = match self.window {
             Some((from, to, len)) if o >= from && o < from + len => to + (o - from),
             _ => o,
+        };
+        for &(from, to, len) in &self.remaps[..self.nremaps] {
+            if c >= from && c < from + len {
+                c = to + (c - from);
+            }
         }
+        c
     }
 
     /// The lazy region holding original address `o`.
@@ -607,22 +610,38 @@ impl Pager<'_> {
         }
     }
 
-    /// Mark current `[s, e)` resolved (a removed or unmapped range).
+    /// Mark current `[s, e)` resolved (a removed or unmapped range). The event
+    /// happened after the remaps still queued (mremap's own UNMAP of the old
+    /// range follows its REMAP) and after the one being followed: an address is
+    /// traced back through them to the original one it holds, if any.
     fn mark_current(&mut self, s: u64, e: u64) {
-        let mut cuts = [s, e, e, e, e, e];
-        if let Some((from, to, len)) = self.window {
-            for (k, x) in [from, from + len, to, to + len].into_iter().enumerate() {
-                cuts[2 + k] = x.clamp(s, e);
-            }
+        if self.nremaps == 0 && self.window.is_none() {
+            self.mark_orig(s, e);
+            return;
         }
-        cuts.sort_unstable();
-        for w in cuts.windows(2) {
-            if w[0] < w[1]
-                && let Some(o) = self.orig_of(w[0])
+        let mut c = s & !(PAGE - 1);
+        while c < e {
+            if let Some(o) = self.traced(c)
+                && let Some(ri) = self.find(o)
             {
-                self.mark_orig(o, o + (w[1] - w[0]));
+                let r = self.regs[ri];
+                set_bit(self.resolved, r.page0 + (o - r.start) / PAGE);
+            }
+            c += PAGE;
+        }
+    }
+
+    /// The original address of what is now at `c`, through the queued remaps
+    /// (newest first) and the one being followed.
+    fn traced(&self, mut c: u64) -> Option<u64> {
+        for &(from, to, len) in self.remaps[..self.nremaps].iter().rev() {
+            if c >= to && c < to + len {
+                c = from + (c - to);
+            } else if c >= from && c < from + len {
+                return None;
             }
         }
+        self.orig_of(c)
     }
 
     /// File offset of original address `o` in region `ri`, if it was saved.
@@ -688,20 +707,27 @@ impl Pager<'_> {
     }
 
     /// Read, check and copy in the pieces of `[lp0, lp1)` of region `ri` that are
-    /// not in yet.
+    /// not in yet (each run of them with one read).
     fn fetch(&mut self, ri: usize, lp0: u64, lp1: u64) {
         let r = self.regs[ri];
         let mut lp = lp0;
-        while lp < lp1 && bit(self.done, r.piece0 + lp) {
-            lp += 1;
+        while lp < lp1 {
+            if bit(self.done, r.piece0 + lp) {
+                lp += 1;
+                continue;
+            }
+            let mut end = lp;
+            while end < lp1 && !bit(self.done, r.piece0 + end) {
+                end += 1;
+            }
+            self.fetch_run(ri, lp, end);
+            lp = end;
         }
-        let mut end = lp;
-        while end < lp1 && !bit(self.done, r.piece0 + end) {
-            end += 1;
-        }
-        if lp == end {
-            return;
-        }
+    }
+
+    /// Read, check and copy in pieces `[lp, end)` of region `ri`, none of them in.
+    fn fetch_run(&mut self, ri: usize, lp: u64, end: u64) {
+        let r = self.regs[ri];
         let f0 = r.file0 + lp * self.piece;
         let f1 = (r.file0 + r.saved).min(r.file0 + end * self.piece);
         let len = (f1 - f0) as usize;
@@ -765,7 +791,6 @@ impl Pager<'_> {
         };
         let r = self.regs[ri];
         let idx0 = r.page0 + (o - r.start) / PAGE;
-        let inside = |w: Option<(u64, u64, u64)>, x: u64| w.is_some_and(|(f, _, l)| x >= f && x < f + l);
         let mut p = s;
         while p < e {
             let page = |p: usize| idx0 + ((p - s) as u64) / PAGE;
@@ -774,14 +799,11 @@ impl Pager<'_> {
                 continue;
             }
             let at = o + (p - s) as u64;
+            let dst = self.cur_of(at) as usize;
             let mut q = p + PAGE as usize;
-            while q < e
-                && !bit(self.resolved, page(q))
-                && inside(self.window, o + (q - s) as u64) == inside(self.window, at)
-            {
+            while q < e && !bit(self.resolved, page(q)) && self.cur_of(o + (q - s) as u64) as usize == dst + (q - p) {
                 q += PAGE as usize;
             }
-            let dst = self.cur_of(at) as usize;
             let (n, res) = uffd::ioctl_uffdio_copy(self.uffd, dst, &self.buf[p..q]);
             let n = n.min(q - p) & !(PAGE as usize - 1);
             for k in 0..n / PAGE as usize {

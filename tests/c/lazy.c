@@ -12,6 +12,9 @@
  *             parent checks its status, then every word itself
  *   threads   4 threads (running since the start, so the image has them) check
  *             a quarter each, all at once
+ *   remap     mremap a part never touched since the restart away, check it
+ *             there, move it back; munmap another part and map fresh memory
+ *             there: zeros
  *   slow      check one MiB per tick, in order (the rest stays missing for a
  *             while under CKPT_LAZY=faults)
  *
@@ -82,6 +85,28 @@ static void forked(void) {
     say("FORK child ok");
 }
 
+/* Move a quarter never touched since the restart elsewhere (mremap), check it
+ * there, move it back; unmap another and map fresh memory there: zeros. */
+static void moved(void) {
+    size_t q = words / 4;
+    uint64_t *a = big + 2 * q, *b = big + q;
+    /* A place to move to (a same-size MAYMOVE alone would not move). */
+    void *to = mmap(0, q * 8, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (to == MAP_FAILED) FAIL("mmap");
+    uint64_t *n = mremap(a, q * 8, q * 8, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    if (n != to) FAIL("mremap away: %m");
+    for (size_t i = 0; i < q; i++)
+        if (n[i] != mix(2 * q + i)) FAIL("moved word %zu is %016llx", 2 * q + i, (unsigned long long)n[i]);
+    if (mremap(n, q * 8, q * 8, MREMAP_MAYMOVE | MREMAP_FIXED, a) != a) FAIL("mremap back: %m");
+    if (munmap(b, q * 8)) FAIL("munmap");
+    if (mmap(b, q * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != b) FAIL("mmap");
+    for (size_t i = 0; i < q; i++)
+        if (b[i]) FAIL("word %zu of fresh memory is not 0", q + i);
+    for (size_t i = 0; i < q; i++) b[i] = mix(q + i);
+    CHECK_RANGE(0, words);
+    say("MOVED ok");
+}
+
 static atomic_int gen, done, bad;
 
 static void *worker(void *arg) {
@@ -120,6 +145,7 @@ int main(int argc, char **argv) {
             if (!strcmp(mode, "all")) CHECK_RANGE(0, words);
             if (!strcmp(mode, "dontneed")) dontneed();
             if (!strcmp(mode, "fork")) forked();
+            if (!strcmp(mode, "remap")) moved();
             if (!strcmp(mode, "threads")) {
                 atomic_store(&done, 0);
                 atomic_fetch_add(&gen, 1);
