@@ -198,12 +198,14 @@ impl<'p> Image<'p> {
             );
         }
         self.check_pieces()?;
-        let (data_hash, _) = self.hash(h.data_offset, h.data_len)?;
+        // What is in the file: the plain data, or the stored (compressed) pieces.
+        let stored = h.file_len - h.data_offset;
+        let (data_hash, _) = self.hash(h.data_offset, stored)?;
         if data_hash != h.data_hash {
             return Err(self.damaged(format!(
                 "the page data is damaged (XXH64 of its {} bytes at offset {} is {data_hash:016x}, \
                  the header says {:016x})",
-                h.data_len, h.data_offset, h.data_hash
+                stored, h.data_offset, h.data_hash
             )));
         }
         Ok(())
@@ -214,12 +216,20 @@ impl<'p> Image<'p> {
     fn check_pieces(&self) -> Result<(), Error> {
         let meta = self.meta();
         let Some(dh) = meta.data_hashes().map_err(|e| self.damaged(e.to_string()))? else { return Ok(()) };
+        let stored = meta.compression();
         let mut k = 0u64;
         for r in meta.regions() {
-            let (mut at, end) = meta.data_range(&r);
-            while at < end {
-                let n = (end - at).min(dh.piece);
-                let (got, _) = self.hash(at, n)?;
+            let (mut plain_at, end) = meta.data_range(&r);
+            while plain_at < end {
+                let n = (end - plain_at).min(dh.piece);
+                let (got, at) = match &stored {
+                    // Validated by Meta::parse: one stored piece per piece.
+                    Some(c) => {
+                        let p = c.piece(k).unwrap_or_default();
+                        (self.unpacked_hash(k, &p, n)?, p.off)
+                    }
+                    None => (self.hash(plain_at, n)?.0, plain_at),
+                };
                 let want = dh.hash(k).unwrap_or(!got);
                 if got != want {
                     return Err(self.damaged(format!(
@@ -228,11 +238,38 @@ impl<'p> Image<'p> {
                         r.start, r.end
                     )));
                 }
-                at += n;
+                plain_at += n;
                 k += 1;
             }
         }
         Ok(())
+    }
+
+    /// XXH64 of piece `k` of `n` plain bytes, stored as `p`: decoded as the loader
+    /// does, naming the offset where a damaged block stops decoding.
+    fn unpacked_hash(&self, k: u64, p: &ckpt_image::compress::StoredPiece, n: u64) -> Result<u64, Error> {
+        use ckpt_image::compress::{codec, decode};
+        if p.codec == codec::NONE {
+            return Ok(self.hash(p.off, n)?.0);
+        }
+        let mut packed = vec![0u8; p.len as usize];
+        self.file.read_exact_at(&mut packed, p.off).map_err(|e| {
+            self.damaged(format!("cannot read the stored piece {k} at offset {}: {}", p.off, describe(&e)))
+        })?;
+        let mut plain = vec![0u8; n as usize];
+        decode(&packed, &mut plain).map_err(|e| {
+            self.damaged(format!(
+                "the page data is damaged (piece {k} at offset {}, {} bytes stored: its {} block does not \
+                 decode, at offset {})",
+                p.off,
+                p.len,
+                codec::name(p.codec),
+                p.off + e.at as u64
+            ))
+        })?;
+        let mut x = DataHasher::new();
+        x.update(&plain);
+        Ok(x.finish())
     }
 
     /// XXH64 of `len` bytes at `off`, read in pieces, and the offset of the first
@@ -298,6 +335,7 @@ impl<'p> Image<'p> {
             size(h.data_len),
             h.nruns
         );
+        let _ = writeln!(o, "compression:  {}", compression_text(&meta));
         let _ = writeln!(o, "checksums:    header and metadata ok; page data not read (ckpt verify checks it)");
         let sections: Vec<_> = meta.sections.iter().collect();
         if sections.is_empty() {
@@ -361,6 +399,8 @@ impl<'p> Image<'p> {
             pid: meta.process.pid,
             mapped_bytes: h.mapped_len,
             saved_bytes: h.data_len,
+            compression: meta.compression().map_or("none", |c| ckpt_image::compress::codec::name(c.head.codec)),
+            stored_bytes: h.file_len - h.data_offset,
             data_verified: false,
             sections: meta
                 .sections
@@ -398,6 +438,10 @@ struct InfoJson {
     time: u64,
     time_utc: String,
     pid: u64,
+    /// "none" or the codec of the page data.
+    compression: &'static str,
+    /// Bytes of page data in the file (`saved_bytes` when not compressed).
+    stored_bytes: u64,
     mapped_bytes: u64,
     saved_bytes: u64,
     /// Always false: `info` does not read the page data (`ckpt verify` does).
@@ -486,6 +530,23 @@ fn text(b: &[u8]) -> String {
 }
 
 /// A size in the largest binary unit that keeps it at least 1.
+/// The `compression:` line of `ckpt info`.
+fn compression_text(meta: &Meta) -> String {
+    match meta.compression() {
+        None => "none".into(),
+        Some(c) => {
+            let z = crate::sections::compression_counts(&c);
+            format!(
+                "{}, {} of page data stored in {} (ratio {:.2})",
+                ckpt_image::compress::codec::name(c.head.codec),
+                size(z.plain),
+                size(z.stored),
+                z.ratio()
+            )
+        }
+    }
+}
+
 pub fn size(n: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;

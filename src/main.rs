@@ -62,7 +62,8 @@ const AFTER_HELP: &str = "See 'ckpt --help' for the environment, exit status and
 const AFTER_LONG_HELP: &str = "\
 Environment:
   CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL, CKPT_INHERIT,
-  CKPT_EXIT_STATUS, CKPT_QUIET, CKPT_DEADLINE, CKPT_DIR, CKPT_KEEP
+  CKPT_EXIT_STATUS, CKPT_QUIET, CKPT_DEADLINE, CKPT_DIR, CKPT_KEEP,
+  CKPT_COMPRESS
       Read by the runtime in PROG. The options above set them; a value
       inherited from the environment is kept unless an option overrides it,
       so 'CKPT_NAME=run.ckpt ckpt PROG' works like 'ckpt -n run.ckpt PROG'.
@@ -205,6 +206,15 @@ struct RuntimeOpts {
     /// the program's own end (its own status).
     #[arg(short = 'x', long, value_name = "STATUS", verbatim_doc_comment)]
     exit_status: Option<u8>,
+
+    /// Compress the page data with LZ4 (sets CKPT_COMPRESS=1)
+    ///
+    /// Each 256 KiB piece of memory is compressed (and stored plain when that
+    /// does not pay); the restart decompresses it as it reads. Program and
+    /// library text stay uncompressed, mapped from the image at restart.
+    /// 'ckpt info' shows the ratio.
+    #[arg(short = 'z', long, verbatim_doc_comment)]
+    compress: bool,
 
     /// No message after each checkpoint (sets CKPT_QUIET=1)
     ///
@@ -404,6 +414,9 @@ fn runtime_settings(cli: &RuntimeOpts) -> Result<Vec<(&'static str, OsString)>, 
     }
     if cli.quiet {
         vars.push(("CKPT_QUIET", "1".into()));
+    }
+    if cli.compress {
+        vars.push(("CKPT_COMPRESS", "1".into()));
     }
     if let Some(deadline) = cli.deadline {
         vars.push(("CKPT_DEADLINE", deadline.to_string().into()));

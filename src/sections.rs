@@ -76,6 +76,22 @@ pub fn describe(s: &Section) -> Vec<String> {
             Ok(p) => process_lines(&p),
             Err(e) => vec![format!("damaged: {e}")],
         },
+        section::tag::COMPRESSION => match ckpt_image::compress::Compression::parse(s.data) {
+            Ok(c) => {
+                let z = compression_counts(&c);
+                vec![format!(
+                    "{}: {} of page data stored in {} ({:.2}x); {} pieces compressed, {} stored plain \
+                     (no gain, or program and library text mapped from the image at restart)",
+                    ckpt_image::compress::codec::name(c.head.codec),
+                    crate::inspect::size(z.plain),
+                    crate::inspect::size(z.stored),
+                    z.ratio(),
+                    z.packed,
+                    z.plain_pieces,
+                )]
+            }
+            Err(e) => vec![format!("damaged: {e}")],
+        },
         section::tag::DATA_HASHES => match ckpt_image::hashes::DataHashes::parse(s.data) {
             Ok(h) => vec![format!(
                 "{} pieces of {} KiB, each checked by the loader as it reads (or maps) it",
@@ -290,6 +306,39 @@ fn files(f: &Files) -> Vec<String> {
 }
 
 /// The title line of a section: its name, version and size.
+/// What a COMPRESSION section adds up to.
+pub struct CompressionCounts {
+    /// Bytes of plain page data.
+    pub plain: u64,
+    /// Bytes stored for it (padding between pieces not counted).
+    pub stored: u64,
+    /// Pieces stored compressed.
+    pub packed: u64,
+    /// Pieces stored plain.
+    pub plain_pieces: u64,
+}
+
+impl CompressionCounts {
+    /// Plain bytes per stored byte.
+    pub fn ratio(&self) -> f64 {
+        if self.stored == 0 { 1.0 } else { self.plain as f64 / self.stored as f64 }
+    }
+}
+
+/// Sum up a COMPRESSION section.
+pub fn compression_counts(c: &ckpt_image::compress::Compression) -> CompressionCounts {
+    let mut z = CompressionCounts { plain: c.head.plain_len, stored: 0, packed: 0, plain_pieces: 0 };
+    for p in c.pieces.iter() {
+        z.stored += p.len as u64;
+        if p.codec == ckpt_image::compress::codec::NONE {
+            z.plain_pieces += 1;
+        } else {
+            z.packed += 1;
+        }
+    }
+    z
+}
+
 pub fn title(s: &Section) -> String {
     format!("{} (tag {}, version {}, {} bytes)", section::name(s.tag), s.tag, s.version, s.data.len())
 }
@@ -415,6 +464,17 @@ pub fn json_records(s: &Section) -> serde_json::Map<String, serde_json::Value> {
                 })
                 .unwrap_or_default();
             m.insert("threads".into(), Value::Array(items));
+        }
+        section::tag::COMPRESSION => {
+            if let Ok(c) = ckpt_image::compress::Compression::parse(s.data) {
+                let z = compression_counts(&c);
+                m.insert("codec".into(), json!(ckpt_image::compress::codec::name(c.head.codec)));
+                m.insert("plain_bytes".into(), json!(z.plain));
+                m.insert("stored_bytes".into(), json!(z.stored));
+                m.insert("ratio".into(), json!(z.ratio()));
+                m.insert("compressed_pieces".into(), json!(z.packed));
+                m.insert("plain_pieces".into(), json!(z.plain_pieces));
+            }
         }
         tag::FILES => {
             if let Some((files, maps)) = json(s) {

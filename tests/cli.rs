@@ -62,12 +62,13 @@ fn version() {
 fn options_become_environment_variables() {
     let tmp = TempDir::new();
     let lib = tmp.dummy_lib();
-    let out = success(run(ckpt_with(&lib).args(["-n", "foo", "-c", "-a", "USR1", "-i", "30", "/usr/bin/env"])));
+    let out = success(run(ckpt_with(&lib).args(["-n", "foo", "-c", "-a", "USR1", "-i", "30", "-z", "/usr/bin/env"])));
     let lib = lib.canonicalize().expect("canonical lib path");
     assert_eq!(env_value(&out, "CKPT_NAME"), Some("foo"));
     assert_eq!(env_value(&out, "CKPT_CONTINUE"), Some("1"));
     assert_eq!(env_value(&out, "CKPT_ASYNCSIG"), Some("10"));
     assert_eq!(env_value(&out, "CKPT_INTERVAL"), Some("30"));
+    assert_eq!(env_value(&out, "CKPT_COMPRESS"), Some("1"));
     assert_eq!(env_value(&out, "LD_PRELOAD"), lib.to_str());
 }
 

@@ -7,6 +7,8 @@
 mod common;
 
 use common::*;
+use std::fs;
+use std::time::{Duration, Instant};
 
 /// Checkpoint `name` (from `src`) under `ckpt`, restart it, check the continuation.
 fn cycle_bits(name: &str, src: &str, bits: Bits) -> (Outcome, Outcome) {
@@ -199,4 +201,54 @@ fn damaged_sections_are_refused_and_info_lists_them() {
         assert!(out.contains(want), "ckpt info lacks {want:?}:\n{out}");
     }
     restart(&image, dir.path()).assert_ok("the good image");
+}
+
+/// A restarted program in the middle of a sleep it was checkpointed in (the
+/// runtime finishes that sleep for it) can be checkpointed again at once: the
+/// trigger is not held back until the sleep ends, and the sleep, interrupted
+/// twice, still lasts its time without EINTR. Three 1.5 s sleeps (nanosleep,
+/// poll, epoll_wait): the first checkpoint falls in the first, the second a
+/// moment after the restart, while the restarted process finishes it.
+#[test]
+fn a_restarted_sleep_can_be_checkpointed_again() {
+    let dir = Dir::new("proc-long-sleep");
+    dir.compile("long_sleep.c", "long_sleep", &[]);
+    let image = dir.join("long_sleep.ckpt");
+    let first = checkpoint_with(ckpt(&dir, &["./long_sleep"]), &image, "TSTP", random_delay(100, 500));
+    assert!(first.ticks().is_empty(), "the first checkpoint falls in the first sleep\n{first}");
+    let one = dir.join("one.ckpt");
+    fs::rename(&image, &one).unwrap();
+    let p = Proc::spawn(restart_cmd(&one, dir.path()));
+    std::thread::sleep(random_delay(50, 200));
+    let sent = Instant::now();
+    p.signal("TSTP");
+    let second = p.finish();
+    let took = sent.elapsed();
+    second.assert_checkpointed("the restarted process, checkpointed again");
+    assert!(second.ticks().is_empty(), "the second checkpoint falls in the same sleep\n{second}");
+    // At least 800 ms of that sleep were left: without the fix the trigger waits
+    // for them.
+    assert!(took < Duration::from_millis(500), "the checkpoint waited {took:?} for the sleep\n{second}");
+    assert_image(&image);
+    let third = restart(&image, dir.path());
+    third.assert_ok("the second restart");
+    assert_eq!(third.ticks(), vec![1, 2, 3], "{third}");
+    assert!(third.has("RESTARTED at 1") && third.has("DONE long sleeps"), "{third}");
+    assert!(!third.stderr.contains("warning"), "{third}");
+}
+
+/// Periodic checkpoints (`-i 1`, continue mode) of a program that sleeps 1.5 s
+/// at a time in nanosleep, poll and epoll_wait: every sleep ends after its time,
+/// never with EINTR, and the checkpoints that fall in a sleep do not prolong it
+/// without end (each re-issue of the call counts what was already slept).
+#[test]
+fn periodic_checkpoints_of_a_sleeping_program_let_each_sleep_end() {
+    let dir = Dir::new("proc-long-sleep-periodic");
+    dir.compile("long_sleep.c", "long_sleep", &[]);
+    let o = run(ckpt(&dir, &["-i", "1", "./long_sleep", "3"]));
+    o.assert_ok("the periodically checkpointed run");
+    assert_eq!(o.ticks(), vec![1, 2, 3], "{o}");
+    assert!(o.has("DONE long sleeps"), "{o}");
+    assert!(o.stderr.matches("long_sleep.ckpt written").count() >= 3, "a checkpoint a second\n{o}");
+    assert_image(&dir.join("long_sleep.ckpt"));
 }

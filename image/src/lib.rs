@@ -35,8 +35,12 @@ pub mod loader;
 /// First bytes of the image header.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// Format version; bumped on any incompatible change (2: `Header::data_hash`;
-/// 3: the section table after the strings, `Header::sections_len`).
-pub const VERSION: u32 = 3;
+/// 3: the section table after the strings, `Header::sections_len`; 4: page data
+/// may be compressed, see [`compress`]).
+pub const VERSION: u32 = 4;
+/// The version written for an image whose page data is not compressed: it is
+/// exactly a version 3 image, which readers of version 3 still read.
+pub const PLAIN_VERSION: u32 = 3;
 /// Oldest version this build still reads: a version 2 image is a version 3 image
 /// without sections (its `sections_len` was a reserved zero field).
 pub const MIN_VERSION: u32 = 2;
@@ -410,6 +414,7 @@ macro_rules! record {
     };
 }
 
+pub mod compress;
 pub mod files;
 pub mod hashes;
 pub mod memory;
@@ -788,9 +793,10 @@ record! {
 }
 
 impl Header {
-    /// A header for `arch` with the magic and version filled in.
+    /// A header for `arch` with the magic and version filled in: [`PLAIN_VERSION`]
+    /// (a compressed image sets [`VERSION`]).
     pub fn new(arch: u32) -> Self {
-        Header { magic: u64::from_le_bytes(MAGIC), version: VERSION, arch, ..Default::default() }
+        Header { magic: u64::from_le_bytes(MAGIC), version: PLAIN_VERSION, arch, ..Default::default() }
     }
 
     /// Encode and seal: computes `header_hash` over the first 120 bytes.
@@ -833,7 +839,11 @@ impl Header {
             && h.data_offset % PAGE_SIZE == 0
             && h.data_offset >= h.meta_offset.saturating_add(h.meta_len)
             && h.data_len % PAGE_SIZE == 0
-            && h.data_offset.checked_add(h.data_len) == Some(h.file_len)
+            // Compressed data (version 4) ends before data_offset + data_len;
+            // `compress::check_against` checks the exact end against the pieces.
+            && h.data_offset.checked_add(h.data_len).is_some_and(|e| {
+                if h.version >= 4 { h.data_offset <= h.file_len } else { e == h.file_len }
+            })
             && h.nregions <= 1 << 20
             && h.nruns <= 1 << 24
             && h.strings_len <= 1 << 24
@@ -979,6 +989,7 @@ impl<'a> Meta<'a> {
             return Err(ImageError::BadRegisters);
         }
         memory::check_against(self)?;
+        compress::check_against(self)?;
         for (s, l) in self.process.vdso {
             if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
                 return Err(ImageError::BadLayout);
@@ -1028,6 +1039,25 @@ impl<'a> Meta<'a> {
     /// has them (validated, count included, by `parse`).
     pub fn data_hashes(&self) -> Result<Option<hashes::DataHashes<'a>>, ImageError> {
         self.sections.get(section::tag::DATA_HASHES).map(|s| hashes::DataHashes::parse(s.data)).transpose()
+    }
+
+    /// The COMPRESSION section, if the page data is compressed (validated).
+    pub fn compression(&self) -> Option<compress::Compression<'a>> {
+        self.sections.get(section::tag::COMPRESSION).and_then(|s| compress::Compression::parse(s.data).ok())
+    }
+
+    /// Call `f(region index, plain file offset, length)` for every piece of the
+    /// page data, in order: each region's data cut every `piece` bytes from its
+    /// first byte (see `hashes`).
+    pub fn for_each_piece(&self, piece: u64, mut f: impl FnMut(u32, u64, u64)) {
+        for (i, r) in self.regions().enumerate() {
+            let (mut at, end) = self.data_range(&r);
+            while at < end && piece > 0 {
+                let n = piece.min(end - at);
+                f(i as u32, at, n);
+                at += n;
+            }
+        }
     }
 
     /// The file range `[start, end)` of region `r`'s data (empty if it has none).
@@ -1247,6 +1277,82 @@ mod tests {
         h.sections_len = sections_len;
         h.mapped_len = 0x5000;
         (h, meta)
+    }
+
+    /// The regions and runs of `sample`, with DATA_HASHES (two pieces: 0x3000
+    /// bytes of region 0, 0x1000 of region 1) and a COMPRESSION section holding
+    /// `pieces`; the file ends where the last piece does.
+    fn compressed(pieces: &[compress::StoredPiece], version: u32) -> (Header, Vec<u8>) {
+        use compress::Compression;
+        let (h0, meta0) = sample();
+        // Everything up to the strings' end is kept; the sections are new.
+        let keep = meta0.len() - h0.sections_len as usize;
+        let mut meta = meta0[..keep].to_vec();
+        let mut dh = vec![0u8; hashes::DataHashes::len_for(2)];
+        hashes::DataHashes::start(&mut dh, hashes::PIECE, 2);
+        let mut c = vec![0u8; Compression::len_for(pieces.len())];
+        Compression::start(&mut c, h0.data_len, pieces.len());
+        for (i, p) in pieces.iter().enumerate() {
+            Compression::put(&mut c, i, p);
+        }
+        for (tag, body) in [(section::tag::COMPRESSION, &c), (section::tag::DATA_HASHES, &dh)] {
+            let mut hd = [0u8; SECTION_HEADER_LEN];
+            SectionHeader { tag, version: 1, len: body.len() as u64 }.encode(&mut hd);
+            meta.extend_from_slice(&hd);
+            meta.extend_from_slice(body);
+        }
+        let mut h = h0;
+        h.version = version;
+        h.sections_len = (meta.len() - keep) as u64;
+        h.meta_len = meta.len() as u64;
+        h.meta_hash = hash64(&meta);
+        h.file_len = pieces.last().map_or(h.data_offset, |p| p.off + p.len as u64);
+        (h, meta)
+    }
+
+    /// A compressed image's stored pieces are checked against the plain layout
+    /// and the file before anything is read: lengths for their codec, order,
+    /// padding, count, the file's end, and the version.
+    #[test]
+    fn compressed_layouts_are_checked() {
+        use compress::{StoredPiece, codec};
+        let (h, _) = sample();
+        let d = h.data_offset;
+        let lz = |off: u64, len: u32| StoredPiece { off, len, codec: codec::LZ4 };
+        let raw = |off: u64, len: u32| StoredPiece { off, len, codec: codec::NONE };
+        let parse = |pieces: &[StoredPiece], version: u32| {
+            let (mut h, meta) = compressed(pieces, version);
+            let hb = sealed(&mut h);
+            let h2 = Header::parse(&hb, h.file_len, ARCH_X86_64)?;
+            Meta::parse(&h2, &meta).map(|m| m.compression().map(|c| c.pieces.len()))
+        };
+        let bad = Err(ImageError::BadSection { tag: section::tag::COMPRESSION });
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x100, 0x1000)], 4), Ok(Some(2)));
+        // Padding under a page before a piece is allowed, a page or more is not.
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x1000, 0x1000)], 4), Ok(Some(2)));
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x1100, 0x1000)], 4), bad);
+        // An LZ4 block as long as its piece, a plain piece of the wrong length.
+        assert_eq!(parse(&[lz(d, 0x3000), raw(d + 0x3000, 0x1000)], 4), bad);
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x100, 0xfff)], 4), bad);
+        assert_eq!(parse(&[lz(d, 0), raw(d, 0x1000)], 4), bad);
+        // Out of order, before the data, an unknown codec, one piece missing.
+        assert_eq!(parse(&[lz(d + 0x1000, 0x100), raw(d, 0x1000)], 4), bad);
+        assert_eq!(parse(&[lz(d - 0x10, 0x100), raw(d + 0x100, 0x1000)], 4), bad);
+        let odd = StoredPiece { off: d, len: 0x100, codec: 7 };
+        assert_eq!(parse(&[odd, raw(d + 0x100, 0x1000)], 4), bad);
+        assert_eq!(parse(&[lz(d, 0x100)], 4), bad);
+        // A version 3 reader's layout: refused by version, not misread.
+        assert_eq!(parse(&[lz(d, 0x100), raw(d + 0x100, 0x1000)], 3), Err(ImageError::BadLayout));
+        let all_plain = [raw(d, 0x3000), raw(d + 0x3000, 0x1000)];
+        assert_eq!(parse(&all_plain, 4), Ok(Some(2)));
+        assert_eq!(parse(&all_plain, 3), Err(ImageError::BadVersion { found: 3 }));
+        // A version 4 image without the section must end at data_offset + data_len.
+        let (mut h4, meta) = sample();
+        h4.version = 4;
+        h4.file_len -= 1;
+        let hb = sealed(&mut h4);
+        let h4 = Header::parse(&hb, h4.file_len, ARCH_X86_64).unwrap();
+        assert_eq!(Meta::parse(&h4, &meta).unwrap_err(), ImageError::BadLayout);
     }
 
     fn sealed(h: &mut Header) -> [u8; HEADER_LEN] {

@@ -56,6 +56,9 @@ pub mod tag {
     /// Checksums of the page data piece by piece, checked by the loader as it
     /// reads (the header's `data_hash` covers the whole data for `ckpt verify`).
     pub const DATA_HASHES: u32 = 9;
+    /// Where each piece of the page data is stored and how (compressed images,
+    /// version 4; see `compress`).
+    pub const COMPRESSION: u32 = 10;
 }
 
 /// A human name for a section tag (`ckpt info`).
@@ -70,6 +73,7 @@ pub fn name(t: u32) -> &'static str {
         tag::TREE => "tree",
         tag::PARENT => "parent",
         tag::DATA_HASHES => "data hashes",
+        tag::COMPRESSION => "compression",
         _ => "unknown",
     }
 }
@@ -168,7 +172,7 @@ impl<'a> Sections<'a> {
 pub fn newest_version(t: u32) -> u32 {
     match t {
         tag::FILES => crate::files::VERSION,
-        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::DATA_HASHES => 1,
+        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::DATA_HASHES | tag::COMPRESSION => 1,
         _ => u32::MAX,
     }
 }
@@ -181,6 +185,7 @@ pub fn validate(s: &Section) -> Result<(), ImageError> {
         tag::THREADS => crate::threads::parse(s.data).map(drop),
         tag::FILES => crate::files::Files::parse(s.data).map(drop),
         tag::DATA_HASHES => crate::hashes::validate(s),
+        tag::COMPRESSION => crate::compress::validate(s),
         tag::PROCESS => crate::process::validate(s),
         tag::GUARDS | tag::SHARED => crate::memory::validate(s),
         _ => Ok(()),

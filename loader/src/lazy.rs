@@ -139,6 +139,10 @@ pub fn open(name: &Name, mode: Mode, meta: &Meta) -> Setup {
         m.s("); restoring every page now").emit();
         Setup::OFF
     };
+    // The pager reads plain bytes at the runs' offsets; LZ4 pieces are not yet.
+    if meta.compression().is_some() {
+        return refuse("the image is compressed (-z)", None);
+    }
     // The pager's two forks take the namespace's pids 2 and 3, which a thread id
     // restored later with clone3 set_tid must not need.
     if let Some(t) = meta.threads()

@@ -10,6 +10,7 @@
 //! are in the home block, so nothing it uses disappears.
 #![allow(unsafe_code)]
 
+use ckpt_image::compress::{self, Compression, StoredPiece, codec};
 use ckpt_image::hashes::DataHashes;
 use ckpt_image::memory::{self, Guard, SharedView};
 use ckpt_image::process::{ProcessState, vm};
@@ -44,6 +45,10 @@ pub struct Home {
     nobjs: usize,
     /// The page a lazy restart shares with its pager and the runtime (`lazy`).
     status_off: usize,
+    /// Compressed images: a stored piece as read, then a piece decoded (one piece
+    /// size each), `z_len` bytes in all (0 without compression).
+    z_off: usize,
+    z_len: usize,
     /// Where the kernel put [vvar], [vvar_vclock], [vdso] for this process.
     pub cur_vdso: [(u64, u64); 3],
 }
@@ -65,7 +70,10 @@ impl Home {
         let nobjs = shared_views(meta).map_or(0, |t| memory::object_count(&t) as usize);
         let objs_off = park_off + park_len;
         let status_off = objs_off + page_up(nobjs as u64 * 4) as usize;
-        let len = status_off + 4096 + STACK_LEN;
+        let z_off = status_off + 4096;
+        let piece = meta.data_hashes().ok().flatten().map_or(0, |h| h.piece as usize);
+        let z_len = if meta.compression().is_some() { 2 * piece } else { 0 };
+        let len = z_off + z_len + STACK_LEN;
         let mut home = Home {
             base: 0,
             len,
@@ -79,6 +87,8 @@ impl Home {
             objs_off,
             nobjs,
             status_off,
+            z_off,
+            z_len,
             cur_vdso,
         };
         home.base = find_free(name, meta, len as u64) as usize;
@@ -108,6 +118,19 @@ impl Home {
     /// The lazy restart's status page.
     pub fn status(&self) -> usize {
         self.base + self.status_off
+    }
+
+    /// The buffers for compressed pieces: (stored, decoded), half of `z_len` each.
+    fn z_bufs(&self) -> (&'static mut [u8], &'static mut [u8]) {
+        let half = self.z_len / 2;
+        // SAFETY: two disjoint halves of the part of the home block reserved for
+        // them, used only by `restore_regions`, once.
+        unsafe {
+            (
+                core::slice::from_raw_parts_mut((self.base + self.z_off) as *mut u8, half),
+                core::slice::from_raw_parts_mut((self.base + self.z_off + half) as *mut u8, half),
+            )
+        }
     }
 
     /// The parking area for the vDSO block while it moves.
@@ -223,9 +246,17 @@ pub fn clear_address_space(plan: &Plan) {
 
 /// The file offset of `r`'s data if it is a private file mapping saved whole (one
 /// run covering it): such a region is mapped straight from the checkpoint file.
-fn mapped_from_image(meta: &Meta, r: &Region) -> Option<u64> {
+/// In a compressed image its pieces are stored plain, page-aligned and back to
+/// back (checked by `compress::check_against`), from its first piece's offset.
+fn mapped_from_image(meta: &Meta, r: &Region, check: &Check) -> Option<u64> {
     let run = meta.runs_of(r).next()?;
-    (r.kind == kind::FILE && r.nruns == 1 && run.addr == r.start && run.addr + run.len == r.end).then_some(run.file_off)
+    if !compress::mapped_from_image(r, Some(&run)) {
+        return None;
+    }
+    match &check.stored {
+        Some(c) => c.piece(check.next).map(|p| p.off),
+        None => Some(run.file_off),
+    }
 }
 
 /// Check mapped-from-image regions against their piece hashes too (reading them
@@ -237,6 +268,8 @@ const CHECK_MAPPED: bool = true;
 struct Check<'a> {
     hashes: Option<DataHashes<'a>>,
     next: u64,
+    /// Where each piece is stored, in a compressed image.
+    stored: Option<Compression<'a>>,
 }
 
 impl Check<'_> {
@@ -308,7 +341,8 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) 
     let files = crate::files::section(meta);
     let mut orig = [IoVec::default(); ckpt_sys::IOV_MAX];
     // Validated by Meta::parse, count included.
-    let mut check = Check { hashes: meta.data_hashes().ok().flatten(), next: 0 };
+    let mut check = Check { hashes: meta.data_hashes().ok().flatten(), next: 0, stored: meta.compression() };
+    let (zin, zout) = plan.home.z_bufs();
     // The mapping flags (validated by Meta::parse); images without them get the
     // flags this loader always gave.
     let pstate = meta.sections.get(tag::PROCESS).and_then(|s| ProcessState::parse(s.data).ok());
@@ -346,7 +380,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) 
             apply_flags(plan, &r, vmf);
             continue;
         }
-        if let Some(off) = mapped_from_image(meta, &r) {
+        if let Some(off) = mapped_from_image(meta, &r, &check) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
             let verify = CHECK_MAPPED && check.hashes.is_some();
             let first = if verify { r.prot | prot::READ } else { r.prot };
@@ -443,6 +477,13 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) 
             }
             let Some(off) = off else { break };
             let at = iov[0].base as u64;
+            if let Some(c) = &check.stored {
+                let p = c.piece(check.next).unwrap_or_default();
+                orig[..n].copy_from_slice(&iov[..n]);
+                unpack(plan, &p, &mut iov[..n], bytes, check.next, zin, zout);
+                check.piece(plan, p.off, &orig[..n]);
+                continue;
+            }
             // preadv_exact trims the entries it has read: hash from a copy.
             if check.hashes.is_some() {
                 orig[..n].copy_from_slice(&iov[..n]);
@@ -474,6 +515,65 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) 
         let r = unsafe { ckpt_sys::madvise(at, len, c::MADV_GUARD_INSTALL) };
         if let Err(e) = r {
             die(msg(&plan.name).s("cannot install guard pages at ").x(g.start).s("-").x(g.end).s(": ").errno(e));
+        }
+    }
+}
+
+/// Fill the destination `iov` (`len` bytes, the whole piece number `index`) from
+/// its stored form `p` (validated by `Meta::parse` to lie in the file, plain ones
+/// as long as the piece): plain, read in place; LZ4, read into `zin` and decoded
+/// in place when the piece is one stretch of memory, else into `zout` and copied.
+/// A block that does not decode ends the restart, naming the piece and offset.
+fn unpack(plan: &Plan, p: &StoredPiece, iov: &mut [IoVec], len: u64, index: u64, zin: &mut [u8], zout: &mut [u8]) {
+    let at = iov.first().map_or(0, |v| v.base as u64);
+    let read_fail = |e| -> ! { die(msg(&plan.name).s("cannot read saved memory at ").x(at).s(": ").errno(e)) };
+    if p.codec == codec::NONE {
+        // SAFETY: the pieces lie inside a region just mapped read-write that
+        // nothing references (validated runs, as for an uncompressed image).
+        if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, iov, p.off) } {
+            read_fail(e)
+        }
+        return;
+    }
+    let clen = p.len as usize;
+    if clen > zin.len() || len as usize > zout.len() {
+        die(msg(&plan.name)
+            .s("the page data is damaged (piece ")
+            .u(index)
+            .s(" at offset ")
+            .u(p.off)
+            .s(" is longer than a piece)"));
+    }
+    let mut v = [IoVec { base: zin.as_mut_ptr() as usize, len: clen }];
+    // SAFETY: `zin` is the loader's own buffer in its home block.
+    if let Err(e) = unsafe { ckpt_sys::preadv_exact(plan.fd, &mut v, p.off) } {
+        read_fail(e)
+    }
+    let one = iov.len() == 1;
+    let dst: &mut [u8] = if one {
+        // SAFETY: one stretch of a region just mapped read-write, which no
+        // reference covers (as for preadv above); `len` is its length.
+        unsafe { core::slice::from_raw_parts_mut(iov[0].base as *mut u8, len as usize) }
+    } else {
+        &mut zout[..len as usize]
+    };
+    if let Err(e) = compress::decode(&zin[..clen], dst) {
+        die(msg(&plan.name)
+            .s("the page data is damaged (piece ")
+            .u(index)
+            .s(" at offset ")
+            .u(p.off)
+            .s(": its LZ4 block does not decode, at offset ")
+            .u(p.off + e.at as u64)
+            .s("); not restarting"));
+    }
+    if !one {
+        let mut from = 0usize;
+        for v in iov.iter() {
+            // SAFETY: as above, each piece of the destination is ours to fill.
+            let d = unsafe { core::slice::from_raw_parts_mut(v.base as *mut u8, v.len) };
+            d.copy_from_slice(&zout[from..from + v.len]);
+            from += v.len;
         }
     }
 }

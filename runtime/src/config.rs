@@ -5,7 +5,8 @@
 //! names separated by commas; 0 disables), `CKPT_INTERVAL` (periodic
 //! checkpoints), `CKPT_EXIT_STATUS` (status after checkpoint-and-exit),
 //! `CKPT_QUIET` (no message after a checkpoint), `CKPT_DEADLINE` (seconds from the
-//! trigger signal by which the image must be durable), `CKPT_INHERIT` and
+//! trigger signal by which the image must be durable), `CKPT_COMPRESS` (page
+//! data compressed with LZ4: `1`, `lz4`; `0` for none), `CKPT_INHERIT` and
 //! `CKPT_PID` (see `preload`). An invalid value is reported once on stderr and
 //! the default is kept.
 
@@ -76,6 +77,8 @@ pub struct Config {
     pub inherit: bool,
     /// Print how long stopping the threads and restarting them took (CKPT_TIMING).
     pub timing: bool,
+    /// Compress the page data (CKPT_COMPRESS).
+    pub compress: bool,
 }
 
 impl Config {
@@ -94,6 +97,7 @@ impl Config {
         inherit: false,
         starter: 0,
         timing: false,
+        compress: false,
     };
 
     /// Make `s` the one trigger signal (0: none).
@@ -129,6 +133,11 @@ impl Config {
                 b"CKPT_QUIET" => match parse_bool(v) {
                     Some(b) => c.quiet = b,
                     None => invalid(k, v, "1 or 0"),
+                },
+                b"CKPT_COMPRESS" => match (v, parse_bool(v)) {
+                    (b"lz4", _) => c.compress = true,
+                    (_, Some(b)) => c.compress = b,
+                    _ => invalid(k, v, "1 or lz4 (compress), or 0"),
                 },
                 b"CKPT_DEADLINE" => match parse_u32(v) {
                     Some(n) => c.deadline = n,

@@ -264,6 +264,7 @@ fn written(cfg: &Config, path: &Path, seq: u64, bytes: u64) {
 /// the outcome (not continuing: the program ends once the file is written).
 fn take_here(st: &mut state::State, path: &Path, seq: u64, exit: bool, table: (u64, u64)) -> Result<Outcome, Failure> {
     let mut job = Job::create(path)?;
+    job.compress = st.cfg.compress;
     let (kernel, names) = (&st.kernel, &st.names);
     let saved = arch::save_context(&mut || match job.write(kernel, names, &[table]) {
         Ok(()) => 0,
@@ -306,6 +307,7 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
     let saved = arch::save_context(&mut || {
         let mut write = |stack: (u64, u64)| {
             let r = Job::create(path).and_then(|mut job| {
+                job.compress = cfg.compress;
                 match job.write(kernel, names, &[stack, writer::scratch_ranges(), table]) {
                     Ok(()) => job.commit().map(|bytes| written(cfg, path, seq, bytes)),
                     Err(f) => {

@@ -279,7 +279,11 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // A local: on the program's stack, so in the image, back after a restart.
     // SAFETY: `uc` is this handler's ucontext.
     let interrupted = unsafe { crate::sleep::note(uc) };
+    crate::sleep::taking();
     let r = crate::checkpoint(None, trigger);
+    if r.is_ok() {
+        crate::sleep::taken(matches!(r, Ok(Outcome::Restarted)));
+    }
     if !matches!(r, Ok(Outcome::Restarted)) {
         // A trigger that arrived while this checkpoint ran (a scheduler sending
         // SIGTERM twice, Ctrl-Z pressed again) asked for what was just done: it

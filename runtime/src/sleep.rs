@@ -21,6 +21,12 @@
 //! - nanosleep / clock_nanosleep without `rem` (usleep), poll, epoll_wait: the
 //!   kernel exposes the time left nowhere; re-issued with their full timeout, so
 //!   the sleep lasts at most the time already slept longer, never EINTR.
+//!
+//! The triggers stay open while the call is re-issued: the program can be
+//! checkpointed again during the rest of its sleep (a restarted server in
+//! `epoll_wait(-1)`, `sleep 1000`). That checkpoint interrupts the re-issued
+//! call, which is then re-issued once more for what is left (the time the
+//! process was gone does not count), never handed EINTR.
 //! - i386: not done (the call goes through the vDSO's __kernel_vsyscall; the
 //!   number is set somewhere before it); such a sleep returns EINTR after a
 //!   restart, as before.
@@ -31,9 +37,38 @@
 //! built here are locals. Signal frames come from the kernel.
 #![allow(unsafe_code)]
 
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
 use ckpt_sys::{KSigAction, c};
 
 use crate::arch;
+
+/// The thread re-issuing an interrupted call inside the trigger handler (0:
+/// none): a trigger that interrupts that call finds the runtime's own call,
+/// not the program's, and leaves it to the loop in `finish_after_restart`.
+static REISSUING: AtomicI32 = AtomicI32::new(0);
+/// Checkpoints the trigger handler has taken (in this process and, through the
+/// image, its ancestors), restarts among them, and CLOCK_MONOTONIC at the start
+/// of the last one (on the clock of the process that took it).
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+static RESTARTS: AtomicU64 = AtomicU64::new(0);
+static TAKEN_AT: AtomicU64 = AtomicU64::new(0);
+
+/// The trigger handler is about to take a checkpoint.
+pub fn taking() {
+    TAKEN_AT.store(now(), Ordering::Release);
+}
+
+/// The trigger handler took one (`restarted`: this is the restarted process).
+pub fn taken(restarted: bool) {
+    RESTARTS.fetch_add(restarted as u64, Ordering::AcqRel);
+    TAKEN.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Whether this thread is re-issuing a call in the trigger handler.
+pub fn reissuing() -> bool {
+    REISSUING.load(Ordering::Acquire) == ckpt_sys::gettid()
+}
 
 const NANOSLEEP: usize = 35;
 const CLOCK_NANOSLEEP: usize = 230;
@@ -41,6 +76,9 @@ const TIMER_ABSTIME: usize = 1;
 /// Calls re-issued after a restart (x86_64 numbers): nanosleep, clock_nanosleep,
 /// poll, ppoll, select, pselect6, epoll_wait, epoll_pwait, epoll_pwait2.
 const REISSUED: [usize; 9] = [35, 230, 7, 271, 23, 270, 232, 281, 441];
+/// Those of them the kernel keeps no restart block for: ppoll, select,
+/// pselect6, epoll_wait, epoll_pwait, epoll_pwait2.
+const NO_RESTART_BLOCK: [usize; 6] = [271, 23, 270, 232, 281, 441];
 
 /// An interrupted call and, for a relative sleep, what was left of it.
 #[derive(Clone, Copy)]
@@ -60,6 +98,9 @@ extern "C" fn noop(_: i32) {}
 /// # Safety
 /// `uc` is the running SA_SIGINFO handler's ucontext.
 pub unsafe fn note(uc: *mut core::ffi::c_void) -> Option<Interrupted> {
+    if reissuing() {
+        return None;
+    }
     // SAFETY: forwarded.
     let (nr, args) = unsafe { arch::interrupted_call(uc) }?;
     if !REISSUED.contains(&nr) {
@@ -143,7 +184,11 @@ fn now() -> u64 {
 /// In the process that goes on after a checkpoint (continue mode, or a failed
 /// checkpoint): finish the interrupted sleep. The kernel's restart block does it
 /// unless `note` used it to read the time left (a signal handler's return resets
-/// it): then the call is re-issued for what is left of that time now.
+/// it): then the call is re-issued for what is left of that time now. Calls the
+/// kernel keeps no restart block for (select, pselect6, ppoll, epoll_wait and
+/// its variants: -ERESTARTNOHAND, EINTR once a handler ran) are re-issued as
+/// they are: select's and ppoll's timeouts hold what is left, epoll_wait's is
+/// its full one.
 ///
 /// # Safety
 /// `uc` is the running handler's ucontext, the same frame `note` saw.
@@ -155,37 +200,142 @@ pub unsafe fn finish_here(uc: *mut core::ffi::c_void, it: Option<&Interrupted>, 
             // SAFETY: forwarded.
             unsafe { finish_after_restart(uc, &Interrupted { left: Some(left), ..*i }, keep_blocked) }
         }
+        // The call interrupted was our own re-issue: its loop goes on.
+        _ if reissuing() => {}
         // SAFETY: forwarded.
-        _ => unsafe { arch::finish_interrupted_sleep(uc, keep_blocked) },
+        Some(i) if NO_RESTART_BLOCK.contains(&i.nr) => unsafe { finish_after_restart(uc, i, keep_blocked) },
+        _ => {
+            // The kernel's restart block finishes it exactly, with the triggers
+            // open as in `finish_after_restart`. A checkpoint during it resets
+            // the block (its handler returns): then the noted call is re-issued.
+            let open = REISSUING.compare_exchange(0, ckpt_sys::gettid(), Ordering::AcqRel, Ordering::Acquire).is_ok();
+            let taken = TAKEN.load(Ordering::Acquire);
+            // SAFETY: forwarded.
+            let r = unsafe { arch::finish_interrupted_sleep(uc, if open { 0 } else { keep_blocked }) };
+            if open {
+                REISSUING.store(0, Ordering::Release);
+            }
+            if let (Some(-4), Some(i)) = (r, it)
+                && TAKEN.load(Ordering::Acquire) != taken
+            {
+                // SAFETY: forwarded.
+                unsafe { finish_after_restart(uc, i, keep_blocked) }
+            }
+        }
     }
 }
 
 /// In the restarted process, in the handler: finish the call noted before the
 /// checkpoint and put its result in the frame. The program's signals are
-/// unblocked meanwhile, `keep_blocked` (ours) excepted.
+/// unblocked meanwhile, and so are the triggers (`keep_blocked`, ours) unless
+/// another thread is re-issuing a call already: a checkpoint taken during the
+/// call interrupts it, and it is re-issued for what is left.
 ///
 /// # Safety
 /// `uc` is the running handler's ucontext, the same frame `note` saw.
 pub unsafe fn finish_after_restart(uc: *mut core::ffi::c_void, it: &Interrupted, keep_blocked: u64) {
-    let mut a = it.args;
-    let ts: [isize; 2];
-    if let Some(left) = it.left {
-        ts = [(left / 1_000_000_000) as isize, (left % 1_000_000_000) as isize];
-        match it.nr {
-            NANOSLEEP => a[0] = ts.as_ptr() as usize,
-            _ => a[2] = ts.as_ptr() as usize,
-        }
-    }
+    const EINTR: isize = -4;
+    let me = ckpt_sys::gettid();
+    let open = REISSUING.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire).is_ok();
     // SAFETY: the frame's mask.
-    let mask = unsafe { arch::frame_mask(uc) } | keep_blocked;
+    let mask = unsafe { arch::frame_mask(uc) } | if open { 0 } else { keep_blocked };
     let mut all = 0u64;
     if ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&mask), Some(&mut all)).is_err() {
+        if open {
+            REISSUING.store(0, Ordering::Release);
+        }
         return;
     }
-    // SAFETY: the program's own call, its pointers into its restored memory
-    // (or to `ts`, alive here).
-    let r = unsafe { ckpt_sys::task::reissue_syscall(it.nr, a) };
+    let timeout = Timeout::of(it.nr);
+    // The time left (ns) of a call with a relative timeout; None: no timeout
+    // to count down (infinite, absolute, or one the kernel updates itself).
+    // SAFETY: the program's own arguments for this call.
+    let mut left = it.left.or_else(|| unsafe { timeout.read(&it.args) });
+    let mut a = it.args;
+    let r = loop {
+        let (taken, restarts, start) = (TAKEN.load(Ordering::Acquire), RESTARTS.load(Ordering::Acquire), now());
+        let ts: [isize; 2];
+        if let Some(l) = left {
+            ts = [(l / 1_000_000_000) as isize, (l % 1_000_000_000) as isize];
+            timeout.write(&mut a, l, &ts);
+        }
+        // SAFETY: the program's own call, its pointers into its restored memory
+        // (or to `ts`, alive here).
+        let r = unsafe { ckpt_sys::task::reissue_syscall(it.nr, a) };
+        if r != EINTR || TAKEN.load(Ordering::Acquire) == taken {
+            break r;
+        }
+        // A checkpoint came during the call: the time slept before it counts
+        // (on the clock of the process that slept), the time gone does not.
+        if let Some(l) = left {
+            let slept = if RESTARTS.load(Ordering::Acquire) != restarts {
+                TAKEN_AT.load(Ordering::Acquire).saturating_sub(start)
+            } else {
+                now().saturating_sub(start)
+            };
+            left = Some(l.saturating_sub(slept).max(1));
+        }
+    };
+    if open {
+        REISSUING.store(0, Ordering::Release);
+    }
     let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), None);
     // SAFETY: as above.
     unsafe { arch::set_call_result(uc, r) };
+}
+
+/// Where a re-issued call keeps its relative timeout (x86_64 numbers).
+#[derive(Clone, Copy)]
+enum Timeout {
+    /// A `struct timespec *` argument (nanosleep's first, relative
+    /// clock_nanosleep's third, epoll_pwait2's fourth; NULL: none).
+    Spec(usize),
+    /// An int of milliseconds (poll's third, epoll_wait's and epoll_pwait's
+    /// fourth; negative: none).
+    Millis(usize),
+    /// None to count down: select's, pselect6's and ppoll's the kernel updates
+    /// in place, clock_nanosleep TIMER_ABSTIME waits for a deadline.
+    Kept,
+}
+
+impl Timeout {
+    fn of(nr: usize) -> Timeout {
+        match nr {
+            NANOSLEEP => Timeout::Spec(0),
+            CLOCK_NANOSLEEP => Timeout::Spec(2),
+            441 => Timeout::Spec(3),
+            7 => Timeout::Millis(2),
+            232 | 281 => Timeout::Millis(3),
+            _ => Timeout::Kept,
+        }
+    }
+
+    /// The call's timeout in ns, if it has one to count down.
+    ///
+    /// # Safety
+    /// `args` are the program's arguments for the call: a timespec pointer in
+    /// them is NULL or points at the program's readable timespec.
+    unsafe fn read(self, args: &[usize; 6]) -> Option<u64> {
+        match self {
+            // clock_nanosleep TIMER_ABSTIME: a deadline, not a duration.
+            Timeout::Spec(2) if args[1] & TIMER_ABSTIME != 0 => None,
+            Timeout::Spec(i) if args[i] != 0 => {
+                // SAFETY: per the contract.
+                let t = unsafe { core::ptr::read_unaligned(args[i] as *const [isize; 2]) };
+                Some((t[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t[1].max(0) as u64))
+            }
+            Timeout::Millis(i) if (args[i] as i32) >= 0 => Some(args[i] as i32 as u64 * 1_000_000),
+            _ => None,
+        }
+    }
+
+    /// Make `a` ask for `left` ns (`ts` holds it as a timespec).
+    fn write(self, a: &mut [usize; 6], left: u64, ts: &[isize; 2]) {
+        match self {
+            Timeout::Spec(i) => a[i] = ts.as_ptr() as usize,
+            // Rounded up: never shorter than what is left.
+            Timeout::Millis(i) => a[i] = left.div_ceil(1_000_000).min(i32::MAX as u64) as usize,
+            Timeout::Kept => {}
+        }
+    }
 }

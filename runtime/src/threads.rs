@@ -244,7 +244,7 @@ extern "C" fn on_stop(sig: i32, _info: *mut c_void, uc: *mut c_void) {
         // of stopped threads doing that at once raced (a thread died of the
         // borrowed signal). After a restart such a sleep returns EINTR.
         // SAFETY: `uc` is this handler's ucontext.
-        unsafe { arch::finish_interrupted_sleep(uc, keep) }
+        let _ = unsafe { arch::finish_interrupted_sleep(uc, keep) };
     }
 }
 

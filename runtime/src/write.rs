@@ -32,6 +32,16 @@
 //! the restart (dead frames below the save point; cpu fields the restarted
 //! runtime registers afresh), only that file and hash agree.
 //!
+//! With compression (`CKPT_COMPRESS`, the image crate's `compress` module) each
+//! piece is instead copied out of memory by the kernel (`process_vm_readv` on
+//! ourselves: an unreadable page is EFAULT there too), hashed plain, encoded as
+//! one LZ4 block and written encoded, or plain when that does not save 1/32;
+//! the copy stands in for the snapshot of the volatile ranges (memory that does
+//! not compress is detected on a sample and written as without compression, see
+//! `Out::packed`). Private file
+//! mappings saved whole stay plain and page-aligned: the loader maps them from
+//! the file.
+//!
 //! Runs below the save point (see `arch`), with every signal blocked.
 //!
 //! # Safety
@@ -47,6 +57,7 @@
 
 use core::ffi::CStr;
 
+use ckpt_image::compress::{self, Compression, Encoder, StoredPiece, codec};
 use ckpt_image::hashes::{self, DataHashes, PieceHasher};
 use ckpt_image::section::{SECTION_HEADER_LEN, tag};
 use ckpt_image::{DataHasher, HEADER_LEN, Header, MetaWriter, PAGE_SIZE, Process, Run, kind, page_up, prot, strs};
@@ -105,6 +116,10 @@ pub struct Job {
     pub failed: Option<Failure>,
     /// Bytes written.
     pub bytes: u64,
+    /// Compress the page data (`CKPT_COMPRESS`, see `compress` in the image crate).
+    pub compress: bool,
+    /// Bytes of plain page data (what `bytes` holds compressed, when it is).
+    pub plain: u64,
 }
 
 /// Room reserved for the metadata (reserved lazily; only what is used is touched).
@@ -137,7 +152,18 @@ impl Job {
             let tmp = CPath::from_parts(&[dir, sep, b".", base, b".tmp.", digits]).ok_or_else(bad)?;
             match ckpt_sys::openat(Fd::CWD, tmp.cstr(), flags, 0o700) {
                 Ok(fd) => {
-                    let mut job = Job { fd, tmp, dst, dir: dir_c, base: base_c, meta, failed: None, bytes: 0 };
+                    let mut job = Job {
+                        fd,
+                        tmp,
+                        dst,
+                        dir: dir_c,
+                        base: base_c,
+                        meta,
+                        failed: None,
+                        bytes: 0,
+                        compress: false,
+                        plain: 0,
+                    };
                     // The mode given to open is filtered by the umask; the image
                     // holds the program's memory, so force owner-only.
                     if let Err(e) = ckpt_sys::fchmod(fd, 0o700) {
@@ -248,6 +274,11 @@ impl Job {
             self.compose(&layout, kernel, names).map_err(|e| self.fail("describing the address space for", e))?;
         // Made after the walk, so it is not part of the image.
         let hashes = Scratch::new(npieces * 8).map_err(|e| self.fail("allocating memory for", e))?;
+        let pack = if self.compress {
+            Some(Pack::new(npieces).map_err(|e| self.fail("allocating memory for", e))?)
+        } else {
+            None
+        };
         let mut w = Out {
             fd: self.fd,
             at: 0,
@@ -257,6 +288,8 @@ impl Job {
             pieces: PieceHasher::new(hashes::PIECE),
             hashes,
             npieces: 0,
+            pack,
+            pid: ckpt_sys::getpid(),
         };
         // The per-piece hashes (the last section of the metadata) and the header,
         // which carries the checksums, go in last, at their places.
@@ -277,9 +310,26 @@ impl Job {
                 let b = &w.hashes.as_slice()[i * 8..i * 8 + 8];
                 DataHashes::put(&mut meta[at..], i, u64::from_le_bytes(b.try_into().unwrap_or_default()));
             }
-            pwrite_all(self.fd, &meta[at..], header.meta_offset + at as u64)?;
-            let mut hb = [0u8; HEADER_LEN];
             let mut h = header;
+            // Compressed: where each piece went (the section before DATA_HASHES),
+            // and the file ends where the data does.
+            let tail = match &w.pack {
+                Some(pk) => {
+                    let stored = pk.stored.as_slice();
+                    if stored.len() != npieces {
+                        return Err(Errno::EIO);
+                    }
+                    let c = at - SECTION_HEADER_LEN - Compression::len_for(npieces);
+                    for (i, p) in stored.iter().enumerate() {
+                        Compression::put(&mut meta[c..], i, p);
+                    }
+                    h.file_len = w.at;
+                    c
+                }
+                None => at,
+            };
+            pwrite_all(self.fd, &meta[tail..], header.meta_offset + tail as u64)?;
+            let mut hb = [0u8; HEADER_LEN];
             h.meta_hash = ckpt_image::hash64(meta);
             h.data_hash = w.hash.finish();
             h.seal(&mut hb);
@@ -287,6 +337,7 @@ impl Job {
         })();
         r.map_err(|e| self.fail("writing", e))?;
         self.bytes = w.at;
+        self.plain = header.data_offset + layout.data_len;
         if w.unreadable.1 != 0 {
             // Said once, at checkpoint time: the restart cannot tell.
             let (at, n) = w.unreadable;
@@ -343,7 +394,9 @@ impl Job {
             (maps::GuardsSection(layout.guards.as_slice()), maps::ViewsSection(layout.views.as_slice()));
         let memory: [&dyn Section; 2] = [&guards, &views];
         let sections = || kernel.sections().chain(memory.into_iter().filter(|s| !s.is_empty()));
+        let packed = if self.compress { SECTION_HEADER_LEN + Compression::len_for(npieces) } else { 0 };
         let sections_len: usize = sections().map(|s| SECTION_HEADER_LEN + s.len()).sum::<usize>()
+            + packed
             + SECTION_HEADER_LEN
             + DataHashes::len_for(npieces);
         let meta_len = MetaWriter::len_for(regions.len(), runs.len(), strings_len) + sections_len;
@@ -385,6 +438,12 @@ impl Job {
         for sec in sections() {
             sec.encode(w.section(sec.tag(), sec.version(), sec.len()).map_err(|_| Errno::ENOMEM)?);
         }
+        // Then where each piece is stored (filled in once the data is written),
+        // right before the hashes, so that both are rewritten in one piece.
+        if self.compress {
+            let c = w.section(tag::COMPRESSION, 1, Compression::len_for(npieces)).map_err(|_| Errno::ENOMEM)?;
+            Compression::start(c, layout.data_len, npieces);
+        }
         // The very last, so that its payload ends the metadata: zero hashes for
         // now, the real ones once the data is written.
         let dh = w.section(tag::DATA_HASHES, 1, DataHashes::len_for(npieces)).map_err(|_| Errno::ENOMEM)?;
@@ -403,6 +462,9 @@ impl Job {
         h.strings_len = strings_len as u64;
         h.sections_len = sections_len as u64;
         h.mapped_len = layout.mapped_len;
+        if self.compress {
+            h.version = ckpt_image::VERSION;
+        }
         // The loader and its padding, as they go into the file (`ckpt verify`).
         let mut loader = DataHasher::new();
         loader.update(LOADER);
@@ -439,6 +501,36 @@ struct Out {
     pieces: PieceHasher,
     hashes: Scratch,
     npieces: u64,
+    /// Compression's buffers and the stored-piece records, when compressing.
+    pack: Option<Pack>,
+    /// Our pid, for `process_vm_readv`.
+    pid: i32,
+}
+
+/// What compressing the page data needs (made after the walk, not in the image):
+/// a piece's plain bytes, copied out of the program's memory by the kernel (a
+/// page that cannot be read comes back as EFAULT, not SIGBUS), the encoded piece,
+/// the encoder's table, and where each piece went.
+struct Pack {
+    plain: Scratch,
+    packed: Scratch,
+    table: Table<u32>,
+    stored: Table<StoredPiece>,
+}
+
+impl Pack {
+    fn new(npieces: usize) -> Result<Pack, Errno> {
+        let mut table = Table::with_capacity(Encoder::TABLE)?;
+        for _ in 0..Encoder::TABLE {
+            table.push(0)?;
+        }
+        Ok(Pack {
+            plain: Scratch::new(PIECE)?,
+            packed: Scratch::new(PIECE)?,
+            table,
+            stored: Table::with_capacity(npieces.max(1))?,
+        })
+    }
 }
 
 fn pwrite_all(fd: Fd, mut b: &[u8], mut off: u64) -> Result<(), Errno> {
@@ -460,6 +552,11 @@ impl Out {
     /// Hash page data just written: the whole-data hash and the current piece.
     fn hash_data(&mut self, b: &[u8]) {
         self.hash.update(b);
+        self.hash_plain(b);
+    }
+
+    /// Hash plain page data into the current piece only.
+    fn hash_plain(&mut self, b: &[u8]) {
         let (out, n) = (self.hashes.bytes(), &mut self.npieces);
         self.pieces.update(b, &mut |i, h| {
             let o = i as usize * 8;
@@ -594,6 +691,154 @@ impl Out {
     }
 }
 
+impl Out {
+    /// Compressing: pad the data with zeros up to a page boundary (a region the
+    /// loader maps straight from the file starts on one). The padding is part of
+    /// the data area, so `Header::data_hash` covers it.
+    fn align_data(&mut self) -> Result<(), Errno> {
+        let pad = (page_up(self.at) - self.at) as usize;
+        if pad > 0 {
+            ckpt_sys::write_all(self.fd, &ZEROS[..pad])?;
+            self.hash.update(&ZEROS[..pad]);
+            self.advance(pad);
+        }
+        Ok(())
+    }
+
+    /// Compressing: a region's `len` bytes were just written plain from file
+    /// offset `start` on: one stored record per piece.
+    fn stored_plain(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+        let Some(pk) = self.pack.as_mut() else { return Ok(()) };
+        let mut at = 0;
+        while at < len {
+            let n = (PIECE as u64).min(len - at);
+            pk.stored.push(StoredPiece { off: start + at, len: n as u32, codec: codec::NONE })?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Compressing: write the runs of one region (all of its data), piece by
+    /// piece: each piece copied out by the kernel, hashed plain, encoded, and
+    /// written encoded if that saves at least 1/32, else plain.
+    ///
+    /// Memory that does not compress (random data, already compressed data)
+    /// would pay for the copy and the encoding for nothing: after a piece stored
+    /// plain, the next one is first tried on its first `PROBE` bytes, and if
+    /// those do not compress either it is written plain straight from memory as
+    /// without compression (`memory`), unless it touches a `volatile` range
+    /// (which must be written from a copy).
+    fn packed(&mut self, runs: &[Run], volatile: &[(u64, u64)]) -> Result<(), Errno> {
+        let Some(mut pk) = self.pack.take() else { return Err(Errno::EINVAL) };
+        let r = self.packed_with(&mut pk, runs, volatile);
+        self.pack = Some(pk);
+        r
+    }
+
+    fn packed_with(&mut self, pk: &mut Pack, runs: &[Run], volatile: &[(u64, u64)]) -> Result<(), Errno> {
+        /// Bytes a piece is tried on after a piece that did not compress.
+        const PROBE: usize = 16 << 10;
+        let (mut i, mut off) = (0usize, 0u64);
+        let mut iov = [IoVec::default(); PIECE / PAGE_SIZE as usize];
+        let mut last_plain = false;
+        while i < runs.len() {
+            let (mut n, mut bytes) = (0usize, 0usize);
+            while n < iov.len() && i < runs.len() && bytes < PIECE {
+                let take = ((runs[i].len - off) as usize).min(PIECE - bytes);
+                iov[n] = IoVec { base: (runs[i].addr + off) as usize, len: take };
+                n += 1;
+                bytes += take;
+                off += take as u64;
+                if off == runs[i].len {
+                    (i, off) = (i + 1, 0);
+                }
+            }
+            let touches = |v: &IoVec| {
+                let (a, e) = (v.base as u64, (v.base + v.len) as u64);
+                volatile.get(volatile.partition_point(|r| r.1 <= a)).is_some_and(|r| r.0 < e)
+            };
+            if last_plain && bytes > PROBE && !iov[..n].iter().any(touches) {
+                let probe = &mut pk.plain.bytes()[..PROBE];
+                // The probe's first pages: the first entries, cut at PROBE.
+                let (mut pn, mut left) = (0usize, PROBE);
+                let mut piov = [IoVec::default(); PROBE / PAGE_SIZE as usize];
+                while left > 0 && pn < n {
+                    piov[pn] = IoVec { base: iov[pn].base, len: iov[pn].len.min(left) };
+                    left -= piov[pn].len;
+                    pn += 1;
+                }
+                self.copy_in(&piov[..pn], probe)?;
+                let mut enc = Encoder::new(pk.table.as_mut_slice()).ok_or(Errno::EINVAL)?;
+                if enc.encode(probe, &mut pk.packed.bytes()[..PROBE - PROBE / 32]).is_none() {
+                    let mut direct = [Run::default(); PIECE / PAGE_SIZE as usize];
+                    for (d, v) in direct.iter_mut().zip(&iov[..n]) {
+                        *d = Run { addr: v.base as u64, len: v.len as u64, file_off: 0 };
+                    }
+                    let at = self.at;
+                    self.memory(&direct[..n])?;
+                    pk.stored.push(StoredPiece { off: at, len: (self.at - at) as u32, codec: codec::NONE })?;
+                    continue;
+                }
+            }
+            let plain = &mut pk.plain.bytes()[..bytes];
+            self.copy_in(&iov[..n], plain)?;
+            self.hash_plain(plain);
+            let mut enc = Encoder::new(pk.table.as_mut_slice()).ok_or(Errno::EINVAL)?;
+            let packed = pk.packed.bytes();
+            let (out, how): (&[u8], u32) = match enc.encode(plain, &mut packed[..bytes - bytes / 32]) {
+                Some(k) => (&packed[..k], codec::LZ4),
+                None => (plain, codec::NONE),
+            };
+            last_plain = how == codec::NONE;
+            ckpt_sys::write_all(self.fd, out)?;
+            self.hash.update(out);
+            pk.stored.push(StoredPiece { off: self.at, len: out.len() as u32, codec: how })?;
+            self.advance(out.len());
+        }
+        Ok(())
+    }
+
+    /// Copy the memory `iov` names (page-aligned pieces) into `dst`, exactly as
+    /// long, through the kernel (`process_vm_readv` on ourselves): a page that
+    /// cannot be read is zeros, counted as for `writev`.
+    fn copy_in(&mut self, iov: &[IoVec], dst: &mut [u8]) -> Result<(), Errno> {
+        let (mut k, mut o, mut got) = (0usize, 0usize, 0usize);
+        let mut rem = [IoVec::default(); PIECE / PAGE_SIZE as usize];
+        while k < iov.len() {
+            let m = iov.len() - k;
+            rem[..m].copy_from_slice(&iov[k..]);
+            rem[0].base += o;
+            rem[0].len -= o;
+            let step = match ckpt_sys::process_vm_readv(self.pid, &mut dst[got..], &rem[..m]) {
+                Ok(0) | Err(Errno::EFAULT) => {
+                    let addr = rem[0].base as u64;
+                    let z = ((PAGE_SIZE - addr % PAGE_SIZE) as usize).min(rem[0].len);
+                    dst[got..got + z].fill(0);
+                    if self.unreadable.1 == 0 {
+                        self.unreadable.0 = addr;
+                    }
+                    self.unreadable.1 += z as u64;
+                    z
+                }
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                Err(e) => return Err(e),
+            };
+            got += step;
+            let mut left = step;
+            while left > 0 {
+                let t = (iov[k].len - o).min(left);
+                left -= t;
+                o += t;
+                if o == iov[k].len {
+                    (k, o) = (k + 1, 0);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The address ranges this checkpoint itself changes while it writes: the stack
 /// from a margin below the current frame up to the page of the save point, and
 /// the page of the rseq area; for every stopped thread, its stack below its save
@@ -697,6 +942,23 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64)], snap: &mut 
             r.kind != kind::FILE
                 && volatile.get(volatile.partition_point(|v| v.1 <= run.addr)).is_some_and(|v| v.0 < run.addr + run.len)
         };
+        // Compressing: every region but those the loader maps from the file is
+        // encoded, from a copy (so the volatile ranges need no care here); those
+        // are written plain, page-aligned, as without compression.
+        let whole = compress::mapped_from_image(r, mine.first());
+        if w.pack.is_some() && !whole {
+            let res = w.packed(mine, volatile);
+            if unreadable {
+                // SAFETY: puts back the protection the program had set.
+                let _ = unsafe { ckpt_sys::mprotect(start, len, ProtFlags(r.prot)) };
+            }
+            res?;
+            continue;
+        }
+        if w.pack.is_some() {
+            w.align_data()?;
+        }
+        let plain_at = w.at;
         let res = (|| {
             let mut from = 0;
             for (i, run) in mine.iter().enumerate() {
@@ -716,6 +978,7 @@ fn write_data(w: &mut Out, layout: &Layout, volatile: &[(u64, u64)], snap: &mut 
             let _ = unsafe { ckpt_sys::mprotect(start, len, ProtFlags(r.prot)) };
         }
         res?;
+        w.stored_plain(plain_at, w.at - plain_at)?;
     }
     Ok(())
 }

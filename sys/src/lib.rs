@@ -260,6 +260,29 @@ pub fn writev(fd: Fd, iov: &[IoVec]) -> Result<usize> {
     unsafe { sys!(Sysno::writev, fd.0, iov.as_ptr(), iov.len().min(IOV_MAX)) }
 }
 
+/// `ssize_t process_vm_readv(pid_t pid, const struct iovec *local_iov, unsigned long liovcnt, const struct iovec *remote_iov, unsigned long riovcnt, unsigned long flags);`
+///
+/// Copies the memory `remote` names in process `pid` into `local`, in order. With
+/// the caller's own pid it is a copy of its own memory that cannot fault: like
+/// `writev`, an unreadable piece ends the call with a short count, or `EFAULT`
+/// if nothing could be read (where a load would raise SIGSEGV or SIGBUS).
+pub fn process_vm_readv(pid: i32, local: &mut [u8], remote: &[IoVec]) -> Result<usize> {
+    let l = IoVec { base: local.as_mut_ptr() as usize, len: local.len() };
+    // SAFETY: the kernel writes at most `local.len()` bytes into `local`, a
+    // buffer we hold exclusively, and validates every remote range itself.
+    unsafe {
+        sys!(
+            Sysno::process_vm_readv,
+            pid,
+            &l as *const IoVec,
+            1usize,
+            remote.as_ptr(),
+            remote.len().min(IOV_MAX),
+            0usize
+        )
+    }
+}
+
 /// `ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset);`
 /// (the raw syscall takes the offset as two longs, low then high: on x86_64 the
 /// high part is 0; on i386 it is the upper 32 bits.)

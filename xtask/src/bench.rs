@@ -528,8 +528,7 @@ struct Row {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let usage =
-        "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|lazy]";
+    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy]";
     let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -540,7 +539,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 )
             }
             ("--only", Some(p))
-                if ["checkpoint", "continue", "overhead", "threads", "files", "lazy"].contains(&p.as_str()) =>
+                if ["checkpoint", "continue", "overhead", "threads", "files", "compress", "lazy"]
+                    .contains(&p.as_str()) =>
             {
                 part = Some(p.clone())
             }
@@ -675,6 +675,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let files = if doing("files") { Some(files_bench(&env.ckpt, &dir)?) } else { None };
+    let compress = if doing("compress") { compress_bench(&env)? } else { Vec::new() };
     let mut lazy = Vec::new();
     for &mib in LAZY_SIZES.iter().filter(|&&m| doing("lazy") && only.as_ref().is_none_or(|o| o.contains(&m))) {
         let row = env.lazy_run(mib)?;
@@ -705,19 +706,185 @@ pub fn run(args: &[String]) -> Result<()> {
             .map_err(|e| format!("writing threads.json: {e}"))?;
     }
     print!("{table}");
+    if let Some(f) = &files {
+        print!("{}", files_table(f));
+        fs::write(out.join("files.json"), files_json(f)).map_err(|e| format!("writing files.json: {e}"))?;
+    }
     if !lazy.is_empty() {
         print!("{}", lazy_table(&lazy));
         fs::write(out.join("lazy.json"), lazy_json(&lazy)).map_err(|e| format!("writing lazy.json: {e}"))?;
     }
-    if let Some(f) = &files {
-        print!("{}", files_table(f));
-        fs::write(out.join("files.json"), files_json(f)).map_err(|e| format!("writing files.json: {e}"))?;
+    if !compress.is_empty() {
+        print!("{}", compress_table(&compress));
+        fs::write(out.join("compress.json"), compress_json(&compress))
+            .map_err(|e| format!("writing compress.json: {e}"))?;
     }
     let json = json(&machine, &rows, &cont, &overhead);
     fs::write(out.join("bench.json"), json).map_err(|e| format!("writing bench.json: {e}"))?;
     let _ = fs::remove_dir_all(&dir);
     eprintln!("bench: done in {:.0?}; {}", started.elapsed(), out.join("bench.json").display());
     Ok(())
+}
+
+/// One workload of the compression benchmark, medians of `COMPRESS_RUNS` runs of
+/// each: without and with `-z`.
+struct CompressRow {
+    name: &'static str,
+    /// The images' sizes.
+    image: u64,
+    image_z: u64,
+    /// Plain bytes per stored byte of the page data (`ckpt info`).
+    ratio: f64,
+    /// Signal → exit (ms), without and with compression.
+    ckpt: f64,
+    ckpt_z: f64,
+    /// Restart spawn → the program's first line after the restart (ms).
+    restart: f64,
+    restart_z: f64,
+}
+
+const COMPRESS_RUNS: usize = 3;
+
+/// A python3 interpreter's heap: a list of small dicts (ints, floats, strings)
+/// and a JSON text of part of it, about 190 MiB in all.
+const PY_HEAP: &str = "import json, random, sys, time
+random.seed(1)
+data = [{'id': i, 'name': f'user{i}', 'email': f'user{i}@example.com', 'score': random.random(),
+         'tags': ['a', 'b', str(i % 17)]} for i in range(300000)]
+blob = json.dumps(data[:50000])
+print('READY', flush=True)
+while True:
+    time.sleep(0.005)
+    print('TICK', len(data), len(blob), flush=True)
+";
+
+/// Compression speed and ratio on real memory: the bench's own random heap, a
+/// heap of text records (tests/c/zheap.c: 88% text, 12% random words) and a
+/// python3 heap. The writer is one thread, so plain bytes / checkpoint time is
+/// the speed per core (disk included: the image is fsynced).
+fn compress_bench(env: &Env) -> Result<Vec<CompressRow>> {
+    let zheap = env.dir.join("zheap");
+    crate::run(
+        Command::new("cc")
+            .args(["-O2", "-Wall", "-I"])
+            .arg(root().join("tests/c"))
+            .arg("-o")
+            .arg(&zheap)
+            .arg(root().join("tests/c/zheap.c")),
+    )?;
+    let py = env.dir.join("heap.py");
+    fs::write(&py, PY_HEAP).map_err(|e| e.to_string())?;
+    let workloads: [(&'static str, Vec<String>, &str, &str); 3] = [
+        (
+            "bench heap 512 MiB, random",
+            vec![env.prog.display().to_string(), "heap".into(), "512".into(), "rand".into()],
+            "bench.ckpt",
+            "FIRST",
+        ),
+        (
+            "text records 512 MiB (zheap)",
+            vec![zheap.display().to_string(), "512".into(), "12".into(), "100000".into()],
+            "zheap.ckpt",
+            "RESTARTED",
+        ),
+        ("python3 heap (list of dicts)", vec!["python3".into(), py.display().to_string()], "python3.ckpt", "TICK"),
+    ];
+    let mut rows = Vec::new();
+    for (name, cmd, image, after) in workloads {
+        let image = env.dir.join(image);
+        let mut samples: [Vec<(u64, f64, f64, f64)>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..COMPRESS_RUNS {
+            for (z, out) in samples.iter_mut().enumerate() {
+                let _ = fs::remove_file(&image);
+                let mut c = Command::new(&env.ckpt);
+                if z == 1 {
+                    c.arg("-z");
+                }
+                c.args(&cmd).current_dir(&env.dir);
+                let mut p = Prog::spawn(&mut c)?;
+                p.expect("READY")?;
+                std::thread::sleep(Duration::from_millis(300));
+                let t0 = mono_ns();
+                signal(p.pid(), SIGTSTP)?;
+                if !p.wait()? || !image.exists() {
+                    return Err(format!("{name}: the checkpoint failed"));
+                }
+                let ckpt = ms(mono_ns() - t0);
+                let size = fs::metadata(&image).map_err(|e| e.to_string())?.len();
+                let info =
+                    Command::new(&env.ckpt).args(["info", "--json"]).arg(&image).output().map_err(|e| e.to_string())?;
+                let info = String::from_utf8_lossy(&info.stdout).into_owned();
+                let data = json_number(&info, "saved_bytes").unwrap_or(0.0);
+                let stored = json_number(&info, "stored_bytes").unwrap_or(data);
+                let t1 = mono_ns();
+                let mut r = Prog::spawn(Command::new(&image).current_dir(&env.dir))?;
+                r.expect(after)?;
+                let restart = ms(mono_ns() - t1);
+                r.kill();
+                eprintln!(
+                    "bench: compress: {name}{}: image {size} B ({:.2}x of {data} B data), checkpoint {ckpt:.0} ms, restart {restart:.1} ms",
+                    if z == 1 { " -z" } else { "" },
+                    data / stored.max(1.0)
+                );
+                out.push((size, ckpt, restart, data / stored.max(1.0)));
+            }
+        }
+        let med = |z: usize, f: fn(&(u64, f64, f64, f64)) -> f64| median(samples[z].iter().map(f).collect());
+        rows.push(CompressRow {
+            name,
+            image: med(0, |s| s.0 as f64) as u64,
+            image_z: med(1, |s| s.0 as f64) as u64,
+            ratio: med(1, |s| s.3),
+            ckpt: med(0, |s| s.1),
+            ckpt_z: med(1, |s| s.1),
+            restart: med(0, |s| s.2),
+            restart_z: med(1, |s| s.2),
+        });
+        let _ = fs::remove_file(&image);
+    }
+    Ok(rows)
+}
+
+/// The number after `"key":` in a flat JSON text (the first one).
+fn json_number(json: &str, key: &str) -> Option<f64> {
+    let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &json[at..];
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn compress_table(rows: &[CompressRow]) -> String {
+    let mut t = String::from(
+        "\n| compression (`-z`) | image | image -z | ratio (page data) | checkpoint | checkpoint -z | -z MB/s (plain image / checkpoint -z) | restart | restart -z |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        t.push_str(&format!(
+            "| {} | {:.1} MiB | {:.1} MiB | {:.2} | {:.0} ms | {:.0} ms | {:.0} | {:.1} ms | {:.1} ms |\n",
+            r.name,
+            r.image as f64 / (1 << 20) as f64,
+            r.image_z as f64 / (1 << 20) as f64,
+            r.ratio,
+            r.ckpt,
+            r.ckpt_z,
+            r.image as f64 / 1e6 / (r.ckpt_z / 1e3),
+            r.restart,
+            r.restart_z
+        ));
+    }
+    t
+}
+
+fn compress_json(rows: &[CompressRow]) -> String {
+    let j: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"workload\":{:?},\"image_bytes\":{},\"image_z_bytes\":{},\"ratio\":{:.3},\"ckpt_ms\":{:.1},\"ckpt_z_ms\":{:.1},\"restart_ms\":{:.2},\"restart_z_ms\":{:.2}}}",
+                r.name, r.image, r.image_z, r.ratio, r.ckpt, r.ckpt_z, r.restart, r.restart_z
+            )
+        })
+        .collect();
+    format!("[{}]\n", j.join(","))
 }
 
 fn lazy_table(rows: &[LazyRow]) -> String {

@@ -301,12 +301,12 @@ pub unsafe fn frame_mask(uc: *mut c_void) -> u64 {
 /// for the time it had left, and hand its result to the program: a checkpoint
 /// must not make the program's sleeps end early. The program's own signals are
 /// unblocked meanwhile (`keep_blocked` stays blocked), so they interrupt it as
-/// they would have.
+/// they would have. Returns the result put in the frame (None: nothing done).
 ///
 /// # Safety
 /// `uc` must be the `ucontext_t` the kernel passed to the running SA_SIGINFO
 /// handler, which returns to it afterwards.
-pub unsafe fn finish_interrupted_sleep(uc: *mut c_void, keep_blocked: u64) {
+pub unsafe fn finish_interrupted_sleep(uc: *mut c_void, keep_blocked: u64) -> Option<isize> {
     /// -EINTR as the kernel leaves it in the return register (a machine word).
     const EINTR_RET: usize = (-4isize) as usize;
     let uc = uc as *mut u8;
@@ -324,17 +324,18 @@ pub unsafe fn finish_interrupted_sleep(uc: *mut c_void, keep_blocked: u64) {
             || (ip - 2) / 4096 != (ip - 1) / 4096
             || core::ptr::read((ip - 2) as *const [u8; 2]) != M::SYSCALL_INSN
         {
-            return;
+            return None;
         }
         let mask = core::ptr::read_unaligned(uc.add(M::UC_SIGMASK) as *const u64) | keep_blocked;
         let mut all = 0u64;
         if ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&mask), Some(&mut all)).is_err() {
-            return;
+            return None;
         }
         // With nothing to restart the kernel answers -EINTR, and nothing changes.
         let r = ckpt_sys::task::restart_syscall();
         let _ = ckpt_sys::rt_sigprocmask(ckpt_sys::c::SIG_SETMASK, Some(&all), None);
         core::ptr::write(uc.add(M::UC_RET) as *mut usize, r as usize);
+        Some(r)
     }
 }
 
