@@ -200,6 +200,25 @@ ckpt_on_exit_ptr:
         ret
         .size   ckpt_on_exit_ptr, . - ckpt_on_exit_ptr
 
+/*
+ * void *ckpt_register_atfork_ptr(void)
+ *
+ * Address of glibc's __register_atfork (what pthread_atfork(3) calls), or NULL
+ * when there is none: a weak reference read from its GOT slot, as above. After a
+ * lazy restart the runtime's fork handler waits until every page is in.
+ * Entry: any. Returns: eax. Clobbers: nothing else.
+ */
+        .weak   __register_atfork
+        .globl  ckpt_register_atfork_ptr
+        .hidden ckpt_register_atfork_ptr
+        .type   ckpt_register_atfork_ptr, @function
+ckpt_register_atfork_ptr:
+        call    .Lget_pc                        /* eax = address of the add below */
+        add     eax, OFFSET FLAT:_GLOBAL_OFFSET_TABLE_
+        mov     eax, DWORD PTR __register_atfork@GOT[eax]
+        ret
+        .size   ckpt_register_atfork_ptr, . - ckpt_register_atfork_ptr
+
 /* eax = the caller's return address (the instruction after the call). */
 .Lget_pc:
         mov     eax, [esp]

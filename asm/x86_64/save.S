@@ -163,6 +163,24 @@ ckpt_on_exit_ptr:
         .size   ckpt_on_exit_ptr, . - ckpt_on_exit_ptr
 
 /*
+ * void *ckpt_register_atfork_ptr(void)
+ *
+ * Address of glibc's __register_atfork (what pthread_atfork(3) calls), or NULL
+ * when there is none: a weak reference, as above. After a lazy restart the
+ * runtime's fork handler waits until every page of the program is in (a child
+ * would not get the pages still missing).
+ * Entry: any. Returns: rax. Clobbers: nothing else.
+ */
+        .weak   __register_atfork
+        .globl  ckpt_register_atfork_ptr
+        .hidden ckpt_register_atfork_ptr
+        .type   ckpt_register_atfork_ptr, @function
+ckpt_register_atfork_ptr:
+        mov     rax, [rip + __register_atfork@GOTPCREL]
+        ret
+        .size   ckpt_register_atfork_ptr, . - ckpt_register_atfork_ptr
+
+/*
  * rust_eh_personality: the precompiled `core` is built for unwinding and its unwind
  * tables reference this symbol. The runtime is built with panic = "abort", so
  * nothing ever calls it. Defined here, hidden, so that libckpt.so does not export a

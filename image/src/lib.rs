@@ -730,7 +730,7 @@ record! {
     /// What the loader hands the restarted runtime: where its own memory (code,
     /// stack, buffers) is, so the runtime can unmap it, and where the image's
     /// section area is (inside that block: valid until the runtime unmaps it).
-    pub struct RestartInfo [RESTART_INFO_LEN = 56] {
+    pub struct RestartInfo [RESTART_INFO_LEN = 64] {
         /// [`RestartInfo::MAGIC`].
         pub magic: u64,
         /// Start of the loader's memory block.
@@ -747,6 +747,9 @@ record! {
         /// CLOCK_MONOTONIC when the loader started, in ns (0: unknown; reserved
         /// and zero before): the restarted runtime's `CKPT_TIMING` report.
         pub started_ns: u64,
+        /// A lazy restart (`CKPT_LAZY`): the address of the page the loader's
+        /// pager and the runtime share ([`LazyStatus`]); 0: every page is in.
+        pub lazy_status: u64,
     }
 }
 
@@ -756,6 +759,26 @@ impl RestartInfo {
     /// [`RestartInfo::flags`]: `CKPT_DEBUG=1` was set for the restart; the runtime
     /// traces its restore steps too.
     pub const TRACE: u64 = 1;
+}
+
+/// The page a lazy restart's pager shares with the restarted runtime
+/// (`RestartInfo::lazy_status`), as 32-bit words: the pager's state, the
+/// runtime's request, the pager's pid. Both sides are of the same build (the
+/// loader in the image restores the runtime in the image).
+pub mod lazy_status {
+    /// Word 0: [`RUNNING`] or [`DONE`] (a futex: the pager wakes it when done).
+    pub const STATE: usize = 0;
+    /// Word 1: set to 1 by the runtime when it needs every page now (a checkpoint,
+    /// a fork); the pager then fetches the rest at once.
+    pub const HURRY: usize = 1;
+    /// Word 2: the pager's pid.
+    pub const PID: usize = 2;
+    /// Pages are still missing; the pager runs.
+    pub const RUNNING: u32 = 0;
+    /// Every saved page is in, the registration is gone and the pager has ended.
+    pub const DONE: u32 = 1;
+    /// The pager ended without bringing everything in (it reported why).
+    pub const FAILED: u32 = 2;
 }
 
 record! {

@@ -185,7 +185,7 @@ fn supervise(name: &Name, init: i32, shared: &'static Shared, stops: Fd) -> ! {
             task::PollFd { fd: sfd.0, events: 1, revents: 0 },
             task::PollFd { fd: if stops_open { stops.0 } else { -1 }, events: 1, revents: 0 },
         ];
-        match task::ppoll(&mut fds) {
+        match task::ppoll(&mut fds, None) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => die_errno(name, "cannot wait for signals (ppoll)", e),
         }

@@ -28,6 +28,7 @@
 mod arch;
 mod files;
 mod ids;
+mod lazy;
 mod remap;
 mod tree;
 mod vdso;
@@ -124,6 +125,8 @@ pub struct Plan {
     pub name: Name,
     /// CLOCK_MONOTONIC at the loader's start, ns.
     pub started_ns: u64,
+    /// A lazy restart's userfaultfd and mode (`lazy`).
+    pub lazy: lazy::Setup,
 }
 
 /// Phase one: called by `_start` (through `arch::loader_main`) with the initial
@@ -159,6 +162,7 @@ pub fn main(sp: usize) -> ! {
     let meta = Meta::parse(&header, meta_bytes).unwrap_or_else(|e| die_image(&name, e));
     trace("header and metadata valid");
     let tree = meta.tree();
+    let in_tree = tree.is_some();
     if tree.is_some() {
         let end = ckpt_image::tree::end(&meta);
         if file_len < end {
@@ -212,8 +216,10 @@ pub fn main(sp: usize) -> ! {
     };
     trace("descriptors restored");
 
+    // After `ids::enter`: the userfaultfd belongs to the process that opens it.
+    let lazy = lazy::open(&name, lazy::mode(&name, sp), &meta, in_tree);
     let home = remap::Home::place(&name, &meta, cur_vdso);
-    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns };
+    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns, lazy };
     trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
@@ -231,14 +237,21 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     trace("in the home block; clearing the address space (no way back from here)");
     remap::clear_address_space(&plan);
     trace("address space cleared");
+    // The pager forks now, while the address space is only the home block.
+    let mut lazy = plan.lazy;
+    lazy::start(&mut lazy, &plan, &meta);
     vdso::move_to_saved(&plan, &meta.process);
     trace("vDSO moved to its saved address");
     remap::exact_protections(&name);
-    remap::restore_regions(&plan, &meta);
+    remap::restore_regions(&plan, &meta, &mut lazy);
     trace("memory regions mapped and read");
-    let _ = ckpt_sys::close(plan.fd);
-    remap::store_restart_info(&plan, &meta);
+    let status = if lazy.count > 0 { plan.home.status() as u64 } else { 0 };
+    // The pager goes before the restart slot is written: the slot may lie in a
+    // lazy region (the runtime's statics in a static program's .bss).
+    lazy::go(&lazy, &plan);
+    remap::store_restart_info(&plan, &meta, status);
     remap::start_threads(&plan, &meta);
+    let _ = ckpt_sys::close(plan.fd);
     trace("jumping to the program's save point");
 
     // SAFETY-relevant step lives in arch: set the thread pointer, jump.

@@ -43,6 +43,8 @@ pub struct Home {
     /// One memfd per shared object (see `restore_regions`): `nobjs` descriptors.
     objs_off: usize,
     nobjs: usize,
+    /// The page a lazy restart shares with its pager and the runtime (`lazy`).
+    status_off: usize,
     /// Compressed images: a stored piece as read, then a piece decoded (one piece
     /// size each), `z_len` bytes in all (0 without compression).
     z_off: usize,
@@ -67,7 +69,8 @@ impl Home {
         let park_len = page_up(hi - lo) as usize;
         let nobjs = shared_views(meta).map_or(0, |t| memory::object_count(&t) as usize);
         let objs_off = park_off + park_len;
-        let z_off = objs_off + page_up(nobjs as u64 * 4) as usize;
+        let status_off = objs_off + page_up(nobjs as u64 * 4) as usize;
+        let z_off = status_off + 4096;
         let piece = meta.data_hashes().ok().flatten().map_or(0, |h| h.piece as usize);
         let z_len = if meta.compression().is_some() { 2 * piece } else { 0 };
         let len = z_off + z_len + STACK_LEN;
@@ -83,6 +86,7 @@ impl Home {
             park_len,
             objs_off,
             nobjs,
+            status_off,
             z_off,
             z_len,
             cur_vdso,
@@ -109,6 +113,11 @@ impl Home {
         // SAFETY: the descriptor table is part of the home block, used only by
         // `restore_regions`, once.
         unsafe { core::slice::from_raw_parts_mut((self.base + self.objs_off) as *mut i32, self.nobjs) }
+    }
+
+    /// The lazy restart's status page.
+    pub fn status(&self) -> usize {
+        self.base + self.status_off
     }
 
     /// The buffers for compressed pieces: (stored, decoded), half of `z_len` each.
@@ -327,7 +336,7 @@ impl Check<'_> {
 ///
 /// A piece whose hash differs ends the restart (exit status 1) before the program
 /// runs, naming the piece's file offset.
-pub fn restore_regions(plan: &Plan, meta: &Meta) {
+pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) {
     let mut iov = [IoVec::default(); ckpt_sys::IOV_MAX];
     let files = crate::files::section(meta);
     let mut orig = [IoVec::default(); ckpt_sys::IOV_MAX];
@@ -439,12 +448,31 @@ pub fn restore_regions(plan: &Plan, meta: &Meta) {
             flags = c::MAP_FIXED_NOREPLACE | c::MAP_SHARED;
         }
         let rw = prot::READ | prot::WRITE;
-        let first = if r.nruns > 0 { rw } else { r.prot };
+        let lazily = crate::lazy::wanted(lazy, meta, &r, vmf, view.is_some());
+        let first = if r.nruns > 0 && !lazily { rw } else { r.prot };
         // SAFETY: NOREPLACE: the range was cleared and is not the home block (it
         // was placed away from every region), so nothing in use is replaced.
         if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, fd, off) } {
             die(msg(&plan.name).s("cannot map saved region ").x(r.start).s("-").x(r.end).s(": ").errno(e));
         }
+        if lazily && crate::lazy::register(lazy, plan, i as u32, &r) {
+            // Its pages come on first touch and from the pager, which checks
+            // their pieces itself.
+            if check.hashes.is_some() {
+                let saved: u64 = meta.runs_of(&r).map(|u| u.len).sum();
+                check.next += ckpt_image::hashes::pieces_of(saved, check.limit());
+            }
+            apply_flags(plan, &r, vmf);
+            continue;
+        }
+        if lazily && r.prot != rw {
+            // Registration refused: read it now, which needs it writable.
+            // SAFETY: the region is the program's, just mapped, not the loader's.
+            if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, ProtFlags(rw)) } {
+                die(msg(&plan.name).s("cannot protect region ").x(r.start).s(": ").errno(e));
+            }
+        }
+        let first = if lazily { rw } else { first };
         let limit = check.limit();
         let mut runs = meta.runs_of(&r);
         // The run being read and how much of it is done.
@@ -689,7 +717,7 @@ pub fn check_restart_info(name: &Name, meta: &Meta) {
 }
 
 /// Tell the restarted runtime where the home block is, so it can unmap it.
-pub fn store_restart_info(plan: &Plan, meta: &Meta) {
+pub fn store_restart_info(plan: &Plan, meta: &Meta, lazy_status: u64) {
     let info = RestartInfo {
         magic: RestartInfo::MAGIC,
         loader_start: plan.home.base as u64,
@@ -698,6 +726,7 @@ pub fn store_restart_info(plan: &Plan, meta: &Meta) {
         sections_len: meta.sections.as_bytes().len() as u64,
         flags: if ckpt_sys::trace::on() { RestartInfo::TRACE } else { 0 },
         started_ns: plan.started_ns,
+        lazy_status,
     };
     let mut b = [0u8; RESTART_INFO_LEN];
     info.encode(&mut b);

@@ -36,6 +36,7 @@ mod dir;
 mod exit;
 mod failure;
 mod hooks;
+mod lazy;
 mod names;
 mod notice;
 mod preload;
@@ -119,6 +120,7 @@ pub fn init() {
         ckpt_sys::msg::Msg::new().s("ckpt: cannot install the checkpoint trigger: ").errno(e).emit();
     }
     exit::watch();
+    lazy::watch();
 }
 
 /// The configuration in force (the default while a checkpoint holds the state,
@@ -145,6 +147,8 @@ fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger, member: bool) -> Resul
     ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), Some(&mut old))
         .map_err(|e| Failure::bare("blocking signals", e))?;
     let pending = ckpt_sys::rt_sigpending().unwrap_or(!0);
+    // After a lazy restart, every page must be in before memory is read.
+    lazy::settle();
     let r = state::with(|st| {
         // A forked process checkpoints under a name of its own.
         signal::adopt(&mut st.cfg);
@@ -428,6 +432,7 @@ fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
         threads::wait_checked_in();
     }
     arch::unmap_loader(info);
+    lazy::after_restart(info.lazy_status);
     trace("the loader's home block unmapped");
     st.names.after_restart(write::LOADER.len());
     if st.cfg.starter != 0 {

@@ -35,6 +35,7 @@ pub mod settings;
 pub mod signame;
 pub mod task;
 pub mod trace;
+pub mod uffd;
 
 use core::ffi::CStr;
 

@@ -379,11 +379,22 @@ pub struct PollFd {
     pub revents: i16,
 }
 
-/// `int ppoll(struct pollfd *fds, nfds_t nfds, NULL, NULL, 8)`: wait without a
-/// timeout, the signal mask unchanged.
-pub fn ppoll(fds: &mut [PollFd]) -> Result<usize> {
-    // SAFETY: the kernel reads and writes `fds.len()` pollfd records of ours.
-    unsafe { sys!(Sysno::ppoll, fds.as_mut_ptr() as usize, fds.len(), 0usize, 0usize, 8usize) }
+/// `int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo, NULL, 8)`:
+/// wait, the signal mask unchanged, without a timeout (`None`) or for `ms`
+/// milliseconds.
+pub fn ppoll(fds: &mut [PollFd], ms: Option<u64>) -> Result<usize> {
+    // A native `struct timespec` (longs): i386's ppoll takes the 32-bit layout.
+    let ts = ms.map(|ms| [(ms / 1000) as isize, ((ms % 1000) * 1_000_000) as isize]);
+    let tp = ts.as_ref().map_or(0, |t| t.as_ptr() as usize);
+    // SAFETY: the kernel reads and writes `fds.len()` pollfd records of ours and
+    // reads the timespec, which lives across the call.
+    unsafe { sys!(Sysno::ppoll, fds.as_mut_ptr() as usize, fds.len(), tp, 0usize, 8usize) }
+}
+
+/// `pid_t setsid(void);`
+pub fn setsid() -> Result<i32> {
+    // SAFETY: no arguments.
+    unsafe { sys!(Sysno::setsid) }.map(|p| p as i32)
 }
 
 /// `int rt_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *info);`

@@ -62,6 +62,22 @@ struct Size {
 const SIZES: [Size; 4] =
     [Size { mib: 0, runs: 5 }, Size { mib: 64, runs: 5 }, Size { mib: 512, runs: 5 }, Size { mib: 2048, runs: 5 }];
 
+/// Sizes (MiB) of the lazy-restart benchmark, and runs of each restart kind.
+const LAZY_SIZES: [u64; 2] = [64, 2048];
+const LAZY_RUNS: usize = 3;
+
+/// One size of the lazy-restart benchmark (medians, ms from the spawn).
+struct LazyRow {
+    mib: u64,
+    eager_first: f64,
+    eager_full: f64,
+    lazy_first: f64,
+    lazy_full: f64,
+    /// The program's sum of its whole memory: resident, or while pages arrive.
+    eager_sum: f64,
+    lazy_sum: f64,
+}
+
 /// Iterations of `bench work` (about half a second on this machine).
 const WORK_ITERS: &str = "250000";
 
@@ -363,6 +379,46 @@ impl Env {
         })
     }
 
+    /// Lazy restart (`CKPT_LAZY=1`) against the eager one, from one image of a
+    /// `mib` MiB program: per run, for each (eager, lazy), spawn → first
+    /// instruction (`FIRST`) and spawn → the whole memory summed and matched
+    /// (`HEARTBEAT`: every page in, the program having read all of it meanwhile).
+    fn lazy_run(&self, mib: u64) -> Result<LazyRow> {
+        let image = self.image();
+        let _ = fs::remove_file(&image);
+        let mut p = Prog::spawn(&mut self.heap_cmd(mib, "rand", false))?;
+        p.expect("READY")?;
+        std::thread::sleep(Duration::from_millis(100));
+        signal(p.pid(), SIGTSTP)?;
+        if !p.wait()? || !image.exists() {
+            return Err(format!("checkpoint of the {mib} MiB program failed (see stderr)"));
+        }
+        let mut s: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..LAZY_RUNS {
+            for (k, lazy) in ["0", "1"].into_iter().enumerate() {
+                let t0 = mono_ns();
+                let mut r = Prog::spawn(Command::new(&image).env("CKPT_LAZY", lazy).current_dir(&self.dir))?;
+                let first = field(&r.expect("FIRST")?, "t")?;
+                let beat = field(&r.expect("HEARTBEAT ok")?, "t")?;
+                if !r.wait()? {
+                    return Err(format!("the restarted {mib} MiB program failed (CKPT_LAZY={lazy})"));
+                }
+                s[k].push((ms(first.saturating_sub(t0)), ms(beat.saturating_sub(t0))));
+            }
+        }
+        let _ = fs::remove_file(&image);
+        let med = |k: usize, f: fn(&(f64, f64)) -> f64| median(s[k].iter().map(f).collect());
+        Ok(LazyRow {
+            mib,
+            eager_first: med(0, |x| x.0),
+            eager_full: med(0, |x| x.1),
+            lazy_first: med(1, |x| x.0),
+            lazy_full: med(1, |x| x.1),
+            eager_sum: med(0, |x| x.1 - x.0),
+            lazy_sum: med(1, |x| x.1 - x.0),
+        })
+    }
+
     /// Continue mode: (pause, signal → image renamed into place) in ms.
     fn continue_run(&self, mib: u64) -> Result<(f64, f64)> {
         let image = self.image();
@@ -472,8 +528,7 @@ struct Row {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let usage =
-        "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress]";
+    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy]";
     let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -484,7 +539,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 )
             }
             ("--only", Some(p))
-                if ["checkpoint", "continue", "overhead", "threads", "files", "compress"].contains(&p.as_str()) =>
+                if ["checkpoint", "continue", "overhead", "threads", "files", "compress", "lazy"]
+                    .contains(&p.as_str()) =>
             {
                 part = Some(p.clone())
             }
@@ -620,6 +676,15 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let files = if doing("files") { Some(files_bench(&env.ckpt, &dir)?) } else { None };
     let compress = if doing("compress") { compress_bench(&env)? } else { Vec::new() };
+    let mut lazy = Vec::new();
+    for &mib in LAZY_SIZES.iter().filter(|&&m| doing("lazy") && only.as_ref().is_none_or(|o| o.contains(&m))) {
+        let row = env.lazy_run(mib)?;
+        eprintln!(
+            "bench: lazy {mib} MiB: first instruction {:.1} ms (eager {:.1}), all in and summed {:.0} ms (eager {:.0})",
+            row.lazy_first, row.eager_first, row.lazy_full, row.eager_full
+        );
+        lazy.push(row);
+    }
 
     let machine = machine();
     let mut table = table(&machine, &rows, &cont, &overhead);
@@ -644,6 +709,10 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(f) = &files {
         print!("{}", files_table(f));
         fs::write(out.join("files.json"), files_json(f)).map_err(|e| format!("writing files.json: {e}"))?;
+    }
+    if !lazy.is_empty() {
+        print!("{}", lazy_table(&lazy));
+        fs::write(out.join("lazy.json"), lazy_json(&lazy)).map_err(|e| format!("writing lazy.json: {e}"))?;
     }
     if !compress.is_empty() {
         print!("{}", compress_table(&compress));
@@ -812,6 +881,42 @@ fn compress_json(rows: &[CompressRow]) -> String {
             format!(
                 "{{\"workload\":{:?},\"image_bytes\":{},\"image_z_bytes\":{},\"ratio\":{:.3},\"ckpt_ms\":{:.1},\"ckpt_z_ms\":{:.1},\"restart_ms\":{:.2},\"restart_z_ms\":{:.2}}}",
                 r.name, r.image, r.image_z, r.ratio, r.ckpt, r.ckpt_z, r.restart, r.restart_z
+            )
+        })
+        .collect();
+    format!("[{}]\n", j.join(","))
+}
+
+fn lazy_table(rows: &[LazyRow]) -> String {
+    let mut t = String::from(
+        "\n| lazy restart (CKPT_LAZY=1) | first instruction: eager | lazy | all in and summed: eager | lazy | \
+         lazy / eager | the program's sum of its memory: resident | while pages arrive |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        t.push_str(&format!(
+            "| {} MiB | {:.1} ms | {:.1} ms | {:.0} ms | {:.0} ms | {:.2}x | {:.0} ms | {:.0} ms |\n",
+            r.mib,
+            r.eager_first,
+            r.lazy_first,
+            r.eager_full,
+            r.lazy_full,
+            r.lazy_full / r.eager_full,
+            r.eager_sum,
+            r.lazy_sum
+        ));
+    }
+    t
+}
+
+fn lazy_json(rows: &[LazyRow]) -> String {
+    let j: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"mib\":{},\"eager_first_ms\":{:.3},\"lazy_first_ms\":{:.3},\"eager_full_ms\":{:.3},\
+                 \"lazy_full_ms\":{:.3},\"eager_sum_ms\":{:.3},\"lazy_sum_ms\":{:.3}}}",
+                r.mib, r.eager_first, r.lazy_first, r.eager_full, r.lazy_full, r.eager_sum, r.lazy_sum
             )
         })
         .collect();

@@ -375,11 +375,17 @@ pub fn restart_sections(info: &RestartInfo) -> ckpt_image::Sections<'_> {
     ckpt_image::Sections::parse(b).unwrap_or(ckpt_image::Sections::EMPTY)
 }
 
-/// Unmap the loader's home block in the restarted process.
+/// Unmap the loader's home block in the restarted process, all but the page a
+/// lazy restart's pager shares with the runtime (`crate::lazy`), if it is there.
 pub fn unmap_loader(info: &RestartInfo) {
-    // SAFETY: the block is the loader's (code, stack, buffers), which finished
-    // with the jump; the runtime never referenced it.
-    let _ = unsafe { ckpt_sys::munmap(info.loader_start as usize, info.loader_len as usize) };
+    let (s, e) = (info.loader_start, info.loader_start + info.loader_len);
+    let keep = info.lazy_status;
+    let parts = if keep >= s && keep < e { [(s, keep), (keep + 4096, e)] } else { [(s, e), (e, e)] };
+    for (a, b) in parts.into_iter().filter(|(a, b)| a < b) {
+        // SAFETY: the block is the loader's (code, stack, buffers), which finished
+        // with the jump; the runtime never referenced it.
+        let _ = unsafe { ckpt_sys::munmap(a as usize, (b - a) as usize) };
+    }
 }
 
 /// `clone(flags)` with a child that runs `f(arg)` on the stack whose top is
