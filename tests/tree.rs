@@ -222,3 +222,26 @@ fn tree_shared_regular_file_is_said_at_checkpoint() {
     assert!(!said.is_empty(), "{err}");
     assert!(said.iter().all(|l| l.starts_with("ckpt: warning: descriptor 1 of process ")), "{err}");
 }
+
+/// `CKPT_LAZY=1` on a tree's image: said, and every process restored eagerly
+/// (the pager does not serve the members of a tree yet); the tree goes on.
+#[test]
+fn tree_lazy_restart_falls_back_to_eager() {
+    let dir = Dir::new("tree_lazy");
+    dir.compile("tree_worker.c", "tree_worker", &[]);
+    let image = dir.join("tree_worker.ckpt");
+    let first = checkpoint_with(ckpt(&dir, &["--tree", "./tree_worker"]), &image, "TSTP", random_delay(30, 380));
+    let mut cmd = restart_cmd(&image, dir.path());
+    cmd.env("CKPT_LAZY", "1");
+    let second = run(cmd);
+    second.assert_ok("lazy restart of the tree");
+    assert!(
+        second
+            .stderr
+            .contains("lazy restart not possible (the image holds a tree of processes); restoring every page now"),
+        "{second}"
+    );
+    let want: Vec<u64> = (1..=40).collect();
+    assert_eq!(steps(&first, &second, "W "), want, "the worker's steps\nfirst:\n{first}\nrestart:\n{second}");
+    assert_eq!(steps(&first, &second, "P "), want, "the parent's steps\nfirst:\n{first}\nrestart:\n{second}");
+}
