@@ -595,7 +595,10 @@ fn inotify(bits: Bits) {
     dir.compile_bits("files_inotify.c", "files_inotify", &[], bits);
     let image = dir.join("files_inotify.ckpt");
     let first = checkpoint(ckpt(&dir, &["./files_inotify"]), &image);
-    assert!(first.stderr.contains("(inotify): 16 bytes of queued events: they are lost after a restart"), "{first}");
+    assert!(
+        first.stderr.contains("(anon_inode:inotify): 16 bytes of queued events: they are lost after a restart"),
+        "{first}"
+    );
     assert_eq!(first.stderr.matches("warning").count(), 1, "only the queued events are lost\n{first}");
     let info = ckpt_info(&image);
     let here = dir.path().canonicalize().unwrap();

@@ -148,37 +148,34 @@ ckpt_clone_vm:
         .size   ckpt_clone_vm, . - ckpt_clone_vm
 
 /*
+ * WEAK_ADDR NAME, SYM: a function NAME returning the address of SYM, a weak
+ * reference (NULL when nothing defines it). i386 has no eip-relative addressing:
+ * the GOT is found from our own address (.Lget_pc), as `cc -m32 -fPIC` does it,
+ * and the symbol's address read from its GOT slot (0 when unresolved).
+ * Entry: any. Returns: eax. Clobbers: nothing else.
+ */
+        .macro  WEAK_ADDR name, sym
+        .weak   \sym
+        .globl  \name
+        .hidden \name
+        .type   \name, @function
+\name:
+        call    .Lget_pc                        /* eax = address of the add below */
+        add     eax, OFFSET FLAT:_GLOBAL_OFFSET_TABLE_
+        mov     eax, DWORD PTR \sym@GOT[eax]
+        ret
+        .size   \name, . - \name
+        .endm
+
+/*
  * const long *ckpt_rseq_offset_ptr(void), const unsigned *ckpt_rseq_size_ptr(void)
  *
  * Addresses of glibc's __rseq_offset and __rseq_size (glibc >= 2.35), or NULL when
  * the C library does not define them (older glibc, musl). Weak references cannot be
- * spelled in stable Rust, hence this assembly. i386 has no eip-relative
- * addressing: the GOT is found from our own address (.Lget_pc), as `cc -m32
- * -fPIC` does it, and the symbol's address read from its GOT slot (0 when the weak
- * reference is unresolved).
- * Entry: any. Returns: eax. Clobbers: nothing else.
+ * spelled in stable Rust, hence this assembly.
  */
-        .weak   __rseq_offset
-        .weak   __rseq_size
-        .globl  ckpt_rseq_offset_ptr
-        .hidden ckpt_rseq_offset_ptr
-        .type   ckpt_rseq_offset_ptr, @function
-ckpt_rseq_offset_ptr:
-        call    .Lget_pc                        /* eax = address of the add below */
-        add     eax, OFFSET FLAT:_GLOBAL_OFFSET_TABLE_
-        mov     eax, DWORD PTR __rseq_offset@GOT[eax]
-        ret
-        .size   ckpt_rseq_offset_ptr, . - ckpt_rseq_offset_ptr
-
-        .globl  ckpt_rseq_size_ptr
-        .hidden ckpt_rseq_size_ptr
-        .type   ckpt_rseq_size_ptr, @function
-ckpt_rseq_size_ptr:
-        call    .Lget_pc
-        add     eax, OFFSET FLAT:_GLOBAL_OFFSET_TABLE_
-        mov     eax, DWORD PTR __rseq_size@GOT[eax]
-        ret
-        .size   ckpt_rseq_size_ptr, . - ckpt_rseq_size_ptr
+        WEAK_ADDR ckpt_rseq_offset_ptr, __rseq_offset
+        WEAK_ADDR ckpt_rseq_size_ptr, __rseq_size
 
 /*
  * void *ckpt_on_exit_ptr(void)
@@ -189,16 +186,7 @@ ckpt_rseq_size_ptr:
  * program's own exit status.
  * Entry: any. Returns: eax. Clobbers: nothing else.
  */
-        .weak   on_exit
-        .globl  ckpt_on_exit_ptr
-        .hidden ckpt_on_exit_ptr
-        .type   ckpt_on_exit_ptr, @function
-ckpt_on_exit_ptr:
-        call    .Lget_pc                        /* eax = address of the add below */
-        add     eax, OFFSET FLAT:_GLOBAL_OFFSET_TABLE_
-        mov     eax, DWORD PTR on_exit@GOT[eax]
-        ret
-        .size   ckpt_on_exit_ptr, . - ckpt_on_exit_ptr
+        WEAK_ADDR ckpt_on_exit_ptr, on_exit
 
 /*
  * void *ckpt_register_atfork_ptr(void)
@@ -208,16 +196,7 @@ ckpt_on_exit_ptr:
  * lazy restart the runtime's fork handler waits until every page is in.
  * Entry: any. Returns: eax. Clobbers: nothing else.
  */
-        .weak   __register_atfork
-        .globl  ckpt_register_atfork_ptr
-        .hidden ckpt_register_atfork_ptr
-        .type   ckpt_register_atfork_ptr, @function
-ckpt_register_atfork_ptr:
-        call    .Lget_pc                        /* eax = address of the add below */
-        add     eax, OFFSET FLAT:_GLOBAL_OFFSET_TABLE_
-        mov     eax, DWORD PTR __register_atfork@GOT[eax]
-        ret
-        .size   ckpt_register_atfork_ptr, . - ckpt_register_atfork_ptr
+        WEAK_ADDR ckpt_register_atfork_ptr, __register_atfork
 
 /* eax = the caller's return address (the instruction after the call). */
 .Lget_pc:

@@ -120,30 +120,30 @@ ckpt_clone_vm:
         .size   ckpt_clone_vm, . - ckpt_clone_vm
 
 /*
+ * WEAK_ADDR NAME, SYM: a function NAME returning the address of SYM, a weak
+ * reference (NULL when nothing defines it), read from its GOT slot. Weak
+ * references cannot be spelled in stable Rust, hence these lines of assembly.
+ * Entry: any. Returns: rax. Clobbers: nothing else.
+ */
+        .macro  WEAK_ADDR name, sym
+        .weak   \sym
+        .globl  \name
+        .hidden \name
+        .type   \name, @function
+\name:
+        mov     rax, [rip + \sym@GOTPCREL]
+        ret
+        .size   \name, . - \name
+        .endm
+
+/*
  * const long *ckpt_rseq_offset_ptr(void), const unsigned *ckpt_rseq_size_ptr(void)
  *
  * Addresses of glibc's __rseq_offset and __rseq_size (glibc >= 2.35), or NULL when
- * the C library does not define them (older glibc, musl). Weak references cannot be
- * spelled in stable Rust, hence these two lines of assembly.
- * Entry: any. Returns: rax. Clobbers: nothing else.
+ * the C library does not define them (older glibc, musl).
  */
-        .weak   __rseq_offset
-        .weak   __rseq_size
-        .globl  ckpt_rseq_offset_ptr
-        .hidden ckpt_rseq_offset_ptr
-        .type   ckpt_rseq_offset_ptr, @function
-ckpt_rseq_offset_ptr:
-        mov     rax, [rip + __rseq_offset@GOTPCREL]
-        ret
-        .size   ckpt_rseq_offset_ptr, . - ckpt_rseq_offset_ptr
-
-        .globl  ckpt_rseq_size_ptr
-        .hidden ckpt_rseq_size_ptr
-        .type   ckpt_rseq_size_ptr, @function
-ckpt_rseq_size_ptr:
-        mov     rax, [rip + __rseq_size@GOTPCREL]
-        ret
-        .size   ckpt_rseq_size_ptr, . - ckpt_rseq_size_ptr
+        WEAK_ADDR ckpt_rseq_offset_ptr, __rseq_offset
+        WEAK_ADDR ckpt_rseq_size_ptr, __rseq_size
 
 /*
  * void *ckpt_on_exit_ptr(void)
@@ -153,14 +153,7 @@ ckpt_rseq_size_ptr:
  * The runtime registers a handler with it that sees the program's own exit status.
  * Entry: any. Returns: rax. Clobbers: nothing else.
  */
-        .weak   on_exit
-        .globl  ckpt_on_exit_ptr
-        .hidden ckpt_on_exit_ptr
-        .type   ckpt_on_exit_ptr, @function
-ckpt_on_exit_ptr:
-        mov     rax, [rip + on_exit@GOTPCREL]
-        ret
-        .size   ckpt_on_exit_ptr, . - ckpt_on_exit_ptr
+        WEAK_ADDR ckpt_on_exit_ptr, on_exit
 
 /*
  * void *ckpt_register_atfork_ptr(void)
@@ -171,14 +164,7 @@ ckpt_on_exit_ptr:
  * would not get the pages still missing).
  * Entry: any. Returns: rax. Clobbers: nothing else.
  */
-        .weak   __register_atfork
-        .globl  ckpt_register_atfork_ptr
-        .hidden ckpt_register_atfork_ptr
-        .type   ckpt_register_atfork_ptr, @function
-ckpt_register_atfork_ptr:
-        mov     rax, [rip + __register_atfork@GOTPCREL]
-        ret
-        .size   ckpt_register_atfork_ptr, . - ckpt_register_atfork_ptr
+        WEAK_ADDR ckpt_register_atfork_ptr, __register_atfork
 
 /*
  * rust_eh_personality: the precompiled `core` is built for unwinding and its unwind

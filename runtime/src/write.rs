@@ -724,15 +724,7 @@ impl Out {
                 Err(e) => return Err(e),
             };
             // Step over what was written.
-            let mut left = done;
-            while left > 0 {
-                let m = (runs[i].len - off).min(left);
-                left -= m;
-                off += m;
-                if off == runs[i].len {
-                    (i, off) = (i + 1, 0);
-                }
-            }
+            step_over(|k| runs[k].len, (&mut i, &mut off), done);
         }
         Ok(())
     }
@@ -849,13 +841,13 @@ impl Out {
     /// long, through the kernel (`process_vm_readv` on ourselves): a page that
     /// cannot be read is zeros, counted as for `writev`.
     fn copy_in(&mut self, iov: &[IoVec], dst: &mut [u8]) -> Result<(), Errno> {
-        let (mut k, mut o, mut got) = (0usize, 0usize, 0usize);
+        let (mut k, mut o, mut got) = (0usize, 0u64, 0usize);
         let mut rem = [IoVec::default(); PIECE / PAGE_SIZE as usize];
         while k < iov.len() {
             let m = iov.len() - k;
             rem[..m].copy_from_slice(&iov[k..]);
-            rem[0].base += o;
-            rem[0].len -= o;
+            rem[0].base += o as usize;
+            rem[0].len -= o as usize;
             let step = match ckpt_sys::process_vm_readv(self.pid, &mut dst[got..], &rem[..m]) {
                 Ok(0) | Err(Errno::EFAULT) => {
                     let addr = rem[0].base as u64;
@@ -872,17 +864,23 @@ impl Out {
                 Err(e) => return Err(e),
             };
             got += step;
-            let mut left = step;
-            while left > 0 {
-                let t = (iov[k].len - o).min(left);
-                left -= t;
-                o += t;
-                if o == iov[k].len {
-                    (k, o) = (k + 1, 0);
-                }
-            }
+            step_over(|j| iov[j].len as u64, (&mut k, &mut o), step as u64);
         }
         Ok(())
+    }
+}
+
+/// Move a cursor (entry, offset in it) `n` bytes on through entries whose
+/// lengths `len` gives (the runs or pieces a write or copy went through).
+fn step_over(len: impl Fn(usize) -> u64, at: (&mut usize, &mut u64), mut n: u64) {
+    let (i, off) = at;
+    while n > 0 {
+        let m = (len(*i) - *off).min(n);
+        n -= m;
+        *off += m;
+        if *off == len(*i) {
+            (*i, *off) = (*i + 1, 0);
+        }
     }
 }
 

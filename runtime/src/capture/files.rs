@@ -966,8 +966,9 @@ fn save_content(
 
 /// Say at checkpoint time what will not come back (`ckpt info` says it too).
 fn warn_placeholder(r: &FileRec, files: &FilesView) {
+    // `ckpt: warning: descriptor N (PATH): `
+    let m = || Msg::new().s("ckpt: warning: descriptor ").u(r.fd as u64).s(" (").b(files.path(r)).s("): ");
     if r.how == how::NEW && r.kind == fkind::INOTIFY {
-        let m = || Msg::new().s("ckpt: warning: descriptor ").u(r.fd as u64).s(" (inotify): ");
         for w in files.watches(r).filter(|w| w.path_len == 0) {
             m().s("the path of the file of watch ")
                 .u(w.wd)
@@ -983,13 +984,8 @@ fn warn_placeholder(r: &FileRec, files: &FilesView) {
     }
     if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 3) == 2 {
         // (state 3, a pair within the process, is restored connected: no warning)
-        Msg::new()
-            .s("ckpt: warning: descriptor ")
-            .u(r.fd as u64)
-            .s(" (")
-            .b(files.path(r))
-            .s("): a connected socket whose peer is not restored: after a restart it fails like a dropped \
-                connection (end of file, EPIPE)")
+        m().s("a connected socket whose peer is not restored: after a restart it fails like a dropped connection \
+               (end of file, EPIPE)")
             .emit();
         return;
     }
@@ -1000,23 +996,13 @@ fn warn_placeholder(r: &FileRec, files: &FilesView) {
         return;
     }
     if r.how == how::PIPE && r.why == why::OUTSIDE {
-        Msg::new()
-            .s("ckpt: warning: descriptor ")
-            .u(r.fd as u64)
-            .s(" (")
-            .b(files.path(r))
-            .s("): the other end of this pipe is outside the process: after a restart that end is closed \
-                (reads see end of file, writes fail with EPIPE)")
+        m().s("the other end of this pipe is outside the process: after a restart that end is closed \
+               (reads see end of file, writes fail with EPIPE)")
             .emit();
         return;
     }
     if r.how == how::REOPEN && r.why == why::GENERATED {
-        Msg::new()
-            .s("ckpt: warning: descriptor ")
-            .u(r.fd as u64)
-            .s(" (")
-            .b(files.path(r))
-            .s("): a file the kernel writes as it is read, read partway (offset ")
+        m().s("a file the kernel writes as it is read, read partway (offset ")
             .u(r.pos)
             .s("): after a restart it is opened again at that offset, but what follows there is the new process's \
                 text and need not continue what was read")
@@ -1031,15 +1017,7 @@ fn warn_placeholder(r: &FileRec, files: &FilesView) {
         why::UNREADABLE => "a deleted file whose content cannot be read",
         _ => kind_name(r.kind),
     };
-    Msg::new()
-        .s("ckpt: warning: descriptor ")
-        .u(r.fd as u64)
-        .s(" (")
-        .b(files.path(r))
-        .s("): ")
-        .s(what)
-        .s(", not restored: after a restart it is a placeholder that fails every operation (EBADF)")
-        .emit();
+    m().s(what).s(", not restored: after a restart it is a placeholder that fails every operation (EBADF)").emit();
 }
 
 /// What a kind is called in messages.
