@@ -391,13 +391,14 @@ impl<'p> Image<'p> {
         let _ = writeln!(o, "compression:  {}", compression_text(&meta));
         let _ = writeln!(o, "checksums:    header and metadata ok; page data not read (ckpt verify checks it)");
         let sections: Vec<_> = meta.sections.iter().collect();
+        let pipes = self.tree_pipes();
         if sections.is_empty() {
             let _ = writeln!(o, "sections:     none (memory, registers and the runtime's own record only)");
         } else {
             let _ = writeln!(o, "sections:");
             for sec in &sections {
                 let _ = writeln!(o, "  {}", crate::sections::title(sec));
-                for line in crate::sections::describe(sec) {
+                for line in crate::sections::describe(sec, &pipes) {
                     let _ = writeln!(o, "    {line}");
                 }
             }
@@ -425,6 +426,34 @@ impl<'p> Image<'p> {
             );
         }
         o
+    }
+
+    /// The pipes of a tree's processes, the root's and every member's (empty for
+    /// an image of one process).
+    fn tree_pipes(&self) -> crate::sections::TreePipes {
+        use ckpt_image::files::{Files, fkind, how};
+        let mut pipes = crate::sections::TreePipes::new();
+        let mut add = |pid: u64, meta: &ckpt_image::Meta| {
+            let Some(f) = meta.sections.get(ckpt_image::section::tag::FILES).and_then(|s| Files::parse(s.data).ok())
+            else {
+                return;
+            };
+            for r in f.files().filter(|r| r.kind == fkind::PIPE && r.how == how::PIPE) {
+                pipes.entry(r.ino).or_default().push((pid, r.fd));
+            }
+        };
+        let meta = self.meta();
+        if meta.tree().is_none() {
+            return pipes;
+        }
+        add(meta.process.pid, &meta);
+        for (m, start, len) in self.members() {
+            let Ok(file) = self.file.try_clone() else { continue };
+            if let Ok(img) = Image::open_in(self.path, file, self.base + start, len, String::new()) {
+                add(m.pid as u64, &img.meta());
+            }
+        }
+        pipes
     }
 
     /// One line about a process of a tree: its ids and what its image holds.
@@ -459,6 +488,7 @@ impl<'p> Image<'p> {
     fn json(&self) -> String {
         let h = &self.header;
         let meta = self.meta();
+        let pipes = self.tree_pipes();
         let (exe, args, cwd, kernel) = self.strings();
         let regions = meta
             .regions()
@@ -498,7 +528,7 @@ impl<'p> Image<'p> {
                     name: ckpt_image::section::name(sec.tag),
                     version: sec.version,
                     bytes: sec.data.len(),
-                    records: crate::sections::json_records(&sec),
+                    records: crate::sections::json_records(&sec, &pipes),
                 })
                 .collect(),
             regions,

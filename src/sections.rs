@@ -7,8 +7,14 @@ use ckpt_image::files::{FileRec, Files, fkind, how, why};
 use ckpt_image::memory;
 use ckpt_image::section::{self, Section, tag};
 
-/// Human lines for one section (indented by the caller), after its title line.
-pub fn describe(s: &Section) -> Vec<String> {
+/// The pipes of a tree's image (`ckpt --tree`): each pipe's inode and the
+/// (pid, descriptor) of every process of the tree that holds one of its ends.
+/// Empty for an image of one process.
+pub type TreePipes = std::collections::BTreeMap<u64, Vec<(u64, u32)>>;
+
+/// Human lines for one section (indented by the caller), after its title line;
+/// `tree`: the pipes of the tree the image is the root of (empty otherwise).
+pub fn describe(s: &Section, tree: &TreePipes) -> Vec<String> {
     match s.tag {
         section::tag::THREADS => match ckpt_image::threads::parse(s.data) {
             Ok(t) => {
@@ -77,7 +83,7 @@ pub fn describe(s: &Section) -> Vec<String> {
             vec!["(a kind of state this ckpt does not know; the image's own loader restores it)".to_string()]
         }
         tag::FILES => match Files::parse(s.data) {
-            Ok(f) => files(&f),
+            Ok(f) => files(&f, tree),
             Err(e) => vec![format!("damaged: {e}")],
         },
         section::tag::PROCESS => match ckpt_image::process::ProcessState::parse(s.data) {
@@ -113,7 +119,7 @@ pub fn describe(s: &Section) -> Vec<String> {
 }
 
 /// The FILES section for `ckpt info --json`: (descriptors, shared file mappings).
-pub fn json(s: &Section) -> Option<(serde_json::Value, serde_json::Value)> {
+pub fn json(s: &Section, tree: &TreePipes) -> Option<(serde_json::Value, serde_json::Value)> {
     if s.tag != tag::FILES {
         return None;
     }
@@ -128,7 +134,7 @@ pub fn json(s: &Section) -> Option<(serde_json::Value, serde_json::Value)> {
                 "flags": access(r.flags),
                 "offset": r.pos,
                 "cloexec": r.cloexec != 0,
-                "restart": restart(&f, &r),
+                "restart": restart(&f, &r, tree),
             })
         })
         .collect();
@@ -184,8 +190,18 @@ fn access(flags: u32) -> String {
 }
 
 /// How record `r` comes back, in words.
-fn restart(f: &Files, r: &FileRec) -> String {
+fn restart(f: &Files, r: &FileRec, tree: &TreePipes) -> String {
+    let others = tree.get(&r.ino).filter(|h| h.len() > 1);
     match r.how {
+        // (the loader joins the ends the tree's processes hold: `loader/src/tree.rs`)
+        how::PIPE if r.kind == fkind::PIPE && others.is_some() => format!(
+            "a pipe of the tree, made again before the processes are and held again by {}, with its queued bytes",
+            others.map_or(String::new(), |h| h
+                .iter()
+                .map(|(pid, fd)| format!("pid {pid} fd {fd}"))
+                .collect::<Vec<_>>()
+                .join(", "))
+        ),
         how::REOPEN if r.kind == fkind::TTY => "reopened as the restarting terminal (/dev/tty)".to_string(),
         how::REOPEN if r.why == why::GENERATED => format!(
             "NOT THE SAME TEXT: a file the kernel writes as it is read, read partway: reopened at offset {}, where \
@@ -284,7 +300,7 @@ fn inotify(f: &Files, r: &FileRec) -> String {
     s
 }
 
-fn files(f: &Files) -> Vec<String> {
+fn files(f: &Files, tree: &TreePipes) -> Vec<String> {
     let mut v = Vec::new();
     if f.nfiles() == 0 {
         v.push("no open descriptors (every descriptor of the restarting shell is closed)".to_string());
@@ -298,7 +314,7 @@ fn files(f: &Files) -> Vec<String> {
             access(r.flags),
             String::from_utf8_lossy(f.path(&r)),
             ce,
-            restart(f, &r)
+            restart(f, &r, tree)
         ));
     }
     for m in f.maps() {
@@ -426,8 +442,8 @@ fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
 }
 
 /// The records of a known section for `ckpt info --json`, under their own key
-/// (`"guards": [...]`, `"views": [...]`), or nothing.
-pub fn json_records(s: &Section) -> serde_json::Map<String, serde_json::Value> {
+/// (`"guards": [...]`, `"views": [...]`), or nothing; `tree` as for [`describe`].
+pub fn json_records(s: &Section, tree: &TreePipes) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::{Value, json};
     let mut m = serde_json::Map::new();
     match s.tag {
@@ -507,7 +523,7 @@ pub fn json_records(s: &Section) -> serde_json::Map<String, serde_json::Value> {
             }
         }
         tag::FILES => {
-            if let Some((files, maps)) = json(s) {
+            if let Some((files, maps)) = json(s, tree) {
                 m.insert("files".into(), files);
                 m.insert("shared_file_mappings".into(), maps);
             }

@@ -245,3 +245,23 @@ fn tree_lazy_restart_falls_back_to_eager() {
     assert_eq!(steps(&first, &second, "W "), want, "the worker's steps\nfirst:\n{first}\nrestart:\n{second}");
     assert_eq!(steps(&first, &second, "P "), want, "the parent's steps\nfirst:\n{first}\nrestart:\n{second}");
 }
+
+/// A pipe whose ends two processes of the tree hold (a parent reading what its
+/// forked child writes): `ckpt info` says it is made again and joined, naming
+/// both holders (not "its other end is closed"), and after the restart the
+/// parent reads every number in order, then reaps the child.
+#[test]
+fn tree_pipe_between_parent_and_child() {
+    let dir = Dir::new("tree_feed");
+    dir.compile("tree_feed.c", "tree_feed", &[]);
+    let image = dir.join("tree_feed.ckpt");
+    let first = checkpoint_with(ckpt(&dir, &["--tree", "./tree_feed"]), &image, "TSTP", random_delay(50, 800));
+    let info = ckpt_info(&image);
+    let line = info.lines().find(|l| l.contains("fd 3 ") && l.contains("pipe")).unwrap_or("");
+    assert!(line.contains("a pipe of the tree, made again before the processes are and held again by pid "), "{info}");
+    assert_eq!(line.matches(" fd ").count(), 3, "both holders named: {line}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the tree");
+    assert!(second.has("DONE feed"), "{second}");
+    assert_continues(&first, &second, 60);
+}
