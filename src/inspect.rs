@@ -391,14 +391,14 @@ impl<'p> Image<'p> {
         let _ = writeln!(o, "compression:  {}", compression_text(&meta));
         let _ = writeln!(o, "checksums:    header and metadata ok; page data not read (ckpt verify checks it)");
         let sections: Vec<_> = meta.sections.iter().collect();
-        let pipes = self.tree_pipes();
+        let ctx = self.context();
         if sections.is_empty() {
             let _ = writeln!(o, "sections:     none (memory, registers and the runtime's own record only)");
         } else {
             let _ = writeln!(o, "sections:");
             for sec in &sections {
                 let _ = writeln!(o, "  {}", crate::sections::title(sec));
-                for line in crate::sections::describe(sec, &pipes) {
+                for line in crate::sections::describe(sec, &ctx) {
                     let _ = writeln!(o, "    {line}");
                 }
             }
@@ -428,11 +428,23 @@ impl<'p> Image<'p> {
         o
     }
 
+    /// What the sections' words need beyond each section: the pipes of a tree,
+    /// the MAP_SHARED regions.
+    fn context(&self) -> crate::sections::Context {
+        let meta = self.meta();
+        let shared_maps = meta
+            .regions()
+            .filter(|r| r.kind == ckpt_image::kind::SHARED)
+            .map(|r| (meta.string((r.name_off, r.name_len)).to_vec(), r.start))
+            .collect();
+        crate::sections::Context { tree_pipes: self.tree_pipes(), shared_maps }
+    }
+
     /// The pipes of a tree's processes, the root's and every member's (empty for
     /// an image of one process).
-    fn tree_pipes(&self) -> crate::sections::TreePipes {
+    fn tree_pipes(&self) -> std::collections::BTreeMap<u64, Vec<(u64, u32)>> {
         use ckpt_image::files::{Files, fkind, how};
-        let mut pipes = crate::sections::TreePipes::new();
+        let mut pipes = std::collections::BTreeMap::<u64, Vec<(u64, u32)>>::new();
         let mut add = |pid: u64, meta: &ckpt_image::Meta| {
             let Some(f) = meta.sections.get(ckpt_image::section::tag::FILES).and_then(|s| Files::parse(s.data).ok())
             else {
@@ -488,7 +500,7 @@ impl<'p> Image<'p> {
     fn json(&self) -> String {
         let h = &self.header;
         let meta = self.meta();
-        let pipes = self.tree_pipes();
+        let ctx = self.context();
         let (exe, args, cwd, kernel) = self.strings();
         let regions = meta
             .regions()
@@ -528,7 +540,7 @@ impl<'p> Image<'p> {
                     name: ckpt_image::section::name(sec.tag),
                     version: sec.version,
                     bytes: sec.data.len(),
-                    records: crate::sections::json_records(&sec, &pipes),
+                    records: crate::sections::json_records(&sec, &ctx),
                 })
                 .collect(),
             regions,

@@ -7,14 +7,19 @@ use ckpt_image::files::{FileRec, Files, fkind, how, why};
 use ckpt_image::memory;
 use ckpt_image::section::{self, Section, tag};
 
-/// The pipes of a tree's image (`ckpt --tree`): each pipe's inode and the
-/// (pid, descriptor) of every process of the tree that holds one of its ends.
-/// Empty for an image of one process.
-pub type TreePipes = std::collections::BTreeMap<u64, Vec<(u64, u32)>>;
+/// What the image holds beyond one section, for wording its records.
+#[derive(Default)]
+pub struct Context {
+    /// The pipes of a tree's image (`ckpt --tree`): each pipe's inode and the
+    /// (pid, descriptor) of every process of the tree that holds one of its
+    /// ends. Empty for an image of one process.
+    pub tree_pipes: std::collections::BTreeMap<u64, Vec<(u64, u32)>>,
+    /// The image's MAP_SHARED regions: (name, start).
+    pub shared_maps: Vec<(Vec<u8>, u64)>,
+}
 
-/// Human lines for one section (indented by the caller), after its title line;
-/// `tree`: the pipes of the tree the image is the root of (empty otherwise).
-pub fn describe(s: &Section, tree: &TreePipes) -> Vec<String> {
+/// Human lines for one section (indented by the caller), after its title line.
+pub fn describe(s: &Section, ctx: &Context) -> Vec<String> {
     match s.tag {
         section::tag::THREADS => match ckpt_image::threads::parse(s.data) {
             Ok(t) => {
@@ -83,7 +88,7 @@ pub fn describe(s: &Section, tree: &TreePipes) -> Vec<String> {
             vec!["(a kind of state this ckpt does not know; the image's own loader restores it)".to_string()]
         }
         tag::FILES => match Files::parse(s.data) {
-            Ok(f) => files(&f, tree),
+            Ok(f) => files(&f, ctx),
             Err(e) => vec![format!("damaged: {e}")],
         },
         section::tag::PROCESS => match ckpt_image::process::ProcessState::parse(s.data) {
@@ -119,7 +124,7 @@ pub fn describe(s: &Section, tree: &TreePipes) -> Vec<String> {
 }
 
 /// The FILES section for `ckpt info --json`: (descriptors, shared file mappings).
-pub fn json(s: &Section, tree: &TreePipes) -> Option<(serde_json::Value, serde_json::Value)> {
+pub fn json(s: &Section, ctx: &Context) -> Option<(serde_json::Value, serde_json::Value)> {
     if s.tag != tag::FILES {
         return None;
     }
@@ -134,7 +139,7 @@ pub fn json(s: &Section, tree: &TreePipes) -> Option<(serde_json::Value, serde_j
                 "flags": access(r.flags),
                 "offset": r.pos,
                 "cloexec": r.cloexec != 0,
-                "restart": restart(&f, &r, tree),
+                "restart": restart(&f, &r, ctx),
             })
         })
         .collect();
@@ -190,8 +195,8 @@ fn access(flags: u32) -> String {
 }
 
 /// How record `r` comes back, in words.
-fn restart(f: &Files, r: &FileRec, tree: &TreePipes) -> String {
-    let others = tree.get(&r.ino).filter(|h| h.len() > 1);
+fn restart(f: &Files, r: &FileRec, ctx: &Context) -> String {
+    let others = ctx.tree_pipes.get(&r.ino).filter(|h| h.len() > 1);
     match r.how {
         // (the loader joins the ends the tree's processes hold: `loader/src/tree.rs`)
         how::PIPE if r.kind == fkind::PIPE && others.is_some() => format!(
@@ -223,7 +228,16 @@ fn restart(f: &Files, r: &FileRec, tree: &TreePipes) -> String {
             if f.content(r).get(48) == Some(&1) { "; the program is its foreground again" } else { "" }
         ),
         how::SHELL => format!("the restarting shell's descriptor {}", r.fd),
-        how::CONTENT => format!("a new unlinked file with the {} saved bytes, at offset {}", r.data_len, r.pos),
+        how::CONTENT => {
+            let mut t = format!("a new unlinked file with the {} saved bytes, at offset {}", r.data_len, r.pos);
+            if let Some((_, at)) = ctx.shared_maps.iter().find(|(n, _)| n.as_slice() == f.path(r)) {
+                t += &format!(
+                    "; ALSO MAPPED shared at {at:#x}: the descriptor and the mapping come back as separate copies \
+                     (a write through one no longer shows in the other)"
+                );
+            }
+            t
+        }
         how::PIPE if r.kind == fkind::FIFO => {
             format!("the FIFO opened by path again (without blocking), {} queued bytes back in it", r.data_len)
         }
@@ -300,7 +314,7 @@ fn inotify(f: &Files, r: &FileRec) -> String {
     s
 }
 
-fn files(f: &Files, tree: &TreePipes) -> Vec<String> {
+fn files(f: &Files, ctx: &Context) -> Vec<String> {
     let mut v = Vec::new();
     if f.nfiles() == 0 {
         v.push("no open descriptors (every descriptor of the restarting shell is closed)".to_string());
@@ -314,7 +328,7 @@ fn files(f: &Files, tree: &TreePipes) -> Vec<String> {
             access(r.flags),
             String::from_utf8_lossy(f.path(&r)),
             ce,
-            restart(f, &r, tree)
+            restart(f, &r, ctx)
         ));
     }
     for m in f.maps() {
@@ -442,8 +456,8 @@ fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
 }
 
 /// The records of a known section for `ckpt info --json`, under their own key
-/// (`"guards": [...]`, `"views": [...]`), or nothing; `tree` as for [`describe`].
-pub fn json_records(s: &Section, tree: &TreePipes) -> serde_json::Map<String, serde_json::Value> {
+/// (`"guards": [...]`, `"views": [...]`), or nothing.
+pub fn json_records(s: &Section, ctx: &Context) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::{Value, json};
     let mut m = serde_json::Map::new();
     match s.tag {
@@ -523,7 +537,7 @@ pub fn json_records(s: &Section, tree: &TreePipes) -> serde_json::Map<String, se
             }
         }
         tag::FILES => {
-            if let Some((files, maps)) = json(s, tree) {
+            if let Some((files, maps)) = json(s, ctx) {
                 m.insert("files".into(), files);
                 m.insert("shared_file_mappings".into(), maps);
             }

@@ -316,8 +316,9 @@ fn checkpoint_once_fixed(mut p: Proc, fixed: &str, image: &std::path::Path, dir:
 }
 
 /// A memfd that a descriptor holds and a MAP_SHARED mapping maps comes back as
-/// two copies (the descriptor's content, the mapping's memory): the checkpoint
-/// says so, naming the descriptor and the mapping, instead of a silent split.
+/// two copies (the descriptor's content, the mapping's memory): the checkpoint,
+/// `ckpt info` and the restart say so, naming the descriptor and the mapping,
+/// instead of a silent split.
 #[test]
 fn memfd_held_and_mapped_is_reported_at_checkpoint() {
     let dir = Dir::new("memfd_fd_and_map");
@@ -329,4 +330,10 @@ fn memfd_held_and_mapped_is_reported_at_checkpoint() {
             && first.stderr.contains("separate copies"),
         "{first}"
     );
+    let info = ckpt_info(&image);
+    let line = info.lines().find(|l| l.contains("fd 3 ")).unwrap_or("");
+    assert!(line.contains("ALSO MAPPED shared at 0x") && line.contains("separate copies"), "{info}");
+    let second = restart(&image, dir.path());
+    let want = "descriptor 3 (/memfd:buf (deleted)): warning: it is also mapped shared at 0x";
+    assert!(second.stderr.contains(want) && second.stderr.contains("separate copies now"), "{second}");
 }

@@ -399,7 +399,7 @@ fn is_open(fd: u32) -> bool {
 
 /// Restore the descriptor table. `image` is the loader's descriptor on the
 /// checkpoint file; returns its new number (above every saved descriptor).
-pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate::tree::Pipes) -> Fd {
+pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate::tree::Pipes, meta: &Meta) -> Fd {
     // A pipe of a tree whose other end is not in the tree (the restarting
     // shell's pipe at 0, 1 or 2 in `ckpt --tree sh -c 'a | b' | c`) is the
     // restarting shell's descriptor, as in a single process's image.
@@ -412,6 +412,20 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
     let mut refused = false;
     for r in files.files() {
         let ch = change_of(files, &r);
+        // A memfd or deleted file that a MAP_SHARED region maps too: the two come
+        // back as separate copies (said at checkpoint time too).
+        if r.how == how::CONTENT
+            && let Some(g) = meta
+                .regions()
+                .find(|g| g.kind == ckpt_image::kind::SHARED && meta.string((g.name_off, g.name_len)) == files.path(&r))
+        {
+            fd_msg(name, files, &r)
+                .s("warning: it is also mapped shared at ")
+                .x(g.start)
+                .s(": the descriptor and the mapping are separate copies now (a write through one no longer shows \
+                    in the other)")
+                .emit();
+        }
         if shell(&r) {
             if !is_open(r.fd) {
                 fd_msg(name, files, &r)

@@ -205,7 +205,7 @@ pub fn main(sp: usize) -> ! {
     // The descriptors, before the point of no return (a restart refused because a
     // file changed leaves nothing done); the image's descriptor moves above them.
     let fd = match files::section(&meta) {
-        Some(f) => files::restore(&name, &f, files::Opts::from_stack(sp), fd, &pipes),
+        Some(f) => files::restore(&name, &f, files::Opts::from_stack(sp), fd, &pipes, &meta),
         None => {
             let (lo, hi) = pipes.range();
             if hi > lo {
