@@ -126,11 +126,11 @@ impl Config {
                     Some(p) if !v.is_empty() => (c.name, c.dir) = (p, true),
                     _ => invalid(k, v, "a directory name"),
                 },
-                b"CKPT_KEEP" => match parse_u32(v) {
+                b"CKPT_KEEP" => match ckpt_sys::num::small(v) {
                     Some(n) if n >= 1 => c.keep = n,
                     _ => invalid(k, v, "a number of images, at least 1"),
                 },
-                b"CKPT_EXIT_STATUS" => match parse_u32(v) {
+                b"CKPT_EXIT_STATUS" => match ckpt_sys::num::small(v) {
                     Some(n) if n <= 255 => c.exit_status = n as u8,
                     _ => invalid(k, v, "an exit status from 0 to 255"),
                 },
@@ -143,11 +143,11 @@ impl Config {
                     (_, Some(b)) => c.compress = b,
                     _ => invalid(k, v, "1 or lz4 (compress), or 0"),
                 },
-                b"CKPT_DEADLINE" => match parse_u32(v) {
+                b"CKPT_DEADLINE" => match ckpt_sys::num::small(v) {
                     Some(n) => c.deadline = n,
                     None => invalid(k, v, "a number of seconds"),
                 },
-                b"CKPT_PID" => match parse_u32(v) {
+                b"CKPT_PID" => match ckpt_sys::num::small(v) {
                     Some(n) if n > 0 && n <= i32::MAX as u32 => c.starter = n as i32,
                     _ => invalid(k, v, "a process id"),
                 },
@@ -159,7 +159,7 @@ impl Config {
                     Some((first, all)) => (c.signal, c.signals) = (first, all),
                     None => invalid(k, v, "catchable signal numbers or names (not 32 or 33), separated by commas"),
                 },
-                b"CKPT_INTERVAL" => match parse_u32(v) {
+                b"CKPT_INTERVAL" => match ckpt_sys::num::small(v) {
                     Some(n) => c.interval = n,
                     None => invalid(k, v, "a number of seconds"),
                 },
@@ -206,13 +206,6 @@ fn parse_bool(v: &[u8]) -> Option<bool> {
         b"1" | b"yes" | b"true" => Some(true),
         _ => None,
     }
-}
-
-fn parse_u32(v: &[u8]) -> Option<u32> {
-    if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u32, |a, &d| a * 10 + (d - b'0') as u32))
 }
 
 /// `m` + the name of signal `s` (`SIGUSR1`, `SIGRTMIN+2`), from

@@ -26,10 +26,10 @@ pub const CURRENT: &[u8] = b"current";
 /// `N` if `name` is exactly `N.ckpt` (decimal, no sign, no leading zero).
 pub fn image_seq(name: &[u8]) -> Option<u64> {
     let d = name.strip_suffix(b".ckpt")?;
-    if d.is_empty() || d.len() > 18 || !d.iter().all(u8::is_ascii_digit) || (d[0] == b'0') {
+    if d.len() > 18 || d.first() == Some(&b'0') {
         return None;
     }
-    Some(d.iter().fold(0u64, |a, &b| a * 10 + (b - b'0') as u64))
+    ckpt_sys::num::parse(d, 10)
 }
 
 fn open_dir(dir: &Path) -> Result<Fd, Failure> {

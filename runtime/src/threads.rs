@@ -305,8 +305,8 @@ fn each_task(buf: &mut [u8], mut f: impl FnMut(i32)) -> Result<(), Errno> {
                 return Ok(());
             }
             for name in ckpt_sys::dirent_names(&buf[..n]) {
-                if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
-                    f(name.iter().fold(0i32, |a, &c| a.wrapping_mul(10).wrapping_add((c - b'0') as i32)));
+                if let Some(tid) = ckpt_sys::num::parse(name, 10) {
+                    f(tid as i32);
                 }
             }
         }
@@ -483,10 +483,7 @@ fn read_task_file(tid: i32, file: &str, out: &mut [u8]) -> usize {
 fn blocked_signals(tid: i32) -> u64 {
     let mut status = [0u8; 2048];
     let sn = read_task_file(tid, "/status", &mut status);
-    status[..sn]
-        .split(|&b| b == b'\n')
-        .find_map(|l| l.strip_prefix(b"SigBlk:\t"))
-        .map_or(0, |h| h.iter().fold(0u64, |a, &c| a << 4 | (c as char).to_digit(16).unwrap_or(0) as u64))
+    ckpt_sys::num::field(&status[..sn], b"SigBlk:", 16).unwrap_or(0)
 }
 
 /// The failure for thread `tid`, which did not stop: its name, and whether it

@@ -250,18 +250,6 @@ fn session() -> &'static mut Session {
     unsafe { &mut *SESSION.0.get() }
 }
 
-fn parse_num(b: &[u8]) -> Option<i64> {
-    let (neg, d) = match b.strip_prefix(b"-") {
-        Some(d) => (true, d),
-        None => (false, b),
-    };
-    if d.is_empty() || d.len() > 20 || !d.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = d.iter().fold(0i64, |a, &x| a.wrapping_mul(10).wrapping_add((x - b'0') as i64));
-    Some(if neg { -v } else { v })
-}
-
 /// /proc/PID/stat of `pid`.
 fn stat(pid: i32) -> Option<Proc> {
     let m = Msg::new().s("/proc/").u(pid as u64).s("/stat");
@@ -278,10 +266,10 @@ fn stat(pid: i32) -> Option<Proc> {
     // Fields from 3 on: state ppid pgrp session ... sigcatch (34) ... exit_code (52).
     let mut field = |k: usize| -> Option<&[u8]> { f.nth(k) };
     let state = *field(0)?.first()?;
-    let ppid = parse_num(field(0)?)? as i32;
-    let pgid = parse_num(field(0)?)? as i32;
-    let sid = parse_num(field(0)?)? as i32;
-    let exit_code = field(52 - 7).and_then(parse_num).unwrap_or(0) as u32;
+    let ppid = ckpt_sys::num::signed(field(0)?)? as i32;
+    let pgid = ckpt_sys::num::signed(field(0)?)? as i32;
+    let sid = ckpt_sys::num::signed(field(0)?)? as i32;
+    let exit_code = field(52 - 7).and_then(ckpt_sys::num::signed).unwrap_or(0) as u32;
     // stat's sigcatch leaves out the real-time signals: status has them all.
     let caught = if matches!(state, b'Z' | b'X') { 0 } else { caught(pid).unwrap_or(0) };
     Some(Proc { pid, ppid, pgid, sid, state, caught, exit_code, comm })
@@ -293,11 +281,7 @@ fn caught(pid: i32) -> Option<u64> {
     let p = CPath::from_parts(&[m.as_bytes()])?;
     let mut buf = [0u8; 4096];
     let n = ckpt_sys::read_file(p.cstr(), &mut buf).ok()?;
-    let b = &buf[..n];
-    let key = b"\nSigCgt:\t";
-    let at = b.windows(key.len()).position(|w| w == key)? + key.len();
-    let hex = b[at..].iter().take_while(|c| c.is_ascii_hexdigit());
-    Some(hex.fold(0u64, |a, &c| (a << 4) | (c as char).to_digit(16).unwrap_or(0) as u64))
+    ckpt_sys::num::field(&buf[..n], b"SigCgt:", 16)
 }
 
 /// Every descendant of `root` found in /proc that the session does not hold
@@ -317,7 +301,7 @@ fn scan(held: &[i32], root: i32, mut f: impl FnMut(&Proc) -> Result<(), Failure>
                 break;
             }
             for name in ckpt_sys::dirent_names(&buf[..len]) {
-                let Some(pid) = parse_num(name).filter(|&p| p > 0) else { continue };
+                let Some(pid) = ckpt_sys::num::signed(name).filter(|&p| p > 0) else { continue };
                 let Some(p) = stat(pid as i32) else { continue };
                 if n < 65536 {
                     pairs[n * 8..n * 8 + 4].copy_from_slice(&p.pid.to_ne_bytes());
@@ -620,7 +604,7 @@ fn warn_shared_files(s: &Session) {
                 break;
             }
             for name in ckpt_sys::dirent_names(&buf[..got]) {
-                let Some(fd) = parse_num(name) else { continue };
+                let Some(fd) = ckpt_sys::num::signed(name) else { continue };
                 let Some(p) = CPath::from_parts(&[dir.as_bytes(), b"/", name]) else { continue };
                 let Ok(st) = ckpt_sys::statx(Fd::CWD, p.cstr(), AtFlags(0)) else { continue };
                 if st.kind() == ckpt_sys::s_if::REG && files.push((st.dev(), st.ino, i, fd as u32)).is_err() {

@@ -679,17 +679,7 @@ impl Out {
         // larger) pieces of runs.
         let mut iov = [IoVec::default(); PIECE / PAGE_SIZE as usize];
         while i < runs.len() {
-            let (mut n, mut bytes, mut j, mut o) = (0, 0usize, i, off);
-            while n < iov.len() && j < runs.len() && bytes < PIECE {
-                let take = ((runs[j].len - o) as usize).min(PIECE - bytes);
-                iov[n] = IoVec { base: (runs[j].addr + o) as usize, len: take };
-                n += 1;
-                bytes += take;
-                o += take as u64;
-                if o == runs[j].len {
-                    (j, o) = (j + 1, 0);
-                }
-            }
+            let (n, _, _) = gather(runs, (i, off), &mut iov);
             let done = match ckpt_sys::writev(self.fd, &iov[..n]) {
                 Ok(0) => return Err(Errno::EIO),
                 Ok(k) => {
@@ -781,17 +771,8 @@ impl Out {
         let mut iov = [IoVec::default(); PIECE / PAGE_SIZE as usize];
         let mut last_plain = false;
         while i < runs.len() {
-            let (mut n, mut bytes) = (0usize, 0usize);
-            while n < iov.len() && i < runs.len() && bytes < PIECE {
-                let take = ((runs[i].len - off) as usize).min(PIECE - bytes);
-                iov[n] = IoVec { base: (runs[i].addr + off) as usize, len: take };
-                n += 1;
-                bytes += take;
-                off += take as u64;
-                if off == runs[i].len {
-                    (i, off) = (i + 1, 0);
-                }
-            }
+            let (n, bytes, next) = gather(runs, (i, off), &mut iov);
+            (i, off) = next;
             let touches = |v: &IoVec| {
                 let (a, e) = (v.base as u64, (v.base + v.len) as u64);
                 volatile.get(volatile.partition_point(|r| r.1 <= a)).is_some_and(|r| r.0 < e)
@@ -868,6 +849,24 @@ impl Out {
         }
         Ok(())
     }
+}
+
+/// The next piece of `runs` from the cursor `at` (run, offset in it): up to
+/// PIECE bytes, at most one iovec per run, in `iov`. Returns the iovecs used,
+/// their bytes, and the cursor after them.
+fn gather(runs: &[Run], at: (usize, u64), iov: &mut [IoVec]) -> (usize, usize, (usize, u64)) {
+    let ((mut j, mut o), mut n, mut bytes) = (at, 0usize, 0usize);
+    while n < iov.len() && j < runs.len() && bytes < PIECE {
+        let take = ((runs[j].len - o) as usize).min(PIECE - bytes);
+        iov[n] = IoVec { base: (runs[j].addr + o) as usize, len: take };
+        n += 1;
+        bytes += take;
+        o += take as u64;
+        if o == runs[j].len {
+            (j, o) = (j + 1, 0);
+        }
+    }
+    (n, bytes, (j, o))
 }
 
 /// Move a cursor (entry, offset in it) `n` bytes on through entries whose
@@ -1041,9 +1040,7 @@ fn stale_pid(name: &[u8], base: &[u8]) -> Option<u64> {
     let rest = name.strip_prefix(b".")?.strip_prefix(base)?.strip_prefix(b".tmp.")?;
     let dot = rest.iter().position(|&b| b == b'.')?;
     let (pid, n) = (&rest[..dot], &rest[dot + 1..]);
-    let digits = |d: &[u8]| !d.is_empty() && d.len() <= 10 && d.iter().all(u8::is_ascii_digit);
-    if !digits(pid) || !digits(n) {
-        return None;
-    }
-    Some(pid.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64))
+    let digits = |d: &[u8]| (d.len() <= 10).then(|| ckpt_sys::num::parse(d, 10)).flatten();
+    digits(n)?;
+    digits(pid)
 }

@@ -30,6 +30,7 @@ pub mod cpu;
 mod errno;
 pub mod maps;
 pub mod msg;
+pub mod num;
 pub mod scratch;
 pub mod settings;
 pub mod signame;

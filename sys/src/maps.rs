@@ -58,45 +58,14 @@ impl<'a> Iterator for Maps<'a> {
     fn next(&mut self) -> Option<MapEntry<'a>> {
         while !self.rest.is_empty() {
             let n = self.rest.iter().position(|&b| b == b'\n').unwrap_or(self.rest.len());
-            let line = &self.rest[..n];
+            let text = &self.rest[..n];
             self.rest = if n < self.rest.len() { &self.rest[n + 1..] } else { &[] };
-            if let Some(e) = parse_line(line) {
+            if let Some(e) = line(text) {
                 return Some(e);
             }
         }
         None
     }
-}
-
-fn hex(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    let mut v = 0u64;
-    for &c in s {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | d as u64;
-    }
-    Some(v)
-}
-
-fn dec(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    let mut v = 0u64;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(v)
 }
 
 /// Split off the next space-separated field.
@@ -110,12 +79,14 @@ fn field<'a>(s: &mut &'a [u8]) -> &'a [u8] {
     f
 }
 
-fn parse_line(line: &[u8]) -> Option<MapEntry<'_>> {
-    let mut s = line;
+/// One line of /proc/PID/maps, or the header line of a mapping in smaps (None
+/// for smaps' field lines and anything else).
+pub fn line(text: &[u8]) -> Option<MapEntry<'_>> {
+    let mut s = text;
     let range = field(&mut s);
     let dash = range.iter().position(|&b| b == b'-')?;
-    let start = hex(&range[..dash])?;
-    let end = hex(&range[dash + 1..])?;
+    let start = crate::num::parse(&range[..dash], 16)?;
+    let end = crate::num::parse(&range[dash + 1..], 16)?;
     let perms = field(&mut s);
     if perms.len() != 4 || end <= start {
         return None;
@@ -131,12 +102,12 @@ fn parse_line(line: &[u8]) -> Option<MapEntry<'_>> {
         prot |= 4;
     }
     let shared = perms[3] == b's';
-    let offset = hex(field(&mut s))?;
+    let offset = crate::num::parse(field(&mut s), 16)?;
     let dev = field(&mut s);
     let colon = dev.iter().position(|&b| b == b':')?;
-    let dev_major = hex(&dev[..colon])? as u32;
-    let dev_minor = hex(&dev[colon + 1..])? as u32;
-    let inode = dec(field(&mut s))?;
+    let dev_major = crate::num::parse(&dev[..colon], 16)? as u32;
+    let dev_minor = crate::num::parse(&dev[colon + 1..], 16)? as u32;
+    let inode = crate::num::parse(field(&mut s), 10)?;
     while let [b' ', rest @ ..] = s {
         s = rest;
     }

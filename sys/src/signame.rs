@@ -69,7 +69,7 @@ pub enum SignalError {
 
 /// The trigger signal `arg` names; `Ok(0)` for `0`, "no trigger signal".
 pub fn parse(arg: &[u8]) -> Result<u32, SignalError> {
-    let number = match decimal(arg) {
+    let number = match crate::num::small(arg) {
         Some(0) => return Ok(0),
         Some(n) => n,
         None => {
@@ -106,7 +106,7 @@ fn lookup(name: &[u8]) -> Option<u32> {
     if let Some(rest) = name.strip_prefix(b"RTMIN") {
         let n = match rest {
             [] => RTMIN,
-            [b'+', offset @ ..] => RTMIN.checked_add(decimal(offset)?)?,
+            [b'+', offset @ ..] => RTMIN.checked_add(crate::num::small(offset)?)?,
             _ => return None,
         };
         return (n <= RTMAX).then_some(n);
@@ -114,20 +114,12 @@ fn lookup(name: &[u8]) -> Option<u32> {
     if let Some(rest) = name.strip_prefix(b"RTMAX") {
         let n = match rest {
             [] => RTMAX,
-            [b'-', offset @ ..] => RTMAX.checked_sub(decimal(offset)?)?,
+            [b'-', offset @ ..] => RTMAX.checked_sub(crate::num::small(offset)?)?,
             _ => return None,
         };
         return (n >= RTMIN).then_some(n);
     }
     None
-}
-
-/// Plain ASCII digits only (no sign, no spaces), at most 9 of them.
-fn decimal(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || s.len() > 9 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(s.iter().fold(0u32, |a, &d| a * 10 + u32::from(d - b'0')))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use core::ffi::CStr;
 
 use ckpt_image::files::{self as f, FileRec, Files as FilesView, FilesWriter, MapRec, fkind, how, why};
 use ckpt_image::section::tag;
+use ckpt_sys::num::leading as num;
 use ckpt_sys::scratch::{Scratch, Table};
 use ckpt_sys::{Errno, Fd, Result, c, msg::Msg, s_if};
 
@@ -175,7 +176,7 @@ fn list_fds() -> Result<Table<u32>> {
                 return Ok(());
             }
             for name in ckpt_sys::dirent_names(&buf[..n]) {
-                if let Some(fd) = decimal(name)
+                if let Some(fd) = ckpt_sys::num::parse(name, 10)
                     && fd != dir.0 as u64
                     && fd < u32::MAX as u64
                 {
@@ -188,13 +189,6 @@ fn list_fds() -> Result<Table<u32>> {
     r?;
     fds.as_mut_slice().sort_unstable();
     Ok(fds)
-}
-
-fn decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(s.iter().fold(0u64, |a, &d| a * 10 + (d - b'0') as u64))
 }
 
 /// `/proc/self/<dir>/<fd>` as a C string in `buf`.
@@ -240,25 +234,6 @@ fn fdinfo(fd: u32, buf: &mut [u8]) -> Result<usize> {
 /// The value of the `key` line of an fdinfo text (after the key, trimmed).
 fn field<'t>(text: &'t [u8], key: &[u8]) -> Option<&'t [u8]> {
     text.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(key)).map(|v| v.trim_ascii())
-}
-
-/// A number in `radix` at the start of `v` (after an optional `0x`).
-fn num(v: &[u8], radix: u64) -> u64 {
-    let v = v.strip_prefix(b"0x").unwrap_or(v);
-    let mut n = 0u64;
-    for &d in v {
-        let x = match d {
-            b'0'..=b'9' => d - b'0',
-            b'a'..=b'f' => d - b'a' + 10,
-            b'A'..=b'F' => d - b'A' + 10,
-            _ => break,
-        } as u64;
-        if x >= radix {
-            break;
-        }
-        n = n.wrapping_mul(radix).wrapping_add(x);
-    }
-    n
 }
 
 /// `(a, b)` of a timerfd `it_value:` / `it_interval:` line.
@@ -376,11 +351,15 @@ struct WatchPaths {
     own: u32,
     /// The last path found.
     buf: [u8; PATH_MAX],
+    /// /proc/self/mountinfo and the descriptor list, read at the first watch
+    /// that needs them (once per instance, not once per watch).
+    mounts: Option<(Scratch, usize)>,
+    fds: Option<Table<u32>>,
 }
 
 impl WatchPaths {
     fn new(own: u32) -> Self {
-        WatchPaths { own, buf: [0; PATH_MAX] }
+        WatchPaths { own, buf: [0; PATH_MAX], mounts: None, fds: None }
     }
 
     /// The path and ctime (ns) of inode (`dev`, `ino`).
@@ -400,13 +379,16 @@ impl WatchPaths {
     }
 
     fn by_handle(&mut self, dev: u64, handle: &[u8]) -> Option<usize> {
-        let (text, len) = ckpt_sys::scratch::read_whole(c"/proc/self/mountinfo").ok()?;
+        if self.mounts.is_none() {
+            self.mounts = ckpt_sys::scratch::read_whole(c"/proc/self/mountinfo").ok();
+        }
+        let (text, len) = self.mounts.as_ref()?;
         let mut majmin = Msg::new();
         majmin = majmin.u(dev >> 32).s(":").u(dev & 0xffff_ffff);
         // `ID PARENT MAJ:MIN ROOT MOUNTPOINT ...`; a mount of the whole
         // filesystem (root "/") first.
         let mut best: Option<&[u8]> = None;
-        for l in text.as_slice()[..len].split(|&b| b == b'\n') {
+        for l in text.as_slice()[..*len].split(|&b| b == b'\n') {
             let mut t = l.split(|&b| b == b' ');
             let (Some(_), Some(_), Some(mm), Some(root), Some(at)) = (t.next(), t.next(), t.next(), t.next(), t.next())
             else {
@@ -435,7 +417,14 @@ impl WatchPaths {
                 return Some(n);
             }
         }
-        let fds = list_fds().ok()?;
+        if Self::names(b"/", dev, ino) {
+            self.buf[0] = b'/';
+            return Some(1);
+        }
+        if self.fds.is_none() {
+            self.fds = list_fds().ok();
+        }
+        let fds = self.fds.as_ref()?;
         for &fd in fds.as_slice().iter().filter(|&&fd| fd != self.own) {
             let mut pb = [0u8; 48];
             let Ok(n) = ckpt_sys::readlinkat(Fd::CWD, proc_path(&mut pb, "fd", fd), &mut self.buf) else { continue };
@@ -449,10 +438,6 @@ impl WatchPaths {
                     return Some(end);
                 }
                 end = self.buf[..end].iter().rposition(|&b| b == b'/').unwrap_or(0);
-            }
-            if Self::names(b"/", dev, ino) {
-                self.buf[0] = b'/';
-                return Some(1);
             }
         }
         None

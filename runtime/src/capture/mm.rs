@@ -114,8 +114,6 @@ impl<'a> StatFields<'a> {
     fn get(&self, k: usize) -> u64 {
         let mut it = self.rest.split(|&c| c == b' ' || c == b'\n');
         let Some(f) = it.nth(k - 3) else { return 0 };
-        f.iter()
-            .try_fold(0u64, |a, &d| d.is_ascii_digit().then(|| a.wrapping_mul(10).wrapping_add((d - b'0') as u64)))
-            .unwrap_or(0)
+        ckpt_sys::num::parse(f, 10).unwrap_or(0)
     }
 }

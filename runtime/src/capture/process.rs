@@ -27,7 +27,7 @@ use ckpt_image::process::{
 use ckpt_image::section::tag;
 use ckpt_sys::settings::{self as s, membarrier_cmd, pr};
 use ckpt_sys::task::{TimerEvent, TimerId};
-use ckpt_sys::{Errno, Fd, Result, c, msg::Msg};
+use ckpt_sys::{Errno, Fd, Result, c, msg::Msg, num};
 
 /// Pending signal instances kept (RLIMIT_SIGPENDING allows more: the rest are
 /// left queued, unsaved, and the checkpoint says so).
@@ -139,7 +139,7 @@ impl Process {
         let mut st = ZERO_SETTINGS;
         let mut buf = [0u8; 4096];
         if let Ok(n) = ckpt_sys::read_file(c"/proc/thread-self/status", &mut buf)
-            && let Some(u) = status_field(&buf[..n], b"Umask:", 8)
+            && let Some(u) = num::field(&buf[..n], b"Umask:", 8)
         {
             st.umask = u as u32;
             st.have |= have::UMASK;
@@ -177,7 +177,7 @@ impl Process {
         }
         let mut ob = [0u8; 16];
         if let Ok(n) = ckpt_sys::read_file(c"/proc/self/oom_score_adj", &mut ob)
-            && let Some(v) = parse_int(&ob[..n])
+            && let Some(v) = num::signed(ob[..n].trim_ascii())
             && (-1000..=1000).contains(&v)
         {
             st.oom_adj = (v + 1000) as u32;
@@ -229,8 +229,8 @@ impl Process {
                         lost += 1;
                     }
                 }
-            } else if let Some((a, b)) = map_header(line) {
-                (start, end) = (a, b);
+            } else if let Some(e) = ckpt_sys::maps::line(line) {
+                (start, end) = (e.start, e.end);
             }
         }
         if lost > 0 {
@@ -271,11 +271,11 @@ impl Process {
                         Err(e) => warn(Msg::new().s("POSIX timer ").u(done.id as u64).s(" not saved: ").errno(e)),
                     }
                 }
-                t = parse_int(v).map(|id| Timer { id: id as u32, ..Default::default() });
+                t = num::signed(v.trim_ascii()).map(|id| Timer { id: id as u32, ..Default::default() });
             } else if let (Some(x), Some(v)) = (t.as_mut(), line.strip_prefix(b"signal: ")) {
                 let slash = v.iter().position(|&c| c == b'/').unwrap_or(v.len());
-                x.signo = parse_int(&v[..slash]).unwrap_or(0) as u32;
-                x.value = v.get(slash + 1..).and_then(hex).unwrap_or(0);
+                x.signo = num::signed(&v[..slash]).unwrap_or(0) as u32;
+                x.value = v.get(slash + 1..).and_then(|h| num::parse(h.trim_ascii(), 16)).unwrap_or(0);
             } else if let (Some(x), Some(v)) = (t.as_mut(), line.strip_prefix(b"notify: ")) {
                 x.notify = if v.starts_with(b"none/") {
                     notify::NONE
@@ -285,7 +285,7 @@ impl Process {
                     notify::SIGNAL
                 };
             } else if let (Some(x), Some(v)) = (t.as_mut(), line.strip_prefix(b"ClockID: ")) {
-                let clock = parse_int(v).unwrap_or(0);
+                let clock = num::signed(v.trim_ascii()).unwrap_or(0);
                 x.clock = clock as i32 as u32;
                 // CPU-time clocks: ~pid << 3 | type (bit 2: a thread's).
                 let who = !(clock >> 3);
@@ -575,59 +575,8 @@ fn pending_masks() -> Result<(u64, u64)> {
     let mut buf = [0u8; 4096];
     let n = ckpt_sys::read_file(c"/proc/thread-self/status", &mut buf)?;
     let b = &buf[..n];
-    match (status_field(b, b"SigPnd:", 16), status_field(b, b"ShdPnd:", 16)) {
+    match (num::field(b, b"SigPnd:", 16), num::field(b, b"ShdPnd:", 16)) {
         (Some(a), Some(b)) => Ok((a, b)),
         _ => Err(Errno::EINVAL),
     }
-}
-
-/// The number after `key` in a /proc status file, in `radix`.
-fn status_field(b: &[u8], key: &[u8], radix: u32) -> Option<u64> {
-    let line = b.split(|&c| c == b'\n').find(|l| l.starts_with(key))?;
-    let v = line[key.len()..].iter().skip_while(|c| c.is_ascii_whitespace());
-    let mut n = 0u64;
-    let mut any = false;
-    for &c in v {
-        let d = (c as char).to_digit(radix)?;
-        n = n.checked_mul(radix as u64)?.checked_add(d as u64)?;
-        any = true;
-    }
-    any.then_some(n)
-}
-
-fn parse_int(b: &[u8]) -> Option<i64> {
-    let b = b.strip_suffix(b"\n").unwrap_or(b);
-    let (neg, d) = match b.strip_prefix(b"-") {
-        Some(d) => (true, d),
-        None => (false, b),
-    };
-    if d.is_empty() || d.len() > 18 || !d.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v = d.iter().fold(0i64, |a, &c| a * 10 + (c - b'0') as i64);
-    Some(if neg { -v } else { v })
-}
-
-/// A hexadecimal number (no prefix).
-fn hex(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    s.iter().try_fold(0u64, |a, &c| Some(a << 4 | (c as char).to_digit(16)? as u64))
-}
-
-/// `start-end ` at the head of an smaps mapping line.
-fn map_header(line: &[u8]) -> Option<(u64, u64)> {
-    let dash = line.iter().position(|&c| c == b'-')?;
-    let sp = line.iter().position(|&c| c == b' ')?;
-    if sp < dash {
-        return None;
-    }
-    let hex = |s: &[u8]| -> Option<u64> {
-        if s.is_empty() || s.len() > 16 {
-            return None;
-        }
-        s.iter().try_fold(0u64, |a, &c| Some(a << 4 | (c as char).to_digit(16)? as u64))
-    };
-    Some((hex(&line[..dash])?, hex(&line[dash + 1..sp])?))
 }
