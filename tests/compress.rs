@@ -214,3 +214,27 @@ fn threads_compressed() {
 fn threads_compressed_32bit() {
     threads(Bits::B32);
 }
+
+/// A python3 interpreter's heap (120 000 records and a 24 MiB pattern,
+/// tests/c/pyheap.py) checkpointed with `-z` at a random moment: the image is
+/// compressed over 2x, and the restarted interpreter ends with the digest of a
+/// run that was not checkpointed.
+#[test]
+fn python3_heap_compressed() {
+    let dir = Dir::new("compress_python");
+    fs::copy(root().join("tests/c/pyheap.py"), dir.join("pyheap.py")).unwrap();
+    let python = python3();
+    let mut reference = Command::new(&python);
+    reference.arg("pyheap.py").current_dir(dir.path());
+    let reference = run(reference);
+    reference.assert_ok("the reference run");
+    let want = reference.line("DONE").expect("the reference run's digest").to_string();
+    let image = dir.join("py.ckpt");
+    let first = checkpoint(ckpt(&dir, &["-z", "-n", "py.ckpt", &python, "pyheap.py"]), &image);
+    let (r, _) = ratio(&image);
+    assert!(r > 2.0, "a python heap of records compresses: ratio {r:.2}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the compressed image");
+    assert_continues(&first, &second, 60);
+    assert!(second.has(&want), "the digest differs from the reference run's {want:?}\n{second}");
+}

@@ -213,12 +213,7 @@ fn damaged(bits: Bits) {
 #[test]
 fn python_interpreter() {
     let dir = Dir::new("python");
-    // The interpreter itself, not a wrapper script that would exec it (pyenv shims).
-    let exe = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 is needed: cargo xtask setup installs it");
-    let python = String::from_utf8(exe.stdout).unwrap().trim().to_string();
+    let python = python3();
     std::fs::copy(root().join("tests/c/counter.py"), dir.join("counter.py")).unwrap();
     let image = dir.join("count.ckpt");
     let first = checkpoint(ckpt(&dir, &["-n", "count.ckpt", &python, "counter.py"]), &image);

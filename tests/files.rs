@@ -298,9 +298,7 @@ print("DONE", flush=True)
 "#,
     )
     .unwrap();
-    // The interpreter itself, not a wrapper script that would exec it (pyenv shims).
-    let exe = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
-    let python = String::from_utf8(exe.stdout).unwrap().trim().to_string();
+    let python = python3();
     let image = dir.join("steps.ckpt");
     let first = checkpoint(ckpt(&dir, &["-n", "steps.ckpt", &python, "steps.py"]), &image);
     let second = restart(&image, dir.path());

@@ -280,3 +280,25 @@ fn lazy_restart_unprivileged() {
     }
     assert_continues(&first, &second, 60);
 }
+
+/// A python3 interpreter (tests/c/pyheap.py: records and a 24 MiB pattern, in
+/// malloc's mmap regions) restarted lazily: its memory arrives while it runs,
+/// and it ends with the digest of a run that was not checkpointed.
+#[test]
+fn lazy_restart_of_python3() {
+    let dir = Dir::new("lazy_python");
+    std::fs::copy(root().join("tests/c/pyheap.py"), dir.join("pyheap.py")).unwrap();
+    let python = python3();
+    let mut reference = Command::new(&python);
+    reference.arg("pyheap.py").current_dir(dir.path());
+    let reference = run(reference);
+    reference.assert_ok("the reference run");
+    let want = reference.line("DONE").expect("the reference run's digest").to_string();
+    let image = dir.join("py.ckpt");
+    let first = checkpoint(ckpt(&dir, &["-n", "py.ckpt", &python, "pyheap.py"]), &image);
+    let second = run(lazy_cmd(&image, &dir, "1"));
+    second.assert_ok("lazy restart of python3");
+    assert_lazy(&second);
+    assert_continues(&first, &second, 60);
+    assert!(second.has(&want), "the digest differs from the reference run's {want:?}\n{second}");
+}

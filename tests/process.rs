@@ -252,3 +252,31 @@ fn periodic_checkpoints_of_a_sleeping_program_let_each_sleep_end() {
     assert!(o.stderr.matches("long_sleep.ckpt written").count() >= 3, "a checkpoint a second\n{o}");
     assert_image(&dir.join("long_sleep.ckpt"));
 }
+
+/// GNU `sleep 2` under ckpt: checkpointed during its sleep, restarted,
+/// checkpointed again a moment later while the restarted process finishes that
+/// sleep (the image comes at once, not when the sleep ends), restarted again:
+/// it exits 0, as an uncheckpointed `sleep 2` does.
+#[test]
+fn coreutils_sleep_checkpointed_twice() {
+    let dir = Dir::new("proc-sleep-twice");
+    let image = dir.join("sleep.ckpt");
+    let p = Proc::spawn(ckpt(&dir, &["sleep", "2"]));
+    std::thread::sleep(random_delay(200, 600));
+    p.signal("TSTP");
+    p.finish().assert_checkpointed("sleep 2");
+    let one = dir.join("one.ckpt");
+    fs::rename(&image, &one).unwrap();
+    let q = Proc::spawn(restart_cmd(&one, dir.path()));
+    std::thread::sleep(random_delay(50, 200));
+    let sent = Instant::now();
+    q.signal("TSTP");
+    let second = q.finish();
+    let took = sent.elapsed();
+    second.assert_checkpointed("the restarted sleep, checkpointed again");
+    assert!(took < Duration::from_millis(500), "the checkpoint waited {took:?} for the sleep\n{second}");
+    assert_image(&image);
+    let third = restart(&image, dir.path());
+    third.assert_ok("the second restart of sleep");
+    assert!(third.stderr.is_empty(), "{third}");
+}

@@ -226,15 +226,6 @@ fn signals_reach_the_restarted_threads_and_the_status_comes_back() {
     assert!(!o.has("DONE"), "{o}");
 }
 
-/// The interpreter itself, not a wrapper script that would exec it (pyenv shims).
-fn python() -> String {
-    let exe = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 is needed: cargo xtask setup installs it");
-    String::from_utf8(exe.stdout).unwrap().trim().to_string()
-}
-
 /// python3 with several `threading.Thread` workers updating shared state under a
 /// lock: after the restart the workers go on, the total is right, their native
 /// ids are the old ones, and a new thread can be started and joined.
@@ -242,7 +233,7 @@ fn python() -> String {
 fn python_threads() {
     let dir = Dir::new("threads_python");
     std::fs::copy(root().join("tests/c/threads.py"), dir.join("threads.py")).unwrap();
-    let py = python();
+    let py = python3();
     let image = dir.join("threads.ckpt");
     let first = checkpoint(ckpt(&dir, &["-n", "threads.ckpt", &py, "threads.py", "60"]), &image);
     let second = restart(&image, dir.path());

@@ -132,6 +132,16 @@ pub fn ckpt_bin() -> PathBuf {
     dist().join("bin/ckpt")
 }
 
+/// The python3 interpreter itself, not a wrapper script that would exec it
+/// (pyenv shims): the program ckpt must see.
+pub fn python3() -> String {
+    let exe = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed: cargo xtask setup installs it");
+    String::from_utf8(exe.stdout).unwrap().trim().to_string()
+}
+
 /// What `ckpt info IMAGE` prints; it must succeed.
 pub fn ckpt_info(image: &Path) -> String {
     let o = Command::new(ckpt_bin()).arg("info").arg(image).output().unwrap();
