@@ -77,11 +77,22 @@ pub fn describe(s: &Section, ctx: &Context) -> Vec<String> {
             Err(_) => Vec::new(),
         },
         section::tag::TREE => match ckpt_image::tree::members(s) {
-            Ok(t) => vec![format!(
-                "{} processes; the restart makes each again with its pid, parent, process group and \
-                 session inside a new user and pid namespace (see processes below)",
-                t.len()
-            )],
+            Ok(t) => {
+                let mut v = vec![format!(
+                    "{} processes; the restart makes each again with its pid, parent, process group and \
+                     session inside a new user and pid namespace (see processes below)",
+                    t.len()
+                )];
+                for group in tree_shared(s) {
+                    let who: Vec<String> = group.iter().map(|(pid, fd)| format!("pid {pid} fd {fd}")).collect();
+                    v.push(format!(
+                        "one open file description (one offset) shared by {}: opened once before the processes \
+                         are made, so they share it again",
+                        who.join(", ")
+                    ));
+                }
+                v
+            }
             Err(e) => vec![format!("damaged: {e}")],
         },
         t if section::name(t) == "unknown" => {
@@ -192,6 +203,18 @@ fn access(flags: u32) -> String {
         a = "path".to_string();
     }
     a
+}
+
+/// The TREE section's shared open file descriptions: for each, the (pid,
+/// descriptor) of every process that holds it.
+fn tree_shared(s: &Section) -> Vec<Vec<(u32, u32)>> {
+    let (Ok(t), Ok(sh)) = (ckpt_image::tree::members(s), ckpt_image::tree::shared(s)) else { return Vec::new() };
+    let mut groups = std::collections::BTreeMap::<u32, Vec<(u32, u32)>>::new();
+    for d in sh.iter() {
+        let pid = t.at(d.member as usize).map_or(0, |m| m.pid);
+        groups.entry(d.group).or_default().push((pid, d.fd));
+    }
+    groups.into_values().collect()
 }
 
 /// How record `r` comes back, in words.
@@ -506,6 +529,11 @@ pub fn json_records(s: &Section, ctx: &Context) -> serde_json::Map<String, serde
                 })
                 .unwrap_or_default();
             m.insert("processes".into(), Value::Array(items));
+            let shared = tree_shared(s)
+                .into_iter()
+                .map(|g| Value::Array(g.into_iter().map(|(pid, fd)| json!({ "pid": pid, "fd": fd })).collect()))
+                .collect();
+            m.insert("shared_descriptors".into(), Value::Array(shared));
         }
         section::tag::THREADS => {
             let items: Vec<Value> = ckpt_image::threads::parse(s.data)

@@ -192,7 +192,7 @@ fn open_flags(r: &FileRec) -> OFlags {
     OFlags(r.flags & !(c::O_CREAT | c::O_EXCL | c::O_TRUNC).0) | c::O_NOCTTY | c::O_CLOEXEC
 }
 
-fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+pub fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     let path = if r.kind == fkind::TTY { &b"/dev/tty"[..] } else { files.path(r) };
     let p = CPath::new(&[path]).ok_or(Errno::ENAMETOOLONG)?;
     const O_DIRECT: u32 = 0o40000;
@@ -216,7 +216,7 @@ fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
 
 /// A new unlinked file holding the saved content of a deleted file, opened with
 /// the saved flags at the saved offset.
-fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+pub fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     let path = files.path(r);
     let path = path.strip_suffix(b" (deleted)").unwrap_or(path);
     let dir = match path.iter().rposition(|&b| b == b'/') {
@@ -492,10 +492,8 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
         }
     }
     let _ = ckpt_sys::close_range(3, img.0 as u32 - 1, 0);
-    // A tree's pipes stay until this process has taken its ends.
-    let (lo, hi) = pipes.range();
-    let (_, shm_hi) = pipes.shm_range();
-    let hi = if shm_hi > lo + 2 * crate::tree::MAX_PIPES as i32 { shm_hi } else { hi };
+    // A tree's pipes and shared files stay until this process has taken its own.
+    let (lo, hi) = pipes.held();
     if hi > lo && lo > img.0 {
         let _ = ckpt_sys::close_range(img.0 as u32 + 1, lo as u32 - 1, 0);
         let _ = ckpt_sys::close_range(hi as u32, u32::MAX, 0);
@@ -526,6 +524,9 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
                 continue;
             }
             placeholder()
+        } else if let Some(one) = pipes.shared_file(r.fd).filter(|_| matches!(r.how, how::REOPEN | how::CONTENT)) {
+            // The description other processes of the tree share (`tree::make_files`).
+            ckpt_sys::fcntl(one, c::F_DUPFD_CLOEXEC, 0).map(|n| Fd(n as i32))
         } else {
             match r.how {
                 how::REOPEN => match change_of(files, &r) {
@@ -565,11 +566,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
         }
     }
     if hi > lo && lo > img.0 {
-        // The pipes (and anything else below the shared memory objects, which
-        // stay for `remap`).
-        let (shm_lo, shm_hi) = pipes.shm_range();
-        let end = if shm_hi > shm_lo { shm_lo } else { hi };
-        let _ = ckpt_sys::close_range(lo as u32, end as u32 - 1, 0);
+        pipes.close_taken();
     }
     terminals(name, files);
     // The interest lists last, once every descriptor they name is in place.

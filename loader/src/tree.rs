@@ -145,15 +145,38 @@ pub struct Pipes {
     /// 2 * MAX_PIPES + k`; each process maps its views from it (`remap`).
     shm_n: usize,
     shm_id: [(u64, u64); MAX_SHM],
+    /// Open file descriptions of regular files several processes share (the
+    /// TREE section's shared descriptors): each opened once before the forks,
+    /// at `files_lo() + group` (`open[group]`); `shared` lists (member,
+    /// descriptor, group).
+    shared: [(u32, u32, u32); MAX_SHARED_FDS],
+    nshared: usize,
+    open: [bool; MAX_FILE_GROUPS],
+    /// The member this process restores (set after `spawn`).
+    pub me: usize,
 }
 
 /// Most shared memory objects between the processes of a tree.
 pub const MAX_SHM: usize = 32;
+/// Most shared open file descriptions, and descriptors naming them, the restart
+/// joins again.
+pub const MAX_FILE_GROUPS: usize = 64;
+const MAX_SHARED_FDS: usize = 256;
 
 impl Pipes {
     /// No pipes (a single process, or a tree without pipes between processes).
-    pub const NONE: Pipes =
-        Pipes { n: 0, ino: [0; MAX_PIPES], fds: [[-1; 2]; MAX_PIPES], lo: 0, shm_n: 0, shm_id: [(0, 0); MAX_SHM] };
+    pub const NONE: Pipes = Pipes {
+        n: 0,
+        ino: [0; MAX_PIPES],
+        fds: [[-1; 2]; MAX_PIPES],
+        lo: 0,
+        shm_n: 0,
+        shm_id: [(0, 0); MAX_SHM],
+        shared: [(0, 0, 0); MAX_SHARED_FDS],
+        nshared: 0,
+        open: [false; MAX_FILE_GROUPS],
+        me: 0,
+    };
 
     /// The memfd of shared object (dev, inode), if the tree's processes share it.
     pub fn shm_fd(&self, dev: u64, inode: u64) -> Option<ckpt_sys::Fd> {
@@ -178,6 +201,39 @@ impl Pipes {
     /// The descriptor range the pipes hold, `[lo, hi)` (empty: none).
     pub fn range(&self) -> (i32, i32) {
         (self.lo, self.lo + 2 * self.n as i32)
+    }
+
+    fn files_lo(&self) -> i32 {
+        self.shm_lo() + MAX_SHM as i32
+    }
+
+    /// The description this process's descriptor `fd` shares with other
+    /// processes of the tree, if it was opened once for them all.
+    pub fn shared_file(&self, fd: u32) -> Option<ckpt_sys::Fd> {
+        let me = self.me as u32;
+        let &(_, _, g) = self.shared[..self.nshared].iter().find(|d| (d.0, d.1) == (me, fd))?;
+        self.open[g as usize].then(|| ckpt_sys::Fd(self.files_lo() + g as i32))
+    }
+
+    /// Every descriptor this holds, `[lo, hi)` (empty: none).
+    pub fn held(&self) -> (i32, i32) {
+        let files = self.open.iter().rposition(|&o| o).map(|g| self.files_lo() + g as i32 + 1);
+        let shm = (self.shm_n > 0).then(|| self.shm_range().1);
+        let hi = files.or(shm).unwrap_or(self.range().1);
+        (self.lo, hi)
+    }
+
+    /// Close what each process takes as its own descriptors once they are in
+    /// place (the pipes and shared files); the shared memory objects stay for
+    /// `remap`.
+    pub fn close_taken(&self) {
+        let (lo, hi) = self.range();
+        if hi > lo {
+            let _ = ckpt_sys::close_range(lo as u32, hi as u32 - 1, 0);
+        }
+        if let Some(g) = self.open.iter().rposition(|&o| o) {
+            let _ = ckpt_sys::close_range(self.files_lo() as u32, (self.files_lo() + g as i32) as u32, 0);
+        }
     }
 }
 
@@ -316,6 +372,63 @@ fn make_shm(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: &T
     });
 }
 
+/// The open file descriptions of regular files that several processes of the
+/// tree shared (the TREE section's shared descriptors): each opened once here,
+/// as the first process that held it would open it (by path at the saved
+/// offset, or a deleted file recreated), at `files_lo() + group`, so every
+/// process inherits it and `files::restore` puts it at each descriptor that
+/// shared it: one offset again. One that cannot be opened here is left to each
+/// process, which opens its own (and says why).
+fn make_files(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: &Table<Member>, pipes: &mut Pipes) {
+    use ckpt_image::files::{fkind, how};
+    let Some(sh) = root.sections.get(ckpt_image::section::tag::TREE).and_then(|s| ckpt_image::tree::shared(&s).ok())
+    else {
+        return;
+    };
+    let mut over = false;
+    for d in sh.iter() {
+        if pipes.nshared < MAX_SHARED_FDS && (d.group as usize) < MAX_FILE_GROUPS {
+            pipes.shared[pipes.nshared] = (d.member, d.fd, d.group);
+            pipes.nshared += 1;
+        } else {
+            over = true;
+        }
+    }
+    if over {
+        msg(name)
+            .s("warning: more open files shared between processes of the tree than the restart joins (")
+            .u(MAX_FILE_GROUPS as u64)
+            .s("): the others come back with an offset of each process's own")
+            .emit();
+    }
+    if pipes.nshared == 0 {
+        return;
+    }
+    let mut tried = [false; MAX_FILE_GROUPS];
+    let lo = pipes.files_lo();
+    each_files(name, fd, root, t, |p, files| {
+        for k in 0..pipes.nshared {
+            let (m, f, g) = pipes.shared[k];
+            if m as usize != p || tried[g as usize] {
+                continue;
+            }
+            tried[g as usize] = true;
+            let Some(r) = files.files().find(|r| r.fd == f) else { continue };
+            let got = match r.how {
+                how::REOPEN if r.kind == fkind::REG => crate::files::reopen(files, &r),
+                how::CONTENT => crate::files::recreate(files, &r),
+                _ => continue,
+            };
+            // (A file that is gone or cannot be opened: each process says so.)
+            let Ok(one) = got else { continue };
+            if ckpt_sys::dup3(one, ckpt_sys::Fd(lo + g as i32), c::O_CLOEXEC).is_ok() {
+                pipes.open[g as usize] = true;
+            }
+            let _ = ckpt_sys::close(one);
+        }
+    });
+}
+
 /// Make the tree's pipes (see [`Pipes`]): every pipe held by more than one
 /// process of the tree, or at 0, 1 or 2 of a process, except the root's own
 /// standard descriptors (they came from outside the tree: they are the
@@ -369,6 +482,7 @@ pub fn make_pipes(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta,
     let mut pipes = Pipes::NONE;
     pipes.lo = top as i32 + 16;
     make_shm(name, fd, root, t, &mut pipes);
+    make_files(name, fd, root, t, &mut pipes);
     for s in &seen[..nseen] {
         if s.root_stdio || !(s.procs > 1 || s.stdio) {
             continue;

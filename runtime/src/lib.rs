@@ -214,8 +214,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger, member: bo
         let s = tree::freeze(ckpt_sys::getpid()).map_err(|f| f.for_path(path.as_bytes()))?;
         if tree::members(s).len() > 1 {
             tree::capture(s, &path).map_err(|f| f.for_path(path.as_bytes()))?;
-            let m = tree::members(s);
-            st.kernel.tree = capture::TreeSection { members: (m.as_ptr() as usize, m.len()) };
+            st.kernel.tree = tree::section(s);
             session = Some(s);
         } else {
             tree::release(s, false);

@@ -34,7 +34,7 @@
 //! None here: `rt_sigqueueinfo`, `rt_sigtimedwait` and file calls through typed
 //! wrappers.
 
-use ckpt_image::tree::{Member, ROOT, ZOMBIE};
+use ckpt_image::tree::{Member, ROOT, SharedFd, ZOMBIE};
 use ckpt_image::{PAGE_SIZE, page_up};
 use ckpt_sys::msg::Msg;
 use ckpt_sys::scratch::Scratch;
@@ -224,7 +224,14 @@ pub struct Session {
     path: Path,
     /// The members' images' total length, each padded to a page.
     pub bytes: u64,
+    /// Descriptors of different members that share one open file description
+    /// of a regular file (`shared_files`), for the TREE section.
+    shared: [SharedFd; MAX_SHARED],
+    nshared: usize,
 }
+
+/// Most shared descriptors recorded (more are said, and each gets its own offset).
+const MAX_SHARED: usize = 1024;
 
 /// Where the session lives: static memory of the runtime (one checkpoint at a
 /// time; the state lock serialises them). Too large for the checkpoint stack.
@@ -240,6 +247,8 @@ static SESSION: Slot = Slot(core::cell::UnsafeCell::new(Session {
     n: 0,
     path: Path::EMPTY,
     bytes: 0,
+    shared: [SharedFd { member: 0, fd: 0, group: 0, reserved: 0 }; MAX_SHARED],
+    nshared: 0,
 }));
 
 /// The session (the caller holds the runtime's state lock).
@@ -577,17 +586,20 @@ fn tmp_name(path: &Path, i: usize) -> Option<CPath> {
 }
 
 /// A regular file of one process of the tree: (device, inode, member, fd).
-type OpenFile = (u64, u64, usize, u32);
+/// A regular file one member holds: (device, inode, member, descriptor, group:
+/// the index of the first entry of its open file description, see below).
+type OpenFile = (u64, u64, usize, u32, u32);
 
-/// Say which regular files processes of the tree share one open file
-/// description of (an inherited `> log`, a file opened before a fork): after a
-/// restart each process reopens its own at its saved offset, so the offset is
-/// no longer shared (writes may overwrite each other, reads repeat). Not
-/// restored yet (docs/trees.md); said here rather than let it pass silently.
-fn warn_shared_files(s: &Session) {
+/// Find the regular files that processes of the tree share one open file
+/// description of (an inherited `> log`, a file opened before a fork) and record
+/// them for the TREE section: the restart opens each description once, before
+/// the processes are made, so they share one offset again (loader/src/tree.rs).
+/// Descriptors of one file are compared with `kcmp(KCMP_FILE)`.
+fn shared_files(s: &mut Session) {
     const MAX_FILES: usize = 1 << 14;
-    const MAX_LINES: u64 = 8;
+    s.nshared = 0;
     let Ok(mut files) = ckpt_sys::scratch::Table::<OpenFile>::with_capacity(MAX_FILES) else { return };
+    let mut full = false;
     for i in 0..s.n {
         if s.members[i].flags & ZOMBIE != 0 {
             continue;
@@ -607,8 +619,8 @@ fn warn_shared_files(s: &Session) {
                 let Some(fd) = ckpt_sys::num::signed(name) else { continue };
                 let Some(p) = CPath::from_parts(&[dir.as_bytes(), b"/", name]) else { continue };
                 let Ok(st) = ckpt_sys::statx(Fd::CWD, p.cstr(), AtFlags(0)) else { continue };
-                if st.kind() == ckpt_sys::s_if::REG && files.push((st.dev(), st.ino, i, fd as u32)).is_err() {
-                    break;
+                if st.kind() == ckpt_sys::s_if::REG && files.push((st.dev(), st.ino, i, fd as u32, 0)).is_err() {
+                    full = true;
                 }
             }
         }
@@ -616,43 +628,54 @@ fn warn_shared_files(s: &Session) {
     }
     let all = files.as_mut_slice();
     all.sort_unstable();
-    let mut said = 0u64;
-    for (k, a) in all.iter().enumerate() {
-        // The first other process's descriptor of the same description.
-        let other = all[k + 1..].iter().take_while(|b| (b.0, b.1) == (a.0, a.1)).find(|b| {
-            b.2 != a.2
-                && ckpt_sys::kcmp(
-                    s.members[a.2].pid as i32,
-                    s.members[b.2].pid as i32,
-                    c::KCMP_FILE,
-                    a.3 as usize,
-                    b.3 as usize,
-                ) == Ok(0)
-        });
-        let Some(b) = other else { continue };
-        said += 1;
-        if said <= MAX_LINES {
-            Msg::new()
-                .s("ckpt: warning: descriptor ")
-                .u(a.3 as u64)
-                .s(" of process ")
-                .u(s.members[a.2].pid as u64)
-                .s(" and descriptor ")
-                .u(b.3 as u64)
-                .s(" of process ")
-                .u(s.members[b.2].pid as u64)
-                .s(" share one open file description of a regular file: after a restart each has its own offset \
-                    (writes may overwrite each other, reads repeat)")
-                .emit();
+    // Group the descriptors of each file by description: an entry joins the
+    // group of the first earlier entry kcmp finds it shares with (a "head": an
+    // entry whose group is itself), or heads a group of its own.
+    let mut run = 0;
+    for k in 0..all.len() {
+        if k > 0 && (all[k].0, all[k].1) != (all[k - 1].0, all[k - 1].1) {
+            run = k;
         }
+        let (pk, fk) = (s.members[all[k].2].pid as i32, all[k].3 as usize);
+        let same = |j: usize| {
+            all[j].4 == j as u32
+                && ckpt_sys::kcmp(s.members[all[j].2].pid as i32, pk, c::KCMP_FILE, all[j].3 as usize, fk) == Ok(0)
+        };
+        all[k].4 = (run..k).find(|&j| same(j)).unwrap_or(k) as u32;
     }
-    if said > MAX_LINES {
-        Msg::new().s("ckpt: warning: and ").u(said - MAX_LINES).s(" more descriptors shared like that").emit();
+    // Keep the groups that span two processes or more, numbered from 0.
+    let mut groups = 0u32;
+    for h in 0..all.len() {
+        if all[h].4 != h as u32 {
+            continue;
+        }
+        let of = |e: &OpenFile| e.4 == h as u32;
+        let end = all[h..].iter().position(|e| (e.0, e.1) != (all[h].0, all[h].1)).map_or(all.len(), |p| h + p);
+        if !all[h..end].iter().any(|e| of(e) && e.2 != all[h].2) {
+            continue;
+        }
+        if s.nshared + all[h..end].iter().filter(|e| of(e)).count() > MAX_SHARED {
+            full = true;
+            continue;
+        }
+        for e in all[h..end].iter().filter(|e| of(e)) {
+            s.shared[s.nshared] = SharedFd { member: e.2 as u32, fd: e.3, group: groups, reserved: 0 };
+            s.nshared += 1;
+        }
+        groups += 1;
+    }
+    if full {
+        Msg::new()
+            .s("ckpt: warning: more regular files open in the tree than ckpt records as shared (")
+            .u(MAX_SHARED as u64)
+            .s(" descriptors): the others each get their own offset after a restart, even where processes \
+                shared one (writes may overwrite each other, reads repeat)")
+            .emit();
     }
 }
 
 fn capture_all(s: &mut Session, path: &Path) -> Result<(), Failure> {
-    warn_shared_files(s);
+    shared_files(s);
     let n = path.as_bytes();
     s.path = *path;
     let mut asked = [false; MAX];
@@ -746,6 +769,14 @@ fn copy(from: Fd, len: u64, out: Fd, at: u64, b: &mut [u8], name: &[u8]) -> Resu
 /// The TREE section's records (valid until the session is released).
 pub fn members(s: &Session) -> &[Member] {
     &s.members[..s.n]
+}
+
+/// The TREE section of the root's image: the member table and the shared
+/// descriptors (valid until the session is released).
+pub fn section(s: &Session) -> crate::capture::TreeSection {
+    let m = members(s);
+    let d = &s.shared[..s.nshared];
+    crate::capture::TreeSection { members: (m.as_ptr() as usize, m.len()), shared: (d.as_ptr() as usize, d.len()) }
 }
 
 /// End the session: every member exits (`exit`: the tree image is durable and
