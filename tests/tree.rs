@@ -242,6 +242,35 @@ fn tree_shared_log_file_keeps_one_offset() {
     );
 }
 
+/// python3's `multiprocessing.Pipe()` between a parent and its forked worker
+/// (a UNIX socket pair whose both ends both processes hold), checkpointed at a
+/// random moment: after the restart the two processes share one pair again
+/// (each used to get a private pair of its own, and both waited forever), the
+/// values in flight arrive, and the worker's sum is the reference one.
+#[test]
+fn tree_python_multiprocessing_pipe() {
+    let dir = Dir::new("tree_mp_pipe");
+    let python = python3();
+    std::fs::copy(root().join("tests/c/mp_pipe.py"), dir.join("mp_pipe.py")).unwrap();
+    let image = dir.join("mp.ckpt");
+    let first = checkpoint_with(
+        ckpt(&dir, &["--tree", "-n", "mp.ckpt", &python, "mp_pipe.py"]),
+        &image,
+        "TSTP",
+        random_delay(100, 700),
+    );
+    let info = ckpt_info(&image);
+    assert!(info.contains("one end of a socket pair of the tree"), "{info}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the parent and its worker");
+    assert!(!second.stderr.contains("warning"), "{second}");
+    let sent = steps(&first, &second, "sent ");
+    assert_eq!(sent, (0..80).collect::<Vec<u64>>(), "every value sent once\nfirst:\n{first}\nrestart:\n{second}");
+    let want = (0..80u64).map(|i| i * i).sum::<u64>();
+    assert!(second.has(&format!("result {want}")), "{second}");
+    assert!(second.has("worker exit 0"), "{second}");
+}
+
 /// `CKPT_LAZY=1` on a tree's image: said, and every process restored eagerly
 /// (the pager does not serve the members of a tree yet); the tree goes on.
 #[test]

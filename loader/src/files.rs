@@ -448,7 +448,10 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
                 .u(r.pos)
                 .s(", where the text is this process's and need not continue what was read")
                 .emit();
-        } else if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(&r, 3) == 2 {
+        } else if r.how == how::NEW
+            && r.kind == fkind::SOCKET
+            && (files.word(&r, 3) == 2 || (files.word(&r, 3) == 4 && pipes.socket_end(r.ino).is_none()))
+        {
             fd_msg(name, files, &r)
                 .s("warning: a connected socket whose peer is not restored: it fails like a dropped connection \
                     (reads see end of file, writes fail with EPIPE)")
@@ -505,8 +508,14 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
     // not foresee is said on the descriptor 2 of the moment (the program's own,
     // once it is back).
     for (i, r) in files.files().enumerate() {
+        let tree_socket = (r.how == how::NEW && r.kind == fkind::SOCKET).then(|| pipes.socket_end(r.ino)).flatten();
         // The second end of a socket pair was put in place with the first.
-        if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(&r, 3) == 3 && (files.word(&r, 10) as usize) < i {
+        if r.how == how::NEW
+            && r.kind == fkind::SOCKET
+            && files.word(&r, 3) == 3
+            && (files.word(&r, 10) as usize) < i
+            && tree_socket.is_none()
+        {
             continue;
         }
         let fail = |what: &str, e: Errno| {
@@ -524,6 +533,12 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
                 continue;
             }
             placeholder()
+        } else if let Some(end) = tree_socket {
+            // An end of a socket pair of the tree (`tree::make_sockets`).
+            ckpt_sys::fcntl(end, c::F_DUPFD_CLOEXEC, 0).map(|n| Fd(n as i32)).and_then(|t| {
+                ckpt_sys::fcntl(t, c::F_SETFL, (r.flags & c::O_NONBLOCK.0) as usize)?;
+                Ok(t)
+            })
         } else if let Some(one) = pipes.shared_file(r.fd).filter(|_| matches!(r.how, how::REOPEN | how::CONTENT)) {
             // The description other processes of the tree share (`tree::make_files`).
             ckpt_sys::fcntl(one, c::F_DUPFD_CLOEXEC, 0).map(|n| Fd(n as i32))
@@ -607,7 +622,9 @@ fn socket(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
     if state == 3 {
         return socket_pair(files, r, ty, top);
     }
-    if state == 2 {
+    // (State 4, a pair with another process of the tree, when no process of
+    // the restored tree holds the other end: a dropped connection too.)
+    if state == 2 || state == 4 {
         let (a, b) = ckpt_sys::socketpair(1, ty | flags, 0)?;
         let _ = ckpt_sys::close(b);
         return Ok(a);
