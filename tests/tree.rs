@@ -271,6 +271,40 @@ fn tree_python_multiprocessing_pipe() {
     assert!(second.has("worker exit 0"), "{second}");
 }
 
+/// python3's `multiprocessing.Pool(2)`: a multi-threaded root (its handler
+/// threads) and two forked workers joined by pipes, checkpointed by SIGTSTP to
+/// the whole process group (as Ctrl-Z does) at a random moment: one image, no
+/// failure said (the workers pass the signal to the root, which is already
+/// checkpointing), and after the restart the map finishes with the digest of a
+/// run without ckpt. (The root's threads used to take the workers' replies,
+/// which went to the whole process: the root died of signal 62.)
+#[test]
+fn tree_python_multiprocessing_pool() {
+    let dir = Dir::new("tree_mp_pool");
+    let python = python3();
+    std::fs::copy(root().join("tests/c/mp_pool.py"), dir.join("mp_pool.py")).unwrap();
+    let reference = std::process::Command::new(&python).arg("mp_pool.py").current_dir(dir.path()).output().unwrap();
+    assert!(reference.status.success());
+    let reference = String::from_utf8_lossy(&reference.stdout).into_owned();
+    let digest = reference.lines().find(|l| l.starts_with("digest ")).expect("the reference run's digest").to_string();
+    let image = dir.join("pool.ckpt");
+    let mut cmd = ckpt(&dir, &["--tree", "-n", "pool.ckpt", &python, "mp_pool.py"]);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut p = Proc::spawn(cmd);
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(100, 1200));
+    let st = std::process::Command::new("kill").args(["-TSTP", "--"]).arg(format!("-{}", p.pid())).status().unwrap();
+    assert!(st.success());
+    let first = p.finish();
+    first.assert_checkpointed("the pool");
+    assert!(!first.stderr.contains("failed"), "{first}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the pool");
+    let got = steps(&first, &second, "got ");
+    assert_eq!(got, (0..120).collect::<Vec<u64>>(), "every result once, in order\nfirst:\n{first}\nrestart:\n{second}");
+    assert!(second.has(&digest), "the reference {digest:?}\n{second}");
+}
+
 /// `CKPT_LAZY=1` on a tree's image: said, and every process restored eagerly
 /// (the pager does not serve the members of a tree yet); the tree goes on.
 #[test]

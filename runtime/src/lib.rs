@@ -126,7 +126,12 @@ pub fn init() {
 /// The configuration in force (the default while a checkpoint holds the state,
 /// which cannot happen in a signal handler: signals are blocked meanwhile).
 pub fn config() -> Config {
-    state::with(|st| st.cfg).unwrap_or(Config::DEFAULT)
+    config_if_idle().unwrap_or(Config::DEFAULT)
+}
+
+/// The configuration, or `None` while a checkpoint holds it (in another thread).
+pub fn config_if_idle() -> Option<Config> {
+    state::with(|st| st.cfg)
 }
 
 /// Take a checkpoint now, into `name` or the configured file, on the runtime's
