@@ -475,6 +475,14 @@ fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
         set.push(format!("membarrier registrations {:#x}", st.membarrier));
     }
     out.push(format!("settings: {}", set.join(", ")));
+    if h(have::CHILDREN) && st.children > 0 {
+        out.push(format!(
+            "NOT RESTORED: {} child process{} the program had at checkpoint time (not in the image: ckpt --tree \
+             checkpoints a program with its children); waiting for them fails (ECHILD)",
+            st.children,
+            if st.children == 1 { "" } else { "es" }
+        ));
+    }
     out.push(
         "  (restored at restart; a hard limit above the restarting user's, a lower nice or oom_score_adj, \
               other groups need privilege and are reported when refused)"

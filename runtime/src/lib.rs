@@ -37,6 +37,7 @@ mod exit;
 mod failure;
 mod hooks;
 mod lazy;
+mod libc;
 mod names;
 mod notice;
 mod preload;

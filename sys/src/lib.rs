@@ -1058,6 +1058,29 @@ pub fn rt_sigaction_get(sig: u32) -> Result<KSigAction> {
     Ok(old)
 }
 
+/// Give `sig` its default action (`rt_sigaction` with `SIG_DFL`): no handler
+/// address is installed, so this is safe.
+pub fn sigaction_default(sig: u32) -> Result<()> {
+    // SAFETY: SIG_DFL (a zeroed action): the kernel jumps nowhere.
+    unsafe { rt_sigaction(sig, Some(&KSigAction::default()), None) }
+}
+
+/// End this process as a child that ended with wait status `status` did: exit
+/// with its status, or die of its signal (with the default action, unblocked),
+/// so that the waiting parent (a shell) sees the same. 128 + the signal if the
+/// signal does not kill (it was caught, ignored or stopped the child).
+pub fn exit_like(status: u32) -> ! {
+    let sig = status & 0x7f;
+    if sig == 0 {
+        exit_group(((status >> 8) & 0xff) as i32);
+    }
+    let _ = sigaction_default(sig);
+    let _ = kill(getpid(), sig);
+    let unblock: SigSet = 1 << (sig - 1);
+    let _ = rt_sigprocmask(c::SIG_UNBLOCK, Some(&unblock), None);
+    exit_group(128 + sig as i32)
+}
+
 /// `int rt_sigprocmask(int how, const sigset_t *set, sigset_t *oldset, size_t sigsetsize);`
 pub fn rt_sigprocmask(how: u32, set: Option<&SigSet>, old: Option<&mut SigSet>) -> Result<()> {
     let s = set.map_or(0, |s| s as *const _ as usize);
