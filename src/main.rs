@@ -63,7 +63,7 @@ const AFTER_LONG_HELP: &str = "\
 Environment:
   CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL, CKPT_INHERIT, CKPT_TREE,
   CKPT_EXIT_STATUS, CKPT_QUIET, CKPT_DEADLINE, CKPT_DIR, CKPT_KEEP,
-  CKPT_COMPRESS
+  CKPT_COMPRESS, CKPT_INCREMENTAL
       Read by the runtime in PROG. The options above set them; a value
       inherited from the environment is kept unless an option overrides it,
       so 'CKPT_NAME=run.ckpt ckpt PROG' works like 'ckpt -n run.ckpt PROG'.
@@ -215,6 +215,23 @@ struct RuntimeOpts {
     /// 'ckpt info' shows the ratio.
     #[arg(short = 'z', long, verbatim_doc_comment)]
     compress: bool,
+
+    /// Incremental images in continue and periodic mode (sets CKPT_INCREMENTAL)
+    ///
+    /// After a full image, each background checkpoint writes only the pages
+    /// written since the previous one (tracked with userfaultfd write
+    /// protection), naming its parent. PROG.ckpt is always the newest image;
+    /// each image of the chain is also kept as PROG.ckpt.SEQ, which its
+    /// children name. A full image comes every N checkpoints (default 8, at
+    /// most 64; --full-every), or sooner when the chain's increments outgrow
+    /// the memory they describe. Images are then not compressed (-z is
+    /// ignored).
+    #[arg(short = 'I', long, verbatim_doc_comment)]
+    incremental: bool,
+
+    /// With -I: a full image every N checkpoints, 2 to 64 [default: 8] (sets CKPT_INCREMENTAL=N)
+    #[arg(long, value_name = "N", verbatim_doc_comment)]
+    full_every: Option<u32>,
 
     /// No message after each checkpoint (sets CKPT_QUIET=1)
     ///
@@ -429,6 +446,14 @@ fn runtime_settings(cli: &RuntimeOpts) -> Result<Vec<(&'static str, OsString)>, 
     }
     if cli.compress {
         vars.push(("CKPT_COMPRESS", "1".into()));
+    }
+    match cli.full_every {
+        Some(n) if !(2..=64).contains(&n) => {
+            return Err(Error::usage(format!("--full-every {n}: a full image every N checkpoints, N from 2 to 64")));
+        }
+        Some(n) => vars.push(("CKPT_INCREMENTAL", n.to_string().into())),
+        None if cli.incremental => vars.push(("CKPT_INCREMENTAL", "1".into())),
+        None => {}
     }
     if let Some(deadline) = cli.deadline {
         vars.push(("CKPT_DEADLINE", deadline.to_string().into()));
