@@ -310,6 +310,18 @@ enum Tool {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Write the full image an incremental image and its parents stand for
+    ///
+    /// Every image of the chain is checked first (as verify does); FULL is a
+    /// plain image that restarts exactly as CHILD does, without the parents.
+    Merge {
+        /// The incremental image (the newest of its chain)
+        #[arg(value_name = "CHILD")]
+        file: PathBuf,
+        /// The full image to write
+        #[arg(short, long, value_name = "FULL")]
+        output: PathBuf,
+    },
     /// Describe a checkpoint file, without running it
     ///
     /// Program, arguments, working directory, time, pid, kernel, architecture,
@@ -329,6 +341,7 @@ fn main() -> ExitCode {
     let result = parse_command_line().and_then(|cli| match &cli.tool {
         Some(Tool::Verify { file }) => inspect::verify(file),
         Some(Tool::Info { file, json }) => inspect::info(file, *json),
+        Some(Tool::Merge { file, output }) => inspect::merge(file, output),
         Some(Tool::Run { dir, keep, opts, command }) => {
             run::run(dir.as_deref(), *keep, opts, command).map(|never| match never {})
         }
