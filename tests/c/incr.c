@@ -3,7 +3,7 @@
  *
  *   ./incr TICKS MS
  *
- * State: a 32 MiB anonymous heap of which each tick writes a few scattered
+ * State: a 16 MiB anonymous heap of which each tick writes a few scattered
  * pages (by the main thread, by a short-lived thread, and by read(2) from a
  * pipe: a write the kernel does); a set of small mappings that ticks create
  * (mmap), remove (munmap), move (mremap to a fixed new address), mprotect
@@ -21,7 +21,7 @@
 
 #include "tick.h"
 
-#define HEAP (32u << 20)
+#define HEAP (16u << 20)
 #define PAGE 4096u
 #define NMAP 8
 #define MAPLEN (16 * PAGE)
@@ -41,8 +41,15 @@ static uint64_t rng(uint64_t x) {
     return x ^ (x >> 33);
 }
 
+/* FNV-1a over 64-bit words (and the last bytes one by one). */
 static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ULL;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
     return h;
 }
 
