@@ -46,7 +46,7 @@ pub struct Chain {
     /// Bytes of home block the chain needs: every ancestor's metadata, then one
     /// piece buffer.
     pub area: usize,
-    piece: usize,
+    pub piece: usize,
 }
 
 impl Chain {
@@ -156,7 +156,10 @@ pub fn check(name: &Name, meta: &Meta) -> Chain {
             None => break,
         }
     }
-    ch.area = off + ch.piece;
+    // One piece buffer per ancestor: a child's pages come from several levels
+    // in turn, and a piece read and checked is kept until the next one of its
+    // level is needed.
+    ch.area = off + ch.n * ch.piece;
     ch
 }
 
@@ -184,7 +187,7 @@ pub fn close(ch: &Chain) {
 /// block (`area`, `ch.area` bytes) and parsed again.
 pub fn load<'a>(plan: &Plan, area: &'a mut [u8], out: &mut [Option<Meta<'a>>; MAX_DEPTH as usize]) -> &'a mut [u8] {
     let ch = &plan.chain;
-    let (metas, buf) = area.split_at_mut(ch.area - ch.piece);
+    let (metas, buf) = area.split_at_mut(ch.area - ch.n * ch.piece);
     let mut rest: &'a mut [u8] = metas;
     let mut at = 0usize;
     for (i, l) in ch.levels[..ch.n].iter().enumerate() {
@@ -205,9 +208,10 @@ pub fn load<'a>(plan: &Plan, area: &'a mut [u8], out: &mut [Option<Meta<'a>>; MA
 pub struct Fill<'a, 'b> {
     pub plan: &'b Plan,
     pub metas: &'b [Option<Meta<'a>>; MAX_DEPTH as usize],
-    /// One piece of an ancestor, and which (level, piece index) it holds.
+    /// One piece buffer per ancestor (`piece` bytes each), and which piece
+    /// each holds.
     pub buf: &'b mut [u8],
-    pub held: Option<(usize, u64)>,
+    pub held: [Option<u64>; MAX_DEPTH as usize],
 }
 
 /// Fill the inherited ranges of region `r` of the image (`meta`), which is
@@ -287,11 +291,13 @@ fn copy_run(f: &mut Fill, lvl: usize, m: &Meta, off: u64, to: u64, len: u64) {
         let (ps, pe) = (ds + idx * h.piece, (ds + (idx + 1) * h.piece).min(de));
         let piece = base + idx;
         let level = &f.plan.chain.levels[lvl];
-        if f.held != Some((lvl, piece)) {
+        let size = f.plan.chain.piece;
+        let buf = &mut f.buf[lvl * size..(lvl + 1) * size];
+        if f.held[lvl] != Some(piece) {
             let n = (pe - ps) as usize;
-            read_exact(&f.plan.name, Fd(level.fd), &mut f.buf[..n], ps);
+            read_exact(&f.plan.name, Fd(level.fd), &mut buf[..n], ps);
             let mut x = DataHasher::new();
-            x.update(&f.buf[..n]);
+            x.update(&buf[..n]);
             let got = x.finish();
             let want = h.hash(piece).unwrap_or(!got);
             if got != want {
@@ -308,11 +314,11 @@ fn copy_run(f: &mut Fill, lvl: usize, m: &Meta, off: u64, to: u64, len: u64) {
                     .x(want)
                     .s("); not restarting"));
             }
-            f.held = Some((lvl, piece));
+            f.held[lvl] = Some(piece);
         }
         let n = (pe - o).min(len - done);
         let from = (o - ps) as usize;
-        crate::remap::copy_into(to + done, &f.buf[from..from + n as usize]);
+        crate::remap::copy_into(to + done, &buf[from..from + n as usize]);
         done += n;
     }
 }

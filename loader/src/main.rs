@@ -256,7 +256,8 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     remap::exact_protections(&name);
     let mut metas = [None; ckpt_image::parent::MAX_DEPTH as usize];
     let buf = chain::load(&plan, plan.home.chain_area(), &mut metas);
-    let mut fill = chain::Fill { plan: &plan, metas: &metas, buf, held: None };
+    let mut fill =
+        chain::Fill { plan: &plan, metas: &metas, buf, held: [None; ckpt_image::parent::MAX_DEPTH as usize] };
     remap::restore_regions(&plan, &meta, &mut lazy, &mut fill);
     chain::close(&plan.chain);
     trace("memory regions mapped and read");
