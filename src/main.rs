@@ -53,7 +53,8 @@ unchanged.
 
 'ckpt run [--dir DIR] PROG' starts PROG or resumes it from its newest good
 checkpoint in DIR. 'ckpt verify FILE' checks every byte of a checkpoint file
-and 'ckpt info FILE' describes it, without running it. They are commands only as the first
+and 'ckpt info FILE' describes it, without running it; 'ckpt merge CHILD -o
+FULL' writes one full image from an incremental chain (-I). They are commands only as the first
 argument: to run a program named verify or info from PATH, write
 'ckpt -- verify' (or 'ckpt ./verify' for one in the current directory).";
 

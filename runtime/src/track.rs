@@ -54,6 +54,8 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 static SEQ: AtomicU64 = AtomicU64::new(0);
 /// "Tracking is not available" was said.
 static SAID: AtomicBool = AtomicBool::new(false);
+/// "-z is ignored" was said.
+static SAID_Z: AtomicBool = AtomicBool::new(false);
 
 /// Lowest descriptor number the runtime's userfaultfd moves to, away from the
 /// program's.
@@ -205,6 +207,9 @@ pub fn disarm() {
 pub fn plan(cfg: &Config, last: Option<Report>) -> Option<Plan> {
     if cfg.incremental == 0 || cfg.dir || cfg.tree {
         return None;
+    }
+    if cfg.compress && !SAID_Z.swap(true, Ordering::Relaxed) {
+        Msg::new().s("ckpt: warning: -z (CKPT_COMPRESS) is ignored with -I (CKPT_INCREMENTAL): incremental images are not compressed yet").emit();
     }
     let armed = open().is_some() && ARMED.load(Ordering::Relaxed);
     if FD.load(Ordering::Relaxed) < 0 {
