@@ -1041,6 +1041,18 @@ impl<'a> Meta<'a> {
         (l < self.nregions()).then(|| self.region(l)).filter(|g| g.start <= a)
     }
 
+    /// The index of the first run that ends after address `a` (`nruns` if none):
+    /// runs are sorted by address across regions, as regions are.
+    pub fn first_run_after(&self, a: u64) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.header.nruns);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let u = self.run(mid);
+            if u.addr + u.len <= a { lo = mid + 1 } else { hi = mid }
+        }
+        lo
+    }
+
     /// The thread records, when the image has a THREADS section (validated).
     pub fn threads(&self) -> Option<section::Table<'a, threads::Thread>> {
         self.sections.get(section::tag::THREADS).and_then(|s| threads::parse(s.data).ok())

@@ -178,3 +178,39 @@ pub fn check_against(m: &Meta) -> Result<(), ImageError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    fn payload(name: &[u8], depth: u32, ranges: &[Inherited]) -> std::vec::Vec<u8> {
+        let head = ParentHead { meta_hash: 1, data_hash: 2, file_len: 3, seq: 4, depth, name_len: name.len() as u32 };
+        let mut out = std::vec![0u8; Parent::len_for(name.len(), ranges.len())];
+        Parent::encode(&head, name, ranges, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_parent_round_trips_and_bad_ones_are_refused() {
+        let r = [Inherited { addr: 0x1000, len: 0x2000 }, Inherited { addr: 0x8000, len: 0x1000 }];
+        let b = payload(b"prog.ckpt.3", 2, &r);
+        let p = Parent::parse(&b).unwrap();
+        assert_eq!((p.name, p.head.seq, p.inherited.len(), p.inherited_len()), (&b"prog.ckpt.3"[..], 4, 2, 0x3000));
+        assert_eq!(
+            (p.first_after(0), p.first_after(0x2fff), p.first_after(0x3000), p.first_after(0x9000)),
+            (0, 0, 1, 2)
+        );
+        let bad = ImageError::BadSection { tag: tag::PARENT };
+        assert_eq!(Parent::parse(&payload(b"dir/prog", 2, &r)).err(), Some(bad));
+        assert_eq!(Parent::parse(&payload(b"..", 2, &r)).err(), Some(bad));
+        assert_eq!(Parent::parse(&payload(b"p", 0, &r)).err(), Some(bad));
+        assert_eq!(Parent::parse(&payload(b"p", MAX_DEPTH + 1, &r)).err(), Some(bad));
+        let unsorted = [r[1], r[0]];
+        assert_eq!(Parent::parse(&payload(b"p", 1, &unsorted)).err(), Some(bad));
+        let odd = [Inherited { addr: 0x1000, len: 0x800 }];
+        assert_eq!(Parent::parse(&payload(b"p", 1, &odd)).err(), Some(bad));
+        let b = payload(b"p", 1, &r);
+        assert!(Parent::parse(&b[..b.len() - 1]).is_err());
+    }
+}

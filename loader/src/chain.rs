@@ -239,13 +239,7 @@ fn resolve(f: &mut Fill, lvl: usize, a: u64, b: u64) {
     };
     let mut at = a;
     while at < b {
-        // The first run of the ancestor that ends after `at` (runs are sorted).
-        let (mut lo, mut hi) = (0u32, m.header.nruns);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let u = m.run(mid);
-            if u.addr + u.len <= at { lo = mid + 1 } else { hi = mid }
-        }
+        let lo = m.first_run_after(at);
         let next_run = (lo < m.header.nruns).then(|| m.run(lo));
         if let Some(u) = next_run.filter(|u| u.addr <= at) {
             let stop = b.min(u.addr + u.len);

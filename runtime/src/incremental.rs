@@ -30,7 +30,7 @@ use ckpt_sys::{AtFlags, Errno, Fd, c};
 use crate::capture::Section;
 use crate::capture::maps::Layout;
 use crate::track::{Plan, Report};
-use crate::write::{CPath, LOADER};
+use crate::write::{CPath, LOADER, sort_and_merge};
 
 /// What the writer knows of the chain.
 pub struct Chain<'a> {
@@ -148,21 +148,6 @@ impl Cursor<'_> {
     }
 }
 
-fn sorted_merged(t: &mut Table<(u64, u64)>) {
-    let v = t.as_mut_slice();
-    v.sort_unstable();
-    let mut n = 0;
-    for i in 0..v.len() {
-        if n > 0 && v[i].0 <= v[n - 1].1 {
-            v[n - 1].1 = v[n - 1].1.max(v[i].1);
-        } else {
-            v[n] = v[i];
-            n += 1;
-        }
-    }
-    t.truncate(n);
-}
-
 /// Cut `layout`'s runs into stored and inherited pages (see the module comment),
 /// rewriting its run table and data length. None: a full image (no parent, no
 /// scan, or the parent is unusable: said).
@@ -204,7 +189,7 @@ pub fn split(
     for g in inherited.iter().flat_map(|p| p.inherited.iter()) {
         cover.push((g.addr, g.addr + g.len))?;
     }
-    sorted_merged(&mut cover);
+    sort_and_merge(&mut cover);
     let mut dirty = Table::<(u64, u64)>::with_capacity(crate::track::MAX_RANGES + volatile.len() + 1)?;
     for w in scan {
         dirty.push(w)?;
@@ -212,10 +197,12 @@ pub fn split(
     for &v in volatile {
         dirty.push(v)?;
     }
-    sorted_merged(&mut dirty);
+    sort_and_merge(&mut dirty);
 
     let old = layout.runs.as_slice();
-    let cap = old.len() * 2 + dirty.len() + cover.len() + 16;
+    // Every boundary of a stored run or an inherited range is a boundary of an
+    // old run, a written range or a range the parent holds.
+    let cap = old.len() + 2 * (dirty.len() + cover.len()) + 16;
     let mut runs = Table::<Run>::with_capacity(cap)?;
     let mut kept = Table::<Inherited>::with_capacity(cap)?;
     let (mut dc, mut cc) = (Cursor { v: dirty.as_slice(), i: 0 }, Cursor { v: cover.as_slice(), i: 0 });

@@ -1006,9 +1006,14 @@ fn volatile_ranges(kernel: &Kernel, out: &mut Table<(u64, u64)>) -> Result<(), E
             out.push(page(t.rseq))?;
         }
     }
-    let v = out.as_mut_slice();
+    sort_and_merge(out);
+    Ok(())
+}
+
+/// Sort `[start, end)` ranges and merge the overlapping and adjacent ones, in place.
+pub fn sort_and_merge(t: &mut Table<(u64, u64)>) {
+    let v = t.as_mut_slice();
     v.sort_unstable();
-    // Merge overlapping and adjacent ranges in place.
     let mut n = 0;
     for i in 0..v.len() {
         if n > 0 && v[i].0 <= v[n - 1].1 {
@@ -1018,8 +1023,7 @@ fn volatile_ranges(kernel: &Kernel, out: &mut Table<(u64, u64)>) -> Result<(), E
             n += 1;
         }
     }
-    out.truncate(n);
-    Ok(())
+    t.truncate(n);
 }
 
 /// Split `run` at the volatile ranges (sorted, disjoint): calls

@@ -123,13 +123,7 @@ fn each_source(
     let inh = m.parent();
     let mut at = a;
     while at < b {
-        // The first run that ends after `at` (runs are sorted by address).
-        let (mut lo, mut hi) = (0u32, m.header.nruns);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let u = m.run(mid);
-            if u.addr + u.len <= at { lo = mid + 1 } else { hi = mid }
-        }
+        let lo = m.first_run_after(at);
         if let Some(u) = (lo < m.header.nruns).then(|| m.run(lo)).filter(|u| u.addr <= at) {
             let stop = b.min(u.addr + u.len);
             f(lvl, u.file_off + (at - u.addr), at, stop - at)?;
