@@ -66,6 +66,16 @@ static void *thread_writes(void *arg) {
     return NULL;
 }
 
+/* Unmap a mapping; inside `area`, reserve its place again instead, so that
+ * nothing else (a thread stack, the C library's or ckpt's own memory) is ever
+ * mapped where a later mremap(MREMAP_FIXED) moves a mapping to. */
+static void release(unsigned char *p) {
+    if (p >= area && p < area + 4 * MAPLEN)
+        CHECK(mmap(p, MAPLEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p);
+    else
+        CHECK(munmap(p, MAPLEN) == 0);
+}
+
 static void fill(unsigned char *p, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i += 64) p[i] = (unsigned char)rng(seed + i);
 }
@@ -98,18 +108,18 @@ static void step(long t) {
     int i = (int)(t % NMAP);
     switch (t % 6) {
     case 0: /* map (or map again) slot i */
-        if (maps[i]) munmap(maps[i], MAPLEN);
+        if (maps[i]) release(maps[i]);
         maps[i] = mmap(NULL, MAPLEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         CHECK(maps[i] != MAP_FAILED);
         fill(maps[i], MAPLEN, t);
         break;
     case 1: /* unmap slot i+1 */
         if (maps[(i + 1) % NMAP]) {
-            munmap(maps[(i + 1) % NMAP], MAPLEN);
+            release(maps[(i + 1) % NMAP]);
             maps[(i + 1) % NMAP] = NULL;
         }
         break;
-    case 2: { /* move some mapping to the free half of `area`, or back */
+    case 2: { /* move some mapping into the free half of `area` */
         for (int k = 0; k < NMAP; k++) {
             int s = (i + k) % NMAP;
             if (!maps[s]) continue;
@@ -117,9 +127,12 @@ static void step(long t) {
             int busy = 0;
             for (int q = 0; q < NMAP; q++) busy |= maps[q] && maps[q] < to + MAPLEN && to < maps[q] + MAPLEN;
             if (busy || maps[s] == to) continue;
-            void *m = mremap(maps[s], MAPLEN, MAPLEN, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+            unsigned char *from = maps[s];
+            void *m = mremap(from, MAPLEN, MAPLEN, MREMAP_MAYMOVE | MREMAP_FIXED, to);
             CHECK(m == to);
             maps[s] = to;
+            if (from >= area && from < area + 4 * MAPLEN)
+                CHECK(mmap(from, MAPLEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == from);
             break;
         }
         break;
