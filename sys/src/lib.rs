@@ -690,6 +690,12 @@ pub fn symlinkat(target: &CStr, dir: Fd, link: &CStr) -> Result<()> {
     unsafe { sys!(Sysno::symlinkat, target.as_ptr(), dir.0, link.as_ptr()) }.map(drop)
 }
 
+/// `int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags);`
+pub fn linkat(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: AtFlags) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated and only read.
+    unsafe { sys!(Sysno::linkat, od.0, old.as_ptr(), nd.0, new.as_ptr(), flags.0) }.map(drop)
+}
+
 /// `int unlinkat(int dirfd, const char *pathname, int flags);`
 pub fn unlinkat(dir: Fd, path: &CStr, flags: AtFlags) -> Result<()> {
     // SAFETY: path is NUL-terminated and only read.
@@ -952,6 +958,9 @@ same_layout!(PmScanArg, linux_raw_sys::general::pm_scan_arg, {
 
 /// `PAGE_IS_*` categories of `PAGEMAP_SCAN` (linux/fs.h).
 pub mod page_is {
+    /// Written since it was write-protected through an asynchronous
+    /// userfaultfd (every page of a range not registered so counts as written).
+    pub const WRITTEN: u64 = 1 << 1;
     /// Present in memory.
     pub const PRESENT: u64 = 1 << 3;
     /// Swapped out.
