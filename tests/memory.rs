@@ -92,6 +92,40 @@ fn guard_pages_checkpoint_in_continue_mode_32bit() {
 /// A memfd mapped twice (the second view at an offset), a MAP_SHARED|
 /// MAP_ANONYMOUS region and its mremap alias, a POSIX shm object mapped twice:
 /// after the restart a write through one view shows in the other (it used to
+/// Continue mode: the image holds shared memory (a `MAP_SHARED|MAP_ANONYMOUS`
+/// region and a memfd mapping) as it was at the checkpoint's moment, like the
+/// rest of the process, although the program goes on changing it every tick
+/// while the background writer writes it. After the restart both regions hold
+/// the byte of the tick the program's private memory says (the writer, a fork,
+/// used to read them live: the image then had shared bytes of a later tick).
+fn shared_moment(bits: Bits) {
+    let dir = Dir::new(&format!("shared_moment{}", bits.tag()));
+    dir.compile_bits("shared_moment.c", "shared_moment", &[], bits);
+    let image = dir.join("shared_moment.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./shared_moment", "100"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 400));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_ok("the program in continue mode");
+    assert!(first.has("DONE"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED shared memory of tick"), "{second}");
+    assert!(second.has("DONE"), "{second}");
+}
+
+#[test]
+fn continue_mode_image_holds_shared_memory_of_its_moment() {
+    shared_moment(Bits::B64);
+}
+
+#[test]
+fn continue_mode_image_holds_shared_memory_of_its_moment_32bit() {
+    shared_moment(Bits::B32);
+}
+
 /// come back as independent copies, silently), and `ckpt info` lists the views.
 fn shared(bits: Bits) {
     let (_, second) = cycle("shared_views", "shared_views.c", &[], bits);

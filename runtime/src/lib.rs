@@ -341,7 +341,7 @@ fn take_here(
     // memory the processes share straight from their saved runs (docs/trees.md).
     job.compress = st.cfg.compress && !st.cfg.tree;
     let (kernel, names) = (&st.kernel, &st.names);
-    let saved = arch::save_context(&mut || match job.write(kernel, names, &[table], None) {
+    let saved = arch::save_context(&mut || match job.write(kernel, names, &[table], None, None) {
         Ok(()) => 0,
         Err(f) => {
             job.failed = Some(f);
@@ -400,6 +400,11 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
         None => None,
     };
     let scan_range = scan.as_ref().map_or((0, 0), |b| b.borrow().range());
+    // Shared memory as it is now (every thread is stopped): the program changes
+    // it while the writer runs.
+    let shared = writer::Snapshot::take(&[writer::scratch_ranges(), table, scan_range])
+        .map_err(|e| Failure::new("copying shared memory for", e, path.as_bytes()))?;
+    let shared_range = shared.as_ref().map_or((0, 0), |s| s.range());
     let mut before = || {
         if let (Some(p), Some(b)) = (&plan, &scan) {
             track::at_fork(p, b.borrow_mut().bytes());
@@ -418,7 +423,8 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
                     }
                     _ => None,
                 };
-                match job.write(kernel, names, &[stack, writer::scratch_ranges(), table, scan_range], chain.as_ref()) {
+                let exclude = [stack, writer::scratch_ranges(), table, scan_range, shared_range];
+                match job.write(kernel, names, &exclude, chain.as_ref(), shared.as_ref()) {
                     Ok(()) => job.commit().map(|bytes| {
                         if let Some(ch) = &chain {
                             job.report(ch, kernel.pid);
@@ -453,6 +459,8 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
         Ok(Saved::Wrote(_)) => Err(Failure::new("starting the writer of", failed, path.as_bytes())),
         Err(e) => Err(Failure::bare("saving registers", e)),
         Ok(Saved::Restarted(info)) => {
+            // The copy was the old process's (not in the image): nothing to unmap.
+            core::mem::forget(shared);
             restored(st, &info);
             Ok(Outcome::Restarted)
         }

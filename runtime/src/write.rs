@@ -366,6 +366,7 @@ impl Job {
         names: &Names,
         exclude: &[(u64, u64)],
         chain: Option<&Chain>,
+        shared: Option<&crate::writer::Snapshot>,
     ) -> Result<(), Failure> {
         let mut volatile = Table::<(u64, u64)>::with_capacity(2 + 2 * kernel.threads.others().len())
             .map_err(|e| self.fail("allocating memory for", e))?;
@@ -393,6 +394,12 @@ impl Job {
         let (header, meta_len, npieces) = self
             .compose(&layout, kernel, names, child.as_ref())
             .map_err(|e| self.fail("describing the address space for", e))?;
+        // A background writer: the shared memory it writes is the copy taken at
+        // its fork (see `writer::Snapshot`), put in place now that the walk has
+        // recorded the regions.
+        if let Some(s) = shared {
+            s.swap_in().map_err(|e| self.fail("putting in place the copy of shared memory for", e))?;
+        }
         // Made after the walk, so it is not part of the image.
         let hashes = Scratch::new(npieces * 8).map_err(|e| self.fail("allocating memory for", e))?;
         let pack = if self.compress {

@@ -184,3 +184,129 @@ pub fn done() {
         let _ = ckpt_sys::task::futex_wake(w);
     }
 }
+
+/// Shared memory as it was at the writer's fork. The writer is a fork: private
+/// memory is copy-on-write, so the writer reads it as it was at the fork, but a
+/// `MAP_SHARED` region is the same pages in both processes, and the program,
+/// going on, would change what the writer is still to read: an image of tick N
+/// with shared bytes of tick N+3, silently. So, just before the fork (every
+/// thread stopped), the shared memory whose content the image carries
+/// (`MAP_SHARED|MAP_ANONYMOUS`, a memfd, a deleted file, System V memory: what
+/// maps names `... (deleted)`; a file that is still there is mapped again from
+/// it at restart) is copied into one private mapping, runtime scratch left out
+/// of the image. The writer, once its walk has recorded the regions as they are
+/// (names, objects, guard pages), moves each copy over its region in its own
+/// address space ([`Snapshot::swap_in`]) and writes the copy. The program drops
+/// its copy as soon as the writer is started.
+pub struct Snapshot {
+    mem: Scratch,
+    /// (start, length, offset in `mem`) of each region copied.
+    parts: [(u64, u64, u64); Snapshot::MAX],
+    n: usize,
+    /// Pages that could not be read (past the end of a truncated memfd or
+    /// deleted file): made unreadable again in the writer's copy, so that the
+    /// writer saves them as zeros and says so, as it does for the live region.
+    holes: [(u64, u64); Snapshot::MAX],
+    nholes: usize,
+}
+
+impl Snapshot {
+    /// Most regions copied (more: the rest are written live, as before, and
+    /// said).
+    const MAX: usize = 64;
+
+    /// Copy the shared memory of this moment (`None`: there is none), but not
+    /// what the image leaves out (`exclude`: the runtime's own shared pages,
+    /// such as this writer's busy word, through which the writer reports).
+    pub fn take(exclude: &[(u64, u64)]) -> Result<Option<Snapshot>> {
+        let (text, len) = ckpt_sys::scratch::read_whole(c"/proc/self/maps")?;
+        let wanted = |e: &ckpt_sys::maps::MapEntry| {
+            e.shared
+                && e.prot & ckpt_sys::c::PROT_READ.0 != 0
+                && e.name.ends_with(b" (deleted)")
+                && !exclude.iter().any(|&(a, b)| a < e.end && e.start < b)
+        };
+        let mut total = 0u64;
+        let mut n = 0usize;
+        for e in ckpt_sys::maps::parse(&text.as_slice()[..len]).filter(|e| wanted(e)) {
+            if n == Self::MAX {
+                ckpt_sys::msg::Msg::new()
+                    .s("ckpt: warning: more than 64 shared memory regions: the others are written as the program \
+                        changes them meanwhile (continue mode)")
+                    .emit();
+                break;
+            }
+            total += e.end - e.start;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut s = Snapshot {
+            mem: Scratch::new(total as usize)?,
+            parts: [(0, 0, 0); Self::MAX],
+            n: 0,
+            holes: [(0, 0); Self::MAX],
+            nholes: 0,
+        };
+        let pid = ckpt_sys::getpid();
+        let mut off = 0u64;
+        for e in ckpt_sys::maps::parse(&text.as_slice()[..len]).filter(|e| wanted(e)).take(n) {
+            let l = e.end - e.start;
+            let dst = &mut s.mem.bytes()[off as usize..(off + l) as usize];
+            // Through the kernel, a piece at a time: a page past the end of a
+            // truncated memfd fails (EFAULT) instead of raising SIGBUS here, and
+            // stays zero, as the writer's own read would have left it.
+            let mut at = 0u64;
+            while at < l {
+                let piece = (l - at).min(1 << 20);
+                let src = [ckpt_sys::IoVec { base: (e.start + at) as usize, len: piece as usize }];
+                let got = ckpt_sys::process_vm_readv(pid, &mut dst[at as usize..(at + piece) as usize], &src)
+                    .unwrap_or(0) as u64;
+                if got == piece {
+                    at += piece;
+                    continue;
+                }
+                // The page where the read stopped cannot be read: skip it.
+                let bad = e.start + ((at + got) & !(ckpt_image::PAGE_SIZE - 1));
+                match s.holes[..s.nholes].last_mut() {
+                    Some(h) if h.0 + h.1 == bad => h.1 += ckpt_image::PAGE_SIZE,
+                    _ if s.nholes < Self::MAX => {
+                        s.holes[s.nholes] = (bad, ckpt_image::PAGE_SIZE);
+                        s.nholes += 1;
+                    }
+                    _ => {}
+                }
+                at = bad - e.start + ckpt_image::PAGE_SIZE;
+            }
+            s.parts[s.n] = (e.start, l, off);
+            s.n += 1;
+            off += l;
+        }
+        Ok(Some(s))
+    }
+
+    /// The copy's address range, to leave out of the image.
+    pub fn range(&self) -> (u64, u64) {
+        self.mem.range()
+    }
+
+    /// In the writer, after the walk: put each copy where its region is.
+    pub fn swap_in(&self) -> Result<()> {
+        let (base, _) = self.mem.range();
+        let flags = ckpt_sys::c::MREMAP_MAYMOVE | ckpt_sys::c::MREMAP_FIXED;
+        for &(start, len, off) in &self.parts[..self.n] {
+            // SAFETY: in the writer, a process of its own: the destination is a
+            // shared region of the program's that only the data writing reads
+            // from now on; the source is part of our private copy, not referred
+            // to again.
+            unsafe { ckpt_sys::mremap((base + off) as usize, len as usize, len as usize, flags, start as usize) }?;
+        }
+        for &(start, len) in &self.holes[..self.nholes] {
+            // SAFETY: as above: pages of the copy that only the data writing
+            // reads, through the kernel (writev: EFAULT, not a fault).
+            unsafe { ckpt_sys::mprotect(start as usize, len as usize, ckpt_sys::c::PROT_NONE) }?;
+        }
+        Ok(())
+    }
+}
