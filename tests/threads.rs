@@ -106,6 +106,36 @@ fn threads_stopped_wherever_they_are() {
     }
 }
 
+/// Nine worker threads, each in a different sleep (nanosleep with and without
+/// rem, clock_nanosleep absolute and relative, poll, select, ppoll, epoll_wait,
+/// a condition-variable wait with a timeout), stopped in it by the checkpoint:
+/// after the restart none returns EINTR or early, every worker is joined. The
+/// same in continue mode, in the process that goes on and after its restart.
+fn thread_sleeps(bits: Bits) {
+    let dir = Dir::new(&format!("threads_sleeps{}", bits.tag()));
+    dir.compile_bits("threads_sleeps.c", "threads_sleeps", &["-pthread"], bits);
+    let (_, second) = round_trip(&dir, "threads_sleeps", &[], &["60"], 60, "RESTARTED thread sleeps");
+    assert!(second.has("DONE thread sleeps"), "{second}");
+    let image = dir.join("threads_sleeps.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./threads_sleeps", "60"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 300));
+    p.signal("TSTP");
+    let first = p.finish();
+    first.assert_ok("the program in continue mode");
+    assert_eq!(first.ticks(), (1..=60).collect::<Vec<_>>(), "{first}");
+    assert!(first.has("DONE thread sleeps"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart of the continue-mode image");
+    assert!(second.has("RESTARTED thread sleeps") && second.has("DONE thread sleeps"), "{second}");
+}
+
+#[test]
+fn sleeps_of_stopped_threads_finish_after_restart() {
+    thread_sleeps(Bits::B64);
+}
+
 /// Continue mode: the checkpoint is written by the background writer while every
 /// thread goes on to the end; the image restarts with all of them.
 #[test]

@@ -223,7 +223,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger, member: bo
     }
     // Every other thread stops (in the stop handler, its state recorded) for as
     // long as the image is taken: in this process, or until the writer is forked.
-    let stopped = match threads::stop_all(path.as_bytes(), st.cfg.signals) {
+    let stopped = match threads::stop_all(path.as_bytes(), signal::our_signals(&st.cfg)) {
         Ok(s) => s,
         Err(f) => {
             if let Some(s) = session {

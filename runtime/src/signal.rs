@@ -273,7 +273,7 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
         // The root's requests to a member (a stray reply to the root is dropped).
         if crate::tree::is_member(&cfg) {
             // SAFETY: `uc` is this handler's ucontext.
-            let interrupted = unsafe { crate::sleep::note(uc) };
+            let interrupted = unsafe { crate::sleep::note(uc, crate::sleep::Probe::Borrow) };
             // SAFETY: the kernel's siginfo is 128 bytes on both architectures.
             let first = unsafe { core::ptr::read(info as *const [u8; 128]) };
             if crate::tree::member(&cfg, &first) {
@@ -304,7 +304,7 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     crate::notice::begin(if periodic { 0 } else { sig as u32 });
     // A local: on the program's stack, so in the image, back after a restart.
     // SAFETY: `uc` is this handler's ucontext.
-    let interrupted = unsafe { crate::sleep::note(uc) };
+    let interrupted = unsafe { crate::sleep::note(uc, crate::sleep::Probe::Borrow) };
     crate::sleep::taking();
     let r = crate::checkpoint(None, trigger);
     if r.is_ok() {

@@ -91,13 +91,39 @@ pub struct Interrupted {
     at: u64,
 }
 
+impl Interrupted {
+    /// Whether the kernel kept no restart block for the call: those of
+    /// [`NO_RESTART_BLOCK`], and clock_nanosleep TIMER_ABSTIME (-ERESTARTNOHAND:
+    /// the deadline is the program's, nothing to keep).
+    fn no_restart_block(&self) -> bool {
+        NO_RESTART_BLOCK.contains(&self.nr) || (self.nr == CLOCK_NANOSLEEP && self.args[1] & TIMER_ABSTIME != 0)
+    }
+}
+
 extern "C" fn noop(_: i32) {}
+
+/// How [`note`] reads the time left of a relative sleep: the signal it makes
+/// pending for a moment, whose action must be a handler.
+#[derive(Clone, Copy)]
+pub enum Probe {
+    /// The checkpointing thread, before any other thread is stopped: a real-time
+    /// signal nobody has pending, whose action is borrowed (a no-op handler) for
+    /// the moment of the probe.
+    Borrow,
+    /// A thread stopped by the coordinator: the stop signal itself, queued to
+    /// this thread alone with this `si_value`, which the stop handler returns on
+    /// at once. No action changes, so any number of threads probe at the same
+    /// time (borrowing one process-wide action from hundreds of threads raced:
+    /// one thread put the action back while another's signal was on its way).
+    Own(u32, usize),
+}
 
 /// Before the checkpoint, in the handler: which call the signal interrupted.
 ///
 /// # Safety
-/// `uc` is the running SA_SIGINFO handler's ucontext.
-pub unsafe fn note(uc: *mut core::ffi::c_void) -> Option<Interrupted> {
+/// `uc` is the running SA_SIGINFO handler's ucontext; with `Probe::Own(sig, _)`,
+/// `sig`'s action is a handler that returns at once for that value.
+pub unsafe fn note(uc: *mut core::ffi::c_void, how: Probe) -> Option<Interrupted> {
     if reissuing() {
         return None;
     }
@@ -113,8 +139,9 @@ pub unsafe fn note(uc: *mut core::ffi::c_void) -> Option<Interrupted> {
     };
     let mut it = Interrupted { nr, args, left: None, at: 0 };
     if rem != 0 {
-        // SAFETY: a relative sleep with the program's own `rem` buffer.
-        match unsafe { probe(rem) } {
+        // SAFETY: a relative sleep with the program's own `rem` buffer; `how`
+        // per the contract.
+        match unsafe { probe(rem, how) } {
             Some(0) => {
                 // The sleep was over: the program gets its 0 now.
                 // SAFETY: as above.
@@ -135,28 +162,34 @@ pub unsafe fn note(uc: *mut core::ffi::c_void) -> Option<Interrupted> {
 /// `*rem` (the restart block survives it). Some(0): it had ended.
 ///
 /// # Safety
-/// `rem` is the program's `struct timespec *` of the interrupted sleep.
-unsafe fn probe(rem: usize) -> Option<u64> {
+/// `rem` is the program's `struct timespec *` of the interrupted sleep; `how`
+/// as for [`note`].
+unsafe fn probe(rem: usize, how: Probe) -> Option<u64> {
     let pending = ckpt_sys::rt_sigpending().ok()?;
-    // A real-time signal nobody has pending: ours for the moment.
-    let z = (40..=62u32).rev().find(|&s| pending & (1 << (s - 1)) == 0)?;
-    let mut act = KSigAction {
-        handler: noop as *const () as usize,
-        flags: (c::SA_RESTORER) as usize,
-        restorer: arch::sigreturn_trampoline(),
-        ..Default::default()
+    let (z, value) = match how {
+        // A real-time signal nobody has pending: ours for the moment.
+        Probe::Borrow => ((40..=62u32).rev().find(|&s| pending & (1 << (s - 1)) == 0)?, 0),
+        // One already pending (sent by someone else) would be taken instead.
+        Probe::Own(sig, _) if pending & (1 << (sig - 1)) != 0 => return None,
+        Probe::Own(sig, value) => (sig, value),
     };
-    act.set_mask64(!0);
     let mut old = KSigAction::default();
-    // SAFETY: our no-op handler with our trampoline, for a signal nobody has
-    // pending; the program's action is put back below.
-    unsafe { ckpt_sys::rt_sigaction(z, Some(&act), Some(&mut old)) }.ok()?;
-    let mut info = [0u8; 128];
-    info[0..4].copy_from_slice(&(z as i32).to_le_bytes());
-    info[8..12].copy_from_slice(&(-1i32).to_le_bytes()); // SI_QUEUE
+    if let Probe::Borrow = how {
+        let mut act = KSigAction {
+            handler: noop as *const () as usize,
+            flags: (c::SA_RESTORER) as usize,
+            restorer: arch::sigreturn_trampoline(),
+            ..Default::default()
+        };
+        act.set_mask64(!0);
+        // SAFETY: our no-op handler with our trampoline, for a signal nobody has
+        // pending; the program's action is put back below.
+        unsafe { ckpt_sys::rt_sigaction(z, Some(&act), Some(&mut old)) }.ok()?;
+    }
     let pid = ckpt_sys::getpid();
+    let info = arch::queued_siginfo(z, pid, ckpt_sys::task::getuid(), value);
     let mut r = None;
-    if ckpt_sys::settings::rt_tgsigqueueinfo(pid, ckpt_sys::gettid(), z, &info).is_ok() {
+    if ckpt_sys::task::rt_tgsigqueueinfo(pid, ckpt_sys::gettid(), z, &info).is_ok() {
         let only = !(1u64 << (z - 1));
         let mut saved = 0u64;
         if ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&only), Some(&mut saved)).is_ok() {
@@ -172,12 +205,15 @@ unsafe fn probe(rem: usize) -> Option<u64> {
         }
     }
     let _ = ckpt_sys::take_pending(1 << (z - 1));
-    // SAFETY: the program's own action, as it was.
-    let _ = unsafe { ckpt_sys::rt_sigaction(z, Some(&old), None) };
+    if let Probe::Borrow = how {
+        // SAFETY: the program's own action, as it was.
+        let _ = unsafe { ckpt_sys::rt_sigaction(z, Some(&old), None) };
+    }
     r
 }
 
-fn now() -> u64 {
+/// CLOCK_MONOTONIC in ns (0 if unreadable).
+pub fn now() -> u64 {
     ckpt_sys::clock_gettime(c::CLOCK_MONOTONIC).map_or(0, |(s, n)| s as u64 * 1_000_000_000 + n as u64)
 }
 
@@ -186,9 +222,9 @@ fn now() -> u64 {
 /// unless `note` used it to read the time left (a signal handler's return resets
 /// it): then the call is re-issued for what is left of that time now. Calls the
 /// kernel keeps no restart block for (select, pselect6, ppoll, epoll_wait and
-/// its variants: -ERESTARTNOHAND, EINTR once a handler ran) are re-issued as
-/// they are: select's and ppoll's timeouts hold what is left, epoll_wait's is
-/// its full one.
+/// its variants, clock_nanosleep TIMER_ABSTIME: -ERESTARTNOHAND, EINTR once a
+/// handler ran) are re-issued as they are: select's and ppoll's timeouts hold
+/// what is left, epoll_wait's is its full one, the deadline is the same.
 ///
 /// # Safety
 /// `uc` is the running handler's ucontext, the same frame `note` saw.
@@ -203,20 +239,20 @@ pub unsafe fn finish_here(uc: *mut core::ffi::c_void, it: Option<&Interrupted>, 
         // The call interrupted was our own re-issue: its loop goes on.
         _ if reissuing() => {}
         // SAFETY: forwarded.
-        Some(i) if NO_RESTART_BLOCK.contains(&i.nr) => unsafe { finish_after_restart(uc, i, keep_blocked) },
+        Some(i) if i.no_restart_block() => unsafe { finish_after_restart(uc, i, keep_blocked) },
         _ => {
             // The kernel's restart block finishes it exactly, with the triggers
             // open as in `finish_after_restart`. A checkpoint during it resets
             // the block (its handler returns): then the noted call is re-issued.
             let open = REISSUING.compare_exchange(0, ckpt_sys::gettid(), Ordering::AcqRel, Ordering::Acquire).is_ok();
-            let taken = TAKEN.load(Ordering::Acquire);
+            let (taken, stops) = (TAKEN.load(Ordering::Acquire), crate::threads::sessions());
             // SAFETY: forwarded.
             let r = unsafe { arch::finish_interrupted_sleep(uc, if open { 0 } else { keep_blocked }) };
             if open {
                 REISSUING.store(0, Ordering::Release);
             }
             if let (Some(-4), Some(i)) = (r, it)
-                && TAKEN.load(Ordering::Acquire) != taken
+                && (TAKEN.load(Ordering::Acquire) != taken || crate::threads::sessions() != stops)
             {
                 // SAFETY: forwarded.
                 unsafe { finish_after_restart(uc, i, keep_blocked) }
@@ -259,16 +295,25 @@ pub unsafe fn finish_after_restart(uc: *mut core::ffi::c_void, it: &Interrupted,
             ts = [(l / 1_000_000_000) as isize, (l % 1_000_000_000) as isize];
             timeout.write(&mut a, l, &ts);
         }
+        let stops = crate::threads::sessions();
         // SAFETY: the program's own call, its pointers into its restored memory
         // (or to `ts`, alive here).
         let r = unsafe { ckpt_sys::task::reissue_syscall(it.nr, a) };
-        if r != EINTR || TAKEN.load(Ordering::Acquire) == taken {
+        let was_taken = TAKEN.load(Ordering::Acquire) != taken;
+        // Another thread's checkpoint stopped this one during the call (its
+        // stop handler ran over it): that EINTR is ours too.
+        let was_stopped = crate::threads::sessions() != stops;
+        if r != EINTR || !(was_taken || was_stopped) {
             break r;
         }
         // A checkpoint came during the call: the time slept before it counts
         // (on the clock of the process that slept), the time gone does not.
         if let Some(l) = left {
-            let slept = if RESTARTS.load(Ordering::Acquire) != restarts {
+            let slept = if !was_taken {
+                // Up to the moment the stop began (the stop itself, a few ms
+                // when the process goes on, is slept again).
+                crate::threads::last_stop_at().saturating_sub(start)
+            } else if RESTARTS.load(Ordering::Acquire) != restarts {
                 TAKEN_AT.load(Ordering::Acquire).saturating_sub(start)
             } else {
                 now().saturating_sub(start)
