@@ -104,15 +104,26 @@ fn posix_timers_come_back_with_their_ids_32bit() {
 /// absolute and relative, poll, select, ppoll) that the checkpoint
 /// interrupts neither returns EINTR nor returns early in the restarted process.
 /// Four checkpoints at random moments; the kinds they fell into are printed.
-#[test]
-fn interrupted_sleeps_finish_after_restart() {
+fn interrupted_sleeps(bits: Bits) {
     let mut across = Vec::new();
     for _ in 0..4 {
-        let (_, second) = cycle_bits("sleeps", "sleeps.c", Bits::B64);
+        let (_, second) = cycle_bits("sleeps", "sleeps.c", bits);
         assert!(second.has("DONE sleeps"), "{second}");
         across.push(second.line("RESTARTED").unwrap_or("").to_string());
     }
     eprintln!("checkpoints fell: {across:?}");
+}
+
+#[test]
+fn interrupted_sleeps_finish_after_restart() {
+    interrupted_sleeps(Bits::B64);
+}
+
+/// The same, 32-bit: glibc enters the kernel through the vDSO's
+/// `__kernel_vsyscall`, the call is found from glibc's call site.
+#[test]
+fn interrupted_sleeps_finish_after_restart_32bit() {
+    interrupted_sleeps(Bits::B32);
 }
 
 /// Damaged PROCESS and DATA_HASHES sections, re-sealed so that only their own

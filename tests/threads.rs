@@ -136,6 +136,12 @@ fn sleeps_of_stopped_threads_finish_after_restart() {
     thread_sleeps(Bits::B64);
 }
 
+/// The same, 32-bit (the calls go through the vDSO's `__kernel_vsyscall`).
+#[test]
+fn sleeps_of_stopped_threads_finish_after_restart_32bit() {
+    thread_sleeps(Bits::B32);
+}
+
 /// Continue mode: the checkpoint is written by the background writer while every
 /// thread goes on to the end; the image restarts with all of them.
 #[test]

@@ -27,9 +27,8 @@
 //! `epoll_wait(-1)`, `sleep 1000`). That checkpoint interrupts the re-issued
 //! call, which is then re-issued once more for what is left (the time the
 //! process was gone does not count), never handed EINTR.
-//! - i386: not done (the call goes through the vDSO's __kernel_vsyscall; the
-//!   number is set somewhere before it); such a sleep returns EINTR after a
-//!   restart, as before.
+//! - i386: the call goes through the vDSO's __kernel_vsyscall; its number is
+//!   found from glibc's call site (`arch/x86.rs`, `vsyscall_number`).
 //!
 //! # Safety
 //! The probe and the re-issue pass the program's own pointers (from its
@@ -70,20 +69,91 @@ pub fn reissuing() -> bool {
     REISSUING.load(Ordering::Acquire) == ckpt_sys::gettid()
 }
 
-const NANOSLEEP: usize = 35;
-const CLOCK_NANOSLEEP: usize = 230;
 const TIMER_ABSTIME: usize = 1;
-/// Calls re-issued after a restart (x86_64 numbers): nanosleep, clock_nanosleep,
-/// poll, ppoll, select, pselect6, epoll_wait, epoll_pwait, epoll_pwait2.
-const REISSUED: [usize; 9] = [35, 230, 7, 271, 23, 270, 232, 281, 441];
-/// Those of them the kernel keeps no restart block for: ppoll, select,
-/// pselect6, epoll_wait, epoll_pwait, epoll_pwait2.
-const NO_RESTART_BLOCK: [usize; 6] = [271, 23, 270, 232, 281, 441];
+
+/// What a re-issued call is, for this module.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// nanosleep(req, rem).
+    Nanosleep,
+    /// clock_nanosleep(clock, flags, req, rem).
+    ClockNanosleep,
+    /// poll(fds, n, ms).
+    Poll,
+    /// epoll_wait and epoll_pwait (fd, events, n, ms, ...).
+    EpollWait,
+    /// epoll_pwait2(fd, events, n, timespec, ...).
+    EpollPwait2,
+    /// select, pselect6, ppoll: the kernel writes the time left into their
+    /// timeout itself.
+    Updated,
+}
+
+/// A call re-issued after a restart: its number, what it is, and whether its
+/// timespecs are 64-bit (`__kernel_timespec`) or 32-bit (`old_timespec32`).
+#[derive(Clone, Copy)]
+struct Call(usize, Kind, bool);
+
+/// x86_64: nanosleep, clock_nanosleep, poll, ppoll, select, pselect6,
+/// epoll_wait, epoll_pwait, epoll_pwait2.
+#[cfg(target_arch = "x86_64")]
+const CALLS: [Call; 9] = [
+    Call(35, Kind::Nanosleep, true),
+    Call(230, Kind::ClockNanosleep, true),
+    Call(7, Kind::Poll, true),
+    Call(271, Kind::Updated, true),
+    Call(23, Kind::Updated, true),
+    Call(270, Kind::Updated, true),
+    Call(232, Kind::EpollWait, true),
+    Call(281, Kind::EpollWait, true),
+    Call(441, Kind::EpollPwait2, true),
+];
+/// i386: nanosleep, clock_nanosleep and clock_nanosleep_time64, poll, ppoll and
+/// ppoll_time64, _newselect, pselect6 and pselect6_time64, epoll_wait,
+/// epoll_pwait, epoll_pwait2 (glibc 2.36 makes the 32-bit time calls while the
+/// times fit, the _time64 ones otherwise).
+#[cfg(target_arch = "x86")]
+const CALLS: [Call; 12] = [
+    Call(162, Kind::Nanosleep, false),
+    Call(267, Kind::ClockNanosleep, false),
+    Call(407, Kind::ClockNanosleep, true),
+    Call(168, Kind::Poll, false),
+    Call(309, Kind::Updated, false),
+    Call(414, Kind::Updated, true),
+    Call(142, Kind::Updated, false),
+    Call(308, Kind::Updated, false),
+    Call(413, Kind::Updated, true),
+    Call(256, Kind::EpollWait, false),
+    Call(319, Kind::EpollWait, false),
+    Call(441, Kind::EpollPwait2, true),
+];
+
+fn call(nr: usize) -> Option<Call> {
+    CALLS.iter().copied().find(|c| c.0 == nr)
+}
+
+/// The timespec at `p` (64-bit fields, or 32-bit ones), in ns (negative parts
+/// as 0).
+///
+/// # Safety
+/// `p` points at a readable timespec of that layout.
+unsafe fn read_timespec(p: usize, wide: bool) -> u64 {
+    let (s, n) = if wide {
+        // SAFETY: per the contract.
+        let t = unsafe { core::ptr::read_unaligned(p as *const [i64; 2]) };
+        (t[0], t[1])
+    } else {
+        // SAFETY: per the contract.
+        let t = unsafe { core::ptr::read_unaligned(p as *const [i32; 2]) };
+        (t[0] as i64, t[1] as i64)
+    };
+    (s.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(n.max(0) as u64)
+}
 
 /// An interrupted call and, for a relative sleep, what was left of it.
 #[derive(Clone, Copy)]
 pub struct Interrupted {
-    nr: usize,
+    call: Call,
     args: [usize; 6],
     /// Nanoseconds left of a relative sleep (None: unknown, or not a sleep).
     left: Option<u64>,
@@ -92,15 +162,22 @@ pub struct Interrupted {
 }
 
 impl Interrupted {
-    /// Whether the kernel kept no restart block for the call: those of
-    /// [`NO_RESTART_BLOCK`], and clock_nanosleep TIMER_ABSTIME (-ERESTARTNOHAND:
-    /// the deadline is the program's, nothing to keep).
+    /// Whether the kernel kept no restart block for the call: select, pselect6,
+    /// ppoll, epoll_wait and its variants, and clock_nanosleep TIMER_ABSTIME
+    /// (-ERESTARTNOHAND: the deadline is the program's, nothing to keep).
     fn no_restart_block(&self) -> bool {
-        NO_RESTART_BLOCK.contains(&self.nr) || (self.nr == CLOCK_NANOSLEEP && self.args[1] & TIMER_ABSTIME != 0)
+        match self.call.1 {
+            Kind::Nanosleep | Kind::Poll => false,
+            Kind::ClockNanosleep => self.args[1] & TIMER_ABSTIME != 0,
+            Kind::EpollWait | Kind::EpollPwait2 | Kind::Updated => true,
+        }
     }
 }
 
-extern "C" fn noop(_: i32) {}
+/// The borrowed action's handler. SA_SIGINFO, like every handler of ours: the
+/// trampoline calls rt_sigreturn, and i386 gives a handler without SA_SIGINFO
+/// the older frame, which wants sigreturn.
+extern "C" fn noop(_: i32, _: *mut core::ffi::c_void, _: *mut core::ffi::c_void) {}
 
 /// How [`note`] reads the time left of a relative sleep: the signal it makes
 /// pending for a moment, whose action must be a handler.
@@ -129,19 +206,17 @@ pub unsafe fn note(uc: *mut core::ffi::c_void, how: Probe) -> Option<Interrupted
     }
     // SAFETY: forwarded.
     let (nr, args) = unsafe { arch::interrupted_call(uc) }?;
-    if !REISSUED.contains(&nr) {
-        return None;
-    }
-    let rem = match nr {
-        NANOSLEEP => args[1],
-        CLOCK_NANOSLEEP if args[1] & TIMER_ABSTIME == 0 => args[3],
+    let call = call(nr)?;
+    let rem = match call.1 {
+        Kind::Nanosleep => args[1],
+        Kind::ClockNanosleep if args[1] & TIMER_ABSTIME == 0 => args[3],
         _ => 0,
     };
-    let mut it = Interrupted { nr, args, left: None, at: 0 };
+    let mut it = Interrupted { call, args, left: None, at: 0 };
     if rem != 0 {
         // SAFETY: a relative sleep with the program's own `rem` buffer; `how`
         // per the contract.
-        match unsafe { probe(rem, how) } {
+        match unsafe { probe(rem, call.2, how) } {
             Some(0) => {
                 // The sleep was over: the program gets its 0 now.
                 // SAFETY: as above.
@@ -162,9 +237,9 @@ pub unsafe fn note(uc: *mut core::ffi::c_void, how: Probe) -> Option<Interrupted
 /// `*rem` (the restart block survives it). Some(0): it had ended.
 ///
 /// # Safety
-/// `rem` is the program's `struct timespec *` of the interrupted sleep; `how`
-/// as for [`note`].
-unsafe fn probe(rem: usize, how: Probe) -> Option<u64> {
+/// `rem` is the program's `struct timespec *` of the interrupted sleep (64-bit
+/// fields if `wide`); `how` as for [`note`].
+unsafe fn probe(rem: usize, wide: bool, how: Probe) -> Option<u64> {
     let pending = ckpt_sys::rt_sigpending().ok()?;
     let (z, value) = match how {
         // A real-time signal nobody has pending: ours for the moment.
@@ -177,7 +252,7 @@ unsafe fn probe(rem: usize, how: Probe) -> Option<u64> {
     if let Probe::Borrow = how {
         let mut act = KSigAction {
             handler: noop as *const () as usize,
-            flags: (c::SA_RESTORER) as usize,
+            flags: (c::SA_SIGINFO | c::SA_RESTORER) as usize,
             restorer: arch::sigreturn_trampoline(),
             ..Default::default()
         };
@@ -198,9 +273,8 @@ unsafe fn probe(rem: usize, how: Probe) -> Option<u64> {
             r = if res == 0 {
                 Some(0)
             } else {
-                // SAFETY: the kernel just wrote a native timespec at `rem`.
-                let t = unsafe { core::ptr::read_unaligned(rem as *const [isize; 2]) };
-                Some((t[0] as u64).saturating_mul(1_000_000_000).saturating_add(t[1] as u64).max(1))
+                // SAFETY: the kernel just wrote the call's timespec at `rem`.
+                Some(unsafe { read_timespec(rem, wide) }.max(1))
             };
         }
     }
@@ -282,7 +356,7 @@ pub unsafe fn finish_after_restart(uc: *mut core::ffi::c_void, it: &Interrupted,
         }
         return;
     }
-    let timeout = Timeout::of(it.nr);
+    let timeout = Timeout::of(it.call);
     // The time left (ns) of a call with a relative timeout; None: no timeout
     // to count down (infinite, absolute, or one the kernel updates itself).
     // SAFETY: the program's own arguments for this call.
@@ -290,15 +364,15 @@ pub unsafe fn finish_after_restart(uc: *mut core::ffi::c_void, it: &Interrupted,
     let mut a = it.args;
     let r = loop {
         let (taken, restarts, start) = (TAKEN.load(Ordering::Acquire), RESTARTS.load(Ordering::Acquire), now());
-        let ts: [isize; 2];
+        // The timeout as either timespec: [i64; 2], or two [i32; 2] in it.
+        let mut ts = [0i64; 2];
         if let Some(l) = left {
-            ts = [(l / 1_000_000_000) as isize, (l % 1_000_000_000) as isize];
-            timeout.write(&mut a, l, &ts);
+            timeout.write(&mut a, l, &mut ts);
         }
         let stops = crate::threads::sessions();
         // SAFETY: the program's own call, its pointers into its restored memory
         // (or to `ts`, alive here).
-        let r = unsafe { ckpt_sys::task::reissue_syscall(it.nr, a) };
+        let r = unsafe { ckpt_sys::task::reissue_syscall(it.call.0, a) };
         let was_taken = TAKEN.load(Ordering::Acquire) != taken;
         // Another thread's checkpoint stopped this one during the call (its
         // stop handler ran over it): that EINTR is ours too.
@@ -329,12 +403,13 @@ pub unsafe fn finish_after_restart(uc: *mut core::ffi::c_void, it: &Interrupted,
     unsafe { arch::set_call_result(uc, r) };
 }
 
-/// Where a re-issued call keeps its relative timeout (x86_64 numbers).
+/// Where a re-issued call keeps its relative timeout.
 #[derive(Clone, Copy)]
 enum Timeout {
     /// A `struct timespec *` argument (nanosleep's first, relative
-    /// clock_nanosleep's third, epoll_pwait2's fourth; NULL: none).
-    Spec(usize),
+    /// clock_nanosleep's third, epoll_pwait2's fourth; NULL: none), with 64-bit
+    /// fields or not.
+    Spec(usize, bool),
     /// An int of milliseconds (poll's third, epoll_wait's and epoll_pwait's
     /// fourth; negative: none).
     Millis(usize),
@@ -344,14 +419,14 @@ enum Timeout {
 }
 
 impl Timeout {
-    fn of(nr: usize) -> Timeout {
-        match nr {
-            NANOSLEEP => Timeout::Spec(0),
-            CLOCK_NANOSLEEP => Timeout::Spec(2),
-            441 => Timeout::Spec(3),
-            7 => Timeout::Millis(2),
-            232 | 281 => Timeout::Millis(3),
-            _ => Timeout::Kept,
+    fn of(c: Call) -> Timeout {
+        match c.1 {
+            Kind::Nanosleep => Timeout::Spec(0, c.2),
+            Kind::ClockNanosleep => Timeout::Spec(2, c.2),
+            Kind::EpollPwait2 => Timeout::Spec(3, c.2),
+            Kind::Poll => Timeout::Millis(2),
+            Kind::EpollWait => Timeout::Millis(3),
+            Kind::Updated => Timeout::Kept,
         }
     }
 
@@ -363,21 +438,27 @@ impl Timeout {
     unsafe fn read(self, args: &[usize; 6]) -> Option<u64> {
         match self {
             // clock_nanosleep TIMER_ABSTIME: a deadline, not a duration.
-            Timeout::Spec(2) if args[1] & TIMER_ABSTIME != 0 => None,
-            Timeout::Spec(i) if args[i] != 0 => {
-                // SAFETY: per the contract.
-                let t = unsafe { core::ptr::read_unaligned(args[i] as *const [isize; 2]) };
-                Some((t[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t[1].max(0) as u64))
-            }
+            Timeout::Spec(2, _) if args[1] & TIMER_ABSTIME != 0 => None,
+            // SAFETY: per the contract.
+            Timeout::Spec(i, wide) if args[i] != 0 => Some(unsafe { read_timespec(args[i], wide) }),
             Timeout::Millis(i) if (args[i] as i32) >= 0 => Some(args[i] as i32 as u64 * 1_000_000),
             _ => None,
         }
     }
 
-    /// Make `a` ask for `left` ns (`ts` holds it as a timespec).
-    fn write(self, a: &mut [usize; 6], left: u64, ts: &[isize; 2]) {
+    /// Make `a` ask for `left` ns, `ts` holding it as the call's timespec.
+    fn write(self, a: &mut [usize; 6], left: u64, ts: &mut [i64; 2]) {
+        let (s, n) = (left / 1_000_000_000, (left % 1_000_000_000) as i64);
         match self {
-            Timeout::Spec(i) => a[i] = ts.as_ptr() as usize,
+            Timeout::Spec(i, true) => {
+                *ts = [s.min(i64::MAX as u64) as i64, n];
+                a[i] = ts.as_ptr() as usize;
+            }
+            Timeout::Spec(i, false) => {
+                // Two i32 fields in the first 8 bytes (little-endian).
+                ts[0] = (s.min(i32::MAX as u64) as i64) | (n << 32);
+                a[i] = ts.as_ptr() as usize;
+            }
             // Rounded up: never shorter than what is left.
             Timeout::Millis(i) => a[i] = left.div_ceil(1_000_000).min(i32::MAX as u64) as usize,
             Timeout::Kept => {}
