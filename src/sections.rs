@@ -383,7 +383,7 @@ pub fn title(s: &Section) -> String {
 
 /// `ckpt info` lines of the PROCESS section.
 fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
-    use ckpt_image::process::{have, scope, vm};
+    use ckpt_image::process::{have, notify, scope, timer_flags, vm};
     let st = &p.settings;
     let h = |b: u64| st.have & b != 0;
     let mut out = Vec::new();
@@ -445,6 +445,19 @@ fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
             sig.sig,
             if sig.scope == scope::THREAD { "for the thread" } else { "process-wide" },
             sig.code()
+        ));
+    }
+    for t in p.timers.iter() {
+        let to = match t.notify {
+            notify::NONE => "no signal".to_string(),
+            notify::THREAD_ID if t.target_tid() != 0 => format!("signal {} to thread {}", t.signo, t.target_tid()),
+            notify::THREAD_ID => format!("signal {} to the checkpointing thread", t.signo),
+            _ => format!("signal {}", t.signo),
+        };
+        let armed = if t.flags & timer_flags::ARMED != 0 { "armed" } else { "disarmed" };
+        out.push(format!(
+            "POSIX timer {}: clock {}, {to}, {armed}, interval {} ns: re-created with its id at restart",
+            t.id, t.clock as i32, t.interval_ns
         ));
     }
     for m in p.maps.iter() {

@@ -174,17 +174,15 @@ fn damaged_sections_are_refused_and_info_lists_them() {
     b[hashes..hashes + 8].copy_from_slice(&1000u64.to_le_bytes());
     reseal(&mut b);
     cases.push(("piece size 1000", b, "image section is damaged (tag 9, data hashes)"));
-    // A section header says version 2 of the PROCESS format, which this build
-    // does not know: refused as made by a newer ckpt, not misread.
+    // A section header says a version of the PROCESS format newer than this
+    // build knows: refused as made by a newer ckpt, not misread.
     let mut b = good.clone();
     let version_at = process - ckpt_image::section::SECTION_HEADER_LEN + 4;
-    b[version_at..version_at + 4].copy_from_slice(&2u32.to_le_bytes());
+    let newer = ckpt_image::process::VERSION + 1;
+    b[version_at..version_at + 4].copy_from_slice(&newer.to_le_bytes());
     reseal(&mut b);
-    cases.push((
-        "process section version 2",
-        b,
-        "image section written by a newer ckpt (tag 3, process, version 2; this",
-    ));
+    let newer_msg = format!("image section written by a newer ckpt (tag 3, process, version {newer}; this");
+    cases.push(("process section of a newer version", b, &newer_msg));
     assert_eq!(hashes_len, 16 + n as usize * 8);
     let bad = dir.join("bad.ckpt");
     for (what, bytes, want) in &cases {
@@ -203,7 +201,7 @@ fn damaged_sections_are_refused_and_info_lists_them() {
     let out = String::from_utf8_lossy(&info.stdout);
     assert!(info.status.success(), "{out}");
     for want in [
-        "process (tag 3, version 1",
+        "process (tag 3, version 2",
         "pending signal 12 (process-wide), si_code 0: queued again at restart",
         "pending signal 28 (for the thread)",
         "data hashes (tag 9, version 1",

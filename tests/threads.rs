@@ -142,6 +142,32 @@ fn sleeps_of_stopped_threads_finish_after_restart_32bit() {
     thread_sleeps(Bits::B32);
 }
 
+/// Signals pending for a worker alone (pthread_kill, two pthread_sigqueue with
+/// values) are pending for it again after the restart, in order, with their
+/// siginfo; each worker's nice value and timer slack come back; a
+/// SIGEV_THREAD_ID timer still signals the worker it signalled. `ckpt info`
+/// names that worker as the timer's target.
+fn thread_state(bits: Bits) {
+    let dir = Dir::new(&format!("threads_pending{}", bits.tag()));
+    dir.compile_bits("threads_pending.c", "threads_pending", &["-pthread"], bits);
+    let (_, second) = round_trip(&dir, "threads_pending", &[], &["60"], 60, "RESTARTED thread state");
+    assert!(second.has("THREAD STATE ok"), "{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+    let info = ckpt_info(&dir.join("threads_pending.ckpt"));
+    assert!(info.lines().any(|l| l.contains("POSIX timer") && l.contains("to thread ")), "{info}");
+}
+
+#[test]
+fn per_thread_pending_signals_slack_and_timer_target_come_back() {
+    thread_state(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn per_thread_pending_signals_slack_and_timer_target_come_back_32bit() {
+    thread_state(Bits::B32);
+}
+
 /// Continue mode: the checkpoint is written by the background writer while every
 /// thread goes on to the end; the image restarts with all of them.
 #[test]

@@ -13,14 +13,18 @@
 //! u64 count, Timer…              POSIX timers (timer_create), by id
 //! ```
 //!
-//! Per-thread state (the pending signals of other threads) belongs in the
-//! THREADS section; here, a pending signal's `scope` says whether it was
-//! process-wide or private to the checkpointing thread.
+//! Here, a pending signal's `scope` says whether it was process-wide or private
+//! to the checkpointing thread; the signals pending for another thread are kept
+//! by that thread in its own memory (docs/process-state.md §2).
 //!
 //! [`tag::PROCESS`]: crate::section::tag::PROCESS
 
 use crate::section::{Record, Section, Table, tag};
 use crate::{ImageError, Rd, Wr};
+
+/// The section's format version: 2 gives SIGEV_THREAD_ID timers their target
+/// thread ([`timer_flags::TID_SHIFT`]); the layout is version 1's.
+pub const VERSION: u32 = 2;
 
 record! {
     /// The per-process settings. A field whose `have` bit is clear could not be
@@ -257,6 +261,17 @@ pub mod timer_flags {
     /// The clock is a CPU-time clock of this process or thread whose id encodes
     /// the old pid/tid: re-encoded with the new one at restart.
     pub const CPU_CLOCK_OF_SELF: u64 = 2;
+    /// Bits 32..63 (section version 2): the thread a SIGEV_THREAD_ID timer
+    /// signals (`notify: signal/tid.N`); 0 in version 1, which meant the
+    /// checkpointing thread.
+    pub const TID_SHIFT: u32 = 32;
+}
+
+impl Timer {
+    /// The thread a SIGEV_THREAD_ID timer signals (0: the checkpointing thread).
+    pub fn target_tid(&self) -> u32 {
+        (self.flags >> timer_flags::TID_SHIFT) as u32
+    }
 }
 
 /// Values of [`Timer::notify`].
@@ -265,7 +280,7 @@ pub mod notify {
     pub const SIGNAL: u32 = 0;
     /// SIGEV_NONE.
     pub const NONE: u32 = 1;
-    /// SIGEV_THREAD_ID (to the checkpointing thread).
+    /// SIGEV_THREAD_ID (to [`super::Timer::target_tid`]).
     pub const THREAD_ID: u32 = 4;
 }
 
@@ -324,7 +339,8 @@ impl<'a> ProcessState<'a> {
         if timers.iter().any(|t| {
             t.signo > 64
                 || ![notify::SIGNAL, notify::NONE, notify::THREAD_ID].contains(&t.notify)
-                || t.flags & !3 != 0
+                || t.flags & !(3 | 0x3f_ffff << timer_flags::TID_SHIFT) != 0
+                || (t.target_tid() != 0 && t.notify != notify::THREAD_ID)
                 || (t.notify != notify::NONE && t.signo == 0)
         }) {
             return Err(bad);
@@ -415,7 +431,7 @@ pub fn encode(s: &Settings, t: &Tables, out: &mut [u8]) {
 
 /// The section validator (`section::validate`).
 pub fn validate(s: &Section) -> Result<(), ImageError> {
-    if s.version != 1 {
+    if !(1..=VERSION).contains(&s.version) {
         return Err(ImageError::BadSection { tag: s.tag });
     }
     ProcessState::parse(s.data).map(drop)

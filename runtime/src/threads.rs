@@ -30,6 +30,7 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use ckpt_image::process::PendingSignal;
 use ckpt_image::threads::{COORDINATOR, MAX_THREADS, Thread};
 use ckpt_sys::scratch::Scratch;
 use ckpt_sys::task::{futex_wait, futex_wake};
@@ -54,6 +55,9 @@ static FALLBACK_OLD: AtomicUsize = AtomicUsize::new(0);
 static FALLBACK_OLD_FLAGS: AtomicUsize = AtomicUsize::new(0);
 /// Stop signals taken in the current session, per signal.
 static TOOK: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+/// Signals pending for one stopped thread alone that the image keeps (136 bytes
+/// each, on the thread's stack while it is stopped).
+const MAX_THREAD_PENDING: usize = 16;
 /// How long the coordinator waits for every thread to stop.
 pub const STOP_TIMEOUT_MS: u64 = 2000;
 
@@ -222,6 +226,19 @@ extern "C" fn on_stop(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // thread at a time, see `sleep::finish_after_restart`); the stop signals do
     // not, so the thread can be stopped again during it.
     let keep = TRIGGERS.load(Ordering::Acquire);
+    // The signals pending for this thread alone, and its timer slack (locals:
+    // in the image, put back by the thread itself after a restart).
+    let mut sigs = [PendingSignal::default(); MAX_THREAD_PENDING];
+    let stop_signals = (1u64 << (STOP_SIGNAL - 1)) | (1u64 << (FALLBACK_SIGNAL - 1));
+    let (nsigs, full) = crate::capture::process::take_own_pending(keep | stop_signals, &mut sigs);
+    if full {
+        Msg::new()
+            .s("ckpt: warning: thread ")
+            .u(ckpt_sys::gettid() as u64)
+            .s(" has more than 16 signals pending for it: the rest are not in the image")
+            .emit();
+    }
+    let slack = ckpt_sys::settings::prctl_value(ckpt_sys::settings::pr::GET_TIMERSLACK, 0).ok();
     let mut rec = capture_thread();
     let table = TABLE.load(Ordering::Acquire) as *mut Thread;
     let r = arch::save_thread(&mut |regs: &arch::Regs| {
@@ -255,6 +272,18 @@ extern "C" fn on_stop(sig: i32, info: *mut c_void, uc: *mut c_void) {
         }
         rec.regs = [0; ckpt_image::REGS_WORDS];
         restore_thread(&rec);
+        if let Some(v) = slack
+            && let Err(e) = ckpt_sys::settings::prctl_value(ckpt_sys::settings::pr::SET_TIMERSLACK, v)
+        {
+            Msg::new()
+                .s("ckpt: warning: after restart, thread ")
+                .u(rec.tid)
+                .s(" could not restore its timer slack: ")
+                .errno(e)
+                .emit();
+        }
+        // Before the frame's mask comes back: the program finds them pending.
+        crate::capture::process::queue_own(&sigs[..nsigs]);
         if let Some(it) = &interrupted {
             // SAFETY: `uc` is this handler's ucontext; the frame came back with
             // the stack.
