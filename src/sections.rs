@@ -447,6 +447,19 @@ fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
             sig.code()
         ));
     }
+    out.push(
+        "/proc/self/exe: names the image after a restart, not the program (the kernel refuses to change it, EBUSY, while the image is mapped: the restored text and data are mappings of it)"
+            .to_string(),
+    );
+    if let Some(k) = p.clocks {
+        out.push(format!(
+            "clocks: CLOCK_MONOTONIC {}.{:09} s, CLOCK_BOOTTIME {}.{:09} s: a restart in a pid namespace (threads, trees) goes on from them in a time namespace; a single-threaded restart sees this machine's",
+            k.monotonic_ns / 1_000_000_000,
+            k.monotonic_ns % 1_000_000_000,
+            k.boottime_ns / 1_000_000_000,
+            k.boottime_ns % 1_000_000_000
+        ));
+    }
     for t in p.timers.iter() {
         let to = match t.notify {
             notify::NONE => "no signal".to_string(),

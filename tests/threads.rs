@@ -168,6 +168,36 @@ fn per_thread_pending_signals_slack_and_timer_target_come_back_32bit() {
     thread_state(Bits::B32);
 }
 
+/// CLOCK_MONOTONIC and CLOCK_BOOTTIME of a restarted multi-threaded process go
+/// on from where they were at the checkpoint (a time namespace with offsets):
+/// the image waits 1.5 s before its restart, and neither clock of either thread
+/// moves by more than 700 ms from one tick to the next, nor goes backwards.
+fn clocks_go_on(bits: Bits) {
+    let dir = Dir::new(&format!("threads_clock{}", bits.tag()));
+    dir.compile_bits("threads_clock.c", "threads_clock", &["-pthread"], bits);
+    let image = dir.join("threads_clock.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./threads_clock", "60"]), &image);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED clocks went on"), "{second}");
+    assert_continues(&first, &second, 60);
+    assert!(!second.stderr.contains("warning"), "{second}");
+    let info = ckpt_info(&image);
+    assert!(info.contains("clocks: CLOCK_MONOTONIC "), "{info}");
+}
+
+#[test]
+fn clocks_go_on_from_the_checkpoint() {
+    clocks_go_on(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn clocks_go_on_from_the_checkpoint_32bit() {
+    clocks_go_on(Bits::B32);
+}
+
 /// Continue mode: the checkpoint is written by the background writer while every
 /// thread goes on to the end; the image restarts with all of them.
 #[test]

@@ -11,6 +11,7 @@
 //! u64 count, Group…              supplementary group ids
 //! u64 count, MapFlags…           mappings with a flag to put back, by address
 //! u64 count, Timer…              POSIX timers (timer_create), by id
+//! Clocks                         one record (version 2)
 //! ```
 //!
 //! Here, a pending signal's `scope` says whether it was process-wide or private
@@ -23,8 +24,19 @@ use crate::section::{Record, Section, Table, tag};
 use crate::{ImageError, Rd, Wr};
 
 /// The section's format version: 2 gives SIGEV_THREAD_ID timers their target
-/// thread ([`timer_flags::TID_SHIFT`]); the layout is version 1's.
+/// thread ([`timer_flags::TID_SHIFT`]) and ends with a [`Clocks`] record.
 pub const VERSION: u32 = 2;
+
+record! {
+    /// The clocks at checkpoint time (version 2): a restart that enters a time
+    /// namespace sets its offsets so that they go on from here.
+    pub struct Clocks [CLOCKS_LEN = 16] {
+        /// CLOCK_MONOTONIC, ns.
+        pub monotonic_ns: u64,
+        /// CLOCK_BOOTTIME, ns.
+        pub boottime_ns: u64,
+    }
+}
 
 record! {
     /// The per-process settings. A field whose `have` bit is clear could not be
@@ -307,6 +319,8 @@ pub struct ProcessState<'a> {
     pub maps: Table<'a, MapFlags>,
     /// POSIX timers.
     pub timers: Table<'a, Timer>,
+    /// The clocks at checkpoint time (None: version 1).
+    pub clocks: Option<Clocks>,
 }
 
 /// Split one table off the front of `b`.
@@ -336,6 +350,13 @@ impl<'a> ProcessState<'a> {
         let groups: Table<Group> = table(&mut rest)?;
         let maps: Table<MapFlags> = table(&mut rest)?;
         let timers: Table<Timer> = table(&mut rest)?;
+        let clocks = match rest.len() {
+            CLOCKS_LEN => Some(Clocks::decode(rest).map_err(|_| bad)?),
+            _ => None,
+        };
+        if clocks.is_some() {
+            rest = &rest[CLOCKS_LEN..];
+        }
         if timers.iter().any(|t| {
             t.signo > 64
                 || ![notify::SIGNAL, notify::NONE, notify::THREAD_ID].contains(&t.notify)
@@ -366,7 +387,7 @@ impl<'a> ProcessState<'a> {
             }
             prev = m.end;
         }
-        Ok(ProcessState { settings, rlimits, pending, groups, maps, timers })
+        Ok(ProcessState { settings, rlimits, pending, groups, maps, timers, clocks })
     }
 
     /// The flags recorded for the mapping that contains `addr` (0: none).
@@ -384,9 +405,10 @@ impl<'a> ProcessState<'a> {
     }
 }
 
-/// Payload length for tables of the given sizes.
+/// Payload length (version 2) for tables of the given sizes.
 pub const fn len_for(rlimits: usize, pending: usize, groups: usize, maps: usize, timers: usize) -> usize {
-    Table::<Timer>::len_for(timers)
+    CLOCKS_LEN
+        + Table::<Timer>::len_for(timers)
         + SETTINGS_LEN
         + Table::<Rlimit>::len_for(rlimits)
         + Table::<PendingSignal>::len_for(pending)
@@ -406,6 +428,8 @@ pub struct Tables<'x> {
     pub maps: &'x [MapFlags],
     /// POSIX timers.
     pub timers: &'x [Timer],
+    /// The clocks.
+    pub clocks: Clocks,
 }
 
 /// Encode a payload (`out` exactly `len_for(...)` bytes).
@@ -427,12 +451,16 @@ pub fn encode(s: &Settings, t: &Tables, out: &mut [u8]) {
     at += n;
     let n = Table::<Timer>::len_for(t.timers.len());
     Table::encode(t.timers, &mut out[at..at + n]);
+    at += n;
+    t.clocks.encode(&mut out[at..at + CLOCKS_LEN]);
 }
 
 /// The section validator (`section::validate`).
 pub fn validate(s: &Section) -> Result<(), ImageError> {
-    if !(1..=VERSION).contains(&s.version) {
+    let p = ProcessState::parse(s.data)?;
+    // Version 1 has no clocks, version 2 has them.
+    if !(1..=VERSION).contains(&s.version) || p.clocks.is_some() != (s.version >= 2) {
         return Err(ImageError::BadSection { tag: s.tag });
     }
-    ProcessState::parse(s.data).map(drop)
+    Ok(())
 }

@@ -21,8 +21,8 @@
 //! program's own handlers once it is whole. Each failure is reported in one line.
 
 use ckpt_image::process::{
-    self, Group, MapFlags, PendingSignal, ProcessState, RLIMIT_MAX, Rlimit, Settings, Timer, have, notify, scope,
-    timer_flags, vm,
+    self, Clocks, Group, MapFlags, PendingSignal, ProcessState, RLIMIT_MAX, Rlimit, Settings, Timer, have, notify,
+    scope, timer_flags, vm,
 };
 use ckpt_image::section::tag;
 use ckpt_sys::settings::{self as s, membarrier_cmd, pr};
@@ -53,6 +53,8 @@ pub struct Process {
     nmaps: usize,
     timers: [Timer; MAX_TIMERS],
     ntimers: usize,
+    /// CLOCK_MONOTONIC and CLOCK_BOOTTIME at capture time.
+    clocks: Clocks,
 }
 
 const ZERO_PENDING: PendingSignal = PendingSignal {
@@ -116,6 +118,7 @@ impl Process {
         timers: [Timer { id: 0, clock: 0, signo: 0, notify: 0, value: 0, interval_ns: 0, remaining_ns: 0, flags: 0 };
             MAX_TIMERS],
         ntimers: 0,
+        clocks: Clocks { monotonic_ns: 0, boottime_ns: 0 },
     };
 
     /// Read it all; `skip`: signals that are the runtime's own (the trigger), left
@@ -131,6 +134,8 @@ impl Process {
         }
         self.capture_maps();
         self.capture_timers();
+        let ns = |clock| ckpt_sys::clock_gettime(clock).map_or(0, |(s, n)| s as u64 * 1_000_000_000 + n as u64);
+        self.clocks = Clocks { monotonic_ns: ns(c::CLOCK_MONOTONIC), boottime_ns: ns(c::CLOCK_BOOTTIME) };
         self.npending = 0;
         self.capture_thread_pending(skip, true)
     }
@@ -463,6 +468,7 @@ impl super::Section for Process {
             groups: &self.groups[..self.ngroups],
             maps: &self.maps[..self.nmaps],
             timers: &self.timers[..self.ntimers],
+            clocks: self.clocks,
         };
         process::encode(&self.settings, &t, out)
     }
