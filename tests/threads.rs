@@ -198,6 +198,21 @@ fn clocks_go_on_from_the_checkpoint_32bit() {
     clocks_go_on(Bits::B32);
 }
 
+/// pthread_cancel after a restart: a worker in a 5 s nanosleep (still being
+/// finished by the runtime when the cancel comes), one in read() on a pipe, one
+/// in a condition-variable wait are cancelled at the first tick after the
+/// restart, each joined with PTHREAD_CANCELED, its cleanup run, the waiter's
+/// mutex free again.
+#[test]
+fn threads_cancelled_after_restart() {
+    for bits in [Bits::B64, Bits::B32] {
+        let dir = Dir::new(&format!("threads_cancel{}", bits.tag()));
+        dir.compile_bits("threads_cancel.c", "threads_cancel", &["-pthread"], bits);
+        let (_, second) = round_trip(&dir, "threads_cancel", &[], &["60"], 60, "RESTARTED cancelling");
+        assert!(second.has("CANCELLED ok"), "{second}");
+    }
+}
+
 /// Continue mode: the checkpoint is written by the background writer while every
 /// thread goes on to the end; the image restarts with all of them.
 #[test]
