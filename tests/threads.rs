@@ -116,19 +116,8 @@ fn thread_sleeps(bits: Bits) {
     dir.compile_bits("threads_sleeps.c", "threads_sleeps", &["-pthread"], bits);
     let (_, second) = round_trip(&dir, "threads_sleeps", &[], &["60"], 60, "RESTARTED thread sleeps");
     assert!(second.has("DONE thread sleeps"), "{second}");
-    let image = dir.join("threads_sleeps.ckpt");
-    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./threads_sleeps", "60"]));
-    p.wait_for("READY");
-    std::thread::sleep(random_delay(50, 300));
-    p.signal("TSTP");
-    let first = p.finish();
-    first.assert_ok("the program in continue mode");
-    assert_eq!(first.ticks(), (1..=60).collect::<Vec<_>>(), "{first}");
-    assert!(first.has("DONE thread sleeps"), "{first}");
-    assert_image(&image);
-    let second = restart(&image, dir.path());
-    second.assert_ok("restart of the continue-mode image");
-    assert!(second.has("RESTARTED thread sleeps") && second.has("DONE thread sleeps"), "{second}");
+    let (first, second) = continue_and_restart(&dir, "threads_sleeps", "RESTARTED thread sleeps");
+    assert!(first.has("DONE thread sleeps") && second.has("DONE thread sleeps"), "{first}\n{second}");
 }
 
 #[test]
@@ -219,8 +208,15 @@ fn threads_cancelled_after_restart() {
 fn continue_mode_with_threads() {
     let dir = Dir::new("threads_continue");
     dir.compile("threads_blocking.c", "threads_blocking", &["-pthread"]);
-    let image = dir.join("threads_blocking.ckpt");
-    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./threads_blocking", "60"]));
+    continue_and_restart(&dir, "threads_blocking", "RESTARTED blocking threads");
+}
+
+/// `ckpt -c ./PROG 60` checkpointed at a random moment: the program goes on to
+/// the end with every tick, and its image restarts (printing `marker`) to the
+/// end too.
+fn continue_and_restart(dir: &Dir, prog: &str, marker: &str) -> (Outcome, Outcome) {
+    let image = dir.join(&format!("{prog}.ckpt"));
+    let mut p = Proc::spawn(ckpt(dir, &["-c", &format!("./{prog}"), "60"]));
     p.wait_for("READY");
     std::thread::sleep(random_delay(50, 300));
     p.signal("TSTP");
@@ -231,8 +227,9 @@ fn continue_mode_with_threads() {
     assert_image(&image);
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
-    assert!(second.has("RESTARTED blocking threads"), "{second}");
+    assert!(second.has(marker), "{second}");
     assert!(second.has("DONE"), "{second}");
+    (first, second)
 }
 
 /// Periodic checkpoints (`-i 1`) of a multi-threaded program: every thread goes

@@ -2,10 +2,10 @@
  * in the restarted process too (issues 11 and 13): nine worker threads, each
  * making one kind of 40 ms sleep over and over, once per round, without
  * retrying, fail on EINTR or an early return:
- *   nanosleep with rem, nanosleep without (usleep's), clock_nanosleep
- *   TIMER_ABSTIME on CLOCK_MONOTONIC, relative clock_nanosleep with rem, poll,
- *   select, ppoll, epoll_wait on an epoll nobody writes to, and a
- *   pthread_cond_timedwait (a futex wait) that must time out.
+ *   the seven of sleeps.h (nanosleep with and without rem, clock_nanosleep
+ *   TIMER_ABSTIME on CLOCK_MONOTONIC, which the restart's time namespace keeps
+ *   going, and relative, poll, select, ppoll), epoll_wait on an epoll nobody
+ *   writes to, and a pthread_cond_timedwait (a futex wait) that must time out.
  * (argv[2] sets another length, in ms.)
  * The workers sleep nearly all the time, so the checkpoint (the main thread
  * takes it: it does not block the trigger) finds them in their sleeps. The main
@@ -13,16 +13,15 @@
 #define _GNU_SOURCE
 #include "threads.h"
 
-#include <errno.h>
-#include <poll.h>
+#include "sleeps.h"
+
 #include <stdatomic.h>
 #include <sys/epoll.h>
-#include <sys/select.h>
 
 static long MS = 40; /* argv[2] */
-static const char *kinds[] = {"nanosleep-rem", "nanosleep", "clock_nanosleep-abs", "clock_nanosleep-rel", "poll",
-                              "select",        "ppoll",     "epoll_wait",          "cond_timedwait"};
-#define KINDS 9
+/* sleeps.h's seven, then epoll_wait and cond_timedwait. */
+#define KINDS (SLEEP_KINDS + 2)
+static const char *kind_name(int k) { return k < SLEEP_KINDS ? sleep_kinds[k] : k == 7 ? "epoll_wait" : "cond_timedwait"; }
 
 static atomic_int stop;
 static int epfd;
@@ -30,52 +29,28 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond;
 static long rounds[KINDS];
 
-static long long ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 static void sleep_once(int kind, long round) {
-    struct timespec t = {MS / 1000, MS % 1000 * 1000000L}, rem = {0, 0};
-    long long t0 = ns(), deadline = t0 + MS * 1000000LL;
-    struct timespec d = {deadline / 1000000000LL, deadline % 1000000000LL};
-    int r = 0;
-    switch (kind) {
-    case 0: r = nanosleep(&t, &t); break;
-    case 1: r = nanosleep(&t, NULL); break;
-    case 2:
-        r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &d, NULL);
-        if (r) errno = r, r = -1;
-        break;
-    case 3:
-        r = clock_nanosleep(CLOCK_MONOTONIC, 0, &t, &rem);
-        if (r) errno = r, r = -1;
-        break;
-    case 4: r = poll(NULL, 0, MS); break;
-    case 5: {
-        struct timeval tv = {MS / 1000, MS % 1000 * 1000};
-        r = select(0, NULL, NULL, NULL, &tv);
-        break;
-    }
-    case 6: r = ppoll(NULL, 0, &t, NULL); break;
-    case 7: {
+    long long t0 = clock_ns(CLOCK_MONOTONIC), deadline = 0;
+    int r;
+    if (kind < SLEEP_KINDS) {
+        r = sleep_kind(kind, MS, CLOCK_MONOTONIC, &deadline);
+    } else if (kind == 7) {
         struct epoll_event ev;
         r = epoll_wait(epfd, &ev, 1, MS);
-        break;
-    }
-    default:
+    } else {
+        long long m = t0 + MS * 1000000LL;
+        struct timespec d = {m / 1000000000LL, m % 1000000000LL};
         pthread_mutex_lock(&lock);
         r = pthread_cond_timedwait(&cond, &lock, &d);
         pthread_mutex_unlock(&lock);
-        if (r != ETIMEDOUT) FAIL("round %ld: %s returned %d (%s)", round, kinds[kind], r, strerror(r));
+        if (r != ETIMEDOUT) FAIL("round %ld: %s returned %d (%s)", round, kind_name(kind), r, strerror(r));
         r = 0;
-        break;
     }
-    if (r != 0) FAIL("round %ld: %s returned %d (%s)", round, kinds[kind], r, strerror(errno));
-    long long took = ns() - t0;
-    if (took < (MS - 1) * 1000000LL) FAIL("round %ld: %s returned after %lld ns", round, kinds[kind], took);
-    if (kind == 2 && ns() < deadline) FAIL("round %ld: %s returned before its deadline", round, kinds[kind]);
+    if (r != 0) FAIL("round %ld: %s returned %d (%s)", round, kind_name(kind), r, strerror(errno));
+    long long took = clock_ns(CLOCK_MONOTONIC) - t0;
+    if (took < (MS - 1) * 1000000LL) FAIL("round %ld: %s returned after %lld ns", round, kind_name(kind), took);
+    if (kind == 2 && clock_ns(CLOCK_MONOTONIC) < deadline)
+        FAIL("round %ld: %s returned before its deadline", round, kind_name(kind));
 }
 
 static void *worker(void *arg) {
@@ -108,7 +83,7 @@ int main(int argc, char **argv) {
     atomic_store(&stop, 1);
     for (int k = 0; k < KINDS; k++) {
         pthread_join(th[k], NULL);
-        say("ROUNDS %s %ld", kinds[k], rounds[k]);
+        say("ROUNDS %s %ld", kind_name(k), rounds[k]);
     }
     say("DONE thread sleeps");
     return 0;
