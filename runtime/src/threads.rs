@@ -66,11 +66,11 @@ static GEN: AtomicU32 = AtomicU32::new(0);
 /// CLOCK_MONOTONIC (ns) when the last session began, on the clock of the
 /// process that took it (in the image).
 static STOP_AT: AtomicU64 = AtomicU64::new(0);
-/// `si_value` of the stop signal a stopped thread queues to itself to read the
-/// time left of its interrupted sleep (`sleep::Probe::Own`; "ckptprob").
 /// The trigger signals of the last session (the coordinator's configuration,
 /// which a stopped thread cannot read while the coordinator holds it).
 static TRIGGERS: AtomicU64 = AtomicU64::new(0);
+/// `si_value` of the stop signal a stopped thread queues to itself to read the
+/// time left of its interrupted sleep (`sleep::Probe::Own`; "ckptprob").
 const PROBE_VALUE: usize = 0x6b63_7074_7072_6f62u64 as usize;
 /// The generation of the session in progress, 0 when none: the handler ignores
 /// a stop signal that arrives outside a session.
