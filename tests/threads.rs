@@ -135,15 +135,18 @@ fn sleeps_of_stopped_threads_finish_after_restart_32bit() {
 /// values) are pending for it again after the restart, in order, with their
 /// siginfo; each worker's nice value and timer slack come back; a
 /// SIGEV_THREAD_ID timer still signals the worker it signalled. `ckpt info`
-/// names that worker as the timer's target.
+/// names that worker as the timer's target. A SIGUSR2 kill()ed to the process is pending for it again, also when a
+/// worker took the checkpoint (only the leader may queue it back).
 fn thread_state(bits: Bits) {
     let dir = Dir::new(&format!("threads_pending{}", bits.tag()));
     dir.compile_bits("threads_pending.c", "threads_pending", &["-pthread"], bits);
-    let (_, second) = round_trip(&dir, "threads_pending", &[], &["60"], 60, "RESTARTED thread state");
-    assert!(second.has("THREAD STATE ok"), "{second}");
-    assert!(!second.stderr.contains("warning"), "{second}");
-    let info = ckpt_info(&dir.join("threads_pending.ckpt"));
-    assert!(info.lines().any(|l| l.contains("POSIX timer") && l.contains("to thread ")), "{info}");
+    for args in [&["60"][..], &["60", "worker-takes-trigger"]] {
+        let (_, second) = round_trip(&dir, "threads_pending", &[], args, 60, "RESTARTED thread state");
+        assert!(second.has("THREAD STATE ok"), "{args:?}: {second}");
+        assert!(!second.stderr.contains("warning"), "{args:?}: {second}");
+        let info = ckpt_info(&dir.join("threads_pending.ckpt"));
+        assert!(info.lines().any(|l| l.contains("POSIX timer") && l.contains("to thread ")), "{info}");
+    }
 }
 
 #[test]

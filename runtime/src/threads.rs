@@ -284,12 +284,18 @@ extern "C" fn on_stop(sig: i32, info: *mut c_void, uc: *mut c_void) {
         }
         // Before the frame's mask comes back: the program finds them pending.
         crate::capture::process::queue_own(&sigs[..nsigs]);
+        if rec.tid == ckpt_sys::getpid() as u64 {
+            queue_deferred();
+        }
         if let Some(it) = &interrupted {
             // SAFETY: `uc` is this handler's ucontext; the frame came back with
             // the stack.
             unsafe { crate::sleep::finish_after_restart(uc, it, keep) }
         }
     } else {
+        if rec.tid == ckpt_sys::getpid() as u64 {
+            queue_deferred();
+        }
         // In the process that goes on: finish the sleep for the time it had left.
         // SAFETY: `uc` is this handler's ucontext, the frame `note` saw.
         unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), keep) }
@@ -604,6 +610,54 @@ pub fn resume_all() {
 /// The coordinator's own record (registers added by the caller).
 pub fn coordinator_record() -> Thread {
     Thread { flags: COORDINATOR, ..capture_thread() }
+}
+
+/// Process-wide signals the coordinator of a restarted process could not queue
+/// back (it is not the thread-group leader), for the leader to queue.
+struct Deferred(core::cell::UnsafeCell<core::mem::MaybeUninit<[PendingSignal; MAX_DEFERRED]>>);
+// SAFETY: written only by the coordinator, slot by slot before it counts the
+// slot in DEFERRED_N and before RESUME (Release); read only by the leader after
+// it saw RESUME (Acquire), slots below DEFERRED_N.
+unsafe impl Sync for Deferred {}
+const MAX_DEFERRED: usize = 64;
+static DEFERRED: Deferred = Deferred(core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()));
+static DEFERRED_N: AtomicU32 = AtomicU32::new(0);
+
+/// On the coordinator (not the leader), while the other threads are stopped or
+/// before a restarted process resumes them: keep `p` for the leader to queue
+/// when it goes on. False when the list is full.
+pub fn defer_process_signal(p: &PendingSignal) -> bool {
+    let n = DEFERRED_N.load(Ordering::Relaxed) as usize;
+    if n >= MAX_DEFERRED {
+        return false;
+    }
+    // SAFETY: see `Deferred`: slot `n` is the coordinator's until it is counted.
+    unsafe { (*DEFERRED.0.get()).as_mut_ptr().cast::<PendingSignal>().add(n).write(*p) };
+    DEFERRED_N.store(n as u32 + 1, Ordering::Release);
+    true
+}
+
+/// A restarted process, before anything is deferred: the list in the image's
+/// memory is the checkpointed process's, whose signals the image has anyway.
+pub fn forget_deferred() {
+    DEFERRED_N.store(0, Ordering::Release);
+}
+
+/// On the leader, released (after RESUME in a restarted process, after the
+/// release in the process that goes on): queue what the coordinator deferred,
+/// in order.
+fn queue_deferred() {
+    let n = DEFERRED_N.swap(0, Ordering::AcqRel) as usize;
+    // SAFETY: see `Deferred`: the first `n` slots were written before RESUME.
+    let sigs = unsafe { core::slice::from_raw_parts((*DEFERRED.0.get()).as_ptr().cast::<PendingSignal>(), n) };
+    let failed = sigs.iter().filter(|p| crate::capture::process::queue(p).is_err()).count();
+    if failed > 0 {
+        Msg::new()
+            .s("ckpt: warning: after restart, could not queue ")
+            .u(failed as u64)
+            .s(" process-wide pending signals back")
+            .emit();
+    }
 }
 
 /// Sessions begun so far (stops of the other threads), in this process and,

@@ -9,8 +9,13 @@
  *     its own (measured at start);
  *   - a SIGEV_THREAD_ID timer (every 20 ms, SIGRTMIN+5, value 42) signals
  *     worker B, which takes its signals with sigtimedwait: after the restart
- *     they still reach B (the main thread and A would leave them pending).
- * The main thread takes the checkpoint (it does not block the trigger). */
+ *     they still reach B (the main thread and A would leave them pending);
+ *   - a SIGUSR2 sent to the process with kill() (SI_USER) is pending for the
+ *     process after the restart, with its siginfo.
+ * The main thread takes the checkpoint (it does not block the trigger), or
+ * with ARGV[2] "worker-takes-trigger" worker A does (only A leaves SIGTSTP
+ * unblocked): then the process-wide SIGUSR2, which only the thread-group leader
+ * may queue back, is handed to the main thread. */
 #define _GNU_SOURCE
 #include "threads.h"
 
@@ -50,9 +55,17 @@ static void take(int sig, int code, int value) {
 
 static int code_usr1;
 
+static int worker_takes_trigger;
+
 static void *worker_a(void *arg) {
     (void)arg;
     tid_a = sys_gettid();
+    if (worker_takes_trigger) {
+        sigset_t t;
+        sigemptyset(&t);
+        sigaddset(&t, SIGTSTP);
+        pthread_sigmask(SIG_UNBLOCK, &t, NULL);
+    }
     setpriority(PRIO_PROCESS, 0, 3);
     prctl(PR_SET_TIMERSLACK, 123456UL);
     pthread_barrier_wait(&started);
@@ -103,6 +116,7 @@ static void *worker_b(void *arg) {
 
 int main(int argc, char **argv) {
     int total = argc > 1 ? atoi(argv[1]) : 60;
+    worker_takes_trigger = argc > 2 && !strcmp(argv[2], "worker-takes-trigger");
     long main_slack = prctl(PR_GET_TIMERSLACK);
     /* Every thread blocks the signals; A and B inherit the mask. */
     sigset_t block;
@@ -110,6 +124,8 @@ int main(int argc, char **argv) {
     sigaddset(&block, SIGUSR1);
     sigaddset(&block, SIGRTMIN + 4);
     sigaddset(&block, SIGRTMIN + 5);
+    sigaddset(&block, SIGUSR2);
+    if (worker_takes_trigger) sigaddset(&block, SIGTSTP);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
     pthread_barrier_init(&started, NULL, 3);
     pthread_t a, b;
@@ -135,6 +151,7 @@ int main(int argc, char **argv) {
         siginfo_t si;
         if (sigwaitinfo(&s, &si) == SIGUSR1) code_usr1 = si.si_code;
     }
+    kill(getpid(), SIGUSR2);
     struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGRTMIN + 5};
     ev.sigev_value.sival_int = 42;
     ev._sigev_un._tid = tid_b; /* sigev_notify_thread_id */
@@ -148,6 +165,17 @@ int main(int argc, char **argv) {
         if (restarted_threads()) {
             atomic_fetch_add(&restarts, 1);
             if (prctl(PR_GET_TIMERSLACK) != main_slack) FAIL("main: timer slack %d", prctl(PR_GET_TIMERSLACK));
+            unsigned long long own, shared;
+            pending_sets(&own, &shared);
+            if (!(shared & bit(SIGUSR2)) || (own & bit(SIGUSR2)))
+                FAIL("main: SIGUSR2 not pending process-wide (thread %llx, process %llx)", own, shared);
+            sigset_t s;
+            sigemptyset(&s);
+            sigaddset(&s, SIGUSR2);
+            siginfo_t si;
+            struct timespec zero = {0, 0};
+            if (sigtimedwait(&s, &si, &zero) != SIGUSR2 || si.si_code != SI_USER || si.si_pid != getpid())
+                FAIL("main: SIGUSR2's siginfo changed (code %d, pid %d)", si.si_code, si.si_pid);
             say("RESTARTED thread state");
         }
         say("TICK %d", i);

@@ -347,8 +347,12 @@ impl Process {
         }
         let mut failed = 0;
         for p in &self.pending[first..self.npending] {
-            if queue(p).is_err() {
-                failed += 1;
+            match queue(p) {
+                // A worker that took the checkpoint may not queue back kill()'s
+                // SI_USER to the process: the leader does it once released.
+                Err(Errno::EPERM) if defer(p) => {}
+                Err(_) => failed += 1,
+                Ok(()) => {}
             }
         }
         if full {
@@ -435,9 +439,14 @@ impl Process {
         }
         restore_timers(&p);
         let mut failed = (0u64, Errno::EINVAL);
+        // What the image's memory says was deferred at checkpoint time is in
+        // `p.pending` too.
+        crate::threads::forget_deferred();
         for sig in p.pending.iter() {
-            if let Err(e) = queue(&sig) {
-                failed = (failed.0 + 1, e);
+            match queue(&sig) {
+                Err(Errno::EPERM) if defer(&sig) => {}
+                Err(e) => failed = (failed.0 + 1, e),
+                Ok(()) => {}
             }
         }
         if failed.0 > 0 {
@@ -545,8 +554,16 @@ pub fn queue_own(sigs: &[PendingSignal]) {
     }
 }
 
+/// Only the thread-group leader may queue a process-wide signal whose si_code
+/// is not negative (kill's SI_USER) back: a worker that took the checkpoint
+/// hands it to the leader, which queues it when it goes on
+/// (`threads::defer_process_signal`). False if that is not possible.
+fn defer(p: &PendingSignal) -> bool {
+    p.scope == scope::PROCESS && ckpt_sys::gettid() != ckpt_sys::getpid() && crate::threads::defer_process_signal(p)
+}
+
 /// Queue a captured signal back for this process (or this thread).
-fn queue(p: &PendingSignal) -> Result<()> {
+pub fn queue(p: &PendingSignal) -> Result<()> {
     let info = p.info();
     let pid = ckpt_sys::getpid();
     if p.scope == scope::THREAD {
