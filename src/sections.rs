@@ -455,7 +455,7 @@ pub fn title(s: &Section) -> String {
 
 /// `ckpt info` lines of the PROCESS section.
 fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
-    use ckpt_image::process::{have, scope, vm};
+    use ckpt_image::process::{have, notify, scope, timer_flags, vm};
     let st = &p.settings;
     let h = |b: u64| st.have & b != 0;
     let mut out = Vec::new();
@@ -525,6 +525,32 @@ fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
             sig.sig,
             if sig.scope == scope::THREAD { "for the thread" } else { "process-wide" },
             sig.code()
+        ));
+    }
+    out.push(
+        "/proc/self/exe: names the image after a restart, not the program (the kernel refuses to change it, EBUSY, while the image is mapped: the restored text and data are mappings of it)"
+            .to_string(),
+    );
+    if let Some(k) = p.clocks {
+        out.push(format!(
+            "clocks: CLOCK_MONOTONIC {}.{:09} s, CLOCK_BOOTTIME {}.{:09} s: a restart in a pid namespace (threads, trees) goes on from them in a time namespace; a single-threaded restart sees this machine's",
+            k.monotonic_ns / 1_000_000_000,
+            k.monotonic_ns % 1_000_000_000,
+            k.boottime_ns / 1_000_000_000,
+            k.boottime_ns % 1_000_000_000
+        ));
+    }
+    for t in p.timers.iter() {
+        let to = match t.notify {
+            notify::NONE => "no signal".to_string(),
+            notify::THREAD_ID if t.target_tid() != 0 => format!("signal {} to thread {}", t.signo, t.target_tid()),
+            notify::THREAD_ID => format!("signal {} to the checkpointing thread", t.signo),
+            _ => format!("signal {}", t.signo),
+        };
+        let armed = if t.flags & timer_flags::ARMED != 0 { "armed" } else { "disarmed" };
+        out.push(format!(
+            "POSIX timer {}: clock {}, {to}, {armed}, interval {} ns: re-created with its id at restart",
+            t.id, t.clock as i32, t.interval_ns
         ));
     }
     for m in p.maps.iter() {

@@ -106,14 +106,120 @@ fn threads_stopped_wherever_they_are() {
     }
 }
 
+/// Nine worker threads, each in a different sleep (nanosleep with and without
+/// rem, clock_nanosleep absolute and relative, poll, select, ppoll, epoll_wait,
+/// a condition-variable wait with a timeout), stopped in it by the checkpoint:
+/// after the restart none returns EINTR or early, every worker is joined. The
+/// same in continue mode, in the process that goes on and after its restart.
+fn thread_sleeps(bits: Bits) {
+    let dir = Dir::new(&format!("threads_sleeps{}", bits.tag()));
+    dir.compile_bits("threads_sleeps.c", "threads_sleeps", &["-pthread"], bits);
+    let (_, second) = round_trip(&dir, "threads_sleeps", &[], &["60"], 60, "RESTARTED thread sleeps");
+    assert!(second.has("DONE thread sleeps"), "{second}");
+    let (first, second) = continue_and_restart(&dir, "threads_sleeps", "RESTARTED thread sleeps");
+    assert!(first.has("DONE thread sleeps") && second.has("DONE thread sleeps"), "{first}\n{second}");
+}
+
+#[test]
+fn sleeps_of_stopped_threads_finish_after_restart() {
+    thread_sleeps(Bits::B64);
+}
+
+/// The same, 32-bit (the calls go through the vDSO's `__kernel_vsyscall`).
+#[test]
+fn sleeps_of_stopped_threads_finish_after_restart_32bit() {
+    thread_sleeps(Bits::B32);
+}
+
+/// Signals pending for a worker alone (pthread_kill, two pthread_sigqueue with
+/// values) are pending for it again after the restart, in order, with their
+/// siginfo; each worker's nice value and timer slack come back; a
+/// SIGEV_THREAD_ID timer still signals the worker it signalled. `ckpt info`
+/// names that worker as the timer's target. A SIGUSR2 kill()ed to the process is pending for it again, also when a
+/// worker took the checkpoint (only the leader may queue it back).
+fn thread_state(bits: Bits) {
+    let dir = Dir::new(&format!("threads_pending{}", bits.tag()));
+    dir.compile_bits("threads_pending.c", "threads_pending", &["-pthread"], bits);
+    for args in [&["60"][..], &["60", "worker-takes-trigger"]] {
+        let (_, second) = round_trip(&dir, "threads_pending", &[], args, 60, "RESTARTED thread state");
+        assert!(second.has("THREAD STATE ok"), "{args:?}: {second}");
+        assert!(!second.stderr.contains("warning"), "{args:?}: {second}");
+        let info = ckpt_info(&dir.join("threads_pending.ckpt"));
+        assert!(info.lines().any(|l| l.contains("POSIX timer") && l.contains("to thread ")), "{info}");
+    }
+}
+
+#[test]
+fn per_thread_pending_signals_slack_and_timer_target_come_back() {
+    thread_state(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn per_thread_pending_signals_slack_and_timer_target_come_back_32bit() {
+    thread_state(Bits::B32);
+}
+
+/// CLOCK_MONOTONIC and CLOCK_BOOTTIME of a restarted multi-threaded process go
+/// on from where they were at the checkpoint (a time namespace with offsets):
+/// the image waits 1.5 s before its restart, and neither clock of either thread
+/// moves by more than 700 ms from one tick to the next, nor goes backwards.
+fn clocks_go_on(bits: Bits) {
+    let dir = Dir::new(&format!("threads_clock{}", bits.tag()));
+    dir.compile_bits("threads_clock.c", "threads_clock", &["-pthread"], bits);
+    let image = dir.join("threads_clock.ckpt");
+    let first = checkpoint(ckpt(&dir, &["./threads_clock", "60"]), &image);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED clocks went on"), "{second}");
+    assert_continues(&first, &second, 60);
+    assert!(!second.stderr.contains("warning"), "{second}");
+    let info = ckpt_info(&image);
+    assert!(info.contains("clocks: CLOCK_MONOTONIC "), "{info}");
+}
+
+#[test]
+fn clocks_go_on_from_the_checkpoint() {
+    clocks_go_on(Bits::B64);
+}
+
+/// The same, 32-bit.
+#[test]
+fn clocks_go_on_from_the_checkpoint_32bit() {
+    clocks_go_on(Bits::B32);
+}
+
+/// pthread_cancel after a restart: a worker in a 5 s nanosleep (still being
+/// finished by the runtime when the cancel comes), one in read() on a pipe, one
+/// in a condition-variable wait are cancelled at the first tick after the
+/// restart, each joined with PTHREAD_CANCELED, its cleanup run, the waiter's
+/// mutex free again.
+#[test]
+fn threads_cancelled_after_restart() {
+    for bits in [Bits::B64, Bits::B32] {
+        let dir = Dir::new(&format!("threads_cancel{}", bits.tag()));
+        dir.compile_bits("threads_cancel.c", "threads_cancel", &["-pthread"], bits);
+        let (_, second) = round_trip(&dir, "threads_cancel", &[], &["60"], 60, "RESTARTED cancelling");
+        assert!(second.has("CANCELLED ok"), "{second}");
+    }
+}
+
 /// Continue mode: the checkpoint is written by the background writer while every
 /// thread goes on to the end; the image restarts with all of them.
 #[test]
 fn continue_mode_with_threads() {
     let dir = Dir::new("threads_continue");
     dir.compile("threads_blocking.c", "threads_blocking", &["-pthread"]);
-    let image = dir.join("threads_blocking.ckpt");
-    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./threads_blocking", "60"]));
+    continue_and_restart(&dir, "threads_blocking", "RESTARTED blocking threads");
+}
+
+/// `ckpt -c ./PROG 60` checkpointed at a random moment: the program goes on to
+/// the end with every tick, and its image restarts (printing `marker`) to the
+/// end too.
+fn continue_and_restart(dir: &Dir, prog: &str, marker: &str) -> (Outcome, Outcome) {
+    let image = dir.join(&format!("{prog}.ckpt"));
+    let mut p = Proc::spawn(ckpt(dir, &["-c", &format!("./{prog}"), "60"]));
     p.wait_for("READY");
     std::thread::sleep(random_delay(50, 300));
     p.signal("TSTP");
@@ -124,8 +230,9 @@ fn continue_mode_with_threads() {
     assert_image(&image);
     let second = restart(&image, dir.path());
     second.assert_ok("restart");
-    assert!(second.has("RESTARTED blocking threads"), "{second}");
+    assert!(second.has(marker), "{second}");
     assert!(second.has("DONE"), "{second}");
+    (first, second)
 }
 
 /// A burst of trigger signals (a scheduler sending SIGUSR1 again, Ctrl-Z

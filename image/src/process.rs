@@ -11,16 +11,32 @@
 //! u64 count, Group…              supplementary group ids
 //! u64 count, MapFlags…           mappings with a flag to put back, by address
 //! u64 count, Timer…              POSIX timers (timer_create), by id
+//! Clocks                         one record (version 2)
 //! ```
 //!
-//! Per-thread state (the pending signals of other threads) belongs in the
-//! THREADS section; here, a pending signal's `scope` says whether it was
-//! process-wide or private to the checkpointing thread.
+//! Here, a pending signal's `scope` says whether it was process-wide or private
+//! to the checkpointing thread; the signals pending for another thread are kept
+//! by that thread in its own memory (docs/process-state.md §2).
 //!
 //! [`tag::PROCESS`]: crate::section::tag::PROCESS
 
 use crate::section::{Record, Section, Table, tag};
 use crate::{ImageError, Rd, Wr};
+
+/// The section's format version: 2 gives SIGEV_THREAD_ID timers their target
+/// thread ([`timer_flags::TID_SHIFT`]) and ends with a [`Clocks`] record.
+pub const VERSION: u32 = 2;
+
+record! {
+    /// The clocks at checkpoint time (version 2): a restart that enters a time
+    /// namespace sets its offsets so that they go on from here.
+    pub struct Clocks [CLOCKS_LEN = 16] {
+        /// CLOCK_MONOTONIC, ns.
+        pub monotonic_ns: u64,
+        /// CLOCK_BOOTTIME, ns.
+        pub boottime_ns: u64,
+    }
+}
 
 record! {
     /// The per-process settings. A field whose `have` bit is clear could not be
@@ -260,6 +276,17 @@ pub mod timer_flags {
     /// The clock is a CPU-time clock of this process or thread whose id encodes
     /// the old pid/tid: re-encoded with the new one at restart.
     pub const CPU_CLOCK_OF_SELF: u64 = 2;
+    /// Bits 32..63 (section version 2): the thread a SIGEV_THREAD_ID timer
+    /// signals (`notify: signal/tid.N`); 0 in version 1, which meant the
+    /// checkpointing thread.
+    pub const TID_SHIFT: u32 = 32;
+}
+
+impl Timer {
+    /// The thread a SIGEV_THREAD_ID timer signals (0: the checkpointing thread).
+    pub fn target_tid(&self) -> u32 {
+        (self.flags >> timer_flags::TID_SHIFT) as u32
+    }
 }
 
 /// Values of [`Timer::notify`].
@@ -268,7 +295,7 @@ pub mod notify {
     pub const SIGNAL: u32 = 0;
     /// SIGEV_NONE.
     pub const NONE: u32 = 1;
-    /// SIGEV_THREAD_ID (to the checkpointing thread).
+    /// SIGEV_THREAD_ID (to [`super::Timer::target_tid`]).
     pub const THREAD_ID: u32 = 4;
 }
 
@@ -295,6 +322,8 @@ pub struct ProcessState<'a> {
     pub maps: Table<'a, MapFlags>,
     /// POSIX timers.
     pub timers: Table<'a, Timer>,
+    /// The clocks at checkpoint time (None: version 1).
+    pub clocks: Option<Clocks>,
 }
 
 /// Split one table off the front of `b`.
@@ -324,10 +353,18 @@ impl<'a> ProcessState<'a> {
         let groups: Table<Group> = table(&mut rest)?;
         let maps: Table<MapFlags> = table(&mut rest)?;
         let timers: Table<Timer> = table(&mut rest)?;
+        let clocks = match rest.len() {
+            CLOCKS_LEN => Some(Clocks::decode(rest).map_err(|_| bad)?),
+            _ => None,
+        };
+        if clocks.is_some() {
+            rest = &rest[CLOCKS_LEN..];
+        }
         if timers.iter().any(|t| {
             t.signo > 64
                 || ![notify::SIGNAL, notify::NONE, notify::THREAD_ID].contains(&t.notify)
-                || t.flags & !3 != 0
+                || t.flags & !(3 | 0x3f_ffff << timer_flags::TID_SHIFT) != 0
+                || (t.target_tid() != 0 && t.notify != notify::THREAD_ID)
                 || (t.notify != notify::NONE && t.signo == 0)
         }) {
             return Err(bad);
@@ -353,7 +390,7 @@ impl<'a> ProcessState<'a> {
             }
             prev = m.end;
         }
-        Ok(ProcessState { settings, rlimits, pending, groups, maps, timers })
+        Ok(ProcessState { settings, rlimits, pending, groups, maps, timers, clocks })
     }
 
     /// The flags recorded for the mapping that contains `addr` (0: none).
@@ -371,9 +408,10 @@ impl<'a> ProcessState<'a> {
     }
 }
 
-/// Payload length for tables of the given sizes.
+/// Payload length (version 2) for tables of the given sizes.
 pub const fn len_for(rlimits: usize, pending: usize, groups: usize, maps: usize, timers: usize) -> usize {
-    Table::<Timer>::len_for(timers)
+    CLOCKS_LEN
+        + Table::<Timer>::len_for(timers)
         + SETTINGS_LEN
         + Table::<Rlimit>::len_for(rlimits)
         + Table::<PendingSignal>::len_for(pending)
@@ -393,6 +431,8 @@ pub struct Tables<'x> {
     pub maps: &'x [MapFlags],
     /// POSIX timers.
     pub timers: &'x [Timer],
+    /// The clocks.
+    pub clocks: Clocks,
 }
 
 /// Encode a payload (`out` exactly `len_for(...)` bytes).
@@ -414,12 +454,16 @@ pub fn encode(s: &Settings, t: &Tables, out: &mut [u8]) {
     at += n;
     let n = Table::<Timer>::len_for(t.timers.len());
     Table::encode(t.timers, &mut out[at..at + n]);
+    at += n;
+    t.clocks.encode(&mut out[at..at + CLOCKS_LEN]);
 }
 
 /// The section validator (`section::validate`).
 pub fn validate(s: &Section) -> Result<(), ImageError> {
-    if s.version != 1 {
+    let p = ProcessState::parse(s.data)?;
+    // Version 1 has no clocks, version 2 has them.
+    if !(1..=VERSION).contains(&s.version) || p.clocks.is_some() != (s.version >= 2) {
         return Err(ImageError::BadSection { tag: s.tag });
     }
-    ProcessState::parse(s.data).map(drop)
+    Ok(())
 }

@@ -173,9 +173,8 @@ pub fn newest_version(t: u32) -> u32 {
     match t {
         tag::FILES => crate::files::VERSION,
         tag::TREE => crate::tree::VERSION,
-        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::PARENT | tag::DATA_HASHES | tag::COMPRESSION => {
-            1
-        }
+        tag::PROCESS => crate::process::VERSION,
+        tag::THREADS | tag::GUARDS | tag::SHARED | tag::PARENT | tag::DATA_HASHES | tag::COMPRESSION => 1,
         _ => u32::MAX,
     }
 }

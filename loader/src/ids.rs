@@ -6,8 +6,10 @@
 //! fresh user namespace (PLATFORM facts in docs/threads.md). So, before anything of
 //! the address space is touched:
 //!
-//! 1. this process (the one the shell started: the **supervisor**) unshares a user
-//!    and a pid namespace, maps its own uid and gid to themselves, and forks
+//! 1. this process (the one the shell started: the **supervisor**) unshares a user,
+//!    a pid and a time namespace, maps its own uid and gid to themselves, sets the
+//!    time namespace's offsets so that CLOCK_MONOTONIC and CLOCK_BOOTTIME go on
+//!    from the image's values (docs/process-state.md §7), and forks
 //! 2. the namespace's **init** (pid 1 there), which mounts a fresh /proc in a mount
 //!    namespace of its own (so /proc/PID matches getpid() inside) and forks
 //! 3. the **program** with clone3 `set_tid = [old pid]`; the program's process
@@ -28,6 +30,7 @@
 
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
+use ckpt_image::process::Clocks;
 use ckpt_sys::task::{self, CloneArgs};
 use ckpt_sys::{Errno, Fd, c, msg::Msg};
 
@@ -52,9 +55,11 @@ fn write_file(name: &Name, path: &core::ffi::CStr, text: &[u8]) {
 }
 
 /// Become the program's process with pid `pid`, inside a fresh user and pid
-/// namespace (see the module comment). Returns in that process only; the
-/// supervisor and the init never return.
-pub fn enter(name: &Name, pid: i32) {
+/// namespace (see the module comment), and a time namespace whose clocks go on
+/// from `clocks` (the image's, when it has them). Returns in that process only
+/// (the supervisor and the init never return), with the offset given to
+/// CLOCK_MONOTONIC in ns (0: no time namespace).
+pub fn enter(name: &Name, pid: i32, clocks: Option<Clocks>) -> i64 {
     if pid <= 1 {
         die(msg(name).s("cannot restore pid ").u(pid as u64).s(": it is the namespace's init"));
     }
@@ -67,7 +72,12 @@ pub fn enter(name: &Name, pid: i32) {
     let shared: &'static Shared = unsafe { &*(page as *const Shared) };
 
     let (uid, gid) = (ckpt_sys::task::getuid(), ckpt_sys::task::getgid());
-    if let Err(e) = task::unshare(task::CLONE_NEWUSER | task::CLONE_NEWPID) {
+    let ids = task::CLONE_NEWUSER | task::CLONE_NEWPID;
+    // A time namespace too (Linux 5.6), owned by the new user namespace, in
+    // which this process may set its offsets; without one the clocks count from
+    // this machine's boot, as the restart says.
+    let timens = clocks.is_some() && task::unshare(ids | task::CLONE_NEWTIME).is_ok();
+    if let Err(e) = if timens { Ok(()) } else { task::unshare(ids) } {
         die(msg(name)
             .s("cannot create a user and pid namespace to give the threads their ids back (unshare: ")
             .errno(e)
@@ -77,6 +87,18 @@ pub fn enter(name: &Name, pid: i32) {
     let line = |id: u32| Msg::new().u(id as u64).s(" ").u(id as u64).s(" 1\n");
     write_file(name, c"/proc/self/uid_map", line(uid).as_bytes());
     write_file(name, c"/proc/self/gid_map", line(gid).as_bytes());
+    let offset = match clocks {
+        Some(k) if timens => set_clock_offsets(name, &k),
+        Some(_) => {
+            Msg::new()
+                .s("ckpt restart: ")
+                .b(name.as_bytes())
+                .s(": warning: no time namespace (unshare CLONE_NEWTIME failed): CLOCK_MONOTONIC and CLOCK_BOOTTIME count from this machine's boot, not from the checkpoint")
+                .emit();
+            0
+        }
+        None => 0,
+    };
 
     // The init tells the supervisor through this pipe when the program stops.
     let (stops_r, stops_w) = task::pipe2().unwrap_or_else(|e| die_errno(name, "cannot create a pipe", e));
@@ -88,10 +110,48 @@ pub fn enter(name: &Name, pid: i32) {
             let _ = ckpt_sys::close(stops_r);
             init(name, pid, shared, stops_w);
             let _ = ckpt_sys::close(stops_w);
+            offset
         }
         Ok(child) => {
             let _ = ckpt_sys::close(stops_w);
             supervise(name, child, shared, stops_r)
+        }
+    }
+}
+
+/// Write the time namespace's offsets (before any process enters it) so that
+/// CLOCK_MONOTONIC and CLOCK_BOOTTIME read in it what they read at checkpoint
+/// time, going on from there; returns CLOCK_MONOTONIC's offset in ns. A failure
+/// is said and the clocks are left as they are.
+fn set_clock_offsets(name: &Name, k: &Clocks) -> i64 {
+    let now = |clock| ckpt_sys::clock_gettime(clock).map_or(0, |(s, n)| s * 1_000_000_000 + n);
+    let mono = k.monotonic_ns as i64 - now(c::CLOCK_MONOTONIC);
+    let boot = k.boottime_ns as i64 - now(c::CLOCK_BOOTTIME);
+    // "CLOCK SECONDS NANOSECONDS", the nanoseconds in 0..1e9, the seconds signed.
+    let line = |m: Msg, clock: u32, off: i64| {
+        let (s, ns) = (off.div_euclid(1_000_000_000), off.rem_euclid(1_000_000_000));
+        let m = m.u(clock as u64).s(" ");
+        let m = if s < 0 { m.s("-").u(s.unsigned_abs()) } else { m.u(s as u64) };
+        m.s(" ").u(ns as u64).s("\n")
+    };
+    let text = line(line(Msg::new(), c::CLOCK_MONOTONIC, mono), c::CLOCK_BOOTTIME, boot);
+    let fd = ckpt_sys::openat(Fd::CWD, c"/proc/self/timens_offsets", c::O_WRONLY | c::O_CLOEXEC, 0);
+    let r = fd.and_then(|fd| {
+        let r = ckpt_sys::write_all(fd, text.as_bytes());
+        let _ = ckpt_sys::close(fd);
+        r
+    });
+    match r {
+        Ok(()) => mono,
+        Err(e) => {
+            Msg::new()
+                .s("ckpt restart: ")
+                .b(name.as_bytes())
+                .s(": warning: cannot set the time namespace's offsets (")
+                .errno(e)
+                .s("): CLOCK_MONOTONIC and CLOCK_BOOTTIME count from this machine's boot, not from the checkpoint")
+                .emit();
+            0
         }
     }
 }

@@ -177,8 +177,16 @@ pub fn main(sp: usize) -> ! {
     // pid namespace of its own: from here on this is the program's process (see
     // `ids`); a tree's root then forks the other processes (see `tree`), and each
     // goes on with its own image.
+    let mut started_ns = started_ns;
     if meta.threads().is_some() || tree.is_some() {
-        ids::enter(&name, meta.process.pid as i32);
+        let clocks = meta
+            .sections
+            .get(ckpt_image::section::tag::PROCESS)
+            .and_then(|s| ckpt_image::process::ProcessState::parse(s.data).ok())
+            .and_then(|p| p.clocks);
+        // The program's clocks go on from the checkpoint's: so does the
+        // loader's start, for CKPT_TIMING.
+        started_ns = started_ns.wrapping_add(ids::enter(&name, meta.process.pid as i32, clocks) as u64);
     }
     // The pipes between the tree's processes, before the forks: each inherits them.
     let mut pipes = tree.as_ref().map_or(tree::Pipes::NONE, |t| tree::make_pipes(&name, fd, &meta, t));

@@ -231,7 +231,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger, member: bo
     }
     // Every other thread stops (in the stop handler, its state recorded) for as
     // long as the image is taken: in this process, or until the writer is forked.
-    let stopped = match threads::stop_all(path.as_bytes(), st.cfg.signals) {
+    let stopped = match threads::stop_all(path.as_bytes(), signal::our_signals(&st.cfg)) {
         Ok(s) => s,
         Err(f) => {
             if let Some(s) = session {
@@ -473,12 +473,15 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
 fn restored(st: &mut state::State, info: &ckpt_image::RestartInfo) {
     ckpt_sys::trace::enable(info.flags & ckpt_image::RestartInfo::TRACE != 0);
     trace("back at the save point in the restarted process");
-    st.kernel.restore(&arch::restart_sections(info));
-    // The other threads run loader code until they reach their save points.
+    // The other threads run loader code until they reach their save points;
+    // they all exist once they have, which the restore needs (a coordinator
+    // that is not the leader runs while the loader still creates threads, and a
+    // timer that signals one of them cannot be re-created before it exists).
     let others = threads::others() != 0;
     if others {
         threads::wait_checked_in();
     }
+    st.kernel.restore(&arch::restart_sections(info));
     arch::unmap_loader(info);
     lazy::after_restart(info.lazy_status);
     trace("the loader's home block unmapped");

@@ -279,7 +279,7 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
         // asked for what it is doing, and the periodic timer's tick too. Only
         // the sleep it interrupted here is finished.
         // SAFETY: `uc` is this handler's ucontext.
-        let interrupted = unsafe { crate::sleep::note(uc) };
+        let interrupted = unsafe { crate::sleep::note(uc, crate::sleep::Probe::None) };
         // SAFETY: as above.
         unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), OURS.load(Ordering::Acquire)) };
         return;
@@ -288,7 +288,7 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
         // The root's requests to a member (a stray reply to the root is dropped).
         if crate::tree::is_member(&cfg) {
             // SAFETY: `uc` is this handler's ucontext.
-            let interrupted = unsafe { crate::sleep::note(uc) };
+            let interrupted = unsafe { crate::sleep::note(uc, crate::sleep::Probe::Borrow) };
             // SAFETY: the kernel's siginfo is 128 bytes on both architectures.
             let first = unsafe { core::ptr::read(info as *const [u8; 128]) };
             if crate::tree::member(&cfg, &first) {
@@ -319,7 +319,7 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     crate::notice::begin(if periodic { 0 } else { sig as u32 });
     // A local: on the program's stack, so in the image, back after a restart.
     // SAFETY: `uc` is this handler's ucontext.
-    let interrupted = unsafe { crate::sleep::note(uc) };
+    let interrupted = unsafe { crate::sleep::note(uc, crate::sleep::Probe::Borrow) };
     crate::sleep::taking();
     let r = crate::checkpoint(None, trigger);
     if r.is_ok() {

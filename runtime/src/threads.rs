@@ -28,8 +28,9 @@
 #![allow(unsafe_code)]
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use ckpt_image::process::PendingSignal;
 use ckpt_image::threads::{COORDINATOR, MAX_THREADS, Thread};
 use ckpt_sys::scratch::Scratch;
 use ckpt_sys::task::{futex_wait, futex_wake};
@@ -54,11 +55,23 @@ static FALLBACK_OLD: AtomicUsize = AtomicUsize::new(0);
 static FALLBACK_OLD_FLAGS: AtomicUsize = AtomicUsize::new(0);
 /// Stop signals taken in the current session, per signal.
 static TOOK: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+/// Signals pending for one stopped thread alone that the image keeps (136 bytes
+/// each, on the thread's stack while it is stopped).
+const MAX_THREAD_PENDING: usize = 16;
 /// How long the coordinator waits for every thread to stop.
 pub const STOP_TIMEOUT_MS: u64 = 2000;
 
 /// Generation of the last session (never 0).
 static GEN: AtomicU32 = AtomicU32::new(0);
+/// CLOCK_MONOTONIC (ns) when the last session began, on the clock of the
+/// process that took it (in the image).
+static STOP_AT: AtomicU64 = AtomicU64::new(0);
+/// The trigger signals of the last session (the coordinator's configuration,
+/// which a stopped thread cannot read while the coordinator holds it).
+static TRIGGERS: AtomicU64 = AtomicU64::new(0);
+/// `si_value` of the stop signal a stopped thread queues to itself to read the
+/// time left of its interrupted sleep (`sleep::Probe::Own`; "ckptprob").
+const PROBE_VALUE: usize = 0x6b63_7074_7072_6f62u64 as usize;
 /// The generation of the session in progress, 0 when none: the handler ignores
 /// a stop signal that arrives outside a session.
 static ACTIVE: AtomicU32 = AtomicU32::new(0);
@@ -192,7 +205,11 @@ pub fn restore_sched(policy: u32, priority: i32, nice: i32, warn: &dyn Fn(&str, 
 }
 
 /// The handler of STOP_SIGNAL, on a thread the coordinator stops.
-extern "C" fn on_stop(sig: i32, _info: *mut c_void, uc: *mut c_void) {
+extern "C" fn on_stop(sig: i32, info: *mut c_void, uc: *mut c_void) {
+    // SAFETY: the kernel passes the siginfo of an SA_SIGINFO handler.
+    if unsafe { arch::siginfo_queued(info, PROBE_VALUE) } {
+        return; // this thread's own probe (below), nested
+    }
     // A session is active only in the process whose coordinator started it (a
     // forked child that checkpoints itself has sessions of its own; the
     // background writer, a fork taken during one, has no other thread).
@@ -201,8 +218,27 @@ extern "C" fn on_stop(sig: i32, _info: *mut c_void, uc: *mut c_void) {
         return; // late or stray
     }
     TOOK[(sig as u32 == FALLBACK_SIGNAL) as usize].fetch_add(1, Ordering::AcqRel);
-    // Our stop signals stay blocked while an interrupted sleep is finished.
-    let keep = (1u64 << (STOP_SIGNAL - 1)) | (1u64 << (FALLBACK_SIGNAL - 1));
+    // The sleep the stop signal interrupted, if any (a local: in the image).
+    // SAFETY: `uc` is this handler's ucontext; STOP_SIGNAL's action is this
+    // handler, which returns at once for PROBE_VALUE.
+    let interrupted = unsafe { crate::sleep::note(uc, crate::sleep::Probe::Own(STOP_SIGNAL, PROBE_VALUE)) };
+    // The triggers stay blocked while that sleep is finished (but for one
+    // thread at a time, see `sleep::finish_after_restart`); the stop signals do
+    // not, so the thread can be stopped again during it.
+    let keep = TRIGGERS.load(Ordering::Acquire);
+    // The signals pending for this thread alone, and its timer slack (locals:
+    // in the image, put back by the thread itself after a restart).
+    let mut sigs = [PendingSignal::default(); MAX_THREAD_PENDING];
+    let stop_signals = (1u64 << (STOP_SIGNAL - 1)) | (1u64 << (FALLBACK_SIGNAL - 1));
+    let (nsigs, full) = crate::capture::process::take_own_pending(keep | stop_signals, &mut sigs);
+    if full {
+        Msg::new()
+            .s("ckpt: warning: thread ")
+            .u(ckpt_sys::gettid() as u64)
+            .s(" has more than 16 signals pending for it: the rest are not in the image")
+            .emit();
+    }
+    let slack = ckpt_sys::settings::prctl_value(ckpt_sys::settings::pr::GET_TIMERSLACK, 0).ok();
     let mut rec = capture_thread();
     let table = TABLE.load(Ordering::Acquire) as *mut Thread;
     let r = arch::save_thread(&mut |regs: &arch::Regs| {
@@ -236,15 +272,33 @@ extern "C" fn on_stop(sig: i32, _info: *mut c_void, uc: *mut c_void) {
         }
         rec.regs = [0; ckpt_image::REGS_WORDS];
         restore_thread(&rec);
+        if let Some(v) = slack
+            && let Err(e) = ckpt_sys::settings::prctl_value(ckpt_sys::settings::pr::SET_TIMERSLACK, v)
+        {
+            Msg::new()
+                .s("ckpt: warning: after restart, thread ")
+                .u(rec.tid)
+                .s(" could not restore its timer slack: ")
+                .errno(e)
+                .emit();
+        }
+        // Before the frame's mask comes back: the program finds them pending.
+        crate::capture::process::queue_own(&sigs[..nsigs]);
+        if rec.tid == ckpt_sys::getpid() as u64 {
+            queue_deferred();
+        }
+        if let Some(it) = &interrupted {
+            // SAFETY: `uc` is this handler's ucontext; the frame came back with
+            // the stack.
+            unsafe { crate::sleep::finish_after_restart(uc, it, keep) }
+        }
     } else {
-        // In the process that goes on: a sleep the stop signal interrupted is
-        // finished for the time it had left (the kernel's restart block), as
-        // for the coordinator. Not `sleep::note`, which the coordinator uses:
-        // it borrows a process-wide signal action for a moment, and hundreds
-        // of stopped threads doing that at once raced (a thread died of the
-        // borrowed signal). After a restart such a sleep returns EINTR.
-        // SAFETY: `uc` is this handler's ucontext.
-        let _ = unsafe { arch::finish_interrupted_sleep(uc, keep) };
+        if rec.tid == ckpt_sys::getpid() as u64 {
+            queue_deferred();
+        }
+        // In the process that goes on: finish the sleep for the time it had left.
+        // SAFETY: `uc` is this handler's ucontext, the frame `note` saw.
+        unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), keep) }
     }
 }
 
@@ -366,7 +420,9 @@ pub fn stop_all(path: &[u8], triggers: u64) -> Result<Option<Stopped>, Failure> 
     let mut work = Scratch::new(MAX_THREADS * 4 + (64 << 10)).map_err(fail)?;
     let old_action = install(STOP_SIGNAL, on_stop as *const () as usize).map_err(fail)?;
     let generation = GEN.load(Ordering::Relaxed).wrapping_add(1).max(1);
-    GEN.store(generation, Ordering::Relaxed);
+    STOP_AT.store(crate::sleep::now(), Ordering::Relaxed);
+    TRIGGERS.store(triggers, Ordering::Relaxed);
+    GEN.store(generation, Ordering::Release);
     STOPPED.store(0, Ordering::Relaxed);
     SLOTS.store(0, Ordering::Relaxed);
     TOOK[0].store(0, Ordering::Relaxed);
@@ -554,6 +610,65 @@ pub fn resume_all() {
 /// The coordinator's own record (registers added by the caller).
 pub fn coordinator_record() -> Thread {
     Thread { flags: COORDINATOR, ..capture_thread() }
+}
+
+/// Process-wide signals the coordinator of a restarted process could not queue
+/// back (it is not the thread-group leader), for the leader to queue.
+struct Deferred(core::cell::UnsafeCell<core::mem::MaybeUninit<[PendingSignal; MAX_DEFERRED]>>);
+// SAFETY: written only by the coordinator, slot by slot before it counts the
+// slot in DEFERRED_N and before RESUME (Release); read only by the leader after
+// it saw RESUME (Acquire), slots below DEFERRED_N.
+unsafe impl Sync for Deferred {}
+const MAX_DEFERRED: usize = 64;
+static DEFERRED: Deferred = Deferred(core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()));
+static DEFERRED_N: AtomicU32 = AtomicU32::new(0);
+
+/// On the coordinator (not the leader), while the other threads are stopped or
+/// before a restarted process resumes them: keep `p` for the leader to queue
+/// when it goes on. False when the list is full.
+pub fn defer_process_signal(p: &PendingSignal) -> bool {
+    let n = DEFERRED_N.load(Ordering::Relaxed) as usize;
+    if n >= MAX_DEFERRED {
+        return false;
+    }
+    // SAFETY: see `Deferred`: slot `n` is the coordinator's until it is counted.
+    unsafe { (*DEFERRED.0.get()).as_mut_ptr().cast::<PendingSignal>().add(n).write(*p) };
+    DEFERRED_N.store(n as u32 + 1, Ordering::Release);
+    true
+}
+
+/// A restarted process, before anything is deferred: the list in the image's
+/// memory is the checkpointed process's, whose signals the image has anyway.
+pub fn forget_deferred() {
+    DEFERRED_N.store(0, Ordering::Release);
+}
+
+/// On the leader, released (after RESUME in a restarted process, after the
+/// release in the process that goes on): queue what the coordinator deferred,
+/// in order.
+fn queue_deferred() {
+    let n = DEFERRED_N.swap(0, Ordering::AcqRel) as usize;
+    // SAFETY: see `Deferred`: the first `n` slots were written before RESUME.
+    let sigs = unsafe { core::slice::from_raw_parts((*DEFERRED.0.get()).as_ptr().cast::<PendingSignal>(), n) };
+    let failed = sigs.iter().filter(|p| crate::capture::process::queue(p).is_err()).count();
+    if failed > 0 {
+        Msg::new()
+            .s("ckpt: warning: after restart, could not queue ")
+            .u(failed as u64)
+            .s(" process-wide pending signals back")
+            .emit();
+    }
+}
+
+/// Sessions begun so far (stops of the other threads), in this process and,
+/// through the image, its ancestors.
+pub fn sessions() -> u32 {
+    GEN.load(Ordering::Acquire)
+}
+
+/// CLOCK_MONOTONIC (ns) when the last session began.
+pub fn last_stop_at() -> u64 {
+    STOP_AT.load(Ordering::Acquire)
 }
 
 /// Threads other than the coordinator in the last image (0: single-threaded).

@@ -111,8 +111,8 @@ pub mod c {
     use super::{AtFlags, MapFlags, MremapFlags, OFlags, ProtFlags};
     use linux_raw_sys::general as g;
     pub use linux_raw_sys::general::{
-        ARCH_SET_FS, CLOCK_MONOTONIC, CLOCK_REALTIME, ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL, SIGKILL, SIGSTOP,
-        SIGTSTP, SIGXFSZ,
+        ARCH_SET_FS, CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_REALTIME, ITIMER_PROF, ITIMER_REAL, ITIMER_VIRTUAL,
+        SIGKILL, SIGSTOP, SIGTSTP, SIGXFSZ,
     };
 
     pub use linux_raw_sys::general::{MADV_DONTFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_WIPEONFORK};

@@ -198,6 +198,9 @@ pub const CLONE_NEWNS: u64 = 0x20000;
 pub const CLONE_SYSVSEM: u64 = 0x40000;
 /// `CLONE_SETTLS`: the `tls` argument is the new thread pointer.
 pub const CLONE_SETTLS: u64 = 0x80000;
+/// `CLONE_NEWTIME`: children in a new time namespace (offsets set through
+/// /proc/self/timens_offsets before the first child).
+pub const CLONE_NEWTIME: u64 = 0x80;
 /// `CLONE_NEWUSER`: a new user namespace.
 pub const CLONE_NEWUSER: u64 = 0x1000_0000;
 /// `CLONE_NEWPID`: children in a new pid namespace.

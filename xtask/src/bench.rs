@@ -489,7 +489,10 @@ impl Env {
         let spawn = ms(mono_ns() - t0);
         signal(r.pid(), 15)?;
         let _ = r.wait();
-        let text = fs::read_to_string(&e2).unwrap_or_default();
+        // The restarted program's stderr is the file it had (descriptors come
+        // back, docs/files.md): its report is in the first run's file, at the
+        // offset it had reached; the restart's own stderr is read too.
+        let text = fs::read_to_string(&e2).unwrap_or_default() + &fs::read_to_string(&e1).unwrap_or_default();
         let running = timing(&text, " threads running ")?;
         Ok((stop / 1000.0, running / 1000.0, spawn))
     }

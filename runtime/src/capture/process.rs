@@ -21,8 +21,8 @@
 //! program's own handlers once it is whole. Each failure is reported in one line.
 
 use ckpt_image::process::{
-    self, Group, MapFlags, PendingSignal, ProcessState, RLIMIT_MAX, Rlimit, Settings, Timer, have, notify, scope,
-    timer_flags, vm,
+    self, Clocks, Group, MapFlags, PendingSignal, ProcessState, RLIMIT_MAX, Rlimit, Settings, Timer, have, notify,
+    scope, timer_flags, vm,
 };
 use ckpt_image::section::tag;
 use ckpt_sys::settings::{self as s, membarrier_cmd, pr};
@@ -53,6 +53,8 @@ pub struct Process {
     nmaps: usize,
     timers: [Timer; MAX_TIMERS],
     ntimers: usize,
+    /// CLOCK_MONOTONIC and CLOCK_BOOTTIME at capture time.
+    clocks: Clocks,
 }
 
 const ZERO_PENDING: PendingSignal = PendingSignal {
@@ -166,6 +168,7 @@ impl Process {
         timers: [Timer { id: 0, clock: 0, signo: 0, notify: 0, value: 0, interval_ns: 0, remaining_ns: 0, flags: 0 };
             MAX_TIMERS],
         ntimers: 0,
+        clocks: Clocks { monotonic_ns: 0, boottime_ns: 0 },
     };
 
     /// Read it all; `skip`: signals that are the runtime's own (the trigger), left
@@ -181,6 +184,8 @@ impl Process {
         }
         self.capture_maps();
         self.capture_timers();
+        let ns = |clock| ckpt_sys::clock_gettime(clock).map_or(0, |(s, n)| s as u64 * 1_000_000_000 + n as u64);
+        self.clocks = Clocks { monotonic_ns: ns(c::CLOCK_MONOTONIC), boottime_ns: ns(c::CLOCK_BOOTTIME) };
         self.npending = 0;
         self.capture_thread_pending(skip, true)
     }
@@ -333,7 +338,9 @@ impl Process {
             } else if let (Some(x), Some(v)) = (t.as_mut(), line.strip_prefix(b"notify: ")) {
                 x.notify = if v.starts_with(b"none/") {
                     notify::NONE
-                } else if v.starts_with(b"signal/tid.") {
+                } else if let Some(t) = v.strip_prefix(b"signal/tid.") {
+                    let tid = num::signed(t.trim_ascii()).unwrap_or(0) as u32;
+                    x.flags |= (tid as u64) << timer_flags::TID_SHIFT;
                     notify::THREAD_ID
                 } else {
                     notify::SIGNAL
@@ -394,8 +401,12 @@ impl Process {
         }
         let mut failed = 0;
         for p in &self.pending[first..self.npending] {
-            if queue(p).is_err() {
-                failed += 1;
+            match queue(p) {
+                // A worker that took the checkpoint may not queue back kill()'s
+                // SI_USER to the process: the leader does it once released.
+                Err(Errno::EPERM) if defer(p) => {}
+                Err(_) => failed += 1,
+                Ok(()) => {}
             }
         }
         if full {
@@ -495,9 +506,14 @@ impl Process {
         }
         restore_timers(&p);
         let mut failed = (0u64, Errno::EINVAL);
+        // What the image's memory says was deferred at checkpoint time is in
+        // `p.pending` too.
+        crate::threads::forget_deferred();
         for sig in p.pending.iter() {
-            if let Err(e) = queue(&sig) {
-                failed = (failed.0 + 1, e);
+            match queue(&sig) {
+                Err(Errno::EPERM) if defer(&sig) => {}
+                Err(e) => failed = (failed.0 + 1, e),
+                Ok(()) => {}
             }
         }
         if failed.0 > 0 {
@@ -515,6 +531,9 @@ impl super::Section for Process {
     fn tag(&self) -> u32 {
         tag::PROCESS
     }
+    fn version(&self) -> u32 {
+        process::VERSION
+    }
     fn len(&self) -> usize {
         process::len_for(self.nrlimits, self.npending, self.ngroups, self.nmaps, self.ntimers)
     }
@@ -525,13 +544,93 @@ impl super::Section for Process {
             groups: &self.groups[..self.ngroups],
             maps: &self.maps[..self.nmaps],
             timers: &self.timers[..self.ntimers],
+            clocks: self.clocks,
         };
         process::encode(&self.settings, &t, out)
     }
 }
 
+/// A stopped thread (not the checkpointing one): take the signals pending in
+/// its own queue (not the process's) off it into `out`, in the order the kernel
+/// gives them, and queue them back at once. `skip`: signals left alone. Returns
+/// how many were taken, and whether more were pending than `out` holds (the
+/// rest are left queued, and not in `out`).
+///
+/// The thread keeps `out` in its own memory (the image has it) and, after a
+/// restart, queues each back to itself with [`queue_own`]: only the thread
+/// itself may queue a signal with `si_code >= 0` (SI_USER from tgkill) to its
+/// tid, so the checkpointing thread could not do it for it.
+pub fn take_own_pending(skip: u64, out: &mut [PendingSignal]) -> (usize, bool) {
+    let skip = skip | 1 << (c::SIGKILL - 1) | 1 << (c::SIGSTOP - 1);
+    // Nothing pending at all (the common case): no /proc read, which would
+    // lengthen the stop of every thread.
+    if ckpt_sys::rt_sigpending().map_or(true, |p| p & !skip == 0) {
+        return (0, false);
+    }
+    let Ok((own, _)) = pending_masks() else { return (0, false) };
+    let mut n = 0;
+    let mut full = false;
+    'sigs: for sig in (1..=64u32).filter(|s| (own & !skip) & (1u64 << (s - 1)) != 0) {
+        let bit = 1u64 << (sig - 1);
+        // rt_sigtimedwait takes the thread's queue first, then the process's:
+        // stop when the thread's has no more of it.
+        while pending_masks().is_ok_and(|m| m.0 & bit != 0) {
+            if n == out.len() {
+                full = true;
+                break 'sigs;
+            }
+            let mut info = [0u8; 128];
+            if s::rt_sigtimedwait(bit, Some(&mut info)).is_err() {
+                break;
+            }
+            out[n] = PendingSignal::new(sig, scope::THREAD, &info);
+            n += 1;
+        }
+    }
+    let failed = out[..n].iter().filter(|p| queue(p).is_err()).count();
+    if failed > 0 {
+        warn(
+            Msg::new()
+                .s("could not queue back ")
+                .u(failed as u64)
+                .s(" pending signals of thread ")
+                .u(ckpt_sys::gettid() as u64),
+        );
+    }
+    (n, full)
+}
+
+/// After a restart, on the thread that took them: queue `sigs` (from
+/// [`take_own_pending`]) back to itself, in order. Failures are reported.
+pub fn queue_own(sigs: &[PendingSignal]) {
+    let mut failed = (0u64, Errno::EINVAL);
+    for p in sigs {
+        if let Err(e) = queue(p) {
+            failed = (failed.0 + 1, e);
+        }
+    }
+    if failed.0 > 0 {
+        Msg::new()
+            .s("ckpt: warning: after restart, thread ")
+            .u(ckpt_sys::gettid() as u64)
+            .s(" could not queue ")
+            .u(failed.0)
+            .s(" pending signals back: ")
+            .errno(failed.1)
+            .emit();
+    }
+}
+
+/// Only the thread-group leader may queue a process-wide signal whose si_code
+/// is not negative (kill's SI_USER) back: a worker that took the checkpoint
+/// hands it to the leader, which queues it when it goes on
+/// (`threads::defer_process_signal`). False if that is not possible.
+fn defer(p: &PendingSignal) -> bool {
+    p.scope == scope::PROCESS && ckpt_sys::gettid() != ckpt_sys::getpid() && crate::threads::defer_process_signal(p)
+}
+
 /// Queue a captured signal back for this process (or this thread).
-fn queue(p: &PendingSignal) -> Result<()> {
+pub fn queue(p: &PendingSignal) -> Result<()> {
     let info = p.info();
     let pid = ckpt_sys::getpid();
     if p.scope == scope::THREAD {
@@ -588,7 +687,12 @@ fn restore_timers(p: &ProcessState) {
             let who = if clock & 4 != 0 { tid } else { pid };
             clock = (!who << 3) | (clock & 7);
         }
-        let ev = TimerEvent { notify: t.notify as i32, signo: t.signo, value: t.value as usize, tid };
+        // A multi-threaded image comes back with every tid it had (a fresh pid
+        // namespace): the timer signals the same thread. A single-threaded one
+        // has a new tid, this thread's.
+        let target = t.target_tid() as i32;
+        let to = if target != 0 && crate::threads::others() != 0 { target } else { tid };
+        let ev = TimerEvent { notify: t.notify as i32, signo: t.signo, value: t.value as usize, tid: to };
         let r = ckpt_sys::task::timer_create(clock as u32, &ev, t.id as i32).and_then(|id| {
             if id.0 != t.id as i32 {
                 let _ = ckpt_sys::task::timer_delete(id);
