@@ -35,6 +35,7 @@
 //! timings are noisy (docs/kernel.md §10). The whole benchmark runs in a few minutes.
 
 mod incr;
+mod tree;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -533,7 +534,7 @@ struct Row {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy|incremental]";
+    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy|incremental|tree]";
     let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -544,8 +545,18 @@ pub fn run(args: &[String]) -> Result<()> {
                 )
             }
             ("--only", Some(p))
-                if ["checkpoint", "continue", "overhead", "threads", "files", "compress", "lazy", "incremental"]
-                    .contains(&p.as_str()) =>
+                if [
+                    "checkpoint",
+                    "continue",
+                    "overhead",
+                    "threads",
+                    "files",
+                    "compress",
+                    "lazy",
+                    "incremental",
+                    "tree",
+                ]
+                .contains(&p.as_str()) =>
             {
                 part = Some(p.clone())
             }
@@ -732,6 +743,11 @@ pub fn run(args: &[String]) -> Result<()> {
         print!("{}", incr::table(&r));
         fs::write(out.join("incremental.json"), incr::json(&r))
             .map_err(|e| format!("writing incremental.json: {e}"))?;
+    }
+    if doing("tree") {
+        let rows = tree::run(&env.ckpt, &dir)?;
+        print!("{}", tree::table(&rows));
+        fs::write(out.join("tree.json"), tree::json(&rows)).map_err(|e| format!("writing tree.json: {e}"))?;
     }
     let json = json(&machine, &rows, &cont, &overhead);
     fs::write(out.join("bench.json"), json).map_err(|e| format!("writing bench.json: {e}"))?;
