@@ -10,6 +10,7 @@
 //! directory of checkpoints (see `run`). They are recognised only as the first
 //! argument; a program of that name runs as `ckpt ./verify` or `ckpt -- verify`.
 
+mod checkpoint;
 mod elf;
 mod error;
 mod inspect;
@@ -53,7 +54,9 @@ unchanged.
 
 'ckpt run [--dir DIR] PROG' starts PROG or resumes it from its newest good
 checkpoint in DIR. 'ckpt verify FILE' checks every byte of a checkpoint file
-and 'ckpt info FILE' describes it, without running it. They are commands only as the first
+and 'ckpt info FILE' describes it, without running it. 'ckpt checkpoint PID'
+checkpoints a running ckpt process now and waits until its image is durable
+(see 'ckpt checkpoint --help'). They are commands only as the first
 argument: to run a program named verify or info from PATH, write
 'ckpt -- verify' (or 'ckpt ./verify' for one in the current directory).";
 
@@ -132,7 +135,7 @@ their checkpoint is a 32-bit executable.";
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     after_long_help = AFTER_LONG_HELP,
-    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt run [--dir DIR] [--keep N] [OPTIONS] [--] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE",
+    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt run [--dir DIR] [--keep N] [OPTIONS] [--] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE\n       ckpt checkpoint [-n NAME] [-c] [--timeout SECONDS] PID",
     // A command word is only one when no option came first; PROG is otherwise
     // required. `help` stays a program name: `ckpt help` runs it.
     args_conflicts_with_subcommands = true,
@@ -282,6 +285,42 @@ enum Tool {
         #[arg(value_name = "PROG", required = true, num_args = 1.., trailing_var_arg = true)]
         command: Vec<OsString>,
     },
+    /// Checkpoint a running process now, and wait until its image is durable
+    ///
+    /// PID must run the ckpt runtime: started under ckpt (or 'ckpt run'),
+    /// linked with libckpt.a, or restarted from a checkpoint file. The request
+    /// goes with its trigger signal (queued with a value the runtime
+    /// recognises, so the program never sees it); the command waits until the
+    /// image is on disk and prints one line, 'PATH SIZE': the image's absolute
+    /// path, then its size in bytes (the last space-separated field). It exits
+    /// 0 then, and 1 with the reason otherwise: no such process, another
+    /// user's, not a ckpt process (nothing is sent then), the checkpoint
+    /// failed (the runtime's message; the previous image is intact and the
+    /// program goes on), the process or its background writer died meanwhile,
+    /// or the timeout.
+    ///
+    /// The process's own settings apply except where an option says otherwise,
+    /// for this one checkpoint only (its later checkpoints are as before):
+    /// without -n it writes its own file (its -n, or PROG.ckpt, in its
+    /// working directory; the next image in directory mode); without -c it
+    /// continues or exits as it was started to (a process started without -c
+    /// exits with 85 once the image is durable, as on its trigger signal).
+    #[command(verbatim_doc_comment)]
+    Checkpoint {
+        /// Write this file instead, for this checkpoint; a relative NAME is
+        /// relative to the current directory of this command (not of the process)
+        #[arg(short, long, value_name = "NAME")]
+        name: Option<OsString>,
+        /// The process goes on after this checkpoint, even if it was started without -c
+        #[arg(short = 'c', long = "continue")]
+        keep_running: bool,
+        /// Give up (exit 1) if the image is not durable after SECONDS
+        #[arg(short, long, value_name = "SECONDS", default_value_t = 120)]
+        timeout: u32,
+        /// The process
+        #[arg(value_name = "PID")]
+        pid: i32,
+    },
     /// Check every byte of a checkpoint file, without running it
     ///
     /// Reads the whole file: the restart loader, the header, the metadata
@@ -311,6 +350,9 @@ enum Tool {
 fn main() -> ExitCode {
     let result = parse_command_line().and_then(|cli| match &cli.tool {
         Some(Tool::Verify { file }) => inspect::verify(file),
+        Some(Tool::Checkpoint { name, keep_running, timeout, pid }) => {
+            checkpoint::checkpoint(*pid, name.as_deref(), *keep_running, *timeout)
+        }
         Some(Tool::Info { file, json }) => inspect::info(file, *json),
         Some(Tool::Run { dir, keep, opts, command }) => {
             run::run(dir.as_deref(), *keep, opts, command).map(|never| match never {})

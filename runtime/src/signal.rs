@@ -269,6 +269,15 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     if !periodic && !(1..=64).contains(&sig) {
         return;
     }
+    // `ckpt checkpoint PID`: one of our signals, queued with a request's value.
+    let asked = if !periodic && code == c::SI_QUEUE && our_signals(&cfg) & (1u64 << (sig - 1)) != 0 {
+        // SAFETY: the kernel's siginfo is 128 bytes on both architectures.
+        let first = unsafe { core::ptr::read(info as *const [u8; 128]) };
+        let (_, pid, value) = arch::siginfo_code_pid_value(&first);
+        ckpt_sys::request::fd_of(value).map(|fd| (pid, fd))
+    } else {
+        None
+    };
     if cfg.tree && sig as u32 == crate::tree::SIGNAL {
         // The root's requests to a member (a stray reply to the root is dropped).
         if crate::tree::is_member(&cfg) {
@@ -288,13 +297,18 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
         }
         return;
     }
-    if cfg.tree && !periodic && crate::tree::is_member(&cfg) && cfg.signals & (1u64 << (sig - 1)) != 0 {
+    if cfg.tree
+        && !periodic
+        && asked.is_none()
+        && crate::tree::is_member(&cfg)
+        && cfg.signals & (1u64 << (sig - 1)) != 0
+    {
         // The terminal's Ctrl-Z reaches the whole foreground group: the root
         // checkpoints the tree, once.
         crate::tree::pass_to_root(&cfg, sig as u32);
         return;
     }
-    if !periodic && (cfg.signals & (1u64 << (sig - 1)) == 0 || !answers(code)) {
+    if !periodic && asked.is_none() && (cfg.signals & (1u64 << (sig - 1)) == 0 || !answers(code)) {
         // SIGRTMAX kept for the timer but sent by someone else, or a trigger this
         // process does not answer (a forked worker in the owner's group).
         pass_on(sig as u32);
@@ -306,7 +320,10 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // SAFETY: `uc` is this handler's ucontext.
     let interrupted = unsafe { crate::sleep::note(uc) };
     crate::sleep::taking();
-    let r = crate::checkpoint(None, trigger);
+    let r = match asked {
+        Some((pid, fd)) => crate::checkpoint_requested(pid, fd),
+        None => crate::checkpoint(None, trigger),
+    };
     if r.is_ok() {
         crate::sleep::taken(matches!(r, Ok(Outcome::Restarted)));
     }

@@ -31,6 +31,7 @@ mod errno;
 pub mod maps;
 pub mod msg;
 pub mod num;
+pub mod request;
 pub mod scratch;
 pub mod settings;
 pub mod signame;

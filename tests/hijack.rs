@@ -1,0 +1,157 @@
+//! `ckpt checkpoint PID`: a checkpoint asked for from outside the process, at a
+//! moment the test does not control exactly, waited for until durable, then the
+//! process killed and its image restarted; and the refusals, which must leave
+//! the process untouched.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+/// `ckpt checkpoint ARGS...` run in DIR.
+fn ask(dir: &Path, args: &[&str]) -> Output {
+    Command::new(ckpt_bin()).arg("checkpoint").args(args).current_dir(dir).output().expect("run ckpt checkpoint")
+}
+
+/// The `PATH SIZE` line of a successful `ckpt checkpoint`.
+fn answered(o: &Output) -> (String, u64) {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "ckpt checkpoint failed ({}): {out}{err}", o.status);
+    let line = out.trim_end();
+    let (path, size) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not 'PATH SIZE': {line:?}"));
+    (path.to_owned(), size.parse().unwrap_or_else(|_| panic!("no size in {line:?}")))
+}
+
+/// The process state letter of /proc/PID/stat (R, S, T, Z...).
+fn state(pid: u32) -> char {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()).unwrap_or('?')
+}
+
+/// The restart's ticks go on from where the image was taken: a contiguous run
+/// from k+1 to `total`, k being one of the ticks the first run printed.
+fn assert_resumes(first: &[u64], second: &Outcome, total: u64) {
+    let b = second.ticks();
+    let start = *b.first().unwrap_or_else(|| panic!("nothing ran after the restart\n{second}"));
+    assert!(
+        start >= 1 && first.contains(&(start - 1)),
+        "the restart began at tick {start}, first run {first:?}\n{second}"
+    );
+    assert_eq!(b, (start..=total).collect::<Vec<_>>(), "ticks do not continue\n{second}");
+    assert!(second.has("DONE") && second.has("RESTARTED"), "{second}");
+}
+
+#[test]
+fn checkpoint_command_in_continue_mode_waits_for_the_durable_image() {
+    let dir = Dir::new("hijack_cmd_continue");
+    dir.compile("counter.c", "counter", &[]);
+    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./counter", "120"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(100, 400));
+    let o = ask(dir.path(), &[&p.pid().to_string()]);
+    let (path, size) = answered(&o);
+    let image = dir.join("counter.ckpt");
+    // The answer comes once the file is in place, with its real size.
+    assert_eq!(Path::new(&path), image, "the answer names the process's own file, absolute");
+    assert_eq!(fs::metadata(&image).unwrap().len(), size);
+    assert_image(&image);
+    // The program went on meanwhile and was not stopped.
+    let before = p.current_tick();
+    p.wait_for(&format!("TICK {}", before + 2));
+    let first = p.kill();
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert_resumes(&first.ticks(), &second, 120);
+}
+
+#[test]
+fn checkpoint_command_name_and_continue_apply_to_one_checkpoint() {
+    let dir = Dir::new("hijack_cmd_name");
+    let elsewhere = Dir::new("hijack_cmd_name_caller");
+    dir.compile("counter.c", "counter", &[]);
+    // Started without -c: a plain request makes it exit with 85 once written.
+    let mut p = Proc::spawn(ckpt(&dir, &["./counter", "120"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 250));
+    let pid = p.pid().to_string();
+    // -n relative to the caller's directory; -c: it goes on this once.
+    let (path, _) = answered(&ask(elsewhere.path(), &["-c", "-n", "sub.ckpt", &pid]));
+    assert_eq!(Path::new(&path), elsewhere.join("sub.ckpt"));
+    assert_image(&elsewhere.join("sub.ckpt"));
+    assert!(!dir.join("counter.ckpt").exists(), "-n writes only the file named");
+    let t = p.current_tick();
+    p.wait_for(&format!("TICK {}", t + 2));
+    // Without options: its own settings again (its own name; exit after).
+    let (path, size) = answered(&ask(elsewhere.path(), &[&pid]));
+    assert_eq!(Path::new(&path), dir.join("counter.ckpt"));
+    let first = p.finish();
+    first.assert_checkpointed("the second request, without -c");
+    assert_image(&dir.join("counter.ckpt"));
+    assert_eq!(fs::metadata(dir.join("counter.ckpt")).unwrap().len(), size);
+    let ticks = first.ticks();
+    let second = restart(&dir.join("counter.ckpt"), dir.path());
+    second.assert_ok("restart");
+    assert_eq!(second.ticks().first().copied(), ticks.last().map(|t| t + 1), "{first}\n{second}");
+    assert_resumes(&ticks, &second, 120);
+}
+
+#[test]
+fn checkpoint_command_failures_and_refusals_leave_the_process_running() {
+    let dir = Dir::new("hijack_cmd_refusals");
+    dir.compile("counter.c", "counter", &[]);
+    let mut p = Proc::spawn(ckpt(&dir, &["./counter", "200"]));
+    p.wait_for("READY");
+    let pid = p.pid().to_string();
+    // A checkpoint that fails: the reason, status 1, the program goes on.
+    let o = ask(dir.path(), &["-n", "no/such/dir/x.ckpt", &pid]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("checkpoint failed: No such file or directory"), "{err}");
+    let t = p.current_tick();
+    p.wait_for(&format!("TICK {}", t + 2));
+
+    // Not a ckpt process: refused before anything is sent (SIGTSTP would stop it).
+    let mut plain = Proc::spawn(Command::new(dir.join("counter")));
+    plain.wait_for("READY");
+    let o = ask(dir.path(), &[&plain.pid().to_string()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not run the ckpt runtime"), "{err}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_ne!(state(plain.pid()), 'T', "the plain process was stopped");
+    let t = plain.current_tick();
+    plain.wait_for(&format!("TICK {}", t + 1));
+    drop(plain.kill());
+
+    // No trigger at all (-a 0): nothing to ask with.
+    let mut silent = Proc::spawn(ckpt(&dir, &["-a", "0", "./counter"]));
+    silent.wait_for("READY");
+    let o = ask(dir.path(), &[&silent.pid().to_string()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("has no checkpoint trigger"), "{err}");
+    drop(silent.kill());
+
+    // A stopped process does not take the request: the timeout says so.
+    p.signal("STOP");
+    let o = ask(dir.path(), &["--timeout", "1", &pid]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("did not take the request within 1 s"), "{err}");
+    // SIGCONT discards the queued SIGTSTP (a stop signal): it runs on.
+    p.signal("CONT");
+    let t = p.current_tick();
+    p.wait_for(&format!("TICK {}", t + 2));
+
+    let o = ask(dir.path(), &["999999999"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no such process"), "{err}");
+    let first = p.kill();
+    assert!(!first.has("FAIL") && !dir.join("counter.ckpt").exists(), "{first}");
+}
