@@ -24,7 +24,7 @@ use ckpt_sys::task::PollFd;
 use crate::error::{Error, FAILURE};
 
 /// What `/proc/PID` says about a process we are asked to checkpoint.
-struct Target {
+pub struct Target {
     pid: i32,
     /// Its `environ` (NUL-separated), as it was when it started (or restarted).
     environ: Vec<u8>,
@@ -37,7 +37,7 @@ fn fail(message: impl Into<String>) -> Error {
 }
 
 impl Target {
-    fn open(pid: i32) -> Result<Target, Error> {
+    pub fn open(pid: i32) -> Result<Target, Error> {
         let status = match fs::read(format!("/proc/{pid}/status")) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(fail(format!("no such process: {pid}"))),
@@ -68,8 +68,16 @@ impl Target {
         self.environ.split(|&b| b == 0).find_map(|kv| kv.strip_prefix(key.as_bytes())?.strip_prefix(b"="))
     }
 
+    /// The signal list of the mark `ckpt hijack` named the runtime's mapping
+    /// with, if the process has it (`/memfd:ckpt-runtime:20,10 (deleted)`).
+    fn hijack_mark(&self) -> Option<String> {
+        let maps = fs::read_to_string(format!("/proc/{}/maps", self.pid)).unwrap_or_default();
+        let head = format!("/memfd:{}:", crate::hijack::MARK);
+        maps.lines().find_map(|l| Some(l.split_once(&head)?.1.strip_suffix(" (deleted)")?.to_owned()))
+    }
+
     /// Does the process run the ckpt runtime, active? Then why we think so.
-    fn runtime(&self) -> Result<&'static str, Error> {
+    pub fn runtime(&self) -> Result<&'static str, Error> {
         let pid = self.pid;
         let starter = self.var("CKPT_PID").and_then(|v| ckpt_sys::num::parse(v, 10));
         if self.var("CKPT_TREE") == Some(b"1") && starter.is_some_and(|s| s != pid as u64) {
@@ -81,6 +89,9 @@ impl Target {
         }
         if starter == Some(pid as u64) {
             return Ok("started under ckpt");
+        }
+        if self.hijack_mark().is_some() {
+            return Ok("put in by ckpt hijack");
         }
         let maps = fs::read(format!("/proc/{pid}/maps")).unwrap_or_default();
         let mapped = |name: &[u8]| maps.split(|&c| c == b'\n').any(|l| l.ends_with(name));
@@ -99,7 +110,8 @@ impl Target {
     /// The signal to send: the first trigger signal it catches.
     fn trigger(&self) -> Result<u32, Error> {
         let pid = self.pid;
-        let mut list = match self.var("CKPT_ASYNCSIG").map(|v| crate::signal::parse_list(&String::from_utf8_lossy(v))) {
+        let asked = self.var("CKPT_ASYNCSIG").map(|v| String::from_utf8_lossy(v).into_owned()).or(self.hijack_mark());
+        let mut list = match asked.map(|v| crate::signal::parse_list(&v)) {
             Some(Ok(l)) => l,
             _ => vec![ckpt_sys::c::SIGTSTP],
         };

@@ -13,6 +13,7 @@
 mod checkpoint;
 mod elf;
 mod error;
+mod hijack;
 mod inspect;
 mod program;
 mod run;
@@ -37,6 +38,10 @@ const RUNTIME_LIB_VAR: &str = "CKPT_RUNTIME_LIB";
 const RUNTIME_LIB32_VAR: &str = "CKPT_RUNTIME_LIB32";
 const RUNTIME_LIB_NAME: &str = "libckpt.so";
 const RUNTIME_ARCHIVE_NAME: &str = "libckpt.a";
+/// The runtime as `ckpt hijack` writes it into a process (in `lib/`).
+const RUNTIME_BLOB_NAME: &str = "ckpt-runtime.blob";
+/// Overrides where it is taken from.
+const RUNTIME_BLOB_VAR: &str = "CKPT_RUNTIME_BLOB";
 
 const LONG_ABOUT: &str = "\
 Run PROG with the checkpoint runtime preloaded, so that it can be
@@ -135,7 +140,7 @@ their checkpoint is a 32-bit executable.";
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     after_long_help = AFTER_LONG_HELP,
-    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt run [--dir DIR] [--keep N] [OPTIONS] [--] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE\n       ckpt checkpoint [-n NAME] [-c] [--timeout SECONDS] PID",
+    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt run [--dir DIR] [--keep N] [OPTIONS] [--] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE\n       ckpt checkpoint [-n NAME] [-c] [--timeout SECONDS] PID\n       ckpt hijack [-n NAME] [OPTIONS] PID",
     // A command word is only one when no option came first; PROG is otherwise
     // required. `help` stays a program name: `ckpt help` runs it.
     args_conflicts_with_subcommands = true,
@@ -321,6 +326,29 @@ enum Tool {
         #[arg(value_name = "PID")]
         pid: i32,
     },
+    /// Put the checkpoint runtime into a running process started without ckpt
+    ///
+    /// PID, static or dynamic (busybox, a Go program, python3...), then
+    /// answers its trigger exactly like a process started as 'ckpt [OPTIONS]
+    /// PROG' with the same options: SIGTSTP (or -a) writes PROG.ckpt (or -n,
+    /// relative to its working directory at checkpoint time) and ends it (or
+    /// not, -c); 'ckpt checkpoint PID' asks it from outside. The image restarts
+    /// where no ckpt is installed. With ptrace (PTRACE_SEIZE and
+    /// PTRACE_INTERRUPT: the program sees no stop and no signal); the process
+    /// must be yours, not traced, not privileged, x86_64, not under a seccomp
+    /// filter, and ptrace must be allowed (Yama ptrace_scope 0, or run as
+    /// root). --tree and --inherit do not apply.
+    #[command(verbatim_doc_comment)]
+    Hijack {
+        /// Name of the checkpoint file (as CKPT_NAME) [default: PROG.ckpt]
+        #[arg(short, long, value_name = "NAME")]
+        name: Option<OsString>,
+        #[command(flatten)]
+        opts: RuntimeOpts,
+        /// The process
+        #[arg(value_name = "PID")]
+        pid: i32,
+    },
     /// Check every byte of a checkpoint file, without running it
     ///
     /// Reads the whole file: the restart loader, the header, the metadata
@@ -350,6 +378,7 @@ enum Tool {
 fn main() -> ExitCode {
     let result = parse_command_line().and_then(|cli| match &cli.tool {
         Some(Tool::Verify { file }) => inspect::verify(file),
+        Some(Tool::Hijack { name, opts, pid }) => hijack_process(name.as_ref(), opts, *pid),
         Some(Tool::Checkpoint { name, keep_running, timeout, pid }) => {
             checkpoint::checkpoint(*pid, name.as_deref(), *keep_running, *timeout)
         }
@@ -425,6 +454,32 @@ fn exec_program(
         // exec, so PROG does not inherit the Rust runtime's SIGPIPE ignore.
         .exec();
     Err(Error::new(CANNOT_EXECUTE, format!("cannot execute {}: {}", prog.display(), program::describe(&err))))
+}
+
+/// `ckpt hijack`: the settings `ckpt PROG` would give, into process `pid`.
+fn hijack_process(name: Option<&OsString>, opts: &RuntimeOpts, pid: i32) -> Result<(), Error> {
+    if opts.tree || opts.inherit {
+        return Err(Error::usage(
+            "--tree and --inherit do not apply to ckpt hijack (the process's children are not changed)",
+        ));
+    }
+    let mut vars = runtime_settings(opts)?;
+    if let Some(name) = name {
+        if name.is_empty() {
+            return Err(Error::usage("the checkpoint name must not be empty"));
+        }
+        vars.push(("CKPT_NAME", name.clone()));
+    }
+    let blob = match env::var_os(RUNTIME_BLOB_VAR).filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => dist_dir().map(|d| d.join("lib").join(RUNTIME_BLOB_NAME)).ok_or_else(|| {
+            Error::new(
+                FAILURE,
+                format!("cannot locate the runtime blob: the path of ckpt is unknown; set {RUNTIME_BLOB_VAR}"),
+            )
+        })?,
+    };
+    hijack::hijack(pid, hijack::Settings { vars }, &blob)
 }
 
 /// Parses argv; `--help` and `--version` print and exit here.

@@ -124,6 +124,36 @@ pub fn init() {
     lazy::watch();
 }
 
+/// Set-up in a process `ckpt hijack` put the runtime into (see docs/hijack.md):
+/// the settings come as `settings` (the `CKPT_*` variables `ckpt` would have set,
+/// NUL-separated), not from the environment, which is the program's own. What the
+/// load-time set-up does for a preload is left out: there is no `LD_PRELOAD` entry
+/// to keep or remove and no C library symbol to look up (the runtime came in as a
+/// blob, its weak references are null). 0, or the errno of what failed.
+pub fn init_hijacked(settings: &[u8]) -> u16 {
+    let argv = ckpt_sys::scratch::read_whole(c"/proc/self/cmdline").ok();
+    let argv0 = argv.as_ref().map_or(&b""[..], |(b, n)| {
+        let a = &b.as_slice()[..*n];
+        a.split(|&c| c == 0).next().unwrap_or(b"")
+    });
+    let cfg = Config::from_env(settings, argv0);
+    if signal::other_runtime_active(cfg.signal) {
+        return Errno::EEXIST.0;
+    }
+    if state::with(|st| {
+        st.cfg = cfg;
+        st.names.at_load();
+    })
+    .is_none()
+    {
+        return Errno::EBUSY.0;
+    }
+    match signal::arm(&cfg, None) {
+        Ok(()) => 0,
+        Err(e) => e.0,
+    }
+}
+
 /// The configuration in force (the default while a checkpoint holds the state,
 /// which cannot happen in a signal handler: signals are blocked meanwhile).
 pub fn config() -> Config {
