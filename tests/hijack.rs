@@ -155,3 +155,176 @@ fn checkpoint_command_failures_and_refusals_leave_the_process_running() {
     let first = p.kill();
     assert!(!first.has("FAIL") && !dir.join("counter.ckpt").exists(), "{first}");
 }
+
+/// `ckpt hijack ARGS...`: it must succeed and say so.
+fn hijack(dir: &Path, args: &[&str]) {
+    let o = Command::new(ckpt_bin()).arg("hijack").args(args).current_dir(dir).output().expect("run ckpt hijack");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("runtime installed in process"), "ckpt hijack {args:?}: {err}");
+}
+
+/// The descriptors of PID (the targets of /proc/PID/fd/*).
+fn fds(pid: u32) -> Vec<(String, String)> {
+    let mut v: Vec<_> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            Some((e.file_name().into_string().ok()?, fs::read_link(e.path()).ok()?.display().to_string()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A program started plainly, `wait` line seen: hijack it with `opts` (the
+/// program sees no descriptor more, is not stopped, and goes on), let it run a
+/// moment the test does not choose, checkpoint it with its trigger signal
+/// (`ckpt checkpoint` when `ask`), and restart the image. Returns both runs.
+fn hijacked_cycle(dir: &Dir, cmd: Command, wait: &str, opts: &[&str], image: &Path, ask: bool) -> (Outcome, Outcome) {
+    let _ = fs::remove_file(image);
+    let mut p = Proc::spawn(cmd);
+    p.wait_for(wait);
+    let pid = p.pid();
+    let before = fds(pid);
+    let mut args = opts.to_vec();
+    let pid_s = pid.to_string();
+    args.push(&pid_s);
+    hijack(dir.path(), &args);
+    assert_eq!(fds(pid), before, "ckpt hijack left a descriptor in the program");
+    assert_ne!(state(pid), 'T', "the program was left stopped");
+    std::thread::sleep(random_delay(100, 400));
+    if ask {
+        let (path, size) = answered(&ask_in(dir.path(), pid));
+        assert_eq!(Path::new(&path), image);
+        assert_eq!(fs::metadata(image).unwrap().len(), size);
+    } else {
+        p.signal("TSTP");
+    }
+    let first = p.finish();
+    first.assert_checkpointed("the hijacked run");
+    assert!(!first.has("DONE"), "it finished before the checkpoint\n{first}");
+    assert_image(image);
+    let second = restart(image, dir.path());
+    second.assert_ok("restart of a hijacked process");
+    (first, second)
+}
+
+fn ask_in(dir: &Path, pid: u32) -> Output {
+    ask(dir, &[&pid.to_string()])
+}
+
+/// A dynamically linked C counter started without ckpt: hijacked, checkpointed
+/// by `ckpt checkpoint`, restarted where no ckpt is (a scrubbed environment);
+/// it goes on with no gap and no repeat.
+#[test]
+fn hijack_dynamic_counter() {
+    let dir = Dir::new("hijack_counter");
+    dir.compile("counter.c", "counter", &[]);
+    let mut cmd = Command::new(dir.join("counter"));
+    cmd.arg("120").current_dir(dir.path());
+    let (first, second) = hijacked_cycle(&dir, cmd, "READY", &[], &dir.join("counter.ckpt"), true);
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 120);
+}
+
+/// busybox-static (no dynamic loader at all) running a shell loop that computes
+/// a checksum: hijacked with -n, checkpointed by SIGTSTP; the two runs together
+/// print exactly what an undisturbed run prints.
+#[test]
+fn hijack_busybox_static_shell_loop() {
+    require_tool("/bin/busybox", &["true"], "busybox-static");
+    let script = "s=0; i=0; while [ $i -lt 150 ]; do i=$((i+1)); j=0; \
+                  while [ $j -lt 1500 ]; do j=$((j+1)); s=$(( (s * 31 + j + i) % 1000003 )); done; \
+                  echo TICK $i $s; done; echo DONE $s";
+    let dir = Dir::new("hijack_busybox");
+    let sh = || {
+        let mut c = Command::new("/bin/busybox");
+        c.args(["sh", "-c", script]).current_dir(dir.path());
+        c
+    };
+    let reference = run(sh());
+    reference.assert_ok("the reference run");
+    let image = dir.join("shell.ckpt");
+    let (first, second) = hijacked_cycle(&dir, sh(), "TICK 3", &["-n", "shell.ckpt"], &image, false);
+    let all: Vec<&String> = first.lines.iter().chain(&second.lines).collect();
+    let want: Vec<&String> = reference.lines.iter().collect();
+    assert_eq!(all, want, "first run:\n{first}\nrestart:\n{second}");
+}
+
+/// python3 (its interpreter state, heap and bytecode position): hijacked,
+/// checkpointed by SIGTSTP, restarted.
+#[test]
+fn hijack_python3() {
+    let dir = Dir::new("hijack_python");
+    let mut cmd = Command::new(python3());
+    cmd.arg(root().join("tests/c/counter.py")).arg("120").current_dir(dir.path());
+    let (first, second) = hijacked_cycle(&dir, cmd, "READY", &["-n", "py.ckpt"], &dir.join("py.ckpt"), false);
+    assert!(second.has("RESTARTED"), "{second}");
+    assert_continues(&first, &second, 120);
+}
+
+/// A program that already has threads when the runtime comes in: every thread
+/// is found (/proc/self/task) and stopped at the checkpoint, and after the
+/// restart each keeps its tid and goes on.
+#[test]
+fn hijack_multithreaded_program() {
+    let dir = Dir::new("hijack_threads");
+    dir.compile("threads_basic.c", "threads_basic", &["-pthread"]);
+    let mut cmd = Command::new(dir.join("threads_basic"));
+    cmd.args(["60", "6"]).current_dir(dir.path());
+    let (first, second) = hijacked_cycle(&dir, cmd, "READY", &[], &dir.join("threads_basic.ckpt"), true);
+    assert!(second.has("RESTARTED threads ok (6 workers)"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+/// What ckpt hijack refuses, each with its reason, the process left as it was.
+#[test]
+fn hijack_refusals() {
+    let dir = Dir::new("hijack_refusals");
+    dir.compile("counter.c", "counter", &[]);
+    dir.compile32("counter.c", "counter32", &[]);
+    let refused = |args: &[&str], needle: &str| {
+        let o = Command::new(ckpt_bin()).arg("hijack").args(args).output().expect("run ckpt hijack");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: want {needle:?} in {err}");
+    };
+    refused(&["999999999"], "no such process");
+
+    // Started under ckpt: it has the runtime already.
+    let mut under = Proc::spawn(ckpt(&dir, &["./counter", "200"]));
+    under.wait_for("READY");
+    refused(&[&under.pid().to_string()], "already has the ckpt runtime (started under ckpt)");
+    drop(under.kill());
+
+    // Hijacked once: not twice.
+    let mut plain = Proc::spawn(Command::new(dir.join("counter")));
+    plain.wait_for("READY");
+    let pid = plain.pid().to_string();
+    hijack(dir.path(), &["-c", &pid]);
+    refused(&[&pid], "already has the ckpt runtime (put in by ckpt hijack)");
+    let t = plain.current_tick();
+    plain.wait_for(&format!("TICK {}", t + 2));
+    drop(plain.kill());
+
+    // Already traced (here by strace).
+    require_tool("strace", &["-V"], "strace");
+    let mut traced = Proc::spawn({
+        let mut c = Command::new("strace");
+        c.args(["-o", "/dev/null"]).arg(dir.join("counter")).arg("200");
+        c
+    });
+    traced.wait_for("READY");
+    let child = fs::read_to_string(format!("/proc/{}/task/{}/children", traced.pid(), traced.pid())).unwrap();
+    let child = child.split_whitespace().next().expect("strace's child").to_owned();
+    refused(&[&child], "is already traced");
+    drop(traced.kill());
+
+    // A 32-bit program.
+    let mut p32 = Proc::spawn(Command::new(dir.join("counter32")));
+    p32.wait_for("READY");
+    refused(&[&p32.pid().to_string()], "32-bit (i386)");
+    let t = p32.current_tick();
+    p32.wait_for(&format!("TICK {}", t + 1));
+    drop(p32.kill());
+}
