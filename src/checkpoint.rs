@@ -98,8 +98,12 @@ impl Target {
         if mapped(b"/libckpt.so") {
             return Ok("runtime preloaded");
         }
-        if crate::elf::has_runtime(Path::new(&format!("/proc/{pid}/exe"))) {
+        let exe = format!("/proc/{pid}/exe");
+        if crate::elf::has_runtime(Path::new(&exe)) {
             return Ok("runtime linked in");
+        }
+        if crate::inspect::is_image(Path::new(&exe)) {
+            return Ok("restarted from a checkpoint");
         }
         Err(fail(format!(
             "process {pid} does not run the ckpt runtime (it was not started under ckpt, nor linked \

@@ -215,16 +215,39 @@ fn ask_in(dir: &Path, pid: u32) -> Output {
 
 /// A dynamically linked C counter started without ckpt: hijacked, checkpointed
 /// by `ckpt checkpoint`, restarted where no ckpt is (a scrubbed environment);
-/// it goes on with no gap and no repeat.
+/// the restarted process is checkpointed by `ckpt checkpoint` again (its runtime
+/// came back with its memory), and the three runs count with no gap and no repeat.
 #[test]
 fn hijack_dynamic_counter() {
     let dir = Dir::new("hijack_counter");
     dir.compile("counter.c", "counter", &[]);
+    let image = dir.join("counter.ckpt");
     let mut cmd = Command::new(dir.join("counter"));
     cmd.arg("120").current_dir(dir.path());
-    let (first, second) = hijacked_cycle(&dir, cmd, "READY", &[], &dir.join("counter.ckpt"), true);
-    assert!(second.has("RESTARTED"), "{second}");
-    assert_continues(&first, &second, 120);
+    let _ = fs::remove_file(&image);
+    let mut p = Proc::spawn(cmd);
+    p.wait_for("READY");
+    hijack(dir.path(), &[&p.pid().to_string()]);
+    std::thread::sleep(random_delay(100, 400));
+    let (path, _) = answered(&ask_in(dir.path(), p.pid()));
+    assert_eq!(Path::new(&path), image);
+    let first = p.finish();
+    first.assert_checkpointed("the hijacked run");
+    assert_image(&image);
+
+    let mut again = Proc::spawn(restart_cmd(&image, dir.path()));
+    again.wait_for("RESTARTED");
+    std::thread::sleep(random_delay(50, 300));
+    let (path, _) = answered(&ask(dir.path(), &["-n", "again.ckpt", &again.pid().to_string()]));
+    assert_eq!(Path::new(&path), dir.join("again.ckpt"));
+    let second = again.finish();
+    second.assert_checkpointed("the restarted hijacked process, checkpointed again");
+    assert_image(&dir.join("again.ckpt"));
+    let third = restart(&dir.join("again.ckpt"), dir.path());
+    third.assert_ok("the second restart");
+    let all: Vec<u64> = first.ticks().into_iter().chain(second.ticks()).chain(third.ticks()).collect();
+    assert_eq!(all, (1..=120).collect::<Vec<_>>(), "{first}\n{second}\n{third}");
+    assert!(third.has("DONE"), "{third}");
 }
 
 /// busybox-static (no dynamic loader at all) running a shell loop that computes
