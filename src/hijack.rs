@@ -76,6 +76,11 @@ pub fn hijack(pid: i32, settings: Settings, blob_path: &Path) -> Result<(), Erro
         env.push(0);
     }
     let signals = mark_signals(&settings);
+    if crate::elf::is_go(Path::new(&format!("/proc/{pid}/exe"))) {
+        // Go runs signal handlers on each thread's signal stack: a goroutine's
+        // own stack may have less than a kilobyte left below it.
+        env.extend_from_slice(b"CKPT_ONSTACK=1\0");
+    }
 
     // ckpt must not die half-way with the thread's registers changed.
     let all = !(1u64 << 8); // every signal but SIGKILL (9)

@@ -286,6 +286,37 @@ fn hijack_python3() {
     assert_continues(&first, &second, 120);
 }
 
+/// A Go program (static, no C library, four threads or more, the Go runtime's
+/// own signal handlers, preemption by SIGURG, timers): hijacked, checkpointed by
+/// `ckpt checkpoint`, restarted; the two runs together print what an
+/// undisturbed run prints, checksums included.
+#[test]
+fn hijack_go_program() {
+    require_tool("go", &["version"], "golang-go");
+    let dir = Dir::new("hijack_go");
+    let exe = dir.join("gosum");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg(root().join("tests/go/checksum.go"))
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", root().join("target/go-cache"))
+        .output()
+        .expect("run go build");
+    assert!(built.status.success(), "go build: {}", String::from_utf8_lossy(&built.stderr));
+    let go = || {
+        let mut c = Command::new(&exe);
+        c.arg("150").current_dir(dir.path());
+        c
+    };
+    let reference = run(go());
+    reference.assert_ok("the reference run");
+    let (first, second) = hijacked_cycle(&dir, go(), "TICK 2", &[], &dir.join("gosum.ckpt"), true);
+    let all: Vec<&String> = first.lines.iter().chain(&second.lines).collect();
+    let want: Vec<&String> = reference.lines.iter().collect();
+    assert_eq!(all, want, "first run:\n{first}\nrestart:\n{second}");
+}
+
 /// A program that already has threads when the runtime comes in: every thread
 /// is found (/proc/self/task) and stopped at the checkpoint, and after the
 /// restart each keeps its tid and goes on.

@@ -137,6 +137,9 @@ pub fn init_hijacked(settings: &[u8]) -> u16 {
         a.split(|&c| c == 0).next().unwrap_or(b"")
     });
     let cfg = Config::from_env(settings, argv0);
+    if settings.split(|&b| b == 0).any(|kv| kv == b"CKPT_ONSTACK=1") {
+        signal::ONSTACK.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
     if signal::other_runtime_active(cfg.signal) {
         return Errno::EEXIST.0;
     }

@@ -82,10 +82,22 @@ pub fn other_runtime_active(sig: u32) -> bool {
         && arch::is_ckpt_restorer(old.restorer)
 }
 
+/// `SA_ONSTACK` for our handlers, or 0 (see [`ONSTACK`]).
+pub fn onstack_flag() -> usize {
+    if ONSTACK.load(Ordering::Relaxed) { c::SA_ONSTACK as usize } else { 0 }
+}
+
+/// Our handlers run on the thread's alternate signal stack, if it has one: set
+/// by `ckpt hijack` for a Go program (`CKPT_ONSTACK=1`), whose goroutine stacks
+/// may have less than a kilobyte left below the stack pointer, while every Go
+/// thread has a signal stack of 32 KiB. Not by default: a C program's signal
+/// stack for its own SIGSEGV handler can be as small as MINSIGSTKSZ.
+pub static ONSTACK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 fn install(sig: u32) -> Result<()> {
     let mut act = KSigAction {
         handler: on_signal as *const () as usize,
-        flags: (c::SA_SIGINFO | c::SA_RESTART | c::SA_RESTORER) as usize,
+        flags: (c::SA_SIGINFO | c::SA_RESTART | c::SA_RESTORER) as usize | onstack_flag(),
         restorer: arch::sigreturn_trampoline(),
         ..Default::default()
     };
