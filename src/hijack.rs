@@ -316,7 +316,16 @@ impl Tracee {
             return Err(fail(format!("process {pid}'s thread runs 32-bit code: not supported")));
         }
         let gadget = self.gadget()?;
-        let r = self.install_with(&orig, gadget, blob, env, signals);
+        // glibc's rseq area is at the same offset from every thread's pointer;
+        // the blob cannot see glibc's __rseq_offset, so it is told.
+        let mut env = env.to_vec();
+        if let Ok((area, size)) = ptrace::rseq_configuration(pid)
+            && area != 0
+        {
+            let off = area.wrapping_sub(orig.fs_base) as i64;
+            env.extend_from_slice(format!("CKPT_RSEQ={off},{size}\0").as_bytes());
+        }
+        let r = self.install_with(&orig, gadget, blob, &env, signals);
         // Every register as it was, whatever happened.
         let mut back = orig;
         if orig.rax == EINTR && EINTR_ON_STOP.contains(&orig.orig_rax) {

@@ -406,3 +406,17 @@ fn hijack_causes_no_eintr() {
         assert!(o.has("DONE"), "{o}");
     }
 }
+
+/// glibc registered an rseq area for the thread before the runtime came in (the
+/// blob cannot see glibc's `__rseq_offset`; ckpt reads the registration with
+/// ptrace and tells it): after the restart the kernel keeps its cpu_id current
+/// again, and sched_getcpu() agrees with getcpu(2).
+#[test]
+fn hijack_keeps_glibc_rseq() {
+    let dir = Dir::new("hijack_rseq");
+    dir.compile("rseq_cpu.c", "rseq_cpu", &[]);
+    let mut cmd = Command::new(dir.join("rseq_cpu"));
+    cmd.current_dir(dir.path());
+    let (first, second) = hijacked_cycle(&dir, cmd, "READY", &[], &dir.join("rseq_cpu.ckpt"), false);
+    assert_continues(&first, &second, 60);
+}

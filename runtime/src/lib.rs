@@ -137,8 +137,15 @@ pub fn init_hijacked(settings: &[u8]) -> u16 {
         a.split(|&c| c == 0).next().unwrap_or(b"")
     });
     let cfg = Config::from_env(settings, argv0);
-    if settings.split(|&b| b == 0).any(|kv| kv == b"CKPT_ONSTACK=1") {
-        signal::ONSTACK.store(true, core::sync::atomic::Ordering::Relaxed);
+    for kv in settings.split(|&b| b == 0) {
+        if kv == b"CKPT_ONSTACK=1" {
+            signal::ONSTACK.store(true, core::sync::atomic::Ordering::Relaxed);
+        }
+        // CKPT_RSEQ=OFFSET,SIZE: glibc's rseq area, from the thread pointer.
+        if let Some(off) = kv.strip_prefix(b"CKPT_RSEQ=").and_then(|v| v.split(|&b| b == b',').next()) {
+            let off = ckpt_sys::num::signed(off).unwrap_or(0) as isize;
+            arch::RSEQ_TOLD.store(off, core::sync::atomic::Ordering::Relaxed);
+        }
     }
     if signal::other_runtime_active(cfg.signal) {
         return Errno::EEXIST.0;

@@ -105,6 +105,17 @@ pub fn set_regs(tid: i32, r: &Regs) -> Result<()> {
     unsafe { sys!(Sysno::ptrace, PTRACE_SETREGS, tid, 0usize, r as *const Regs as usize) }.map(drop)
 }
 
+/// `PTRACE_GET_RSEQ_CONFIGURATION`: the thread's registered rseq area, as
+/// (address, size); address 0 when none.
+pub fn rseq_configuration(tid: i32) -> Result<(u64, u32)> {
+    const PTRACE_GET_RSEQ_CONFIGURATION: usize = 0x420f;
+    // struct ptrace_rseq_configuration: u64 address, u32 size, signature, flags, pad.
+    let mut conf = [0u64; 3];
+    // SAFETY: the kernel writes at most the 24 bytes we say we have.
+    unsafe { sys!(Sysno::ptrace, PTRACE_GET_RSEQ_CONFIGURATION, tid, 24usize, conf.as_mut_ptr() as usize) }?;
+    Ok((conf[0], conf[1] as u32))
+}
+
 /// The XSAVE area into `buf`; its length.
 pub fn get_xstate(tid: i32, buf: &mut [u8]) -> Result<usize> {
     let mut iov = [buf.as_mut_ptr() as usize, buf.len()];
