@@ -61,7 +61,9 @@ unchanged.
 checkpoint in DIR. 'ckpt verify FILE' checks every byte of a checkpoint file
 and 'ckpt info FILE' describes it, without running it. 'ckpt checkpoint PID'
 checkpoints a running ckpt process now and waits until its image is durable
-(see 'ckpt checkpoint --help'). They are commands only as the first
+(see 'ckpt checkpoint --help'); 'ckpt hijack PID' puts the runtime into a
+running process started without ckpt, static or dynamic (see 'ckpt hijack
+--help'). They are commands only as the first
 argument: to run a program named verify or info from PATH, write
 'ckpt -- verify' (or 'ckpt ./verify' for one in the current directory).";
 
