@@ -265,10 +265,15 @@ fn hijack_busybox_static_shell_loop() {
         c.args(["sh", "-c", script]).current_dir(dir.path());
         c
     };
-    let reference = run(sh());
+    as_undisturbed(&dir, sh, "TICK 3", &["-n", "shell.ckpt"], &dir.join("shell.ckpt"), false);
+}
+
+/// A reference run of `cmd()`, then a hijacked cycle of another (see
+/// `hijacked_cycle`): the two runs together print exactly what it printed.
+fn as_undisturbed(dir: &Dir, cmd: impl Fn() -> Command, wait: &str, opts: &[&str], image: &Path, ask: bool) {
+    let reference = run(cmd());
     reference.assert_ok("the reference run");
-    let image = dir.join("shell.ckpt");
-    let (first, second) = hijacked_cycle(&dir, sh(), "TICK 3", &["-n", "shell.ckpt"], &image, false);
+    let (first, second) = hijacked_cycle(dir, cmd(), wait, opts, image, ask);
     let all: Vec<&String> = first.lines.iter().chain(&second.lines).collect();
     let want: Vec<&String> = reference.lines.iter().collect();
     assert_eq!(all, want, "first run:\n{first}\nrestart:\n{second}");
@@ -309,12 +314,7 @@ fn hijack_go_program() {
         c.arg("150").current_dir(dir.path());
         c
     };
-    let reference = run(go());
-    reference.assert_ok("the reference run");
-    let (first, second) = hijacked_cycle(&dir, go(), "TICK 2", &[], &dir.join("gosum.ckpt"), true);
-    let all: Vec<&String> = first.lines.iter().chain(&second.lines).collect();
-    let want: Vec<&String> = reference.lines.iter().collect();
-    assert_eq!(all, want, "first run:\n{first}\nrestart:\n{second}");
+    as_undisturbed(&dir, go, "TICK 2", &[], &dir.join("gosum.ckpt"), true);
 }
 
 /// A program that already has threads when the runtime comes in: every thread
