@@ -940,18 +940,23 @@ struct FilesBench {
 const FILES_N: usize = 1000;
 const FILES_RUNS: usize = 5;
 
-/// Checkpoint → exit, and restart → the restored program's first step
-/// (`RESTARTED ... t=`, CLOCK_MONOTONIC), for 0 and `FILES_N` open files.
-fn files_bench(ckpt: &Path, dir: &Path) -> Result<FilesBench> {
-    let prog = dir.join("files_many");
+/// `cc -O2` one of the test programs (`tests/c/SRC`, with its headers) into `out`.
+fn compile_test_program(src: &str, out: &Path) -> Result<()> {
     crate::run(
         Command::new("cc")
             .args(["-O2", "-Wall", "-I"])
             .arg(root().join("tests/c"))
             .arg("-o")
-            .arg(&prog)
-            .arg(root().join("tests/c/files_many.c")),
-    )?;
+            .arg(out)
+            .arg(root().join("tests/c").join(src)),
+    )
+}
+
+/// Checkpoint → exit, and restart → the restored program's first step
+/// (`RESTARTED ... t=`, CLOCK_MONOTONIC), for 0 and `FILES_N` open files.
+fn files_bench(ckpt: &Path, dir: &Path) -> Result<FilesBench> {
+    let prog = dir.join("files_many");
+    compile_test_program("files_many.c", &prog)?;
     let d = dir.join("files");
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).map_err(|e| e.to_string())?;
@@ -1017,14 +1022,7 @@ struct HijackRow {
 /// `ckpt checkpoint -c` on the hijacked process, to the durable image.
 fn hijack_bench(ckpt: &Path, dir: &Path) -> Result<Vec<HijackRow>> {
     let counter = dir.join("hjcounter");
-    crate::run(
-        Command::new("cc")
-            .args(["-O2", "-Wall", "-I"])
-            .arg(root().join("tests/c"))
-            .arg("-o")
-            .arg(&counter)
-            .arg(root().join("tests/c/counter.c")),
-    )?;
+    compile_test_program("counter.c", &counter)?;
     let programs: [(&'static str, Command); 2] = [
         ("C counter (dynamic, glibc)", {
             let mut c = Command::new(&counter);
