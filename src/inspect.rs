@@ -437,14 +437,17 @@ impl<'p> Image<'p> {
             .filter(|r| r.kind == ckpt_image::kind::SHARED)
             .map(|r| (meta.string((r.name_off, r.name_len)).to_vec(), r.start))
             .collect();
-        crate::sections::Context { tree_pipes: self.tree_pipes(), shared_maps }
+        let (tree_pipes, tree_sockets) = self.tree_held();
+        crate::sections::Context { tree_pipes, shared_maps, tree_sockets }
     }
 
-    /// The pipes of a tree's processes, the root's and every member's (empty for
-    /// an image of one process).
-    fn tree_pipes(&self) -> std::collections::BTreeMap<u64, Vec<(u64, u32)>> {
+    /// The pipes, and the UNIX sockets that are ends of socket pairs, of a
+    /// tree's processes, the root's and every member's: who holds each (empty
+    /// for an image of one process).
+    fn tree_held(&self) -> (Holders, Holders) {
         use ckpt_image::files::{Files, fkind, how};
-        let mut pipes = std::collections::BTreeMap::<u64, Vec<(u64, u32)>>::new();
+        let mut pipes = Holders::new();
+        let mut sockets = Holders::new();
         let mut add = |pid: u64, meta: &ckpt_image::Meta| {
             let Some(f) = meta.sections.get(ckpt_image::section::tag::FILES).and_then(|s| Files::parse(s.data).ok())
             else {
@@ -453,10 +456,14 @@ impl<'p> Image<'p> {
             for r in f.files().filter(|r| r.kind == fkind::PIPE && r.how == how::PIPE) {
                 pipes.entry(r.ino).or_default().push((pid, r.fd));
             }
+            for r in f.files().filter(|r| r.kind == fkind::SOCKET && r.how == how::NEW && matches!(f.word(r, 3), 3 | 4))
+            {
+                sockets.entry(r.ino).or_default().push((pid, r.fd));
+            }
         };
         let meta = self.meta();
         if meta.tree().is_none() {
-            return pipes;
+            return (pipes, sockets);
         }
         add(meta.process.pid, &meta);
         for (m, start, len) in self.members() {
@@ -465,7 +472,7 @@ impl<'p> Image<'p> {
                 add(m.pid as u64, &img.meta());
             }
         }
-        pipes
+        (pipes, sockets)
     }
 
     /// One line about a process of a tree: its ids and what its image holds.
@@ -640,6 +647,9 @@ fn read_loader(file: &File, base: u64, len: u64) -> io::Result<Result<LoaderElf,
 fn wait_text(st: u32) -> String {
     if st & 0x7f == 0 { format!("exit status {}", (st >> 8) & 0xff) } else { format!("killed by signal {}", st & 0x7f) }
 }
+
+/// Who holds each pipe or socket of a tree, by inode: (pid, descriptor).
+type Holders = std::collections::BTreeMap<u64, Vec<(u64, u32)>>;
 
 fn describe(e: &io::Error) -> String {
     crate::program::describe(e)

@@ -16,6 +16,10 @@ pub struct Context {
     pub tree_pipes: std::collections::BTreeMap<u64, Vec<(u64, u32)>>,
     /// The image's MAP_SHARED regions: (name, start).
     pub shared_maps: Vec<(Vec<u8>, u64)>,
+    /// The UNIX sockets of a tree's image that are ends of socket pairs
+    /// (states 3 and 4): each socket's inode and the (pid, descriptor) of every
+    /// process that holds it. Empty for an image of one process.
+    pub tree_sockets: std::collections::BTreeMap<u64, Vec<(u64, u32)>>,
 }
 
 /// Human lines for one section (indented by the caller), after its title line.
@@ -77,11 +81,22 @@ pub fn describe(s: &Section, ctx: &Context) -> Vec<String> {
             Err(_) => Vec::new(),
         },
         section::tag::TREE => match ckpt_image::tree::members(s) {
-            Ok(t) => vec![format!(
-                "{} processes; the restart makes each again with its pid, parent, process group and \
-                 session inside a new user and pid namespace (see processes below)",
-                t.len()
-            )],
+            Ok(t) => {
+                let mut v = vec![format!(
+                    "{} processes; the restart makes each again with its pid, parent, process group and \
+                     session inside a new user and pid namespace (see processes below)",
+                    t.len()
+                )];
+                for group in tree_shared(s) {
+                    let who: Vec<String> = group.iter().map(|(pid, fd)| format!("pid {pid} fd {fd}")).collect();
+                    v.push(format!(
+                        "one open file description (one offset) shared by {}: opened once before the processes \
+                         are made, so they share it again",
+                        who.join(", ")
+                    ));
+                }
+                v
+            }
             Err(e) => vec![format!("damaged: {e}")],
         },
         t if section::name(t) == "unknown" => {
@@ -194,6 +209,33 @@ fn access(flags: u32) -> String {
     a
 }
 
+/// The TREE section's shared open file descriptions: for each, the (pid,
+/// descriptor) of every process that holds it.
+fn tree_shared(s: &Section) -> Vec<Vec<(u32, u32)>> {
+    let (Ok(t), Ok(sh)) = (ckpt_image::tree::members(s), ckpt_image::tree::shared(s)) else { return Vec::new() };
+    let mut groups = std::collections::BTreeMap::<u32, Vec<(u32, u32)>>::new();
+    for d in sh.iter() {
+        let pid = t.at(d.member as usize).map_or(0, |m| m.pid);
+        groups.entry(d.group).or_default().push((pid, d.fd));
+    }
+    groups.into_values().collect()
+}
+
+/// For an end of a socket pair that the restart of a tree makes once for
+/// several processes (as `loader/src/tree.rs` decides: a peer recorded outside
+/// the process, or an end more than one process holds), who holds the other end.
+fn tree_pair(f: &Files, r: &FileRec, ctx: &Context) -> Option<String> {
+    let peer = match f.word(r, 3) {
+        3 => f.file(f.word(r, 10) as usize)?.ino,
+        _ => f.word(r, 10),
+    };
+    let (mine, theirs) = (ctx.tree_sockets.get(&r.ino)?, ctx.tree_sockets.get(&peer)?);
+    if f.word(r, 3) == 3 && mine.len() < 2 && theirs.len() < 2 {
+        return None;
+    }
+    Some(theirs.iter().map(|(pid, fd)| format!("pid {pid} fd {fd}")).collect::<Vec<_>>().join(", "))
+}
+
 /// How record `r` comes back, in words.
 fn restart(f: &Files, r: &FileRec, ctx: &Context) -> String {
     let others = ctx.tree_pipes.get(&r.ino).filter(|h| h.len() > 1);
@@ -263,10 +305,21 @@ fn restart(f: &Files, r: &FileRec, ctx: &Context) -> String {
             fkind::SOCKET => match f.word(r, 3) {
                 1 => "a new socket listening on the same address, with its options (queued connections are lost)"
                     .to_string(),
+                3 | 4 if tree_pair(f, r, ctx).is_some() => format!(
+                    "one end of a socket pair of the tree, made again before the processes are; its other end is \
+                     held by {}; {} queued bytes back in it",
+                    tree_pair(f, r, ctx).unwrap_or_default(),
+                    r.data_len.saturating_sub(ckpt_image::files::SOCKET_DATA_LEN)
+                ),
                 3 => format!(
                     "one end of a new socket pair connected to fd {}, {} queued bytes back in it",
                     f.file(f.word(r, 10) as usize).map_or(0, |p| p.fd),
                     r.data_len.saturating_sub(ckpt_image::files::SOCKET_DATA_LEN)
+                ),
+                4 => format!(
+                    "NOT RESTORED: its peer (socket:[{}]) is in no process of the tree: a socket that fails like a \
+                     dropped connection (EOF, EPIPE)",
+                    f.word(r, 10)
                 ),
                 2 => "NOT RESTORED: its peer is not in the image: a socket that fails like a dropped connection \
                       (EOF, EPIPE)"
@@ -506,6 +559,11 @@ pub fn json_records(s: &Section, ctx: &Context) -> serde_json::Map<String, serde
                 })
                 .unwrap_or_default();
             m.insert("processes".into(), Value::Array(items));
+            let shared = tree_shared(s)
+                .into_iter()
+                .map(|g| Value::Array(g.into_iter().map(|(pid, fd)| json!({ "pid": pid, "fd": fd })).collect()))
+                .collect();
+            m.insert("shared_descriptors".into(), Value::Array(shared));
         }
         section::tag::THREADS => {
             let items: Vec<Value> = ckpt_image::threads::parse(s.data)

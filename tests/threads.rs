@@ -128,6 +128,33 @@ fn continue_mode_with_threads() {
     assert!(second.has("DONE"), "{second}");
 }
 
+/// A burst of trigger signals (a scheduler sending SIGUSR1 again, Ctrl-Z
+/// pressed twice): the first starts the checkpoint in one thread, the next reach
+/// other threads while it is written. They ask for what is being done and
+/// change nothing: one image, no failure said, the program exits with the
+/// checkpoint status and the image restarts. (They used to find the
+/// configuration locked, take the default one, in which USR1 is no trigger, and
+/// pass the signal on: its default action killed the program mid-checkpoint.)
+#[test]
+fn a_burst_of_triggers_on_other_threads_makes_one_checkpoint() {
+    let dir = Dir::new("threads_burst");
+    dir.compile("threads_blocking.c", "threads_blocking", &["-pthread"]);
+    let image = dir.join("threads_blocking.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["-a", "USR1", "./threads_blocking", "60"]));
+    p.wait_for("READY");
+    std::thread::sleep(random_delay(50, 300));
+    let burst = format!("for i in $(seq 40); do kill -USR1 {} || exit 0; done", p.pid());
+    assert!(Command::new("sh").arg("-c").arg(&burst).status().unwrap().success());
+    let first = p.finish();
+    assert_eq!(first.status.code(), Some(CHECKPOINT_EXIT), "{first}");
+    assert!(!first.stderr.contains("failed"), "{first}");
+    assert_image(&image);
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("DONE"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
 /// Periodic checkpoints (`-i 1`) of a multi-threaded program: every thread goes
 /// on to the end, and the last image restarts with all of them.
 #[test]

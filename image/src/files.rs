@@ -40,7 +40,11 @@ pub mod fkind {
     /// length), then its address (128 bytes) and its peer's (128 bytes). State 3:
     /// one end of a UNIX socket pair whose other end is record `peer address
     /// length` (word 10) of the table; the bytes queued for this end follow (the
-    /// first end of the pair makes both).
+    /// first end of the pair makes both). State 4 (FILES version 3, tree mode):
+    /// a connected UNIX stream socket whose peer, inode word 10, is not in this
+    /// process but may be another process's of the tree; the bytes queued for
+    /// this end follow (the tree's loader makes one pair for the two ends, or
+    /// it is a dropped connection as state 2).
     pub const SOCKET: u32 = 7;
     /// A regular file deleted while open (or a memfd): no name to reopen.
     pub const DELETED: u32 = 8;
@@ -132,9 +136,9 @@ pub const SOCKET_DATA_LEN: u64 = 11 * 8 + 256;
 /// Bytes of one watch of an inotify instance (see [`fkind::INOTIFY`]).
 pub const INOTIFY_WATCH_LEN: u64 = 56;
 
-/// The FILES section's format version: 2 added [`fkind::INOTIFY`]; version 1
-/// payloads are read as they are.
-pub const VERSION: u32 = 2;
+/// The FILES section's format version: 2 added [`fkind::INOTIFY`], 3 socket
+/// state 4 (see [`fkind::SOCKET`]); older payloads are read as they are.
+pub const VERSION: u32 = 3;
 
 /// Bytes of a terminal's saved settings (see [`fkind::TTY`]).
 pub const TTY_DATA_LEN: u64 = 56;

@@ -172,7 +172,8 @@ impl<'a> Sections<'a> {
 pub fn newest_version(t: u32) -> u32 {
     match t {
         tag::FILES => crate::files::VERSION,
-        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::TREE | tag::DATA_HASHES | tag::COMPRESSION => 1,
+        tag::TREE => crate::tree::VERSION,
+        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::DATA_HASHES | tag::COMPRESSION => 1,
         _ => u32::MAX,
     }
 }

@@ -18,6 +18,13 @@
 //! A zombie (exited, not yet reaped by its parent) has no image: its record holds
 //! its wait status, and the restart makes a child that exits with it at once.
 //!
+//! Version 2 adds, after the member table, a [`Table`] of [`SharedFd`]: the
+//! descriptors of different processes that share one open file description of a
+//! regular file (an inherited `> log`, a file opened before a fork). The restart
+//! opens each such description once, before the processes are made, so they
+//! share one file offset again (`loader/src/tree.rs`). Version 1 (no such table)
+//! is still read.
+//!
 //! [`validate`] checks the table on its own (through `section::validate`);
 //! [`check_against`] checks it against the root's process record (through
 //! `Meta::parse`); [`end`] says how long the whole file must be, which `ckpt
@@ -60,18 +67,70 @@ record! {
     }
 }
 
+/// The version this build writes (and the newest it reads).
+pub const VERSION: u32 = 2;
+
+/// Most shared descriptors a tree image records.
+pub const MAX_SHARED: usize = 4096;
+
+record! {
+    /// A descriptor of one process of the tree whose open file description other
+    /// processes of the tree hold too (version 2).
+    pub struct SharedFd [SHARED_FD_LEN = 16] {
+        /// Index of the process in the member table.
+        pub member: u32,
+        /// Its descriptor number.
+        pub fd: u32,
+        /// The description: records with the same group share one.
+        pub group: u32,
+        /// Zero.
+        pub reserved: u32,
+    }
+}
+
+/// The member table and the shared-descriptor table's bytes of a TREE section.
+fn split<'a>(s: &Section<'a>) -> Result<(&'a [u8], &'a [u8]), ImageError> {
+    let bad = ImageError::BadSection { tag: tag::TREE };
+    match s.version {
+        1 => Ok((s.data, &[0u8; 8])),
+        2 => {
+            let n = s.data.get(..8).map(|b| crate::Rd::new(b).u64()).ok_or(bad)?;
+            let len = (n as usize).checked_mul(MEMBER_LEN).and_then(|l| l.checked_add(8)).ok_or(bad)?;
+            if n > MAX_MEMBERS as u64 || len > s.data.len() {
+                return Err(bad);
+            }
+            Ok(s.data.split_at(len))
+        }
+        _ => Err(bad),
+    }
+}
+
 /// The member table of a TREE section.
 pub fn members<'a>(s: &Section<'a>) -> Result<Table<'a, Member>, ImageError> {
-    Table::parse(s.data, s.tag)
+    Table::parse(split(s)?.0, s.tag)
+}
+
+/// The shared-descriptor table of a TREE section (empty in version 1).
+pub fn shared<'a>(s: &Section<'a>) -> Result<Table<'a, SharedFd>, ImageError> {
+    Table::parse(split(s)?.1, s.tag)
+}
+
+/// Bytes a version-2 payload of `members` and `shared` records takes.
+pub const fn len_for(members: usize, shared: usize) -> usize {
+    Table::<Member>::len_for(members) + Table::<SharedFd>::len_for(shared)
+}
+
+/// Encode a version-2 payload into `out` (exactly `len_for` bytes).
+pub fn encode(members: &[Member], shared: &[SharedFd], out: &mut [u8]) {
+    let (a, b) = out.split_at_mut(Table::<Member>::len_for(members.len()));
+    Table::encode(members, a);
+    Table::encode(shared, b);
 }
 
 /// Check a TREE section on its own: a root first, unique pids, every other
 /// member after its parent, member images page-aligned, in order and disjoint.
 pub fn validate(s: &Section) -> Result<(), ImageError> {
     let bad = Err(ImageError::BadSection { tag: tag::TREE });
-    if s.version != 1 {
-        return bad;
-    }
     let t = members(s)?;
     if t.is_empty() || t.len() > MAX_MEMBERS {
         return bad;
@@ -102,6 +161,20 @@ pub fn validate(s: &Section) -> Result<(), ImageError> {
         }
         if !zombie && i != 0 {
             next = m.offset + page_up(m.len);
+        }
+    }
+    // Shared descriptors: of live members, each (member, descriptor) once, each
+    // group naming descriptors of at least two processes.
+    let sh = shared(s)?;
+    if sh.len() > MAX_SHARED {
+        return bad;
+    }
+    for (i, d) in sh.iter().enumerate() {
+        let live = t.at(d.member as usize).is_some_and(|m| m.flags & ZOMBIE == 0);
+        let repeated = sh.iter().take(i).any(|e| (e.member, e.fd) == (d.member, d.fd));
+        let others = sh.iter().any(|e| e.group == d.group && e.member != d.member);
+        if !live || repeated || !others || d.reserved != 0 || d.fd > i32::MAX as u32 || d.group as usize >= sh.len() {
+            return bad;
         }
     }
     Ok(())
@@ -186,7 +259,44 @@ mod tests {
         assert_eq!(check(&[Member { pid: 0, ..root() }]), bad);
         // Another section version.
         let b = encode(&[root()]);
-        let s = Section { tag: tag::TREE, version: 2, data: &b[..Table::<Member>::len_for(1)] };
+        let s = Section { tag: tag::TREE, version: 3, data: &b[..Table::<Member>::len_for(1)] };
         assert_eq!(validate(&s), bad);
+    }
+
+    fn check2(ms: &[Member], sh: &[SharedFd]) -> Result<(), ImageError> {
+        let mut b = [0u8; 512];
+        let n = len_for(ms.len(), sh.len());
+        super::encode(ms, sh, &mut b[..n]);
+        validate(&Section { tag: tag::TREE, version: 2, data: &b[..n] })
+    }
+
+    #[test]
+    fn shared_descriptors_round_trip_and_forgeries_are_refused() {
+        let bad = Err(ImageError::BadSection { tag: tag::TREE });
+        let child = Member { pid: 101, ppid: 100, pgid: 100, sid: 50, offset: 0, len: 8192, ..Default::default() };
+        let zombie =
+            Member { pid: 102, ppid: 100, pgid: 100, sid: 50, flags: ZOMBIE, status: 7 << 8, ..Default::default() };
+        let ms = [root(), child, zombie];
+        let d = |member, fd, group| SharedFd { member, fd, group, reserved: 0 };
+        let good = [d(0, 1, 0), d(1, 1, 0), d(0, 2, 1), d(1, 2, 1), d(1, 5, 1)];
+        assert_eq!(check2(&ms, &good), Ok(()));
+        assert_eq!(check2(&ms, &[]), Ok(()));
+        let mut b = [0u8; 512];
+        let n = len_for(ms.len(), good.len());
+        super::encode(&ms, &good, &mut b[..n]);
+        let s = Section { tag: tag::TREE, version: 2, data: &b[..n] };
+        assert_eq!(members(&s).map(|t| t.len()), Ok(3));
+        assert!(shared(&s).is_ok_and(|t| t.iter().eq(good.iter().copied())));
+        // A group of one process, a zombie's or an unknown process's descriptor, a
+        // repeated one, a group number out of range, reserved bits.
+        assert_eq!(check2(&ms, &[d(0, 1, 0), d(0, 2, 0)]), bad);
+        assert_eq!(check2(&ms, &[d(0, 1, 0), d(2, 1, 0)]), bad);
+        assert_eq!(check2(&ms, &[d(0, 1, 0), d(3, 1, 0)]), bad);
+        assert_eq!(check2(&ms, &[d(0, 1, 0), d(1, 1, 0), d(1, 1, 0)]), bad);
+        assert_eq!(check2(&ms, &[d(0, 1, 5), d(1, 1, 5)]), bad);
+        assert_eq!(check2(&ms, &[d(0, 1, 0), SharedFd { reserved: 1, ..d(1, 1, 0) }]), bad);
+        // Cut short.
+        assert_eq!(validate(&Section { tag: tag::TREE, version: 2, data: &b[..n - 1] }), bad);
+        assert_eq!(validate(&Section { tag: tag::TREE, version: 2, data: &b[..20] }), bad);
     }
 }

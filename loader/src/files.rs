@@ -192,7 +192,7 @@ fn open_flags(r: &FileRec) -> OFlags {
     OFlags(r.flags & !(c::O_CREAT | c::O_EXCL | c::O_TRUNC).0) | c::O_NOCTTY | c::O_CLOEXEC
 }
 
-fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+pub fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     let path = if r.kind == fkind::TTY { &b"/dev/tty"[..] } else { files.path(r) };
     let p = CPath::new(&[path]).ok_or(Errno::ENAMETOOLONG)?;
     const O_DIRECT: u32 = 0o40000;
@@ -216,7 +216,7 @@ fn reopen(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
 
 /// A new unlinked file holding the saved content of a deleted file, opened with
 /// the saved flags at the saved offset.
-fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
+pub fn recreate(files: &Files, r: &FileRec) -> Result<Fd, Errno> {
     let path = files.path(r);
     let path = path.strip_suffix(b" (deleted)").unwrap_or(path);
     let dir = match path.iter().rposition(|&b| b == b'/') {
@@ -448,7 +448,10 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
                 .u(r.pos)
                 .s(", where the text is this process's and need not continue what was read")
                 .emit();
-        } else if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(&r, 3) == 2 {
+        } else if r.how == how::NEW
+            && r.kind == fkind::SOCKET
+            && (files.word(&r, 3) == 2 || (files.word(&r, 3) == 4 && pipes.socket_end(r.ino).is_none()))
+        {
             fd_msg(name, files, &r)
                 .s("warning: a connected socket whose peer is not restored: it fails like a dropped connection \
                     (reads see end of file, writes fail with EPIPE)")
@@ -492,10 +495,8 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
         }
     }
     let _ = ckpt_sys::close_range(3, img.0 as u32 - 1, 0);
-    // A tree's pipes stay until this process has taken its ends.
-    let (lo, hi) = pipes.range();
-    let (_, shm_hi) = pipes.shm_range();
-    let hi = if shm_hi > lo + 2 * crate::tree::MAX_PIPES as i32 { shm_hi } else { hi };
+    // A tree's pipes and shared files stay until this process has taken its own.
+    let (lo, hi) = pipes.held();
     if hi > lo && lo > img.0 {
         let _ = ckpt_sys::close_range(img.0 as u32 + 1, lo as u32 - 1, 0);
         let _ = ckpt_sys::close_range(hi as u32, u32::MAX, 0);
@@ -507,8 +508,14 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
     // not foresee is said on the descriptor 2 of the moment (the program's own,
     // once it is back).
     for (i, r) in files.files().enumerate() {
+        let tree_socket = (r.how == how::NEW && r.kind == fkind::SOCKET).then(|| pipes.socket_end(r.ino)).flatten();
         // The second end of a socket pair was put in place with the first.
-        if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(&r, 3) == 3 && (files.word(&r, 10) as usize) < i {
+        if r.how == how::NEW
+            && r.kind == fkind::SOCKET
+            && files.word(&r, 3) == 3
+            && (files.word(&r, 10) as usize) < i
+            && tree_socket.is_none()
+        {
             continue;
         }
         let fail = |what: &str, e: Errno| {
@@ -526,6 +533,15 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
                 continue;
             }
             placeholder()
+        } else if let Some(end) = tree_socket {
+            // An end of a socket pair of the tree (`tree::make_sockets`).
+            ckpt_sys::fcntl(end, c::F_DUPFD_CLOEXEC, 0).map(|n| Fd(n as i32)).and_then(|t| {
+                ckpt_sys::fcntl(t, c::F_SETFL, (r.flags & c::O_NONBLOCK.0) as usize)?;
+                Ok(t)
+            })
+        } else if let Some(one) = pipes.shared_file(r.fd).filter(|_| matches!(r.how, how::REOPEN | how::CONTENT)) {
+            // The description other processes of the tree share (`tree::make_files`).
+            ckpt_sys::fcntl(one, c::F_DUPFD_CLOEXEC, 0).map(|n| Fd(n as i32))
         } else {
             match r.how {
                 how::REOPEN => match change_of(files, &r) {
@@ -565,11 +581,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
         }
     }
     if hi > lo && lo > img.0 {
-        // The pipes (and anything else below the shared memory objects, which
-        // stay for `remap`).
-        let (shm_lo, shm_hi) = pipes.shm_range();
-        let end = if shm_hi > shm_lo { shm_lo } else { hi };
-        let _ = ckpt_sys::close_range(lo as u32, end as u32 - 1, 0);
+        pipes.close_taken();
     }
     terminals(name, files);
     // The interest lists last, once every descriptor they name is in place.
@@ -610,7 +622,9 @@ fn socket(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
     if state == 3 {
         return socket_pair(files, r, ty, top);
     }
-    if state == 2 {
+    // (State 4, a pair with another process of the tree, when no process of
+    // the restored tree holds the other end: a dropped connection too.)
+    if state == 2 || state == 4 {
         let (a, b) = ckpt_sys::socketpair(1, ty | flags, 0)?;
         let _ = ckpt_sys::close(b);
         return Ok(a);

@@ -178,8 +178,9 @@ pub fn main(sp: usize) -> ! {
         ids::enter(&name, meta.process.pid as i32);
     }
     // The pipes between the tree's processes, before the forks: each inherits them.
-    let pipes = tree.as_ref().map_or(tree::Pipes::NONE, |t| tree::make_pipes(&name, fd, &meta, t));
+    let mut pipes = tree.as_ref().map_or(tree::Pipes::NONE, |t| tree::make_pipes(&name, fd, &meta, t));
     let me = tree.as_ref().map_or(0, |t| tree::spawn(&name, t));
+    pipes.me = me;
     let mut member_tmp;
     let (base, header, meta_bytes, meta) = match tree.and_then(|t| t.at(me)).filter(|_| me != 0) {
         None => (0, header, meta_bytes, meta),
@@ -207,10 +208,7 @@ pub fn main(sp: usize) -> ! {
     let fd = match files::section(&meta) {
         Some(f) => files::restore(&name, &f, files::Opts::from_stack(sp), fd, &pipes, &meta),
         None => {
-            let (lo, hi) = pipes.range();
-            if hi > lo {
-                let _ = ckpt_sys::close_range(lo as u32, hi as u32 - 1, 0);
-            }
+            pipes.close_taken();
             fd
         }
     };

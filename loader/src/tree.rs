@@ -145,15 +145,47 @@ pub struct Pipes {
     /// 2 * MAX_PIPES + k`; each process maps its views from it (`remap`).
     shm_n: usize,
     shm_id: [(u64, u64); MAX_SHM],
+    /// Open file descriptions of regular files several processes share (the
+    /// TREE section's shared descriptors): each opened once before the forks,
+    /// at `files_lo() + group` (`open[group]`); `shared` lists (member,
+    /// descriptor, group).
+    shared: [(u32, u32, u32); MAX_SHARED_FDS],
+    nshared: usize,
+    open: [bool; MAX_FILE_GROUPS],
+    /// UNIX socket pairs whose ends processes of the tree hold (the inodes of
+    /// both ends): one new pair each, made before the forks, at `socks_lo() +
+    /// 2k` and `+ 2k + 1`.
+    socks: [(u64, u64); MAX_SOCK_PAIRS],
+    nsocks: usize,
+    /// The member this process restores (set after `spawn`).
+    pub me: usize,
 }
 
 /// Most shared memory objects between the processes of a tree.
 pub const MAX_SHM: usize = 32;
+/// Most shared open file descriptions, and descriptors naming them, the restart
+/// joins again.
+pub const MAX_FILE_GROUPS: usize = 64;
+const MAX_SHARED_FDS: usize = 256;
+/// Most socket pairs between the processes of a tree the restart joins again.
+pub const MAX_SOCK_PAIRS: usize = 32;
 
 impl Pipes {
     /// No pipes (a single process, or a tree without pipes between processes).
-    pub const NONE: Pipes =
-        Pipes { n: 0, ino: [0; MAX_PIPES], fds: [[-1; 2]; MAX_PIPES], lo: 0, shm_n: 0, shm_id: [(0, 0); MAX_SHM] };
+    pub const NONE: Pipes = Pipes {
+        n: 0,
+        ino: [0; MAX_PIPES],
+        fds: [[-1; 2]; MAX_PIPES],
+        lo: 0,
+        shm_n: 0,
+        shm_id: [(0, 0); MAX_SHM],
+        shared: [(0, 0, 0); MAX_SHARED_FDS],
+        nshared: 0,
+        open: [false; MAX_FILE_GROUPS],
+        socks: [(0, 0); MAX_SOCK_PAIRS],
+        nsocks: 0,
+        me: 0,
+    };
 
     /// The memfd of shared object (dev, inode), if the tree's processes share it.
     pub fn shm_fd(&self, dev: u64, inode: u64) -> Option<ckpt_sys::Fd> {
@@ -178,6 +210,55 @@ impl Pipes {
     /// The descriptor range the pipes hold, `[lo, hi)` (empty: none).
     pub fn range(&self) -> (i32, i32) {
         (self.lo, self.lo + 2 * self.n as i32)
+    }
+
+    fn files_lo(&self) -> i32 {
+        self.shm_lo() + MAX_SHM as i32
+    }
+
+    /// The description this process's descriptor `fd` shares with other
+    /// processes of the tree, if it was opened once for them all.
+    pub fn shared_file(&self, fd: u32) -> Option<ckpt_sys::Fd> {
+        let me = self.me as u32;
+        let &(_, _, g) = self.shared[..self.nshared].iter().find(|d| (d.0, d.1) == (me, fd))?;
+        self.open[g as usize].then(|| ckpt_sys::Fd(self.files_lo() + g as i32))
+    }
+
+    fn socks_lo(&self) -> i32 {
+        self.files_lo() + MAX_FILE_GROUPS as i32
+    }
+
+    /// The end of a socket pair of the tree that is socket `ino`, if it is one.
+    pub fn socket_end(&self, ino: u64) -> Option<ckpt_sys::Fd> {
+        let k = self.socks[..self.nsocks].iter().position(|p| p.0 == ino || p.1 == ino)?;
+        let second = self.socks[k].1 == ino;
+        Some(ckpt_sys::Fd(self.socks_lo() + 2 * k as i32 + second as i32))
+    }
+
+    /// Every descriptor this holds, `[lo, hi)` (empty: none).
+    pub fn held(&self) -> (i32, i32) {
+        let socks = (self.nsocks > 0).then(|| self.socks_lo() + 2 * self.nsocks as i32);
+        let files = self.open.iter().rposition(|&o| o).map(|g| self.files_lo() + g as i32 + 1);
+        let shm = (self.shm_n > 0).then(|| self.shm_range().1);
+        let hi = socks.or(files).or(shm).unwrap_or(self.range().1);
+        (self.lo, hi)
+    }
+
+    /// Close what each process takes as its own descriptors once they are in
+    /// place (the pipes and shared files); the shared memory objects stay for
+    /// `remap`.
+    pub fn close_taken(&self) {
+        let (lo, hi) = self.range();
+        if hi > lo {
+            let _ = ckpt_sys::close_range(lo as u32, hi as u32 - 1, 0);
+        }
+        if let Some(g) = self.open.iter().rposition(|&o| o) {
+            let _ = ckpt_sys::close_range(self.files_lo() as u32, (self.files_lo() + g as i32) as u32, 0);
+        }
+        if self.nsocks > 0 {
+            let lo = self.socks_lo() as u32;
+            let _ = ckpt_sys::close_range(lo, lo + 2 * self.nsocks as u32 - 1, 0);
+        }
     }
 }
 
@@ -316,6 +397,177 @@ fn make_shm(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: &T
     });
 }
 
+/// The open file descriptions of regular files that several processes of the
+/// tree shared (the TREE section's shared descriptors): each opened once here,
+/// as the first process that held it would open it (by path at the saved
+/// offset, or a deleted file recreated), at `files_lo() + group`, so every
+/// process inherits it and `files::restore` puts it at each descriptor that
+/// shared it: one offset again. One that cannot be opened here is left to each
+/// process, which opens its own (and says why).
+fn make_files(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: &Table<Member>, pipes: &mut Pipes) {
+    use ckpt_image::files::{fkind, how};
+    let Some(sh) = root.sections.get(ckpt_image::section::tag::TREE).and_then(|s| ckpt_image::tree::shared(&s).ok())
+    else {
+        return;
+    };
+    let mut over = false;
+    for d in sh.iter() {
+        if pipes.nshared < MAX_SHARED_FDS && (d.group as usize) < MAX_FILE_GROUPS {
+            pipes.shared[pipes.nshared] = (d.member, d.fd, d.group);
+            pipes.nshared += 1;
+        } else {
+            over = true;
+        }
+    }
+    if over {
+        msg(name)
+            .s("warning: more open files shared between processes of the tree than the restart joins (")
+            .u(MAX_FILE_GROUPS as u64)
+            .s("): the others come back with an offset of each process's own")
+            .emit();
+    }
+    if pipes.nshared == 0 {
+        return;
+    }
+    let mut tried = [false; MAX_FILE_GROUPS];
+    let lo = pipes.files_lo();
+    each_files(name, fd, root, t, |p, files| {
+        for k in 0..pipes.nshared {
+            let (m, f, g) = pipes.shared[k];
+            if m as usize != p || tried[g as usize] {
+                continue;
+            }
+            tried[g as usize] = true;
+            let Some(r) = files.files().find(|r| r.fd == f) else { continue };
+            let got = match r.how {
+                how::REOPEN if r.kind == fkind::REG => crate::files::reopen(files, &r),
+                how::CONTENT => crate::files::recreate(files, &r),
+                _ => continue,
+            };
+            // (A file that is gone or cannot be opened: each process says so.)
+            let Ok(one) = got else { continue };
+            if ckpt_sys::dup3(one, ckpt_sys::Fd(lo + g as i32), c::O_CLOEXEC).is_ok() {
+                pipes.open[g as usize] = true;
+            }
+            let _ = ckpt_sys::close(one);
+        }
+    });
+}
+
+/// One end of a UNIX socket pair as the tree's processes hold it.
+#[derive(Clone, Copy, Default)]
+struct SockEnd {
+    ino: u64,
+    peer: u64,
+    ty: u32,
+    /// In how many processes, the last one counted; some process recorded it
+    /// as connected to a peer outside itself (state 4).
+    procs: u32,
+    last: usize,
+    outside: bool,
+}
+
+/// The UNIX socket pairs whose ends processes of the tree hold (a socketpair
+/// made before a fork, python's `multiprocessing.Pipe()`): each made once here,
+/// with the bytes queued for each end, so that every process takes its ends
+/// from one pair, as fork had left them. Recorded by each process as a pair
+/// within itself (state 3) or as connected to a peer outside itself (state 4,
+/// tree mode: the peer's inode); a pair only one process holds is left to it.
+/// An end whose peer no process of the tree holds comes back as a dropped
+/// connection (`files::restore` says so).
+fn make_sockets(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: &Table<Member>, pipes: &mut Pipes) {
+    use ckpt_image::files::{SOCKET_DATA_LEN, fkind, how};
+    const MAX_ENDS: usize = 2 * MAX_SOCK_PAIRS;
+    let mut ends = [SockEnd::default(); MAX_ENDS];
+    let mut n = 0usize;
+    let mut full = false;
+    each_files(name, fd, root, t, |p, files| {
+        for r in files.files().filter(|r| r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 0) == 1) {
+            let state = files.word(&r, 3);
+            let peer = match state {
+                3 => files.file(files.word(&r, 10) as usize).map_or(0, |o| o.ino),
+                4 => files.word(&r, 10),
+                _ => continue,
+            };
+            let e = match ends[..n].iter().position(|e| e.ino == r.ino) {
+                Some(i) => &mut ends[i],
+                None if n < MAX_ENDS => {
+                    n += 1;
+                    ends[n - 1] = SockEnd {
+                        ino: r.ino,
+                        peer,
+                        ty: files.word(&r, 1) as u32,
+                        last: usize::MAX,
+                        ..Default::default()
+                    };
+                    &mut ends[n - 1]
+                }
+                None => {
+                    full = true;
+                    continue;
+                }
+            };
+            if e.last != p {
+                e.last = p;
+                e.procs += 1;
+            }
+            e.outside |= state == 4;
+        }
+    });
+    if full {
+        msg(name)
+            .s("warning: more than ")
+            .u(MAX_SOCK_PAIRS as u64)
+            .s(" socket pairs in the tree: the others come back as dropped connections where processes shared them")
+            .emit();
+    }
+    let lo = pipes.socks_lo();
+    for i in 0..n {
+        let a = ends[i];
+        let Some(b) = ends[..n].iter().find(|b| b.ino == a.peer && b.peer == a.ino) else { continue };
+        let joined = a.outside || b.outside || a.procs > 1 || b.procs > 1;
+        if !joined || a.ino > b.ino || pipes.nsocks == MAX_SOCK_PAIRS {
+            continue;
+        }
+        const SOCK_CLOEXEC: u32 = 0o2000000;
+        let Ok((x, y)) = ckpt_sys::socketpair(1, a.ty | SOCK_CLOEXEC, 0) else {
+            msg(name).s("warning: cannot make a socket pair of the tree again; its ends come back dropped").emit();
+            continue;
+        };
+        let k = pipes.nsocks as i32;
+        let placed = ckpt_sys::dup3(x, ckpt_sys::Fd(lo + 2 * k), c::O_CLOEXEC)
+            .and_then(|_| ckpt_sys::dup3(y, ckpt_sys::Fd(lo + 2 * k + 1), c::O_CLOEXEC));
+        let _ = (ckpt_sys::close(x), ckpt_sys::close(y));
+        if let Err(e) = placed {
+            crate::die_errno(name, "cannot make a socket pair of the tree again (dup3)", e);
+        }
+        pipes.socks[pipes.nsocks] = (a.ino, b.ino);
+        pipes.nsocks += 1;
+    }
+    if pipes.nsocks == 0 {
+        return;
+    }
+    // The bytes queued for each end (every holder saved the same: they were all
+    // stopped), sent from the other end so that this one reads them.
+    let mut filled = [0u64; MAX_ENDS];
+    let mut nfilled = 0usize;
+    each_files(name, fd, root, t, |_, files| {
+        for r in files.files().filter(|r| r.how == how::NEW && r.kind == fkind::SOCKET) {
+            let Some(end) = pipes.socket_end(r.ino) else { continue };
+            if filled[..nfilled].contains(&r.ino) || nfilled == MAX_ENDS {
+                continue;
+            }
+            filled[nfilled] = r.ino;
+            nfilled += 1;
+            let queued = files.content(&r).get(SOCKET_DATA_LEN as usize..).unwrap_or(&[]);
+            let other = if (end.0 - lo) % 2 == 0 { ckpt_sys::Fd(end.0 + 1) } else { ckpt_sys::Fd(end.0 - 1) };
+            if let Err(e) = ckpt_sys::write_all(other, queued) {
+                msg(name).s("warning: cannot queue the saved bytes of a socket of the tree again: ").errno(e).emit();
+            }
+        }
+    });
+}
+
 /// Make the tree's pipes (see [`Pipes`]): every pipe held by more than one
 /// process of the tree, or at 0, 1 or 2 of a process, except the root's own
 /// standard descriptors (they came from outside the tree: they are the
@@ -369,6 +621,8 @@ pub fn make_pipes(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta,
     let mut pipes = Pipes::NONE;
     pipes.lo = top as i32 + 16;
     make_shm(name, fd, root, t, &mut pipes);
+    make_files(name, fd, root, t, &mut pipes);
+    make_sockets(name, fd, root, t, &mut pipes);
     for s in &seen[..nseen] {
         if s.root_stdio || !(s.procs > 1 || s.stdio) {
             continue;

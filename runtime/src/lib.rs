@@ -167,7 +167,12 @@ pub fn init_hijacked(settings: &[u8]) -> u16 {
 /// The configuration in force (the default while a checkpoint holds the state,
 /// which cannot happen in a signal handler: signals are blocked meanwhile).
 pub fn config() -> Config {
-    state::with(|st| st.cfg).unwrap_or(Config::DEFAULT)
+    config_if_idle().unwrap_or(Config::DEFAULT)
+}
+
+/// The configuration, or `None` while a checkpoint holds it (in another thread).
+pub fn config_if_idle() -> Option<Config> {
+    state::with(|st| st.cfg)
 }
 
 /// Take a checkpoint now, into `name` or the configured file, on the runtime's
@@ -288,8 +293,7 @@ fn take(st: &mut state::State, name: Option<&[u8]>, trigger: Trigger, member: bo
         let s = tree::freeze(ckpt_sys::getpid()).map_err(|f| f.for_path(path.as_bytes()))?;
         if tree::members(s).len() > 1 {
             tree::capture(s, &path).map_err(|f| f.for_path(path.as_bytes()))?;
-            let m = tree::members(s);
-            st.kernel.tree = capture::TreeSection { members: (m.as_ptr() as usize, m.len()) };
+            st.kernel.tree = tree::section(s);
             session = Some(s);
         } else {
             tree::release(s, false);

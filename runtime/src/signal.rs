@@ -59,6 +59,10 @@ static TIMER: AtomicI32 = AtomicI32::new(0);
 /// (they inherit our handler): they must not all answer it.
 static OWNER: AtomicI32 = AtomicI32::new(0);
 
+/// `our_signals` of the configuration armed last, for a handler that cannot
+/// read the configuration (a checkpoint holds it in another thread).
+static OURS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// The signal the periodic timer sends under `cfg`.
 pub fn timer_signal(cfg: &Config) -> u32 {
     if cfg.signal != 0 { cfg.signal } else { SIGRTMAX }
@@ -118,6 +122,7 @@ fn uninstall(sig: u32) {
 /// time).
 pub fn arm(cfg: &Config, old: Option<&Config>) -> Result<()> {
     OWNER.store(ckpt_sys::getpid(), Ordering::Release);
+    OURS.store(our_signals(cfg), Ordering::Release);
     disarm_timer();
     if let Some(o) = old {
         let keep = our_signals(cfg);
@@ -277,10 +282,21 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // SAFETY: as above; si_code is the third int of siginfo_t on both
     // architectures.
     let code = unsafe { core::ptr::read((info as *const u8).add(8) as *const i32) };
-    let cfg = crate::config();
     if !periodic && !(1..=64).contains(&sig) {
         return;
     }
+    let Some(cfg) = crate::config_if_idle() else {
+        // A checkpoint is running in another thread, which holds the
+        // configuration: a trigger that reached this thread meanwhile (the
+        // terminal's Ctrl-Z passed on by a tree's member, SIGTERM sent twice)
+        // asked for what it is doing, and the periodic timer's tick too. Only
+        // the sleep it interrupted here is finished.
+        // SAFETY: `uc` is this handler's ucontext.
+        let interrupted = unsafe { crate::sleep::note(uc) };
+        // SAFETY: as above.
+        unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), OURS.load(Ordering::Acquire)) };
+        return;
+    };
     // `ckpt checkpoint PID`: one of our signals, queued with a request's value.
     let asked = if !periodic && code == c::SI_QUEUE && our_signals(&cfg) & (1u64 << (sig - 1)) != 0 {
         // SAFETY: the kernel's siginfo is 128 bytes on both architectures.

@@ -34,7 +34,7 @@
 //! None here: `rt_sigqueueinfo`, `rt_sigtimedwait` and file calls through typed
 //! wrappers.
 
-use ckpt_image::tree::{Member, ROOT, ZOMBIE};
+use ckpt_image::tree::{Member, ROOT, SharedFd, ZOMBIE};
 use ckpt_image::{PAGE_SIZE, page_up};
 use ckpt_sys::msg::Msg;
 use ckpt_sys::scratch::Scratch;
@@ -53,11 +53,21 @@ const FREEZE_MS: u64 = 2000;
 /// How long a member may take to write its image (it is as long as its memory).
 const CAPTURE_MS: u64 = 600_000;
 
-/// What a tree signal says (bits 20..23 of the value; bits 24..31 are [`TAG`],
-/// bits 0..19 a descriptor number for [`Cmd::Capture`]).
+/// What a tree signal says (bits 23..25 of the value; bits 26..31 are [`TAG`],
+/// bits 0..22 the argument: a thread id, or a descriptor number for
+/// [`Cmd::Capture`]).
+///
+/// Every word but the first goes to one thread (`rt_tgsigqueueinfo`): the
+/// thread of the other side that handles the exchange. A word queued to the
+/// whole process would go to any thread that does not block the signal, and in
+/// a multi-threaded process another thread's handler would take it (python's
+/// `multiprocessing.Pool` has three threads in the root). So the root's Freeze
+/// names the root's thread (its argument), each member's Frozen names the
+/// member's, and the rest goes to those two threads only.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Cmd {
-    /// Root to member: stop and wait in the handler.
+    /// Root to member (to the process): stop and wait in the handler; the
+    /// argument is the root's thread to answer.
     Freeze = 1,
     /// Root to member: write your image into the root's descriptor N.
     Capture = 2,
@@ -65,7 +75,7 @@ pub enum Cmd {
     Exit = 3,
     /// Root to member: go on (continue mode, or the checkpoint failed).
     Go = 4,
-    /// Member to root: frozen.
+    /// Member to root: frozen; the argument is the member's thread that waits.
     Frozen = 5,
     /// Member to root: image written.
     Captured = 6,
@@ -73,17 +83,20 @@ pub enum Cmd {
     Failed = 7,
 }
 
-const TAG: usize = 0xc7;
+const TAG: usize = 0x31;
+
+/// The largest argument (a thread id: the kernel's pid_max is at most 2^22).
+const ARG_MASK: usize = (1 << 23) - 1;
 
 fn value(cmd: Cmd, arg: u32) -> usize {
-    (TAG << 24) | ((cmd as usize) << 20) | (arg as usize & 0xf_ffff)
+    (TAG << 26) | ((cmd as usize) << 23) | (arg as usize & ARG_MASK)
 }
 
 fn decode(v: usize) -> Option<(Cmd, u32)> {
-    if (v >> 24) & 0xff != TAG {
+    if (v >> 26) & 0x3f != TAG {
         return None;
     }
-    let cmd = match (v >> 20) & 0xf {
+    let cmd = match (v >> 23) & 0x7 {
         1 => Cmd::Freeze,
         2 => Cmd::Capture,
         3 => Cmd::Exit,
@@ -93,13 +106,16 @@ fn decode(v: usize) -> Option<(Cmd, u32)> {
         7 => Cmd::Failed,
         _ => return None,
     };
-    Some((cmd, (v & 0xf_ffff) as u32))
+    Some((cmd, (v & ARG_MASK) as u32))
 }
 
-/// Queue `cmd` to process `pid`.
-fn send(pid: i32, cmd: Cmd, arg: u32) -> Result<(), Errno> {
+/// Queue `cmd` to thread `tid` of process `pid` (`tid` 0: to the process).
+fn send(pid: i32, tid: i32, cmd: Cmd, arg: u32) -> Result<(), Errno> {
     let info = crate::arch::queued_siginfo(SIGNAL, ckpt_sys::getpid(), ckpt_sys::task::getuid(), value(cmd, arg));
-    ckpt_sys::settings::rt_sigqueueinfo(pid, SIGNAL, &info)
+    match tid {
+        0 => ckpt_sys::settings::rt_sigqueueinfo(pid, SIGNAL, &info),
+        _ => ckpt_sys::settings::rt_tgsigqueueinfo(pid, tid, SIGNAL, &info),
+    }
 }
 
 /// Take one tree signal off this process's queue: (sender, command, argument).
@@ -164,8 +180,9 @@ pub fn member(cfg: &Config, first: &[u8; 128]) -> bool {
     // queued behind it is left there: the root's next word (a `Go` that ends a
     // failed freeze may already be waiting).
     let (code, pid, v) = crate::arch::siginfo_code_pid_value(first);
-    let frozen = code == c::SI_QUEUE && pid == root && decode(v).is_some_and(|(cmd, _)| cmd == Cmd::Freeze);
-    if !frozen || send(root, Cmd::Frozen, 0).is_err() {
+    let Some((Cmd::Freeze, to)) = decode(v).filter(|_| code == c::SI_QUEUE && pid == root) else { return false };
+    let to = to as i32;
+    if send(root, to, Cmd::Frozen, ckpt_sys::gettid() as u32).is_err() {
         return false;
     }
     let Some((Cmd::Capture, fd)) = wait_root(root, &[Cmd::Capture, Cmd::Go]) else { return false };
@@ -174,11 +191,11 @@ pub fn member(cfg: &Config, first: &[u8; 128]) -> bool {
     match crate::checkpoint_member(&path) {
         Ok(crate::Outcome::Restarted) => return true,
         Ok(_) => {
-            let _ = send(root, Cmd::Captured, 0);
+            let _ = send(root, to, Cmd::Captured, 0);
         }
         Err(f) => {
             f.report();
-            let _ = send(root, Cmd::Failed, 0);
+            let _ = send(root, to, Cmd::Failed, 0);
         }
     }
     match wait_root(root, &[Cmd::Exit, Cmd::Go]) {
@@ -219,12 +236,22 @@ pub struct Session {
     fds: [i32; MAX],
     /// Each member has an image file (`tmp_name`).
     has_file: [bool; MAX],
+    /// The thread of each member that answered the freeze and waits for the
+    /// root's words (0: none yet; the words then go to the process).
+    tids: [i32; MAX],
     n: usize,
     /// The tree image's name (the temporary files are next to it).
     path: Path,
     /// The members' images' total length, each padded to a page.
     pub bytes: u64,
+    /// Descriptors of different members that share one open file description
+    /// of a regular file (`shared_files`), for the TREE section.
+    shared: [SharedFd; MAX_SHARED],
+    nshared: usize,
 }
+
+/// Most shared descriptors recorded (more are said, and each gets its own offset).
+const MAX_SHARED: usize = 1024;
 
 /// Where the session lives: static memory of the runtime (one checkpoint at a
 /// time; the state lock serialises them). Too large for the checkpoint stack.
@@ -237,9 +264,12 @@ static SESSION: Slot = Slot(core::cell::UnsafeCell::new(Session {
     comm: [[0; 16]; MAX],
     fds: [-1; MAX],
     has_file: [false; MAX],
+    tids: [0; MAX],
     n: 0,
     path: Path::EMPTY,
     bytes: 0,
+    shared: [SharedFd { member: 0, fd: 0, group: 0, reserved: 0 }; MAX_SHARED],
+    nshared: 0,
 }));
 
 /// The session (the caller holds the runtime's state lock).
@@ -378,6 +408,7 @@ pub fn freeze(root_proc: i32) -> Result<&'static mut Session, Failure> {
         ..Default::default()
     };
     s.fds = [-1; MAX];
+    s.tids = [0; MAX];
     s.has_file = [false; MAX];
     s.n = 1;
     let r = freeze_rounds(s, root_proc);
@@ -435,7 +466,7 @@ fn freeze_rounds(s: &mut Session, root: i32) -> Result<(), Failure> {
             s.comm[i] = p.comm;
             s.n += 1;
             if !zombie {
-                match send(p.pid, Cmd::Freeze, 0) {
+                match send(p.pid, 0, Cmd::Freeze, ckpt_sys::gettid() as u32) {
                     Ok(()) => asked[i] = true,
                     Err(Errno::ESRCH) => {} // exited meanwhile: settled below
                     Err(e) => return Err(about(p, e, "asking a process of the tree to stop for", b"")),
@@ -455,7 +486,7 @@ fn freeze_rounds(s: &mut Session, root: i32) -> Result<(), Failure> {
 
 /// Wait until every member `i >= first` with `asked[i]` answered `want`.
 fn wait_replies(
-    s: &Session,
+    s: &mut Session,
     first: usize,
     asked: &[bool; MAX],
     want: Cmd,
@@ -466,10 +497,13 @@ fn wait_replies(
     let mut left = (first..s.n).filter(|&i| asked[i]).count();
     let mut waited = 0u64;
     while left > 0 {
-        while let Some((pid, cmd, _)) = take() {
+        while let Some((pid, cmd, arg)) = take() {
             let Some(i) = (first..s.n).find(|&i| s.members[i].pid as i32 == pid && asked[i] && !done[i]) else {
                 continue;
             };
+            if cmd == Cmd::Frozen {
+                s.tids[i] = arg as i32;
+            }
             if cmd == Cmd::Failed {
                 let p = proc_of(s, i);
                 return Err(about(
@@ -532,7 +566,7 @@ fn settle(s: &mut Session) {
             _ => {
                 keep[i] = false;
                 if s.members[i].flags & ZOMBIE == 0 {
-                    let _ = send(s.members[i].pid as i32, Cmd::Go, 0);
+                    let _ = send(s.members[i].pid as i32, s.tids[i], Cmd::Go, 0);
                 }
             }
         }
@@ -542,6 +576,7 @@ fn settle(s: &mut Session) {
         if k {
             s.members[n] = s.members[i];
             s.comm[n] = s.comm[i];
+            s.tids[n] = s.tids[i];
             n += 1;
         }
     }
@@ -577,17 +612,20 @@ fn tmp_name(path: &Path, i: usize) -> Option<CPath> {
 }
 
 /// A regular file of one process of the tree: (device, inode, member, fd).
-type OpenFile = (u64, u64, usize, u32);
+/// A regular file one member holds: (device, inode, member, descriptor, group:
+/// the index of the first entry of its open file description, see below).
+type OpenFile = (u64, u64, usize, u32, u32);
 
-/// Say which regular files processes of the tree share one open file
-/// description of (an inherited `> log`, a file opened before a fork): after a
-/// restart each process reopens its own at its saved offset, so the offset is
-/// no longer shared (writes may overwrite each other, reads repeat). Not
-/// restored yet (docs/trees.md); said here rather than let it pass silently.
-fn warn_shared_files(s: &Session) {
+/// Find the regular files that processes of the tree share one open file
+/// description of (an inherited `> log`, a file opened before a fork) and record
+/// them for the TREE section: the restart opens each description once, before
+/// the processes are made, so they share one offset again (loader/src/tree.rs).
+/// Descriptors of one file are compared with `kcmp(KCMP_FILE)`.
+fn shared_files(s: &mut Session) {
     const MAX_FILES: usize = 1 << 14;
-    const MAX_LINES: u64 = 8;
+    s.nshared = 0;
     let Ok(mut files) = ckpt_sys::scratch::Table::<OpenFile>::with_capacity(MAX_FILES) else { return };
+    let mut full = false;
     for i in 0..s.n {
         if s.members[i].flags & ZOMBIE != 0 {
             continue;
@@ -607,8 +645,8 @@ fn warn_shared_files(s: &Session) {
                 let Some(fd) = ckpt_sys::num::signed(name) else { continue };
                 let Some(p) = CPath::from_parts(&[dir.as_bytes(), b"/", name]) else { continue };
                 let Ok(st) = ckpt_sys::statx(Fd::CWD, p.cstr(), AtFlags(0)) else { continue };
-                if st.kind() == ckpt_sys::s_if::REG && files.push((st.dev(), st.ino, i, fd as u32)).is_err() {
-                    break;
+                if st.kind() == ckpt_sys::s_if::REG && files.push((st.dev(), st.ino, i, fd as u32, 0)).is_err() {
+                    full = true;
                 }
             }
         }
@@ -616,43 +654,54 @@ fn warn_shared_files(s: &Session) {
     }
     let all = files.as_mut_slice();
     all.sort_unstable();
-    let mut said = 0u64;
-    for (k, a) in all.iter().enumerate() {
-        // The first other process's descriptor of the same description.
-        let other = all[k + 1..].iter().take_while(|b| (b.0, b.1) == (a.0, a.1)).find(|b| {
-            b.2 != a.2
-                && ckpt_sys::kcmp(
-                    s.members[a.2].pid as i32,
-                    s.members[b.2].pid as i32,
-                    c::KCMP_FILE,
-                    a.3 as usize,
-                    b.3 as usize,
-                ) == Ok(0)
-        });
-        let Some(b) = other else { continue };
-        said += 1;
-        if said <= MAX_LINES {
-            Msg::new()
-                .s("ckpt: warning: descriptor ")
-                .u(a.3 as u64)
-                .s(" of process ")
-                .u(s.members[a.2].pid as u64)
-                .s(" and descriptor ")
-                .u(b.3 as u64)
-                .s(" of process ")
-                .u(s.members[b.2].pid as u64)
-                .s(" share one open file description of a regular file: after a restart each has its own offset \
-                    (writes may overwrite each other, reads repeat)")
-                .emit();
+    // Group the descriptors of each file by description: an entry joins the
+    // group of the first earlier entry kcmp finds it shares with (a "head": an
+    // entry whose group is itself), or heads a group of its own.
+    let mut run = 0;
+    for k in 0..all.len() {
+        if k > 0 && (all[k].0, all[k].1) != (all[k - 1].0, all[k - 1].1) {
+            run = k;
         }
+        let (pk, fk) = (s.members[all[k].2].pid as i32, all[k].3 as usize);
+        let same = |j: usize| {
+            all[j].4 == j as u32
+                && ckpt_sys::kcmp(s.members[all[j].2].pid as i32, pk, c::KCMP_FILE, all[j].3 as usize, fk) == Ok(0)
+        };
+        all[k].4 = (run..k).find(|&j| same(j)).unwrap_or(k) as u32;
     }
-    if said > MAX_LINES {
-        Msg::new().s("ckpt: warning: and ").u(said - MAX_LINES).s(" more descriptors shared like that").emit();
+    // Keep the groups that span two processes or more, numbered from 0.
+    let mut groups = 0u32;
+    for h in 0..all.len() {
+        if all[h].4 != h as u32 {
+            continue;
+        }
+        let of = |e: &OpenFile| e.4 == h as u32;
+        let end = all[h..].iter().position(|e| (e.0, e.1) != (all[h].0, all[h].1)).map_or(all.len(), |p| h + p);
+        if !all[h..end].iter().any(|e| of(e) && e.2 != all[h].2) {
+            continue;
+        }
+        if s.nshared + all[h..end].iter().filter(|e| of(e)).count() > MAX_SHARED {
+            full = true;
+            continue;
+        }
+        for e in all[h..end].iter().filter(|e| of(e)) {
+            s.shared[s.nshared] = SharedFd { member: e.2 as u32, fd: e.3, group: groups, reserved: 0 };
+            s.nshared += 1;
+        }
+        groups += 1;
+    }
+    if full {
+        Msg::new()
+            .s("ckpt: warning: more regular files open in the tree than ckpt records as shared (")
+            .u(MAX_SHARED as u64)
+            .s(" descriptors): the others each get their own offset after a restart, even where processes \
+                shared one (writes may overwrite each other, reads repeat)")
+            .emit();
     }
 }
 
 fn capture_all(s: &mut Session, path: &Path) -> Result<(), Failure> {
-    warn_shared_files(s);
+    shared_files(s);
     let n = path.as_bytes();
     s.path = *path;
     let mut asked = [false; MAX];
@@ -667,7 +716,7 @@ fn capture_all(s: &mut Session, path: &Path) -> Result<(), Failure> {
         s.fds[i] = fd.0;
         s.has_file[i] = true;
         let p = proc_of(s, i);
-        send(p.pid, Cmd::Capture, fd.0 as u32)
+        send(p.pid, s.tids[i], Cmd::Capture, fd.0 as u32)
             .map_err(|e| about(&p, e, "asking a process of the tree to write its image for", b""))?;
         // One at a time: a pipe's reader saves the queued bytes by taking them
         // out and putting them back, which another reader must not see.
@@ -748,12 +797,20 @@ pub fn members(s: &Session) -> &[Member] {
     &s.members[..s.n]
 }
 
+/// The TREE section of the root's image: the member table and the shared
+/// descriptors (valid until the session is released).
+pub fn section(s: &Session) -> crate::capture::TreeSection {
+    let m = members(s);
+    let d = &s.shared[..s.nshared];
+    crate::capture::TreeSection { members: (m.as_ptr() as usize, m.len()), shared: (d.as_ptr() as usize, d.len()) }
+}
+
 /// End the session: every member exits (`exit`: the tree image is durable and
 /// the program ends) or goes on; the temporary files go.
 pub fn release(s: &mut Session, exit: bool) {
     for i in 1..s.n {
         if s.members[i].flags & ZOMBIE == 0 {
-            let _ = send(s.members[i].pid as i32, if exit { Cmd::Exit } else { Cmd::Go }, 0);
+            let _ = send(s.members[i].pid as i32, s.tids[i], if exit { Cmd::Exit } else { Cmd::Go }, 0);
         }
         if s.fds[i] >= 0 {
             let _ = ckpt_sys::close(Fd(s.fds[i]));
@@ -774,5 +831,6 @@ pub fn forget() {
     let s = session();
     s.n = 0;
     s.fds = [-1; MAX];
+    s.tids = [0; MAX];
     s.has_file = [false; MAX];
 }

@@ -800,14 +800,19 @@ fn socket_pairs(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
             continue;
         }
         let Some(peer) = unix_peer(r.ino as u32) else { continue };
-        let Some(j) = recs.iter().position(|o| o.ino == peer as u64 && o.how == how::NEW && o.kind == fkind::SOCKET)
-        else {
-            continue;
+        let j = recs.iter().position(|o| o.ino == peer as u64 && o.how == how::NEW && o.kind == fkind::SOCKET);
+        // A peer in this process: state 3, word 10 its record. In a tree, a peer
+        // outside this process may be another process's (the loader sees them
+        // all): state 4, word 10 its inode.
+        let (state, other) = match j {
+            Some(j) => (3u64, j as u64),
+            None if TREE.load(core::sync::atomic::Ordering::Relaxed) => (4, peer as u64),
+            None => continue,
         };
         let mut copy = [0u8; f::SOCKET_DATA_LEN as usize];
         copy.copy_from_slice(&words);
-        copy[24..32].copy_from_slice(&3u64.to_le_bytes());
-        copy[80..88].copy_from_slice(&(j as u64).to_le_bytes());
+        copy[24..32].copy_from_slice(&state.to_le_bytes());
+        copy[80..88].copy_from_slice(&other.to_le_bytes());
         let Some(off) = w.blob(&copy) else { continue };
         let mut len = f::SOCKET_DATA_LEN;
         // The bytes queued for this end.
@@ -968,7 +973,9 @@ fn warn_placeholder(r: &FileRec, files: &FilesView) {
         return;
     }
     if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 3) == 2 {
-        // (state 3, a pair within the process, is restored connected: no warning)
+        // (state 3, a pair within the process, is restored connected: no
+        // warning; state 4, a peer that may be another process's of the tree,
+        // is said by the loader if no process of the tree holds it)
         m().s("a connected socket whose peer is not restored: after a restart it fails like a dropped connection \
                (end of file, EPIPE)")
             .emit();

@@ -48,25 +48,28 @@ pub struct Kernel {
 }
 
 /// The TREE section (`ckpt_image::tree`): the records of the root's session,
-/// valid while the members are frozen.
+/// valid while the members are frozen (`tree::section`).
 pub struct TreeSection {
     /// Address and count of the `Member` records (count 0: no section).
     pub members: (usize, usize),
+    /// Address and count of the `SharedFd` records.
+    pub shared: (usize, usize),
 }
 
 impl TreeSection {
     /// No section.
-    pub const EMPTY: TreeSection = TreeSection { members: (0, 0) };
+    pub const EMPTY: TreeSection = TreeSection { members: (0, 0), shared: (0, 0) };
 
-    fn records(&self) -> &[ckpt_image::tree::Member] {
-        if self.members.1 == 0 {
+    /// The `(address, count)` table as a slice.
+    fn table<T>(&self, (at, n): (usize, usize)) -> &[T] {
+        if n == 0 {
             return &[];
         }
         #[allow(unsafe_code)]
-        // SAFETY: set from the session's table (`tree::members`), which lives in
-        // static memory and is not changed while the image is written.
+        // SAFETY: set by `tree::section` from the session's tables, which live in
+        // static memory and are not changed while the image is written.
         unsafe {
-            core::slice::from_raw_parts(self.members.0 as *const ckpt_image::tree::Member, self.members.1)
+            core::slice::from_raw_parts(at as *const T, n)
         }
     }
 }
@@ -75,14 +78,17 @@ impl Section for TreeSection {
     fn tag(&self) -> u32 {
         ckpt_image::section::tag::TREE
     }
+    fn version(&self) -> u32 {
+        ckpt_image::tree::VERSION
+    }
     fn is_empty(&self) -> bool {
         self.members.1 == 0
     }
     fn len(&self) -> usize {
-        ckpt_image::section::Table::<ckpt_image::tree::Member>::len_for(self.members.1)
+        ckpt_image::tree::len_for(self.members.1, self.shared.1)
     }
     fn encode(&self, out: &mut [u8]) {
-        ckpt_image::section::Table::encode(self.records(), out);
+        ckpt_image::tree::encode(self.table(self.members), self.table(self.shared), out);
     }
 }
 
