@@ -23,6 +23,9 @@ use serde::Serialize;
 
 use crate::error::{Error, FAILURE};
 
+mod chain;
+pub use chain::merge;
+
 /// The architectures whose images this build of ckpt restarts.
 const RESTARTABLE: &[u32] = &[ARCH_X86_64, ARCH_X86];
 
@@ -59,6 +62,12 @@ pub fn verify(path: &Path) -> Result<(), Error> {
     let tree = match meta.tree() {
         Some(t) => format!(", a tree of {} processes (every member image checked)", t.len()),
         None => String::new(),
+    };
+    let tree = match chain::verify(&img)? {
+        Some((n, inherited)) => {
+            format!("{tree}, incremental: {} inherited from {n} parent images (each checked)", size(inherited))
+        }
+        None => tree,
     };
     println!(
         "{}: ok: {} image of {}, {} regions ({} mapped, {} saved){tree}, {} bytes checked{unchecked}",
@@ -389,6 +398,9 @@ impl<'p> Image<'p> {
             h.nruns
         );
         let _ = writeln!(o, "compression:  {}", compression_text(&meta));
+        if let Some(line) = chain::info_line(self) {
+            let _ = writeln!(o, "chain:        {line}");
+        }
         let _ = writeln!(o, "checksums:    header and metadata ok; page data not read (ckpt verify checks it)");
         let sections: Vec<_> = meta.sections.iter().collect();
         let ctx = self.context();

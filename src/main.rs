@@ -59,11 +59,12 @@ unchanged.
 
 'ckpt run [--dir DIR] PROG' starts PROG or resumes it from its newest good
 checkpoint in DIR. 'ckpt verify FILE' checks every byte of a checkpoint file
-and 'ckpt info FILE' describes it, without running it. 'ckpt checkpoint PID'
-checkpoints a running ckpt process now and waits until its image is durable
-(see 'ckpt checkpoint --help'); 'ckpt hijack PID' puts the runtime into a
-running process started without ckpt, static or dynamic (see 'ckpt hijack
---help'). They are commands only as the first
+and 'ckpt info FILE' describes it, without running it; 'ckpt merge CHILD -o
+FULL' writes one full image from an incremental chain (-I). 'ckpt checkpoint
+PID' checkpoints a running ckpt process now and waits until its image is
+durable (see 'ckpt checkpoint --help'); 'ckpt hijack PID' puts the runtime
+into a running process started without ckpt, static or dynamic (see 'ckpt
+hijack --help'). They are commands only as the first
 argument: to run a program named verify or info from PATH, write
 'ckpt -- verify' (or 'ckpt ./verify' for one in the current directory).";
 
@@ -73,7 +74,7 @@ const AFTER_LONG_HELP: &str = "\
 Environment:
   CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_INTERVAL, CKPT_INHERIT, CKPT_TREE,
   CKPT_EXIT_STATUS, CKPT_QUIET, CKPT_DEADLINE, CKPT_DIR, CKPT_KEEP,
-  CKPT_COMPRESS
+  CKPT_COMPRESS, CKPT_INCREMENTAL
       Read by the runtime in PROG. The options above set them; a value
       inherited from the environment is kept unless an option overrides it,
       so 'CKPT_NAME=run.ckpt ckpt PROG' works like 'ckpt -n run.ckpt PROG'.
@@ -226,6 +227,23 @@ struct RuntimeOpts {
     #[arg(short = 'z', long, verbatim_doc_comment)]
     compress: bool,
 
+    /// Incremental images in continue and periodic mode (sets CKPT_INCREMENTAL)
+    ///
+    /// After a full image, each background checkpoint writes only the pages
+    /// written since the previous one (tracked with userfaultfd write
+    /// protection), naming its parent. PROG.ckpt is always the newest image;
+    /// each image of the chain is also kept as PROG.ckpt.SEQ, which its
+    /// children name. A full image comes every N checkpoints (default 8, at
+    /// most 64; --full-every), or sooner when the chain's increments outgrow
+    /// the memory they describe. Images are then not compressed (-z is
+    /// ignored).
+    #[arg(short = 'I', long, verbatim_doc_comment)]
+    incremental: bool,
+
+    /// With -I: a full image every N checkpoints, 2 to 64 [default: 8] (sets CKPT_INCREMENTAL=N)
+    #[arg(long, value_name = "N", verbatim_doc_comment)]
+    full_every: Option<u32>,
+
     /// No message after each checkpoint (sets CKPT_QUIET=1)
     ///
     /// By default every successful checkpoint prints one line on stderr once
@@ -362,6 +380,18 @@ enum Tool {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Write the full image an incremental image and its parents stand for
+    ///
+    /// Every image of the chain is checked first (as verify does); FULL is a
+    /// plain image that restarts exactly as CHILD does, without the parents.
+    Merge {
+        /// The incremental image (the newest of its chain)
+        #[arg(value_name = "CHILD")]
+        file: PathBuf,
+        /// The full image to write
+        #[arg(short, long, value_name = "FULL")]
+        output: PathBuf,
+    },
     /// Describe a checkpoint file, without running it
     ///
     /// Program, arguments, working directory, time, pid, kernel, architecture,
@@ -385,6 +415,7 @@ fn main() -> ExitCode {
             checkpoint::checkpoint(*pid, name.as_deref(), *keep_running, *timeout)
         }
         Some(Tool::Info { file, json }) => inspect::info(file, *json),
+        Some(Tool::Merge { file, output }) => inspect::merge(file, output),
         Some(Tool::Run { dir, keep, opts, command }) => {
             run::run(dir.as_deref(), *keep, opts, command).map(|never| match never {})
         }
@@ -528,6 +559,14 @@ fn runtime_settings(cli: &RuntimeOpts) -> Result<Vec<(&'static str, OsString)>, 
     }
     if cli.compress {
         vars.push(("CKPT_COMPRESS", "1".into()));
+    }
+    match cli.full_every {
+        Some(n) if !(2..=64).contains(&n) => {
+            return Err(Error::usage(format!("--full-every {n}: a full image every N checkpoints, N from 2 to 64")));
+        }
+        Some(n) => vars.push(("CKPT_INCREMENTAL", n.to_string().into())),
+        None if cli.incremental => vars.push(("CKPT_INCREMENTAL", "1".into())),
+        None => {}
     }
     if let Some(deadline) = cli.deadline {
         vars.push(("CKPT_DEADLINE", deadline.to_string().into()));

@@ -49,6 +49,25 @@ pub fn describe(s: &Section, ctx: &Context) -> Vec<String> {
             }
             Err(e) => vec![format!("damaged: {e}")],
         },
+        section::tag::PARENT => match ckpt_image::parent::Parent::parse(s.data) {
+            Ok(p) => vec![
+                format!(
+                    "parent {} (image {} of the chain, {} images above this one), known by its header: meta_hash {:016x}, data_hash {:016x}, {} bytes",
+                    String::from_utf8_lossy(p.name),
+                    p.head.seq,
+                    p.head.depth,
+                    p.head.meta_hash,
+                    p.head.data_hash,
+                    p.head.file_len
+                ),
+                format!(
+                    "{} inherited ranges, {} bytes: read from the parents at restart (a missing, damaged or different parent is refused); every other page is in this file or zero",
+                    p.inherited.len(),
+                    p.inherited_len()
+                ),
+            ],
+            Err(e) => vec![format!("damaged: {e}")],
+        },
         section::tag::GUARDS => match memory::guards(s) {
             Ok(t) => t
                 .iter()
@@ -475,6 +494,14 @@ fn process_lines(p: &ckpt_image::process::ProcessState) -> Vec<String> {
         set.push(format!("membarrier registrations {:#x}", st.membarrier));
     }
     out.push(format!("settings: {}", set.join(", ")));
+    if h(have::CHILDREN) && st.children > 0 {
+        out.push(format!(
+            "NOT RESTORED: {} child process{} the program had at checkpoint time (not in the image: ckpt --tree \
+             checkpoints a program with its children); waiting for them fails (ECHILD)",
+            st.children,
+            if st.children == 1 { "" } else { "es" }
+        ));
+    }
     out.push(
         "  (restored at restart; a hard limit above the restarting user's, a lower nice or oom_score_adj, \
               other groups need privilege and are reported when refused)"
@@ -514,6 +541,23 @@ pub fn json_records(s: &Section, ctx: &Context) -> serde_json::Map<String, serde
     use serde_json::{Value, json};
     let mut m = serde_json::Map::new();
     match s.tag {
+        section::tag::PARENT => {
+            if let Ok(p) = ckpt_image::parent::Parent::parse(s.data) {
+                m.insert(
+                    "parent".into(),
+                    json!({
+                        "name": String::from_utf8_lossy(p.name),
+                        "seq": p.head.seq,
+                        "depth": p.head.depth,
+                        "meta_hash": format!("{:016x}", p.head.meta_hash),
+                        "data_hash": format!("{:016x}", p.head.data_hash),
+                        "file_len": p.head.file_len,
+                        "inherited_ranges": p.inherited.len(),
+                        "inherited_bytes": p.inherited_len(),
+                    }),
+                );
+            }
+        }
         section::tag::GUARDS => {
             let items: Vec<Value> = memory::guards(s)
                 .map(|t| t.iter().map(|g| json!({"start": g.start, "end": g.end})).collect())

@@ -38,10 +38,17 @@ pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// Format version; bumped on any incompatible change (2: `Header::data_hash`;
 /// 3: the section table after the strings, `Header::sections_len`; 4: page data
 /// may be compressed, see [`compress`]).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// The version written for an image whose page data is not compressed: it is
 /// exactly a version 3 image, which readers of version 3 still read.
 pub const PLAIN_VERSION: u32 = 3;
+
+/// The version of an incremental image (one with a PARENT section): an older
+/// reader must refuse it rather than restore its inherited pages as zeros.
+pub const INCREMENTAL_VERSION: u32 = 5;
+
+/// The version of a compressed image.
+pub const COMPRESSED_VERSION: u32 = 4;
 /// Oldest version this build still reads: a version 2 image is a version 3 image
 /// without sections (its `sections_len` was a reserved zero field).
 pub const MIN_VERSION: u32 = 2;
@@ -419,6 +426,7 @@ pub mod compress;
 pub mod files;
 pub mod hashes;
 pub mod memory;
+pub mod parent;
 pub mod process;
 pub mod section;
 pub use section::{Section, Sections};
@@ -993,6 +1001,7 @@ impl<'a> Meta<'a> {
         memory::check_against(self)?;
         tree::check_against(self)?;
         compress::check_against(self)?;
+        parent::check_against(self)?;
         for (s, l) in self.process.vdso {
             if l != 0 && (s % PAGE_SIZE != 0 || l % PAGE_SIZE != 0 || s.saturating_add(l) > top) {
                 return Err(ImageError::BadLayout);
@@ -1033,6 +1042,18 @@ impl<'a> Meta<'a> {
         (l < self.nregions()).then(|| self.region(l)).filter(|g| g.start <= a)
     }
 
+    /// The index of the first run that ends after address `a` (`nruns` if none):
+    /// runs are sorted by address across regions, as regions are.
+    pub fn first_run_after(&self, a: u64) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.header.nruns);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let u = self.run(mid);
+            if u.addr + u.len <= a { lo = mid + 1 } else { hi = mid }
+        }
+        lo
+    }
+
     /// The thread records, when the image has a THREADS section (validated).
     pub fn threads(&self) -> Option<section::Table<'a, threads::Thread>> {
         self.sections.get(section::tag::THREADS).and_then(|s| threads::parse(s.data).ok())
@@ -1047,6 +1068,11 @@ impl<'a> Meta<'a> {
     /// has them (validated, count included, by `parse`).
     pub fn data_hashes(&self) -> Result<Option<hashes::DataHashes<'a>>, ImageError> {
         self.sections.get(section::tag::DATA_HASHES).map(|s| hashes::DataHashes::parse(s.data)).transpose()
+    }
+
+    /// The PARENT section, if this is an incremental image (validated).
+    pub fn parent(&self) -> Option<parent::Parent<'a>> {
+        self.sections.get(section::tag::PARENT).and_then(|s| parent::Parent::parse(s.data).ok())
     }
 
     /// The COMPRESSION section, if the page data is compressed (validated).

@@ -50,8 +50,9 @@ record! {
         pub thp_disable: u32,
         /// membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS): the registration commands.
         pub membarrier: u32,
-        /// Reserved, 0.
-        pub reserved0: u32,
+        /// Child processes it had at checkpoint time that are not in the image
+        /// (without tree mode: `ckpt --tree` checkpoints them too).
+        pub children: u32,
         /// Reserved, 0.
         pub reserved: u32,
         /// Reserved, 0.
@@ -91,8 +92,10 @@ pub mod have {
     pub const MEMBARRIER: u64 = 1 << 10;
     /// supplementary groups.
     pub const GROUPS: u64 = 1 << 11;
+    /// the count of children left out of the image.
+    pub const CHILDREN: u64 = 1 << 12;
     /// Every bit this version knows.
-    pub const ALL: u64 = (1 << 12) - 1;
+    pub const ALL: u64 = (1 << 13) - 1;
 }
 
 record! {

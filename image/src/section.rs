@@ -173,7 +173,9 @@ pub fn newest_version(t: u32) -> u32 {
     match t {
         tag::FILES => crate::files::VERSION,
         tag::TREE => crate::tree::VERSION,
-        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::DATA_HASHES | tag::COMPRESSION => 1,
+        tag::THREADS | tag::PROCESS | tag::GUARDS | tag::SHARED | tag::PARENT | tag::DATA_HASHES | tag::COMPRESSION => {
+            1
+        }
         _ => u32::MAX,
     }
 }
@@ -190,6 +192,7 @@ pub fn validate(s: &Section) -> Result<(), ImageError> {
         tag::PROCESS => crate::process::validate(s),
         tag::GUARDS | tag::SHARED => crate::memory::validate(s),
         tag::TREE => crate::tree::validate(s),
+        tag::PARENT => crate::parent::validate(s),
         _ => Ok(()),
     }
 }

@@ -236,16 +236,6 @@ fn finish(shared: &Shared) -> ! {
     if shared.known.load(Ordering::Acquire) == 0 {
         ckpt_sys::exit_group(1); // the init said why
     }
-    let st = shared.status.load(Ordering::Acquire);
-    let sig = (st & 0x7f) as u32;
-    if sig == 0 {
-        ckpt_sys::exit_group((st >> 8) & 0xff);
-    }
-    // Killed by `sig`: die of it too, so the shell sees the same.
-    // SAFETY: the default action: no handler address is installed.
-    let _ = unsafe { ckpt_sys::rt_sigaction(sig, Some(&ckpt_sys::KSigAction::default()), None) };
-    let _ = ckpt_sys::kill(ckpt_sys::getpid(), sig);
-    let unblock: u64 = 1 << (sig - 1);
-    let _ = ckpt_sys::rt_sigprocmask(c::SIG_UNBLOCK, Some(&unblock), None);
-    ckpt_sys::exit_group(128 + sig as i32)
+    // Killed by a signal: die of it too, so the shell sees the same.
+    ckpt_sys::exit_like(shared.status.load(Ordering::Acquire) as u32)
 }

@@ -143,6 +143,10 @@ pub fn open(name: &Name, mode: Mode, meta: &Meta, in_tree: bool) -> Setup {
     if meta.compression().is_some() {
         return refuse("the image is compressed (-z)", None);
     }
+    // Inherited pages come from the parent images, which the pager does not read.
+    if meta.parent().is_some() {
+        return refuse("the image is incremental (-I)", None);
+    }
     // A tree member's runs are offsets in its own image inside the file, and the
     // pager's pids would be taken from the tree's namespace: not yet.
     if in_tree {

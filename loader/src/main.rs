@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 
 mod arch;
+mod chain;
 mod files;
 mod ids;
 mod lazy;
@@ -127,6 +128,8 @@ pub struct Plan {
     pub started_ns: u64,
     /// A lazy restart's userfaultfd and mode (`lazy`).
     pub lazy: lazy::Setup,
+    /// An incremental image's parents (`chain`).
+    pub chain: chain::Chain,
 }
 
 /// Phase one: called by `_start` (through `arch::loader_main`) with the initial
@@ -203,6 +206,13 @@ pub fn main(sp: usize) -> ! {
     let cur_vdso = vdso::check(&name, &meta.process);
     trace("CPU features, restart slot and vDSO layout match");
 
+    // An incremental image's parents: all there and the right ones, or nothing
+    // is done.
+    let mut chain = chain::check(&name, &meta);
+    if chain.n > 0 {
+        trace("every parent image found and checked");
+    }
+
     // The descriptors, before the point of no return (a restart refused because a
     // file changed leaves nothing done); the image's descriptor moves above them.
     let fd = match files::section(&meta) {
@@ -213,11 +223,12 @@ pub fn main(sp: usize) -> ! {
         }
     };
     trace("descriptors restored");
+    chain::reopen(&name, &mut chain);
 
     // After `ids::enter`: the userfaultfd belongs to the process that opens it.
     let lazy = lazy::open(&name, lazy::mode(&name, sp), &meta, in_tree);
-    let home = remap::Home::place(&name, &meta, cur_vdso);
-    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns, lazy };
+    let home = remap::Home::place(&name, &meta, cur_vdso, chain.area);
+    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns, lazy, chain };
     trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
@@ -241,7 +252,12 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     vdso::move_to_saved(&plan, &meta.process);
     trace("vDSO moved to its saved address");
     remap::exact_protections(&name);
-    remap::restore_regions(&plan, &meta, &mut lazy);
+    let mut metas = [None; ckpt_image::parent::MAX_DEPTH as usize];
+    let buf = chain::load(&plan, plan.home.chain_area(), &mut metas);
+    let mut fill =
+        chain::Fill { plan: &plan, metas: &metas, buf, held: [None; ckpt_image::parent::MAX_DEPTH as usize] };
+    remap::restore_regions(&plan, &meta, &mut lazy, &mut fill);
+    chain::close(&plan.chain);
     trace("memory regions mapped and read");
     let status = if lazy.count > 0 { plan.home.status() as u64 } else { 0 };
     // The pager goes before the restart slot is written: the slot may lie in a

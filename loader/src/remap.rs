@@ -49,6 +49,9 @@ pub struct Home {
     /// size each), `z_len` bytes in all (0 without compression).
     z_off: usize,
     z_len: usize,
+    /// An incremental image's parents' metadata and a piece buffer (`chain`).
+    chain_off: usize,
+    chain_len: usize,
     /// Where the kernel put [vvar], [vvar_vclock], [vdso] for this process.
     pub cur_vdso: [(u64, u64); 3],
 }
@@ -56,7 +59,7 @@ pub struct Home {
 impl Home {
     /// Reserve the home block somewhere no saved region (nor saved vDSO) lies and
     /// no current mapping is.
-    pub fn place(name: &Name, meta: &Meta, cur_vdso: [(u64, u64); 3]) -> Home {
+    pub fn place(name: &Name, meta: &Meta, cur_vdso: [(u64, u64); 3], chain_len: usize) -> Home {
         let (ls, le) = arch::loader_range();
         let loader_len = page_up((le - ls) as u64) as usize;
         let plan_off = loader_len;
@@ -73,7 +76,9 @@ impl Home {
         let z_off = status_off + 4096;
         let piece = meta.data_hashes().ok().flatten().map_or(0, |h| h.piece as usize);
         let z_len = if meta.compression().is_some() { 2 * piece } else { 0 };
-        let len = z_off + z_len + STACK_LEN;
+        let chain_off = z_off + z_len;
+        let chain_len = page_up(chain_len as u64) as usize;
+        let len = chain_off + chain_len + STACK_LEN;
         let mut home = Home {
             base: 0,
             len,
@@ -89,6 +94,8 @@ impl Home {
             status_off,
             z_off,
             z_len,
+            chain_off,
+            chain_len,
             cur_vdso,
         };
         home.base = find_free(name, meta, len as u64) as usize;
@@ -131,6 +138,13 @@ impl Home {
                 core::slice::from_raw_parts_mut((self.base + self.z_off + half) as *mut u8, half),
             )
         }
+    }
+
+    /// The chain area (`chain::load`).
+    pub fn chain_area(&self) -> &'static mut [u8] {
+        // SAFETY: part of the home block reserved for it, used only by
+        // `chain::load` and `chain::fill`, once.
+        unsafe { core::slice::from_raw_parts_mut((self.base + self.chain_off) as *mut u8, self.chain_len) }
     }
 
     /// The parking area for the vDSO block while it moves.
@@ -336,7 +350,7 @@ impl Check<'_> {
 ///
 /// A piece whose hash differs ends the restart (exit status 1) before the program
 /// runs, naming the piece's file offset.
-pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) {
+pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup, fill: &mut crate::chain::Fill) {
     let mut iov = [IoVec::default(); ckpt_sys::IOV_MAX];
     let files = crate::files::section(meta);
     let mut orig = [IoVec::default(); ckpt_sys::IOV_MAX];
@@ -449,7 +463,8 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) 
         }
         let rw = prot::READ | prot::WRITE;
         let lazily = crate::lazy::wanted(lazy, meta, &r, vmf, view.is_some());
-        let first = if r.nruns > 0 && !lazily { rw } else { r.prot };
+        let inherits = crate::chain::inherits(meta, &r);
+        let first = if (r.nruns > 0 || inherits) && !lazily { rw } else { r.prot };
         // SAFETY: NOREPLACE: the range was cleared and is not the home block (it
         // was placed away from every region), so nothing in use is replaced.
         if let Err(e) = unsafe { ckpt_sys::mmap(r.start as usize, len, ProtFlags(first), flags, fd, off) } {
@@ -513,6 +528,9 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) 
             }
             check.piece(plan, off, &orig[..n]);
         }
+        if inherits {
+            crate::chain::fill(fill, meta, &r);
+        }
         if first != r.prot {
             // SAFETY: the region is the program's, not the loader's.
             if let Err(e) = unsafe { ckpt_sys::mprotect(r.start as usize, len, ProtFlags(r.prot)) } {
@@ -537,6 +555,15 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup) 
             die(msg(&plan.name).s("cannot install guard pages at ").x(g.start).s("-").x(g.end).s(": ").errno(e));
         }
     }
+}
+
+/// Copy `bytes` to `to` in a saved region (an incremental image's inherited
+/// pages, `chain::fill`).
+pub fn copy_into(to: u64, bytes: &[u8]) {
+    // SAFETY: `chain::fill` runs from `restore_regions` on a region it has just
+    // mapped read-write, and the range is an inherited range inside it
+    // (validated by `Meta::parse`); nothing references that memory.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), to as usize as *mut u8, bytes.len()) }
 }
 
 /// Fill the destination `iov` (`len` bytes, the whole piece number `index`) from

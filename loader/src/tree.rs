@@ -47,7 +47,7 @@ pub fn spawn(name: &Name, t: &Table<Member>) -> usize {
                     me = j;
                     settle(name, &root, &m);
                     if m.flags & ZOMBIE != 0 {
-                        exit_as(m.status);
+                        ckpt_sys::exit_like(m.status);
                     }
                     continue 'member;
                 }
@@ -108,20 +108,6 @@ fn settle(name: &Name, root: &Member, m: &Member) {
             Err(e) => return warn("join its process group again (setpgid)", e),
         }
     }
-}
-
-/// End this process as the zombie ended: its exit status, or its signal.
-fn exit_as(status: u32) -> ! {
-    let sig = status & 0x7f;
-    if sig == 0 {
-        ckpt_sys::exit_group(((status >> 8) & 0xff) as i32);
-    }
-    // SAFETY: the default action: no handler address is installed.
-    let _ = unsafe { ckpt_sys::rt_sigaction(sig, Some(&ckpt_sys::KSigAction::default()), None) };
-    let _ = ckpt_sys::kill(ckpt_sys::getpid(), sig);
-    let unblock: u64 = 1 << (sig - 1);
-    let _ = ckpt_sys::rt_sigprocmask(c::SIG_UNBLOCK, Some(&unblock), None);
-    ckpt_sys::exit_group(128 + sig as i32)
 }
 
 /// Most pipes between the processes of a tree the restart joins again.

@@ -6,7 +6,9 @@
 //! checkpoints), `CKPT_EXIT_STATUS` (status after checkpoint-and-exit),
 //! `CKPT_QUIET` (no message after a checkpoint), `CKPT_DEADLINE` (seconds from the
 //! trigger signal by which the image must be durable), `CKPT_COMPRESS` (page
-//! data compressed with LZ4: `1`, `lz4`; `0` for none), `CKPT_INHERIT` and
+//! data compressed with LZ4: `1`, `lz4`; `0` for none), `CKPT_INCREMENTAL`
+//! (incremental images in continue and periodic mode: `1`, or `N` for a full
+//! image every N checkpoints; see `track`), `CKPT_INHERIT` and
 //! `CKPT_PID` (see `preload`). An invalid value is reported once on stderr and
 //! the default is kept.
 
@@ -82,6 +84,9 @@ pub struct Config {
     pub tree: bool,
     /// Compress the page data (CKPT_COMPRESS).
     pub compress: bool,
+    /// Incremental images in continue and periodic mode (CKPT_INCREMENTAL): a
+    /// full image every `incremental` checkpoints (0: every image is full).
+    pub incremental: u32,
 }
 
 impl Config {
@@ -102,7 +107,11 @@ impl Config {
         timing: false,
         tree: false,
         compress: false,
+        incremental: 0,
     };
+
+    /// `CKPT_INCREMENTAL=1`: a full image every this many checkpoints.
+    pub const FULL_EVERY: u32 = 8;
 
     /// Make `s` the one trigger signal (0: none).
     pub fn set_signal(&mut self, s: u32) {
@@ -142,6 +151,11 @@ impl Config {
                     (b"lz4", _) => c.compress = true,
                     (_, Some(b)) => c.compress = b,
                     _ => invalid(k, v, "1 or lz4 (compress), or 0"),
+                },
+                b"CKPT_INCREMENTAL" => match (parse_bool(v), ckpt_sys::num::small(v)) {
+                    (Some(b), _) => c.incremental = if b { Config::FULL_EVERY } else { 0 },
+                    (_, Some(n)) if (2..=ckpt_image::parent::MAX_DEPTH).contains(&n) => c.incremental = n,
+                    _ => invalid(k, v, "1 (a full image every 8 checkpoints), N from 2 to 64 (every N), or 0"),
                 },
                 b"CKPT_DEADLINE" => match ckpt_sys::num::small(v) {
                     Some(n) => c.deadline = n,

@@ -21,7 +21,6 @@
 //! takes its address out of `STATUS`.
 #![allow(unsafe_code)]
 
-use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use ckpt_image::lazy_status as ls;
@@ -30,32 +29,10 @@ use ckpt_sys::msg::Msg;
 /// The status page's address, 0 when every page is in.
 static STATUS: AtomicUsize = AtomicUsize::new(0);
 
-unsafe extern "C" {
-    fn ckpt_register_atfork_ptr() -> *const c_void;
-}
-
-type RegisterAtfork = unsafe extern "C" fn(
-    Option<extern "C" fn()>,
-    Option<extern "C" fn()>,
-    Option<extern "C" fn()>,
-    *mut c_void,
-) -> core::ffi::c_int;
-
 /// Register the fork handler, if the C library can (glibc; not musl, where a
 /// fork while pages are missing is not waited for: docs/memory.md).
 pub fn watch() {
-    // SAFETY: returns an address or NULL; no other effect.
-    let p = unsafe { ckpt_register_atfork_ptr() };
-    if p.is_null() {
-        return;
-    }
-    // SAFETY: p is glibc's `int __register_atfork(void (*prepare)(void), void
-    // (*parent)(void), void (*child)(void), void *dso_handle)`; a NULL handle
-    // registers handlers that are never unregistered (ours live as long as the
-    // process).
-    let register: RegisterAtfork = unsafe { core::mem::transmute::<*const c_void, RegisterAtfork>(p) };
-    // SAFETY: as above.
-    let _ = unsafe { register(Some(before_fork), None, None, core::ptr::null_mut()) };
+    crate::libc::register_atfork(before_fork);
 }
 
 extern "C" fn before_fork() {

@@ -36,7 +36,9 @@ mod dir;
 mod exit;
 mod failure;
 mod hooks;
+mod incremental;
 mod lazy;
+mod libc;
 mod names;
 mod notice;
 mod preload;
@@ -45,6 +47,7 @@ mod signal;
 mod sleep;
 mod state;
 mod threads;
+mod track;
 mod tree;
 mod write;
 mod writer;
@@ -236,6 +239,7 @@ fn checkpoint_here(
             Ok(Outcome::Written { exit: false }) => hooks::POST.run(false),
             Ok(Outcome::Restarted) => {
                 writer::forget_after_restart();
+                track::forget_after_restart();
                 signal::forget_timer();
                 if let Err(e) = signal::arm_here(&st.cfg) {
                     ckpt_sys::msg::Msg::new()
@@ -414,7 +418,7 @@ fn take_here(
     // memory the processes share straight from their saved runs (docs/trees.md).
     job.compress = st.cfg.compress && !st.cfg.tree;
     let (kernel, names) = (&st.kernel, &st.names);
-    let saved = arch::save_context(&mut || match job.write(kernel, names, &[table]) {
+    let saved = arch::save_context(&mut || match job.write(kernel, names, &[table], None) {
         Ok(()) => 0,
         Err(f) => {
             job.failed = Some(f);
@@ -459,14 +463,46 @@ fn take_here(
 /// reported on stderr by the writer; the program goes on either way.
 fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u64)) -> Result<Outcome, Failure> {
     let (kernel, cfg, names, req) = (&st.kernel, &st.cfg, &st.names, &st.req);
+    // Incremental images: what to write against, and the buffer the scan at the
+    // fork fills (runtime scratch, left out of the image; see `track`).
+    let last = writer::report();
+    let mut plan = track::plan(cfg, last);
+    let scan = match plan.map(|_| track::buffer()) {
+        Some(Ok(b)) => Some(core::cell::RefCell::new(b)),
+        Some(Err(_)) => {
+            track::disarm();
+            plan = None;
+            None
+        }
+        None => None,
+    };
+    let scan_range = scan.as_ref().map_or((0, 0), |b| b.borrow().range());
+    let mut before = || {
+        if let (Some(p), Some(b)) = (&plan, &scan) {
+            track::at_fork(p, b.borrow_mut().bytes());
+        }
+    };
     let mut failed = Errno::EIO;
     let saved = arch::save_context(&mut || {
         let mut write = |stack: (u64, u64)| {
             req.writer();
             let r = Job::create(path).and_then(|mut job| {
-                job.compress = cfg.compress;
-                match job.write(kernel, names, &[stack, writer::scratch_ranges(), table]) {
-                    Ok(()) => job.commit().map(|bytes| written(cfg, req, path, seq, bytes)),
+                job.compress = cfg.compress && plan.is_none();
+                let guard = scan.as_ref().map(|b| b.borrow());
+                let chain = match (plan, guard.as_deref()) {
+                    (Some(p), Some(b)) => {
+                        job.also = Some(job.sibling(p.seq)?);
+                        Some(incremental::Chain { plan: p, scan: b.as_slice(), last })
+                    }
+                    _ => None,
+                };
+                match job.write(kernel, names, &[stack, writer::scratch_ranges(), table, scan_range], chain.as_ref()) {
+                    Ok(()) => job.commit().map(|bytes| {
+                        if let Some(ch) = &chain {
+                            job.report(ch, kernel.pid);
+                        }
+                        written(cfg, req, path, seq, bytes)
+                    }),
                     Err(f) => {
                         job.abort();
                         Err(f)
@@ -483,7 +519,7 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
                 }
             }
         };
-        match writer::spawn(&mut write) {
+        match writer::spawn(&mut write, &mut before) {
             Ok(()) => 0,
             Err(e) => {
                 failed = e;

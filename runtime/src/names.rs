@@ -10,13 +10,9 @@
 //! the image it was restarted from (through `/proc/self/exe`, which stays open
 //! even if the file is removed) into a mapping of its own: a region the maps
 //! name after that image is given the name the image recorded for the address.
-//!
-//! # Safety
-//! The metadata mapping is created here and only ever read through a slice of
-//! its own length while `State` (which holds its address) is borrowed.
-#![allow(unsafe_code)]
 
 use ckpt_image::{HEADER_LEN, Header, Meta, page_up};
+use ckpt_sys::scratch::Scratch;
 use ckpt_sys::{Fd, c};
 
 use crate::config::{NAME_MAX, Path};
@@ -27,8 +23,9 @@ pub struct Names {
     pub exe: Path,
     /// The checkpoint file this process was restarted from (empty: none).
     image: Path,
-    /// Its header and the address and length of a copy of its metadata.
-    meta: Option<(Header, usize, usize)>,
+    /// Its header, a copy of its metadata (in memory of its own, which every
+    /// later image carries) and the metadata's length.
+    meta: Option<(Header, Scratch, usize)>,
 }
 
 impl Names {
@@ -43,10 +40,8 @@ impl Names {
     /// In the restarted process: the image it came from, and that image's
     /// names. Best effort: without them, images name what the maps name.
     pub fn after_restart(&mut self, loader_len: usize) {
-        if let Some((_, addr, len)) = self.meta.take() {
-            // SAFETY: our own mapping (from the previous restart), no longer referenced.
-            let _ = unsafe { ckpt_sys::munmap(addr, len) };
-        }
+        // (The copy from the previous restart, if any, is unmapped as it drops.)
+        self.meta = None;
         self.image = exe().unwrap_or(Path::EMPTY);
         self.meta = read_meta(page_up(loader_len as u64));
     }
@@ -56,10 +51,8 @@ impl Names {
         let img = self.image.as_bytes();
         let ours =
             !img.is_empty() && name.strip_prefix(img).is_some_and(|rest| rest.is_empty() || rest == b" (deleted)");
-        let Some((header, addr, len)) = self.meta.filter(|_| ours) else { return name };
-        // SAFETY: see the module comment.
-        let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
-        let Ok(meta) = Meta::parse(&header, bytes) else { return name };
+        let Some((header, copy, len)) = self.meta.as_ref().filter(|_| ours) else { return name };
+        let Ok(meta) = Meta::parse(header, &copy.as_slice()[..*len]) else { return name };
         meta.regions()
             .find(|r| r.start <= start && start < r.end)
             .map(|r| meta.string((r.name_off, r.name_len)))
@@ -75,7 +68,7 @@ fn exe() -> Option<Path> {
 }
 
 /// The header at `image_offset` of `/proc/self/exe` and a copy of its metadata.
-fn read_meta(image_offset: u64) -> Option<(Header, usize, usize)> {
+fn read_meta(image_offset: u64) -> Option<(Header, Scratch, usize)> {
     let fd = ckpt_sys::openat(Fd::CWD, c"/proc/self/exe", c::O_RDONLY | c::O_CLOEXEC, 0).ok()?;
     let r = (|| {
         let len = ckpt_sys::fstat(fd).ok()?.size;
@@ -88,11 +81,8 @@ fn read_meta(image_offset: u64) -> Option<(Header, usize, usize)> {
         if n == 0 {
             return None;
         }
-        let rw = c::PROT_READ | c::PROT_WRITE;
-        // SAFETY: a fresh mapping at an address of the kernel's choice.
-        let addr = unsafe { ckpt_sys::mmap(0, n, rw, c::MAP_PRIVATE | c::MAP_ANONYMOUS, Fd(-1), 0) }.ok()?;
-        // SAFETY: the mapping just made, n bytes long, not yet shared with anyone.
-        let buf = unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, n) };
+        let mut copy = Scratch::new(n).ok()?;
+        let buf = &mut copy.bytes()[..n];
         let mut got = 0;
         while got < n {
             match ckpt_sys::pread(fd, &mut buf[got..], header.meta_offset + got as u64) {
@@ -101,11 +91,9 @@ fn read_meta(image_offset: u64) -> Option<(Header, usize, usize)> {
             }
         }
         if got < n || Meta::parse(&header, buf).is_err() {
-            // SAFETY: our mapping, no reference left.
-            let _ = unsafe { ckpt_sys::munmap(addr, n) };
             return None;
         }
-        Some((header, addr, n))
+        Some((header, copy, n))
     })();
     let _ = ckpt_sys::close(fd);
     r

@@ -114,8 +114,7 @@ fn install(sig: u32) -> Result<()> {
 
 /// Give `sig` back its default action.
 fn uninstall(sig: u32) {
-    // SAFETY: SIG_DFL: no handler address at all.
-    let _ = unsafe { ckpt_sys::rt_sigaction(sig, Some(&KSigAction::default()), None) };
+    let _ = ckpt_sys::sigaction_default(sig);
 }
 
 /// Install what `cfg` asks for, replacing what `old` had installed (None at load

@@ -68,6 +68,7 @@ use ckpt_sys::{AtFlags, Errno, Fd, IoVec, ProtFlags, RenameFlags, c};
 use crate::capture::maps::{self, Layout};
 use crate::capture::{Kernel, Section};
 use crate::config::{NAME_MAX, Path};
+use crate::incremental::{self, Chain, Child};
 use crate::names::Names;
 use crate::{arch, failure::Failure};
 
@@ -123,6 +124,14 @@ pub struct Job {
     pub compress: bool,
     /// Bytes of plain page data (what `bytes` holds compressed, when it is).
     pub plain: u64,
+    /// A second name the image gets when it is durable (`NAME.SEQ` in
+    /// incremental mode, see `incremental`).
+    pub also: Option<CPath>,
+    /// The header written (its checksums name the image).
+    pub header: Header,
+    /// Incremental: bytes inherited from the parent, and the chain's depth.
+    pub inherited: u64,
+    pub depth: u32,
 }
 
 /// Room reserved for the metadata (reserved lazily; only what is used is touched).
@@ -167,6 +176,10 @@ impl Job {
                         direct: false,
                         compress: false,
                         plain: 0,
+                        also: None,
+                        header: Header::default(),
+                        inherited: 0,
+                        depth: 0,
                     };
                     // The mode given to open is filtered by the umask; the image
                     // holds the program's memory, so force owner-only.
@@ -204,6 +217,10 @@ impl Job {
             direct: true,
             compress: false,
             plain: 0,
+            also: None,
+            header: Header::default(),
+            inherited: 0,
+            depth: 0,
         })
     }
 
@@ -250,6 +267,19 @@ impl Job {
             let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
             return Err(f);
         }
+        if let Some(also) = &self.also {
+            // The chain name first (a stale file of that name from an earlier
+            // run is replaced): the file is complete under both or neither.
+            let mut r = ckpt_sys::linkat(Fd::CWD, self.tmp.cstr(), Fd::CWD, also.cstr(), AtFlags::EMPTY);
+            if r == Err(Errno::EEXIST) {
+                let _ = ckpt_sys::unlinkat(Fd::CWD, also.cstr(), AtFlags::EMPTY);
+                r = ckpt_sys::linkat(Fd::CWD, self.tmp.cstr(), Fd::CWD, also.cstr(), AtFlags::EMPTY);
+            }
+            if let Err(e) = r {
+                let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
+                return Err(Failure::new("linking the new image to", e, also.as_bytes()));
+            }
+        }
         if let Err(e) = ckpt_sys::renameat2(Fd::CWD, self.tmp.cstr(), Fd::CWD, self.dst.cstr(), RenameFlags::EMPTY) {
             let _ = ckpt_sys::unlinkat(Fd::CWD, self.tmp.cstr(), AtFlags::EMPTY);
             return Err(Failure::new("renaming the new image to", e, self.dst.as_bytes()));
@@ -270,6 +300,37 @@ impl Job {
             }
         }
         Ok(self.bytes)
+    }
+
+    /// `DIR/NAME.SEQ`, the name image `seq` of a chain also gets.
+    pub fn sibling(&self, seq: u64) -> Result<CPath, Failure> {
+        let m = Msg::new().u(seq);
+        CPath::from_parts(&[self.dir.as_bytes(), b"/", self.base.as_bytes(), b".", m.as_bytes()])
+            .ok_or_else(|| self.fail("naming the chain image of", Errno::ENAMETOOLONG))
+    }
+
+    /// In incremental mode, once the image is durable: tell the next checkpoint
+    /// what it is (`writer::set_report`), and after a full image remove the
+    /// previous chain.
+    pub fn report(&self, ch: &Chain, owner: i32) {
+        let h = &self.header;
+        let parent = ch.plan.parent.filter(|_| self.depth > 0);
+        let r = crate::track::Report {
+            owner,
+            depth: self.depth,
+            epoch: ch.plan.epoch,
+            seq: ch.plan.seq,
+            meta_hash: h.meta_hash,
+            data_hash: h.data_hash,
+            file_len: h.file_len,
+            chain_first: parent.map_or(ch.plan.seq, |p| p.chain_first),
+            chain_bytes: parent.map_or(0, |p| p.chain_bytes + self.bytes),
+            described: self.plain.saturating_sub(h.data_offset) + self.inherited,
+        };
+        crate::writer::set_report(&r);
+        if parent.is_none() {
+            incremental::remove_old_chain(self.dir.as_bytes(), self.base.as_bytes(), ch.last, ch.plan.seq, owner);
+        }
     }
 
     /// Remove `.NAME.tmp.PID.N` files in `dir` left by writers that were killed
@@ -299,7 +360,13 @@ impl Job {
     /// Walk the address space and write the whole image. Runs below the save
     /// point: the registers are already in `arch::saved_regs()`. `exclude` lists
     /// runtime scratch (the background writer's) to leave out.
-    pub fn write(&mut self, kernel: &Kernel, names: &Names, exclude: &[(u64, u64)]) -> Result<(), Failure> {
+    pub fn write(
+        &mut self,
+        kernel: &Kernel,
+        names: &Names,
+        exclude: &[(u64, u64)],
+        chain: Option<&Chain>,
+    ) -> Result<(), Failure> {
         let mut volatile = Table::<(u64, u64)>::with_capacity(2 + 2 * kernel.threads.others().len())
             .map_err(|e| self.fail("allocating memory for", e))?;
         volatile_ranges(kernel, &mut volatile).map_err(|e| self.fail("allocating memory for", e))?;
@@ -315,10 +382,17 @@ impl Job {
         for (d, s) in cut[4..].iter_mut().zip(exclude) {
             *d = *s;
         }
-        let layout = maps::walk(&cut[..4 + exclude.len().min(5)])
+        let mut layout = maps::walk(&cut[..4 + exclude.len().min(5)])
             .map_err(|(step, e)| crate::failure::explained(self.fail(step, e)))?;
-        let (header, meta_len, npieces) =
-            self.compose(&layout, kernel, names).map_err(|e| self.fail("describing the address space for", e))?;
+        // Incremental: the pages the parent holds are left out of the runs.
+        let child = match chain {
+            Some(ch) => incremental::split(&mut layout, ch, self.dir.as_bytes(), self.base.as_bytes(), volatile)
+                .map_err(|e| self.fail("comparing with the parent image of", e))?,
+            None => None,
+        };
+        let (header, meta_len, npieces) = self
+            .compose(&layout, kernel, names, child.as_ref())
+            .map_err(|e| self.fail("describing the address space for", e))?;
         // Made after the walk, so it is not part of the image.
         let hashes = Scratch::new(npieces * 8).map_err(|e| self.fail("allocating memory for", e))?;
         let pack = if self.compress {
@@ -380,11 +454,14 @@ impl Job {
             h.meta_hash = ckpt_image::hash64(meta);
             h.data_hash = w.hash.finish();
             h.seal(&mut hb);
+            self.header = h;
             pwrite_all(self.fd, &hb, header.image_offset)
         })();
         r.map_err(|e| self.fail("writing", e))?;
         self.bytes = w.at;
         self.plain = header.data_offset + layout.data_len;
+        self.inherited = child.as_ref().map_or(0, |c| c.inherited_len());
+        self.depth = child.as_ref().map_or(0, |c| c.head.depth);
         if w.unreadable.1 != 0 {
             // Said once, at checkpoint time: the restart cannot tell.
             let (at, n) = w.unreadable;
@@ -405,7 +482,13 @@ impl Job {
     /// Fill the metadata buffer; returns the header (without the checksums of
     /// the metadata and the data), the metadata length and the number of data
     /// pieces (whose hashes, the last section, are filled in after the data).
-    fn compose(&mut self, layout: &Layout, kernel: &Kernel, names: &Names) -> Result<(Header, usize, usize), Errno> {
+    fn compose(
+        &mut self,
+        layout: &Layout,
+        kernel: &Kernel,
+        names: &Names,
+        child: Option<&Child>,
+    ) -> Result<(Header, usize, usize), Errno> {
         // The executable the program was started as (after a restart,
         // /proc/self/exe is the checkpoint file; see `names`).
         let mut exe = [0u8; NAME_MAX];
@@ -439,7 +522,8 @@ impl Job {
             .sum();
         let (guards, views) =
             (maps::GuardsSection(layout.guards.as_slice()), maps::ViewsSection(layout.views.as_slice()));
-        let memory: [&dyn Section; 2] = [&guards, &views];
+        let parent = incremental::ParentSection(child);
+        let memory: [&dyn Section; 3] = [&guards, &views, &parent];
         let sections = || kernel.sections().chain(memory.into_iter().filter(|s| !s.is_empty()));
         let packed = if self.compress { SECTION_HEADER_LEN + Compression::len_for(npieces) } else { 0 };
         let sections_len: usize = sections().map(|s| SECTION_HEADER_LEN + s.len()).sum::<usize>()
@@ -510,7 +594,10 @@ impl Job {
         h.sections_len = sections_len as u64;
         h.mapped_len = layout.mapped_len;
         if self.compress {
-            h.version = ckpt_image::VERSION;
+            h.version = ckpt_image::COMPRESSED_VERSION;
+        }
+        if child.is_some() {
+            h.version = ckpt_image::INCREMENTAL_VERSION;
         }
         // The loader and its padding, as they go into the file (`ckpt verify`).
         let mut loader = DataHasher::new();
@@ -919,9 +1006,14 @@ fn volatile_ranges(kernel: &Kernel, out: &mut Table<(u64, u64)>) -> Result<(), E
             out.push(page(t.rseq))?;
         }
     }
-    let v = out.as_mut_slice();
+    sort_and_merge(out);
+    Ok(())
+}
+
+/// Sort `[start, end)` ranges and merge the overlapping and adjacent ones, in place.
+pub fn sort_and_merge(t: &mut Table<(u64, u64)>) {
+    let v = t.as_mut_slice();
     v.sort_unstable();
-    // Merge overlapping and adjacent ranges in place.
     let mut n = 0;
     for i in 0..v.len() {
         if n > 0 && v[i].0 <= v[n - 1].1 {
@@ -931,8 +1023,7 @@ fn volatile_ranges(kernel: &Kernel, out: &mut Table<(u64, u64)>) -> Result<(), E
             n += 1;
         }
     }
-    out.truncate(n);
-    Ok(())
+    t.truncate(n);
 }
 
 /// Split `run` at the volatile ranges (sorted, disjoint): calls

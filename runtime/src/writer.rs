@@ -82,9 +82,33 @@ pub fn forget_after_restart() {
     BUSY_PAGE.store(0, Ordering::Release);
 }
 
+/// Where the writer leaves its report for the next checkpoint (after the pid word).
+const REPORT_OFF: usize = 64;
+
+/// What the last writer reported (incremental images, `track`), if any.
+pub fn report() -> Option<crate::track::Report> {
+    let p = BUSY_PAGE.load(Ordering::Acquire);
+    // SAFETY: the shared page we mapped (4096 bytes, never unmapped while named),
+    // read after `wait_idle`: the writer that wrote it has finished.
+    (p != 0).then(|| unsafe { core::ptr::read_volatile((p + REPORT_OFF) as *const crate::track::Report) })
+}
+
+/// In the writer, once its image is durable: say what it is.
+pub fn set_report(r: &crate::track::Report) {
+    let p = BUSY_PAGE.load(Ordering::Acquire);
+    if p != 0 {
+        // SAFETY: as in `report`; the program reads it only after this writer ends.
+        unsafe { core::ptr::write_volatile((p + REPORT_OFF) as *mut crate::track::Report, *r) };
+    }
+}
+
+const _: () = assert!(REPORT_OFF + core::mem::size_of::<crate::track::Report>() <= 4096);
+
 /// What the child of step 1 needs.
-struct Ctx<F> {
+struct Ctx<F, G> {
     write: *mut F,
+    /// Run in the child just before the fork (write tracking, `track::at_fork`).
+    before: *mut G,
     stack: (u64, u64),
     /// Out: the writer's pid, or -errno.
     result: i64,
@@ -93,7 +117,8 @@ struct Ctx<F> {
 /// Start the writer; it runs `write(stack_range)` and then exits (`write` may
 /// `exit_group` itself with a status of its choice).
 /// `stack_range` is the child's stack, also to be left out of the image.
-pub fn spawn<F: FnMut((u64, u64))>(write: &mut F) -> Result<()> {
+/// `before` runs in the child of step 1 just before the fork.
+pub fn spawn<F: FnMut((u64, u64)), G: FnMut()>(write: &mut F, before: &mut G) -> Result<()> {
     if busy_word().is_none() {
         let rw = ckpt_sys::c::PROT_READ | ckpt_sys::c::PROT_WRITE;
         let flags = ckpt_sys::c::MAP_SHARED | ckpt_sys::c::MAP_ANONYMOUS;
@@ -106,11 +131,13 @@ pub fn spawn<F: FnMut((u64, u64))>(write: &mut F) -> Result<()> {
 
     let stack = Scratch::new(STACK_LEN)?;
     let (lo, hi) = stack.range();
-    let mut ctx = Ctx { write: write as *mut F, stack: (lo, hi), result: 0 };
+    let mut ctx = Ctx { write: write as *mut F, before: before as *mut G, stack: (lo, hi), result: 0 };
 
-    unsafe extern "C" fn child<F: FnMut((u64, u64))>(arg: *mut c_void) -> isize {
+    unsafe extern "C" fn child<F: FnMut((u64, u64)), G: FnMut()>(arg: *mut c_void) -> isize {
         // SAFETY: `arg` is the Ctx on the suspended program's stack (shared memory).
-        let ctx = unsafe { &mut *(arg as *mut Ctx<F>) };
+        let ctx = unsafe { &mut *(arg as *mut Ctx<F, G>) };
+        // SAFETY: the closure lives in the suspended program's stack frame.
+        unsafe { (*ctx.before)() };
         // SAFETY: see the module comment (step 2).
         match unsafe { ckpt_sys::task::clone_fork_nosignal() } {
             Ok(0) => {
@@ -139,7 +166,7 @@ pub fn spawn<F: FnMut((u64, u64))>(write: &mut F) -> Result<()> {
     // SAFETY: CLONE_VFORK suspends us until the child exits; its stack is ours
     // alone; `child` touches only `ctx` (see the module comment). Exit signal 0.
     let pid = unsafe {
-        arch::clone_vm(CLONE_VM | CLONE_VFORK, hi as usize, child::<F>, &mut ctx as *mut Ctx<F> as *mut c_void)
+        arch::clone_vm(CLONE_VM | CLONE_VFORK, hi as usize, child::<F, G>, &mut ctx as *mut Ctx<F, G> as *mut c_void)
     };
     let r = pid.and_then(ckpt_sys::task::waitid_clone);
     drop(stack);

@@ -693,6 +693,12 @@ pub fn symlinkat(target: &CStr, dir: Fd, link: &CStr) -> Result<()> {
     unsafe { sys!(Sysno::symlinkat, target.as_ptr(), dir.0, link.as_ptr()) }.map(drop)
 }
 
+/// `int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags);`
+pub fn linkat(od: Fd, old: &CStr, nd: Fd, new: &CStr, flags: AtFlags) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated and only read.
+    unsafe { sys!(Sysno::linkat, od.0, old.as_ptr(), nd.0, new.as_ptr(), flags.0) }.map(drop)
+}
+
 /// `int unlinkat(int dirfd, const char *pathname, int flags);`
 pub fn unlinkat(dir: Fd, path: &CStr, flags: AtFlags) -> Result<()> {
     // SAFETY: path is NUL-terminated and only read.
@@ -955,6 +961,9 @@ same_layout!(PmScanArg, linux_raw_sys::general::pm_scan_arg, {
 
 /// `PAGE_IS_*` categories of `PAGEMAP_SCAN` (linux/fs.h).
 pub mod page_is {
+    /// Written since it was write-protected through an asynchronous
+    /// userfaultfd (every page of a range not registered so counts as written).
+    pub const WRITTEN: u64 = 1 << 1;
     /// Present in memory.
     pub const PRESENT: u64 = 1 << 3;
     /// Swapped out.
@@ -1059,6 +1068,29 @@ pub fn rt_sigaction_get(sig: u32) -> Result<KSigAction> {
     // SAFETY: no new action: the kernel only writes the current one into `old`.
     unsafe { rt_sigaction(sig, None, Some(&mut old)) }?;
     Ok(old)
+}
+
+/// Give `sig` its default action (`rt_sigaction` with `SIG_DFL`): no handler
+/// address is installed, so this is safe.
+pub fn sigaction_default(sig: u32) -> Result<()> {
+    // SAFETY: SIG_DFL (a zeroed action): the kernel jumps nowhere.
+    unsafe { rt_sigaction(sig, Some(&KSigAction::default()), None) }
+}
+
+/// End this process as a child that ended with wait status `status` did: exit
+/// with its status, or die of its signal (with the default action, unblocked),
+/// so that the waiting parent (a shell) sees the same. 128 + the signal if the
+/// signal does not kill (it was caught, ignored or stopped the child).
+pub fn exit_like(status: u32) -> ! {
+    let sig = status & 0x7f;
+    if sig == 0 {
+        exit_group(((status >> 8) & 0xff) as i32);
+    }
+    let _ = sigaction_default(sig);
+    let _ = kill(getpid(), sig);
+    let unblock: SigSet = 1 << (sig - 1);
+    let _ = rt_sigprocmask(c::SIG_UNBLOCK, Some(&unblock), None);
+    exit_group(128 + sig as i32)
 }
 
 /// `int rt_sigprocmask(int how, const sigset_t *set, sigset_t *oldset, size_t sigsetsize);`

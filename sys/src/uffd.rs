@@ -26,8 +26,17 @@ pub const FEATURE_EVENT_REMAP: u64 = 1 << 2;
 pub const FEATURE_EVENT_REMOVE: u64 = 1 << 3;
 /// `UFFD_FEATURE_EVENT_UNMAP`: munmap of a registered range is reported.
 pub const FEATURE_EVENT_UNMAP: u64 = 1 << 6;
+/// `UFFD_FEATURE_WP_UNPOPULATED`: write-protecting a range marks its missing
+/// pages too, so a first write there counts as a write.
+pub const FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
+/// `UFFD_FEATURE_WP_ASYNC`: a write to a write-protected page is resolved by the
+/// kernel at once (no message, no handler thread); `PAGEMAP_SCAN` then reports
+/// the page `PAGE_IS_WRITTEN` (incremental checkpoints, docs/incremental.md).
+pub const FEATURE_WP_ASYNC: u64 = 1 << 15;
 /// `UFFDIO_REGISTER_MODE_MISSING`.
 pub const REGISTER_MODE_MISSING: u64 = 1;
+/// `UFFDIO_REGISTER_MODE_WP`.
+pub const REGISTER_MODE_WP: u64 = 2;
 /// `UFFD_EVENT_PAGEFAULT`.
 pub const EVENT_PAGEFAULT: u8 = 0x12;
 /// `UFFD_EVENT_REMAP`.
@@ -43,6 +52,7 @@ const UFFDIO_REGISTER: u32 = (3 << 30) | (32 << 16) | 0xAA00;
 const UFFDIO_WAKE: u32 = (2 << 30) | (16 << 16) | 0xAA00 | 0x02;
 const UFFDIO_COPY: u32 = (3 << 30) | (40 << 16) | 0xAA00 | 0x03;
 const UFFDIO_ZEROPAGE: u32 = (3 << 30) | (32 << 16) | 0xAA00 | 0x04;
+const UFFDIO_WRITEPROTECT: u32 = (3 << 30) | (24 << 16) | 0xAA00 | 0x06;
 
 /// One `struct uffd_msg` (32 bytes) as `read(2)` returns it: the event, then the
 /// event's words (a page fault: flags, address; remap: from, to, len; remove and
@@ -126,4 +136,16 @@ pub fn ioctl_userfaultfd_ioc_new(dev: Fd, flags: u32) -> Result<Fd> {
     const USERFAULTFD_IOC_NEW: u32 = 0xAA00;
     // SAFETY: creates a descriptor; no memory is passed.
     unsafe { sys!(Sysno::ioctl, dev.0, USERFAULTFD_IOC_NEW, flags) }.map(|f| Fd(f as i32))
+}
+
+/// `ioctl(fd, UFFDIO_WRITEPROTECT, struct uffdio_writeprotect *)` with
+/// `UFFDIO_WRITEPROTECT_MODE_WP`: write-protect `[start, start+len)` of a range
+/// registered with [`REGISTER_MODE_WP`] (with [`FEATURE_WP_ASYNC`], the next write
+/// to each page is only recorded).
+pub fn ioctl_uffdio_writeprotect(fd: Fd, start: usize, len: usize) -> Result<()> {
+    const MODE_WP: u64 = 1;
+    let mut w = [start as u64, len as u64, MODE_WP];
+    // SAFETY: the kernel reads our 24-byte struct uffdio_writeprotect; it changes
+    // page-table bits of the range, never its contents.
+    unsafe { sys!(Sysno::ioctl, fd.0, UFFDIO_WRITEPROTECT, w.as_mut_ptr() as usize) }.map(drop)
 }

@@ -34,6 +34,8 @@
 //! Every figure is the median of several runs: the machine is shared and its
 //! timings are noisy (docs/kernel.md §10). The whole benchmark runs in a few minutes.
 
+mod incr;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -528,7 +530,7 @@ struct Row {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy|hijack]";
+    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy|incremental|hijack]";
     let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -539,8 +541,18 @@ pub fn run(args: &[String]) -> Result<()> {
                 )
             }
             ("--only", Some(p))
-                if ["checkpoint", "continue", "overhead", "threads", "files", "compress", "lazy", "hijack"]
-                    .contains(&p.as_str()) =>
+                if [
+                    "checkpoint",
+                    "continue",
+                    "overhead",
+                    "threads",
+                    "files",
+                    "compress",
+                    "lazy",
+                    "incremental",
+                    "hijack",
+                ]
+                .contains(&p.as_str()) =>
             {
                 part = Some(p.clone())
             }
@@ -723,6 +735,15 @@ pub fn run(args: &[String]) -> Result<()> {
         print!("{}", compress_table(&compress));
         fs::write(out.join("compress.json"), compress_json(&compress))
             .map_err(|e| format!("writing compress.json: {e}"))?;
+    }
+    if doing("incremental") {
+        // CKPT_BENCH_INCR_MIB: the heap (default 1024 MiB; the goal is
+        // stated for 4096).
+        let mib = std::env::var("CKPT_BENCH_INCR_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+        let r = incr::run(&env.ckpt, &dir, &env.noise, mib)?;
+        print!("{}", incr::table(&r));
+        fs::write(out.join("incremental.json"), incr::json(&r))
+            .map_err(|e| format!("writing incremental.json: {e}"))?;
     }
     let json = json(&machine, &rows, &cont, &overhead);
     fs::write(out.join("bench.json"), json).map_err(|e| format!("writing bench.json: {e}"))?;

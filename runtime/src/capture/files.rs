@@ -168,6 +168,8 @@ impl super::Section for Files {
 fn list_fds() -> Result<Table<u32>> {
     let mut fds = Table::<u32>::with_capacity(MAX_FDS)?;
     let dir = ckpt_sys::openat(Fd::CWD, c"/proc/self/fd", c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0)?;
+    // The runtime's write tracking (`track`) is not the program's.
+    let tracker = crate::track::fd().map_or(u64::MAX, |f| f as u64);
     let mut buf = [0u8; 4096];
     let r = (|| {
         loop {
@@ -178,6 +180,7 @@ fn list_fds() -> Result<Table<u32>> {
             for name in ckpt_sys::dirent_names(&buf[..n]) {
                 if let Some(fd) = ckpt_sys::num::parse(name, 10)
                     && fd != dir.0 as u64
+                    && fd != tracker
                     && fd < u32::MAX as u64
                 {
                     fds.push(fd as u32)?;

@@ -249,7 +249,8 @@ impl super::Section for ViewsSection<'_> {
 ///   checkpoint (where that handler cannot run) blocks forever, or fails with
 ///   `EFAULT` for a `UFFD_USER_MODE_ONLY` registration; and a restarted process
 ///   has neither the registration nor the userfaultfd descriptor. Write-protect
-///   tracking (`uw`) would silently stop tracking after a restart.
+///   tracking (`uw`) would silently stop tracking after a restart; while the
+///   runtime's own tracking is on (`track`, incremental images), `uw` is its own.
 /// - `io`, `pf`: device memory (`VM_IO`, `VM_PFNMAP`: a driver's registers or
 ///   frame buffer, `/dev/mem`): reading it can have side effects, and a restart
 ///   cannot map the device again.
@@ -268,7 +269,8 @@ pub fn unsaveable() -> Option<crate::failure::Failure> {
         };
         let Some(e) = cur.filter(|e| !e.is_kernel_special()) else { continue };
         let has = |f: &[u8]| flags.split(|&b| b == b' ').any(|w| w == f);
-        let why: &str = if has(b"um") || has(b"ui") || has(b"uw") {
+        let ours = crate::track::active();
+        let why: &str = if has(b"um") || has(b"ui") || (has(b"uw") && !ours) {
             "is registered with userfaultfd: its missing pages are supplied by the program's own fault handler, \
              which cannot run during the checkpoint, and a restarted process would have neither the registration nor \
              the userfaultfd descriptor; checkpoint before registering, or after unregistering (UFFDIO_UNREGISTER)"

@@ -88,13 +88,63 @@ const ZERO_SETTINGS: Settings = Settings {
     oom_adj: 0,
     thp_disable: 0,
     membarrier: 0,
-    reserved0: 0,
+    children: 0,
     reserved: 0,
     reserved2: 0,
     reserved3: 0,
     reserved4: 0,
     reserved5: 0,
 };
+
+/// The child processes of every thread (`/proc/self/task/TID/children`), which
+/// an image of this process alone leaves out: said at checkpoint time, naming
+/// the first few, and counted for the restart and `ckpt info` to say again.
+fn left_out_children() -> u32 {
+    const NAMED: usize = 4;
+    let mut named = Msg::new();
+    let mut n = 0u32;
+    let Ok(dir) = ckpt_sys::openat(Fd::CWD, c"/proc/self/task", c::O_RDONLY | c::O_DIRECTORY | c::O_CLOEXEC, 0) else {
+        return 0;
+    };
+    let mut ents = [0u8; 4096];
+    while let Ok(got) = ckpt_sys::getdents64(dir, &mut ents) {
+        if got == 0 {
+            break;
+        }
+        for tid in ckpt_sys::dirent_names(&ents[..got]).filter(|t| t.iter().all(u8::is_ascii_digit)) {
+            let path = Msg::new().s("/proc/self/task/").b(tid).s("/children");
+            let Some(p) = crate::write::CPath::from_parts(&[path.as_bytes()]) else { continue };
+            let mut buf = [0u8; 4096];
+            let Ok(len) = ckpt_sys::read_file(p.cstr(), &mut buf) else { continue };
+            for pid in buf[..len].split(|&b| b == b' ' || b == b'\n').filter(|w| !w.is_empty()) {
+                if (n as usize) < NAMED {
+                    let stat = Msg::new().s("/proc/").b(pid).s("/comm");
+                    let mut comm = [0u8; 32];
+                    let name = crate::write::CPath::from_parts(&[stat.as_bytes()])
+                        .and_then(|c| ckpt_sys::read_file(c.cstr(), &mut comm).ok())
+                        .map_or(&b"?"[..], |k| comm[..k].strip_suffix(b"\n").unwrap_or(&comm[..k]));
+                    named = named.s(if n == 0 { "" } else { ", " }).b(pid).s(" ").b(name);
+                }
+                n += 1;
+            }
+        }
+    }
+    let _ = ckpt_sys::close(dir);
+    if n > 0 {
+        warn(
+            Msg::new()
+                .u(n as u64)
+                .s(if n == 1 { " child process is" } else { " child processes are" })
+                .s(" not in the image (")
+                .b(named.as_bytes())
+                .s(if n as usize > NAMED { ", ..." } else { "" })
+                .s(if n == 1 { "): after a restart it is gone" } else { "): after a restart they are gone" })
+                .s(if n == 1 { ", and waiting for it" } else { ", and waiting for them" })
+                .s(" fails (ECHILD); ckpt --tree checkpoints a program with its children"),
+        );
+    }
+    n
+}
 
 /// Say something about the checkpoint being taken (stderr of the program).
 fn warn(m: Msg) {
@@ -137,6 +187,10 @@ impl Process {
 
     fn capture_settings(&mut self) {
         let mut st = ZERO_SETTINGS;
+        if !super::files::TREE.load(core::sync::atomic::Ordering::Relaxed) {
+            st.children = left_out_children();
+            st.have |= have::CHILDREN;
+        }
         let mut buf = [0u8; 4096];
         if let Ok(n) = ckpt_sys::read_file(c"/proc/thread-self/status", &mut buf)
             && let Some(u) = num::field(&buf[..n], b"Umask:", 8)
@@ -362,6 +416,19 @@ impl Process {
         };
         let st = &p.settings;
         let has = |b: u64| st.have & b != 0;
+        if has(have::CHILDREN) && st.children > 0 {
+            let one = st.children == 1;
+            Msg::new()
+                .s("ckpt: warning: after restart, ")
+                .u(st.children as u64)
+                .s(if one { " child process" } else { " child processes" })
+                .s(" the program had at checkpoint time ")
+                .s(if one { "is" } else { "are" })
+                .s(" not there (not in the image: ckpt --tree checkpoints a program with its children); waiting for ")
+                .s(if one { "it" } else { "them" })
+                .s(" fails (ECHILD)")
+                .emit();
+        }
         for r in p.rlimits.iter() {
             restore_rlimit(&r);
         }
