@@ -85,9 +85,18 @@ const RUNTIME_SECTION: &str = ".ckpt_runtime";
 /// Does the program at `path` have the checkpoint runtime linked in (libckpt.a)?
 /// Section headers survive `strip`, unlike symbols.
 pub fn has_runtime(path: &Path) -> bool {
+    has_section(path, RUNTIME_SECTION)
+}
+
+/// Is the program at `path` built by Go (its `.go.buildinfo` section)?
+pub fn is_go(path: &Path) -> bool {
+    has_section(path, ".go.buildinfo")
+}
+
+fn has_section(path: &Path, name: &str) -> bool {
     let Ok(file) = File::open(path) else { return false };
     let data = ReadCache::new(&file);
-    object::File::parse(&data).is_ok_and(|f| f.sections().any(|s| s.name() == Ok(RUNTIME_SECTION)))
+    object::File::parse(&data).is_ok_and(|f| f.sections().any(|s| s.name() == Ok(name)))
 }
 
 #[cfg(test)]

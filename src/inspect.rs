@@ -624,6 +624,18 @@ struct RegionJson {
     name: String,
 }
 
+/// Is `path` a checkpoint image (a restart loader followed by an image header)?
+/// A restarted process's /proc/PID/exe is its image.
+pub fn is_image(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else { return false };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let Ok(Ok(elf)) = read_loader(&file, 0, len) else { return false };
+    let mut magic = [0u8; 8];
+    !elf.ordinary
+        && file.read_exact_at(&mut magic, loader::image_offset(elf.file_end)).is_ok()
+        && magic == ckpt_image::MAGIC
+}
+
 /// The restart loader's ELF headers at the start of `file` (`len` bytes long),
 /// read in one go in the usual case, in two when its program headers lie further.
 fn read_loader(file: &File, base: u64, len: u64) -> io::Result<Result<LoaderElf, LoaderError>> {

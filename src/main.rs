@@ -10,8 +10,10 @@
 //! directory of checkpoints (see `run`). They are recognised only as the first
 //! argument; a program of that name runs as `ckpt ./verify` or `ckpt -- verify`.
 
+mod checkpoint;
 mod elf;
 mod error;
+mod hijack;
 mod inspect;
 mod program;
 mod run;
@@ -36,6 +38,10 @@ const RUNTIME_LIB_VAR: &str = "CKPT_RUNTIME_LIB";
 const RUNTIME_LIB32_VAR: &str = "CKPT_RUNTIME_LIB32";
 const RUNTIME_LIB_NAME: &str = "libckpt.so";
 const RUNTIME_ARCHIVE_NAME: &str = "libckpt.a";
+/// The runtime as `ckpt hijack` writes it into a process (in `lib/`).
+const RUNTIME_BLOB_NAME: &str = "ckpt-runtime.blob";
+/// Overrides where it is taken from.
+const RUNTIME_BLOB_VAR: &str = "CKPT_RUNTIME_BLOB";
 
 const LONG_ABOUT: &str = "\
 Run PROG with the checkpoint runtime preloaded, so that it can be
@@ -54,7 +60,11 @@ unchanged.
 'ckpt run [--dir DIR] PROG' starts PROG or resumes it from its newest good
 checkpoint in DIR. 'ckpt verify FILE' checks every byte of a checkpoint file
 and 'ckpt info FILE' describes it, without running it; 'ckpt merge CHILD -o
-FULL' writes one full image from an incremental chain (-I). They are commands only as the first
+FULL' writes one full image from an incremental chain (-I). 'ckpt checkpoint
+PID' checkpoints a running ckpt process now and waits until its image is
+durable (see 'ckpt checkpoint --help'); 'ckpt hijack PID' puts the runtime
+into a running process started without ckpt, static or dynamic (see 'ckpt
+hijack --help'). They are commands only as the first
 argument: to run a program named verify or info from PATH, write
 'ckpt -- verify' (or 'ckpt ./verify' for one in the current directory).";
 
@@ -133,7 +143,7 @@ their checkpoint is a 32-bit executable.";
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     after_long_help = AFTER_LONG_HELP,
-    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt run [--dir DIR] [--keep N] [OPTIONS] [--] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE",
+    override_usage = "ckpt [OPTIONS] PROG [ARGS]...\n       ckpt run [--dir DIR] [--keep N] [OPTIONS] [--] PROG [ARGS]...\n       ckpt verify FILE\n       ckpt info [--json] FILE\n       ckpt checkpoint [-n NAME] [-c] [--timeout SECONDS] PID\n       ckpt hijack [-n NAME] [OPTIONS] PID",
     // A command word is only one when no option came first; PROG is otherwise
     // required. `help` stays a program name: `ckpt help` runs it.
     args_conflicts_with_subcommands = true,
@@ -300,6 +310,65 @@ enum Tool {
         #[arg(value_name = "PROG", required = true, num_args = 1.., trailing_var_arg = true)]
         command: Vec<OsString>,
     },
+    /// Checkpoint a running process now, and wait until its image is durable
+    ///
+    /// PID must run the ckpt runtime: started under ckpt (or 'ckpt run'),
+    /// linked with libckpt.a, or restarted from a checkpoint file. The request
+    /// goes with its trigger signal (queued with a value the runtime
+    /// recognises, so the program never sees it); the command waits until the
+    /// image is on disk and prints one line, 'PATH SIZE': the image's absolute
+    /// path, then its size in bytes (the last space-separated field). It exits
+    /// 0 then, and 1 with the reason otherwise: no such process, another
+    /// user's, not a ckpt process (nothing is sent then), the checkpoint
+    /// failed (the runtime's message; the previous image is intact and the
+    /// program goes on), the process or its background writer died meanwhile,
+    /// or the timeout.
+    ///
+    /// The process's own settings apply except where an option says otherwise,
+    /// for this one checkpoint only (its later checkpoints are as before):
+    /// without -n it writes its own file (its -n, or PROG.ckpt, in its
+    /// working directory; the next image in directory mode); without -c it
+    /// continues or exits as it was started to (a process started without -c
+    /// exits with 85 once the image is durable, as on its trigger signal).
+    #[command(verbatim_doc_comment)]
+    Checkpoint {
+        /// Write this file instead, for this checkpoint; a relative NAME is
+        /// relative to the current directory of this command (not of the process)
+        #[arg(short, long, value_name = "NAME")]
+        name: Option<OsString>,
+        /// The process goes on after this checkpoint, even if it was started without -c
+        #[arg(short = 'c', long = "continue")]
+        keep_running: bool,
+        /// Give up (exit 1) if the image is not durable after SECONDS
+        #[arg(short, long, value_name = "SECONDS", default_value_t = 120)]
+        timeout: u32,
+        /// The process
+        #[arg(value_name = "PID")]
+        pid: i32,
+    },
+    /// Put the checkpoint runtime into a running process started without ckpt
+    ///
+    /// PID, static or dynamic (busybox, a Go program, python3...), then
+    /// answers its trigger exactly like a process started as 'ckpt [OPTIONS]
+    /// PROG' with the same options: SIGTSTP (or -a) writes PROG.ckpt (or -n,
+    /// relative to its working directory at checkpoint time) and ends it (or
+    /// not, -c); 'ckpt checkpoint PID' asks it from outside. The image restarts
+    /// where no ckpt is installed. With ptrace (PTRACE_SEIZE and
+    /// PTRACE_INTERRUPT: the program sees no stop and no signal); the process
+    /// must be yours, not traced, not privileged, x86_64, not under a seccomp
+    /// filter, and ptrace must be allowed (Yama ptrace_scope 0, or run as
+    /// root). --tree and --inherit do not apply.
+    #[command(verbatim_doc_comment)]
+    Hijack {
+        /// Name of the checkpoint file (as CKPT_NAME) [default: PROG.ckpt]
+        #[arg(short, long, value_name = "NAME")]
+        name: Option<OsString>,
+        #[command(flatten)]
+        opts: RuntimeOpts,
+        /// The process
+        #[arg(value_name = "PID")]
+        pid: i32,
+    },
     /// Check every byte of a checkpoint file, without running it
     ///
     /// Reads the whole file: the restart loader, the header, the metadata
@@ -341,6 +410,10 @@ enum Tool {
 fn main() -> ExitCode {
     let result = parse_command_line().and_then(|cli| match &cli.tool {
         Some(Tool::Verify { file }) => inspect::verify(file),
+        Some(Tool::Hijack { name, opts, pid }) => hijack_process(name.as_ref(), opts, *pid),
+        Some(Tool::Checkpoint { name, keep_running, timeout, pid }) => {
+            checkpoint::checkpoint(*pid, name.as_deref(), *keep_running, *timeout)
+        }
         Some(Tool::Info { file, json }) => inspect::info(file, *json),
         Some(Tool::Merge { file, output }) => inspect::merge(file, output),
         Some(Tool::Run { dir, keep, opts, command }) => {
@@ -414,6 +487,32 @@ fn exec_program(
         // exec, so PROG does not inherit the Rust runtime's SIGPIPE ignore.
         .exec();
     Err(Error::new(CANNOT_EXECUTE, format!("cannot execute {}: {}", prog.display(), program::describe(&err))))
+}
+
+/// `ckpt hijack`: the settings `ckpt PROG` would give, into process `pid`.
+fn hijack_process(name: Option<&OsString>, opts: &RuntimeOpts, pid: i32) -> Result<(), Error> {
+    if opts.tree || opts.inherit {
+        return Err(Error::usage(
+            "--tree and --inherit do not apply to ckpt hijack (the process's children are not changed)",
+        ));
+    }
+    let mut vars = runtime_settings(opts)?;
+    if let Some(name) = name {
+        if name.is_empty() {
+            return Err(Error::usage("the checkpoint name must not be empty"));
+        }
+        vars.push(("CKPT_NAME", name.clone()));
+    }
+    let blob = match env::var_os(RUNTIME_BLOB_VAR).filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => dist_dir().map(|d| d.join("lib").join(RUNTIME_BLOB_NAME)).ok_or_else(|| {
+            Error::new(
+                FAILURE,
+                format!("cannot locate the runtime blob: the path of ckpt is unknown; set {RUNTIME_BLOB_VAR}"),
+            )
+        })?,
+    };
+    hijack::hijack(pid, hijack::Settings { vars }, &blob)
 }
 
 /// Parses argv; `--help` and `--version` print and exit here.

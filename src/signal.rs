@@ -43,6 +43,11 @@ pub fn parse(arg: &str) -> Result<u32, SignalError> {
     })
 }
 
+/// `SIGUSR1`, `SIGRTMIN+2`: as the runtime names signals.
+pub fn name(s: u32) -> String {
+    String::from_utf8_lossy(signame::write_name(ckpt_sys::msg::Msg::new(), s).as_bytes()).into_owned()
+}
+
 /// Several signals separated by commas (`TERM,USR1`); `0` alone disables.
 pub fn parse_list(arg: &str) -> Result<Vec<u32>, SignalError> {
     let mut out = Vec::new();

@@ -30,6 +30,7 @@ extern crate std;
 
 use core::mem::size_of;
 
+pub mod blob;
 pub mod loader;
 
 /// First bytes of the image header.

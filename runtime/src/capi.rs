@@ -44,6 +44,20 @@ extern "C" fn ckpt_fini() {
     crate::writer::wait_idle();
 }
 
+/// The entry of the runtime blob that `ckpt hijack` writes into a running
+/// process (asm/x86_64/blob.S calls it on a stack of its own, then traps back to
+/// `ckpt`): the settings are `len` bytes at `settings`, NUL-separated `CKPT_*`
+/// variables. Returns 0 or an errno.
+///
+/// # Safety
+/// `settings` must point at `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ckpt_hijack_entry(settings: *const u8, len: usize) -> c_int {
+    // SAFETY: the caller's contract (ckpt wrote them on the entry's stack).
+    let b = unsafe { core::slice::from_raw_parts(settings, len) };
+    crate::init_hijacked(b) as c_int
+}
+
 /// Returned by [`ckpt_checkpoint`] when the checkpoint was written and the
 /// program continues.
 pub const CKPT_WRITTEN: c_int = 0;

@@ -222,18 +222,8 @@ fn parse_bool(v: &[u8]) -> Option<bool> {
     }
 }
 
-/// `m` + the name of signal `s` (`SIGUSR1`, `SIGRTMIN+2`), from
-/// `ckpt_sys::signame`'s table (the first name listed for a number).
-pub fn signal_name(m: Msg, s: u32) -> Msg {
-    match ckpt_sys::signame::NAMES.iter().find(|(_, n)| *n == s) {
-        Some((name, _)) => m.s("SIG").s(name),
-        None if s == ckpt_sys::signame::RTMIN => m.s("SIGRTMIN"),
-        None if s > ckpt_sys::signame::RTMIN && s <= ckpt_sys::signame::RTMAX => {
-            m.s("SIGRTMIN+").u((s - ckpt_sys::signame::RTMIN) as u64)
-        }
-        None => m.s("signal ").u(s as u64),
-    }
-}
+/// `m` + the name of signal `s` (`SIGUSR1`, `SIGRTMIN+2`).
+pub use ckpt_sys::signame::write_name as signal_name;
 
 /// `SIG[,SIG...]`: the first signal and the mask of all. `0` alone disables.
 fn parse_signals(v: &[u8]) -> Option<(u32, u64)> {

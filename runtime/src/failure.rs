@@ -50,11 +50,16 @@ impl Failure {
 
     /// Print the line.
     pub fn report(&self) {
-        let m = Msg::new().s("ckpt: checkpoint failed: ").s(self.errno.text()).s(" (").s(self.step);
+        self.line(Msg::new().s("ckpt: ")).emit();
+    }
+
+    /// `m` + the line, without `ckpt: ` and without a newline (also what
+    /// `ckpt checkpoint` is told).
+    pub fn line(&self, m: Msg) -> Msg {
+        let m = m.s("checkpoint failed: ").s(self.errno.text()).s(" (").s(self.step);
         let m = if self.path_len > 0 { m.s(" ").b(&self.path[..self.path_len]) } else { m };
         let m = m.s(")");
-        let m = if self.detail_len > 0 { m.s(": ").b(&self.detail[..self.detail_len]) } else { m };
-        m.emit();
+        if self.detail_len > 0 { m.s(": ").b(&self.detail[..self.detail_len]) } else { m }
     }
 }
 

@@ -42,6 +42,7 @@ mod libc;
 mod names;
 mod notice;
 mod preload;
+mod request;
 mod signal;
 mod sleep;
 mod state;
@@ -126,6 +127,46 @@ pub fn init() {
     lazy::watch();
 }
 
+/// Set-up in a process `ckpt hijack` put the runtime into (see docs/hijack.md):
+/// the settings come as `settings` (the `CKPT_*` variables `ckpt` would have set,
+/// NUL-separated), not from the environment, which is the program's own. What the
+/// load-time set-up does for a preload is left out: there is no `LD_PRELOAD` entry
+/// to keep or remove and no C library symbol to look up (the runtime came in as a
+/// blob, its weak references are null). 0, or the errno of what failed.
+pub fn init_hijacked(settings: &[u8]) -> u16 {
+    let argv = ckpt_sys::scratch::read_whole(c"/proc/self/cmdline").ok();
+    let argv0 = argv.as_ref().map_or(&b""[..], |(b, n)| {
+        let a = &b.as_slice()[..*n];
+        a.split(|&c| c == 0).next().unwrap_or(b"")
+    });
+    let cfg = Config::from_env(settings, argv0);
+    for kv in settings.split(|&b| b == 0) {
+        if kv == b"CKPT_ONSTACK=1" {
+            signal::ONSTACK.store(true, core::sync::atomic::Ordering::Relaxed);
+        }
+        // CKPT_RSEQ=OFFSET,SIZE: glibc's rseq area, from the thread pointer.
+        if let Some(off) = kv.strip_prefix(b"CKPT_RSEQ=").and_then(|v| v.split(|&b| b == b',').next()) {
+            let off = ckpt_sys::num::signed(off).unwrap_or(0) as isize;
+            arch::RSEQ_TOLD.store(off, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    if signal::other_runtime_active(cfg.signal) {
+        return Errno::EEXIST.0;
+    }
+    if state::with(|st| {
+        st.cfg = cfg;
+        st.names.at_load();
+    })
+    .is_none()
+    {
+        return Errno::EBUSY.0;
+    }
+    match signal::arm(&cfg, None) {
+        Ok(()) => 0,
+        Err(e) => e.0,
+    }
+}
+
 /// The configuration in force (the default while a checkpoint holds the state,
 /// which cannot happen in a signal handler: signals are blocked meanwhile).
 pub fn config() -> Config {
@@ -140,20 +181,40 @@ pub fn config_if_idle() -> Option<Config> {
 /// Take a checkpoint now, into `name` or the configured file, on the runtime's
 /// own stack (see `arch::on_checkpoint_stack`).
 pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Result<Outcome, Failure> {
-    arch::on_checkpoint_stack(|| checkpoint_here(name, trigger, false))
+    arch::on_checkpoint_stack(|| checkpoint_here(name, trigger, false, None))
+}
+
+/// Take the checkpoint `ckpt checkpoint` asked for with the request on
+/// descriptor `fd` of process `pid` (see `request`), answering it.
+pub fn checkpoint_requested(pid: i32, fd: u16) -> Result<Outcome, Failure> {
+    arch::on_checkpoint_stack(|| checkpoint_here(None, Trigger::Signal, false, Some((pid, fd))))
 }
 
 /// A tree member's image, into the root's temporary file `path` (see `tree`):
 /// synchronous, the member goes on (or exits when the root says so).
 pub fn checkpoint_member(path: &Path) -> Result<Outcome, Failure> {
-    arch::on_checkpoint_stack(|| checkpoint_here(Some(path.as_bytes()), Trigger::Call, true))
+    arch::on_checkpoint_stack(|| checkpoint_here(Some(path.as_bytes()), Trigger::Call, true, None))
 }
 
-fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger, member: bool) -> Result<Outcome, Failure> {
+fn checkpoint_here(
+    name: Option<&[u8]>,
+    trigger: Trigger,
+    member: bool,
+    asked: Option<(i32, u16)>,
+) -> Result<Outcome, Failure> {
     // Nothing else may run while the image is taken: block every signal.
     let (all, mut old) = (!0u64, 0u64);
     ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&all), Some(&mut old))
         .map_err(|e| Failure::bare("blocking signals", e))?;
+    let req = match asked.map(|(pid, fd)| request::Request::read(pid, fd)) {
+        Some(Ok(r)) => r,
+        Some(Err(f)) => {
+            let _ = ckpt_sys::rt_sigprocmask(c::SIG_SETMASK, Some(&old), None);
+            return Err(f);
+        }
+        None => request::Request::NONE,
+    };
+    req.accepted();
     let pending = ckpt_sys::rt_sigpending().unwrap_or(!0);
     // After a lazy restart, every page must be in before memory is read.
     lazy::settle();
@@ -164,7 +225,16 @@ fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger, member: bool) -> Resul
         // the order they were taken, and snapshots do not pile up.
         writer::wait_idle();
         hooks::PRE.run(false);
+        st.req = req;
+        let asked_name = req.name().and_then(Path::new);
+        let name = asked_name.as_ref().map(Path::as_bytes).or(name);
         let r = take(st, name, trigger, member);
+        if let Err(f) = &r {
+            st.req.fail(f);
+        }
+        // Answered (a background writer answers from its own copy); in the
+        // restarted process, the request was the old process's.
+        st.req = request::Request::NONE;
         match r {
             Ok(Outcome::Written { exit: false }) => hooks::POST.run(false),
             Ok(Outcome::Restarted) => {
@@ -184,7 +254,11 @@ fn checkpoint_here(name: Option<&[u8]>, trigger: Trigger, member: bool) -> Resul
         }
         r
     })
-    .unwrap_or(Err(Failure::bare("another checkpoint is in progress", Errno::EBUSY)));
+    .unwrap_or_else(|| {
+        let f = Failure::bare("another checkpoint is in progress", Errno::EBUSY);
+        req.fail(&f);
+        Err(f)
+    });
     if !matches!(r, Ok(Outcome::Restarted)) {
         // Writing past RLIMIT_FSIZE fails with EFBIG and also raises SIGXFSZ,
         // whose default action would kill the program we just promised to keep
@@ -309,21 +383,24 @@ fn take_stopped(
     // A tree is written by its root from this process: its members are stopped
     // until the file is durable, continue mode or not.
     let tree = target.member || target.tree.is_some();
+    // `ckpt checkpoint -c` continues this once, whatever the setting.
+    let cont = st.cfg.cont || st.req.cont;
     match trigger {
-        Trigger::Signal if st.cfg.cont && !tree => take_background(st, path, seq, exclude),
+        Trigger::Signal if cont && !tree => take_background(st, path, seq, exclude),
         Trigger::Periodic if !tree => take_background(st, path, seq, exclude),
         Trigger::Periodic => take_here(st, path, seq, false, exclude, target),
-        Trigger::Call | Trigger::Signal => take_here(st, path, seq, !st.cfg.cont && !target.member, exclude, target),
+        Trigger::Call | Trigger::Signal => take_here(st, path, seq, !cont && !target.member, exclude, target),
     }
 }
 
 /// The image `path` (number `seq` in directory mode, else 0) of `bytes` is
-/// durable: publish it in its directory and say so.
-fn written(cfg: &Config, path: &Path, seq: u64, bytes: u64) {
+/// durable: publish it in its directory and say so (also to `ckpt checkpoint`).
+fn written(cfg: &Config, req: &request::Request, path: &Path, seq: u64, bytes: u64) {
     if seq != 0 {
         dir::publish(&cfg.name, seq, cfg.keep);
     }
     notice::written(cfg, path.as_bytes(), seq, bytes);
+    req.ok(path.as_bytes(), bytes);
 }
 
 /// Write the image from this process, below the save point; `exit` goes into
@@ -357,7 +434,7 @@ fn take_here(
     match saved {
         Ok(Saved::Wrote(0)) => job.commit().map(|bytes| {
             if !target.member {
-                written(&st.cfg, path, seq, bytes);
+                written(&st.cfg, &st.req, path, seq, bytes);
             }
             Outcome::Written { exit }
         }),
@@ -385,7 +462,7 @@ fn take_here(
 /// its file removed, by the next checkpoint of that name. Its failures are
 /// reported on stderr by the writer; the program goes on either way.
 fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u64)) -> Result<Outcome, Failure> {
-    let (kernel, cfg, names) = (&st.kernel, &st.cfg, &st.names);
+    let (kernel, cfg, names, req) = (&st.kernel, &st.cfg, &st.names, &st.req);
     // Incremental images: what to write against, and the buffer the scan at the
     // fork fills (runtime scratch, left out of the image; see `track`).
     let last = writer::report();
@@ -413,6 +490,7 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
     let mut failed = Errno::EIO;
     let saved = arch::save_context(&mut || {
         let mut write = |stack: (u64, u64)| {
+            req.writer();
             let r = Job::create(path).and_then(|mut job| {
                 job.compress = cfg.compress && plan.is_none();
                 let guard = scan.as_ref().map(|b| b.borrow());
@@ -429,7 +507,7 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
                         if let Some(ch) = &chain {
                             job.report(ch, kernel.pid);
                         }
-                        written(cfg, path, seq, bytes)
+                        written(cfg, req, path, seq, bytes)
                     }),
                     Err(f) => {
                         job.abort();
@@ -442,6 +520,7 @@ fn take_background(st: &mut state::State, path: &Path, seq: u64, table: (u64, u6
                 Ok(()) => ckpt_sys::exit_group(0),
                 Err(f) => {
                     f.report();
+                    req.fail(&f);
                     ckpt_sys::exit_group(1)
                 }
             }

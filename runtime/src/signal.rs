@@ -86,10 +86,22 @@ pub fn other_runtime_active(sig: u32) -> bool {
         && arch::is_ckpt_restorer(old.restorer)
 }
 
+/// `SA_ONSTACK` for our handlers, or 0 (see [`ONSTACK`]).
+pub fn onstack_flag() -> usize {
+    if ONSTACK.load(Ordering::Relaxed) { c::SA_ONSTACK as usize } else { 0 }
+}
+
+/// Our handlers run on the thread's alternate signal stack, if it has one: set
+/// by `ckpt hijack` for a Go program (`CKPT_ONSTACK=1`), whose goroutine stacks
+/// may have less than a kilobyte left below the stack pointer, while every Go
+/// thread has a signal stack of 32 KiB. Not by default: a C program's signal
+/// stack for its own SIGSEGV handler can be as small as MINSIGSTKSZ.
+pub static ONSTACK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 fn install(sig: u32) -> Result<()> {
     let mut act = KSigAction {
         handler: on_signal as *const () as usize,
-        flags: (c::SA_SIGINFO | c::SA_RESTART | c::SA_RESTORER) as usize,
+        flags: (c::SA_SIGINFO | c::SA_RESTART | c::SA_RESTORER) as usize | onstack_flag(),
         restorer: arch::sigreturn_trampoline(),
         ..Default::default()
     };
@@ -284,6 +296,15 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
         unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), OURS.load(Ordering::Acquire)) };
         return;
     };
+    // `ckpt checkpoint PID`: one of our signals, queued with a request's value.
+    let asked = if !periodic && code == c::SI_QUEUE && our_signals(&cfg) & (1u64 << (sig - 1)) != 0 {
+        // SAFETY: the kernel's siginfo is 128 bytes on both architectures.
+        let first = unsafe { core::ptr::read(info as *const [u8; 128]) };
+        let (_, pid, value) = arch::siginfo_code_pid_value(&first);
+        ckpt_sys::request::fd_of(value).map(|fd| (pid, fd))
+    } else {
+        None
+    };
     if cfg.tree && sig as u32 == crate::tree::SIGNAL {
         // The root's requests to a member (a stray reply to the root is dropped).
         if crate::tree::is_member(&cfg) {
@@ -303,13 +324,18 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
         }
         return;
     }
-    if cfg.tree && !periodic && crate::tree::is_member(&cfg) && cfg.signals & (1u64 << (sig - 1)) != 0 {
+    if cfg.tree
+        && !periodic
+        && asked.is_none()
+        && crate::tree::is_member(&cfg)
+        && cfg.signals & (1u64 << (sig - 1)) != 0
+    {
         // The terminal's Ctrl-Z reaches the whole foreground group: the root
         // checkpoints the tree, once.
         crate::tree::pass_to_root(&cfg, sig as u32);
         return;
     }
-    if !periodic && (cfg.signals & (1u64 << (sig - 1)) == 0 || !answers(code)) {
+    if !periodic && asked.is_none() && (cfg.signals & (1u64 << (sig - 1)) == 0 || !answers(code)) {
         // SIGRTMAX kept for the timer but sent by someone else, or a trigger this
         // process does not answer (a forked worker in the owner's group).
         pass_on(sig as u32);
@@ -321,7 +347,10 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
     // SAFETY: `uc` is this handler's ucontext.
     let interrupted = unsafe { crate::sleep::note(uc, crate::sleep::Probe::Borrow) };
     crate::sleep::taking();
-    let r = crate::checkpoint(None, trigger);
+    let r = match asked {
+        Some((pid, fd)) => crate::checkpoint_requested(pid, fd),
+        None => crate::checkpoint(None, trigger),
+    };
     if r.is_ok() {
         crate::sleep::taken(matches!(r, Ok(Outcome::Restarted)));
     }

@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::capture::Kernel;
 use crate::config::Config;
 use crate::names::Names;
+use crate::request::Request;
 
 /// Everything the runtime keeps.
 pub struct State {
@@ -25,14 +26,21 @@ pub struct State {
     pub seq: u64,
     /// The program's original names, for images taken after a restart.
     pub names: Names,
+    /// The `ckpt checkpoint` request being answered, for one checkpoint.
+    pub req: Request,
 }
 
 struct Global(UnsafeCell<State>);
 // SAFETY: all access is serialised by BUSY (see `with`).
 unsafe impl Sync for Global {}
 
-static STATE: Global =
-    Global(UnsafeCell::new(State { cfg: Config::DEFAULT, kernel: Kernel::EMPTY, seq: 0, names: Names::EMPTY }));
+static STATE: Global = Global(UnsafeCell::new(State {
+    cfg: Config::DEFAULT,
+    kernel: Kernel::EMPTY,
+    seq: 0,
+    names: Names::EMPTY,
+    req: Request::NONE,
+}));
 static BUSY: AtomicBool = AtomicBool::new(false);
 
 /// Run `f` with exclusive access to the state; `None` if another caller has it.

@@ -337,7 +337,7 @@ fn install_fallback() -> Result<KSigAction, Errno> {
 fn install(sig: u32, handler: usize) -> Result<KSigAction, Errno> {
     let mut act = KSigAction {
         handler,
-        flags: (c::SA_SIGINFO | c::SA_RESTART | c::SA_RESTORER) as usize,
+        flags: (c::SA_SIGINFO | c::SA_RESTART | c::SA_RESTORER) as usize | crate::signal::onstack_flag(),
         restorer: arch::sigreturn_trampoline(),
         ..Default::default()
     };

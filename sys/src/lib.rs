@@ -31,6 +31,9 @@ mod errno;
 pub mod maps;
 pub mod msg;
 pub mod num;
+#[cfg(target_arch = "x86_64")]
+pub mod ptrace;
+pub mod request;
 pub mod scratch;
 pub mod settings;
 pub mod signame;

@@ -122,6 +122,17 @@ fn lookup(name: &[u8]) -> Option<u32> {
     None
 }
 
+/// `m` + the name of signal `s` (`SIGUSR1`, `SIGRTMIN+2`), from [`NAMES`] (the
+/// first name listed for a number).
+pub fn write_name(m: crate::msg::Msg, s: u32) -> crate::msg::Msg {
+    match NAMES.iter().find(|(_, n)| *n == s) {
+        Some((name, _)) => m.s("SIG").s(name),
+        None if s == RTMIN => m.s("SIGRTMIN"),
+        None if s > RTMIN && s <= RTMAX => m.s("SIGRTMIN+").u((s - RTMIN) as u64),
+        None => m.s("signal ").u(s as u64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

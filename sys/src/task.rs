@@ -267,6 +267,13 @@ pub fn unshare(flags: u64) -> Result<()> {
     unsafe { sys!(Sysno::unshare, flags as usize) }.map(drop)
 }
 
+/// `int pidfd_open(pid_t pid, 0)`: a descriptor (close-on-exec) that polls
+/// readable once process `pid` has exited.
+pub fn pidfd_open(pid: i32) -> Result<crate::Fd> {
+    // SAFETY: no memory is passed.
+    unsafe { sys!(Sysno::pidfd_open, pid, 0usize) }.map(|fd| crate::Fd(fd as i32))
+}
+
 /// `uid_t getuid(void);` (the 32-bit call on i386)
 pub fn getuid() -> u32 {
     #[cfg(target_arch = "x86")]

@@ -534,7 +534,7 @@ struct Row {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy|incremental|tree]";
+    let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy|incremental|hijack|tree]";
     let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -554,6 +554,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     "compress",
                     "lazy",
                     "incremental",
+                    "hijack",
                     "tree",
                 ]
                 .contains(&p.as_str()) =>
@@ -691,6 +692,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let files = if doing("files") { Some(files_bench(&env.ckpt, &dir)?) } else { None };
+    let hijack = if doing("hijack") { hijack_bench(&env.ckpt, &dir)? } else { Vec::new() };
     let compress = if doing("compress") { compress_bench(&env)? } else { Vec::new() };
     let mut lazy = Vec::new();
     for &mib in LAZY_SIZES.iter().filter(|&&m| doing("lazy") && only.as_ref().is_none_or(|o| o.contains(&m))) {
@@ -725,6 +727,10 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(f) = &files {
         print!("{}", files_table(f));
         fs::write(out.join("files.json"), files_json(f)).map_err(|e| format!("writing files.json: {e}"))?;
+    }
+    if !hijack.is_empty() {
+        print!("{}", hijack_table(&hijack));
+        fs::write(out.join("hijack.json"), hijack_json(&hijack)).map_err(|e| format!("writing hijack.json: {e}"))?;
     }
     if !lazy.is_empty() {
         print!("{}", lazy_table(&lazy));
@@ -965,18 +971,23 @@ struct FilesBench {
 const FILES_N: usize = 1000;
 const FILES_RUNS: usize = 5;
 
-/// Checkpoint → exit, and restart → the restored program's first step
-/// (`RESTARTED ... t=`, CLOCK_MONOTONIC), for 0 and `FILES_N` open files.
-fn files_bench(ckpt: &Path, dir: &Path) -> Result<FilesBench> {
-    let prog = dir.join("files_many");
+/// `cc -O2` one of the test programs (`tests/c/SRC`, with its headers) into `out`.
+fn compile_test_program(src: &str, out: &Path) -> Result<()> {
     crate::run(
         Command::new("cc")
             .args(["-O2", "-Wall", "-I"])
             .arg(root().join("tests/c"))
             .arg("-o")
-            .arg(&prog)
-            .arg(root().join("tests/c/files_many.c")),
-    )?;
+            .arg(out)
+            .arg(root().join("tests/c").join(src)),
+    )
+}
+
+/// Checkpoint → exit, and restart → the restored program's first step
+/// (`RESTARTED ... t=`, CLOCK_MONOTONIC), for 0 and `FILES_N` open files.
+fn files_bench(ckpt: &Path, dir: &Path) -> Result<FilesBench> {
+    let prog = dir.join("files_many");
+    compile_test_program("files_many.c", &prog)?;
     let d = dir.join("files");
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).map_err(|e| e.to_string())?;
@@ -1020,6 +1031,99 @@ fn files_bench(ckpt: &Path, dir: &Path) -> Result<FilesBench> {
         );
     }
     Ok(FilesBench { ckpt0: median(c0), ckpt_n: median(cn), restart0: median(r0), restart_n: median(rn) })
+}
+
+/// Runs of each program of the hijack benchmark.
+const HIJACK_RUNS: usize = 7;
+
+/// One program of the hijack benchmark (medians and worst of `HIJACK_RUNS`).
+struct HijackRow {
+    name: &'static str,
+    /// How long ckpt held the main thread (its own measure, PTRACE_INTERRUPT
+    /// to PTRACE_DETACH), median and worst.
+    held: (f64, f64),
+    /// `ckpt hijack` spawned → exited.
+    wall: f64,
+    /// `ckpt checkpoint -c PID` spawned → exited (the image durable).
+    checkpoint: f64,
+}
+
+/// `ckpt hijack`: how long the target's main thread is held and the whole
+/// command takes, for a dynamic C program (tests/c/counter.c) and python3; then
+/// `ckpt checkpoint -c` on the hijacked process, to the durable image.
+fn hijack_bench(ckpt: &Path, dir: &Path) -> Result<Vec<HijackRow>> {
+    let counter = dir.join("hjcounter");
+    compile_test_program("counter.c", &counter)?;
+    let programs: [(&'static str, Command); 2] = [
+        ("C counter (dynamic, glibc)", {
+            let mut c = Command::new(&counter);
+            c.arg("100000");
+            c
+        }),
+        ("python3", {
+            let mut c = Command::new("python3");
+            c.arg(root().join("tests/c/counter.py")).arg("100000");
+            c
+        }),
+    ];
+    let mut rows = Vec::new();
+    for (name, mut cmd) in programs {
+        let (mut held, mut wall, mut asked) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..HIJACK_RUNS {
+            let mut p = Prog::spawn(cmd.current_dir(dir))?;
+            p.expect("READY")?;
+            std::thread::sleep(Duration::from_millis(50));
+            let pid = p.pid().to_string();
+            let t0 = mono_ns();
+            let o = Command::new(ckpt).args(["hijack", "-q", "-c", &pid]).output().map_err(|e| e.to_string())?;
+            wall.push(ms(mono_ns() - t0));
+            let err = String::from_utf8_lossy(&o.stderr);
+            let h = err
+                .split_once("(stopped ")
+                .and_then(|(_, r)| r.split_once(" ms"))
+                .and_then(|(v, _)| v.parse::<f64>().ok())
+                .ok_or_else(|| format!("ckpt hijack {name}: {err}"))?;
+            held.push(h);
+            let t1 = mono_ns();
+            let o = Command::new(ckpt).args(["checkpoint", "-c", &pid]).current_dir(dir).output();
+            if !o.is_ok_and(|o| o.status.success()) {
+                return Err(format!("ckpt checkpoint of the hijacked {name} failed"));
+            }
+            asked.push(ms(mono_ns() - t1));
+            p.kill();
+        }
+        let worst = held.iter().copied().fold(0.0, f64::max);
+        let row = HijackRow { name, held: (median(held), worst), wall: median(wall), checkpoint: median(asked) };
+        eprintln!(
+            "bench: hijack {name}: held {:.2} ms (worst {:.2}), ckpt hijack {:.1} ms, ckpt checkpoint {:.1} ms",
+            row.held.0, row.held.1, row.wall, row.checkpoint
+        );
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn hijack_table(rows: &[HijackRow]) -> String {
+    let mut t = format!(
+        "\nckpt hijack (median of {HIJACK_RUNS} runs; held: the main thread, as ckpt measures it)\n\
+         | program | held (ms) | worst held (ms) | ckpt hijack (ms) | ckpt checkpoint -c (ms) |\n\
+         |---|---|---|---|---|\n"
+    );
+    for r in rows {
+        t += &format!("| {} | {:.2} | {:.2} | {:.1} | {:.1} |\n", r.name, r.held.0, r.held.1, r.wall, r.checkpoint);
+    }
+    t
+}
+
+fn hijack_json(rows: &[HijackRow]) -> String {
+    let v: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({"program": r.name, "held_ms": r.held.0, "worst_held_ms": r.held.1,
+                "hijack_ms": r.wall, "checkpoint_ms": r.checkpoint})
+        })
+        .collect();
+    serde_json::Value::Array(v).to_string() + "\n"
 }
 
 fn files_table(f: &FilesBench) -> String {

@@ -15,7 +15,9 @@
 //! 5. `target/dist/{bin,lib,lib32,include}`: `lib` holds the x86_64 runtime,
 //!    `lib32` the i386 one. `bin/ckpt` and the `libckpt.so` files are stripped;
 //!    their debug info goes to `target/dist-debug/` (see `ship`). `libckpt.a` is not the archive cargo makes but one
-//!    prelinked relocatable object (see `prelink_static`).
+//!    prelinked relocatable object (see `prelink_static`). `lib` also holds
+//!    `ckpt-runtime.blob`, the runtime `ckpt hijack` puts into a running process
+//!    (see `blob`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -86,6 +88,9 @@ pub fn dist() -> Result<PathBuf> {
         let lib = dist.join(arch.lib);
         ship(&rel.join("libckpt.so"), &dist, &debug, &format!("{}/libckpt.so", arch.lib))?;
         prelink_static(&rel.join("libckpt.a"), &lib.join("libckpt.a"), arch)?;
+        if arch.name == "x86_64" {
+            crate::blob::build(&rel.join("libckpt.a"), &lib.join("ckpt-runtime.blob"))?;
+        }
     }
     copy(&root.join("runtime").join("include").join("ckpt.h"), &dist.join("include").join("ckpt.h"))?;
     eprintln!("xtask: distribution in {}", dist.display());

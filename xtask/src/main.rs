@@ -11,6 +11,7 @@
 //!   Rust target.
 
 mod bench;
+mod blob;
 mod build;
 mod demo;
 mod lint;

@@ -39,6 +39,11 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("sqlite3", &["--version"], "sqlite3"),
     ("gzip", &["--version"], "gzip"),
     ("script", &["--version"], "bsdutils"),
+    // A static program with no dynamic loader that tests/hijack.rs puts the
+    // runtime into (ckpt hijack).
+    ("/bin/busybox", &["true"], "busybox-static"),
+    // A static, multi-threaded Go program is hijacked too.
+    ("go", &["version"], "golang-go"),
 ];
 
 fn works(cmd: &str, args: &[&str]) -> bool {
@@ -87,7 +92,7 @@ pub fn run_setup() -> Result<()> {
     if missing.is_empty() {
         eprintln!(
             "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, strace, setcap, \
-             setpriv, slurm-wlm, munge, javac and node are present"
+             setpriv, slurm-wlm, munge, javac, node, busybox-static and go are present"
         );
     } else {
         let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };
