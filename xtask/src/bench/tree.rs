@@ -94,6 +94,7 @@ fn one(ckpt: &Path, dir: &Path, procs: usize) -> Result<(f64, f64, u64)> {
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{}: {e}", image.display()))?;
     let mut held = [restarted];
