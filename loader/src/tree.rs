@@ -432,8 +432,17 @@ fn make_files(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: 
             };
             // (A file that is gone or cannot be opened: each process says so.)
             let Ok(one) = got else { continue };
-            if ckpt_sys::dup3(one, ckpt_sys::Fd(lo + g as i32), c::O_CLOEXEC).is_ok() {
-                pipes.open[g as usize] = true;
+            match ckpt_sys::dup3(one, ckpt_sys::Fd(lo + g as i32), c::O_CLOEXEC) {
+                Ok(_) => pipes.open[g as usize] = true,
+                Err(e) => msg(name)
+                    .s("warning: cannot keep descriptor ")
+                    .u(f as u64)
+                    .s(" of process ")
+                    .u(t.at(p).map_or(0, |m| m.pid as u64))
+                    .s(" open for the processes that share it (")
+                    .errno(e)
+                    .s("): each opens its own, with an offset of its own")
+                    .emit(),
             }
             let _ = ckpt_sys::close(one);
         }
