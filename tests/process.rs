@@ -228,6 +228,7 @@ fn a_restarted_sleep_can_be_checkpointed_again() {
     let one = dir.join("one.ckpt");
     fs::rename(&image, &one).unwrap();
     let p = Proc::spawn(restart_cmd(&one, dir.path()));
+    p.wait_catching(20);
     std::thread::sleep(random_delay(50, 200));
     let sent = Instant::now();
     p.signal("TSTP");
@@ -271,12 +272,14 @@ fn coreutils_sleep_checkpointed_twice() {
     let dir = Dir::new("proc-sleep-twice");
     let image = dir.join("sleep.ckpt");
     let p = Proc::spawn(ckpt(&dir, &["sleep", "2"]));
+    p.wait_catching(20);
     std::thread::sleep(random_delay(200, 600));
     p.signal("TSTP");
     p.finish().assert_checkpointed("sleep 2");
     let one = dir.join("one.ckpt");
     fs::rename(&image, &one).unwrap();
     let q = Proc::spawn(restart_cmd(&one, dir.path()));
+    q.wait_catching(20);
     std::thread::sleep(random_delay(50, 200));
     let sent = Instant::now();
     q.signal("TSTP");

@@ -123,6 +123,7 @@ fn tree_make_j2() {
     write_project(dir.path());
     let image = dir.join("make.ckpt");
     let p = Proc::spawn(ckpt(&dir, &["--tree", "make", "-j2"]));
+    p.wait_catching(20);
     std::thread::sleep(random_delay(60, 500));
     p.signal("TSTP");
     let first = p.finish();

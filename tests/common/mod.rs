@@ -394,6 +394,24 @@ impl Proc {
         self.child.id()
     }
 
+    /// Wait (up to 20 s) until the process has a handler for signal `sig`
+    /// (`SigCgt` of /proc/PID/status): the runtime has loaded, or a restarted
+    /// process has its dispositions back. A trigger sent before would meet the
+    /// default action (and a SIGTSTP in an orphaned process group, as under CI,
+    /// is discarded by the kernel).
+    pub fn wait_catching(&self, sig: u32) {
+        let until = Instant::now() + Duration::from_secs(20);
+        let caught = || {
+            let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+            let line = status.lines().find_map(|l| l.strip_prefix("SigCgt:")).unwrap_or("0");
+            u64::from_str_radix(line.trim(), 16).is_ok_and(|m| m & (1 << (sig - 1)) != 0)
+        };
+        while !caught() {
+            assert!(Instant::now() < until, "process {} never caught signal {sig}", self.pid());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// What the process (and any background checkpoint writer) wrote to stderr so far.
     pub fn stderr_now(&self) -> String {
         self.err_text.lock().unwrap().clone()
