@@ -222,13 +222,7 @@ fn threads_compressed_32bit() {
 #[test]
 fn python3_heap_compressed() {
     let dir = Dir::new("compress_python");
-    fs::copy(root().join("tests/c/pyheap.py"), dir.join("pyheap.py")).unwrap();
-    let python = python3();
-    let mut reference = Command::new(&python);
-    reference.arg("pyheap.py").current_dir(dir.path());
-    let reference = run(reference);
-    reference.assert_ok("the reference run");
-    let want = reference.line("DONE").expect("the reference run's digest").to_string();
+    let (python, want) = pyheap_reference(&dir, &[]);
     let image = dir.join("py.ckpt");
     let first = checkpoint(ckpt(&dir, &["-z", "-n", "py.ckpt", &python, "pyheap.py"]), &image);
     let (r, _) = ratio(&image);

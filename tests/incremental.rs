@@ -193,13 +193,7 @@ fn missing_damaged_or_swapped_parents_are_refused_by_name() {
 #[test]
 fn python3_heap_incremental_in_continue_mode() {
     let dir = Dir::new("incr_python");
-    fs::copy(root().join("tests/c/pyheap.py"), dir.join("pyheap.py")).unwrap();
-    let python = python3();
-    let mut reference = Command::new(&python);
-    reference.args(["pyheap.py", "120"]).current_dir(dir.path());
-    let reference = run(reference);
-    reference.assert_ok("the reference run");
-    let want = reference.line("DONE").expect("the reference run's digest").to_string();
+    let (python, want) = pyheap_reference(&dir, &["120"]);
     let image = dir.join("py.ckpt");
     let mut p = Proc::spawn(ckpt(&dir, &["-c", "-I", "-n", "py.ckpt", &python, "pyheap.py", "120"]));
     p.wait_for("READY");

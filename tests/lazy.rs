@@ -287,13 +287,7 @@ fn lazy_restart_unprivileged() {
 #[test]
 fn lazy_restart_of_python3() {
     let dir = Dir::new("lazy_python");
-    std::fs::copy(root().join("tests/c/pyheap.py"), dir.join("pyheap.py")).unwrap();
-    let python = python3();
-    let mut reference = Command::new(&python);
-    reference.arg("pyheap.py").current_dir(dir.path());
-    let reference = run(reference);
-    reference.assert_ok("the reference run");
-    let want = reference.line("DONE").expect("the reference run's digest").to_string();
+    let (python, want) = pyheap_reference(&dir, &[]);
     let image = dir.join("py.ckpt");
     let first = checkpoint(ckpt(&dir, &["-n", "py.ckpt", &python, "pyheap.py"]), &image);
     let second = run(lazy_cmd(&image, &dir, "1"));

@@ -142,6 +142,20 @@ pub fn python3() -> String {
     String::from_utf8(exe.stdout).unwrap().trim().to_string()
 }
 
+/// tests/c/pyheap.py copied into `dir` and run once with `args` without ckpt:
+/// the python3 to run it with, and the reference run's `DONE ...` line (its
+/// digest), which a checkpointed and restarted run must end with.
+pub fn pyheap_reference(dir: &Dir, args: &[&str]) -> (String, String) {
+    fs::copy(root().join("tests/c/pyheap.py"), dir.join("pyheap.py")).unwrap();
+    let python = python3();
+    let mut reference = Command::new(&python);
+    reference.arg("pyheap.py").args(args).current_dir(dir.path());
+    let reference = run(reference);
+    reference.assert_ok("the reference run");
+    let want = reference.line("DONE").expect("the reference run's digest").to_string();
+    (python, want)
+}
+
 /// What `ckpt info IMAGE` prints; it must succeed.
 pub fn ckpt_info(image: &Path) -> String {
     let o = Command::new(ckpt_bin()).arg("info").arg(image).output().unwrap();
