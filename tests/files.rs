@@ -216,6 +216,43 @@ fn gzip_to_a_file_is_byte_identical() {
     assert!(fs::read(dir.join("big.gz")).unwrap() == reference, "big.gz differs from the reference: {err}");
 }
 
+/// `ckpt tar czf out.tgz big` without `--tree`: tar writes through a gzip child
+/// that an image of tar alone leaves out. The checkpoint names the child, `ckpt
+/// info` says it is not restored, and the restart says it again before tar
+/// fails for want of it (it cannot reap its child), instead of a silent error.
+#[test]
+fn tar_without_tree_says_its_gzip_child_is_left_out() {
+    let dir = Dir::new("files_tar_child");
+    big_text(&dir.join("big"), 3_000_000);
+    let image = dir.join("tar.ckpt");
+    let mut c = ckpt(&dir, &["-n", "tar.ckpt", "tar", "czf", "out.tgz", "big"]);
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let pid = child.id();
+    let has_child =
+        || fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).is_ok_and(|c| !c.trim().is_empty());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !has_child() {
+        assert!(std::time::Instant::now() < until, "tar never started its gzip child");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(random_delay(50, 300));
+    let st = Command::new("kill").arg("-TSTP").arg(pid.to_string()).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(CHECKPOINT_EXIT), "{}: {err}", out.status);
+    assert!(
+        err.contains("ckpt: warning: 1 child process is not in the image (") && err.contains("ckpt --tree"),
+        "{err}"
+    );
+    let info = ckpt_info(&image);
+    assert!(info.contains("NOT RESTORED: 1 child process the program had at checkpoint time"), "{info}");
+    let (st, _, err) = restart_tool(&image, dir.path(), Stdio::null(), &[]);
+    assert!(err.contains("after restart, 1 child process the program had at checkpoint time is not there"), "{err}");
+    assert!(!st.success(), "tar cannot finish without its gzip child: {st}: {err}");
+}
+
 /// A large sparse file with data at many places (so that a wrong offset changes
 /// the hash).
 fn sparse_with_marks(path: &Path, len: u64) {
