@@ -95,6 +95,25 @@ fn lazy_restart_follows_mremap_and_munmap_32bit() {
     continues("remap", "1", Bits::B32);
 }
 
+/// One page in every 64 KiB replaced by fresh memory from the top down while
+/// a thread reads upwards: where they meet, the ranges the pager copies for
+/// that thread's faults cross mappings the program has just made, and every
+/// page around them must still arrive.
+#[test]
+fn lazy_restart_around_new_mappings() {
+    continues("holes", "faults", Bits::B64);
+}
+
+#[test]
+fn lazy_restart_around_new_mappings_32bit() {
+    continues("holes", "faults", Bits::B32);
+}
+
+#[test]
+fn lazy_restart_around_new_mappings_background() {
+    continues("holes", "1", Bits::B64);
+}
+
 /// A fork while most pages are missing: the child checks every word.
 #[test]
 fn lazy_restart_fork_gives_the_child_every_page() {

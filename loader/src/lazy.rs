@@ -70,6 +70,9 @@ const CAP: usize = 1024 - LIST;
 /// Page faults waiting to be answered (one per waiting thread at most).
 const MAX_FAULTS: usize = 4096;
 const PAGE: u64 = 4096;
+/// Polls of 1 ms that a copy refused for a vanished mapping waits for the
+/// program's change to be announced (see `Pager::await_change`).
+const SETTLE_POLLS: u32 = 100;
 
 /// What the restart was asked for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -538,7 +541,9 @@ impl Pager<'_> {
 
     /// Read every waiting message: faults and remaps are queued, removed and
     /// unmapped ranges are marked at once (a copy waits for them: EAGAIN).
-    fn drain(&mut self) {
+    /// True if a change of the program's mappings (remap, remove, unmap) was read.
+    fn drain(&mut self) -> bool {
+        let mut changed = false;
         loop {
             let mut m = [UMsg::default(); 32];
             // SAFETY: the array is plain data; read(2) fills whole messages.
@@ -546,13 +551,13 @@ impl Pager<'_> {
             let n = match ckpt_sys::read(self.uffd, bytes) {
                 Ok(n) => n / core::mem::size_of::<UMsg>(),
                 Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => return,
+                Err(Errno::EAGAIN) => return changed,
                 Err(e) => {
                     self.fatal(ckpt_sys::msg::Msg::new().s("lazy restart: cannot read the userfaultfd: ").errno(e))
                 }
             };
             if n == 0 {
-                return;
+                return changed;
             }
             for u in &m[..n] {
                 let [a, b, l] = u.arg;
@@ -570,12 +575,33 @@ impl Pager<'_> {
                         }
                         self.remaps[self.nremaps] = (a, b, l);
                         self.nremaps += 1;
+                        changed = true;
                     }
-                    uffd::EVENT_REMOVE | uffd::EVENT_UNMAP => self.mark_current(a, b),
+                    uffd::EVENT_REMOVE | uffd::EVENT_UNMAP => {
+                        self.mark_current(a, b);
+                        changed = true;
+                    }
                     _ => {}
                 }
             }
         }
+    }
+
+    /// Wait (a bounded time) for a change of the program's mappings to be read:
+    /// a mapping that vanished under a copy is followed by its event as soon as
+    /// the changing thread leaves the kernel's locks. False if none came.
+    fn await_change(&mut self) -> bool {
+        for _ in 0..SETTLE_POLLS {
+            let mut fds = [ckpt_sys::task::PollFd { fd: self.uffd.0, events: 1, revents: 0 }];
+            let _ = ckpt_sys::task::ppoll(&mut fds, Some(1));
+            if self.drain() {
+                return true;
+            }
+            if ckpt_sys::kill(self.prog, 0) == Err(Errno::ESRCH) {
+                self.quit();
+            }
+        }
+        false
     }
 
     /// The original address of the page now at `c` (None: nothing of the image).
@@ -693,16 +719,26 @@ impl Pager<'_> {
         self.zero(c);
     }
 
+    /// Give the fault at current address `c` a zero page if it is still missing,
+    /// and wake its thread. Where the page may no longer be what the fault was
+    /// about (a remap read meanwhile may move memory there, its mapping moved or
+    /// went), the thread is only woken: it faults again, and that fault is
+    /// answered once the change is followed.
     fn zero(&mut self, c: u64) {
         loop {
+            if self.nremaps > 0 {
+                let _ = uffd::ioctl_uffdio_wake(self.uffd, c as usize, PAGE as usize);
+                return;
+            }
             match uffd::ioctl_uffdio_zeropage(self.uffd, c as usize, PAGE as usize).1 {
                 Ok(()) => return,
-                Err(Errno::EEXIST) => {
+                Err(Errno::EEXIST) | Err(Errno::ENOENT) => {
                     let _ = uffd::ioctl_uffdio_wake(self.uffd, c as usize, PAGE as usize);
                     return;
                 }
-                Err(Errno::EAGAIN) => self.drain(),
-                Err(Errno::ENOENT) => return,
+                Err(Errno::EAGAIN) => {
+                    self.drain();
+                }
                 Err(Errno::ESRCH) => self.quit(),
                 Err(e) => self.fatal(ckpt_sys::msg::Msg::new().s("lazy restart: UFFDIO_ZEROPAGE: ").errno(e)),
             }
@@ -805,6 +841,12 @@ impl Pager<'_> {
         let r = self.regs[ri];
         let idx0 = r.page0 + (o - r.start) / PAGE;
         let mut p = s;
+        // The most bytes one copy may cover. The kernel copies into one mapping
+        // per call and refuses the whole call (ENOENT) when the range crosses
+        // into another one, which the program's munmap, mmap or mremap may have
+        // just made: the range is then halved until the copy stays in one
+        // mapping, and only a single page refused is no longer the program's.
+        let mut most = usize::MAX;
         while p < e {
             let page = |p: usize| idx0 + ((p - s) as u64) / PAGE;
             if bit(self.resolved, page(p)) {
@@ -814,7 +856,11 @@ impl Pager<'_> {
             let at = o + (p - s) as u64;
             let dst = self.cur_of(at) as usize;
             let mut q = p + PAGE as usize;
-            while q < e && !bit(self.resolved, page(q)) && self.cur_of(o + (q - s) as u64) as usize == dst + (q - p) {
+            while q < e
+                && q - p < most
+                && !bit(self.resolved, page(q))
+                && self.cur_of(o + (q - s) as u64) as usize == dst + (q - p)
+            {
                 q += PAGE as usize;
             }
             let (n, res) = uffd::ioctl_uffdio_copy(self.uffd, dst, &self.buf[p..q]);
@@ -828,20 +874,39 @@ impl Pager<'_> {
                         set_bit(self.resolved, page(p) + k as u64);
                     }
                     p = q;
+                    most = usize::MAX;
                 }
                 Err(Errno::EAGAIN) => {
                     p += n;
                     self.drain();
                 }
-                Err(Errno::EEXIST) | Err(Errno::ENOENT) => {
-                    p += n;
-                    if res == Err(Errno::ENOENT) {
-                        self.drain();
-                    } else {
-                        let _ = uffd::ioctl_uffdio_wake(self.uffd, dst + n, PAGE as usize);
+                Err(Errno::ENOENT) => {
+                    // Nothing was copied (a partial copy is EAGAIN). The kernel
+                    // copies into one mapping per call, and looks the mapping up
+                    // before it checks for a change in progress: the range may
+                    // cross into a mapping the program just made (munmap, mmap,
+                    // mremap, mprotect), or its page may have just moved, its
+                    // event not read yet. Never a reason to drop a page by itself.
+                    if self.drain() {
+                        continue; // what changed is known now: compute again
                     }
-                    if p < e && !bit(self.resolved, page(p)) {
-                        // Already there, or no longer the program's registered memory.
+                    if q - p > PAGE as usize {
+                        most = ((q - p) / 2) & !(PAGE as usize - 1);
+                        continue;
+                    }
+                    if self.await_change() {
+                        continue;
+                    }
+                    // One page, not in the program's registered memory, and no
+                    // change on its way: it is gone (unmapped without an event
+                    // is not possible; say so rather than guess).
+                    set_bit(self.resolved, page(p));
+                    p += PAGE as usize;
+                }
+                Err(Errno::EEXIST) => {
+                    // The page at `p` (nothing was copied) is already there.
+                    let _ = uffd::ioctl_uffdio_wake(self.uffd, dst, PAGE as usize);
+                    if !bit(self.resolved, page(p)) {
                         set_bit(self.resolved, page(p));
                         p += PAGE as usize;
                     }

@@ -17,6 +17,12 @@
  *             there: zeros
  *   slow      check one MiB per tick, in order (the rest stays missing for a
  *             while under CKPT_LAZY=faults)
+ *   holes     make one page in every 64 KiB read-only (mprotect: many
+ *             mappings, and no event tells the pager), check the lower half,
+ *             make them writable again; then replace one page in every 64 KiB,
+ *             from the top down, with fresh memory (munmap + mmap) holding the
+ *             words again, while a new thread checks the words around them
+ *             from the bottom up
  *
  * and every restarted run checks every word again before DONE. Any wrong word
  * is a FAIL line naming it. */
@@ -107,6 +113,49 @@ static void moved(void) {
     say("MOVED ok");
 }
 
+/* Many new mapping boundaries while the pager copies ranges that cross them:
+ * the pages on either side must still arrive, the fresh ones read zeros. One
+ * thread reads every word from the bottom up (each fault makes the pager copy
+ * the next MiB) while this one replaces pages from the top down: they meet in
+ * the middle, where the pager's ranges cross holes it has not heard of yet. */
+static void *upwards(void *arg) {
+    (void)arg;
+    size_t chunk = 65536 / 8;
+    for (size_t i = 0; i + chunk <= words; i += chunk) {
+        size_t h = i + chunk / 2, page = 4096 / 8;
+        /* The hole in this chunk may be replaced (zeros, then its words) while
+         * it is read: only the words around it are checked here. */
+        CHECK_RANGE(i, h);
+        CHECK_RANGE(h + page, i + chunk);
+    }
+    return 0;
+}
+
+static void holes(void) {
+    size_t step = 65536 / 8, page = 4096 / 8;
+    /* First mapping boundaries the pager is never told of: mprotect splits the
+     * memory into many mappings, without an event. */
+    for (size_t h = step / 2; h + page <= words; h += step)
+        if (mprotect(big + h, 4096, PROT_READ)) FAIL("mprotect: %m");
+    CHECK_RANGE(0, words / 2);
+    for (size_t h = step / 2; h + page <= words; h += step)
+        if (mprotect(big + h, 4096, PROT_READ | PROT_WRITE)) FAIL("mprotect: %m");
+    pthread_t t;
+    if (pthread_create(&t, 0, upwards, 0)) FAIL("pthread_create");
+    for (size_t k = words / step; k-- > 0;) {
+        size_t h = k * step + step / 2;
+        uint64_t *x = big + h;
+        if (munmap(x, 4096)) FAIL("munmap");
+        if (mmap(x, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != x) FAIL("mmap");
+        for (size_t i = 0; i < page; i++)
+            if (x[i]) FAIL("word %zu of fresh memory is not 0", h + i);
+        for (size_t i = 0; i < page; i++) x[i] = mix(h + i);
+    }
+    if (pthread_join(t, 0)) FAIL("pthread_join");
+    CHECK_RANGE(0, words);
+    say("HOLES ok");
+}
+
 static atomic_int gen, done, bad;
 
 static void *worker(void *arg) {
@@ -146,6 +195,7 @@ int main(int argc, char **argv) {
             if (!strcmp(mode, "dontneed")) dontneed();
             if (!strcmp(mode, "fork")) forked();
             if (!strcmp(mode, "remap")) moved();
+            if (!strcmp(mode, "holes")) holes();
             if (!strcmp(mode, "threads")) {
                 atomic_store(&done, 0);
                 atomic_fetch_add(&gen, 1);
