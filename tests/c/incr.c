@@ -19,7 +19,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "tick.h"
+/* A tick's short-lived thread may be running when a checkpoint lands: the image
+ * is then multi-threaded and restarts with the same pid, so a restart is
+ * noticed by the start time (threads.h), not by a change of pid. */
+#include "threads.h"
 
 #define HEAP (16u << 20)
 #define PAGE 4096u
@@ -184,7 +187,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < HEAP; i += PAGE) fill(heap + i, PAGE, i);
     /* The C library's own allocations first (the stdout buffer, a thread's
      * stack and TLS), so that the break above brk0 is this program's alone. */
-    ready();
+    ready_threads();
     pthread_t th;
     struct job j = {0};
     CHECK(pthread_create(&th, NULL, thread_writes, &j) == 0);
@@ -192,7 +195,7 @@ int main(int argc, char **argv) {
     brk0 = sbrk(0);
     for (long t = 1; t <= ticks; t++) {
         step(t);
-        if (restarted()) say("RESTARTED");
+        if (restarted_threads()) say("RESTARTED");
         say("TICK %ld %016llx", t, (unsigned long long)digest());
         pause_ms(ms);
     }
