@@ -457,7 +457,7 @@ impl<'p> Image<'p> {
     /// tree's processes, the root's and every member's: who holds each (empty
     /// for an image of one process).
     fn tree_held(&self) -> (Holders, Holders) {
-        use ckpt_image::files::{Files, fkind, how};
+        use ckpt_image::files::{Files, fkind, how, sock};
         let mut pipes = Holders::new();
         let mut sockets = Holders::new();
         let mut add = |pid: u64, meta: &ckpt_image::Meta| {
@@ -468,8 +468,11 @@ impl<'p> Image<'p> {
             for r in f.files().filter(|r| r.kind == fkind::PIPE && r.how == how::PIPE) {
                 pipes.entry(r.ino).or_default().push((pid, r.fd));
             }
-            for r in f.files().filter(|r| r.kind == fkind::SOCKET && r.how == how::NEW && matches!(f.word(r, 3), 3 | 4))
-            {
+            for r in f.files().filter(|r| {
+                r.kind == fkind::SOCKET
+                    && r.how == how::NEW
+                    && matches!(f.word(r, sock::STATE), sock::PAIR | sock::TREE_PEER)
+            }) {
                 sockets.entry(r.ino).or_default().push((pid, r.fd));
             }
         };

@@ -3,7 +3,7 @@
 //! Each kind of state adds an arm to [`describe`] that lists its records, one line
 //! each, saying how each will come back at restart.
 
-use ckpt_image::files::{FileRec, Files, fkind, how, why};
+use ckpt_image::files::{FileRec, Files, fkind, how, sock, why};
 use ckpt_image::memory;
 use ckpt_image::section::{self, Section, tag};
 
@@ -244,12 +244,12 @@ fn tree_shared(s: &Section) -> Vec<Vec<(u32, u32)>> {
 /// several processes (as `loader/src/tree.rs` decides: a peer recorded outside
 /// the process, or an end more than one process holds), who holds the other end.
 fn tree_pair(f: &Files, r: &FileRec, ctx: &Context) -> Option<String> {
-    let peer = match f.word(r, 3) {
-        3 => f.file(f.word(r, 10) as usize)?.ino,
-        _ => f.word(r, 10),
+    let peer = match f.word(r, sock::STATE) {
+        sock::PAIR => f.file(f.word(r, sock::OTHER) as usize)?.ino,
+        _ => f.word(r, sock::OTHER),
     };
     let (mine, theirs) = (ctx.tree_sockets.get(&r.ino)?, ctx.tree_sockets.get(&peer)?);
-    if f.word(r, 3) == 3 && mine.len() < 2 && theirs.len() < 2 {
+    if f.word(r, sock::STATE) == sock::PAIR && mine.len() < 2 && theirs.len() < 2 {
         return None;
     }
     Some(theirs.iter().map(|(pid, fd)| format!("pid {pid} fd {fd}")).collect::<Vec<_>>().join(", "))
@@ -321,26 +321,44 @@ fn restart(f: &Files, r: &FileRec, ctx: &Context) -> String {
                 f.word(r, 1)
             ),
             fkind::SIGNALFD => format!("a new signalfd for mask {:#x}", f.word(r, 0)),
-            fkind::SOCKET => match f.word(r, 3) {
-                1 => "a new socket listening on the same address, with its options (queued connections are lost)"
+            fkind::SOCKET => match f.word(r, sock::STATE) {
+                sock::LISTENING => "a new socket listening on the same address, with its options (connections \
+                                    from outside the image waiting in its queue are lost)"
                     .to_string(),
-                3 | 4 if tree_pair(f, r, ctx).is_some() => format!(
+                sock::CONNECTION => format!(
+                    "one end of a new TCP connection to fd {} (made between the same addresses where they are \
+                     free), {} queued bytes back in it",
+                    f.file(f.word(r, sock::OTHER) as usize).map_or(0, |p| p.fd),
+                    r.data_len.saturating_sub(ckpt_image::files::SOCKET_DATA_LEN)
+                ),
+                sock::QUEUED if f.word(r, sock::LOST) > 0 => format!(
+                    "a new connection to the listening socket fd {}, waiting to be accepted as it was; the {} bytes \
+                     it had sent are LOST",
+                    f.file(f.word(r, sock::OTHER) as usize).map_or(0, |p| p.fd),
+                    f.word(r, sock::LOST)
+                ),
+                sock::QUEUED => format!(
+                    "a new connection to the listening socket fd {}, waiting to be accepted as it was",
+                    f.file(f.word(r, sock::OTHER) as usize).map_or(0, |p| p.fd)
+                ),
+                sock::PAIR | sock::TREE_PEER if tree_pair(f, r, ctx).is_some() => format!(
                     "one end of a socket pair of the tree, made again before the processes are; its other end is \
                      held by {}; {} queued bytes back in it",
                     tree_pair(f, r, ctx).unwrap_or_default(),
                     r.data_len.saturating_sub(ckpt_image::files::SOCKET_DATA_LEN)
                 ),
-                3 => format!(
+                sock::PAIR => format!(
                     "one end of a new socket pair connected to fd {}, {} queued bytes back in it",
                     f.file(f.word(r, 10) as usize).map_or(0, |p| p.fd),
                     r.data_len.saturating_sub(ckpt_image::files::SOCKET_DATA_LEN)
                 ),
-                4 => format!(
+                sock::TREE_PEER => format!(
                     "NOT RESTORED: its peer (socket:[{}]) is in no process of the tree: a socket that fails like a \
                      dropped connection (EOF, EPIPE)",
                     f.word(r, 10)
                 ),
-                2 => "NOT RESTORED: its peer is not in the image: a socket that fails like a dropped connection \
+                sock::DROPPED => "NOT RESTORED: its peer is not in the image: a socket that fails like a dropped \
+                                  connection \
                       (EOF, EPIPE)"
                     .to_string(),
                 _ => "a new socket bound (and, for datagrams, connected) to the same addresses, with its options"

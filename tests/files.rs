@@ -573,6 +573,45 @@ fn listening_and_udp_sockets_come_back_32bit() {
     sockets(Bits::B32);
 }
 
+/// The connections a process made to itself come back connected: a TCP
+/// connection through a listening socket without SO_REUSEADDR and one whose
+/// listening socket is gone, on the same ports, with the bytes queued each way
+/// and TCP_NODELAY; connections waiting in a TCP and a UNIX listening socket's
+/// queue wait there again and are accepted after the restart. The bytes that a
+/// waiting connection had sent are lost: said at checkpoint, at restart and in
+/// `ckpt info`. Nothing is a dropped connection.
+fn connections(bits: Bits) {
+    let dir = Dir::new(&format!("files_tcpself{}", bits.tag()));
+    dir.compile_bits("files_tcpself.c", "files_tcpself", &[], bits);
+    let image = dir.join("files_tcpself.ckpt");
+    let d = dir.path().to_str().unwrap().to_string();
+    let first = checkpoint(ckpt(&dir, &["./files_tcpself", &d]), &image);
+    let lost = "a connection waiting to be accepted by descriptor ";
+    assert!(first.stderr.contains(lost) && first.stderr.contains("the 5 bytes it had sent there are lost"), "{first}");
+    assert!(!first.stderr.contains("dropped connection"), "{first}");
+    let info = ckpt_info(&image);
+    assert!(info.contains("one end of a new TCP connection to fd "), "{info}");
+    assert!(info.contains("waiting to be accepted as it was; the 5 bytes it had sent are LOST"), "{info}");
+    assert!(!info.contains("NOT RESTORED"), "{info}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.stderr.contains("the 5 bytes it had sent are lost"), "{second}");
+    assert!(!second.stderr.contains("dropped connection") && !second.stderr.contains("other addresses"), "{second}");
+    assert!(second.has("RESTARTED at"), "{second}");
+    assert_continues(&first, &second, 60);
+}
+
+#[test]
+fn connections_to_itself_come_back_connected() {
+    connections(Bits::B64);
+}
+
+/// The same, `cc -m32`.
+#[test]
+fn connections_to_itself_come_back_connected_32bit() {
+    connections(Bits::B32);
+}
+
 fn locks(bits: Bits) {
     let dir = Dir::new(&format!("files_locks{}", bits.tag()));
     dir.compile_bits("files_locks.c", "files_locks", &[], bits);

@@ -34,17 +34,10 @@ pub mod fkind {
     /// A named pipe (FIFO).
     pub const FIFO: u32 = 6;
     /// A socket. Made anew (how [`super::how::NEW`]) with `data`: [`super::SOCKET_DATA_LEN`]
-    /// bytes: eleven u64 (domain, type, protocol, state: 0 plain / 1 listening /
-    /// 2 connected to a peer that is not restored, SO_REUSEADDR, SO_REUSEPORT,
-    /// SO_KEEPALIVE, TCP_NODELAY, SO_RCVBUF, address length, peer address
-    /// length), then its address (128 bytes) and its peer's (128 bytes). State 3:
-    /// one end of a UNIX socket pair whose other end is record `peer address
-    /// length` (word 10) of the table; the bytes queued for this end follow (the
-    /// first end of the pair makes both). State 4 (FILES version 3, tree mode):
-    /// a connected UNIX stream socket whose peer, inode word 10, is not in this
-    /// process but may be another process's of the tree; the bytes queued for
-    /// this end follow (the tree's loader makes one pair for the two ends, or
-    /// it is a dropped connection as state 2).
+    /// bytes: eleven u64 (domain, type, protocol, state ([`super::sock`]),
+    /// SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, TCP_NODELAY, SO_RCVBUF, address
+    /// length, peer address length), then its address (128 bytes) and its
+    /// peer's (128 bytes); what follows depends on the state.
     pub const SOCKET: u32 = 7;
     /// A regular file deleted while open (or a memfd): no name to reopen.
     pub const DELETED: u32 = 8;
@@ -133,12 +126,57 @@ pub const MAX_CONTENT: u64 = 32 << 20;
 /// Bytes of a socket's saved parameters (see [`fkind::SOCKET`]).
 pub const SOCKET_DATA_LEN: u64 = 11 * 8 + 256;
 
+/// The state of a socket record: word [`sock::STATE`] of its `data` (see
+/// [`fkind::SOCKET`]), and how the restart makes it again.
+pub mod sock {
+    /// The word that holds the state.
+    pub const STATE: usize = 3;
+    /// The word that holds the peer address length, or, in the states that
+    /// name another socket, that socket (a record index or an inode).
+    pub const OTHER: usize = 10;
+    /// Not connected (or a datagram socket, connected again to its peer):
+    /// bound again to its address.
+    pub const PLAIN: u64 = 0;
+    /// Listening: bound to its address again and listening.
+    pub const LISTENING: u64 = 1;
+    /// A connected stream socket whose peer is not restored: it comes back as
+    /// one end of a socket pair whose other end is closed (a dropped connection).
+    pub const DROPPED: u64 = 2;
+    /// One end of a UNIX stream socket pair (or connection) whose other end is
+    /// record [`OTHER`] of the table; the bytes queued for this end follow (the
+    /// first end of the pair makes both).
+    pub const PAIR: u64 = 3;
+    /// FILES version 3, tree mode: a connected UNIX stream socket whose peer,
+    /// inode [`OTHER`], is not in this process but may be another process's of
+    /// the tree; the bytes queued for this end follow (the tree's loader makes
+    /// one pair for the two ends, or it is a dropped connection).
+    pub const TREE_PEER: u64 = 4;
+    /// FILES version 4: one end of a TCP connection whose other end is record
+    /// [`OTHER`] of the table (a connection the process made to itself); the
+    /// bytes queued for this end follow. The first end makes both: a new
+    /// connection between the same addresses where they are free, through the
+    /// listening socket of the table that accepted it if there is one.
+    pub const CONNECTION: u64 = 5;
+    /// FILES version 4: a stream socket (TCP or UNIX) connected to the
+    /// listening socket that is record [`OTHER`] of the table, which had not
+    /// accepted it yet (the connection waits in its queue); two u64 follow:
+    /// the bytes this socket had sent there, which a restart cannot give back,
+    /// and its peer address length.
+    /// It is connected to that socket again once the listening sockets are.
+    pub const QUEUED: u64 = 6;
+    /// [`QUEUED`]: the word after the parameters that holds the bytes it lost,
+    pub const LOST: usize = (super::SOCKET_DATA_LEN / 8) as usize;
+    /// and the next, its peer address length ([`OTHER`] names the listener).
+    pub const QUEUED_PEER_LEN: usize = LOST + 1;
+}
+
 /// Bytes of one watch of an inotify instance (see [`fkind::INOTIFY`]).
 pub const INOTIFY_WATCH_LEN: u64 = 56;
 
 /// The FILES section's format version: 2 added [`fkind::INOTIFY`], 3 socket
-/// state 4 (see [`fkind::SOCKET`]); older payloads are read as they are.
-pub const VERSION: u32 = 3;
+/// state [`sock::TREE_PEER`], 4 [`sock::CONNECTION`] and [`sock::QUEUED`]; older
+/// payloads are read as they are.
+pub const VERSION: u32 = 4;
 
 /// Bytes of a terminal's saved settings (see [`fkind::TTY`]).
 pub const TTY_DATA_LEN: u64 = 56;
@@ -307,6 +345,28 @@ impl<'a> Files<'a> {
         if content > MAX_CONTENT {
             return Err(bad);
         }
+        // A socket that names another record names one that names it back (a
+        // pair, a connection) or a listening socket (a queued connection).
+        let socket_in = |j: u64, state: u64| {
+            files
+                .file(j as usize)
+                .filter(|o| o.how == how::NEW && o.kind == fkind::SOCKET && files.word(o, sock::STATE) == state)
+        };
+        for (i, r) in files.files().enumerate().filter(|(_, r)| r.how == how::NEW && r.kind == fkind::SOCKET) {
+            let (state, other) = (files.word(&r, sock::STATE), files.word(&r, sock::OTHER));
+            let ok = match state {
+                sock::PLAIN | sock::LISTENING | sock::DROPPED | sock::TREE_PEER => true,
+                sock::PAIR | sock::CONNECTION => {
+                    other as usize != i
+                        && socket_in(other, state).is_some_and(|o| files.word(&o, sock::OTHER) == i as u64)
+                }
+                sock::QUEUED => r.data_len == SOCKET_DATA_LEN + 16 && socket_in(other, sock::LISTENING).is_some(),
+                _ => false,
+            };
+            if !ok {
+                return Err(bad);
+            }
+        }
         for m in files.maps() {
             if m.start >= m.end || !in_blob(m.path_off as u64, m.path_len as u64) || m.path_len == 0 {
                 return Err(bad);
@@ -385,6 +445,40 @@ impl<'a> Files<'a> {
     pub fn word(&self, r: &FileRec, i: usize) -> u64 {
         let b = self.content(r);
         b.get(i * 8..i * 8 + 8).map_or(0, |w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+    }
+
+    /// A socket record's own address (see [`fkind::SOCKET`]).
+    pub fn sock_addr(&self, r: &FileRec) -> &'a [u8] {
+        sock_bytes(self.content(r), 88, self.word(r, 9))
+    }
+
+    /// A socket record's peer address (see [`fkind::SOCKET`]; empty in the
+    /// states whose [`sock::OTHER`] names another socket instead, but for
+    /// [`sock::QUEUED`]).
+    pub fn sock_peer(&self, r: &FileRec) -> &'a [u8] {
+        let len = match self.word(r, sock::STATE) {
+            sock::PAIR | sock::TREE_PEER | sock::CONNECTION => 0,
+            sock::QUEUED => self.word(r, sock::QUEUED_PEER_LEN),
+            _ => self.word(r, sock::OTHER),
+        };
+        sock_bytes(self.content(r), 216, len)
+    }
+}
+
+fn sock_bytes(d: &[u8], at: usize, len: u64) -> &[u8] {
+    d.get(at..at + (len as usize).min(128)).unwrap_or(&[])
+}
+
+/// Whether a socket of `domain` listening on `addr` takes the connections made
+/// to `to` (sockaddrs as getsockname gives them): the same path, or the same
+/// port on the same address or on the wildcard one.
+pub fn serves(domain: u64, addr: &[u8], to: &[u8]) -> bool {
+    let (a, p) = (addr, to);
+    match domain {
+        1 => a.len() > 2 && a == p,
+        2 if a.len() >= 8 && p.len() >= 8 => a[2..4] == p[2..4] && (a[4..8] == [0; 4] || a[4..8] == p[4..8]),
+        10 if a.len() >= 24 && p.len() >= 24 => a[2..4] == p[2..4] && (a[8..24] == [0; 16] || a[8..24] == p[8..24]),
+        _ => false,
     }
 }
 

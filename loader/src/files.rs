@@ -17,7 +17,7 @@
 use core::ffi::CStr;
 
 use ckpt_image::Meta;
-use ckpt_image::files::{FileRec, Files, MapRec, fkind, how, why};
+use ckpt_image::files::{FileRec, Files, MapRec, fkind, how, sock, why};
 use ckpt_image::section::tag;
 use ckpt_sys::{AtFlags, Errno, Fd, OFlags, c};
 
@@ -448,13 +448,18 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
                 .u(r.pos)
                 .s(", where the text is this process's and need not continue what was read")
                 .emit();
-        } else if r.how == how::NEW
-            && r.kind == fkind::SOCKET
-            && (files.word(&r, 3) == 2 || (files.word(&r, 3) == 4 && pipes.socket_end(r.ino).is_none()))
+        } else if is_socket(files, &r, sock::DROPPED)
+            || (is_socket(files, &r, sock::TREE_PEER) && pipes.socket_end(r.ino).is_none())
         {
             fd_msg(name, files, &r)
                 .s("warning: a connected socket whose peer is not restored: it fails like a dropped connection \
                     (reads see end of file, writes fail with EPIPE)")
+                .emit();
+        } else if is_socket(files, &r, sock::QUEUED) && files.word(&r, sock::LOST) > 0 {
+            fd_msg(name, files, &r)
+                .s("warning: a connection that was waiting to be accepted is made again, but the ")
+                .u(files.word(&r, sock::LOST))
+                .s(" bytes it had sent are lost")
                 .emit();
         } else if r.how == how::PLACEHOLDER {
             let what = match r.why {
@@ -510,12 +515,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
     for (i, r) in files.files().enumerate() {
         let tree_socket = (r.how == how::NEW && r.kind == fkind::SOCKET).then(|| pipes.socket_end(r.ino)).flatten();
         // The second end of a socket pair was put in place with the first.
-        if r.how == how::NEW
-            && r.kind == fkind::SOCKET
-            && files.word(&r, 3) == 3
-            && (files.word(&r, 10) as usize) < i
-            && tree_socket.is_none()
-        {
+        if is_socket(files, &r, sock::PAIR) && (files.word(&r, sock::OTHER) as usize) < i && tree_socket.is_none() {
             continue;
         }
         let fail = |what: &str, e: Errno| {
@@ -527,7 +527,11 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
                 .s("; it is a placeholder that fails every operation (EBADF)")
                 .emit();
         };
-        let got = if shell(&r) {
+        let got = if is_socket(files, &r, sock::CONNECTION) || is_socket(files, &r, sock::QUEUED) {
+            // Made once every listening socket is back (below); meanwhile its
+            // number is held.
+            placeholder()
+        } else if shell(&r) {
             if is_open(r.fd) {
                 let _ = ckpt_sys::fcntl(Fd(r.fd as i32), c::F_SETFD, r.cloexec as usize);
                 continue;
@@ -583,6 +587,7 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
     if hi > lo && lo > img.0 {
         pipes.close_taken();
     }
+    connections(name, files, top);
     terminals(name, files);
     // The interest lists last, once every descriptor they name is in place.
     for r in files.files().filter(|r| r.how == how::NEW && r.kind == fkind::EPOLL) {
@@ -611,38 +616,26 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
 /// not restored becomes one end of a socket pair whose other end is closed, so it
 /// fails like a dropped connection (reads see end of file, writes EPIPE).
 fn socket(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
-    const SOL_SOCKET: u32 = 1;
     const SOCK_NONBLOCK: u32 = 0o4000;
     const SOCK_CLOEXEC: u32 = 0o2000000;
     let w = |i| files.word(r, i);
     let d = files.content(r);
     let (addr, peer) = (&d[88..88 + (w(9) as usize).min(128)], &d[216..216 + (w(10) as usize).min(128)]);
     let flags = SOCK_CLOEXEC | if r.flags & c::O_NONBLOCK.0 != 0 { SOCK_NONBLOCK } else { 0 };
-    let (domain, ty, proto, state) = (w(0) as u32, w(1) as u32, w(2) as u32, w(3));
-    if state == 3 {
+    let (domain, ty, proto, state) = (w(0) as u32, w(1) as u32, w(2) as u32, w(sock::STATE));
+    if state == sock::PAIR {
         return socket_pair(files, r, ty, top);
     }
-    // (State 4, a pair with another process of the tree, when no process of
-    // the restored tree holds the other end: a dropped connection too.)
-    if state == 2 || state == 4 {
+    // (A pair with another process of the tree, when no process of the
+    // restored tree holds the other end: a dropped connection too.)
+    if state == sock::DROPPED || state == sock::TREE_PEER {
         let (a, b) = ckpt_sys::socketpair(1, ty | flags, 0)?;
         let _ = ckpt_sys::close(b);
         return Ok(a);
     }
     let s = ckpt_sys::socket(domain, ty | flags, proto)?;
     let r2 = (|| {
-        for (name, v) in [(2u32, w(4)), (15, w(5)), (9, w(6))] {
-            if v != 0 {
-                ckpt_sys::setsockopt_int(s, SOL_SOCKET, name, v as i32)?;
-            }
-        }
-        if w(7) != 0 {
-            ckpt_sys::setsockopt_int(s, 6, 1, 1)?; // TCP_NODELAY
-        }
-        if w(8) != 0 {
-            // The kernel reports twice what was asked (socket(7)).
-            let _ = ckpt_sys::setsockopt_int(s, SOL_SOCKET, 8, (w(8) / 2) as i32);
-        }
+        options(files, r, s)?;
         if bound(domain, addr) {
             if domain == 1 && addr.len() > 2 && addr[2] != 0 {
                 // A UNIX socket file left by the checkpointed process.
@@ -657,7 +650,7 @@ fn socket(files: &Files, r: &FileRec, top: u32) -> Result<Fd, Errno> {
             }
             ckpt_sys::bind(s, addr)?;
         }
-        if state == 1 {
+        if state == sock::LISTENING {
             ckpt_sys::listen(s, 4096)?;
         } else if !peer.is_empty() {
             ckpt_sys::connect(s, peer)?;
@@ -698,6 +691,231 @@ fn socket_pair(files: &Files, r: &FileRec, ty: u32, top: u32) -> Result<Fd, Errn
             Err(e)
         }
     }
+}
+
+/// Whether `r` is a socket made anew in `state` (`ckpt_image::files::sock`).
+fn is_socket(files: &Files, r: &FileRec, state: u64) -> bool {
+    r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, sock::STATE) == state
+}
+
+/// A socket's options again: SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE,
+/// TCP_NODELAY and SO_RCVBUF as saved.
+fn options(files: &Files, r: &FileRec, s: Fd) -> Result<(), Errno> {
+    const SOL_SOCKET: u32 = 1;
+    let w = |i| files.word(r, i);
+    ckpt_sys::setsockopt_int(s, SOL_SOCKET, 2, (w(4) != 0) as i32)?; // SO_REUSEADDR
+    for (name, v) in [(15u32, w(5)), (9, w(6))] {
+        if v != 0 {
+            ckpt_sys::setsockopt_int(s, SOL_SOCKET, name, v as i32)?;
+        }
+    }
+    if w(7) != 0 {
+        ckpt_sys::setsockopt_int(s, 6, 1, 1)?; // TCP_NODELAY
+    }
+    if w(8) != 0 {
+        // The kernel reports twice what was asked (socket(7)).
+        let _ = ckpt_sys::setsockopt_int(s, SOL_SOCKET, 8, (w(8) / 2) as i32);
+    }
+    Ok(())
+}
+
+/// The connections whose both ends are in the image, once every other
+/// descriptor (the listening sockets among them) is in place: each TCP
+/// connection the process had made to itself ([`sock::CONNECTION`]), then each
+/// connection that was waiting in one of its listening sockets' queues
+/// ([`sock::QUEUED`]), which waits there again. One that cannot be made is said
+/// and stays a placeholder.
+fn connections(name: &Name, files: &Files, top: u32) {
+    let fail = |r: &FileRec, e: Errno| {
+        fd_msg(name, files, r)
+            .s("warning: cannot make the connection again: ")
+            .errno(e)
+            .s("; it is a placeholder that fails every operation (EBADF)")
+            .emit();
+    };
+    for (i, r) in files.files().enumerate() {
+        if !is_socket(files, &r, sock::CONNECTION) || (files.word(&r, sock::OTHER) as usize) < i {
+            continue;
+        }
+        let Some(peer) = files.file(files.word(&r, sock::OTHER) as usize) else { continue };
+        if let Err(e) = connection(name, files, &r, &peer, top) {
+            fail(&r, e);
+            fail(&peer, e);
+        }
+    }
+    for r in files.files().filter(|r| is_socket(files, r, sock::QUEUED)) {
+        if let Err(e) = queued(files, &r, top) {
+            fail(&r, e);
+        }
+    }
+}
+
+/// A new socket for record `x` (blocking until it is in place), bound to its
+/// own address again when `bind` and that address is free, connected to `to`;
+/// if the address cannot be had, connected from another one (`Ok((s, false))`).
+fn connect_from(files: &Files, x: &FileRec, to: &[u8], bind: bool, top: u32) -> Result<(Fd, bool), Errno> {
+    const SOCK_CLOEXEC: u32 = 0o2000000;
+    let (domain, ty, proto) = (files.word(x, 0) as u32, files.word(x, 1) as u32, files.word(x, 2) as u32);
+    let addr = files.sock_addr(x);
+    if bind && bound(domain, addr) {
+        let s = lift(ckpt_sys::socket(domain, ty | SOCK_CLOEXEC, proto)?, top)?;
+        // SO_REUSEADDR for the bind: the old connection may linger (TIME_WAIT).
+        let ok = ckpt_sys::setsockopt_int(s, 1, 2, 1).is_ok()
+            && ckpt_sys::bind(s, addr).is_ok()
+            && ckpt_sys::connect(s, to).is_ok();
+        if ok {
+            return Ok((s, true));
+        }
+        let _ = ckpt_sys::close(s);
+    }
+    let s = lift(ckpt_sys::socket(domain, ty | SOCK_CLOEXEC, proto)?, top)?;
+    match ckpt_sys::connect(s, to) {
+        Ok(()) => Ok((s, !bind || !bound(domain, addr))),
+        Err(e) => {
+            let _ = ckpt_sys::close(s);
+            Err(e)
+        }
+    }
+}
+
+/// The connection `l` (listening) accepts from the socket whose address is
+/// `from`; one from elsewhere that slips in first is closed, and said.
+fn accept_from(name: &Name, files: &Files, l: &FileRec, lfd: Fd, from: &[u8], top: u32) -> Result<Fd, Errno> {
+    const SOCK_CLOEXEC: u32 = 0o2000000;
+    for _ in 0..16 {
+        let s = match ckpt_sys::accept4(lfd, SOCK_CLOEXEC) {
+            Ok(s) => lift(s, top)?,
+            Err(Errno::EAGAIN | Errno::EINTR) => {
+                let mut fds = [ckpt_sys::task::PollFd { fd: lfd.0, events: 1, revents: 0 }];
+                if ckpt_sys::task::ppoll(&mut fds, Some(2000))? == 0 {
+                    return Err(Errno::ETIMEDOUT);
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut got = [0u8; 128];
+        let n = ckpt_sys::getpeername(s, &mut got).unwrap_or(0);
+        if &got[..n.min(128)] == from {
+            return Ok(s);
+        }
+        let _ = ckpt_sys::close(s);
+        fd_msg(name, files, l)
+            .s("warning: a connection from elsewhere reached this listening socket while the restart remade its \
+                own; it was closed")
+            .emit();
+    }
+    Err(Errno::EAGAIN)
+}
+
+/// Both ends of a TCP connection the process had made to itself
+/// ([`sock::CONNECTION`]): the end whose address a listening socket of the
+/// table serves (else the second) is accepted from it again (else from a
+/// listening socket made for this on that address), the other connects to it
+/// from its own address where it is free; each end gets the bytes queued for it
+/// from the other, its options and flags, and its number.
+fn connection(name: &Name, files: &Files, a: &FileRec, b: &FileRec, top: u32) -> Result<(), Errno> {
+    const SOCK_CLOEXEC: u32 = 0o2000000;
+    let domain = files.word(a, 0);
+    let listener = |x: &FileRec| {
+        files.files().find(|l| {
+            is_socket(files, l, sock::LISTENING)
+                && files.word(l, 0) == domain
+                && ckpt_image::files::serves(domain, files.sock_addr(l), files.sock_addr(x))
+        })
+    };
+    let (srv, cli, lst) = match (listener(a), listener(b)) {
+        (_, Some(l)) => (b, a, Some(l)),
+        (Some(l), None) => (a, b, Some(l)),
+        (None, None) => (b, a, None),
+    };
+    // The listening end, and the address to connect to.
+    let mut to = [0u8; 128];
+    let (lfd, made) = match lst {
+        Some(l) => (Fd(l.fd as i32), None),
+        None => {
+            let t = lift(ckpt_sys::socket(domain as u32, 1 | SOCK_CLOEXEC, 0)?, top)?;
+            let _ = ckpt_sys::setsockopt_int(t, 1, 2, 1);
+            let mut any = [0u8; 128];
+            let own = files.sock_addr(srv);
+            any[..own.len()].copy_from_slice(own);
+            any[2..4].fill(0); // the same address, any port
+            let r = ckpt_sys::bind(t, own)
+                .or_else(|_| ckpt_sys::bind(t, &any[..own.len()]))
+                .and_then(|()| ckpt_sys::listen(t, 1));
+            if let Err(e) = r {
+                let _ = ckpt_sys::close(t);
+                return Err(e);
+            }
+            (t, Some(t))
+        }
+    };
+    // The accepted end's own address: the listening socket's that serves it, or
+    // what the one made for it could get.
+    let to: &[u8] = match made {
+        None => files.sock_addr(srv),
+        Some(t) => {
+            let n = ckpt_sys::getsockname(t, &mut to).unwrap_or(0).min(128);
+            &to[..n]
+        }
+    };
+    let same_srv = to == files.sock_addr(srv);
+    let r = (|| {
+        let (c, same_cli) = connect_from(files, cli, to, true, top)?;
+        let mut mine = [0u8; 128];
+        let n = ckpt_sys::getsockname(c, &mut mine).unwrap_or(0).min(128);
+        let listening = lst.unwrap_or(*srv);
+        let s = match accept_from(name, files, &listening, lfd, &mine[..n], top) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ckpt_sys::close(c);
+                return Err(e);
+            }
+        };
+        let r2 = (|| {
+            let queued =
+                |x: &FileRec| files.content(x).get(ckpt_image::files::SOCKET_DATA_LEN as usize..).unwrap_or(&[]);
+            ckpt_sys::write_all(s, queued(cli))?;
+            ckpt_sys::write_all(c, queued(srv))?;
+            for (t, x) in [(c, cli), (s, srv)] {
+                options(files, x, t)?;
+                ckpt_sys::fcntl(t, c::F_SETFL, (x.flags & c::O_NONBLOCK.0) as usize)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r2 {
+            let _ = ckpt_sys::close(c);
+            let _ = ckpt_sys::close(s);
+            return Err(e);
+        }
+        place(c, cli.fd, cli.cloexec)?;
+        place(s, srv.fd, srv.cloexec)?;
+        if !(same_cli && same_srv) {
+            fd_msg(name, files, cli)
+                .s("warning: this connection to descriptor ")
+                .u(srv.fd as u64)
+                .s(" of the process comes back connected, but between other addresses (theirs were taken)")
+                .emit();
+        }
+        Ok(())
+    })();
+    if let Some(t) = made {
+        let _ = ckpt_sys::close(t);
+    }
+    r
+}
+
+/// A connection that was waiting in the queue of one of the process's
+/// listening sockets ([`sock::QUEUED`]), connected to it again from its own
+/// address where it is free: it waits in that queue again.
+fn queued(files: &Files, r: &FileRec, top: u32) -> Result<(), Errno> {
+    let (s, _) = connect_from(files, r, files.sock_peer(r), files.word(r, 0) != 1, top)?;
+    let r2 = options(files, r, s).and_then(|()| ckpt_sys::fcntl(s, c::F_SETFL, (r.flags & c::O_NONBLOCK.0) as usize));
+    if let Err(e) = r2 {
+        let _ = ckpt_sys::close(s);
+        return Err(e);
+    }
+    place(s, r.fd, r.cloexec)
 }
 
 /// Whether a socket address names something (a port, a path, an abstract name),

@@ -471,17 +471,17 @@ struct SockEnd {
 /// An end whose peer no process of the tree holds comes back as a dropped
 /// connection (`files::restore` says so).
 fn make_sockets(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t: &Table<Member>, pipes: &mut Pipes) {
-    use ckpt_image::files::{SOCKET_DATA_LEN, fkind, how};
+    use ckpt_image::files::{SOCKET_DATA_LEN, fkind, how, sock};
     const MAX_ENDS: usize = 2 * MAX_SOCK_PAIRS;
     let mut ends = [SockEnd::default(); MAX_ENDS];
     let mut n = 0usize;
     let mut full = false;
     each_files(name, fd, root, t, |p, files| {
         for r in files.files().filter(|r| r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 0) == 1) {
-            let state = files.word(&r, 3);
+            let state = files.word(&r, sock::STATE);
             let peer = match state {
-                3 => files.file(files.word(&r, 10) as usize).map_or(0, |o| o.ino),
-                4 => files.word(&r, 10),
+                sock::PAIR => files.file(files.word(&r, sock::OTHER) as usize).map_or(0, |o| o.ino),
+                sock::TREE_PEER => files.word(&r, sock::OTHER),
                 _ => continue,
             };
             let e = match ends[..n].iter().position(|e| e.ino == r.ino) {
@@ -506,7 +506,7 @@ fn make_sockets(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t
                 e.last = p;
                 e.procs += 1;
             }
-            e.outside |= state == 4;
+            e.outside |= state == sock::TREE_PEER;
         }
     });
     if full {

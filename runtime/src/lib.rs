@@ -237,6 +237,7 @@ fn checkpoint_here(
         st.req = request::Request::NONE;
         match r {
             Ok(Outcome::Written { exit: false }) => hooks::POST.run(false),
+            Ok(Outcome::Written { exit: true }) => st.kernel.files.abort_connections(),
             Ok(Outcome::Restarted) => {
                 writer::forget_after_restart();
                 track::forget_after_restart();

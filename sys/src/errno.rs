@@ -69,7 +69,14 @@ errnos! {
     ELOOP, "Too many levels of symbolic links";
     EOVERFLOW, "Value too large for defined data type";
     EOPNOTSUPP, "Operation not supported";
+    EADDRINUSE, "Address already in use";
+    EADDRNOTAVAIL, "Cannot assign requested address";
+    ENETUNREACH, "Network is unreachable";
+    ECONNRESET, "Connection reset by peer";
+    EISCONN, "Transport endpoint is already connected";
+    ENOTCONN, "Transport endpoint is not connected";
     ETIMEDOUT, "Connection timed out";
+    ECONNREFUSED, "Connection refused";
     ESTALE, "Stale file handle";
     EDQUOT, "Disk quota exceeded";
 }

@@ -507,6 +507,23 @@ pub fn recv(fd: Fd, buf: &mut [u8], flags: u32) -> Result<usize> {
     unsafe { sys!(Sysno::recvfrom, fd.0, buf.as_mut_ptr(), buf.len(), flags, 0usize, 0usize) }
 }
 
+/// `setsockopt(fd, SOL_SOCKET, SO_LINGER, {on, secs})`: `Some(0)` makes close
+/// reset the connection instead of ending it (no TIME_WAIT); `None`, the default.
+pub fn setsockopt_linger(fd: Fd, secs: Option<u32>) -> Result<()> {
+    const SOL_SOCKET: u32 = 1;
+    const SO_LINGER: u32 = 13;
+    // struct linger { int l_onoff; int l_linger; }
+    let l: [i32; 2] = [secs.is_some() as i32, secs.unwrap_or(0) as i32];
+    // SAFETY: the kernel reads the 8-byte struct linger, ours.
+    unsafe { sys!(Sysno::setsockopt, fd.0, SOL_SOCKET, SO_LINGER, l.as_ptr(), 8usize) }.map(drop)
+}
+
+/// `int accept4(int fd, NULL, NULL, int flags);` the new connection's socket.
+pub fn accept4(fd: Fd, flags: u32) -> Result<Fd> {
+    // SAFETY: no address is asked for: the kernel writes no memory of ours.
+    unsafe { sys!(Sysno::accept4, fd.0, 0usize, 0usize, flags) }.map(|f| Fd(f as i32))
+}
+
 /// `int listen(int sockfd, int backlog);`
 pub fn listen(fd: Fd, backlog: u32) -> Result<()> {
     // SAFETY: no memory involved.

@@ -17,7 +17,7 @@
 
 use core::ffi::CStr;
 
-use ckpt_image::files::{self as f, FileRec, Files as FilesView, FilesWriter, MapRec, fkind, how, why};
+use ckpt_image::files::{self as f, FileRec, Files as FilesView, FilesWriter, MapRec, fkind, how, sock, why};
 use ckpt_image::section::tag;
 use ckpt_sys::num::leading as num;
 use ckpt_sys::scratch::{Scratch, Table};
@@ -52,6 +52,21 @@ impl Files {
         self.len = 0;
     }
 
+    /// The process ends after its checkpoint: close each TCP connection it had
+    /// made to itself with a reset (SO_LINGER 0) rather than the usual close,
+    /// which would leave the end that closes first in TIME_WAIT on its port for
+    /// a minute, so that the restart (on this machine, just after) cannot bind
+    /// it again and the connection comes back between other ports.
+    pub fn abort_connections(&self) {
+        let Some(b) = &self.buf else { return };
+        let Ok(view) = FilesView::parse(&b.as_slice()[..self.len]) else { return };
+        for r in view.files() {
+            if r.how == how::NEW && r.kind == fkind::SOCKET && view.word(&r, sock::STATE) == sock::CONNECTION {
+                let _ = ckpt_sys::setsockopt_linger(Fd(r.fd as i32), Some(0));
+            }
+        }
+    }
+
     /// Capture the descriptor table and the shared file mappings.
     pub fn capture(&mut self) -> Result<()> {
         self.buf = None;
@@ -84,7 +99,7 @@ impl Files {
             recs.push(r)?;
         }
         pipes(recs.as_mut_slice(), &mut w, &mut content_left);
-        socket_pairs(recs.as_mut_slice(), &mut w, &mut content_left);
+        connections(recs.as_mut_slice(), &mut w, &mut content_left);
         for (i, r) in recs.as_slice().iter().enumerate() {
             w.file(i, r);
         }
@@ -783,64 +798,185 @@ fn pipes(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
     }
 }
 
-/// Link the two ends of each connected UNIX stream socket whose peer is in the
-/// table too (a socketpair, a connection the program made to itself): they come
-/// back connected to each other (state 3), each with the bytes queued for it
-/// (read with MSG_PEEK: nothing is taken from the program). The peer comes from
-/// the kernel's sock_diag (UNIX_DIAG_PEER). The socket's parameters are the last
-/// thing in the blob when this runs, so each record's data grows in place: the
-/// parameters are copied to the blob's end first.
-fn socket_pairs(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
-    const SOCK_STREAM: u64 = 1;
+/// Link the connections whose both ends are in the table, so that they come
+/// back connected to each other, each end with the bytes queued for it (read
+/// with MSG_PEEK: nothing is taken from the program):
+/// - a UNIX stream socket whose peer (the kernel's sock_diag, UNIX_DIAG_PEER)
+///   is in the table: [`sock::PAIR`]; in a tree, a peer elsewhere may be
+///   another process's: [`sock::TREE_PEER`];
+/// - a TCP socket whose peer's address is the local address of another socket
+///   of the table and the other way round (a connection the process made to
+///   itself): [`sock::CONNECTION`];
+/// - a stream socket connected to a listening socket of the table that has not
+///   accepted it yet (its peer waits in that socket's queue: the listener's
+///   UNIX_DIAG_ICONS, or a TCP socket with no inode yet): [`sock::QUEUED`],
+///   with the bytes it had sent there, which are lost.
+///
+/// The others stay dropped connections ([`sock::DROPPED`]). A socket's
+/// parameters are the last thing in the blob when this runs, so each record's
+/// data grows in place: the parameters are copied to the blob's end first.
+fn connections(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
+    // What each socket becomes, decided on the parameters as they were read
+    // (rewriting a record replaces its peer address length by `sock::OTHER`).
+    let Ok(mut plan) = Table::<Link>::with_capacity(recs.len().max(1)) else { return };
     for i in 0..recs.len() {
+        if plan.push(link(recs, i, w)).is_err() {
+            return;
+        }
+    }
+    for (i, l) in plan.as_slice().iter().enumerate() {
+        let Some((state, other, lost)) = *l else { continue };
         let r = recs[i];
-        if !(r.how == how::NEW && r.kind == fkind::SOCKET) {
-            continue;
-        }
-        let Some(words) = w.read_back(r.data_off, f::SOCKET_DATA_LEN) else { continue };
-        let word = |k: usize| u64::from_le_bytes(words[k * 8..k * 8 + 8].try_into().unwrap_or_default());
-        if word(0) != 1 || word(3) != 2 || word(1) != SOCK_STREAM {
-            continue;
-        }
-        let Some(peer) = unix_peer(r.ino as u32) else { continue };
-        let j = recs.iter().position(|o| o.ino == peer as u64 && o.how == how::NEW && o.kind == fkind::SOCKET);
-        // A peer in this process: state 3, word 10 its record. In a tree, a peer
-        // outside this process may be another process's (the loader sees them
-        // all): state 4, word 10 its inode.
-        let (state, other) = match j {
-            Some(j) => (3u64, j as u64),
-            None if TREE.load(core::sync::atomic::Ordering::Relaxed) => (4, peer as u64),
-            None => continue,
-        };
-        let mut copy = [0u8; f::SOCKET_DATA_LEN as usize];
-        copy.copy_from_slice(&words);
-        copy[24..32].copy_from_slice(&state.to_le_bytes());
-        copy[80..88].copy_from_slice(&other.to_le_bytes());
+        let Some(mut copy) = w.read_back(r.data_off, f::SOCKET_DATA_LEN) else { continue };
+        let peer_len = u64::from_le_bytes(copy[sock::OTHER * 8..sock::OTHER * 8 + 8].try_into().unwrap_or_default());
+        copy[sock::STATE * 8..sock::STATE * 8 + 8].copy_from_slice(&state.to_le_bytes());
+        copy[sock::OTHER * 8..sock::OTHER * 8 + 8].copy_from_slice(&other.to_le_bytes());
         let Some(off) = w.blob(&copy) else { continue };
         let mut len = f::SOCKET_DATA_LEN;
-        // The bytes queued for this end.
-        let room = (*left as usize).min(w.room()).min(PIPE_MAX);
-        if let Some((_, win)) = w.blob_window(room) {
-            const MSG_PEEK: u32 = 2;
-            const MSG_DONTWAIT: u32 = 0x40;
-            let n = ckpt_sys::recv(Fd(r.fd as i32), win, MSG_PEEK | MSG_DONTWAIT).unwrap_or(0);
-            w.unblob(room - n);
-            *left -= n as u64;
-            len += n as u64;
+        if let Some(lost) = lost {
+            if w.blob(&lost.to_le_bytes()).and_then(|_| w.blob(&peer_len.to_le_bytes())).is_none() {
+                continue;
+            }
+            len += 16;
+        } else {
+            // The bytes queued for this end.
+            let room = (*left as usize).min(w.room()).min(PIPE_MAX);
+            if let Some((_, win)) = w.blob_window(room) {
+                const MSG_PEEK: u32 = 2;
+                const MSG_DONTWAIT: u32 = 0x40;
+                let n = ckpt_sys::recv(Fd(r.fd as i32), win, MSG_PEEK | MSG_DONTWAIT).unwrap_or(0);
+                w.unblob(room - n);
+                *left -= n as u64;
+                len += n as u64;
+            }
         }
         (recs[i].data_off, recs[i].data_len) = (off, len);
     }
 }
 
-/// The inode of the peer of UNIX socket `ino`, from sock_diag (netlink).
-fn unix_peer(ino: u32) -> Option<u32> {
+/// A socket's new state, the record or inode it names, and for a queued
+/// connection the bytes it lost (None: it stays as it is).
+type Link = Option<(u64, u64, Option<u64>)>;
+
+/// What record `i` becomes (see `connections`).
+fn link(recs: &[FileRec], i: usize, w: &FilesWriter) -> Link {
+    const SOCK_STREAM: u64 = 1;
+    let is_socket = |r: &FileRec| r.how == how::NEW && r.kind == fkind::SOCKET;
+    let params = |j: usize| {
+        let o = recs[j];
+        is_socket(&o).then(|| w.read_back(o.data_off, f::SOCKET_DATA_LEN)).flatten().map(SockParams)
+    };
+    let r = recs[i];
+    let me = params(i)?;
+    if me.word(sock::STATE) != sock::DROPPED || me.word(1) != SOCK_STREAM {
+        return None;
+    }
+    let listener =
+        (0..recs.len()).find(|&j| params(j).is_some_and(|l| l.word(sock::STATE) == sock::LISTENING && l.serves(&me)));
+    match me.word(0) {
+        1 => {
+            let peer = unix_diag(r.ino as u32, UDIAG_SHOW_PEER, UNIX_DIAG_PEER).and_then(|a| a.u32(0))?;
+            if let Some(j) = recs.iter().position(|o| o.ino == peer as u64 && is_socket(o)) {
+                return Some((sock::PAIR, j as u64, None));
+            }
+            if TREE.load(core::sync::atomic::Ordering::Relaxed) {
+                return Some((sock::TREE_PEER, peer as u64, None));
+            }
+            // Waiting in the queue of a listening socket of the table? Its
+            // UNIX_DIAG_ICONS are the sockets connected to those waiting.
+            let l = listener?;
+            let icons = unix_diag(recs[l].ino as u32, UDIAG_SHOW_ICONS, UNIX_DIAG_ICONS)?;
+            if !(0..icons.len / 4).any(|k| icons.u32(k) == Some(r.ino as u32)) {
+                return None;
+            }
+            let q = unix_diag(peer, UDIAG_SHOW_RQLEN, UNIX_DIAG_RQLEN).and_then(|a| a.u32(0));
+            Some((sock::QUEUED, l as u64, Some(q.unwrap_or(0) as u64)))
+        }
+        2 | 10 => {
+            let j = (0..recs.len()).find(|&j| {
+                j != i
+                    && params(j).is_some_and(|o| {
+                        o.word(sock::STATE) == sock::DROPPED
+                            && o.word(0) == me.word(0)
+                            && o.word(1) == SOCK_STREAM
+                            && o.addr() == me.peer()
+                            && o.peer() == me.addr()
+                    })
+            });
+            if let Some(j) = j {
+                return Some((sock::CONNECTION, j as u64, None));
+            }
+            // The other end of a TCP connection, seen from its side, has no
+            // inode while it waits in the listening socket's queue.
+            let l = listener?;
+            let d = tcp_diag(me.word(0) as u8, me.peer(), me.addr())?;
+            (d.state == TCP_ESTABLISHED && d.inode == 0).then_some((sock::QUEUED, l as u64, Some(d.rqueue as u64)))
+        }
+        _ => None,
+    }
+}
+
+/// A socket's saved parameters (see `fkind::SOCKET`).
+struct SockParams([u8; f::SOCKET_DATA_LEN as usize]);
+
+impl SockParams {
+    fn word(&self, k: usize) -> u64 {
+        u64::from_le_bytes(self.0[k * 8..k * 8 + 8].try_into().unwrap_or_default())
+    }
+
+    fn addr(&self) -> &[u8] {
+        &self.0[88..88 + (self.word(9) as usize).min(128)]
+    }
+
+    fn peer(&self) -> &[u8] {
+        &self.0[216..216 + (self.word(sock::OTHER) as usize).min(128)]
+    }
+
+    /// Whether this (listening) socket takes the connections `c` is connected to.
+    fn serves(&self, c: &SockParams) -> bool {
+        self.word(0) == c.word(0) && self.word(1) == c.word(1) && f::serves(self.word(0), self.addr(), c.peer())
+    }
+}
+
+const UDIAG_SHOW_PEER: u32 = 4;
+const UDIAG_SHOW_ICONS: u32 = 8;
+const UDIAG_SHOW_RQLEN: u32 = 16;
+const UNIX_DIAG_PEER: u16 = 2;
+const UNIX_DIAG_ICONS: u16 = 3;
+const UNIX_DIAG_RQLEN: u16 = 4;
+const TCP_ESTABLISHED: u8 = 1;
+
+/// The data of one attribute of a sock_diag answer (at most 1 KiB of it).
+struct Attr {
+    data: [u8; 1024],
+    len: usize,
+}
+
+impl Attr {
+    fn u32(&self, k: usize) -> Option<u32> {
+        (k * 4 + 4 <= self.len).then(|| u32::from_le_bytes(self.data[k * 4..k * 4 + 4].try_into().unwrap_or_default()))
+    }
+}
+
+/// One request to the kernel's sock_diag (netlink); the answer's length in `buf`
+/// if it is a SOCK_DIAG_BY_FAMILY message (not an error).
+fn sock_diag(req: &[u8], buf: &mut [u8]) -> Option<usize> {
     const AF_NETLINK: u32 = 16;
     const SOCK_DGRAM: u32 = 2;
     const SOCK_CLOEXEC: u32 = 0o2000000;
     const NETLINK_SOCK_DIAG: u32 = 4;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
     let nl = ckpt_sys::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG).ok()?;
+    let n = ckpt_sys::write(nl, req).and_then(|_| ckpt_sys::read(nl, buf));
+    let _ = ckpt_sys::close(nl);
+    let n = n.ok()?;
+    (n >= 16 && u16::from_le_bytes([buf[4], buf[5]]) == SOCK_DIAG_BY_FAMILY).then_some(n)
+}
+
+/// Attribute `ty` of UNIX socket `ino`, asked for with `show` (UDIAG_SHOW_*).
+fn unix_diag(ino: u32, show: u32, ty: u16) -> Option<Attr> {
     // nlmsghdr (len, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, pid) then
-    // unix_diag_req (AF_UNIX, 0, pad, states all, ino, UDIAG_SHOW_PEER, no cookie).
+    // unix_diag_req (AF_UNIX, 0, pad, states all, ino, show, no cookie).
     let mut req = [0u8; 16 + 24];
     req[0..4].copy_from_slice(&40u32.to_le_bytes());
     req[4..6].copy_from_slice(&20u16.to_le_bytes());
@@ -848,26 +984,63 @@ fn unix_peer(ino: u32) -> Option<u32> {
     req[16] = 1;
     req[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
     req[24..28].copy_from_slice(&ino.to_le_bytes());
-    req[28..32].copy_from_slice(&4u32.to_le_bytes());
+    req[28..32].copy_from_slice(&show.to_le_bytes());
     req[32..40].copy_from_slice(&[0xff; 8]);
-    let mut buf = [0u8; 512];
-    let n = ckpt_sys::write(nl, &req).and_then(|_| ckpt_sys::read(nl, &mut buf));
-    let _ = ckpt_sys::close(nl);
-    let b = &buf[..n.ok()?];
+    let mut buf = [0u8; 2048];
+    let n = sock_diag(&req, &mut buf)?;
+    let b = &buf[..n];
     // nlmsghdr (16) + unix_diag_msg (16), then rtattrs (len u16, type u16, data).
     let mut at = 32;
     while at + 4 <= b.len() {
         let len = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
-        let ty = u16::from_le_bytes([b[at + 2], b[at + 3]]);
         if len < 4 {
             break;
         }
-        if ty == 2 && len >= 8 {
-            return Some(u32::from_le_bytes(b.get(at + 4..at + 8)?.try_into().ok()?));
+        if u16::from_le_bytes([b[at + 2], b[at + 3]]) == ty {
+            let d = b.get(at + 4..at + len)?;
+            let mut a = Attr { data: [0; 1024], len: d.len().min(1024) };
+            a.data[..a.len].copy_from_slice(&d[..a.len]);
+            return Some(a);
         }
         at += (len + 3) & !3;
     }
     None
+}
+
+/// What sock_diag says of one TCP socket.
+struct TcpDiag {
+    state: u8,
+    rqueue: u32,
+    inode: u32,
+}
+
+/// The TCP socket (`family` AF_INET or AF_INET6) whose local address is `local`
+/// and whose peer is `remote` (sockaddrs as getsockname gives them).
+fn tcp_diag(family: u8, local: &[u8], remote: &[u8]) -> Option<TcpDiag> {
+    const IPPROTO_TCP: u8 = 6;
+    // The address bytes of a sockaddr_in (4 at 4) or sockaddr_in6 (16 at 8).
+    let at = if family == 2 { 4..8 } else { 8..24 };
+    let (lip, rip) = (local.get(at.clone())?, remote.get(at)?);
+    // nlmsghdr, then inet_diag_req_v2: family, protocol, ext, pad, states, and
+    // inet_diag_sockid: sport, dport (network order), src[4], dst[4], if, cookie.
+    let mut req = [0u8; 16 + 56];
+    req[0..4].copy_from_slice(&72u32.to_le_bytes());
+    req[4..6].copy_from_slice(&20u16.to_le_bytes());
+    req[6..8].copy_from_slice(&1u16.to_le_bytes());
+    req[16] = family;
+    req[17] = IPPROTO_TCP;
+    req[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+    req[24..26].copy_from_slice(local.get(2..4)?);
+    req[26..28].copy_from_slice(remote.get(2..4)?);
+    req[28..28 + lip.len()].copy_from_slice(lip);
+    req[44..44 + rip.len()].copy_from_slice(rip);
+    req[64..72].copy_from_slice(&[0xff; 8]);
+    let mut buf = [0u8; 512];
+    let n = sock_diag(&req, &mut buf)?;
+    // inet_diag_msg after the header: state at 1, rqueue at 56, inode at 68.
+    let m = buf.get(16..n)?;
+    let word = |o: usize| Some(u32::from_le_bytes(m.get(o..o + 4)?.try_into().ok()?));
+    Some(TcpDiag { state: *m.get(1)?, rqueue: word(56)?, inode: word(68)? })
 }
 
 /// Most bytes a pipe can hold (`/proc/sys/fs/pipe-max-size`'s default).
@@ -975,13 +1148,25 @@ fn warn_placeholder(r: &FileRec, files: &FilesView) {
         }
         return;
     }
-    if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, 3) == 2 {
-        // (state 3, a pair within the process, is restored connected: no
-        // warning; state 4, a peer that may be another process's of the tree,
-        // is said by the loader if no process of the tree holds it)
+    if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, sock::STATE) == sock::DROPPED {
+        // (a pair or connection within the process is restored connected: no
+        // warning; a peer that may be another process's of the tree is said by
+        // the loader if no process of the tree holds it)
         m().s("a connected socket whose peer is not restored: after a restart it fails like a dropped connection \
                (end of file, EPIPE)")
             .emit();
+        return;
+    }
+    if r.how == how::NEW && r.kind == fkind::SOCKET && files.word(r, sock::STATE) == sock::QUEUED {
+        let lost = files.word(r, sock::LOST);
+        if lost > 0 {
+            m().s("a connection waiting to be accepted by descriptor ")
+                .u(files.file(files.word(r, sock::OTHER) as usize).map_or(0, |l| l.fd as u64))
+                .s(": it is made again after a restart, but the ")
+                .u(lost)
+                .s(" bytes it had sent there are lost")
+                .emit();
+        }
         return;
     }
     if r.how == how::PIPE && r.why == why::OUTSIDE && TREE.load(core::sync::atomic::Ordering::Relaxed) {
