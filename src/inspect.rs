@@ -447,7 +447,7 @@ impl<'p> Image<'p> {
         let shared_maps = meta
             .regions()
             .filter(|r| r.kind == ckpt_image::kind::SHARED)
-            .map(|r| (meta.string((r.name_off, r.name_len)).to_vec(), r.start))
+            .map(|r| (meta.string((r.name_off, r.name_len)).to_vec(), r.start, r.file_offset, r.end - r.start))
             .collect();
         let (tree_pipes, tree_sockets) = self.tree_held();
         crate::sections::Context { tree_pipes, shared_maps, tree_sockets }

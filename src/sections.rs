@@ -14,8 +14,8 @@ pub struct Context {
     /// (pid, descriptor) of every process of the tree that holds one of its
     /// ends. Empty for an image of one process.
     pub tree_pipes: std::collections::BTreeMap<u64, Vec<(u64, u32)>>,
-    /// The image's MAP_SHARED regions: (name, start).
-    pub shared_maps: Vec<(Vec<u8>, u64)>,
+    /// The image's MAP_SHARED regions: (name, start, file offset, length).
+    pub shared_maps: Vec<(Vec<u8>, u64, u64, u64)>,
     /// The UNIX sockets of a tree's image that are ends of socket pairs
     /// (states 3 and 4): each socket's inode and the (pid, descriptor) of every
     /// process that holds it. Empty for an image of one process.
@@ -291,11 +291,15 @@ fn restart(f: &Files, r: &FileRec, ctx: &Context) -> String {
         how::SHELL => format!("the restarting shell's descriptor {}", r.fd),
         how::CONTENT => {
             let mut t = format!("a new unlinked file with the {} saved bytes, at offset {}", r.data_len, r.pos);
-            if let Some((_, at)) = ctx.shared_maps.iter().find(|(n, _)| n.as_slice() == f.path(r)) {
-                t += &format!(
-                    "; ALSO MAPPED shared at {at:#x}: the descriptor and the mapping come back as separate copies \
-                     (a write through one no longer shows in the other)"
-                );
+            for (_, at, off, len) in ctx.shared_maps.iter().filter(|(n, ..)| n.as_slice() == f.path(r)) {
+                if ckpt_image::files::maps_content(r, *off, *len) {
+                    t += &format!("; also mapped shared at {at:#x}, mapped from it again (they share its pages)");
+                } else {
+                    t += &format!(
+                        "; ALSO MAPPED shared at {at:#x}, beyond the saved content: the descriptor and the mapping \
+                         come back as separate copies (a write through one no longer shows in the other)"
+                    );
+                }
             }
             t
         }

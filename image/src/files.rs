@@ -469,6 +469,23 @@ fn sock_bytes(d: &[u8], at: usize, len: u64) -> &[u8] {
     d.get(at..at + (len as usize).min(128)).unwrap_or(&[])
 }
 
+/// Whether a MAP_SHARED mapping of `len` bytes at `offset` of the deleted file
+/// or memfd that record `r` holds ([`how::CONTENT`], the same path) is mapped
+/// from the restored descriptor again, so that the two share pages as they did:
+/// when it lies within the saved content (its last page may be partial), and
+/// the descriptor is open for reading and writing and not sealed against
+/// writes (the restart writes the saved pages in through the mapping).
+pub fn maps_content(r: &FileRec, offset: u64, len: u64) -> bool {
+    const O_ACCMODE: u32 = 3;
+    const O_RDWR: u32 = 2;
+    // F_SEAL_WRITE | F_SEAL_FUTURE_WRITE, kept in bits 16-23 of `mode`.
+    const WRITE_SEALS: u32 = 0x08 | 0x10;
+    r.how == how::CONTENT
+        && r.flags & O_ACCMODE == O_RDWR
+        && (r.mode >> 16) & WRITE_SEALS == 0
+        && offset.checked_add(len).is_some_and(|e| e <= r.data_len.next_multiple_of(4096))
+}
+
 /// Whether a socket of `domain` listening on `addr` takes the connections made
 /// to `to` (sockaddrs as getsockname gives them): the same path, or the same
 /// port on the same address or on the wildcard one.

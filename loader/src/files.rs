@@ -155,6 +155,19 @@ pub fn check_maps(name: &Name, files: &Files) {
 
 /// Open the file of shared mapping `m` for phase two: read-write if it can be
 /// (an mprotect to writable must keep working), else read-only.
+/// The program's descriptor (restored by now) of the deleted file or memfd that
+/// MAP_SHARED region `g` maps, if the region is mapped from it again
+/// (`ckpt_image::files::maps_content`).
+pub fn held_content(files: &Files, meta: &Meta, g: &ckpt_image::Region) -> Option<Fd> {
+    let name = meta.string((g.name_off, g.name_len));
+    let r = files.files().find(|r| {
+        r.how == how::CONTENT
+            && files.path(r) == name
+            && ckpt_image::files::maps_content(r, g.file_offset, g.end - g.start)
+    })?;
+    Some(Fd(r.fd as i32))
+}
+
 pub fn open_map_file(files: &Files, m: &MapRec) -> Result<Fd, Errno> {
     let p = CPath::new(&[files.map_path(m)]).ok_or(Errno::ENAMETOOLONG)?;
     let fd = ckpt_sys::openat(Fd::CWD, p.cstr(), c::O_RDWR | c::O_CLOEXEC, 0)
@@ -415,9 +428,11 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
         // A memfd or deleted file that a MAP_SHARED region maps too: the two come
         // back as separate copies (said at checkpoint time too).
         if r.how == how::CONTENT
-            && let Some(g) = meta
-                .regions()
-                .find(|g| g.kind == ckpt_image::kind::SHARED && meta.string((g.name_off, g.name_len)) == files.path(&r))
+            && let Some(g) = meta.regions().find(|g| {
+                g.kind == ckpt_image::kind::SHARED
+                    && meta.string((g.name_off, g.name_len)) == files.path(&r)
+                    && !ckpt_image::files::maps_content(&r, g.file_offset, g.end - g.start)
+            })
         {
             fd_msg(name, files, &r)
                 .s("warning: it is also mapped shared at ")

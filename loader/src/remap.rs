@@ -456,7 +456,15 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup, 
             flags |= c::MAP_GROWSDOWN;
         }
         let (mut fd, mut off) = (Fd(-1), 0);
-        if let Some(v) = view {
+        // A memfd or deleted file the program holds a descriptor of too: mapped
+        // from that descriptor (restored before), so that both share its pages
+        // again; the saved pages are read into it through the mapping.
+        let held =
+            (r.kind == kind::SHARED).then(|| files.and_then(|f| crate::files::held_content(&f, meta, &r))).flatten();
+        if let Some(h) = held {
+            (fd, off) = (h, r.file_offset);
+            flags = c::MAP_FIXED_NOREPLACE | c::MAP_SHARED;
+        } else if let Some(v) = view {
             fd = object_fd(plan, objs, &v, len as u64);
             off = v.offset;
             flags = c::MAP_FIXED_NOREPLACE | c::MAP_SHARED;

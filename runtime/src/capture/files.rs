@@ -117,12 +117,16 @@ impl Files {
                 .is_some_and(|s| s.ino == e.inode && s.dev() == dev && s.kind() == s_if::REG);
             if !same || e.name.ends_with(b" (deleted)") {
                 // A deleted file or memfd that a descriptor also holds: the
-                // descriptor comes back with its own copy of the content and the
-                // mapping as shared memory of its own, so they no longer see each
-                // other's writes. Say so now rather than let it pass silently.
-                if let Some(r) =
-                    recs.as_slice().iter().find(|r| r.ino == e.inode && r.dev == dev && r.how == how::CONTENT)
-                {
+                // mapping comes back mapped from the restored descriptor where
+                // it lies within the saved content; beyond, the two would be
+                // separate copies that no longer see each other's writes. Say
+                // so now rather than let it pass silently.
+                if let Some(r) = recs.as_slice().iter().find(|r| {
+                    r.ino == e.inode
+                        && r.dev == dev
+                        && r.how == how::CONTENT
+                        && !f::maps_content(r, e.offset, e.end - e.start)
+                }) {
                     Msg::new()
                         .s("ckpt: warning: descriptor ")
                         .u(r.fd as u64)
