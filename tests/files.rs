@@ -546,6 +546,133 @@ fn terminal_settings_and_foreground_come_back() {
     assert_continues(&first, &second, 60);
 }
 
+/// A tmux server of a test's own (its socket in the test's directory), whose
+/// windows are 80x24 terminals; killed when dropped.
+struct Tmux {
+    sock: std::path::PathBuf,
+    cwd: std::path::PathBuf,
+}
+
+impl Tmux {
+    fn new(dir: &Dir) -> Tmux {
+        Tmux { sock: dir.join("tmux.sock"), cwd: dir.path().to_path_buf() }
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new("tmux");
+        c.arg("-S").arg(&self.sock).args(["-f", "/dev/null"]).args(args).current_dir(&self.cwd);
+        c.output().unwrap()
+    }
+
+    /// A new session `name` running `sh -c command` in the test's directory.
+    fn start(&self, name: &str, command: &str) {
+        let o = self.cmd(&["new-session", "-d", "-s", name, "-x", "80", "-y", "24", command]);
+        assert!(o.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    fn keys(&self, name: &str, keys: &str) {
+        assert!(self.cmd(&["send-keys", "-t", name, keys]).status.success());
+    }
+
+    fn screen(&self, name: &str) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", name]).stdout).into_owned()
+    }
+
+    /// The screen of `name` once `ok` holds for it (10 s at most).
+    fn wait(&self, name: &str, ok: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.screen(name);
+            if ok(&s) || Instant::now() > until {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// less, paging a file in a terminal (a tmux window), checkpointed by signal
+/// at a moment the test does not choose and restarted in another terminal: it
+/// is in that terminal's foreground with its settings (keys reach it at once,
+/// without echo), its redraw key brings back the screen it had, and paging and
+/// searching go on exactly as in a reference less given the same keys, until
+/// `q` ends it with status 0.
+#[test]
+fn less_under_tmux_comes_back_in_its_terminal() {
+    let dir = Dir::new("files_less_tmux");
+    let text: String = (1..=500).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(dir.join("file.txt"), text).unwrap();
+    let tmux = Tmux::new(&dir);
+    let first_line = |s: &str| s.lines().next().unwrap_or("").to_string();
+    // The reference: one page on, then what the restarted one is given.
+    tmux.start("ref", "less file.txt");
+    let top = tmux.wait("ref", |s| first_line(s) == "line 1");
+    assert_eq!(first_line(&top), "line 1", "less did not start in tmux\n{top}");
+    tmux.keys("ref", "Space");
+    let paged = tmux.wait("ref", |s| first_line(s) != "line 1");
+    assert_eq!(first_line(&paged), "line 24", "{paged}");
+    let mut want = Vec::new();
+    for k in ["Space", "/line 300", "Enter", "b"] {
+        let before = tmux.screen("ref");
+        tmux.keys("ref", k);
+        if k != "/line 300" {
+            let w = tmux.wait("ref", |s| s != before);
+            assert_ne!(w, before, "the reference less did not answer {k:?}");
+            want.push(w);
+        }
+    }
+    let ckpt = ckpt_bin().display().to_string();
+    let run = format!("echo $$ > pid; exec {ckpt} -a USR1 -n less.ckpt less file.txt");
+    tmux.start("first", &format!("sh -c '{run}'; echo EXIT=$? > status1; sleep 60"));
+    let top = tmux.wait("first", |s| first_line(s) == "line 1");
+    assert_eq!(first_line(&top), "line 1", "less did not start under ckpt\n{top}");
+    tmux.keys("first", "Space");
+    let got = tmux.wait("first", |s| first_line(s) != "line 1");
+    assert_eq!(got, paged, "the same key did not page the same way");
+    std::thread::sleep(random_delay(50, 300));
+    let pid = std::fs::read_to_string(dir.join("pid")).unwrap();
+    assert!(Command::new("kill").args(["-USR1", pid.trim()]).status().unwrap().success());
+    let until = Instant::now() + Duration::from_secs(20);
+    while !dir.join("status1").exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::fs::read_to_string(dir.join("status1")).unwrap_or_default();
+    assert_eq!(status.trim(), "EXIT=85", "less did not end with the checkpoint status\n{}", tmux.screen("first"));
+    assert_image(&dir.join("less.ckpt"));
+
+    tmux.start("again", "./less.ckpt 2> restart.err; echo EXIT=$? > status2; sleep 60");
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys("again", "C-l");
+    let back = tmux.wait("again", |s| *s == paged);
+    let err = std::fs::read_to_string(dir.join("restart.err")).unwrap_or_default();
+    assert_eq!(back, paged, "Ctrl-L did not bring back less's screen\n{err}");
+    let mut want = want.into_iter();
+    for k in ["Space", "/line 300", "Enter", "b"] {
+        tmux.keys("again", k);
+        if k != "/line 300" {
+            let w = want.next().unwrap();
+            let got = tmux.wait("again", |s| *s == w);
+            assert_eq!(got, w, "after {k:?}, the restarted less shows another screen than the reference");
+        }
+    }
+    tmux.keys("again", "q");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !dir.join("status2").exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::fs::read_to_string(dir.join("status2")).unwrap_or_default();
+    let err = std::fs::read_to_string(dir.join("restart.err")).unwrap_or_default();
+    assert_eq!(status.trim(), "EXIT=0", "the restarted less did not end with q\n{err}");
+    assert!(!err.contains("warning"), "{err}");
+    drop(tmux);
+}
+
 fn sockets(bits: Bits) {
     let dir = Dir::new(&format!("files_sock{}", bits.tag()));
     dir.compile_bits("files_sock.c", "files_sock", &[], bits);

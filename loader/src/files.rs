@@ -594,7 +594,8 @@ pub fn restore(name: &Name, files: &Files, opts: Opts, image: Fd, pipes: &crate:
             }
         };
         match got.and_then(|t| place(t, r.fd, r.cloexec)) {
-            Ok(()) if r.how == how::REOPEN && r.data_len > 0 => relock(name, files, &r),
+            // (A terminal's data is its settings, not locks.)
+            Ok(()) if r.how == how::REOPEN && r.kind != fkind::TTY && r.data_len > 0 => relock(name, files, &r),
             Ok(()) => {}
             Err(e) => die(fd_msg(name, files, &r).s("cannot put the descriptor in place: ").errno(e)),
         }
@@ -947,9 +948,10 @@ fn bound(domain: u32, a: &[u8]) -> bool {
 /// descriptor that is a terminal again (the restarting one), the process group
 /// made the foreground group again if it was (it can then read the terminal, and
 /// Ctrl-C and Ctrl-Z reach it), and a SIGWINCH queued if the window size differs
+/// or the program is a full-screen one (see below)
 /// (delivered once the program's handlers and mask are back).
 fn terminals(name: &Name, files: &Files) {
-    let mut resized = false;
+    let mut winch = false;
     for r in files.files().filter(|r| r.kind == fkind::TTY && r.data_len == ckpt_image::files::TTY_DATA_LEN) {
         let fd = Fd(r.fd as i32);
         if ckpt_sys::ioctl_tcgets(fd).is_err() {
@@ -962,7 +964,14 @@ fn terminals(name: &Name, files: &Files) {
             fd_msg(name, files, &r).s("warning: cannot restore the terminal settings: ").errno(e).emit();
         }
         let saved = [0, 1, 2, 3].map(|k| u16::from_le_bytes([d[40 + 2 * k], d[41 + 2 * k]]));
-        resized |= ckpt_sys::ioctl_tiocgwinsz(fd).is_ok_and(|now| now != saved);
+        winch |= ckpt_sys::ioctl_tiocgwinsz(fd).is_ok_and(|now| now != saved);
+        // A full-screen program (the terminal's foreground, not in canonical
+        // mode) is on a screen that is not the one it drew: SIGWINCH tells it to
+        // look again, as a resize does (many redraw then; less only on a new
+        // size: its redraw key, Ctrl-L, brings the screen back).
+        const ICANON: u32 = 0o2;
+        let lflag = u32::from_le_bytes([d[12], d[13], d[14], d[15]]);
+        winch |= d[48] != 0 && lflag & ICANON == 0;
         if d[48] != 0
             && let Ok(g) = ckpt_sys::getpgid(0)
             && ckpt_sys::ioctl_tiocgpgrp(fd).ok() != Some(g)
@@ -971,7 +980,7 @@ fn terminals(name: &Name, files: &Files) {
             let _ = ckpt_sys::ioctl_tiocspgrp(fd, g);
         }
     }
-    if resized {
+    if winch {
         const SIGWINCH: u32 = 28;
         let _ = ckpt_sys::kill(ckpt_sys::getpid(), SIGWINCH);
     }

@@ -39,6 +39,9 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     ("sqlite3", &["--version"], "sqlite3"),
     ("gzip", &["--version"], "gzip"),
     ("script", &["--version"], "bsdutils"),
+    // less restarted in a terminal that tmux makes and reads back.
+    ("less", &["--version"], "less"),
+    ("tmux", &["-V"], "tmux"),
     // A static program with no dynamic loader that tests/hijack.rs puts the
     // runtime into (ckpt hijack).
     ("/bin/busybox", &["true"], "busybox-static"),
@@ -92,7 +95,8 @@ pub fn run_setup() -> Result<()> {
     if missing.is_empty() {
         eprintln!(
             "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, strace, setcap, \
-             setpriv, slurm-wlm, munge, javac, node, busybox-static and go are present"
+             setpriv, slurm-wlm, munge, javac, node, sqlite3, gzip, script, less, tmux, busybox-static and go \
+             are present"
         );
     } else {
         let sudo: &[&str] = if works("id", &["-u"]) && id_is_root() { &[] } else { &["sudo"] };
