@@ -216,6 +216,43 @@ fn gzip_to_a_file_is_byte_identical() {
     assert!(fs::read(dir.join("big.gz")).unwrap() == reference, "big.gz differs from the reference: {err}");
 }
 
+/// `ckpt xz -c big > big.xz`, Ctrl-Z, `./xz.ckpt`: big.xz is byte-identical to
+/// a reference run's.
+#[test]
+fn xz_to_a_file_is_byte_identical() {
+    let dir = Dir::new("files_xz");
+    big_text(&dir.join("big"), 120_000);
+    let reference = Command::new("xz").args(["-c", "big"]).current_dir(dir.path()).output().unwrap().stdout;
+    let image = dir.join("xz.ckpt");
+    let out = fs::File::create(dir.join("big.xz")).unwrap();
+    checkpoint_tool(&dir, &["xz", "-c", "big"], Stdio::null(), out.into(), &image, (150, 600));
+    let (st, stdout, err) = restart_tool(&image, dir.path(), Stdio::null(), &[]);
+    assert!(st.success(), "{st}: {err}");
+    assert!(stdout.is_empty(), "xz wrote to the shell's stdout: {err}");
+    assert!(fs::read(dir.join("big.xz")).unwrap() == reference, "big.xz differs from the reference: {err}");
+}
+
+/// `ckpt sort --parallel=1 -S 1M -T tmp big > sorted`: sort spills runs into
+/// temporary files in `tmp` and merges them; checkpointed at a moment the test
+/// does not choose and restarted, its output is the reference's.
+#[test]
+fn sort_with_temporary_files_matches() {
+    let dir = Dir::new("files_sort");
+    big_text(&dir.join("big"), 4_000_000);
+    fs::create_dir_all(dir.join("tmp")).unwrap();
+    let args = ["sort", "--parallel=1", "-S", "1M", "-T", "tmp", "big"];
+    let reference = Command::new(args[0]).args(&args[1..]).current_dir(dir.path()).output().unwrap();
+    assert!(reference.status.success());
+    let image = dir.join("sort.ckpt");
+    let out = fs::File::create(dir.join("sorted")).unwrap();
+    checkpoint_tool(&dir, &args, Stdio::null(), out.into(), &image, (100, 500));
+    let (st, stdout, err) = restart_tool(&image, dir.path(), Stdio::null(), &[]);
+    assert!(st.success(), "{st}: {err}");
+    assert!(stdout.is_empty(), "sort wrote to the shell's stdout: {err}");
+    assert!(fs::read(dir.join("sorted")).unwrap() == reference.stdout, "the sorted output differs: {err}");
+    assert!(fs::read_dir(dir.join("tmp")).unwrap().next().is_none(), "sort left temporary files");
+}
+
 /// `ckpt tar czf out.tgz big` without `--tree`: tar writes through a gzip child
 /// that an image of tar alone leaves out. The checkpoint names the child, `ckpt
 /// info` says it is not restored, and the restart says it again before tar
