@@ -710,6 +710,63 @@ fn less_under_tmux_comes_back_in_its_terminal() {
     drop(tmux);
 }
 
+/// vim (two threads) editing a file in a terminal (a tmux window): it handles
+/// Ctrl-Z, SIGUSR1 and SIGUSR2 itself, so its trigger is a real-time signal
+/// (`-a RTMIN+3`, docs/files.md). Checkpointed after some typing, restarted in
+/// another terminal, given Ctrl-L and the rest of the keys, it writes the file
+/// a reference vim given the same keys writes.
+#[test]
+fn vim_under_tmux_edits_on_after_a_restart() {
+    let dir = Dir::new("files_vim_tmux");
+    let tmux = Tmux::new(&dir);
+    let vim = "vim -u NONE -N -n -i NONE";
+    let first_keys = ["ihello world", "Escape", "oline two", "Escape"];
+    let rest = ["C-l", "ggA, said again", "Escape", "Gothe end", "Escape", ":wq", "Enter"];
+    let wait_file = |f: &str| {
+        let until = Instant::now() + Duration::from_secs(15);
+        while !dir.join(f).exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        fs::read_to_string(dir.join(f)).unwrap_or_default()
+    };
+    let typed = |name: &str, keys: &[&str]| {
+        for k in keys {
+            tmux.keys(name, k);
+        }
+    };
+    tmux.start("ref", &format!("{vim} ref.txt; echo EXIT=$? > status0"));
+    tmux.wait("ref", |s| s.starts_with("~") || s.contains("\n~"));
+    typed("ref", &first_keys);
+    typed("ref", &rest);
+    assert_eq!(wait_file("status0").trim(), "EXIT=0");
+    let want = fs::read_to_string(dir.join("ref.txt")).unwrap();
+    assert_eq!(want, "hello world, said again\nline two\nthe end\n");
+
+    let ckpt = ckpt_bin().display().to_string();
+    let run = format!("echo $$ > pid; exec {ckpt} -a RTMIN+3 -n vim.ckpt {vim} out.txt");
+    tmux.start("first", &format!("sh -c '{run}' 2> err1; echo EXIT=$? > status1; sleep 60"));
+    tmux.wait("first", |s| s.contains("\n~"));
+    typed("first", &first_keys);
+    tmux.wait("first", |s| s.starts_with("hello world\nline two"));
+    std::thread::sleep(random_delay(50, 300));
+    let pid = fs::read_to_string(dir.join("pid")).unwrap();
+    // SIGRTMIN+3 as the C library numbers it (glibc keeps 32 and 33).
+    assert!(Command::new("kill").args(["-s", "RTMIN+3", pid.trim()]).status().unwrap().success());
+    let status = wait_file("status1");
+    let err1 = fs::read_to_string(dir.join("err1")).unwrap_or_default();
+    assert_eq!(status.trim(), "EXIT=85", "vim did not end with the checkpoint status\n{err1}");
+    assert_image(&dir.join("vim.ckpt"));
+
+    tmux.start("again", "./vim.ckpt 2> err2; echo EXIT=$? > status2; sleep 60");
+    std::thread::sleep(Duration::from_millis(300));
+    typed("again", &rest);
+    let status = wait_file("status2");
+    let err2 = fs::read_to_string(dir.join("err2")).unwrap_or_default();
+    assert_eq!(status.trim(), "EXIT=0", "the restarted vim did not end with :wq\n{err2}");
+    assert!(!err2.contains("warning"), "{err2}");
+    assert_eq!(fs::read_to_string(dir.join("out.txt")).unwrap_or_default(), want, "{err2}");
+}
+
 fn sockets(bits: Bits) {
     let dir = Dir::new(&format!("files_sock{}", bits.tag()));
     dir.compile_bits("files_sock.c", "files_sock", &[], bits);
