@@ -798,7 +798,8 @@ fn listening_and_udp_sockets_come_back_32bit() {
 /// connection through a listening socket without SO_REUSEADDR and one whose
 /// listening socket is gone, on the same ports, with the bytes queued each way
 /// and TCP_NODELAY; connections waiting in a TCP and a UNIX listening socket's
-/// queue wait there again and are accepted after the restart. The bytes that a
+/// queue wait there again and are accepted after the restart; UNIX seqpacket
+/// and datagram pairs keep their queued messages whole. The bytes that a
 /// waiting connection had sent are lost: said at checkpoint, at restart and in
 /// `ckpt info`. Nothing is a dropped connection.
 fn connections(bits: Bits) {

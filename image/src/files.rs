@@ -142,9 +142,11 @@ pub mod sock {
     /// A connected stream socket whose peer is not restored: it comes back as
     /// one end of a socket pair whose other end is closed (a dropped connection).
     pub const DROPPED: u64 = 2;
-    /// One end of a UNIX stream socket pair (or connection) whose other end is
-    /// record [`OTHER`] of the table; the bytes queued for this end follow (the
-    /// first end of the pair makes both).
+    /// One end of a UNIX socket pair (or stream connection) whose other end is
+    /// record [`OTHER`] of the table; what is queued for this end follows (the
+    /// first end of the pair makes both): a stream's bytes, or (FILES version
+    /// 4, a pair of datagram or record sockets) each message as a u32 length
+    /// then its bytes.
     pub const PAIR: u64 = 3;
     /// FILES version 3, tree mode: a connected UNIX stream socket whose peer,
     /// inode [`OTHER`], is not in this process but may be another process's of

@@ -692,8 +692,8 @@ fn socket_pair(files: &Files, r: &FileRec, ty: u32, top: u32) -> Result<Fd, Errn
     let (a, b) = (lift(a, top)?, lift(b, top)?);
     let queued = |x: &FileRec| files.content(x).get(ckpt_image::files::SOCKET_DATA_LEN as usize..).unwrap_or(&[]);
     let r2 = (|| {
-        ckpt_sys::write_all(b, queued(r))?;
-        ckpt_sys::write_all(a, queued(&peer))?;
+        send_queued(b, ty, queued(r))?;
+        send_queued(a, ty, queued(&peer))?;
         for (t, x) in [(a, r), (b, &peer)] {
             ckpt_sys::fcntl(t, c::F_SETFL, (x.flags & c::O_NONBLOCK.0) as usize)?;
         }
@@ -932,6 +932,24 @@ fn queued(files: &Files, r: &FileRec, top: u32) -> Result<(), Errno> {
         return Err(e);
     }
     place(s, r.fd, r.cloexec)
+}
+
+/// Send what was queued for the other end of a socket pair of type `ty` through
+/// `t`: a stream's bytes, or each message of a pair of datagram or record
+/// sockets as it was queued (saved as a u32 length then its bytes).
+pub fn send_queued(t: Fd, ty: u32, q: &[u8]) -> Result<(), Errno> {
+    const SOCK_STREAM: u32 = 1;
+    if ty == SOCK_STREAM {
+        return ckpt_sys::write_all(t, q);
+    }
+    let mut at = 0;
+    while at + 4 <= q.len() {
+        let n = u32::from_le_bytes([q[at], q[at + 1], q[at + 2], q[at + 3]]) as usize;
+        let m = q.get(at + 4..at + 4 + n).ok_or(Errno::EINVAL)?;
+        ckpt_sys::write(t, m)?;
+        at += 4 + n;
+    }
+    Ok(())
 }
 
 /// Whether a socket address names something (a port, a path, an abstract name),

@@ -556,7 +556,7 @@ fn make_sockets(name: &crate::Name, fd: ckpt_sys::Fd, root: &ckpt_image::Meta, t
             nfilled += 1;
             let queued = files.content(&r).get(SOCKET_DATA_LEN as usize..).unwrap_or(&[]);
             let other = if (end.0 - lo) % 2 == 0 { ckpt_sys::Fd(end.0 + 1) } else { ckpt_sys::Fd(end.0 - 1) };
-            if let Err(e) = ckpt_sys::write_all(other, queued) {
+            if let Err(e) = crate::files::send_queued(other, files.word(&r, 1) as u32, queued) {
                 msg(name).s("warning: cannot queue the saved bytes of a socket of the tree again: ").errno(e).emit();
             }
         }

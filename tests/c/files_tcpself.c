@@ -9,7 +9,10 @@
  *     the previous step made, checks who they are and sends a byte each way,
  *     then makes new ones);
  *   - a TCP connection that sent 5 bytes to a third listening socket that never
- *     accepts it: a restart cannot give those bytes back (ckpt says so).
+ *     accepts it: a restart cannot give those bytes back (ckpt says so);
+ *   - a UNIX SOCK_SEQPACKET and a SOCK_DGRAM socket pair, 3 messages of 1 to 5
+ *     bytes sent each way per step and 2 read: the messages queued must come
+ *     back whole, in order, one by one.
  *
  * Each step sends 3 bytes each way on both connections and reads 2, so bytes
  * are queued in every direction at any moment, and checks that every socket
@@ -95,6 +98,26 @@ static void stream(int a, int b, unsigned char sent[2], unsigned char got[2], co
     }
 }
 
+/* 3 messages each way, 2 read: message k is 1 + k % 5 bytes of k. */
+static void messages(int a, int b, unsigned char sent[2], unsigned char got[2], const char *what, int step) {
+    int end[2] = {a, b};
+    for (int d = 0; d < 2; d++) {
+        unsigned char m[16];
+        for (int k = 0; k < 3; k++, sent[d]++) {
+            size_t len = 1 + sent[d] % 5;
+            memset(m, sent[d], len);
+            if (write(end[d], m, len) != (ssize_t)len) FAIL("step %d: %s write: %s", step, what, strerror(errno));
+        }
+        for (int k = 0; k < 2; k++, got[d]++) {
+            ssize_t n = read(end[1 - d], m, sizeof m);
+            size_t len = 1 + got[d] % 5;
+            if (n != (ssize_t)len || m[0] != got[d] || m[len - 1] != got[d])
+                FAIL("step %d: %s direction %d: a message of %zd bytes starting %d, want %zu of %d", step, what, d, n,
+                     n > 0 ? m[0] : -1, len, got[d]);
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) FAIL("usage: files_tcpself DIR");
     int one = 1;
@@ -121,6 +144,9 @@ int main(int argc, char **argv) {
     int tcp_waiting = connect_to(AF_INET, &la, sizeof la);
     int unix_waiting = connect_to(AF_UNIX, &un, sizeof un);
     unsigned char sent1[2] = {0, 100}, got1[2] = {0, 100}, sent3[2] = {50, 150}, got3[2] = {50, 150};
+    int sq[2], dg[2];
+    CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sq) == 0 && socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) == 0);
+    unsigned char sentq[2] = {0, 100}, gotq[2] = {0, 100}, sentd[2] = {7, 77}, gotd[2] = {7, 77};
     ready();
     for (int i = 1; i <= 60; i++) {
         if (restarted()) say("RESTARTED at %d", i);
@@ -137,6 +163,8 @@ int main(int argc, char **argv) {
         unix_waiting = connect_to(AF_UNIX, &un, sizeof un);
         stream(c1, s1, sent1, got1, "connection", i);
         stream(c3, s3, sent3, got3, "connection (listener closed)", i);
+        messages(sq[0], sq[1], sentq, gotq, "seqpacket pair", i);
+        messages(dg[0], dg[1], sentd, gotd, "datagram pair", i);
         say("TICK %d", i);
         pause_ms(20);
     }

@@ -843,12 +843,11 @@ fn connections(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
             }
             len += 16;
         } else {
-            // The bytes queued for this end.
+            // What is queued for this end.
             let room = (*left as usize).min(w.room()).min(PIPE_MAX);
             if let Some((_, win)) = w.blob_window(room) {
-                const MSG_PEEK: u32 = 2;
-                const MSG_DONTWAIT: u32 = 0x40;
-                let n = ckpt_sys::recv(Fd(r.fd as i32), win, MSG_PEEK | MSG_DONTWAIT).unwrap_or(0);
+                let ty = u64::from_le_bytes(copy[8..16].try_into().unwrap_or_default());
+                let n = if ty == 1 { peek_bytes(r.fd, win) } else { peek_messages(r.fd, win) };
                 w.unblob(room - n);
                 *left -= n as u64;
                 len += n as u64;
@@ -858,6 +857,58 @@ fn connections(recs: &mut [FileRec], w: &mut FilesWriter, left: &mut u64) {
     }
 }
 
+const MSG_PEEK: u32 = 2;
+const MSG_DONTWAIT: u32 = 0x40;
+const MSG_TRUNC: u32 = 0x20;
+
+/// The bytes queued for stream socket `fd` (as many as `win` holds), read with
+/// MSG_PEEK: nothing is taken from the program.
+fn peek_bytes(fd: u32, win: &mut [u8]) -> usize {
+    ckpt_sys::recv(Fd(fd as i32), win, MSG_PEEK | MSG_DONTWAIT).unwrap_or(0)
+}
+
+/// The messages queued for datagram or record socket `fd`, each as a u32
+/// length then its bytes, as many whole ones as `win` holds; returns the bytes
+/// used. Each is peeked in turn with SO_PEEK_OFF (nothing is taken from the
+/// program); the socket's own peek offset is put back after.
+fn peek_messages(fd: u32, win: &mut [u8]) -> usize {
+    const SOL_SOCKET: u32 = 1;
+    const SO_PEEK_OFF: u32 = 42;
+    let s = Fd(fd as i32);
+    let Ok(old) = ckpt_sys::getsockopt_int(s, SOL_SOCKET, SO_PEEK_OFF) else { return 0 };
+    if ckpt_sys::setsockopt_int(s, SOL_SOCKET, SO_PEEK_OFF, 0).is_err() {
+        return 0;
+    }
+    let mut at = 0;
+    while at + 4 < win.len() {
+        let (head, body) = win[at..].split_at_mut(4);
+        // MSG_TRUNC: the message's whole length, even if it does not fit.
+        match ckpt_sys::recv(s, body, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC) {
+            // An empty message does not move the peek offset: the last seen.
+            Ok(0) => {
+                head.copy_from_slice(&0u32.to_le_bytes());
+                at += 4;
+                break;
+            }
+            Ok(n) if n <= body.len() => {
+                head.copy_from_slice(&(n as u32).to_le_bytes());
+                at += 4 + n;
+            }
+            Ok(_) => {
+                Msg::new()
+                    .s("ckpt: warning: descriptor ")
+                    .u(fd as u64)
+                    .s(": more messages are queued than the image keeps; after a restart the later ones are lost")
+                    .emit();
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = ckpt_sys::setsockopt_int(s, SOL_SOCKET, SO_PEEK_OFF, old);
+    at
+}
+
 /// A socket's new state, the record or inode it names, and for a queued
 /// connection the bytes it lost (None: it stays as it is).
 type Link = Option<(u64, u64, Option<u64>)>;
@@ -865,6 +916,8 @@ type Link = Option<(u64, u64, Option<u64>)>;
 /// What record `i` becomes (see `connections`).
 fn link(recs: &[FileRec], i: usize, w: &FilesWriter) -> Link {
     const SOCK_STREAM: u64 = 1;
+    const SOCK_DGRAM: u64 = 2;
+    const SOCK_SEQPACKET: u64 = 5;
     let is_socket = |r: &FileRec| r.how == how::NEW && r.kind == fkind::SOCKET;
     let params = |j: usize| {
         let o = recs[j];
@@ -872,7 +925,14 @@ fn link(recs: &[FileRec], i: usize, w: &FilesWriter) -> Link {
     };
     let r = recs[i];
     let me = params(i)?;
-    if me.word(sock::STATE) != sock::DROPPED || me.word(1) != SOCK_STREAM {
+    // A UNIX socket pair of datagrams or records is no connection the kernel
+    // calls one (a datagram socket is "plain"), but is linked like a stream's.
+    let messages = me.word(0) == 1 && matches!(me.word(1), SOCK_DGRAM | SOCK_SEQPACKET);
+    let connected = match me.word(1) {
+        SOCK_DGRAM => me.word(sock::STATE) == sock::PLAIN,
+        _ => me.word(sock::STATE) == sock::DROPPED,
+    };
+    if !connected || !(me.word(1) == SOCK_STREAM || messages) {
         return None;
     }
     let listener =
@@ -880,8 +940,17 @@ fn link(recs: &[FileRec], i: usize, w: &FilesWriter) -> Link {
     match me.word(0) {
         1 => {
             let peer = unix_diag(r.ino as u32, UDIAG_SHOW_PEER, UNIX_DIAG_PEER).and_then(|a| a.u32(0))?;
-            if let Some(j) = recs.iter().position(|o| o.ino == peer as u64 && is_socket(o)) {
+            // A pair both ways (a datagram socket may be connected to one that
+            // is connected elsewhere).
+            let back = |o: &FileRec| unix_diag(o.ino as u32, UDIAG_SHOW_PEER, UNIX_DIAG_PEER).and_then(|a| a.u32(0));
+            if let Some(j) = recs.iter().position(|o| o.ino == peer as u64 && is_socket(o))
+                && back(&recs[j]) == Some(r.ino as u32)
+                && params(j).is_some_and(|o| o.word(1) == me.word(1))
+            {
                 return Some((sock::PAIR, j as u64, None));
+            }
+            if messages {
+                return None;
             }
             if TREE.load(core::sync::atomic::Ordering::Relaxed) {
                 return Some((sock::TREE_PEER, peer as u64, None));
