@@ -626,6 +626,17 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// The content of `file` in the test's directory once it exists (the
+    /// status files the windows' shells write; `secs` seconds at most).
+    fn wait_file(&self, file: &str, secs: u64) -> String {
+        let path = self.cwd.join(file);
+        let until = Instant::now() + Duration::from_secs(secs);
+        while !path.exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
 }
 
 impl Drop for Tmux {
@@ -637,7 +648,8 @@ impl Drop for Tmux {
 /// less, paging a file in a terminal (a tmux window), checkpointed by signal
 /// at a moment the test does not choose and restarted in another terminal: it
 /// is in that terminal's foreground with its settings (keys reach it at once,
-/// without echo), its redraw key brings back the screen it had, and paging and
+/// without echo), it redraws the screen it had by itself (the restart's
+/// SIGWINCH: the new terminal is blank), and paging and
 /// searching go on exactly as in a reference less given the same keys, until
 /// `q` ends it with status 0.
 #[test]
@@ -675,20 +687,15 @@ fn less_under_tmux_comes_back_in_its_terminal() {
     std::thread::sleep(random_delay(50, 300));
     let pid = std::fs::read_to_string(dir.join("pid")).unwrap();
     assert!(Command::new("kill").args(["-USR1", pid.trim()]).status().unwrap().success());
-    let until = Instant::now() + Duration::from_secs(20);
-    while !dir.join("status1").exists() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = std::fs::read_to_string(dir.join("status1")).unwrap_or_default();
+    let status = tmux.wait_file("status1", 20);
     assert_eq!(status.trim(), "EXIT=85", "less did not end with the checkpoint status\n{}", tmux.screen("first"));
     assert_image(&dir.join("less.ckpt"));
 
+    // No key is pressed before the screen is back: less draws it on its own.
     tmux.start("again", "./less.ckpt 2> restart.err; echo EXIT=$? > status2; sleep 60");
-    std::thread::sleep(Duration::from_millis(300));
-    tmux.keys("again", "C-l");
     let back = tmux.wait("again", |s| *s == paged);
     let err = std::fs::read_to_string(dir.join("restart.err")).unwrap_or_default();
-    assert_eq!(back, paged, "Ctrl-L did not bring back less's screen\n{err}");
+    assert_eq!(back, paged, "the restarted less did not redraw its screen\n{err}");
     let mut want = want.into_iter();
     for k in ["Space", "/line 300", "Enter", "b"] {
         tmux.keys("again", k);
@@ -699,11 +706,7 @@ fn less_under_tmux_comes_back_in_its_terminal() {
         }
     }
     tmux.keys("again", "q");
-    let until = Instant::now() + Duration::from_secs(10);
-    while !dir.join("status2").exists() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = std::fs::read_to_string(dir.join("status2")).unwrap_or_default();
+    let status = tmux.wait_file("status2", 10);
     let err = std::fs::read_to_string(dir.join("restart.err")).unwrap_or_default();
     assert_eq!(status.trim(), "EXIT=0", "the restarted less did not end with q\n{err}");
     assert!(!err.contains("warning"), "{err}");
@@ -713,22 +716,17 @@ fn less_under_tmux_comes_back_in_its_terminal() {
 /// vim (two threads) editing a file in a terminal (a tmux window): it handles
 /// Ctrl-Z, SIGUSR1 and SIGUSR2 itself, so its trigger is a real-time signal
 /// (`-a RTMIN+3`, docs/files.md). Checkpointed after some typing, restarted in
-/// another terminal, given Ctrl-L and the rest of the keys, it writes the file
-/// a reference vim given the same keys writes.
+/// another terminal, it redraws its screen by itself (the restart's SIGWINCH),
+/// and given the rest of the keys it writes the file a reference vim given the
+/// same keys writes.
 #[test]
 fn vim_under_tmux_edits_on_after_a_restart() {
     let dir = Dir::new("files_vim_tmux");
     let tmux = Tmux::new(&dir);
     let vim = "vim -u NONE -N -n -i NONE";
     let first_keys = ["ihello world", "Escape", "oline two", "Escape"];
-    let rest = ["C-l", "ggA, said again", "Escape", "Gothe end", "Escape", ":wq", "Enter"];
-    let wait_file = |f: &str| {
-        let until = Instant::now() + Duration::from_secs(15);
-        while !dir.join(f).exists() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        fs::read_to_string(dir.join(f)).unwrap_or_default()
-    };
+    let rest = ["ggA, said again", "Escape", "Gothe end", "Escape", ":wq", "Enter"];
+    let wait_file = |f: &str| tmux.wait_file(f, 15);
     let typed = |name: &str, keys: &[&str]| {
         for k in keys {
             tmux.keys(name, k);
@@ -757,8 +755,11 @@ fn vim_under_tmux_edits_on_after_a_restart() {
     assert_eq!(status.trim(), "EXIT=85", "vim did not end with the checkpoint status\n{err1}");
     assert_image(&dir.join("vim.ckpt"));
 
+    // The new terminal is blank: vim draws its text again before any key.
     tmux.start("again", "./vim.ckpt 2> err2; echo EXIT=$? > status2; sleep 60");
-    std::thread::sleep(Duration::from_millis(300));
+    let back = tmux.wait("again", |s| s.starts_with("hello world\nline two\n~"));
+    let err2 = fs::read_to_string(dir.join("err2")).unwrap_or_default();
+    assert!(back.starts_with("hello world\nline two\n~"), "the restarted vim did not redraw\n{back}\n{err2}");
     typed("again", &rest);
     let status = wait_file("status2");
     let err2 = fs::read_to_string(dir.join("err2")).unwrap_or_default();
