@@ -985,8 +985,8 @@ fn terminals(name: &Name, files: &Files) {
         winch |= ckpt_sys::ioctl_tiocgwinsz(fd).is_ok_and(|now| now != saved);
         // A full-screen program (the terminal's foreground, not in canonical
         // mode) is on a screen that is not the one it drew: SIGWINCH tells it to
-        // look again, as a resize does (less, vim and curses programs redraw
-        // then, whether or not the size changed: tests/files.rs, tmux).
+        // look again, as a resize does (less and vim redraw then, whether or
+        // not the size changed: the tmux tests in tests/files.rs).
         const ICANON: u32 = 0o2;
         let lflag = u32::from_le_bytes([d[12], d[13], d[14], d[15]]);
         winch |= d[48] != 0 && lflag & ICANON == 0;
