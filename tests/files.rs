@@ -604,7 +604,7 @@ impl Tmux {
     /// A new session `name` running `sh -c command` in the test's directory.
     fn start(&self, name: &str, command: &str) {
         let o = self.cmd(&["new-session", "-d", "-s", name, "-x", "80", "-y", "24", command]);
-        assert!(o.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "tmux new-session: {} {}", o.status, String::from_utf8_lossy(&o.stderr));
     }
 
     fn keys(&self, name: &str, keys: &str) {
@@ -627,15 +627,20 @@ impl Tmux {
         }
     }
 
-    /// The content of `file` in the test's directory once it exists (the
-    /// status files the windows' shells write; `secs` seconds at most).
+    /// The content of `file` in the test's directory once it holds a whole
+    /// line (the status files the windows' shells write with `echo ... > f`:
+    /// the shell creates the file before it writes, so an empty file is not
+    /// yet the status; `secs` seconds at most).
     fn wait_file(&self, file: &str, secs: u64) -> String {
         let path = self.cwd.join(file);
         let until = Instant::now() + Duration::from_secs(secs);
-        while !path.exists() && Instant::now() < until {
+        loop {
+            let s = std::fs::read_to_string(&path).unwrap_or_default();
+            if s.ends_with('\n') || Instant::now() > until {
+                return s;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::fs::read_to_string(path).unwrap_or_default()
     }
 }
 
@@ -732,7 +737,9 @@ fn vim_under_tmux_edits_on_after_a_restart() {
             tmux.keys(name, k);
         }
     };
-    tmux.start("ref", &format!("{vim} ref.txt; echo EXIT=$? > status0"));
+    // Each window outlives its program (`sleep 60`): the server exits with its
+    // last window, and a session started while it does fails.
+    tmux.start("ref", &format!("{vim} ref.txt; echo EXIT=$? > status0; sleep 60"));
     tmux.wait("ref", |s| s.starts_with("~") || s.contains("\n~"));
     typed("ref", &first_keys);
     typed("ref", &rest);
