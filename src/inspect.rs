@@ -16,8 +16,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use ckpt_image::hashes::Algo;
 use ckpt_image::loader::{self, LoaderElf, LoaderError};
-use ckpt_image::{ARCH_X86, ARCH_X86_64, DataHasher, HEADER_LEN, Header, ImageError, Meta, Region, kind, prot, strs};
+use ckpt_image::{ARCH_X86, ARCH_X86_64, HEADER_LEN, Header, ImageError, Meta, Region, kind, prot, strs};
 
 use serde::Serialize;
 
@@ -212,7 +213,7 @@ impl<'p> Image<'p> {
                 end
             )));
         }
-        let (loader_hash, _) = self.hash(0, h.image_offset)?;
+        let (loader_hash, _) = self.hash(0, h.image_offset, Algo::Xxh64)?;
         if h.loader_hash != 0 && loader_hash != h.loader_hash {
             return Err(self.damaged(format!(
                 "the restart loader is damaged (XXH64 of bytes 0..{} is {loader_hash:016x}, the \
@@ -221,7 +222,7 @@ impl<'p> Image<'p> {
             )));
         }
         let pad = h.meta_offset + h.meta_len;
-        if let (_, Some(at)) = self.hash(pad, h.data_offset - pad)? {
+        if let (_, Some(at)) = self.hash(pad, h.data_offset - pad, Algo::Xxh64)? {
             return Err(
                 self.damaged(format!("the padding before the page data is damaged (non-zero byte at offset {at})"))
             );
@@ -229,7 +230,7 @@ impl<'p> Image<'p> {
         self.check_pieces()?;
         // What is in the file: the plain data, or the stored (compressed) pieces.
         let stored = h.file_len - h.data_offset;
-        let (data_hash, _) = self.hash(h.data_offset, stored)?;
+        let (data_hash, _) = self.hash(h.data_offset, stored, Algo::Xxh64)?;
         if data_hash != h.data_hash {
             return Err(self.damaged(format!(
                 "the page data is damaged (XXH64 of its {} bytes at offset {} is {data_hash:016x}, \
@@ -251,7 +252,7 @@ impl<'p> Image<'p> {
                 return Err(img.damaged("a member image of another architecture than the tree's root".into()));
             }
             img.check_bytes()?;
-            if let (_, Some(at)) = self.hash(base + len, ckpt_image::page_up(len) - len)? {
+            if let (_, Some(at)) = self.hash(base + len, ckpt_image::page_up(len) - len, Algo::Xxh64)? {
                 return Err(
                     img.damaged(format!("the padding after the image is damaged (non-zero byte at offset {at})"))
                 );
@@ -288,16 +289,18 @@ impl<'p> Image<'p> {
                     // Validated by Meta::parse: one stored piece per piece.
                     Some(c) => {
                         let p = c.piece(k).unwrap_or_default();
-                        (self.unpacked_hash(k, &p, n)?, p.off)
+                        (self.unpacked_hash(k, &p, n, dh.algo)?, p.off)
                     }
-                    None => (self.hash(plain_at, n)?.0, plain_at),
+                    None => (self.hash(plain_at, n, dh.algo)?.0, plain_at),
                 };
                 let want = dh.hash(k).unwrap_or(!got);
                 if got != want {
                     return Err(self.damaged(format!(
                         "the page data is damaged (piece {k} at offset {at}, {n} bytes, of region \
-                         {:x}-{:x}: XXH64 {got:016x}, the image says {want:016x})",
-                        r.start, r.end
+                         {:x}-{:x}: {} {got:016x}, the image says {want:016x})",
+                        r.start,
+                        r.end,
+                        dh.algo.name()
                     )));
                 }
                 plain_at += n;
@@ -307,12 +310,12 @@ impl<'p> Image<'p> {
         Ok(())
     }
 
-    /// XXH64 of piece `k` of `n` plain bytes, stored as `p`: decoded as the loader
-    /// does, naming the offset where a damaged block stops decoding.
-    fn unpacked_hash(&self, k: u64, p: &ckpt_image::compress::StoredPiece, n: u64) -> Result<u64, Error> {
+    /// The `algo` hash of piece `k` of `n` plain bytes, stored as `p`: decoded as
+    /// the loader does, naming the offset where a damaged block stops decoding.
+    fn unpacked_hash(&self, k: u64, p: &ckpt_image::compress::StoredPiece, n: u64, algo: Algo) -> Result<u64, Error> {
         use ckpt_image::compress::{codec, decode};
         if p.codec == codec::NONE {
-            return Ok(self.hash(p.off, n)?.0);
+            return Ok(self.hash(p.off, n, algo)?.0);
         }
         let mut packed = vec![0u8; p.len as usize];
         self.file.read_exact_at(&mut packed, p.off).map_err(|e| {
@@ -329,16 +332,16 @@ impl<'p> Image<'p> {
                 p.off + e.at as u64
             ))
         })?;
-        let mut x = DataHasher::new();
+        let mut x = algo.digest();
         x.update(&plain);
         Ok(x.finish())
     }
 
-    /// XXH64 of `len` bytes at `off`, read in pieces, and the offset of the first
-    /// non-zero byte among them, if any.
-    fn hash(&self, off: u64, len: u64) -> Result<(u64, Option<u64>), Error> {
+    /// The `algo` hash of `len` bytes at `off`, read in pieces, and the offset of
+    /// the first non-zero byte among them, if any.
+    fn hash(&self, off: u64, len: u64, algo: Algo) -> Result<(u64, Option<u64>), Error> {
         let mut buf = vec![0u8; PIECE.min(len as usize)];
-        let mut hasher = DataHasher::new();
+        let mut hasher = algo.digest();
         let mut nonzero = None;
         let mut done = 0u64;
         while done < len {

@@ -145,11 +145,12 @@ pub fn describe(s: &Section, ctx: &Context) -> Vec<String> {
             }
             Err(e) => vec![format!("damaged: {e}")],
         },
-        section::tag::DATA_HASHES => match ckpt_image::hashes::DataHashes::parse(s.data) {
+        section::tag::DATA_HASHES => match ckpt_image::hashes::DataHashes::parse(s) {
             Ok(h) => vec![format!(
-                "{} pieces of {} KiB, each checked by the loader as it reads (or maps) it",
+                "{} pieces of {} KiB, each checked by the loader as it reads (or maps) it ({})",
                 h.hashes.len(),
-                h.piece >> 10
+                h.piece >> 10,
+                h.algo.name()
             )],
             Err(e) => vec![format!("damaged: {e}")],
         },

@@ -204,7 +204,8 @@ fn damaged_sections_are_refused_and_info_lists_them() {
         "process (tag 3, version 2",
         "pending signal 12 (process-wide), si_code 0: queued again at restart",
         "pending signal 28 (for the thread)",
-        "data hashes (tag 9, version 1",
+        "data hashes (tag 9, version 2",
+        "(XXH3-64)",
         "pieces of 256 KiB",
     ] {
         assert!(out.contains(want), "ckpt info lacks {want:?}:\n{out}");

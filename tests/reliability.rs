@@ -832,14 +832,28 @@ fn image_is_synced_before_rename_and_directory_after() {
 /// reads (anonymous: heap, stack, data) and once in a region it maps from the
 /// image (program or library text): the restart is refused with exit status 1,
 /// before the program runs, naming the image and the damaged piece's offset, for
-/// both word sizes. The good image still restarts.
+/// both word sizes. The good image still restarts. Twice: a small program,
+/// whose pieces the loader hashes as it reads them, and one with a 16 MiB heap,
+/// whose pieces a fork of the loader checks beside the reads (`PARALLEL_MIN`).
 #[test]
 fn a_flipped_data_bit_stops_the_restart() {
+    flipped_data_bit("counter", &[]);
+}
+
+#[test]
+fn a_flipped_data_bit_stops_the_restart_of_a_large_image() {
+    flipped_data_bit("bigheap", &["16", "20"]);
+}
+
+fn flipped_data_bit(prog: &str, args: &[&str]) {
     for bits in [Bits::B64, Bits::B32] {
-        let dir = Dir::new(&format!("rel-databit{}", bits.tag()));
-        dir.compile_bits("counter.c", "counter", &[], bits);
-        let image = dir.join("counter.ckpt");
-        checkpoint(ckpt(&dir, &["./counter"]), &image);
+        let dir = Dir::new(&format!("rel-databit-{prog}{}", bits.tag()));
+        dir.compile_bits(&format!("{prog}.c"), prog, &[], bits);
+        let image = dir.join(&format!("{prog}.ckpt"));
+        let run = format!("./{prog}");
+        let mut argv = vec![run.as_str()];
+        argv.extend_from_slice(args);
+        checkpoint(ckpt(&dir, &argv), &image);
         let good = fs::read(&image).unwrap();
         let (_, h) = header_of(&good);
         let meta_b = &good[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
@@ -874,5 +888,70 @@ fn a_flipped_data_bit_stops_the_restart() {
             assert!(text(&v.stderr).contains(&format!("at offset {piece_at}")), "{what}: {}", text(&v.stderr));
         }
         restart(&image, dir.path()).assert_ok("the good image");
+    }
+}
+
+/// Images written before the pieces were hashed with XXH3 have a version-1
+/// DATA_HASHES section (XXH64 pieces): rebuilt here from a new image (its
+/// section turned into version 1 with each piece's XXH64, re-sealed), it
+/// restarts and verifies as before, and a flipped data bit in it is still
+/// refused, naming XXH64; both word sizes.
+#[test]
+fn an_image_with_xxh64_piece_hashes_still_restarts_and_is_checked() {
+    use ckpt_image::section::{SECTION_HEADER_LEN, tag};
+    for bits in [Bits::B64, Bits::B32] {
+        let dir = Dir::new(&format!("rel-xxh64{}", bits.tag()));
+        dir.compile_bits("counter.c", "counter", &[], bits);
+        let image = dir.join("counter.ckpt");
+        let first = checkpoint(ckpt(&dir, &["./counter"]), &image);
+        let good = fs::read(&image).unwrap();
+        let (hat, h) = header_of(&good);
+        let (m0, m1) = (h.meta_offset as usize, (h.meta_offset + h.meta_len) as usize);
+        let meta = ckpt_image::Meta::parse(&h, &good[m0..m1]).unwrap();
+        let dh = meta.data_hashes().unwrap().expect("a DATA_HASHES section");
+        assert_eq!(dh.algo, ckpt_image::hashes::Algo::Xxh3, "a new image hashes its pieces with XXH3");
+        let s = meta.sections.get(tag::DATA_HASHES).unwrap();
+        let body = m0 + (s.data.as_ptr() as usize - good[m0..].as_ptr() as usize);
+        let mut old = good.clone();
+        old[body - SECTION_HEADER_LEN + 4..body - SECTION_HEADER_LEN + 8].copy_from_slice(&1u32.to_le_bytes());
+        let mut k = 0usize;
+        for r in meta.regions() {
+            let (mut at, end) = meta.data_range(&r);
+            while at < end {
+                let n = (end - at).min(dh.piece);
+                let mut x = ckpt_image::DataHasher::new();
+                x.update(&good[at as usize..(at + n) as usize]);
+                let e = body + 16 + 8 * k;
+                old[e..e + 8].copy_from_slice(&x.finish().to_le_bytes());
+                at += n;
+                k += 1;
+            }
+        }
+        assert_eq!(k, dh.hashes.len(), "every piece rewritten");
+        let mut h1 = h;
+        h1.meta_hash = hash64(&old[m0..m1]);
+        reseal(&mut old, hat, h1);
+        let path = dir.join("old.ckpt");
+        fs::write(&path, &old).unwrap();
+        set_mode(&path, 0o700);
+        let v = tool(&dir, "verify", &path);
+        assert!(v.status.success(), "{}", text(&v.stderr));
+        let info = text(&tool(&dir, "info", &path).stdout);
+        assert!(info.contains("(XXH64)"), "{info}");
+        let second = restart(&path, dir.path());
+        second.assert_ok("the image with XXH64 pieces");
+        assert_continues(&first, &second, 60);
+        // Damage in it is seen through the old hash.
+        let r = meta.regions().find(|r| r.kind != ckpt_image::kind::FILE && r.nruns > 0).unwrap();
+        let (s0, _) = meta.data_range(&r);
+        let mut bad = old.clone();
+        bad[s0 as usize + 100] ^= 4;
+        fs::write(&path, &bad).unwrap();
+        let o = restart(&path, dir.path());
+        assert_eq!(o.status.code(), Some(1), "{o}");
+        assert!(
+            o.ticks().is_empty() && o.stderr.contains("the page data is damaged") && o.stderr.contains("XXH64"),
+            "{o}"
+        );
     }
 }

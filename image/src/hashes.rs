@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! HashesHead { piece }            piece size in bytes (a multiple of PAGE_SIZE)
-//! u64 count, PieceHash { hash }…  one XXH64 (seed 0, DataHasher) per piece
+//! u64 count, PieceHash { hash }…  one hash per piece: the section's version says
+//!                                 which ([`Algo`]): 1 XXH64, 2 XXH3-64 (seed 0)
 //! ```
 //!
 //! Pieces follow the regions: the data of each region (its runs, back to back in
@@ -14,10 +15,98 @@
 //! piece and hashes each piece while it is in the cache), and the count is fixed
 //! by the region and run tables: [`crate::Meta::parse`] checks it.
 //!
+//! This module owns the choice of hash: the runtime, the loader, its pager and
+//! `ckpt verify` each take a [`Digest`] from [`DataHashes::algo`] (or
+//! [`Algo::NEWEST`] to write), never a hasher of their own.
+//!
 //! [`tag::DATA_HASHES`]: crate::section::tag::DATA_HASHES
 
 use crate::section::{Section, Table, tag};
+use crate::xxh3::Xxh3;
 use crate::{DataHasher, ImageError, PAGE_SIZE, Rd, Wr};
+
+/// The section version this build writes.
+pub const VERSION: u32 = Algo::NEWEST.version();
+
+/// The piece hash, named by the section's version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algo {
+    /// Version 1 (images of earlier builds): XXH64, seed 0.
+    Xxh64,
+    /// Version 2: XXH3-64, seed 0 ([`crate::xxh3`]): twice XXH64's speed on
+    /// x86_64, eight times on i386 (docs/process-state.md §1), and the loader
+    /// hashes every piece before the program runs.
+    Xxh3,
+}
+
+impl Algo {
+    /// What this build writes.
+    pub const NEWEST: Algo = Algo::Xxh3;
+
+    /// The hash of a section of this version, if this build knows it.
+    pub const fn of_version(v: u32) -> Option<Algo> {
+        match v {
+            1 => Some(Algo::Xxh64),
+            2 => Some(Algo::Xxh3),
+            _ => None,
+        }
+    }
+
+    /// The section version that says this hash.
+    pub const fn version(self) -> u32 {
+        match self {
+            Algo::Xxh64 => 1,
+            Algo::Xxh3 => 2,
+        }
+    }
+
+    /// Its name in messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Algo::Xxh64 => "XXH64",
+            Algo::Xxh3 => "XXH3-64",
+        }
+    }
+
+    /// A hasher with nothing fed.
+    pub const fn digest(self) -> Digest {
+        match self {
+            Algo::Xxh64 => Digest::Xxh64(DataHasher::new()),
+            Algo::Xxh3 => Digest::Xxh3(Xxh3::new()),
+        }
+    }
+}
+
+/// A piece hash being computed, of either [`Algo`]. (XXH3's state is the larger,
+/// about 400 bytes: it holds back the input while it may still be a short one.
+/// No allocator here, and one lives at a time, on the stack.)
+#[derive(Clone, Copy, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Digest {
+    /// XXH64.
+    Xxh64(DataHasher),
+    /// XXH3-64.
+    Xxh3(Xxh3),
+}
+
+impl Digest {
+    /// Feed more bytes.
+    #[inline]
+    pub fn update(&mut self, b: &[u8]) {
+        match self {
+            Digest::Xxh64(h) => h.update(b),
+            Digest::Xxh3(h) => h.update(b),
+        }
+    }
+
+    /// The hash of everything fed.
+    pub fn finish(&self) -> u64 {
+        match self {
+            Digest::Xxh64(h) => h.finish(),
+            Digest::Xxh3(h) => h.finish(),
+        }
+    }
+}
 
 /// The piece size the runtime writes: large enough that the loader's reads cost
 /// nothing in system calls, small enough that a piece just read is still in the
@@ -40,7 +129,7 @@ record! {
 record! {
     /// The checksum of one piece.
     pub struct PieceHash [PIECE_HASH_LEN = 8] {
-        /// XXH64 (seed 0) of the piece's bytes.
+        /// The hash ([`Algo`]) of the piece's bytes.
         pub hash: u64,
     }
 }
@@ -50,21 +139,25 @@ record! {
 pub struct DataHashes<'a> {
     /// Piece size.
     pub piece: u64,
+    /// How each piece is hashed (the section's version).
+    pub algo: Algo,
     /// One hash per piece, in file order.
     pub hashes: Table<'a, PieceHash>,
 }
 
 impl<'a> DataHashes<'a> {
-    /// Decode and check the section's payload (not the count against the regions:
-    /// that is [`crate::Meta::parse`]'s).
-    pub fn parse(data: &'a [u8]) -> Result<DataHashes<'a>, ImageError> {
+    /// Decode and check the section (not the count against the regions: that is
+    /// [`crate::Meta::parse`]'s).
+    pub fn parse(s: &Section<'a>) -> Result<DataHashes<'a>, ImageError> {
         let bad = ImageError::BadSection { tag: tag::DATA_HASHES };
+        let algo = Algo::of_version(s.version).ok_or(bad)?;
+        let data = s.data;
         let head = HashesHead::decode(data).map_err(|_| bad)?;
         if head.piece == 0 || !head.piece.is_multiple_of(PAGE_SIZE) || head.piece > MAX_PIECE {
             return Err(bad);
         }
         let hashes = Table::parse(&data[HASHES_HEAD_LEN..], tag::DATA_HASHES)?;
-        Ok(DataHashes { piece: head.piece, hashes })
+        Ok(DataHashes { piece: head.piece, algo, hashes })
     }
 
     /// The hash of piece `i` (in range once `Meta::parse` has checked the count).
@@ -92,10 +185,7 @@ impl<'a> DataHashes<'a> {
 
 /// The section validator (`section::validate`).
 pub fn validate(s: &Section) -> Result<(), ImageError> {
-    if s.version != 1 {
-        return Err(ImageError::BadSection { tag: s.tag });
-    }
-    DataHashes::parse(s.data).map(drop)
+    DataHashes::parse(s).map(drop)
 }
 
 /// Number of pieces of a region holding `bytes` bytes of data.
@@ -105,11 +195,12 @@ pub const fn pieces_of(bytes: u64, piece: u64) -> u64 {
 
 /// Hashes a stream of page data, fed in any slices, piece by piece: a piece ends
 /// every `piece` bytes of a region's data and at each [`PieceHasher::region`].
-/// Each finished piece is handed to `sink(index, hash)`.
+/// Each finished piece is handed to `sink(index, hash)`. Hashes with
+/// [`Algo::NEWEST`]: the section it fills is written with that version.
 #[derive(Clone, Copy, Debug)]
 pub struct PieceHasher {
     piece: u64,
-    h: DataHasher,
+    h: Digest,
     /// Bytes in the current piece.
     fill: u64,
     /// Index of the current piece.
@@ -119,7 +210,7 @@ pub struct PieceHasher {
 impl PieceHasher {
     /// Nothing fed yet.
     pub const fn new(piece: u64) -> PieceHasher {
-        PieceHasher { piece, h: DataHasher::new(), fill: 0, index: 0 }
+        PieceHasher { piece, h: Algo::NEWEST.digest(), fill: 0, index: 0 }
     }
 
     /// A new region's data begins: finish the current piece, if any.
@@ -128,7 +219,7 @@ impl PieceHasher {
             sink(self.index, self.h.finish());
             self.index += 1;
             self.fill = 0;
-            self.h = DataHasher::new();
+            self.h = Algo::NEWEST.digest();
         }
     }
 

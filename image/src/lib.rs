@@ -432,6 +432,7 @@ pub mod section;
 pub use section::{Section, Sections};
 pub mod threads;
 pub mod tree;
+pub mod xxh3;
 
 record! {
     /// The fixed header at `image_offset`.
@@ -1067,7 +1068,7 @@ impl<'a> Meta<'a> {
     /// The per-piece hashes of the page data (section DATA_HASHES), if the image
     /// has them (validated, count included, by `parse`).
     pub fn data_hashes(&self) -> Result<Option<hashes::DataHashes<'a>>, ImageError> {
-        self.sections.get(section::tag::DATA_HASHES).map(|s| hashes::DataHashes::parse(s.data)).transpose()
+        self.sections.get(section::tag::DATA_HASHES).map(|s| hashes::DataHashes::parse(&s)).transpose()
     }
 
     /// The PARENT section, if this is an incremental image (validated).

@@ -174,7 +174,8 @@ pub fn newest_version(t: u32) -> u32 {
         tag::FILES => crate::files::VERSION,
         tag::TREE => crate::tree::VERSION,
         tag::PROCESS => crate::process::VERSION,
-        tag::THREADS | tag::GUARDS | tag::SHARED | tag::PARENT | tag::DATA_HASHES | tag::COMPRESSION => 1,
+        tag::DATA_HASHES => crate::hashes::VERSION,
+        tag::THREADS | tag::GUARDS | tag::SHARED | tag::PARENT | tag::COMPRESSION => 1,
         _ => u32::MAX,
     }
 }

@@ -18,7 +18,7 @@
 //! one level up.
 
 use ckpt_image::parent::MAX_DEPTH;
-use ckpt_image::{DataHasher, HEADER_LEN, Header, Meta, Region};
+use ckpt_image::{HEADER_LEN, Header, Meta, Region};
 use ckpt_sys::{Errno, Fd, c, msg::Msg};
 
 use crate::{Name, Plan, die, die_image, msg, read_exact};
@@ -290,7 +290,7 @@ fn copy_run(f: &mut Fill, lvl: usize, m: &Meta, off: u64, to: u64, len: u64) {
         if f.held[lvl] != Some(piece) {
             let n = (pe - ps) as usize;
             read_exact(&f.plan.name, Fd(level.fd), &mut buf[..n], ps);
-            let mut x = DataHasher::new();
+            let mut x = h.algo.digest();
             x.update(&buf[..n]);
             let got = x.finish();
             let want = h.hash(piece).unwrap_or(!got);

@@ -45,7 +45,7 @@ use ckpt_image::lazy_status as ls;
 use ckpt_image::memory;
 use ckpt_image::process::vm;
 use ckpt_image::section::tag;
-use ckpt_image::{DataHasher, Meta, Region, kind};
+use ckpt_image::{Meta, Region, kind};
 use ckpt_sys::scratch::Scratch;
 use ckpt_sys::uffd::{self, Msg as UMsg};
 use ckpt_sys::{Errno, Fd, c};
@@ -793,7 +793,7 @@ impl Pager<'_> {
             for k in lp..end {
                 let s = ((k - lp) * self.piece) as usize;
                 let e = (s + self.piece as usize).min(len);
-                let mut x = DataHasher::new();
+                let mut x = h.algo.digest();
                 x.update(&self.buf[s..e]);
                 let got = x.finish();
                 if Some(got) != h.hash(r.hash0 + k) {

@@ -130,6 +130,8 @@ pub struct Plan {
     pub lazy: lazy::Setup,
     /// An incremental image's parents (`chain`).
     pub chain: chain::Chain,
+    /// One process of a tree (the root or a member).
+    pub in_tree: bool,
 }
 
 /// Phase one: called by `_start` (through `arch::loader_main`) with the initial
@@ -236,7 +238,7 @@ pub fn main(sp: usize) -> ! {
     // After `ids::enter`: the userfaultfd belongs to the process that opens it.
     let lazy = lazy::open(&name, lazy::mode(&name, sp), &meta, in_tree);
     let home = remap::Home::place(&name, &meta, cur_vdso, chain.area);
-    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns, lazy, chain };
+    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns, lazy, chain, in_tree };
     trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
@@ -264,9 +266,12 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
     let buf = chain::load(&plan, plan.home.chain_area(), &mut metas);
     let mut fill =
         chain::Fill { plan: &plan, metas: &metas, buf, held: [None; ckpt_image::parent::MAX_DEPTH as usize] };
-    remap::restore_regions(&plan, &meta, &mut lazy, &mut fill);
+    // The pages' checks run beside the reads, on the other CPU, where they can.
+    let checker = remap::start_checker(&plan, &meta, &lazy);
+    remap::restore_regions(&plan, &meta, &mut lazy, &mut fill, checker.is_some());
     chain::close(&plan.chain);
     trace("memory regions mapped and read");
+    remap::finish_checker(&plan, checker);
     let status = if lazy.count > 0 { plan.home.status() as u64 } else { 0 };
     // The pager goes before the restart slot is written: the slot may lie in a
     // lazy region (the runtime's statics in a static program's .bss).

@@ -15,7 +15,7 @@ use ckpt_image::hashes::DataHashes;
 use ckpt_image::memory::{self, Guard, SharedView};
 use ckpt_image::process::{ProcessState, vm};
 use ckpt_image::section::{Table, tag};
-use ckpt_image::{DataHasher, Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
+use ckpt_image::{Meta, Process, RESTART_INFO_LEN, Region, RestartInfo, kind, page_up, prot, task_size};
 use ckpt_sys::{Errno, Fd, IoVec, ProtFlags, c};
 
 use crate::{Name, Plan, arch, die, die_errno, msg};
@@ -284,6 +284,26 @@ struct Check<'a> {
     next: u64,
     /// Where each piece is stored, in a compressed image.
     stored: Option<Compression<'a>>,
+    /// The checker process does them (`start_checker`): pieces are only counted.
+    deferred: bool,
+}
+
+/// End the restart on a damaged piece: `k`, at file offset `off`, `len` bytes.
+fn damaged(plan: &Plan, h: &DataHashes, k: u64, off: u64, len: u64, got: u64) -> ! {
+    die(msg(&plan.name)
+        .s("the page data is damaged (piece ")
+        .u(k)
+        .s(" at offset ")
+        .u(off)
+        .s(", ")
+        .u(len)
+        .s(" bytes: ")
+        .s(h.algo.name())
+        .s(" ")
+        .x(got)
+        .s(", the image says ")
+        .x(h.hash(k).unwrap_or(!got))
+        .s("); not restarting"))
 }
 
 impl Check<'_> {
@@ -291,7 +311,11 @@ impl Check<'_> {
     /// `off`, `len` bytes in all) with the image's; refuse the image if it differs.
     fn piece(&mut self, plan: &Plan, off: u64, parts: &[IoVec]) {
         let Some(h) = &self.hashes else { return };
-        let mut x = DataHasher::new();
+        if self.deferred {
+            self.next += 1;
+            return;
+        }
+        let mut x = h.algo.digest();
         let mut len = 0u64;
         for v in parts {
             // SAFETY: `v` lies in a saved region just mapped readable and filled
@@ -299,20 +323,9 @@ impl Check<'_> {
             x.update(unsafe { core::slice::from_raw_parts(v.base as *const u8, v.len) });
             len += v.len as u64;
         }
-        let (got, want) = (x.finish(), h.hash(self.next).unwrap_or(!x.finish()));
-        if got != want {
-            die(msg(&plan.name)
-                .s("the page data is damaged (piece ")
-                .u(self.next)
-                .s(" at offset ")
-                .u(off)
-                .s(", ")
-                .u(len)
-                .s(" bytes: XXH64 ")
-                .x(got)
-                .s(", the image says ")
-                .x(want)
-                .s("); not restarting"));
+        let got = x.finish();
+        if Some(got) != h.hash(self.next) {
+            damaged(plan, h, self.next, off, len, got);
         }
         self.next += 1;
     }
@@ -349,13 +362,21 @@ impl Check<'_> {
 /// - Last, the guard pages (the GUARDS section) are installed again.
 ///
 /// A piece whose hash differs ends the restart (exit status 1) before the program
-/// runs, naming the piece's file offset.
-pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup, fill: &mut crate::chain::Fill) {
+/// runs, naming the piece's file offset. With `deferred` a checker process
+/// checks the pieces (`start_checker`): here they are only counted, and the
+/// mapped-from-image regions are not read.
+pub fn restore_regions(
+    plan: &Plan,
+    meta: &Meta,
+    lazy: &mut crate::lazy::Setup,
+    fill: &mut crate::chain::Fill,
+    deferred: bool,
+) {
     let mut iov = [IoVec::default(); ckpt_sys::IOV_MAX];
     let files = crate::files::section(meta);
     let mut orig = [IoVec::default(); ckpt_sys::IOV_MAX];
     // Validated by Meta::parse, count included.
-    let mut check = Check { hashes: meta.data_hashes().ok().flatten(), next: 0, stored: meta.compression() };
+    let mut check = Check { hashes: meta.data_hashes().ok().flatten(), next: 0, stored: meta.compression(), deferred };
     let (zin, zout) = plan.home.z_bufs();
     // The mapping flags (validated by Meta::parse); images without them get the
     // flags this loader always gave.
@@ -396,7 +417,7 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup, 
         }
         if let Some(off) = mapped_from_image(meta, &r, &check) {
             let flags = c::MAP_FIXED_NOREPLACE | c::MAP_PRIVATE;
-            let verify = CHECK_MAPPED && check.hashes.is_some();
+            let verify = CHECK_MAPPED && check.hashes.is_some() && !deferred;
             let first = if verify { r.prot | prot::READ } else { r.prot };
             let at = plan.base + off;
             // SAFETY: NOREPLACE, and the range is cleared and not the home block,
@@ -562,6 +583,92 @@ pub fn restore_regions(plan: &Plan, meta: &Meta, lazy: &mut crate::lazy::Setup, 
         if let Err(e) = r {
             die(msg(&plan.name).s("cannot install guard pages at ").x(g.start).s("-").x(g.end).s(": ").errno(e));
         }
+    }
+}
+
+/// With at least this much page data to check, the checks run in a fork of the
+/// loader (`start_checker`); below it they are done inline, as each piece is
+/// read. Measured (docs/process-state.md §1): for a small C program (2.3 MiB,
+/// nearly all of it libraries mapped from the image) the fork, the checker's
+/// copy of the pieces and the wait cost more than inline hashing does.
+const PARALLEL_MIN: u64 = 8 << 20;
+
+/// Phase two, with the address space cleared (the fork copies only the home
+/// block): start a process that checks every piece this restart reads or maps
+/// from the image against DATA_HASHES, reading the pieces from the file itself
+/// (the same immutable bytes the restore reads: an image is never rewritten in
+/// place), so the hashing runs on the other CPU while this process fills its
+/// memory. Returns its pid, or None: the checks are then inline
+/// (`restore_regions`), as for compressed images (pieces would be decoded
+/// twice), lazy restarts (the pager checks what it copies, when it does) and
+/// trees (a fork would take a pid of the tree's namespace).
+///
+/// The pieces it checks are those `restore_regions` checks: every region's
+/// data but that of MAP_SHARED file mappings mapped from their file again.
+pub fn start_checker(plan: &Plan, meta: &Meta, lazy: &crate::lazy::Setup) -> Option<i32> {
+    let h = meta.data_hashes().ok().flatten()?;
+    if meta.compression().is_some() || lazy.mode != crate::lazy::Mode::Off || plan.in_tree {
+        return None;
+    }
+    if meta.regions().map(|r| meta.data_range(&r)).map(|(s, e)| e - s).sum::<u64>() < PARALLEL_MIN {
+        return None;
+    }
+    // SAFETY: the loader holds no lock and runs no other thread; the child only
+    // reads the file and its copy of the home block, then exits.
+    match unsafe { ckpt_sys::task::clone_fork_nosignal() } {
+        Ok(0) => check_all(plan, meta, &h),
+        Ok(pid) => Some(pid),
+        // The inline checks do it.
+        Err(_) => None,
+    }
+}
+
+/// The checker: each piece read from the file into a buffer and hashed. Exits
+/// 0, or says which piece is damaged and exits with the loader's failure status.
+fn check_all(plan: &Plan, meta: &Meta, h: &DataHashes) -> ! {
+    let mut buf = ckpt_sys::scratch::Scratch::new(h.piece as usize)
+        .unwrap_or_else(|e| die(msg(&plan.name).s("cannot check the page data (its buffer: ").errno(e).s(")")));
+    let buf = buf.bytes();
+    let files = crate::files::section(meta);
+    let mut k = 0u64;
+    for r in meta.regions() {
+        let (mut at, end) = meta.data_range(&r);
+        let from_file = r.kind == kind::SHARED && files.and_then(|f| f.map_at(r.start)).is_some_and(|m| m.end == r.end);
+        if from_file {
+            k += ckpt_image::hashes::pieces_of(end - at, h.piece);
+            continue;
+        }
+        while at < end {
+            let n = (end - at).min(h.piece);
+            let b = &mut buf[..n as usize];
+            crate::read_exact(&plan.name, plan.fd, b, plan.base + at);
+            let mut x = h.algo.digest();
+            x.update(b);
+            let got = x.finish();
+            if Some(got) != h.hash(k) {
+                damaged(plan, h, k, at, n, got);
+            }
+            at += n;
+            k += 1;
+        }
+    }
+    ckpt_sys::exit_group(0)
+}
+
+/// Wait for the checker (if one runs): the program runs only once every piece
+/// was found whole. A damaged piece was said by the checker; this process ends
+/// with the same status.
+pub fn finish_checker(plan: &Plan, pid: Option<i32>) {
+    use ckpt_sys::task::Ended;
+    let Some(pid) = pid else { return };
+    match ckpt_sys::task::waitid_clone_status(pid) {
+        Ok(Ended::Exited(0)) => {}
+        Ok(Ended::Exited(status)) => ckpt_sys::exit_group(status),
+        Ok(Ended::Killed(sig)) => die(msg(&plan.name)
+            .s("the check of the page data did not finish (its process was killed by signal ")
+            .u(sig as u64)
+            .s("); not restarting")),
+        Err(e) => die(msg(&plan.name).s("cannot wait for the check of the page data: ").errno(e).s("; not restarting")),
     }
 }
 

@@ -584,7 +584,8 @@ impl Job {
         }
         // The very last, so that its payload ends the metadata: zero hashes for
         // now, the real ones once the data is written.
-        let dh = w.section(tag::DATA_HASHES, 1, DataHashes::len_for(npieces)).map_err(|_| Errno::ENOMEM)?;
+        let dh =
+            w.section(tag::DATA_HASHES, hashes::VERSION, DataHashes::len_for(npieces)).map_err(|_| Errno::ENOMEM)?;
         DataHashes::start(dh, hashes::PIECE, npieces);
         debug_assert_eq!(w.sections_len(), sections_len);
         let meta = w.finish();

@@ -250,7 +250,7 @@ pub fn merge(child: &Path, out: &Path) -> Result<(), Error> {
         let mut at = data_offset;
         for r in &regions {
             let mine = &runs[r.first_run as usize..(r.first_run + r.nruns) as usize];
-            let mut piece = DataHasher::new();
+            let mut piece = hashes::Algo::NEWEST.digest();
             let mut in_piece = 0u64;
             for u in mine {
                 let mut done = 0u64;
@@ -266,7 +266,7 @@ pub fn merge(child: &Path, out: &Path) -> Result<(), Error> {
                     in_piece += n;
                     if in_piece == hashes::PIECE {
                         piece_hashes.push(piece.finish());
-                        piece = DataHasher::new();
+                        piece = hashes::Algo::NEWEST.digest();
                         in_piece = 0;
                     }
                 }
@@ -298,7 +298,7 @@ pub fn merge(child: &Path, out: &Path) -> Result<(), Error> {
                 .copy_from_slice(s.data);
         }
         let dh = w
-            .section(tag::DATA_HASHES, 1, DataHashes::len_for(npieces))
+            .section(tag::DATA_HASHES, hashes::VERSION, DataHashes::len_for(npieces))
             .map_err(|_| Error::new(FAILURE, "sections"))?;
         DataHashes::start(dh, hashes::PIECE, npieces);
         for (i, &x) in piece_hashes.iter().enumerate() {

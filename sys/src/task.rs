@@ -47,6 +47,35 @@ pub fn waitid_clone(pid: i32) -> Result<()> {
     unsafe { sys!(Sysno::waitid, P_PID, pid, 0usize, WEXITED | WCLONE, 0usize) }.map(drop)
 }
 
+/// How a child ended, as `waitid` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It called `exit` with this status.
+    Exited(i32),
+    /// A signal ended it (this number).
+    Killed(i32),
+}
+
+/// `int waitid(P_PID, pid, &info, WEXITED | __WCLONE, NULL)`: reap the child
+/// `pid` that was created without a termination signal, and say how it ended.
+pub fn waitid_clone_status(pid: i32) -> Result<Ended> {
+    // siginfo_t (128 bytes): si_code at byte 8; for SIGCHLD, si_status follows
+    // si_pid and si_uid in the union, which starts at byte 16 on x86_64 (8-aligned)
+    // and at byte 12 on i386.
+    let mut info = [0i32; 32];
+    loop {
+        // SAFETY: `info` is a writable siginfo_t-sized buffer; no rusage.
+        match unsafe { sys!(Sysno::waitid, P_PID, pid, info.as_mut_ptr() as usize, WEXITED | WCLONE, 0usize) } {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => break,
+        }
+    }
+    const CLD_EXITED: i32 = 1;
+    let status = info[if cfg!(target_pointer_width = "64") { 6 } else { 5 }];
+    Ok(if info[2] == CLD_EXITED { Ended::Exited(status) } else { Ended::Killed(status) })
+}
+
 /// `long futex(uint32_t *uaddr, FUTEX_WAIT, uint32_t val, const struct timespec *timeout)`
 /// with a relative timeout in milliseconds. Ok also on a wake-up, a timeout
 /// (ETIMEDOUT), EAGAIN (the value changed) or EINTR: the caller re-checks.
