@@ -6,6 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -451,4 +452,36 @@ fn node_worker_threads_restart() {
     second.assert_ok("restart");
     assert!(second.has("RESTARTED node"), "{second}");
     assert_continues(&first, &second, 60);
+}
+
+/// Threads that start and end all the time (tests/c/threads_churn.c),
+/// checkpointed again and again in continue mode: a thread counted but gone
+/// before it could be stopped must leave a whole image (it once left a THREADS
+/// section of one thread, which every restart refused as damaged). Each image
+/// is verified as soon as it is written; the last one restarts and finishes.
+#[test]
+fn threads_that_come_and_go_leave_whole_images() {
+    let dir = Dir::new("threads_churn");
+    dir.compile("threads_churn.c", "threads_churn", &["-pthread"]);
+    let image = dir.join("threads_churn.ckpt");
+    let mut p = Proc::spawn(ckpt(&dir, &["-c", "./threads_churn", "200"]));
+    p.wait_for("READY");
+    let written = |p: &Proc| p.stderr_now().matches(" written (").count();
+    for n in 1..=20 {
+        std::thread::sleep(random_delay(20, 80));
+        p.signal("TSTP");
+        let until = Instant::now() + Duration::from_secs(10);
+        while written(&p) < n && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(written(&p), n, "checkpoint {n} not written\n{}", p.stderr_now());
+        let v = Command::new(ckpt_bin()).arg("verify").arg(&image).output().unwrap();
+        assert!(v.status.success(), "image {n}: {}", String::from_utf8_lossy(&v.stderr));
+    }
+    let first = p.finish();
+    first.assert_ok("the program in continue mode");
+    assert_eq!(first.ticks(), (1..=200).collect::<Vec<_>>(), "{first}");
+    let second = restart(&image, dir.path());
+    second.assert_ok("restart");
+    assert!(second.has("RESTARTED") && second.has("DONE"), "{second}");
 }

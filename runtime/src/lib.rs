@@ -376,7 +376,15 @@ fn take_stopped(
                     path.as_bytes(),
                 ));
             }
-            st.kernel.threads = capture::ThreadsSection { me, others: (s.records().as_ptr() as usize, s.n) };
+            if s.n == 0 {
+                // Every other thread ended between the count and the stop (a
+                // program that starts and joins threads): the image is of a
+                // single-threaded process, without a THREADS section (one of a
+                // single thread would be refused as damaged).
+                threads::none();
+            } else {
+                st.kernel.threads = capture::ThreadsSection { me, others: (s.records().as_ptr() as usize, s.n) };
+            }
             exclude = s.range();
         }
         None => threads::none(),
