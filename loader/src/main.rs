@@ -132,6 +132,9 @@ pub struct Plan {
     pub chain: chain::Chain,
     /// One process of a tree (the root or a member).
     pub in_tree: bool,
+    /// Check the page data as it is read (`remap::page_checks`); off only when
+    /// asked (`--no-page-check`).
+    pub page_check: bool,
 }
 
 /// Phase one: called by `_start` (through `arch::loader_main`) with the initial
@@ -238,7 +241,8 @@ pub fn main(sp: usize) -> ! {
     // After `ids::enter`: the userfaultfd belongs to the process that opens it.
     let lazy = lazy::open(&name, lazy::mode(&name, sp), &meta, in_tree);
     let home = remap::Home::place(&name, &meta, cur_vdso, chain.area);
-    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns, lazy, chain, in_tree };
+    let page_check = remap::page_checks(&name, sp);
+    let plan = Plan { fd, base, tree: pipes, header, home, name, started_ns, lazy, chain, in_tree, page_check };
     trace("moving to the home block");
     // SAFETY-free handoff: `enter` copies the loader, the metadata and the plan into
     // the home block and switches to it; phase two starts from that copy.
@@ -268,7 +272,7 @@ pub extern "C" fn phase_two(plan: usize) -> ! {
         chain::Fill { plan: &plan, metas: &metas, buf, held: [None; ckpt_image::parent::MAX_DEPTH as usize] };
     // The pages' checks run beside the reads, on the other CPU, where they can.
     let checker = remap::start_checker(&plan, &meta, &lazy);
-    remap::restore_regions(&plan, &meta, &mut lazy, &mut fill, checker.is_some());
+    remap::restore_regions(&plan, &meta, &mut lazy, &mut fill, checker.is_some() || !plan.page_check);
     chain::close(&plan.chain);
     trace("memory regions mapped and read");
     remap::finish_checker(&plan, checker);

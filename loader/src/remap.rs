@@ -586,6 +586,26 @@ pub fn restore_regions(
     }
 }
 
+/// `./prog.ckpt --no-page-check` or `CKPT_PAGE_CHECK=0`: do not check the pieces
+/// the loader reads or maps from the image (the lazy pager and an incremental
+/// image's parents still check theirs). For measuring what the checks cost
+/// (`cargo xtask bench`), or to try an image `ckpt verify` found damaged,
+/// knowingly: said on stderr at every such restart.
+pub fn page_checks(name: &Name, sp: usize) -> bool {
+    let mut on = arch::env(sp, b"CKPT_PAGE_CHECK") != Some(b"0");
+    let mut i = 1;
+    while let Some(a) = arch::arg(sp, i) {
+        if a == b"--no-page-check" {
+            on = false;
+        }
+        i += 1;
+    }
+    if !on {
+        msg(name).s("warning: the page data is not checked (--no-page-check or CKPT_PAGE_CHECK=0)").emit();
+    }
+    on
+}
+
 /// With at least this much page data to check, the checks run in a fork of the
 /// loader (`start_checker`); below it they are done inline, as each piece is
 /// read. Measured (docs/process-state.md §1): for a small C program (2.3 MiB,
@@ -606,7 +626,7 @@ const PARALLEL_MIN: u64 = 8 << 20;
 /// The pieces it checks are those `restore_regions` checks: every region's
 /// data but that of MAP_SHARED file mappings mapped from their file again.
 pub fn start_checker(plan: &Plan, meta: &Meta, lazy: &crate::lazy::Setup) -> Option<i32> {
-    let h = meta.data_hashes().ok().flatten()?;
+    let h = meta.data_hashes().ok().flatten().filter(|_| plan.page_check)?;
     if meta.compression().is_some() || lazy.mode != crate::lazy::Mode::Off || plan.in_tree {
         return None;
     }

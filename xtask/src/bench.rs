@@ -24,6 +24,8 @@
 //!   iteration (`FIRST`), and → its heartbeat after it summed its whole memory again
 //!   and found the checksum it had before (`HEARTBEAT`). Both times come from
 //!   CLOCK_MONOTONIC, which is system-wide, read by the harness and the program.
+//!   The same image is also restarted with `--no-page-check` (before or after,
+//!   alternating): what the page-data checks cost, on the same run.
 //!
 //! Continue mode (`ckpt -c`): the program's loop records the largest gap between
 //! two iterations; the harness asks for it (SIGUSR1) before the checkpoint and
@@ -238,6 +240,8 @@ struct Sample {
     /// The same with write-out started as the data is written.
     best: Vec<f64>,
     first: f64,
+    /// The same image restarted with `--no-page-check`.
+    first_unchecked: f64,
     heartbeat: f64,
     ref_read: f64,
 }
@@ -339,7 +343,29 @@ impl Env {
         c
     }
 
-    fn checkpoint_run(&self, mib: u64, mode: &str, prev_size: Option<u64>) -> Result<Sample> {
+    /// Restart the image; spawn → the program's first iteration and → its
+    /// heartbeat, in ms. `args`: the restart's own options.
+    fn restart_run(&self, args: &[&str], mib: u64, mode: &str) -> Result<(f64, f64)> {
+        let mut c = Command::new(self.image());
+        c.args(args).current_dir(&self.dir);
+        // The unchecked restart's warning is expected: not shown.
+        if !args.is_empty() {
+            c.stderr(Stdio::null());
+        }
+        let t0 = mono_ns();
+        let mut r = Prog::spawn_keep_stderr(&mut c)?;
+        let first = field(&r.expect("FIRST")?, "t")?;
+        let beat = field(&r.expect("HEARTBEAT ok")?, "t")?;
+        if !r.wait()? {
+            return Err(format!("the restarted {mib} MiB {mode} program failed ({args:?})"));
+        }
+        Ok((ms(first.saturating_sub(t0)), ms(beat.saturating_sub(t0))))
+    }
+
+    /// `unchecked_first`: restart with `--no-page-check` before the checked
+    /// restart rather than after (runs alternate, so that neither order favours
+    /// one).
+    fn checkpoint_run(&self, mib: u64, mode: &str, prev_size: Option<u64>, unchecked_first: bool) -> Result<Sample> {
         let image = self.image();
         let _ = fs::remove_file(&image);
         let mut p = Prog::spawn(&mut self.heap_cmd(mib, mode, false))?;
@@ -363,23 +389,17 @@ impl Env {
         refs.push(write_reference(&self.dir, size, &self.noise, false)?);
         let ref_read = read_reference(&image)?;
 
-        let t0 = mono_ns();
-        let mut r = Prog::spawn(Command::new(&image).current_dir(&self.dir))?;
-        let first = field(&r.expect("FIRST")?, "t")?;
-        let beat = field(&r.expect("HEARTBEAT ok")?, "t")?;
-        if !r.wait()? {
-            return Err(format!("the restarted {mib} MiB {mode} program failed"));
+        let mut unchecked = None;
+        if unchecked_first {
+            unchecked = Some(self.restart_run(&["--no-page-check"], mib, mode)?.0);
         }
+        let (first, heartbeat) = self.restart_run(&[], mib, mode)?;
+        let first_unchecked = match unchecked {
+            Some(u) => u,
+            None => self.restart_run(&["--no-page-check"], mib, mode)?.0,
+        };
         let _ = fs::remove_file(&image);
-        Ok(Sample {
-            image: size,
-            ckpt,
-            refs,
-            best,
-            first: ms(first.saturating_sub(t0)),
-            heartbeat: ms(beat.saturating_sub(t0)),
-            ref_read,
-        })
+        Ok(Sample { image: size, ckpt, refs, best, first, first_unchecked, heartbeat, ref_read })
     }
 
     /// Lazy restart (`CKPT_LAZY=1`) against the eager one, from one image of a
@@ -530,6 +550,7 @@ struct Row {
     ckpt_samples: Vec<f64>,
     ref_samples: Vec<f64>,
     first_samples: Vec<f64>,
+    unchecked_samples: Vec<f64>,
     read_samples: Vec<f64>,
 }
 
@@ -585,7 +606,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
             let mut s: Vec<Sample> = Vec::new();
             for _ in 0..size.runs {
-                let x = env.checkpoint_run(size.mib, mode, s.last().map(|x| x.image))?;
+                let x = env.checkpoint_run(size.mib, mode, s.last().map(|x| x.image), s.len() % 2 == 1)?;
                 eprintln!(
                     "bench: {} MiB {mode}: image {} B, checkpoint {:.1} ms, references {:?} ms, \
                      overlapped {:?} ms, restart first {:.1} ms, heartbeat {:.1} ms, read reference {:.1} ms",
@@ -608,6 +629,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 ckpt_samples: s.iter().map(|x| x.ckpt).collect(),
                 ref_samples: s.iter().flat_map(|x| x.refs.iter().map(|r| r.1)).collect(),
                 first_samples: s.iter().map(|x| x.first).collect(),
+                unchecked_samples: s.iter().map(|x| x.first_unchecked).collect(),
                 read_samples: s.iter().map(|x| x.ref_read).collect(),
                 first: med(|x| x.first),
                 heartbeat: med(|x| x.heartbeat),
@@ -1250,6 +1272,29 @@ fn table(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) ->
             f / rd
         );
     }
+    let _ = writeln!(
+        t,
+        "\nThe page-data checks at restart (issue 13): the same image restarted with and without \
+         `--no-page-check`, in alternating order, medians / bests.\n"
+    );
+    let _ = writeln!(t, "| memory | content | restart: first instr. | unchecked | ratio median / best |");
+    let _ = writeln!(t, "|---:|---|---:|---:|---:|");
+    for r in rows {
+        let content = match r.mode {
+            "half" => "half zero pages",
+            _ if r.mib == 0 => "(program only)",
+            _ => "random",
+        };
+        let (f, fb) = (median(r.first_samples.clone()), min(&r.first_samples));
+        let (u, ub) = (median(r.unchecked_samples.clone()), min(&r.unchecked_samples));
+        let _ = writeln!(
+            t,
+            "| {} MiB | {content} | {f:.1} / {fb:.1} ms | {u:.1} / {ub:.1} ms | {:.2} / {:.2} |",
+            r.mib,
+            f / u,
+            fb / ub
+        );
+    }
     if !cont.is_empty() {
         let _ = writeln!(t, "\n| continue mode (`ckpt -c`) | program paused | signal → image renamed | pause / full |");
         let _ = writeln!(t, "|---:|---:|---:|---:|");
@@ -1323,6 +1368,7 @@ fn json(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) -> 
         ref_write_fsync_ms: Vec<f64>,
         ref_overlapped_fsync_ms: Vec<f64>,
         restart_first_instruction_ms: Vec<f64>,
+        restart_unchecked_ms: Vec<f64>,
         ref_read_ms: Vec<f64>,
     }
     #[derive(Serialize)]
@@ -1367,6 +1413,7 @@ fn json(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) -> 
                     ref_write_fsync_ms: r.ref_samples.clone(),
                     ref_overlapped_fsync_ms: r.best_samples.clone(),
                     restart_first_instruction_ms: r.first_samples.clone(),
+                    restart_unchecked_ms: r.unchecked_samples.clone(),
                     ref_read_ms: r.read_samples.clone(),
                 },
             })
