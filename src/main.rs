@@ -99,7 +99,24 @@ Checkpoint files:
                        length against their checksums; exit 0 and print one
                        line if all is well, exit 1 naming the damaged part
   ckpt info FILE       program, arguments, directory, time, kernel, memory
-                       regions and sizes (add --json for a JSON object)
+                       regions and sizes, threads, every descriptor and how
+                       it comes back (add --json for a JSON object)
+  ckpt merge FILE -o OUT
+                       an incremental image and its parents as one full image
+
+Running a checkpoint file ('./prog.ckpt [OPTION]...'; each has a variable):
+  --lazy, --lazy=faults, --eager   (CKPT_LAZY=1|faults|0) run before the
+                       large memory is read; pages then come in the background
+                       or on first touch only; --eager (default) reads all
+  --shell-stdio        (CKPT_STDIO=shell) take this shell's stdin, stdout and
+                       stderr, whatever they were at the checkpoint
+  --refuse-changed     (CKPT_CHANGED=refuse) refuse to restart when an open
+                       file is gone, replaced or shorter (default: a warning
+                       per descriptor)
+  --no-page-check      (CKPT_PAGE_CHECK=0) do not check the page data against
+                       its hashes (said on stderr); for measurements, or a
+                       last try with an image 'ckpt verify' found damaged
+  CKPT_DEBUG=1         each restore step on stderr
 
 Exit status:
   85   PROG was checkpointed and exited (-x or CKPT_EXIT_STATUS change it):
@@ -122,10 +139,13 @@ Example:
 Batch jobs (the same command starts and resumes; see 'ckpt run --help'):
   ckpt run --dir ckpt.d -a TERM,USR1 -- ./simulate input.dat
 
-What is saved: the memory of the process, its registers and its signal
-state (handlers, mask). What is not: threads (a program with more than one
-thread is refused at checkpoint time, and goes on running); open files other
-than stdin, stdout and stderr are not restored yet, nor child processes.
+What is saved: the memory of the process, every thread with its registers,
+its signal state (handlers, masks, pending signals), timers, limits and other
+settings, and its open files (regular files by path at their offsets,
+deleted files and memfds with their content, pipes with their unread data,
+terminals, sockets, eventfd, timerfd, signalfd, epoll, inotify, locks);
+with --tree also its child processes. Anything that cannot come back is said
+at checkpoint time, at restart and by 'ckpt info' (README, docs/files.md).
 
 Refused programs: setuid and setgid programs and programs with file
 capabilities (the dynamic loader ignores LD_PRELOAD for them), statically

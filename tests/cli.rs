@@ -33,7 +33,7 @@ fn help_describes_options_and_environment() {
         "ckpt ./counter",
         "kill -TSTP",
         "./counter.ckpt",
-        "not restored",
+        "cannot come back",
         "CKPT_EXIT_STATUS",
         "CKPT_DIR",
         "-x, --exit-status",
@@ -41,11 +41,18 @@ fn help_describes_options_and_environment() {
         "--deadline",
         "85",
         "ckpt run",
+        "--lazy",
+        "--shell-stdio",
+        "--refuse-changed",
+        "--no-page-check",
+        "CKPT_PAGE_CHECK",
+        "every thread",
+        "open files",
     ] {
         assert!(out.contains(needle), "{needle:?} not in --help:\n{out}");
     }
-    // Threads are not saved (yet): the help must not say they are.
-    assert!(!out.contains("registers of its threads"), "{out}");
+    // What was once true and is no more.
+    assert!(!out.contains("is refused at checkpoint time"), "{out}");
     // The short help is shorter but still lists the options.
     let short = success(run(ckpt().arg("-h")));
     assert!(short.len() < out.len());

@@ -554,6 +554,17 @@ struct Row {
     read_samples: Vec<f64>,
 }
 
+impl Row {
+    /// The workload, as the tables name it.
+    fn content(&self) -> &'static str {
+        match self.mode {
+            "half" => "half zero pages",
+            _ if self.mib == 0 => "(program only)",
+            _ => "random",
+        }
+    }
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let usage = "usage: cargo xtask bench [--sizes MIB,MIB,...] [--only checkpoint|continue|overhead|threads|files|compress|lazy|incremental|hijack|tree]";
     let (mut only, mut part) = (None::<Vec<u64>>, None::<String>);
@@ -1225,11 +1236,7 @@ fn table(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) ->
     );
     let _ = writeln!(t, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
-        let content = match r.mode {
-            "half" => "half zero pages",
-            _ if r.mib == 0 => "(program only)",
-            _ => "random",
-        };
+        let content = r.content();
         let _ = writeln!(
             t,
             "| {} MiB | {content} | {:.1} MiB (non-zero data {} MiB) | {:.0} ms | {:.0} ms | {:.2} | {:.0} ms | {:.2} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} |",
@@ -1254,13 +1261,7 @@ fn table(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) ->
     );
     let _ = writeln!(t, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
-        let content = if r.mode == "half" {
-            "half zero pages"
-        } else if r.mib == 0 {
-            "(program only)"
-        } else {
-            "random"
-        };
+        let content = r.content();
         let (c, p, b) = (min(&r.ckpt_samples), min(&r.ref_samples), min(&r.best_samples));
         let (f, rd) = (min(&r.first_samples), min(&r.read_samples));
         let _ = writeln!(
@@ -1280,11 +1281,7 @@ fn table(machine: &str, rows: &[Row], cont: &[(u64, f64, f64)], o: &Overhead) ->
     let _ = writeln!(t, "| memory | content | restart: first instr. | unchecked | ratio median / best |");
     let _ = writeln!(t, "|---:|---|---:|---:|---:|");
     for r in rows {
-        let content = match r.mode {
-            "half" => "half zero pages",
-            _ if r.mib == 0 => "(program only)",
-            _ => "random",
-        };
+        let content = r.content();
         let (f, fb) = (median(r.first_samples.clone()), min(&r.first_samples));
         let (u, ub) = (median(r.unchecked_samples.clone()), min(&r.unchecked_samples));
         let _ = writeln!(
