@@ -280,31 +280,25 @@ impl<'p> Image<'p> {
         let meta = self.meta();
         let Some(dh) = meta.data_hashes().map_err(|e| self.damaged(e.to_string()))? else { return Ok(()) };
         let stored = meta.compression();
-        let mut k = 0u64;
-        for r in meta.regions() {
-            let (mut plain_at, end) = meta.data_range(&r);
-            while plain_at < end {
-                let n = (end - plain_at).min(dh.piece);
-                let (got, at) = match &stored {
-                    // Validated by Meta::parse: one stored piece per piece.
-                    Some(c) => {
-                        let p = c.piece(k).unwrap_or_default();
-                        (self.unpacked_hash(k, &p, n, dh.algo)?, p.off)
-                    }
-                    None => (self.hash(plain_at, n, dh.algo)?.0, plain_at),
-                };
-                let want = dh.hash(k).unwrap_or(!got);
-                if got != want {
-                    return Err(self.damaged(format!(
-                        "the page data is damaged (piece {k} at offset {at}, {n} bytes, of region \
-                         {:x}-{:x}: {} {got:016x}, the image says {want:016x})",
-                        r.start,
-                        r.end,
-                        dh.algo.name()
-                    )));
+        for p in ckpt_image::hashes::pieces(&meta, dh.piece) {
+            let (k, n) = (p.index, p.len);
+            let (got, at) = match &stored {
+                // Validated by Meta::parse: one stored piece per piece.
+                Some(c) => {
+                    let s = c.piece(k).unwrap_or_default();
+                    (self.unpacked_hash(k, &s, n, dh.algo)?, s.off)
                 }
-                plain_at += n;
-                k += 1;
+                None => (self.hash(p.off, n, dh.algo)?.0, p.off),
+            };
+            let want = dh.hash(k).unwrap_or(!got);
+            if got != want {
+                return Err(self.damaged(format!(
+                    "the page data is damaged (piece {k} at offset {at}, {n} bytes, of region \
+                     {:x}-{:x}: {} {got:016x}, the image says {want:016x})",
+                    p.region.start,
+                    p.region.end,
+                    dh.algo.name()
+                )));
             }
         }
         Ok(())

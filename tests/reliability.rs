@@ -926,17 +926,12 @@ fn an_image_with_xxh64_piece_hashes_still_restarts_and_is_checked() {
         let mut old = good.clone();
         old[body - SECTION_HEADER_LEN + 4..body - SECTION_HEADER_LEN + 8].copy_from_slice(&1u32.to_le_bytes());
         let mut k = 0usize;
-        for r in meta.regions() {
-            let (mut at, end) = meta.data_range(&r);
-            while at < end {
-                let n = (end - at).min(dh.piece);
-                let mut x = ckpt_image::DataHasher::new();
-                x.update(&good[at as usize..(at + n) as usize]);
-                let e = body + 16 + 8 * k;
-                old[e..e + 8].copy_from_slice(&x.finish().to_le_bytes());
-                at += n;
-                k += 1;
-            }
+        for p in ckpt_image::hashes::pieces(&meta, dh.piece) {
+            let mut x = ckpt_image::DataHasher::new();
+            x.update(&good[p.off as usize..(p.off + p.len) as usize]);
+            let e = body + 16 + 8 * p.index as usize;
+            old[e..e + 8].copy_from_slice(&x.finish().to_le_bytes());
+            k += 1;
         }
         assert_eq!(k, dh.hashes.len(), "every piece rewritten");
         let mut h1 = h;

@@ -35,7 +35,7 @@
 //! [`tag::COMPRESSION`]: crate::section::tag::COMPRESSION
 
 use crate::section::{Section, Table, tag};
-use crate::{ImageError, Meta, PAGE_SIZE, Rd, Wr, hashes};
+use crate::{ImageError, Meta, PAGE_SIZE, Rd, Wr, hashes, rd32, rd64};
 use core::mem::size_of;
 
 /// How a piece is stored.
@@ -224,20 +224,6 @@ const LASTLITERALS: usize = 5;
 const MAX_DISTANCE: usize = 65535;
 /// Entries of the encoder's hash table ([`Encoder::TABLE`]).
 const HASH_LOG: u32 = 12;
-
-#[inline(always)]
-fn rd32(b: &[u8], i: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[i..i + 4]);
-    u32::from_le_bytes(w)
-}
-
-#[inline(always)]
-fn rd64(b: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[i..i + 8]);
-    u64::from_le_bytes(w)
-}
 
 #[inline(always)]
 fn hash(v: u32) -> usize {

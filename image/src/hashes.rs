@@ -193,6 +193,34 @@ pub const fn pieces_of(bytes: u64, piece: u64) -> u64 {
     bytes.div_ceil(piece)
 }
 
+/// One piece of the page data.
+#[derive(Clone, Copy, Debug)]
+pub struct PieceAt {
+    /// Its index in the section's table.
+    pub index: u64,
+    /// The region whose data it is part of.
+    pub region: crate::Region,
+    /// Its offset in the plain page data's layout (`Run::file_off`).
+    pub off: u64,
+    /// Its length.
+    pub len: u64,
+}
+
+/// Every piece of `meta`'s page data cut in pieces of `piece` bytes, in file
+/// order: the cut the section's hashes follow (module comment).
+pub fn pieces<'m>(meta: &'m crate::Meta<'_>, piece: u64) -> impl Iterator<Item = PieceAt> + 'm {
+    let mut first = 0u64;
+    meta.regions().flat_map(move |region| {
+        let (s, e) = meta.data_range(&region);
+        let (base, n) = (first, pieces_of(e - s, piece));
+        first += n;
+        (0..n).map(move |j| {
+            let off = s + j * piece;
+            PieceAt { index: base + j, region, off, len: piece.min(e - off) }
+        })
+    })
+}
+
 /// Hashes a stream of page data, fed in any slices, piece by piece: a piece ends
 /// every `piece` bytes of a region's data and at each [`PieceHasher::region`].
 /// Each finished piece is handed to `sink(index, hash)`. Hashes with

@@ -123,10 +123,20 @@ fn xxh_merge(h: u64, acc: u64) -> u64 {
     (h ^ xxh_round(0, acc)).wrapping_mul(P1).wrapping_add(P4)
 }
 
+/// The little-endian u32 at byte `i` of `b` (the hashes' and codecs' reads;
+/// records decode through `Rd`).
 #[inline(always)]
-fn le64(b: &[u8]) -> u64 {
+pub(crate) fn rd32(b: &[u8], i: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[i..i + 4]);
+    u32::from_le_bytes(w)
+}
+
+/// The little-endian u64 at byte `i` of `b`.
+#[inline(always)]
+pub(crate) fn rd64(b: &[u8], i: usize) -> u64 {
     let mut w = [0u8; 8];
-    w.copy_from_slice(&b[..8]);
+    w.copy_from_slice(&b[i..i + 8]);
     u64::from_le_bytes(w)
 }
 
@@ -145,10 +155,10 @@ impl DataHasher {
     fn stripes(&mut self, b: &[u8]) {
         let [mut a0, mut a1, mut a2, mut a3] = self.acc;
         for s in b.chunks_exact(32) {
-            a0 = xxh_round(a0, le64(&s[0..]));
-            a1 = xxh_round(a1, le64(&s[8..]));
-            a2 = xxh_round(a2, le64(&s[16..]));
-            a3 = xxh_round(a3, le64(&s[24..]));
+            a0 = xxh_round(a0, rd64(s, 0));
+            a1 = xxh_round(a1, rd64(s, 8));
+            a2 = xxh_round(a2, rd64(s, 16));
+            a3 = xxh_round(a3, rd64(s, 24));
         }
         self.acc = [a0, a1, a2, a3];
     }
@@ -201,7 +211,7 @@ impl DataHasher {
         h = h.wrapping_add(self.total);
         let mut t = &self.buf[..self.buffered];
         while t.len() >= 8 {
-            h ^= xxh_round(0, le64(t));
+            h ^= xxh_round(0, rd64(t, 0));
             h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
             t = &t[8..];
         }
@@ -1673,14 +1683,14 @@ mod tests {
                         let mut b = [0u8; HEADER_LEN];
                         h.encode(&mut b);
                         let slot = rng.below(HEADER_LEN / 8 - 1) * 8;
-                        let v = rng.interesting(le64(&b[slot..]));
+                        let v = rng.interesting(rd64(&b, slot));
                         b[slot..slot + 8].copy_from_slice(&v.to_le_bytes());
                         h = Header::decode(&b).unwrap();
                     }
                     // One 8-byte word of the metadata, anywhere.
                     1 if meta.len() >= 8 => {
                         let at = rng.below(meta.len() / 8) * 8;
-                        let v = rng.interesting(le64(&meta[at..]));
+                        let v = rng.interesting(rd64(&meta, at));
                         meta[at..at + 8].copy_from_slice(&v.to_le_bytes());
                     }
                     // One u32 of a region record (prot, kind, first_run, nruns, name).

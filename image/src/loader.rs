@@ -78,9 +78,9 @@ pub fn parse(file: &[u8]) -> Result<LoaderElf, LoaderError> {
     }
     // (e_phoff, e_phentsize, e_phnum), then p_offset and p_filesz in a Phdr.
     let (phoff, phentsize, phnum) = if wide {
-        (u64_at(file, 32), u16_at(file, 54), u16_at(file, 56))
+        (crate::rd64(file, 32), u16_at(file, 54), u16_at(file, 56))
     } else {
-        (u64::from(u32_at(file, 28)), u16_at(file, 42), u16_at(file, 44))
+        (u64::from(crate::rd32(file, 28)), u16_at(file, 42), u16_at(file, 44))
     };
     let (entry, off_at, size_at) = if wide { (PHDR64, 8, 32) } else { (PHDR32, 4, 16) };
     let phentsize = usize::from(phentsize);
@@ -93,12 +93,12 @@ pub fn parse(file: &[u8]) -> Result<LoaderElf, LoaderError> {
     else {
         return Err(LoaderError::Truncated { need });
     };
-    let field = |ph: &[u8], at: usize| if wide { u64_at(ph, at) } else { u64::from(u32_at(ph, at)) };
-    let shoff = if wide { u64_at(file, 40) } else { u64::from(u32_at(file, 32)) };
-    let ordinary = shoff != 0 || table.chunks_exact(phentsize).any(|ph| u32_at(ph, 0) == PT_INTERP);
+    let field = |ph: &[u8], at: usize| if wide { crate::rd64(ph, at) } else { u64::from(crate::rd32(ph, at)) };
+    let shoff = if wide { crate::rd64(file, 40) } else { u64::from(crate::rd32(file, 32)) };
+    let ordinary = shoff != 0 || table.chunks_exact(phentsize).any(|ph| crate::rd32(ph, 0) == PT_INTERP);
     table
         .chunks_exact(phentsize)
-        .filter(|ph| u32_at(ph, 0) == PT_LOAD)
+        .filter(|ph| crate::rd32(ph, 0) == PT_LOAD)
         .map(|ph| field(ph, off_at).saturating_add(field(ph, size_at)))
         .max()
         .map(|file_end| LoaderElf { machine: u16_at(file, 18), file_end, ordinary })
@@ -108,16 +108,6 @@ pub fn parse(file: &[u8]) -> Result<LoaderElf, LoaderError> {
 // The callers pass offsets inside slices whose length they checked.
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
 }
 
 #[cfg(test)]

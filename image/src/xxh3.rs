@@ -15,7 +15,7 @@
 //! class in the tests below. Feed it the data in any slices: the result depends
 //! only on the bytes.
 
-use crate::{P1, P2, P3};
+use crate::{P1, P2, P3, rd32, rd64};
 
 /// The default secret of XXH3 (the specification's `kSecret`).
 #[rustfmt::skip]
@@ -48,17 +48,8 @@ const MID_MAX: usize = 240;
 const BUF: usize = 256;
 
 #[inline(always)]
-fn r64(b: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[i..i + 8]);
-    u64::from_le_bytes(w)
-}
-
-#[inline(always)]
 fn r32(b: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[i..i + 4]);
-    u32::from_le_bytes(w) as u64
+    rd32(b, i) as u64
 }
 
 #[inline(always)]
@@ -92,7 +83,7 @@ fn rrmxmx(mut h: u64, len: u64) -> u64 {
 }
 
 fn mix16(b: &[u8], at: usize, s: usize) -> u64 {
-    fold64(r64(b, at) ^ r64(&SECRET, s), r64(b, at + 8) ^ r64(&SECRET, s + 8))
+    fold64(rd64(b, at) ^ rd64(&SECRET, s), rd64(b, at + 8) ^ rd64(&SECRET, s + 8))
 }
 
 /// The hash of an input of at most [`MID_MAX`] bytes.
@@ -100,18 +91,18 @@ fn short(b: &[u8]) -> u64 {
     let len = b.len();
     let l = len as u64;
     match len {
-        0 => avalanche64(r64(&SECRET, 56) ^ r64(&SECRET, 64)),
+        0 => avalanche64(rd64(&SECRET, 56) ^ rd64(&SECRET, 64)),
         1..=3 => {
             let c = ((b[0] as u64) << 16) | ((b[len >> 1] as u64) << 24) | b[len - 1] as u64 | (l << 8);
             avalanche64(c ^ (r32(&SECRET, 0) ^ r32(&SECRET, 4)))
         }
         4..=8 => {
             let x = r32(b, len - 4).wrapping_add(r32(b, 0) << 32);
-            rrmxmx(x ^ (r64(&SECRET, 8) ^ r64(&SECRET, 16)), l)
+            rrmxmx(x ^ (rd64(&SECRET, 8) ^ rd64(&SECRET, 16)), l)
         }
         9..=16 => {
-            let lo = r64(b, 0) ^ (r64(&SECRET, 24) ^ r64(&SECRET, 32));
-            let hi = r64(b, len - 8) ^ (r64(&SECRET, 40) ^ r64(&SECRET, 48));
+            let lo = rd64(b, 0) ^ (rd64(&SECRET, 24) ^ rd64(&SECRET, 32));
+            let hi = rd64(b, len - 8) ^ (rd64(&SECRET, 40) ^ rd64(&SECRET, 48));
             avalanche(l.wrapping_add(lo.swap_bytes()).wrapping_add(hi).wrapping_add(fold64(lo, hi)))
         }
         17..=128 => {
@@ -145,8 +136,8 @@ fn short(b: &[u8]) -> u64 {
 fn stripe(acc: &mut [u64; 8], s: &[u8; STRIPE], key: usize) {
     let k: &[u8; STRIPE] = SECRET[key..key + STRIPE].try_into().unwrap_or(&[0; STRIPE]);
     for j in 0..4 {
-        let (d0, d1) = (r64(s, 16 * j), r64(s, 16 * j + 8));
-        let (x0, x1) = (d0 ^ r64(k, 16 * j), d1 ^ r64(k, 16 * j + 8));
+        let (d0, d1) = (rd64(s, 16 * j), rd64(s, 16 * j + 8));
+        let (x0, x1) = (d0 ^ rd64(k, 16 * j), d1 ^ rd64(k, 16 * j + 8));
         acc[2 * j] = acc[2 * j].wrapping_add(d1).wrapping_add((x0 & 0xFFFF_FFFF).wrapping_mul(x0 >> 32));
         acc[2 * j + 1] = acc[2 * j + 1].wrapping_add(d0).wrapping_add((x1 & 0xFFFF_FFFF).wrapping_mul(x1 >> 32));
     }
@@ -156,7 +147,7 @@ fn stripe(acc: &mut [u64; 8], s: &[u8; STRIPE], key: usize) {
 fn scramble(acc: &mut [u64; 8]) {
     let k = &SECRET[SECRET.len() - STRIPE..];
     for (i, a) in acc.iter_mut().enumerate() {
-        *a = ((*a ^ (*a >> 47)) ^ r64(k, 8 * i)).wrapping_mul(P32_1);
+        *a = ((*a ^ (*a >> 47)) ^ rd64(k, 8 * i)).wrapping_mul(P32_1);
     }
 }
 
@@ -281,8 +272,8 @@ impl Xxh3 {
         let mut h = self.total.wrapping_mul(P1);
         for i in 0..4 {
             h = h.wrapping_add(fold64(
-                acc[2 * i] ^ r64(&SECRET, 11 + 16 * i),
-                acc[2 * i + 1] ^ r64(&SECRET, 19 + 16 * i),
+                acc[2 * i] ^ rd64(&SECRET, 11 + 16 * i),
+                acc[2 * i + 1] ^ rd64(&SECRET, 19 + 16 * i),
             ));
         }
         avalanche(h)

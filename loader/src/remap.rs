@@ -650,26 +650,18 @@ fn check_all(plan: &Plan, meta: &Meta, h: &DataHashes) -> ! {
         .unwrap_or_else(|e| die(msg(&plan.name).s("cannot check the page data (its buffer: ").errno(e).s(")")));
     let buf = buf.bytes();
     let files = crate::files::section(meta);
-    let mut k = 0u64;
-    for r in meta.regions() {
-        let (mut at, end) = meta.data_range(&r);
-        let from_file = r.kind == kind::SHARED && files.and_then(|f| f.map_at(r.start)).is_some_and(|m| m.end == r.end);
-        if from_file {
-            k += ckpt_image::hashes::pieces_of(end - at, h.piece);
+    for p in ckpt_image::hashes::pieces(meta, h.piece) {
+        let r = &p.region;
+        if r.kind == kind::SHARED && files.and_then(|f| f.map_at(r.start)).is_some_and(|m| m.end == r.end) {
             continue;
         }
-        while at < end {
-            let n = (end - at).min(h.piece);
-            let b = &mut buf[..n as usize];
-            crate::read_exact(&plan.name, plan.fd, b, plan.base + at);
-            let mut x = h.algo.digest();
-            x.update(b);
-            let got = x.finish();
-            if Some(got) != h.hash(k) {
-                damaged(plan, h, k, at, n, got);
-            }
-            at += n;
-            k += 1;
+        let b = &mut buf[..p.len as usize];
+        crate::read_exact(&plan.name, plan.fd, b, plan.base + p.off);
+        let mut x = h.algo.digest();
+        x.update(b);
+        let got = x.finish();
+        if Some(got) != h.hash(p.index) {
+            damaged(plan, h, p.index, p.off, p.len, got);
         }
     }
     ckpt_sys::exit_group(0)

@@ -40,11 +40,10 @@ pub unsafe fn clone_fork_nosignal() -> Result<i32> {
     unsafe { sys!(Sysno::clone, 0usize, 0usize, 0usize, 0usize, 0usize) }.map(|p| p as i32)
 }
 
-/// `int waitid(P_PID, pid, NULL, WEXITED | __WCLONE, NULL)`: reap the child `pid`
-/// that was created without a termination signal.
+/// Reap the child `pid` that was created without a termination signal
+/// ([`waitid_clone_status`], how it ended left unsaid).
 pub fn waitid_clone(pid: i32) -> Result<()> {
-    // SAFETY: no siginfo or rusage buffers are passed.
-    unsafe { sys!(Sysno::waitid, P_PID, pid, 0usize, WEXITED | WCLONE, 0usize) }.map(drop)
+    waitid_clone_status(pid).map(drop)
 }
 
 /// How a child ended, as `waitid` says.
