@@ -42,6 +42,8 @@ const NEEDS: &[(&str, &[&str], &str)] = &[
     // less restarted in a terminal that tmux makes and reads back.
     ("less", &["--version"], "less"),
     ("tmux", &["-V"], "tmux"),
+    // The LZ4 codec's unit test checks our blocks against the reference tool.
+    ("lz4", &["-V"], "lz4"),
     // A static program with no dynamic loader that tests/hijack.rs puts the
     // runtime into (ckpt hijack).
     ("/bin/busybox", &["true"], "busybox-static"),
@@ -95,7 +97,7 @@ pub fn run_setup() -> Result<()> {
     if missing.is_empty() {
         eprintln!(
             "xtask setup: cc, c++ (both with -m32), make, python3, binutils, musl-gcc, strace, setcap, \
-             setpriv, slurm-wlm, munge, javac, node, sqlite3, gzip, script, less, tmux, busybox-static and go \
+             setpriv, slurm-wlm, munge, javac, node, sqlite3, gzip, script, less, tmux, lz4, busybox-static and go \
              are present"
         );
     } else {
