@@ -7,6 +7,9 @@
 use ckpt_sys::Errno;
 use ckpt_sys::msg::Msg;
 
+/// The step of [`Failure::busy`].
+const BUSY: &str = "another checkpoint is in progress";
+
 /// A failed step: the errno first (what went wrong), then what was being done.
 #[derive(Clone, Copy)]
 pub struct Failure {
@@ -46,6 +49,17 @@ impl Failure {
     /// Without a path.
     pub fn bare(step: &'static str, errno: Errno) -> Failure {
         Failure::new(step, errno, b"")
+    }
+
+    /// Another thread's checkpoint holds the state (`state::with` found it
+    /// busy).
+    pub fn busy() -> Failure {
+        Failure::bare(BUSY, Errno::EBUSY)
+    }
+
+    /// Is this [`Failure::busy`]?
+    pub fn is_busy(&self) -> bool {
+        self.errno == Errno::EBUSY && self.step == BUSY
     }
 
     /// Print the line.

@@ -256,7 +256,7 @@ fn checkpoint_here(
         r
     })
     .unwrap_or_else(|| {
-        let f = Failure::bare("another checkpoint is in progress", Errno::EBUSY);
+        let f = Failure::busy();
         req.fail(&f);
         Err(f)
     });

@@ -373,7 +373,13 @@ extern "C" fn on_signal(sig: i32, info: *mut c_void, uc: *mut c_void) {
             unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), our_signals(&cfg)) }
         }
         Err(f) => {
-            f.report();
+            // Busy: a trigger that reached another thread at the same moment
+            // started the checkpoint between our `config_if_idle` and our
+            // `checkpoint`. This one asked for what that one does (as above,
+            // when the state was already busy): nothing to say.
+            if !(asked.is_none() && f.is_busy()) {
+                f.report();
+            }
             // SAFETY: as above.
             unsafe { crate::sleep::finish_here(uc, interrupted.as_ref(), our_signals(&cfg)) }
         }
