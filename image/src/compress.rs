@@ -35,7 +35,7 @@
 //! [`tag::COMPRESSION`]: crate::section::tag::COMPRESSION
 
 use crate::section::{Section, Table, tag};
-use crate::{ImageError, Meta, PAGE_SIZE, Rd, Wr, hashes};
+use crate::{ImageError, Meta, PAGE_SIZE, Rd, Wr, hashes, rd32, rd64};
 use core::mem::size_of;
 
 /// How a piece is stored.
@@ -454,16 +454,7 @@ fn put<const N: usize>(b: &mut [u8], i: usize, w: [u8; N]) {
     b[i..i + N].copy_from_slice(&w);
 }
 
-#[inline(always)]
-fn rd32(b: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes(get(b, i))
-}
-
-#[inline(always)]
-fn rd64(b: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(get(b, i))
-}
-
+/// The little-endian u128 at byte `i` of `b` (as the crate's `rd64`).
 #[inline(always)]
 fn rd128(b: &[u8], i: usize) -> u128 {
     u128::from_le_bytes(get(b, i))
